@@ -1,0 +1,1 @@
+"""Common package of the QCDC services: event contracts, bus machinery, persistence, settings."""

@@ -1,0 +1,1 @@
+"""Bus machinery: subjects and streams, the CloudEvents envelope, outbox relay, inbox consumer."""

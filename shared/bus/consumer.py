@@ -1,0 +1,177 @@
+"""Idempotent, durable consumers: decode → inbox check → handler → commit → ack.
+
+Each consumer is a durable JetStream pull consumer with explicit acks. For every message:
+- a message that cannot be decoded, or whose subject does not match its unit path, or
+  that a handler declares undeliverable, goes to the dead-letter subject
+  ``qcdc.v1.deadletter.<service>.<consumer>`` with the reason, and is acked;
+- the event id is written to the inbox in the handler's own transaction, so a redelivered
+  event has no second effect;
+- a handler failure is retried with a growing delay (``nak(delay)``) up to
+  ``max_deliver`` attempts, then dead-lettered with the last error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import DeliverPolicy
+
+from shared.bus.envelope import Envelope, UndeliverableEvent, decode
+from shared.bus.streams import StreamSpec, dead_letter_subject
+from shared.context import bind_correlation_id
+from shared.events import Event
+from shared.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]
+
+REASON_HEADER = "qcdc-deadletter-reason"
+ORIGINAL_SUBJECT_HEADER = "qcdc-original-subject"
+CONSUMER_HEADER = "qcdc-consumer"
+DELIVERIES_HEADER = "qcdc-deliveries"
+
+
+@dataclass
+class ConsumerSpec:
+    """One durable consumer of a service: which stream and subjects, which handlers."""
+
+    service: str
+    name: str
+    stream: StreamSpec
+    subjects: list[str]
+    handlers: dict[type[Event], Handler] = field(default_factory=dict)
+
+    @property
+    def durable(self) -> str:
+        return f"{self.service}-{self.name}"
+
+
+def backoff_seconds(delivered: int) -> float:
+    """Delay before the next attempt after ``delivered`` failed ones: 1, 2, 4 … 60 s."""
+    return float(min(60, 2 ** max(0, delivered - 1)))
+
+
+class IdempotentConsumer:
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        uow_factory: Callable[[], UnitOfWork],
+        broker: NatsBroker,
+        *,
+        max_deliver: int,
+        backoff: Callable[[int], float] = backoff_seconds,
+    ) -> None:
+        self.spec = spec
+        self.uow_factory = uow_factory
+        self.broker = broker
+        self.max_deliver = max_deliver
+        self.backoff = backoff
+
+    async def handle(self, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        delivered = raw.metadata.num_delivered if raw.metadata else 1
+        headers: Mapping[str, str] = raw.headers or {}
+        try:
+            envelope, event = decode(raw.subject, headers, raw.data)
+        except UndeliverableEvent as exc:
+            await self._dead_letter(msg, exc.reason, delivered)
+            return
+        bind_correlation_id(envelope.correlation_id)
+        structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
+        handler = self.spec.handlers.get(type(event))
+        if handler is None:
+            await msg.ack()
+            return
+        if delivered > self.max_deliver:
+            await self._dead_letter(msg, f"not handled after {delivered - 1} deliveries", delivered)
+            return
+        try:
+            await self._apply(handler, event, envelope)
+        except UndeliverableEvent as exc:
+            await self._dead_letter(msg, exc.reason, delivered)
+        except Exception as exc:
+            if delivered >= self.max_deliver:
+                await self._dead_letter(
+                    msg, f"gave up after {delivered} attempts: {exc!r}"[:1000], delivered
+                )
+            else:
+                delay = self.backoff(delivered)
+                log.warning("handler failed; will retry", error=repr(exc), attempt=delivered,
+                            retry_in=delay)
+                await msg.nack(delay=delay)
+        else:
+            await msg.ack()
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "event_type")
+
+    async def _apply(self, handler: Handler, event: Event, envelope: Envelope) -> None:
+        async with self.uow_factory() as uow:
+            if not await uow.mark_handled(self.spec.durable, envelope.id, envelope.type):
+                log.info("event already handled; skipped")
+                return
+            await handler(event, envelope, uow)
+            await uow.commit()
+
+    async def _dead_letter(self, msg: NatsMessage, reason: str, delivered: int) -> None:
+        raw = msg.raw_message
+        headers = {k: v for k, v in (raw.headers or {}).items() if k != "Nats-Msg-Id"}
+        seq = raw.metadata.sequence.stream if raw.metadata else 0
+        headers.update(
+            {
+                REASON_HEADER: reason,
+                ORIGINAL_SUBJECT_HEADER: raw.subject,
+                CONSUMER_HEADER: self.spec.durable,
+                DELIVERIES_HEADER: str(delivered),
+                "Nats-Msg-Id": f"dl-{self.spec.durable}-{self.spec.stream.name}-{seq}",
+            }
+        )
+        log.error("message dead-lettered", reason=reason, subject=raw.subject)
+        js = self.broker.connection.jetstream()
+        await js.publish(
+            dead_letter_subject(self.spec.service, self.spec.name), raw.data, headers=headers
+        )
+        await msg.ack()
+
+
+def register_consumer(
+    broker: NatsBroker,
+    spec: ConsumerSpec,
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    max_deliver: int,
+    ack_wait_seconds: float,
+    batch_size: int,
+) -> IdempotentConsumer:
+    """Declare the durable pull consumer(s) on the broker, one per subject filter."""
+    consumer = IdempotentConsumer(spec, uow_factory, broker, max_deliver=max_deliver)
+    for index, subject in enumerate(spec.subjects):
+        durable = spec.durable if len(spec.subjects) == 1 else f"{spec.durable}-{index}"
+
+        async def on_message(msg: NatsMessage) -> None:
+            await consumer.handle(msg)
+
+        broker.subscriber(
+            subject,
+            stream=JStream(spec.stream.name, declare=False),
+            durable=durable,
+            pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+            config=ConsumerConfig(
+                durable_name=durable,
+                ack_policy=JsAckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                max_deliver=max_deliver + 1,
+                ack_wait=ack_wait_seconds,
+                filter_subject=subject,
+            ),
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{spec.durable}:{subject}",
+        )(on_message)
+    return consumer

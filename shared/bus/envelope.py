@@ -1,0 +1,119 @@
+"""CloudEvents 1.0 over NATS, binary mode: attributes as ``ce-`` headers, the event as JSON.
+
+Headers on every message:
+``ce-specversion`` (1.0), ``ce-id`` (event id), ``ce-source`` (``/qcdc/<service>``),
+``ce-type`` (``qcdc.<aggregate>.<event>.v1``), ``ce-time`` (RFC 3339, UTC),
+``ce-subject`` (the unit path, dot-separated), ``ce-correlationid`` (carried from the HTTP
+request that started the chain), ``content-type`` (application/json) and ``Nats-Msg-Id``
+(equal to ``ce-id``, so JetStream drops a re-published event).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from shared.events import BY_TYPE, Event
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+CORRELATION_HEADER = "ce-correlationid"
+REQUIRED_HEADERS = ("ce-specversion", "ce-id", "ce-source", "ce-type")
+
+
+class UndeliverableEvent(Exception):
+    """A message that can never be handled; ``reason`` says why. It goes to the dead letters."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    source: str
+    type: str
+    time: datetime
+    subject: str
+    correlation_id: str
+    nats_subject: str
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def encode(
+    event: Event,
+    *,
+    source: str,
+    correlation_id: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> tuple[str, dict[str, str], bytes]:
+    """Return (NATS subject, headers, body) for an event."""
+    event_id = event_id or new_event_id()
+    at = (time or datetime.now(UTC)).astimezone(UTC)
+    headers = {
+        "ce-specversion": SPECVERSION,
+        "ce-id": event_id,
+        "ce-source": source,
+        "ce-type": event.ce_type(),
+        "ce-time": at.isoformat().replace("+00:00", "Z"),
+        "ce-subject": ".".join(event.unit_path),
+        CORRELATION_HEADER: correlation_id,
+        "content-type": CONTENT_TYPE,
+        "Nats-Msg-Id": event_id,
+    }
+    return event.subject(), headers, event.model_dump_json().encode()
+
+
+def decode(nats_subject: str, headers: Mapping[str, str] | None, body: bytes) -> tuple[
+    Envelope, Event
+]:
+    """Parse a message into its envelope and event, or raise UndeliverableEvent."""
+    headers = headers or {}
+    missing = [name for name in REQUIRED_HEADERS if not headers.get(name)]
+    if missing:
+        raise UndeliverableEvent(f"missing CloudEvents header(s): {', '.join(missing)}")
+    if headers["ce-specversion"] != SPECVERSION:
+        raise UndeliverableEvent(f"unsupported ce-specversion {headers['ce-specversion']!r}")
+    event_type = BY_TYPE.get(headers["ce-type"])
+    if event_type is None:
+        raise UndeliverableEvent(f"unknown ce-type {headers['ce-type']!r}")
+    try:
+        event = event_type.model_validate_json(body)
+    except ValidationError as exc:
+        raise UndeliverableEvent(f"body is not a valid {event_type.__name__}: {_brief(exc)}")
+    if event.subject() != nats_subject:
+        raise UndeliverableEvent(
+            f"subject {nats_subject!r} does not match the event's unit path "
+            f"(expected {event.subject()!r})"
+        )
+    try:
+        time = datetime.fromisoformat(headers.get("ce-time", "").replace("Z", "+00:00"))
+    except ValueError:
+        time = datetime.now(UTC)
+    envelope = Envelope(
+        id=headers["ce-id"],
+        source=headers["ce-source"],
+        type=headers["ce-type"],
+        time=time,
+        subject=headers.get("ce-subject", ""),
+        correlation_id=headers.get(CORRELATION_HEADER) or headers["ce-id"],
+        nats_subject=nats_subject,
+    )
+    return envelope, event
+
+
+def _brief(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

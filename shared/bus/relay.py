@@ -1,0 +1,160 @@
+"""The outbox relay: publishes committed outbox rows to JetStream, in order, and marks them sent.
+
+It survives NATS being down (rows wait, intake keeps working) and never holds a database
+transaction open across a network call, so writers are not blocked while it waits on NATS.
+Rows stay after publishing for the retention period so that ``qcdc outbox replay`` can
+republish them; ``Nats-Msg-Id`` = ``ce-id`` makes JetStream drop repeats within its
+duplicate window, and consumers' inboxes drop the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from nats.js.client import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.clock import Clock
+from shared.db import MessagingTables
+
+log = structlog.get_logger(__name__)
+
+PUBLISH_TIMEOUT_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 10.0
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        messaging: MessagingTables,
+        jetstream: Callable[[], JetStreamContext],
+        clock: Clock,
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.engine = engine
+        self.outbox = messaging.outbox
+        self._jetstream = jetstream
+        self.clock = clock
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows: publish now rather than at next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                failures = 0
+            except Exception as exc:  # NATS down, DB busy: wait and try again, never die
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2**failures)
+                log.warning("outbox relay failed; will retry", error=repr(exc), delay=delay)
+                await asyncio.sleep(delay)
+                continue
+            if published == 0:
+                await self._sleep_until_woken()
+
+    async def _sleep_until_woken(self) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+        except TimeoutError:
+            pass
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; return how many were published."""
+        rows = await self._unpublished()
+        if not rows:
+            return 0
+        js = self._jetstream()
+        published = 0
+        for row in rows:
+            try:
+                await js.publish(
+                    row.subject, row.body, headers=row.headers, timeout=PUBLISH_TIMEOUT_SECONDS
+                )
+            except Exception as exc:
+                await self._record_failure(row.seq, exc)
+                raise
+            await self._mark_published(row.seq)
+            published += 1
+        return published
+
+    async def _unpublished(self) -> list[Any]:
+        query = (
+            sa.select(
+                self.outbox.c.seq,
+                self.outbox.c.subject,
+                self.outbox.c.headers,
+                self.outbox.c.body,
+            )
+            .where(self.outbox.c.published_at.is_(None))
+            .order_by(self.outbox.c.seq)
+            .limit(self.batch_size)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def _mark_published(self, seq: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                self.outbox.update()
+                .where(self.outbox.c.seq == seq)
+                .values(published_at=self.clock.now(), attempts=self.outbox.c.attempts + 1)
+            )
+
+    async def _record_failure(self, seq: int, exc: Exception) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    self.outbox.update()
+                    .where(self.outbox.c.seq == seq)
+                    .values(attempts=self.outbox.c.attempts + 1, last_error=repr(exc)[:2000])
+                )
+        except Exception:  # the failure to publish matters more than the bookkeeping
+            log.exception("could not record outbox failure", seq=seq)
+
+    async def replay(self, since: datetime) -> int:
+        """Republish every row created at or after ``since`` (published or not)."""
+        query = (
+            sa.select(self.outbox.c.seq, self.outbox.c.subject, self.outbox.c.headers,
+                      self.outbox.c.body)
+            .where(self.outbox.c.created_at >= since)
+            .order_by(self.outbox.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            rows = list((await conn.execute(query)).all())
+        js = self._jetstream()
+        for row in rows:
+            await js.publish(row.subject, row.body, headers=row.headers,
+                             timeout=PUBLISH_TIMEOUT_SECONDS)
+            await self._mark_published(row.seq)
+        return len(rows)
+
+    async def prune(self, retention: timedelta) -> int:
+        """Delete published rows older than the retention period."""
+        cutoff = self.clock.now() - retention
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                self.outbox.delete().where(
+                    self.outbox.c.published_at.is_not(None), self.outbox.c.published_at < cutoff
+                )
+            )
+        return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,96 @@
+"""JetStream streams: one per publishing service, plus the dead-letter stream.
+
+Streams keep years of history on disk, deduplicate on ``Nats-Msg-Id`` over a window long
+enough to cover an outbox relay retrying after a lost publish ack, and are provisioned once
+(``qcdc bus provision``) rather than by every service at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+YEAR_SECONDS = 365 * 24 * 3600
+HISTORY_YEARS = 10
+DUPLICATE_WINDOW_SECONDS = 24 * 3600
+DEAD_LETTER_PREFIX = "qcdc.v1.deadletter"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    owner: str
+    subjects: tuple[str, ...]
+    description: str
+
+    def config(self) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            description=self.description,
+            subjects=list(self.subjects),
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=float(HISTORY_YEARS * YEAR_SECONDS),
+            duplicate_window=float(DUPLICATE_WINDOW_SECONDS),
+            num_replicas=1,
+        )
+
+
+PLANS = StreamSpec(
+    "QCDC_PLANS",
+    "plans",
+    (
+        "qcdc.v1.unit.>",
+        "qcdc.v1.plan.>",
+        "qcdc.v1.subplan.>",
+        "qcdc.v1.request.>",
+        "qcdc.v1.difficulty.>",
+    ),
+    "Unit registry, plans, sub-plans, report requests and difficulties",
+)
+REPORTS = StreamSpec(
+    "QCDC_REPORTS",
+    "reports",
+    ("qcdc.v1.report.>", "qcdc.v1.deadline.>", "qcdc.v1.consolidation.>"),
+    "Report intake and review, the deadline clock, consolidations",
+)
+NOTIFY = StreamSpec(
+    "QCDC_NOTIFY",
+    "notify",
+    ("qcdc.v1.notification.>",),
+    "Delivery of notifications",
+)
+DEAD_LETTER = StreamSpec(
+    "QCDC_DEADLETTER",
+    "all",
+    (f"{DEAD_LETTER_PREFIX}.>",),
+    "Messages a consumer could never handle, with the reason",
+)
+ALL_STREAMS: tuple[StreamSpec, ...] = (PLANS, REPORTS, NOTIFY, DEAD_LETTER)
+
+
+def stream_for_subject(subject: str) -> StreamSpec:
+    for spec in ALL_STREAMS:
+        for pattern in spec.subjects:
+            if subject.startswith(pattern.removesuffix(">")):
+                return spec
+    raise LookupError(f"no stream holds subject {subject!r}")
+
+
+def dead_letter_subject(service: str, consumer: str) -> str:
+    return f"{DEAD_LETTER_PREFIX}.{service}.{consumer}"
+
+
+async def provision(js: JetStreamContext, streams: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
+    """Create or update the streams; safe to run again."""
+    for spec in streams:
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(spec.config())
+        else:
+            await js.update_stream(spec.config())

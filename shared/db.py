@@ -1,0 +1,147 @@
+"""Persistence common to every service: engines, the outbox and inbox tables, migrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+class UTCDateTime(sa.TypeDecorator[Any]):
+    """Timezone-aware instants on both SQLite (which forgets the zone) and PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given where an instant is expected")
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine. On SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so that two
+    writers queue for the lock instead of failing on a read-to-write upgrade."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    """The outbox (events to publish) and the inbox (events already handled) of a service."""
+
+    outbox: sa.Table
+    inbox: sa.Table
+
+    def insert_ignoring_duplicates(self, dialect_name: str, values: dict[str, Any]) -> Any:
+        """INSERT into the inbox, doing nothing when the row is already there."""
+        if dialect_name == "postgresql":
+            return postgresql.insert(self.inbox).values(**values).on_conflict_do_nothing()
+        return sqlite.insert(self.inbox).values(**values).on_conflict_do_nothing()
+
+
+def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
+    outbox = sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+        sa.Column("subject", sa.String(512), nullable=False),
+        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("headers", sa.JSON, nullable=False),
+        sa.Column("body", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+        sa.Column("published_at", UTCDateTime, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Index("ix_outbox_unpublished", "published_at", "seq"),
+    )
+    inbox = sa.Table(
+        "inbox",
+        metadata,
+        sa.Column("consumer", sa.String(128), primary_key=True),
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("handled_at", UTCDateTime, nullable=False),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+async def migrate(engine: AsyncEngine, script_location: Path) -> None:
+    """Run the service's alembic migrations up to head on this engine."""
+
+    def _upgrade(sync_connection: sa.Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(script_location))
+        config.attributes["connection"] = sync_connection
+        command.upgrade(config, "head")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+
+
+def run_migrations_in_env(metadata: sa.MetaData) -> None:
+    """Body of every service's alembic ``env.py``: migrate the connection handed over by
+    :func:`migrate`, or (for the alembic CLI) the URL in ``QCDC_DATABASE_URL``."""
+    import asyncio
+    import os
+
+    from alembic import context
+
+    def _run(sync_connection: sa.Connection) -> None:
+        context.configure(
+            connection=sync_connection,
+            target_metadata=metadata,
+            render_as_batch=sync_connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+
+    async def _offline_cli() -> None:
+        engine = create_engine(os.environ["QCDC_DATABASE_URL"])
+        conn: AsyncConnection
+        async with engine.begin() as conn:
+            await conn.run_sync(_run)
+        await engine.dispose()
+
+    asyncio.run(_offline_cli())

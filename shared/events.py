@@ -1,0 +1,369 @@
+"""Event contracts, version 1: the public bus contract.
+
+Every event is published on ``qcdc.v1.<aggregate>.<event>.<unit path tokens>`` with a JSON
+body (this model) and CloudEvents headers (see :mod:`shared.bus.envelope`). Within v1 these
+models only grow: fields are added with defaults, never renamed, retyped or removed.
+Unknown fields are ignored when decoding, so a consumer on an older version keeps working.
+
+``unit_path`` on every event is the path of the unit the event speaks for; it becomes the
+subject's tail, and a consumer refuses an event whose subject does not match it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.units import NfcText, UnitCode, UnitPath
+
+SPEC_VERSION = "v1"
+
+
+class ReportKind(StrEnum):
+    SIX_MONTH = "six_month"
+    ANNUAL = "annual"
+    THEMATIC = "thematic"
+    AD_HOC = "ad_hoc"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class Contacts(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    focal_email: str | None = Field(None, description="E-mail of the unit's focal person.")
+    head_email: str | None = Field(None, description="E-mail of the unit's head.")
+    webhook_url: str | None = Field(None, description="Webhook of the unit's own system.")
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set ``aggregate`` and ``event``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    aggregate: ClassVar[str]
+    event: ClassVar[str]
+
+    unit_path: UnitPath = Field(description="Path of the unit the event speaks for.")
+
+    @classmethod
+    def ce_type(cls) -> str:
+        return f"qcdc.{cls.aggregate}.{cls.event}.{SPEC_VERSION}"
+
+    @classmethod
+    def subject_prefix(cls) -> str:
+        return f"qcdc.{SPEC_VERSION}.{cls.aggregate}.{cls.event}"
+
+    def subject(self) -> str:
+        return ".".join([self.subject_prefix(), *self.unit_path])
+
+
+# --- units (published by the plans service) -------------------------------------------
+
+
+class UnitRegistered(Event):
+    """A unit joined the registry."""
+
+    aggregate = "unit"
+    event = "registered"
+
+    code: UnitCode
+    name: NfcText = Field(description="Vietnamese name, NFC.")
+    kind: str = Field(description="Unit kind, e.g. province, department, district, commune.")
+    parent_code: UnitCode | None = Field(None, description="Administrative parent.")
+    reports_to_code: UnitCode | None = Field(None, description="Unit receiving its reports.")
+    contacts: Contacts = Field(default_factory=Contacts)
+    active: bool = True
+
+
+class UnitUpdated(UnitRegistered):
+    """A unit's name, contacts, reporting line or state changed. Carries the full new state."""
+
+    aggregate = "unit"
+    event = "updated"
+
+    dissolved_on: date | None = None
+
+
+# --- plans (published by the plans service) -------------------------------------------
+
+
+class ContentArea(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str
+    title: NfcText
+
+
+class Assignee(BaseModel):
+    """A concrete unit a plan assigns, expanded at issue time."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: UnitCode
+    unit_path: UnitPath
+    kind: str
+    name: NfcText = ""
+
+
+class ScheduledReport(BaseModel):
+    """One entry of a plan's reporting schedule."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field(description="Stable key of the entry within the plan, e.g. 'six_month'.")
+    kind: ReportKind
+    title: NfcText = ""
+    period_start: date = Field(description="First day of the data period (cut-off start).")
+    period_end: date = Field(description="Last day of the data period (cut-off end).")
+    due_before: date = Field(description="The plan's 'before <date>' as written.")
+    due_at: AwareDatetime = Field(description="Last on-time instant (UTC).")
+    receiving_unit: UnitCode
+
+
+class PlanIssued(Event):
+    """A plan was issued; ``assignees`` are the concrete units it binds."""
+
+    aggregate = "plan"
+    event = "issued"
+
+    plan_id: str
+    doc_number: str = Field(description="Number and symbol, e.g. '123/KH-UBND'.")
+    title: NfcText
+    issuing_unit: UnitCode
+    issued_on: date
+    year: int
+    content_areas: list[ContentArea] = Field(default_factory=list)
+    assignees: list[Assignee]
+    schedule: list[ScheduledReport]
+    sub_plan_due_at: AwareDatetime | None = None
+
+
+class ScheduleChange(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str
+    old_due_at: AwareDatetime
+    new_due_at: AwareDatetime
+
+
+class PlanAmended(Event):
+    """An issued plan changed; carries exactly what changed."""
+
+    aggregate = "plan"
+    event = "amended"
+
+    plan_id: str
+    amendment: int = Field(description="1 for the first amendment, then 2, …")
+    reason: NfcText = ""
+    added_assignees: list[Assignee] = Field(default_factory=list)
+    removed_assignees: list[UnitCode] = Field(default_factory=list)
+    schedule_changes: list[ScheduleChange] = Field(default_factory=list)
+    added_schedule: list[ScheduledReport] = Field(default_factory=list)
+
+
+class PlanClosed(Event):
+    aggregate = "plan"
+    event = "closed"
+
+    plan_id: str
+    closed_at: AwareDatetime
+    reason: NfcText = ""
+
+
+class SubPlanRegistered(Event):
+    """A unit registered its own implementation plan of a parent plan."""
+
+    aggregate = "subplan"
+    event = "registered"
+
+    plan_id: str
+    parent_plan_id: str
+    unit_code: UnitCode
+    doc_number: str
+    issued_on: date
+
+
+class ReportRequested(Event):
+    """A unit asked chosen units for a thematic or ad-hoc report (subject: the requester)."""
+
+    aggregate = "request"
+    event = "issued"
+
+    request_id: str
+    kind: ReportKind
+    topic: NfcText
+    requesting_unit: UnitCode
+    units: list[Assignee]
+    content_areas: list[str] = Field(default_factory=list)
+    indicators: list[str] = Field(default_factory=list)
+    period_start: date
+    period_end: date
+    due_at: AwareDatetime
+    plan_id: str | None = None
+
+
+class DifficultyRaised(Event):
+    aggregate = "difficulty"
+    event = "raised"
+
+    difficulty_id: str
+    plan_id: str
+    unit_code: UnitCode
+    content_area: str | None = None
+    description: NfcText
+    raised_at: AwareDatetime
+
+
+# --- reports (published by the reports service) ---------------------------------------
+
+
+class ObligationRef(BaseModel):
+    """What a report answers: which plan entry, which unit, which period, due when."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    obligation_id: str
+    plan_id: str
+    schedule_key: str
+    report_kind: ReportKind
+    unit_code: UnitCode
+    receiving_unit: UnitCode
+    period_start: date
+    period_end: date
+    due_at: AwareDatetime
+    plan_doc_number: str = ""
+    plan_title: NfcText = ""
+
+
+class ReportSubmitted(Event):
+    aggregate = "report"
+    event = "submitted"
+
+    report_id: str
+    receipt_number: str
+    version: int
+    obligation: ObligationRef
+    submitted_at: AwareDatetime
+    on_time: bool
+    submitted_by: str | None = Field(None, description="Who submitted (e-mail or user).")
+
+
+class ReportAccepted(Event):
+    aggregate = "report"
+    event = "accepted"
+
+    report_id: str
+    receipt_number: str
+    obligation: ObligationRef
+    reviewed_by_unit: UnitCode
+    reviewed_at: AwareDatetime
+
+
+class ReportReturned(Event):
+    aggregate = "report"
+    event = "returned"
+
+    report_id: str
+    receipt_number: str
+    obligation: ObligationRef
+    reviewed_by_unit: UnitCode
+    reviewed_at: AwareDatetime
+    reason: NfcText
+
+
+class DeadlineApproaching(Event):
+    aggregate = "deadline"
+    event = "approaching"
+
+    obligation: ObligationRef
+    days_before: int = Field(description="The configured offset this reminder is for.")
+    fire_on: date = Field(description="The working day the reminder was planned for (ICT).")
+
+
+class DeadlineMissed(Event):
+    aggregate = "deadline"
+    event = "missed"
+
+    obligation: ObligationRef
+    step: int = Field(description="0 when the deadline passes, then 1, 2, … per urging step.")
+    escalated: bool = Field(False, description="True once the unit's head is to be told too.")
+
+
+class ConsolidationPublished(Event):
+    aggregate = "consolidation"
+    event = "published"
+
+    consolidation_id: str
+    version: int
+    plan_id: str
+    schedule_key: str
+    receiving_unit: UnitCode
+    period_start: date
+    period_end: date
+    expected: int
+    received: int
+    on_time: int
+    late: int
+    missing: int
+    returned: int
+    published_at: AwareDatetime
+
+
+# --- notifications (published by the notify service) ----------------------------------
+
+
+class NotificationDelivered(Event):
+    aggregate = "notification"
+    event = "delivered"
+
+    delivery_key: str
+    event_id: str = Field(description="ce-id of the event that caused the notification.")
+    event_type: str
+    channel: Channel
+    recipient: str
+    attempts: int
+    delivered_at: AwareDatetime
+
+
+class NotificationFailed(Event):
+    aggregate = "notification"
+    event = "failed"
+
+    delivery_key: str
+    event_id: str
+    event_type: str
+    channel: Channel
+    recipient: str
+    attempts: int
+    last_error: str
+    failed_at: AwareDatetime
+
+
+CATALOGUE: tuple[type[Event], ...] = (
+    UnitRegistered,
+    UnitUpdated,
+    PlanIssued,
+    PlanAmended,
+    PlanClosed,
+    SubPlanRegistered,
+    ReportRequested,
+    DifficultyRaised,
+    ReportSubmitted,
+    ReportAccepted,
+    ReportReturned,
+    DeadlineApproaching,
+    DeadlineMissed,
+    ConsolidationPublished,
+    NotificationDelivered,
+    NotificationFailed,
+)
+
+BY_TYPE: dict[str, type[Event]] = {cls.ce_type(): cls for cls in CATALOGUE}
+

@@ -1,0 +1,163 @@
+"""What every service process runs beside its domain: database, broker, consumers, relay.
+
+A service's ``bootstrap.py`` builds a :class:`Runtime` with its own tables, migrations and
+consumer specs; its HTTP app starts and stops the runtime from its lifespan, so one process
+serves HTTP, consumes from the bus and relays its outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+from faststream.nats import NatsBroker
+from nats.js.client import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus.consumer import ConsumerSpec, register_consumer
+from shared.bus.relay import OutboxRelay
+from shared.bus.streams import provision
+from shared.clock import Clock, clock_from_spec
+from shared.db import MessagingTables, create_engine, migrate
+from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
+    credentials = {}
+    if settings.nats_user:
+        credentials = {"user": settings.nats_user, "password": settings.nats_password}
+    return NatsBroker(
+        [url.strip() for url in settings.nats_url.split(",")],
+        name=f"qcdc-{service}",
+        max_reconnect_attempts=-1,  # a service outlives any NATS outage
+        reconnect_time_wait=1,
+        connect_timeout=2,
+        graceful_timeout=10.0,
+        log_level=logging.DEBUG,  # per-message Received/Processed lines are debug detail
+        **credentials,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Runtime:
+    service: str
+    settings: ServiceSettings
+    messaging: MessagingTables
+    migrations: Path
+    consumers: list[ConsumerSpec] = field(default_factory=list)
+    clock: Clock | None = None
+    engine: AsyncEngine = field(init=False)
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    broker: NatsBroker = field(init=False)
+    relay: OutboxRelay = field(init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = clock_from_spec(self.settings.clock)
+        self.engine = create_engine(self.settings.resolved_database_url(self.service))
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.broker = make_broker(self.settings, self.service)
+        self.relay = OutboxRelay(
+            self.engine,
+            self.messaging,
+            self.jetstream,
+            self.now_clock,
+            poll_seconds=self.settings.outbox_poll_seconds,
+        )
+        for spec in self.consumers:
+            register_consumer(
+                self.broker,
+                spec,
+                self.uow,
+                max_deliver=self.settings.consumer_max_deliver,
+                ack_wait_seconds=self.settings.consumer_ack_wait_seconds,
+                batch_size=self.settings.consumer_batch_size,
+            )
+
+    @property
+    def now_clock(self) -> Clock:
+        assert self.clock is not None
+        return self.clock
+
+    @property
+    def source(self) -> str:
+        return f"/qcdc/{self.service}"
+
+    def jetstream(self) -> JetStreamContext:
+        return self.broker.connection.jetstream()
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(
+            self.sessions,
+            self.messaging,
+            source=self.source,
+            clock=self.now_clock,
+            on_commit=self.relay.wake,
+        )
+
+    async def migrate(self) -> None:
+        await migrate(self.engine, self.migrations)
+
+    async def connect(self) -> None:
+        """Connect to NATS, waiting for it if it is not up yet."""
+        delay = 0.5
+        while True:
+            try:
+                await self.broker.connect()
+                return
+            except Exception as exc:
+                log.warning("NATS not reachable; retrying", error=repr(exc), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    async def start(self) -> None:
+        await self.migrate()
+        await self.connect()
+        if self.settings.bus_provision:
+            await provision(self.jetstream())
+        await self.broker.start()
+        self.spawn(self.relay.run())
+        self.spawn(self._prune_outbox())
+        log.info("service started", service=self.service)
+
+    def spawn(self, coro: "asyncio.Future[None] | object") -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.append(task)
+
+    async def _prune_outbox(self) -> None:
+        retention = timedelta(days=self.settings.outbox_retention_days)
+        while True:
+            try:
+                await self.relay.prune(retention)
+            except Exception:
+                log.exception("outbox prune failed")
+            await asyncio.sleep(3600)
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.broker.stop()
+        await self.engine.dispose()
+        log.info("service stopped", service=self.service)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()

@@ -1,0 +1,37 @@
+"""Settings common to every service, read from ``QCDC_``-prefixed environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_NATS_PORT = 14222
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QCDC_", env_file=None, extra="ignore")
+
+    nats_url: str = Field(
+        f"nats://127.0.0.1:{EMBEDDED_NATS_PORT}", description="NATS server(s), comma-separated."
+    )
+    nats_user: str | None = None
+    nats_password: str | None = None
+    database_url: str = Field("", description="SQLAlchemy async URL; default: var/<service>.db")
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    public_url: str = Field("", description="Base URL people use to reach this service.")
+    log_level: str = "INFO"
+    clock: str = Field("system", description="system | fixed:<instant> | file:<path> | offset:<s>")
+    data_dir: str = Field("var", description="Folder for SQLite files and stored attachments.")
+    bus_provision: bool = Field(True, description="Create/update the JetStream streams at start.")
+    consumer_max_deliver: int = Field(8, description="Attempts before a message is dead-lettered.")
+    consumer_ack_wait_seconds: float = 30.0
+    consumer_batch_size: int = 20
+    outbox_retention_days: int = Field(400, description="Published outbox rows kept this long.")
+    outbox_poll_seconds: float = 0.5
+
+    def resolved_database_url(self, service: str) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir}/{service}.db"
+
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"

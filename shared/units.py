@@ -1,0 +1,47 @@
+"""Unit codes and unit paths: the only part of the unit registry every service needs.
+
+A unit path lists the codes from the root of the hierarchy down to the unit, e.g.
+``("T89", "H886", "X30337")``. It is carried in every subject so that NATS permissions can
+be scoped to a subtree.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+UNIT_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+_UNIT_CODE_RE = re.compile(UNIT_CODE_PATTERN)
+_CONTROL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+UnitCode = Annotated[str, StringConstraints(pattern=UNIT_CODE_PATTERN)]
+
+
+def is_unit_code(value: str) -> bool:
+    return bool(_UNIT_CODE_RE.fullmatch(value))
+
+
+def _nfc_text(value: str) -> str:
+    """Vietnamese text is stored and compared in NFC; control characters are refused."""
+    normalised = unicodedata.normalize("NFC", value).strip()
+    if any(unicodedata.category(ch) in _CONTROL_CATEGORIES for ch in normalised):
+        raise ValueError("must not contain control characters")
+    return normalised
+
+
+NfcText = Annotated[str, AfterValidator(_nfc_text)]
+"""A free-text field (a name, a title) normalised to Unicode NFC."""
+
+
+def _valid_path(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("a unit path has at least one unit code")
+    if len(value) > 12:
+        raise ValueError("a unit path has at most 12 levels")
+    return value
+
+
+UnitPath = Annotated[list[UnitCode], AfterValidator(_valid_path)]

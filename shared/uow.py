@@ -1,0 +1,120 @@
+"""The unit of work: one database transaction holding a state change and the events it implies.
+
+Nothing publishes to the bus directly. Handlers add events with :meth:`UnitOfWork.publish`;
+they are written to the outbox in the same transaction as the state change, and the relay
+(:mod:`shared.bus.relay`) publishes them after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus.envelope import encode
+from shared.clock import Clock
+from shared.context import current_correlation_id
+from shared.db import MessagingTables
+from shared.events import Event
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        messaging: MessagingTables,
+        *,
+        source: str,
+        clock: Clock,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.messaging = messaging
+        self.source = source
+        self.clock = clock
+        self._on_commit = on_commit
+        self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
+        self.published: list[Event] = []
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._sessions()
+        self._pending.clear()
+        self.published = []
+        await self._session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+            self._session = None
+
+    def publish(self, *events: Event) -> list[str]:
+        """Queue events for the outbox; returns their ids (the future ``ce-id``)."""
+        ids = []
+        now = self.clock.now()
+        for event in events:
+            subject, headers, body = encode(
+                event, source=self.source, correlation_id=current_correlation_id(), time=now
+            )
+            self._pending.append((subject, headers, body, event.ce_type(), headers["ce-id"]))
+            self.published.append(event)
+            ids.append(headers["ce-id"])
+        return ids
+
+    async def mark_handled(self, consumer: str, event_id: str, event_type: str) -> bool:
+        """Record an incoming event as handled by ``consumer``; False when it already was."""
+        statement = self.messaging.insert_ignoring_duplicates(
+            self.session.bind.dialect.name,
+            {
+                "consumer": consumer,
+                "event_id": event_id,
+                "event_type": event_type,
+                "handled_at": self.clock.now(),
+            },
+        )
+        result = await self.session.execute(statement)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def commit(self) -> None:
+        if self._pending:
+            now = self.clock.now()
+            await self.session.execute(
+                self.messaging.outbox.insert(),
+                [
+                    {
+                        "event_id": event_id,
+                        "subject": subject,
+                        "event_type": event_type,
+                        "headers": headers,
+                        "body": body,
+                        "created_at": now,
+                    }
+                    for subject, headers, body, event_type, event_id in self._pending
+                ],
+            )
+        await self.session.commit()
+        had_events = bool(self._pending)
+        self._pending.clear()
+        if had_events and self._on_commit is not None:
+            self._on_commit()
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
