@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from faststream.nats import NatsBroker
@@ -54,6 +55,9 @@ class Runtime:
     migrations: Path
     consumers: list[ConsumerSpec] = field(default_factory=list)
     clock: Clock | None = None
+    background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     broker: NatsBroker = field(init=False)
@@ -127,11 +131,12 @@ class Runtime:
         await self.broker.start()
         self.spawn(self.relay.run())
         self.spawn(self._prune_outbox())
+        for job in self.background_jobs:
+            self.spawn(job(self))
         log.info("service started", service=self.service)
 
-    def spawn(self, coro: "asyncio.Future[None] | object") -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.append(task)
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coro))
 
     async def _prune_outbox(self) -> None:
         retention = timedelta(days=self.settings.outbox_retention_days)

@@ -1,0 +1,1 @@
+"""The QCDC services; each has the same shape: domain, handlers, adapters, entrypoints."""

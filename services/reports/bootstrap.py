@@ -1,0 +1,27 @@
+"""Composition root of the reports service: the one place that knows every part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.reports.adapters.db import messaging
+from services.reports.entrypoints.bus import consumer_specs
+from services.reports.entrypoints.http import build_routes
+from shared.service import ServiceDefinition
+from shared.settings import ServiceSettings
+
+
+class ReportsSettings(ServiceSettings):
+    http_port: int = 8302
+
+
+SERVICE = ServiceDefinition(
+    name="reports",
+    title="QCDC reports",
+    description="Obligations, report intake and review, the deadline clock, consolidations.",
+    settings_type=ReportsSettings,
+    messaging=messaging,
+    migrations=Path(__file__).parent / "adapters" / "migrations",
+    consumer_specs=consumer_specs,
+    routes=build_routes,
+)

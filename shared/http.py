@@ -1,0 +1,105 @@
+"""What every service's HTTP app shares: lifespan, correlation ids, JSON errors, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from shared.context import bind_correlation_id, new_correlation_id
+from shared.runtime import Runtime
+
+CORRELATION_HTTP_HEADER = "X-Correlation-Id"
+log = structlog.get_logger(__name__)
+
+
+class DomainError(Exception):
+    """A request the domain refuses; becomes a 4xx with a message (and a field, if any)."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+
+
+def create_app(
+    runtime: Runtime, *, title: str, description: str, version: str = "1.0.0"
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with runtime.running():
+            yield
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.middleware("http")
+    async def correlation(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(service=runtime.service)
+        correlation_id = request.headers.get(CORRELATION_HTTP_HEADER) or new_correlation_id()
+        bind_correlation_id(correlation_id[:128])
+        response = await call_next(request)
+        response.headers[CORRELATION_HTTP_HEADER] = correlation_id[:128]
+        return response
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        detail: dict[str, Any] = {"message": exc.message}
+        if exc.field:
+            detail["field"] = exc.field
+        return JSONResponse({"error": detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": {"message": "the request is not valid", "errors": errors}},
+            status_code=422,
+        )
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> JSONResponse:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        nats_ok = runtime.broker.connection.is_connected
+        body = {"service": runtime.service, "database": "ok", "nats": "ok" if nats_ok else "down"}
+        return JSONResponse(body, status_code=200)
+
+    return app
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run the app (and with it, through its lifespan, the service's bus runtime)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()

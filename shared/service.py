@@ -1,0 +1,62 @@
+"""A service's definition: the parts that differ between services, and how they are wired.
+
+Each service's ``bootstrap.py`` declares one :class:`ServiceDefinition`; this is the
+composition root's shared half, so the three services are wired the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from shared.bus.consumer import ConsumerSpec
+from shared.clock import Clock
+from shared.db import MessagingTables
+from shared.http import create_app, serve
+from shared.logging import configure_logging
+from shared.runtime import Runtime
+from shared.settings import ServiceSettings
+
+BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    title: str
+    description: str
+    settings_type: type[ServiceSettings]
+    messaging: MessagingTables
+    migrations: Path
+    consumer_specs: Callable[[], list[ConsumerSpec]]
+    routes: Callable[[Runtime], APIRouter]
+    background_jobs: tuple[BackgroundJob, ...] = field(default=())
+
+    def settings(self) -> ServiceSettings:
+        return self.settings_type()
+
+    def runtime(self, settings: ServiceSettings | None = None, clock: Clock | None = None) -> Runtime:
+        return Runtime(
+            self.name,
+            settings or self.settings(),
+            self.messaging,
+            self.migrations,
+            consumers=self.consumer_specs(),
+            clock=clock,
+            background_jobs=list(self.background_jobs),
+        )
+
+    def app(self, runtime: Runtime) -> FastAPI:
+        app = create_app(runtime, title=self.title, description=self.description)
+        app.include_router(self.routes(runtime))
+        return app
+
+    def serve(self, settings: ServiceSettings | None = None) -> None:
+        settings = settings or self.settings()
+        configure_logging(self.name, settings.log_level)
+        runtime = self.runtime(settings)
+        serve(self.app(runtime), settings.http_host, settings.http_port)
