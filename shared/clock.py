@@ -89,4 +89,6 @@ def clock_from_spec(spec: str) -> Clock:
         return FileClock(Path(arg))
     if kind == "offset":
         return OffsetClock(timedelta(seconds=float(arg)))
-    raise ValueError(f"unknown clock {spec!r}: use system, fixed:<instant>, file:<path> or offset:<s>")
+    raise ValueError(
+        f"unknown clock {spec!r}: use system, fixed:<instant>, file:<path> or offset:<s>"
+    )

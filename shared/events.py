@@ -366,4 +366,3 @@ CATALOGUE: tuple[type[Event], ...] = (
 )
 
 BY_TYPE: dict[str, type[Event]] = {cls.ce_type(): cls for cls in CATALOGUE}
-

@@ -99,7 +99,12 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()

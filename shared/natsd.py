@@ -34,8 +34,9 @@ def nats_server_binary() -> Path:
     )
 
 
-def render_config(*, host: str, port: int, store_dir: Path, monitor_port: int | None = None,
-                  extra: str = "") -> str:
+def render_config(
+    *, host: str, port: int, store_dir: Path, monitor_port: int | None = None, extra: str = ""
+) -> str:
     lines = [
         f'host: "{host}"',
         f"port: {port}",
@@ -101,8 +102,12 @@ class NatsServer:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            render_config(host=self.host, port=self.port, store_dir=self.data_dir / "jetstream",
-                          extra=self.extra_config)
+            render_config(
+                host=self.host,
+                port=self.port,
+                store_dir=self.data_dir / "jetstream",
+                extra=self.extra_config,
+            )
         )
         log = (self.data_dir / "nats-server.log").open("ab")
         self.process = subprocess.Popen(

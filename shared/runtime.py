@@ -31,6 +31,7 @@ from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
+
 def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
     credentials = {}
     if settings.nats_user:
@@ -155,7 +156,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self.broker.stop()
+        try:
+            await self.broker.stop()
+        except Exception as exc:  # NATS may already be gone; the database still closes cleanly
+            log.warning("broker did not stop cleanly", error=repr(exc))
         await self.engine.dispose()
         log.info("service stopped", service=self.service)
 

@@ -32,20 +32,23 @@ class ServiceDefinition:
     settings_type: type[ServiceSettings]
     messaging: MessagingTables
     migrations: Path
-    consumer_specs: Callable[[], list[ConsumerSpec]]
+    consumer_specs: Callable[[Any], list[ConsumerSpec]]
     routes: Callable[[Runtime], APIRouter]
     background_jobs: tuple[BackgroundJob, ...] = field(default=())
 
     def settings(self) -> ServiceSettings:
         return self.settings_type()
 
-    def runtime(self, settings: ServiceSettings | None = None, clock: Clock | None = None) -> Runtime:
+    def runtime(
+        self, settings: ServiceSettings | None = None, clock: Clock | None = None
+    ) -> Runtime:
+        settings = settings or self.settings()
         return Runtime(
             self.name,
-            settings or self.settings(),
+            settings,
             self.messaging,
             self.migrations,
-            consumers=self.consumer_specs(),
+            consumers=self.consumer_specs(settings),
             clock=clock,
             background_jobs=list(self.background_jobs),
         )

@@ -82,7 +82,7 @@ class UnitOfWork:
     async def mark_handled(self, consumer: str, event_id: str, event_type: str) -> bool:
         """Record an incoming event as handled by ``consumer``; False when it already was."""
         statement = self.messaging.insert_ignoring_duplicates(
-            self.session.bind.dialect.name,
+            self.session.get_bind().dialect.name,
             {
                 "consumer": consumer,
                 "event_id": event_id,

@@ -18,7 +18,7 @@ class PlansSettings(ServiceSettings):
 SERVICE = ServiceDefinition(
     name="plans",
     title="QCDC plans",
-    description="Unit registry, plans and their lifecycle, sub-plans, report requests, difficulties.",
+    description="Unit registry, plans and their lifecycle, sub-plans, report requests.",
     settings_type=PlansSettings,
     messaging=messaging,
     migrations=Path(__file__).parent / "adapters" / "migrations",

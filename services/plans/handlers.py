@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import structlog
@@ -24,7 +24,7 @@ class RegisterUnit:
     kind: str
     parent_code: str | None = None
     reports_to_code: str | None = None
-    contacts: Contacts = Contacts()
+    contacts: Contacts = field(default_factory=Contacts)
 
 
 @dataclass(frozen=True)

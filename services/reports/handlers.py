@@ -78,6 +78,10 @@ async def submit_report(command: SubmitReport, uow: UnitOfWork) -> Submission:
     await obligations.save_status(obligation)
     uow.publish(*obligation.events)
     await uow.commit()
-    log.info("report submitted", report_id=report.id, receipt=report.receipt_number,
-             on_time=report.on_time)
+    log.info(
+        "report submitted",
+        report_id=report.id,
+        receipt=report.receipt_number,
+        on_time=report.on_time,
+    )
     return Submission(report, replayed=False)

@@ -104,8 +104,9 @@ class IdempotentConsumer:
                 )
             else:
                 delay = self.backoff(delivered)
-                log.warning("handler failed; will retry", error=repr(exc), attempt=delivered,
-                            retry_in=delay)
+                log.warning(
+                    "handler failed; will retry", error=repr(exc), attempt=delivered, retry_in=delay
+                )
                 await msg.nack(delay=delay)
         else:
             await msg.ack()

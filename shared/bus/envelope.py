@@ -73,9 +73,9 @@ def encode(
     return event.subject(), headers, event.model_dump_json().encode()
 
 
-def decode(nats_subject: str, headers: Mapping[str, str] | None, body: bytes) -> tuple[
-    Envelope, Event
-]:
+def decode(
+    nats_subject: str, headers: Mapping[str, str] | None, body: bytes
+) -> tuple[Envelope, Event]:
     """Parse a message into its envelope and event, or raise UndeliverableEvent."""
     headers = headers or {}
     missing = [name for name in REQUIRED_HEADERS if not headers.get(name)]
@@ -89,7 +89,9 @@ def decode(nats_subject: str, headers: Mapping[str, str] | None, body: bytes) ->
     try:
         event = event_type.model_validate_json(body)
     except ValidationError as exc:
-        raise UndeliverableEvent(f"body is not a valid {event_type.__name__}: {_brief(exc)}")
+        raise UndeliverableEvent(
+            f"body is not a valid {event_type.__name__}: {_brief(exc)}"
+        ) from exc
     if event.subject() != nats_subject:
         raise UndeliverableEvent(
             f"subject {nats_subject!r} does not match the event's unit path "

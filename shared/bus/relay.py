@@ -10,6 +10,7 @@ duplicate window, and consumers' inboxes drop the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,10 +74,8 @@ class OutboxRelay:
 
     async def _sleep_until_woken(self) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-        except TimeoutError:
-            pass
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows; return how many were published."""
@@ -134,8 +133,9 @@ class OutboxRelay:
     async def replay(self, since: datetime) -> int:
         """Republish every row created at or after ``since`` (published or not)."""
         query = (
-            sa.select(self.outbox.c.seq, self.outbox.c.subject, self.outbox.c.headers,
-                      self.outbox.c.body)
+            sa.select(
+                self.outbox.c.seq, self.outbox.c.subject, self.outbox.c.headers, self.outbox.c.body
+            )
             .where(self.outbox.c.created_at >= since)
             .order_by(self.outbox.c.seq)
         )
@@ -143,8 +143,9 @@ class OutboxRelay:
             rows = list((await conn.execute(query)).all())
         js = self._jetstream()
         for row in rows:
-            await js.publish(row.subject, row.body, headers=row.headers,
-                             timeout=PUBLISH_TIMEOUT_SECONDS)
+            await js.publish(
+                row.subject, row.body, headers=row.headers, timeout=PUBLISH_TIMEOUT_SECONDS
+            )
             await self._mark_published(row.seq)
         return len(rows)
 

@@ -106,8 +106,7 @@ class Plan:
             year=self.year,
             content_areas=self.content_areas,
             assignees=[
-                Assignee(code=u.code, unit_path=u.path, kind=u.kind, name=u.name)
-                for u in assignees
+                Assignee(code=u.code, unit_path=u.path, kind=u.kind, name=u.name) for u in assignees
             ],
             schedule=[
                 ScheduledReport(

@@ -4,7 +4,8 @@ outbox (UnitRegistered, PlanIssued, …)."""
 from __future__ import annotations
 
 from shared.bus.consumer import ConsumerSpec
+from shared.settings import ServiceSettings
 
 
-def consumer_specs() -> list[ConsumerSpec]:
+def consumer_specs(_settings: ServiceSettings) -> list[ConsumerSpec]:
     return []

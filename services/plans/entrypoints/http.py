@@ -128,8 +128,9 @@ def _refusal(exc: UnitRefused | PlanRefused) -> DomainError:
 def build_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut,
-                 tags=["units"])
+    @router.post(
+        "/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut, tags=["units"]
+    )
     async def register_unit(body: UnitIn) -> UnitOut:
         command = handlers.RegisterUnit(
             code=body.code,
@@ -160,8 +161,13 @@ def build_routes(runtime: Runtime) -> APIRouter:
             raise NotFound(f"no unit {code}")
         return _unit_out(unit)
 
-    @router.post("/plans", status_code=status.HTTP_201_CREATED, response_model=PlanOut,
-                 tags=["plans"], summary="Create a plan as a draft")
+    @router.post(
+        "/plans",
+        status_code=status.HTTP_201_CREATED,
+        response_model=PlanOut,
+        tags=["plans"],
+        summary="Create a plan as a draft",
+    )
     async def draft_plan(body: PlanIn) -> PlanOut:
         command = handlers.DraftPlan(
             doc_number=body.doc_number,
@@ -170,8 +176,9 @@ def build_routes(runtime: Runtime) -> APIRouter:
             issued_on=body.issued_on,
             year=body.year,
             place=body.place,
-            content_areas=tuple(ContentArea(code=a.code, title=a.title)
-                                for a in body.content_areas),
+            content_areas=tuple(
+                ContentArea(code=a.code, title=a.title) for a in body.content_areas
+            ),
             assignee_rule=AssigneeRule(
                 kinds=tuple(body.assignees.kinds),
                 subtrees=tuple(body.assignees.subtrees),
@@ -186,8 +193,12 @@ def build_routes(runtime: Runtime) -> APIRouter:
             raise _refusal(exc) from exc
         return _plan_out(plan)
 
-    @router.post("/plans/{plan_id}/issue", response_model=PlanOut, tags=["plans"],
-                 summary="Issue a draft plan: expands its assignees and publishes PlanIssued")
+    @router.post(
+        "/plans/{plan_id}/issue",
+        response_model=PlanOut,
+        tags=["plans"],
+        summary="Issue a draft plan: expands its assignees and publishes PlanIssued",
+    )
     async def issue_plan(plan_id: str) -> PlanOut:
         try:
             async with runtime.uow() as uow:

@@ -150,7 +150,9 @@ class ReportRepository:
         self.session = session
 
     async def get(self, report_id: str) -> Report | None:
-        row = (await self.session.execute(sa.select(reports).where(reports.c.id == report_id))).first()
+        row = (
+            await self.session.execute(sa.select(reports).where(reports.c.id == report_id))
+        ).first()
         return _to_report(row) if row else None
 
     async def by_idempotency_key(self, key: str) -> Report | None:

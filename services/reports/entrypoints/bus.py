@@ -6,9 +6,10 @@ from services.reports import handlers
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS
 from shared.events import PlanIssued
+from shared.settings import ServiceSettings
 
 
-def consumer_specs() -> list[ConsumerSpec]:
+def consumer_specs(_settings: ServiceSettings) -> list[ConsumerSpec]:
     return [
         ConsumerSpec(
             service="reports",

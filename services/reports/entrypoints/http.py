@@ -137,8 +137,7 @@ def build_routes(runtime: Runtime) -> APIRouter:
             )
         return [_obligation_out(o) for o in found]
 
-    @router.get("/obligations/{obligation_id}", response_model=ObligationOut,
-                tags=["obligations"])
+    @router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
     async def get_obligation(obligation_id: str) -> ObligationOut:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(obligation_id)

@@ -1,0 +1,126 @@
+"""The ``qcdc`` command line: run services, provision the bus, replay outboxes, start all.
+
+This is the one module that knows every service, as the CLI's composition root; the
+services themselves never import each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from shared.clock import parse_instant
+from shared.service import ServiceDefinition
+
+app = typer.Typer(
+    help="QCDC: Grassroots Democracy Regulation plans and reports.", no_args_is_help=True
+)
+bus_app = typer.Typer(help="The NATS JetStream bus.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Services' outboxes.", no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+app.add_typer(outbox_app, name="outbox")
+
+
+class ServiceName(StrEnum):
+    plans = "plans"
+    reports = "reports"
+    notify = "notify"
+
+
+def definition(name: ServiceName | str) -> ServiceDefinition:
+    module = importlib.import_module(f"services.{ServiceName(name).value}.bootstrap")
+    service: ServiceDefinition = module.SERVICE
+    return service
+
+
+@app.command()
+def serve(service: Annotated[ServiceName, typer.Argument(help="Which service to run.")]) -> None:
+    """Run one service: migrations, HTTP API, bus consumers and outbox relay."""
+    definition(service).serve()
+
+
+@app.command()
+def migrate(service: ServiceName) -> None:
+    """Apply the service's database migrations and exit."""
+
+    async def _run() -> None:
+        runtime = definition(service).runtime()
+        await runtime.migrate()
+        await runtime.engine.dispose()
+
+    asyncio.run(_run())
+    typer.echo(f"{service.value}: database at head")
+
+
+@bus_app.command("provision")
+def provision(
+    nats_url: Annotated[str | None, typer.Option(help="Default: QCDC_NATS_URL.")] = None,
+) -> None:
+    """Create or update the JetStream streams (file storage, dedupe window, years of history)."""
+    import nats
+
+    from shared.bus.streams import ALL_STREAMS
+    from shared.bus.streams import provision as provision_streams
+    from shared.settings import ServiceSettings
+
+    url = nats_url or ServiceSettings().nats_url
+
+    async def _run() -> None:
+        nc = await nats.connect(url)
+        try:
+            await provision_streams(nc.jetstream())
+        finally:
+            await nc.close()
+
+    asyncio.run(_run())
+    typer.echo("streams ready: " + ", ".join(spec.name for spec in ALL_STREAMS))
+
+
+@outbox_app.command("replay")
+def replay(
+    since: Annotated[str, typer.Option(help="ISO 8601 instant, e.g. 2026-11-01T00:00:00Z")],
+    service: Annotated[list[ServiceName] | None, typer.Option(help="Default: all.")] = None,
+) -> None:
+    """Republish outbox rows created since a time; consumers' inboxes drop repeats."""
+    instant: datetime = parse_instant(since)
+
+    async def _run(name: ServiceName) -> int:
+        runtime = definition(name).runtime()
+        await runtime.connect()
+        try:
+            return await runtime.relay.replay(instant)
+        finally:
+            await runtime.broker.stop()
+            await runtime.engine.dispose()
+
+    for name in service or list(ServiceName):
+        count = asyncio.run(_run(name))
+        typer.echo(f"{name.value}: republished {count} event(s) since {instant.isoformat()}")
+
+
+@app.command()
+def up(
+    data_dir: Annotated[str, typer.Option(help="Where NATS, SQLite files and mail go.")] = "var",
+    nats_port: Annotated[int, typer.Option(help="Embedded NATS port.")] = 14222,
+    plans_port: int = 8301,
+    reports_port: int = 8302,
+    notify_port: int = 8303,
+    smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port.")] = 8025,
+    seed: Annotated[bool, typer.Option(help="Seed demo units and a plan on first start.")] = True,
+) -> None:
+    """Start the embedded system: nats-server, the three services, a mail sink, demo data."""
+    from services.embedded import EmbeddedPorts, run_embedded
+
+    ports = EmbeddedPorts(
+        nats=nats_port, plans=plans_port, reports=reports_port, notify=notify_port, smtp=smtp_port
+    )
+    raise typer.Exit(run_embedded(data_dir, ports, seed=seed))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,24 @@
+"""Composition root of the notify service: the one place that knows every part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.notify.adapters.db import messaging
+from services.notify.entrypoints.bus import consumer_specs
+from services.notify.entrypoints.http import build_routes
+from services.notify.entrypoints.worker import run_delivery_worker
+from services.notify.settings import NotifySettings
+from shared.service import ServiceDefinition
+
+SERVICE = ServiceDefinition(
+    name="notify",
+    title="QCDC notify",
+    description="Contacts and subscriptions, e-mail and webhooks, the delivery log.",
+    settings_type=NotifySettings,
+    messaging=messaging,
+    migrations=Path(__file__).parent / "adapters" / "migrations",
+    consumer_specs=consumer_specs,
+    routes=build_routes,
+    background_jobs=(run_delivery_worker,),
+)

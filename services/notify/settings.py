@@ -1,0 +1,23 @@
+"""Settings of the notify service (``QCDC_`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class NotifySettings(ServiceSettings):
+    http_port: int = 8303
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = "QCDC <khong-tra-loi@qcdc.local>"
+    reports_url: str = Field(
+        "http://127.0.0.1:8302", description="Public URL of the reports service, for links."
+    )
+    delivery_max_attempts: int = 8
+    delivery_poll_seconds: float = 0.3
