@@ -1,0 +1,91 @@
+"""Fixtures with real parts: nats-server on a free port, SQLite and PostgreSQL, an SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.natsd import NatsServer, free_port
+from tests.support import BusSpy, SmtpInbox
+
+POSTGRES_DSN = os.environ.get("QCDC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _create_database() -> str:
+    name = f"qcdc_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def _drop_database(name: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _async_url(database: str) -> str:
+    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{database}"
+
+
+@pytest.fixture
+async def postgres_url_factory() -> AsyncIterator[object]:
+    """Creates empty PostgreSQL databases on demand; drops them afterwards."""
+    created: list[str] = []
+
+    async def make() -> str:
+        name = await _create_database()
+        created.append(name)
+        return _async_url(name)
+
+    yield make
+    for name in created:
+        await _drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_urls(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url_factory: object
+) -> dict[str, str]:
+    """One database URL per service, on SQLite or on PostgreSQL."""
+    services = ("plans", "reports", "notify")
+    if request.param == "sqlite":
+        return {s: f"sqlite+aiosqlite:///{tmp_path}/{s}.db" for s in services}
+    make = postgres_url_factory
+    return {s: await make() for s in services}  # type: ignore[operator]
+
+
+@pytest.fixture
+async def smtp_inbox() -> AsyncIterator[SmtpInbox]:
+    inbox = SmtpInbox(asyncio.get_running_loop(), free_port())
+    inbox.start()
+    yield inbox
+    inbox.stop()
+
+
+@pytest.fixture
+async def bus_spy(nats_server: NatsServer) -> AsyncIterator[BusSpy]:
+    spy = BusSpy(nats_server.url)
+    await spy.start()
+    yield spy
+    await spy.stop()

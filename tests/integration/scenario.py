@@ -1,0 +1,77 @@
+"""The thin flow's demo data, shared by integration and end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+UNITS: list[dict[str, Any]] = [
+    {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
+    {
+        "code": "SNV",
+        "name": "Sở Nội vụ",
+        "kind": "department",
+        "parent_code": "T89",
+        "contacts": {"focal_email": "vanphong@snv.anbinh.demo.gov.vn"},
+    },
+    {
+        "code": "STP",
+        "name": "Sở Tư pháp",
+        "kind": "department",
+        "parent_code": "T89",
+        "reports_to_code": "SNV",
+        "contacts": {
+            "focal_email": "dauMoi@stp.anbinh.demo.gov.vn",
+            "head_email": "giamdoc@stp.anbinh.demo.gov.vn",
+        },
+    },
+    {
+        "code": "X30337",
+        "name": "Ủy ban nhân dân xã Mỹ Hòa Hưng",
+        "kind": "commune",
+        "parent_code": "T89",
+        "reports_to_code": "SNV",
+        "contacts": {"focal_email": "vanphong@myhoahung.demo.gov.vn"},
+    },
+]
+
+PLAN: dict[str, Any] = {
+    "doc_number": "123/KH-UBND",
+    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
+    "issuing_unit": "T89",
+    "issued_on": "2023-02-15",
+    "year": 2023,
+    "content_areas": [
+        {"code": "1", "title": "Công tác lãnh đạo, chỉ đạo của cấp ủy Đảng, chính quyền"},
+        {"code": "6", "title": "Kiểm tra, đánh giá và chế độ báo cáo"},
+    ],
+    "assignees": {"kinds": ["department", "commune"]},
+    "schedule": [
+        {
+            "key": "six_month",
+            "kind": "six_month",
+            "title": "Báo cáo 6 tháng",
+            "period_start": "2022-12-15",
+            "period_end": "2023-06-14",
+            "due_before": "2023-06-10",
+            "receiving_unit": "SNV",
+        }
+    ],
+}
+
+
+async def register_units_and_issue_plan(plans: httpx.AsyncClient) -> dict[str, Any]:
+    for unit in UNITS:
+        response = await plans.post("/units", json=unit)
+        assert response.status_code == 201, response.text
+    draft = await plans.post("/plans", json=PLAN)
+    assert draft.status_code == 201, draft.text
+    issued = await plans.post(f"/plans/{draft.json()['id']}/issue")
+    assert issued.status_code == 200, issued.text
+    result: dict[str, Any] = issued.json()
+    return result
+
+
+def assignee_codes() -> set[str]:
+    return {u["code"] for u in UNITS if u["kind"] in PLAN["assignees"]["kinds"]}
