@@ -32,8 +32,6 @@ from shared.vntime import format_date, format_instant
 
 log = structlog.get_logger(__name__)
 
-LEASE = timedelta(seconds=60)
-
 
 class ContactUnknown(Exception):
     """The unit's contacts have not arrived yet; retried, since unit events may lag."""
@@ -117,13 +115,16 @@ async def deliver_due(
     *,
     mail_from: str,
     max_attempts: int,
+    lease: timedelta,
     limit: int = 20,
 ) -> int:
     """Attempt every delivery that is due; return how many were attempted."""
     async with uow_factory() as uow:
         due = await DeliveryRepository(uow.session).due(_wall_clock(), limit)
     for key in due:
-        await _attempt(uow_factory, mailer, key, mail_from=mail_from, max_attempts=max_attempts)
+        await _attempt(
+            uow_factory, mailer, key, mail_from=mail_from, max_attempts=max_attempts, lease=lease
+        )
     return len(due)
 
 
@@ -134,11 +135,12 @@ async def _attempt(
     *,
     mail_from: str,
     max_attempts: int,
+    lease: timedelta,
 ) -> None:
     async with uow_factory() as uow:
         repository = DeliveryRepository(uow.session)
         now = _wall_clock()
-        if not await repository.claim(key, now + LEASE, now):
+        if not await repository.claim(key, now + lease, now):
             return  # another worker holds it
         delivery = await repository.get(key)
         await uow.commit()

@@ -21,3 +21,6 @@ class NotifySettings(ServiceSettings):
     )
     delivery_max_attempts: int = 8
     delivery_poll_seconds: float = 0.3
+    delivery_lease_seconds: float = Field(
+        60.0, description="How long a send may take before another attempt may take over."
+    )

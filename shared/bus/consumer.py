@@ -142,6 +142,12 @@ class IdempotentConsumer:
         await msg.ack()
 
 
+async def _raw_body(msg: NatsMessage) -> bytes:
+    """Keep the body undecoded: the envelope decodes it, so a malformed body reaches the
+    consumer (and the dead letters) instead of failing inside FastStream."""
+    return bytes(msg.body)
+
+
 def register_consumer(
     broker: NatsBroker,
     spec: ConsumerSpec,
@@ -173,6 +179,7 @@ def register_consumer(
                 filter_subject=subject,
             ),
             ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
             title=f"{spec.durable}:{subject}",
         )(on_message)
     return consumer

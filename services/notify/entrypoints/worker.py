@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import structlog
 
@@ -39,6 +40,7 @@ async def run_delivery_worker(runtime: Runtime) -> None:
                 mailer,
                 mail_from=settings.mail_from,
                 max_attempts=settings.delivery_max_attempts,
+                lease=timedelta(seconds=settings.delivery_lease_seconds),
             )
         except Exception:
             log.exception("delivery worker failed; continuing")
