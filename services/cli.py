@@ -93,6 +93,7 @@ def replay(
         runtime = definition(name).runtime()
         await runtime.connect()
         try:
+            await runtime.ensure_streams()  # a lost stream is recreated before refilling it
             return await runtime.relay.replay(instant)
         finally:
             await runtime.broker.stop()

@@ -124,11 +124,14 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
 
+    async def ensure_streams(self) -> None:
+        if self.settings.bus_provision:
+            await provision(self.jetstream())
+
     async def start(self) -> None:
         await self.migrate()
         await self.connect()
-        if self.settings.bus_provision:
-            await provision(self.jetstream())
+        await self.ensure_streams()
         await self.broker.start()
         self.spawn(self.relay.run())
         self.spawn(self._prune_outbox())

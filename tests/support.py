@@ -136,8 +136,9 @@ class BusSpy(Waitable):
     def of_type(self, ce_type: str) -> list[Seen]:
         return [s for s in self.items if s.headers.get("ce-type") == ce_type]
 
-    async def wait_for_type(self, ce_type: str, count: int = 1,
-                            timeout: float = DEFAULT_TIMEOUT) -> list[Seen]:
+    async def wait_for_type(
+        self, ce_type: str, count: int = 1, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Seen]:
         await self.wait_for(lambda _items: len(self.of_type(ce_type)) >= count, timeout)
         return self.of_type(ce_type)
 
@@ -160,10 +161,10 @@ class InProcessService:
     async def start(self) -> InProcessService:
         self.runtime = self.definition.runtime(self.settings, self.clock)
         app = self.definition.app(self.runtime)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.settings.http_port,
-                                log_config=None, lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.settings.http_port, log_config=None, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task = asyncio.create_task(self._server.serve())
         deadline = time.monotonic() + DEFAULT_TIMEOUT
         while not self._server.started:
@@ -184,8 +185,12 @@ class InProcessService:
 
 
 def service_settings(definition: ServiceDefinition, **overrides: Any) -> ServiceSettings:
-    values = {"http_port": free_port(), "outbox_poll_seconds": 0.2,
-              "consumer_ack_wait_seconds": 5.0, **overrides}
+    values = {
+        "http_port": free_port(),
+        "outbox_poll_seconds": 0.2,
+        "consumer_ack_wait_seconds": 5.0,
+        **overrides,
+    }
     return definition.settings_type(**values)
 
 
@@ -208,12 +213,15 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", "serve", self.name],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout=60)
-        except TimeoutError:
-            raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()[-3000:]}")
+        except TimeoutError as exc:
+            log = self.log_path.read_text()[-3000:]
+            raise RuntimeError(f"{self.name} did not start:\n{log}") from exc
         self._wait_healthy()
 
     def _wait_healthy(self) -> None:

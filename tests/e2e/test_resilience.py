@@ -26,11 +26,16 @@ def _units() -> list[dict[str, Any]]:
         {"code": "SNV", "name": "Sở Nội vụ", "kind": "department", "parent_code": "T89"},
     ]
     for n in range(UNIT_COUNT):
-        units.append({
-            "code": f"X{n:05d}", "name": f"Ủy ban nhân dân xã Số {n}", "kind": "commune",
-            "parent_code": "T89", "reports_to_code": "SNV",
-            "contacts": {"focal_email": f"xa{n}@demo.gov.vn"},
-        })
+        units.append(
+            {
+                "code": f"X{n:05d}",
+                "name": f"Ủy ban nhân dân xã Số {n}",
+                "kind": "commune",
+                "parent_code": "T89",
+                "reports_to_code": "SNV",
+                "contacts": {"focal_email": f"xa{n}@demo.gov.vn"},
+            }
+        )
     return units
 
 
@@ -41,10 +46,16 @@ PLAN = {
     "issued_on": "2023-02-15",
     "year": 2023,
     "assignees": {"kinds": ["commune"]},
-    "schedule": [{
-        "key": "six_month", "kind": "six_month", "period_start": "2022-12-15",
-        "period_end": "2023-06-14", "due_before": "2023-06-10", "receiving_unit": "SNV",
-    }],
+    "schedule": [
+        {
+            "key": "six_month",
+            "kind": "six_month",
+            "period_start": "2022-12-15",
+            "period_end": "2023-06-14",
+            "due_before": "2023-06-10",
+            "receiving_unit": "SNV",
+        }
+    ],
 }
 
 
@@ -61,13 +72,19 @@ def processes(
         "QCDC_LOG_LEVEL": "INFO",
     }
     extra = {
-        "notify": {"QCDC_SMTP_PORT": str(smtp_inbox.port), "QCDC_DELIVERY_LEASE_SECONDS": "2",
-                   "QCDC_DELIVERY_POLL_SECONDS": "0.05"},
+        "notify": {
+            "QCDC_SMTP_PORT": str(smtp_inbox.port),
+            "QCDC_DELIVERY_LEASE_SECONDS": "2",
+            "QCDC_DELIVERY_POLL_SECONDS": "0.05",
+        },
     }
     running: dict[str, ServiceProcess] = {}
     for name in ("plans", "reports", "notify"):
-        env = {**common, **extra.get(name, {}),
-               "QCDC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/{name}.db"}
+        env = {
+            **common,
+            **extra.get(name, {}),
+            "QCDC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
+        }
         running[name] = ServiceProcess(name, env, tmp_path / f"{name}.log", free_port())
         running[name].start()
     yield running
@@ -93,7 +110,8 @@ async def obligations(processes: dict[str, ServiceProcess]) -> AsyncIterator[lis
 
 async def _submit(reports: httpx.AsyncClient, obligation: str, unit: str, key: str) -> str:
     response = await reports.post(
-        "/reports", json={"obligation_id": obligation, "unit_code": unit},
+        "/reports",
+        json={"obligation_id": obligation, "unit_code": unit},
         headers={"Idempotency-Key": key},
     )
     assert response.status_code == 201, response.text
@@ -118,8 +136,9 @@ async def test_notify_killed_mid_burst_delivers_every_receipt_once(
         units = {o: await _unit_of(reports, o) for o in obligations}
         for version in range(5):
             for obligation in obligations:
-                receipts.append(await _submit(reports, obligation, units[obligation],
-                                              f"{obligation}-{version}"))
+                receipts.append(
+                    await _submit(reports, obligation, units[obligation], f"{obligation}-{version}")
+                )
             if version == 1:
                 await smtp_inbox.wait_for(lambda items: len(items) >= 3)
                 processes["notify"].kill()
@@ -144,7 +163,9 @@ async def test_notify_killed_mid_burst_delivers_every_receipt_once(
 
 
 async def test_nats_down_during_submissions_loses_and_duplicates_nothing(
-    processes: dict[str, ServiceProcess], obligations: list[str], smtp_inbox: SmtpInbox,
+    processes: dict[str, ServiceProcess],
+    obligations: list[str],
+    smtp_inbox: SmtpInbox,
     nats_server: NatsServer,
 ) -> None:
     receipts: list[str] = []
@@ -156,8 +177,9 @@ async def test_nats_down_during_submissions_loses_and_duplicates_nothing(
             if version == 3:
                 nats_server.start()
             for obligation in obligations:
-                receipts.append(await _submit(reports, obligation, units[obligation],
-                                              f"{obligation}-{version}"))
+                receipts.append(
+                    await _submit(reports, obligation, units[obligation], f"{obligation}-{version}")
+                )
     await smtp_inbox.wait_for(
         lambda _items: set(_receipt_numbers(smtp_inbox)) >= set(receipts), timeout=90
     )

@@ -29,8 +29,12 @@ DEAD_LETTERS = "qcdc.v1.deadletter.notify.reports"
 
 def _unit(code: str, email: str) -> UnitRegistered:
     return UnitRegistered(
-        unit_path=["T89", code], code=code, name=f"Sở {code}", kind="department",
-        parent_code="T89", contacts=Contacts(focal_email=email),
+        unit_path=["T89", code],
+        code=code,
+        name=f"Sở {code}",
+        kind="department",
+        parent_code="T89",
+        contacts=Contacts(focal_email=email),
     )
 
 
@@ -41,9 +45,14 @@ def _submitted(unit: str, receipt: str) -> ReportSubmitted:
         receipt_number=receipt,
         version=1,
         obligation=ObligationRef(
-            obligation_id="o-1", plan_id="p-1", schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH, unit_code=unit, receiving_unit="SNV",
-            period_start=date(2022, 12, 15), period_end=date(2023, 6, 14),
+            obligation_id="o-1",
+            plan_id="p-1",
+            schedule_key="six_month",
+            report_kind=ReportKind.SIX_MONTH,
+            unit_code=unit,
+            receiving_unit="SNV",
+            period_start=date(2022, 12, 15),
+            period_end=date(2023, 6, 14),
             due_at=datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC),
             plan_doc_number="123/KH-UBND",
         ),
@@ -52,10 +61,13 @@ def _submitted(unit: str, receipt: str) -> ReportSubmitted:
     )
 
 
-async def publish(nc: Client, event: UnitRegistered | ReportSubmitted,
-                  event_id: str | None = None, msg_id: str | None = None) -> str:
-    subject, headers, body = encode(event, source="/test", correlation_id="c-1",
-                                    event_id=event_id)
+async def publish(
+    nc: Client,
+    event: UnitRegistered | ReportSubmitted,
+    event_id: str | None = None,
+    msg_id: str | None = None,
+) -> str:
+    subject, headers, body = encode(event, source="/test", correlation_id="c-1", event_id=event_id)
     if msg_id:
         headers["Nats-Msg-Id"] = msg_id
     await nc.jetstream().publish(subject, body, headers=headers)
@@ -67,8 +79,12 @@ async def notify(
     nats_server: NatsServer, tmp_path: Path, smtp_inbox: SmtpInbox
 ) -> AsyncIterator[InProcessService]:
     settings = service_settings(
-        NOTIFY, nats_url=nats_server.url, database_url=f"sqlite+aiosqlite:///{tmp_path}/n.db",
-        smtp_port=smtp_inbox.port, consumer_max_deliver=3, delivery_poll_seconds=0.05,
+        NOTIFY,
+        nats_url=nats_server.url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/n.db",
+        smtp_port=smtp_inbox.port,
+        consumer_max_deliver=3,
+        delivery_poll_seconds=0.05,
     )
     service = await InProcessService(NOTIFY, settings).start()
     yield service
@@ -87,13 +103,16 @@ async def test_malformed_messages_are_dead_lettered_with_a_reason_and_the_next_i
 ) -> None:
     js = nc.jetstream()
     await publish(nc, _unit("STP", "stp@demo.gov.vn"))
-    good_subject, good_headers, _ = encode(_submitted("STP", "BC-1"), source="/t",
-                                           correlation_id="c")
+    good_subject, good_headers, _ = encode(
+        _submitted("STP", "BC-1"), source="/t", correlation_id="c"
+    )
     await js.publish(good_subject, b"{not json", headers={**good_headers, "Nats-Msg-Id": "m1"})
     await js.publish(good_subject, b"{}", headers={"Nats-Msg-Id": "m2"})
-    await js.publish("qcdc.v1.report.submitted.T89.OTHER",
-                     _submitted("STP", "BC-1").model_dump_json().encode(),
-                     headers={**good_headers, "Nats-Msg-Id": "m3", "ce-id": "m3"})
+    await js.publish(
+        "qcdc.v1.report.submitted.T89.OTHER",
+        _submitted("STP", "BC-1").model_dump_json().encode(),
+        headers={**good_headers, "Nats-Msg-Id": "m3", "ce-id": "m3"},
+    )
     await publish(nc, _submitted("STP", "BC-2"))
 
     mail = await smtp_inbox.wait_for(lambda items: len(items) >= 1)

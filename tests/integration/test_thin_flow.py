@@ -64,8 +64,11 @@ async def test_report_over_http_gives_a_vietnamese_receipt_to_the_unit(
         assert obligation["due_at"] == "2023-06-09T16:59:59.999999Z"
         response = await reports.post(
             "/reports",
-            json={"obligation_id": obligation["id"], "unit_code": "STP",
-                  "narrative": {"1": "Đã quán triệt Quy chế dân chủ."}},
+            json={
+                "obligation_id": obligation["id"],
+                "unit_code": "STP",
+                "narrative": {"1": "Đã quán triệt Quy chế dân chủ."},
+            },
             headers={"X-Correlation-Id": "corr-thin-flow", "Idempotency-Key": "stp-2023-6m"},
         )
     assert response.status_code == 201, response.text
@@ -132,14 +135,16 @@ async def test_bad_requests_get_a_clear_4xx(system: dict[str, Any]) -> None:
     async with system["plans"].client() as plans, system["reports"].client() as reports:
         await register_units_and_issue_plan(plans)
         obligation = await _open_obligation(reports, "STP")
-        bad_code = await plans.post("/units", json={"code": "bad code!", "name": "X",
-                                                    "kind": "commune"})
-        unknown_parent = await plans.post(
-            "/units", json={"code": "X1", "name": "Xã Một", "kind": "commune",
-                            "parent_code": "NOPE"}
+        bad_code = await plans.post(
+            "/units", json={"code": "bad code!", "name": "X", "kind": "commune"}
         )
-        duplicate = await plans.post("/units", json={"code": "STP", "name": "Sở Tư pháp",
-                                                     "kind": "department"})
+        unknown_parent = await plans.post(
+            "/units",
+            json={"code": "X1", "name": "Xã Một", "kind": "commune", "parent_code": "NOPE"},
+        )
+        duplicate = await plans.post(
+            "/units", json={"code": "STP", "name": "Sở Tư pháp", "kind": "department"}
+        )
         wrong_unit = await reports.post(
             "/reports", json={"obligation_id": obligation["id"], "unit_code": "X30337"}
         )
