@@ -220,8 +220,8 @@ class ServiceProcess:
         try:
             wait_for_port("127.0.0.1", self.port, timeout=60)
         except TimeoutError as exc:
-            log = self.log_path.read_text()[-3000:]
-            raise RuntimeError(f"{self.name} did not start:\n{log}") from exc
+            tail = self.log_path.read_text()[-3000:]
+            raise RuntimeError(f"{self.name} did not start:\n{tail}") from exc
         self._wait_healthy()
 
     def _wait_healthy(self) -> None:
