@@ -78,23 +78,32 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; return how many were published."""
+        """Publish one batch of unpublished rows, in order; return how many were published.
+
+        Rows are marked sent once per batch: a crash before that republishes them, and
+        JetStream drops the repeats by ``Nats-Msg-Id``."""
         rows = await self._unpublished()
         if not rows:
             return 0
         js = self._jetstream()
-        published = 0
-        for row in rows:
-            try:
-                await js.publish(
-                    row.subject, row.body, headers=row.headers, timeout=PUBLISH_TIMEOUT_SECONDS
-                )
-            except Exception as exc:
-                await self._record_failure(row.seq, exc)
-                raise
-            await self._mark_published(row.seq)
-            published += 1
-        return published
+        published: list[int] = []
+        try:
+            for row in rows:
+                try:
+                    await js.publish(
+                        row.subject,
+                        row.body,
+                        headers=row.headers,
+                        timeout=PUBLISH_TIMEOUT_SECONDS,
+                    )
+                except Exception as exc:
+                    await self._record_failure(row.seq, exc)
+                    raise
+                published.append(row.seq)
+        finally:
+            if published:
+                await self._mark_published(published)
+        return len(published)
 
     async def _unpublished(self) -> list[Any]:
         query = (
@@ -111,11 +120,11 @@ class OutboxRelay:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())
 
-    async def _mark_published(self, seq: int) -> None:
+    async def _mark_published(self, seqs: list[int]) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 self.outbox.update()
-                .where(self.outbox.c.seq == seq)
+                .where(self.outbox.c.seq.in_(seqs))
                 .values(published_at=self.clock.now(), attempts=self.outbox.c.attempts + 1)
             )
 
