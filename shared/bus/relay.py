@@ -155,7 +155,8 @@ class OutboxRelay:
             await js.publish(
                 row.subject, row.body, headers=row.headers, timeout=PUBLISH_TIMEOUT_SECONDS
             )
-            await self._mark_published(row.seq)
+        if rows:
+            await self._mark_published([row.seq for row in rows])
         return len(rows)
 
     async def prune(self, retention: timedelta) -> int:
