@@ -80,6 +80,9 @@ class UnitRegistered(Event):
     reports_to_code: UnitCode | None = Field(None, description="Unit receiving its reports.")
     contacts: Contacts = Field(default_factory=Contacts)
     active: bool = True
+    tags: list[str] = Field(
+        default_factory=list, description="Roles of the unit, e.g. 'home_affairs'."
+    )
 
 
 class UnitUpdated(UnitRegistered):
@@ -99,6 +102,7 @@ class ContentArea(BaseModel):
 
     code: str
     title: NfcText
+    description: NfcText = ""
 
 
 class Assignee(BaseModel):
@@ -142,7 +146,12 @@ class PlanIssued(Event):
     content_areas: list[ContentArea] = Field(default_factory=list)
     assignees: list[Assignee]
     schedule: list[ScheduledReport]
-    sub_plan_due_at: AwareDatetime | None = None
+    sub_plan_due_at: AwareDatetime | None = Field(
+        None, description="Last on-time instant for each assignee's own implementation plan."
+    )
+    parent_plan_id: str | None = Field(
+        None, description="Set when this plan implements another (a unit's sub-plan)."
+    )
 
 
 class ScheduleChange(BaseModel):
@@ -165,7 +174,9 @@ class PlanAmended(Event):
     added_assignees: list[Assignee] = Field(default_factory=list)
     removed_assignees: list[UnitCode] = Field(default_factory=list)
     schedule_changes: list[ScheduleChange] = Field(default_factory=list)
-    added_schedule: list[ScheduledReport] = Field(default_factory=list)
+    schedule: list[ScheduledReport] = Field(
+        default_factory=list, description="The whole schedule after the amendment."
+    )
 
 
 class PlanClosed(Event):
@@ -183,7 +194,9 @@ class SubPlanRegistered(Event):
     aggregate = "subplan"
     event = "registered"
 
-    plan_id: str
+    plan_id: str = Field(
+        "", description="The sub-plan's id when it was issued here; empty if only registered."
+    )
     parent_plan_id: str
     unit_code: UnitCode
     doc_number: str

@@ -13,33 +13,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from shared.context import bind_correlation_id, new_correlation_id
+from shared.errors import Missing, Refused
 from shared.runtime import Runtime
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
 log = structlog.get_logger(__name__)
-
-
-class DomainError(Exception):
-    """A request the domain refuses; becomes a 4xx with a message (and a field, if any)."""
-
-    status_code = 400
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class NotFound(DomainError):
-    status_code = 404
-
-
-class Conflict(DomainError):
-    status_code = 409
-
-
-class Unprocessable(DomainError):
-    status_code = 422
 
 
 def create_app(
@@ -65,12 +43,16 @@ def create_app(
         response.headers[CORRELATION_HTTP_HEADER] = correlation_id[:128]
         return response
 
-    @app.exception_handler(DomainError)
-    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused) -> JSONResponse:
         detail: dict[str, Any] = {"message": exc.message}
         if exc.field:
             detail["field"] = exc.field
         return JSONResponse({"error": detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Missing)
+    async def missing(_request: Request, exc: Missing) -> JSONResponse:
+        return JSONResponse({"error": {"message": exc.message}}, status_code=404)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

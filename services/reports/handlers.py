@@ -11,6 +11,7 @@ import structlog
 from services.reports.adapters.db import ObligationRepository, ReportRepository
 from services.reports.domain.model import Report, ReportRefused, obligations_for_plan
 from shared.bus.envelope import Envelope
+from shared.errors import Missing
 from shared.events import PlanIssued
 from shared.uow import UnitOfWork
 from shared.vntime import ict_date
@@ -57,7 +58,7 @@ async def submit_report(command: SubmitReport, uow: UnitOfWork) -> Submission:
     obligations = ObligationRepository(uow.session)
     obligation = await obligations.get(command.obligation_id)
     if obligation is None:
-        raise LookupError(f"no obligation {command.obligation_id}")
+        raise Missing(f"no obligation {command.obligation_id}")
     if obligation.unit_code != command.unit_code:
         raise ReportRefused(
             f"obligation {obligation.id} belongs to unit {obligation.unit_code}, "

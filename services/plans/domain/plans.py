@@ -1,21 +1,28 @@
-"""Plans as data: content areas, assignees, reporting schedule; the lifecycle. Pure, no I/O."""
+"""Plans as data: legal basis, content areas, assignees, reporting schedule, sub-plans, and the
+lifecycle draft → issued → amended → closed. Pure, no I/O."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 
 from services.plans.domain.units import Unit
+from shared.errors import Refused
 from shared.events import (
     Assignee,
     ContentArea,
     Event,
+    PlanAmended,
+    PlanClosed,
     PlanIssued,
     ReportKind,
+    ScheduleChange,
     ScheduledReport,
 )
 from shared.vntime import last_instant_before
+
+PERIODIC_KINDS = (ReportKind.SIX_MONTH, ReportKind.ANNUAL)
 
 
 class PlanStatus(StrEnum):
@@ -25,18 +32,37 @@ class PlanStatus(StrEnum):
     CLOSED = "closed"
 
 
-class PlanRefused(Exception):
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class PlanRefused(Refused):
+    """A command the plan rules refuse."""
+
+
+@dataclass(frozen=True)
+class LegalDocument:
+    """A document the plan cites as its basis: number, date, issuer, title."""
+
+    number: str
+    date: date | None
+    issuer: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Signer:
+    name: str = ""
+    position: str = ""
 
 
 @dataclass(frozen=True)
 class AssigneeRule:
-    """Who a plan binds: units of given kinds, all units of given subtrees, or named units."""
+    """Who a plan binds, expanded to concrete units within the issuer's subtree at issue time.
+
+    ``kinds``: every unit of these kinds. ``subtrees``: every unit below these units.
+    ``units``: these units. ``kinds_via_parent``: units of these kinds are reached through an
+    assigned ancestor (who cascades the plan to them); where none of their ancestors is
+    assigned (a two-level province has no districts) they are assigned directly."""
 
     kinds: tuple[str, ...] = ()
+    kinds_via_parent: tuple[str, ...] = ()
     subtrees: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
 
@@ -53,7 +79,38 @@ class ScheduleEntry:
 
     @property
     def due_at(self) -> datetime:
+        """The last on-time instant: the day before ``due_before``, 23:59:59.999999 ICT."""
         return last_instant_before(self.due_before)
+
+    def to_event(self) -> ScheduledReport:
+        return ScheduledReport(
+            key=self.key,
+            kind=self.kind,
+            title=self.title,
+            period_start=self.period_start,
+            period_end=self.period_end,
+            due_before=self.due_before,
+            due_at=self.due_at,
+            receiving_unit=self.receiving_unit,
+        )
+
+
+@dataclass(frozen=True)
+class SubPlanRequirement:
+    """Each assignee issues its own implementation plan, by ``due_before`` if set."""
+
+    required: bool = False
+    due_before: date | None = None
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What an amendment changes: deadlines by schedule key, assignees added or removed."""
+
+    reason: str
+    deadlines: dict[str, date] = field(default_factory=dict)
+    add_units: tuple[str, ...] = ()
+    remove_units: tuple[str, ...] = ()
 
 
 @dataclass
@@ -65,35 +122,32 @@ class Plan:
     issued_on: date
     year: int
     place: str = ""
+    signer: Signer = field(default_factory=Signer)
+    legal_basis: list[LegalDocument] = field(default_factory=list)
     content_areas: list[ContentArea] = field(default_factory=list)
     assignee_rule: AssigneeRule = field(default_factory=AssigneeRule)
     schedule: list[ScheduleEntry] = field(default_factory=list)
+    on_request: tuple[ReportKind, ...] = ()
+    sub_plan: SubPlanRequirement = field(default_factory=SubPlanRequirement)
+    distribution: list[str] = field(default_factory=list)
+    parent_plan_id: str | None = None
     status: PlanStatus = PlanStatus.DRAFT
     assignees: list[str] = field(default_factory=list)
+    amendments: int = 0
     events: list[Event] = field(default_factory=list, repr=False)
 
-    def issue(self, registry: dict[str, Unit]) -> PlanIssued:
+    # --- lifecycle -------------------------------------------------------------------
+
+    def issue(self, registry: dict[str, Unit], parent: Plan | None = None) -> PlanIssued:
         if self.status is not PlanStatus.DRAFT:
             raise PlanRefused(f"plan {self.doc_number} is {self.status.value}, not a draft")
-        issuer = registry.get(self.issuing_unit)
-        if issuer is None:
-            raise PlanRefused(f"unknown issuing unit {self.issuing_unit}", field="issuing_unit")
-        assignees = expand_assignees(self.assignee_rule, registry)
+        issuer = _active(registry, self.issuing_unit, "issuing_unit")
+        assignees = expand_assignees(self.assignee_rule, issuer, registry)
         if not assignees:
             raise PlanRefused("the plan assigns no unit", field="assignees")
-        if not self.schedule:
-            raise PlanRefused("the plan has no reporting schedule", field="schedule")
-        for index, entry in enumerate(self.schedule):
-            if entry.receiving_unit not in registry:
-                raise PlanRefused(
-                    f"unknown receiving unit {entry.receiving_unit}",
-                    field=f"schedule.{index}.receiving_unit",
-                )
-            if entry.due_before <= self.issued_on:
-                raise PlanRefused(
-                    "the deadline must fall after the date of issue",
-                    field=f"schedule.{index}.due_before",
-                )
+        self._check_schedule(registry)
+        if parent is not None:
+            self._check_against_parent(parent)
         self.status = PlanStatus.ISSUED
         self.assignees = [unit.code for unit in assignees]
         event = PlanIssued(
@@ -105,42 +159,233 @@ class Plan:
             issued_on=self.issued_on,
             year=self.year,
             content_areas=self.content_areas,
-            assignees=[
-                Assignee(code=u.code, unit_path=u.path, kind=u.kind, name=u.name) for u in assignees
-            ],
-            schedule=[
-                ScheduledReport(
-                    key=e.key,
-                    kind=e.kind,
-                    title=e.title,
-                    period_start=e.period_start,
-                    period_end=e.period_end,
-                    due_before=e.due_before,
-                    due_at=e.due_at,
-                    receiving_unit=e.receiving_unit,
-                )
-                for e in self.schedule
-            ],
+            assignees=[_assignee(u) for u in assignees],
+            schedule=[entry.to_event() for entry in self.schedule],
+            sub_plan_due_at=(
+                last_instant_before(self.sub_plan.due_before)
+                if self.sub_plan.required and self.sub_plan.due_before
+                else None
+            ),
+            parent_plan_id=self.parent_plan_id,
         )
         self.events.append(event)
         return event
 
+    def _check_schedule(self, registry: dict[str, Unit]) -> None:
+        keys = [entry.key for entry in self.schedule]
+        if len(set(keys)) != len(keys):
+            raise PlanRefused("two schedule entries share a key", field="schedule")
+        for index, entry in enumerate(self.schedule):
+            where = f"schedule.{index}"
+            _active(registry, entry.receiving_unit, f"{where}.receiving_unit")
+            if entry.due_before <= self.issued_on:
+                raise PlanRefused(
+                    "the deadline must fall after the date of issue", field=f"{where}.due_before"
+                )
+            if entry.period_end < entry.period_start:
+                raise PlanRefused(
+                    "the data period ends before it starts", field=f"{where}.period_end"
+                )
+        if self.sub_plan.due_before and self.sub_plan.due_before <= self.issued_on:
+            raise PlanRefused(
+                "the sub-plan deadline must fall after the date of issue",
+                field="sub_plan.due_before",
+            )
 
-def expand_assignees(rule: AssigneeRule, registry: dict[str, Unit]) -> list[Unit]:
-    """Concrete active units matching the rule, each once, in registry order."""
-    unknown = [code for code in (*rule.units, *rule.subtrees) if code not in registry]
-    if unknown:
-        raise PlanRefused(f"unknown unit(s): {', '.join(unknown)}", field="assignees")
-    if len(set(rule.units)) != len(rule.units):
-        raise PlanRefused("a unit is assigned twice", field="assignees.units")
-    chosen: list[Unit] = []
-    for unit in registry.values():
-        if not unit.active:
-            continue
-        if (
-            unit.code in rule.units
-            or unit.kind in rule.kinds
-            or any(unit.is_within(root) and unit.code != root for root in rule.subtrees)
-        ):
-            chosen.append(unit)
-    return chosen
+    def _check_against_parent(self, parent: Plan) -> None:
+        """A sub-plan collects its units' reports before its own are due upward."""
+        if parent.status not in (PlanStatus.ISSUED, PlanStatus.AMENDED):
+            raise PlanRefused(f"parent plan {parent.doc_number} is {parent.status.value}")
+        if self.issuing_unit not in parent.assignees:
+            raise PlanRefused(
+                f"unit {self.issuing_unit} is not an assignee of plan {parent.doc_number}",
+                field="parent_plan_id",
+            )
+        upward = {entry.key: entry for entry in parent.schedule}
+        for index, entry in enumerate(self.schedule):
+            above = upward.get(entry.key)
+            if above is not None and entry.due_before >= above.due_before:
+                raise PlanRefused(
+                    f"due before {entry.due_before:%d/%m/%Y}, not earlier than the parent "
+                    f"plan's {above.due_before:%d/%m/%Y}: no time left to consolidate",
+                    field=f"schedule.{index}.due_before",
+                )
+
+    def amend(self, amendment: Amendment, registry: dict[str, Unit]) -> PlanAmended:
+        if self.status not in (PlanStatus.ISSUED, PlanStatus.AMENDED):
+            raise PlanRefused(
+                f"plan {self.doc_number} is {self.status.value}; only an issued plan can be amended"
+            )
+        if not (amendment.deadlines or amendment.add_units or amendment.remove_units):
+            raise PlanRefused("the amendment changes nothing")
+        changes = self._move_deadlines(amendment.deadlines)
+        added = self._add_assignees(amendment.add_units, registry)
+        removed = self._remove_assignees(amendment.remove_units)
+        self.status = PlanStatus.AMENDED
+        self.amendments += 1
+        issuer = registry[self.issuing_unit]
+        event = PlanAmended(
+            unit_path=issuer.path,
+            plan_id=self.id,
+            amendment=self.amendments,
+            reason=amendment.reason,
+            added_assignees=[_assignee(u) for u in added],
+            removed_assignees=removed,
+            schedule_changes=changes,
+            schedule=[entry.to_event() for entry in self.schedule],
+        )
+        self.events.append(event)
+        return event
+
+    def _move_deadlines(self, deadlines: dict[str, date]) -> list[ScheduleChange]:
+        by_key = {entry.key: i for i, entry in enumerate(self.schedule)}
+        changes = []
+        for key, due_before in deadlines.items():
+            if key not in by_key:
+                raise PlanRefused(f"no schedule entry {key!r}", field=f"deadlines.{key}")
+            old = self.schedule[by_key[key]]
+            if due_before <= self.issued_on:
+                raise PlanRefused(
+                    "the deadline must fall after the date of issue", field=f"deadlines.{key}"
+                )
+            if due_before == old.due_before:
+                continue
+            new = replace(old, due_before=due_before)
+            self.schedule[by_key[key]] = new
+            changes.append(ScheduleChange(key=key, old_due_at=old.due_at, new_due_at=new.due_at))
+        return changes
+
+    def _add_assignees(self, codes: tuple[str, ...], registry: dict[str, Unit]) -> list[Unit]:
+        issuer = registry[self.issuing_unit]
+        added = []
+        for code in codes:
+            unit = _active(registry, code, "add_units")
+            if code in self.assignees:
+                raise PlanRefused(f"unit {code} is already assigned", field="add_units")
+            if not unit.is_within(issuer.code) or unit.code == issuer.code:
+                raise PlanRefused(f"unit {code} is outside the issuer's units", field="add_units")
+            self.assignees.append(code)
+            added.append(unit)
+        return added
+
+    def _remove_assignees(self, codes: tuple[str, ...]) -> list[str]:
+        for code in codes:
+            if code not in self.assignees:
+                raise PlanRefused(f"unit {code} is not assigned", field="remove_units")
+            self.assignees.remove(code)
+        if codes and not self.assignees:
+            raise PlanRefused(
+                "the amendment would leave the plan with no assignee", field="remove_units"
+            )
+        return list(codes)
+
+    def close(self, reason: str, at: datetime, registry: dict[str, Unit]) -> PlanClosed:
+        if self.status not in (PlanStatus.ISSUED, PlanStatus.AMENDED):
+            raise PlanRefused(
+                f"plan {self.doc_number} is {self.status.value}; only an issued plan can be closed"
+            )
+        self.status = PlanStatus.CLOSED
+        event = PlanClosed(
+            unit_path=registry[self.issuing_unit].path, plan_id=self.id, closed_at=at, reason=reason
+        )
+        self.events.append(event)
+        return event
+
+    def roll_over(self, new_id: str, year: int) -> Plan:
+        """A copy for another year, every date shifted by whole years, as a new draft."""
+        years = year - self.year
+        if years == 0:
+            raise PlanRefused("the plan is already for that year", field="year")
+        return Plan(
+            id=new_id,
+            doc_number=self.doc_number,
+            title=self.title.replace(str(self.year), str(year)),
+            issuing_unit=self.issuing_unit,
+            issued_on=shift_years(self.issued_on, years),
+            year=year,
+            place=self.place,
+            signer=self.signer,
+            legal_basis=list(self.legal_basis),
+            content_areas=list(self.content_areas),
+            assignee_rule=self.assignee_rule,
+            schedule=[
+                replace(
+                    e,
+                    period_start=shift_years(e.period_start, years),
+                    period_end=shift_years(e.period_end, years),
+                    due_before=shift_years(e.due_before, years),
+                )
+                for e in self.schedule
+            ],
+            on_request=self.on_request,
+            sub_plan=replace(
+                self.sub_plan,
+                due_before=shift_years(self.sub_plan.due_before, years)
+                if self.sub_plan.due_before
+                else None,
+            ),
+            distribution=list(self.distribution),
+        )
+
+
+def shift_years(day: date, years: int) -> date:
+    """The same day ``years`` later; 29 February becomes 28 February in a common year."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def _assignee(unit: Unit) -> Assignee:
+    return Assignee(code=unit.code, unit_path=unit.path, kind=unit.kind, name=unit.name)
+
+
+def _active(registry: dict[str, Unit], code: str, where: str) -> Unit:
+    unit = registry.get(code)
+    if unit is None:
+        raise PlanRefused(f"unknown unit {code}", field=where)
+    if not unit.active:
+        raise PlanRefused(f"unit {code} is dissolved", field=where)
+    return unit
+
+
+def expand_assignees(rule: AssigneeRule, issuer: Unit, registry: dict[str, Unit]) -> list[Unit]:
+    """Concrete active units below the issuer matching the rule, in registry order.
+
+    A unit named explicitly that a kind or subtree rule also selects counts as assigned
+    twice, and so does a unit named twice: both are refused."""
+    for code in (*rule.units, *rule.subtrees):
+        _active(registry, code, "assignees")
+    seen: set[str] = set()
+    for code in rule.units:
+        if code in seen:
+            raise PlanRefused(f"unit {code} is assigned twice", field="assignees.units")
+        seen.add(code)
+    below = [
+        u
+        for u in registry.values()
+        if u.active and u.code != issuer.code and u.is_within(issuer.code)
+    ]
+    by_rule = {u.code for u in below if _by_kind_or_subtree(u, rule)}
+    twice = sorted(by_rule & set(rule.units))
+    if twice:
+        raise PlanRefused(
+            f"unit(s) {', '.join(twice)} assigned twice: by name and by kind or subtree",
+            field="assignees.units",
+        )
+    chosen = by_rule | set(rule.units)
+    for unit in below:
+        if unit.kind in rule.kinds_via_parent and not _has_chosen_ancestor(unit, issuer, chosen):
+            chosen.add(unit.code)
+    return [u for u in below if u.code in chosen]
+
+
+def _by_kind_or_subtree(unit: Unit, rule: AssigneeRule) -> bool:
+    return unit.kind in rule.kinds or any(
+        unit.is_within(root) and unit.code != root for root in rule.subtrees
+    )
+
+
+def _has_chosen_ancestor(unit: Unit, issuer: Unit, chosen: set[str]) -> bool:
+    below_issuer = unit.path[unit.path.index(issuer.code) + 1 : -1]
+    return any(code in chosen for code in below_issuer)

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.errors import Refused
 from shared.events import (
     Event,
     ObligationRef,
@@ -29,13 +30,8 @@ class ObligationStatus(StrEnum):
     WAIVED = "waived"
 
 
-class ReportRefused(Exception):
-    """A submission the rules refuse; ``field`` names what is wrong."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class ReportRefused(Refused):
+    """A command the report rules refuse."""
 
 
 def obligation_id(plan_id: str, schedule_key: str, unit_code: str) -> str:

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.reports import handlers
 from services.reports.adapters.db import ObligationRepository, ReportRepository
-from services.reports.domain.model import Obligation, Report, ReportRefused
-from shared.http import NotFound, Unprocessable
+from services.reports.domain.model import Obligation, Report
+from shared.errors import Missing
 from shared.runtime import Runtime
 from shared.units import UnitCode
 
@@ -117,7 +117,7 @@ def build_routes(runtime: Runtime) -> APIRouter:
         async with runtime.uow() as uow:
             report = await ReportRepository(uow.session).get(report_id)
         if report is None:
-            raise NotFound(f"no report {report_id}")
+            raise Missing(f"no report {report_id}")
         return ReportOut(
             **_receipt(report).model_dump(),
             submitted_by=report.submitted_by,
@@ -142,7 +142,7 @@ def build_routes(runtime: Runtime) -> APIRouter:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(obligation_id)
         if obligation is None:
-            raise NotFound(f"no obligation {obligation_id}")
+            raise Missing(f"no obligation {obligation_id}")
         return _obligation_out(obligation)
 
     return router
@@ -153,10 +153,6 @@ async def _submit(runtime: Runtime, command: handlers.SubmitReport) -> handlers.
         try:
             async with runtime.uow() as uow:
                 return await handlers.submit_report(command, uow)
-        except ReportRefused as exc:
-            raise Unprocessable(exc.message, field=exc.field) from exc
-        except LookupError as exc:
-            raise NotFound(str(exc).strip("'\"")) from exc
         except IntegrityError:
             # Two submissions with the same key raced; the other one won: answer with it.
             if attempt == 1 or not command.idempotency_key:

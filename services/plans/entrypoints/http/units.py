@@ -1,0 +1,81 @@
+"""Unit registry endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from services.plans.adapters.repositories import UnitRepository
+from services.plans.entrypoints.schemas import DissolveIn, UnitIn, UnitOut, UnitPatch
+from services.plans.handlers import units as handlers
+from shared.errors import Missing
+from shared.events import Contacts
+from shared.runtime import Runtime
+from shared.units import UnitCode
+
+
+def unit_routes(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["units"])
+
+    @router.post("/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut)
+    async def register_unit(body: UnitIn) -> UnitOut:
+        command = handlers.RegisterUnit(
+            code=body.code,
+            name=body.name,
+            kind=body.kind,
+            parent_code=body.parent_code,
+            reports_to_code=body.reports_to_code,
+            contacts=Contacts(**body.contacts.model_dump()),
+            tags=tuple(body.tags),
+            established_on=body.established_on,
+        )
+        async with runtime.uow() as uow:
+            return UnitOut.of(await handlers.register_unit(command, uow))
+
+    @router.get("/units", response_model=list[UnitOut])
+    async def list_units(
+        kind: Annotated[str | None, Query(max_length=32)] = None,
+        under: UnitCode | None = None,
+        active: bool | None = None,
+    ) -> list[UnitOut]:
+        async with runtime.uow() as uow:
+            registry = await UnitRepository(uow.session).all()
+        return [
+            UnitOut.of(u)
+            for u in registry.values()
+            if (kind is None or u.kind == kind)
+            and (under is None or (u.is_within(under) and u.code != under))
+            and (active is None or u.active == active)
+        ]
+
+    @router.get("/units/{code}", response_model=UnitOut)
+    async def get_unit(code: str) -> UnitOut:
+        async with runtime.uow() as uow:
+            unit = await UnitRepository(uow.session).get(code)
+        if unit is None:
+            raise Missing(f"no unit {code}")
+        return UnitOut.of(unit)
+
+    @router.patch("/units/{code}", response_model=UnitOut)
+    async def update_unit(code: UnitCode, body: UnitPatch) -> UnitOut:
+        command = handlers.UpdateUnit(
+            code=code,
+            name=body.name,
+            reports_to_code=body.reports_to_code,
+            contacts=Contacts(**body.contacts.model_dump()) if body.contacts else None,
+            tags=tuple(body.tags) if body.tags is not None else None,
+        )
+        async with runtime.uow() as uow:
+            return UnitOut.of(await handlers.update_unit(command, uow))
+
+    @router.post(
+        "/units/{code}/dissolve",
+        response_model=UnitOut,
+        summary="Dissolve a unit (merged or abolished); its history is kept",
+    )
+    async def dissolve_unit(code: UnitCode, body: DissolveIn) -> UnitOut:
+        async with runtime.uow() as uow:
+            return UnitOut.of(await handlers.dissolve_unit(code, body.on, uow))
+
+    return router

@@ -1,0 +1,297 @@
+"""The plans service's request and document schemas, shared by the HTTP API and the CLI
+(a plan YAML file is a PlanIn). Commands refuse unknown fields."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.plans.domain.plans import (
+    AssigneeRule,
+    LegalDocument,
+    Plan,
+    ScheduleEntry,
+    Signer,
+    SubPlanRequirement,
+)
+from services.plans.domain.units import Unit
+from shared.events import Contacts, ContentArea, ReportKind
+from shared.units import NfcText, UnitCode
+
+UnitReference = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^((kind|tag):[a-z_]{1,32}|[A-Za-z0-9_-]{1,32})$",
+        description="A unit code, or kind:<kind> / tag:<tag> resolved within the province.",
+    ),
+]
+ShortText = Annotated[NfcText, Field(max_length=1000)]
+Day = date  # the legal document's field is called date
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContactsIn(Strict):
+    focal_email: str | None = Field(None, max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")
+    head_email: str | None = Field(None, max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")
+    webhook_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+
+
+Tag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+
+
+class UnitIn(Strict):
+    code: UnitCode
+    name: NfcText = Field(min_length=1, max_length=256)
+    kind: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+    parent_code: UnitCode | None = None
+    reports_to_code: UnitCode | None = None
+    contacts: ContactsIn = Field(default_factory=ContactsIn)
+    tags: list[Tag] = Field(default_factory=list, max_length=16)
+    established_on: date | None = None
+
+
+class UnitPatch(Strict):
+    name: NfcText | None = Field(None, min_length=1, max_length=256)
+    reports_to_code: UnitCode | None = None
+    contacts: ContactsIn | None = None
+    tags: list[Tag] | None = Field(None, max_length=16)
+
+
+class DissolveIn(Strict):
+    on: date
+
+
+class UnitOut(BaseModel):
+    code: str
+    name: str
+    kind: str
+    path: list[str]
+    parent_code: str | None
+    reports_to_code: str | None
+    contacts: Contacts
+    tags: list[str]
+    active: bool
+    established_on: date | None
+    dissolved_on: date | None
+
+    @classmethod
+    def of(cls, unit: Unit) -> UnitOut:
+        return cls(
+            code=unit.code,
+            name=unit.name,
+            kind=unit.kind,
+            path=unit.path,
+            parent_code=unit.parent_code,
+            reports_to_code=unit.reports_to_code,
+            contacts=unit.contacts,
+            tags=list(unit.tags),
+            active=unit.active,
+            established_on=unit.established_on,
+            dissolved_on=unit.dissolved_on,
+        )
+
+
+class LegalDocumentIn(Strict):
+    number: str = Field(min_length=1, max_length=64)
+    date: Day | None = None
+    issuer: ShortText = ""
+    title: ShortText = ""
+
+
+class SignerIn(Strict):
+    name: NfcText = Field("", max_length=128)
+    position: NfcText = Field("", max_length=128)
+
+
+class ContentAreaIn(Strict):
+    code: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_.-]+$")
+    title: ShortText = Field(min_length=1)
+    description: NfcText = Field("", max_length=5000)
+
+
+class AssigneesIn(Strict):
+    kinds: list[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]] = Field(default_factory=list)
+    kinds_via_parent: list[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]] = Field(
+        default_factory=list
+    )
+    subtrees: list[UnitReference] = Field(default_factory=list)
+    units: list[UnitReference] = Field(default_factory=list)
+
+
+class ScheduleEntryIn(Strict):
+    key: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
+    kind: ReportKind
+    title: ShortText = ""
+    period_start: date
+    period_end: date
+    due_before: date = Field(description="The plan's 'before <date>': due by the day before.")
+    receiving_unit: UnitReference
+
+
+class SubPlanIn(Strict):
+    required: bool = True
+    due_before: date | None = None
+
+
+class PlanIn(Strict):
+    doc_number: str = Field(min_length=1, max_length=64)
+    title: ShortText = Field(min_length=1)
+    issuing_unit: UnitReference
+    issued_on: date
+    year: int = Field(ge=2000, le=2100)
+    place: NfcText = Field("", max_length=128)
+    signer: SignerIn = Field(default_factory=SignerIn)
+    legal_basis: list[LegalDocumentIn] = Field(default_factory=list, max_length=100)
+    content_areas: list[ContentAreaIn] = Field(default_factory=list, max_length=50)
+    assignees: AssigneesIn
+    schedule: list[ScheduleEntryIn] = Field(default_factory=list, max_length=50)
+    on_request: list[ReportKind] = Field(default_factory=list)
+    sub_plan: SubPlanIn = Field(default_factory=lambda: SubPlanIn(required=False))
+    distribution: list[ShortText] = Field(default_factory=list, max_length=100)
+    parent_plan_id: str | None = Field(None, max_length=64)
+    province: UnitCode | None = Field(
+        None, description="Where kind:/tag: references are resolved (default: the issuer's root)."
+    )
+
+    def to_plan(self) -> Plan:
+        return Plan(
+            id="",
+            doc_number=self.doc_number,
+            title=self.title,
+            issuing_unit=self.issuing_unit,
+            issued_on=self.issued_on,
+            year=self.year,
+            place=self.place,
+            signer=Signer(name=self.signer.name, position=self.signer.position),
+            legal_basis=[
+                LegalDocument(number=d.number, date=d.date, issuer=d.issuer, title=d.title)
+                for d in self.legal_basis
+            ],
+            content_areas=[
+                ContentArea(code=a.code, title=a.title, description=a.description)
+                for a in self.content_areas
+            ],
+            assignee_rule=AssigneeRule(
+                kinds=tuple(self.assignees.kinds),
+                kinds_via_parent=tuple(self.assignees.kinds_via_parent),
+                subtrees=tuple(self.assignees.subtrees),
+                units=tuple(self.assignees.units),
+            ),
+            schedule=[ScheduleEntry(**entry.model_dump()) for entry in self.schedule],
+            on_request=tuple(self.on_request),
+            sub_plan=SubPlanRequirement(
+                required=self.sub_plan.required, due_before=self.sub_plan.due_before
+            ),
+            distribution=list(self.distribution),
+            parent_plan_id=self.parent_plan_id,
+        )
+
+
+class PlanOut(BaseModel):
+    id: str
+    doc_number: str
+    title: str
+    issuing_unit: str
+    issued_on: date
+    year: int
+    status: str
+    parent_plan_id: str | None
+    amendments: int
+    assignees: list[str]
+    content_areas: list[ContentArea]
+    schedule: list[ScheduleEntryIn]
+    sub_plan: SubPlanIn
+    legal_basis: list[LegalDocumentIn]
+    distribution: list[str]
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanOut:
+        return cls(
+            id=plan.id,
+            doc_number=plan.doc_number,
+            title=plan.title,
+            issuing_unit=plan.issuing_unit,
+            issued_on=plan.issued_on,
+            year=plan.year,
+            status=plan.status.value,
+            parent_plan_id=plan.parent_plan_id,
+            amendments=plan.amendments,
+            assignees=plan.assignees,
+            content_areas=plan.content_areas,
+            schedule=[
+                ScheduleEntryIn(
+                    key=e.key,
+                    kind=e.kind,
+                    title=e.title,
+                    period_start=e.period_start,
+                    period_end=e.period_end,
+                    due_before=e.due_before,
+                    receiving_unit=e.receiving_unit,
+                )
+                for e in plan.schedule
+            ],
+            sub_plan=SubPlanIn(
+                required=plan.sub_plan.required, due_before=plan.sub_plan.due_before
+            ),
+            legal_basis=[
+                LegalDocumentIn(number=d.number, date=d.date, issuer=d.issuer, title=d.title)
+                for d in plan.legal_basis
+            ],
+            distribution=plan.distribution,
+        )
+
+
+class AmendmentIn(Strict):
+    reason: ShortText = Field(min_length=1)
+    deadlines: dict[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")], date] = Field(
+        default_factory=dict, description="New 'before' date per schedule key."
+    )
+    add_units: list[UnitCode] = Field(default_factory=list)
+    remove_units: list[UnitCode] = Field(default_factory=list)
+
+
+class CloseIn(Strict):
+    reason: ShortText = ""
+
+
+class RollOverIn(Strict):
+    year: int = Field(ge=2000, le=2100)
+
+
+class SubPlanRegistrationIn(Strict):
+    unit_code: UnitCode
+    doc_number: str = Field(min_length=1, max_length=64)
+    issued_on: date
+    title: ShortText = ""
+
+
+class ReportRequestIn(Strict):
+    requesting_unit: UnitCode
+    kind: ReportKind
+    topic: ShortText = Field(min_length=1)
+    units: list[UnitCode] = Field(min_length=1, max_length=5000)
+    content_areas: list[str] = Field(default_factory=list, max_length=50)
+    indicators: list[str] = Field(default_factory=list, max_length=100)
+    period_start: date
+    period_end: date
+    due_before: date
+    plan_id: str | None = Field(None, max_length=64)
+
+
+class DifficultyIn(Strict):
+    plan_id: str = Field(max_length=64)
+    unit_code: UnitCode
+    content_area: str | None = Field(None, max_length=16)
+    description: NfcText = Field(min_length=1, max_length=10000)
+
+
+class AnswerIn(Strict):
+    answered_by: UnitCode
+    answer: NfcText = Field(min_length=1, max_length=10000)

@@ -1,0 +1,247 @@
+"""Handlers for plans: draft, issue, amend, close, roll over, and the sub-plan register."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+import structlog
+
+from services.plans.adapters.repositories import PlanRepository, SubPlanRepository, UnitRepository
+from services.plans.domain.plans import Amendment, Plan, PlanRefused, PlanStatus
+from services.plans.domain.units import Unit, UnitRefused, resolve_reference
+from shared.errors import Conflict, Missing
+from shared.events import SubPlanRegistered
+from shared.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DraftPlan:
+    """A plan as written: units may be named by reference (``kind:``, ``tag:``), resolved
+    within ``province`` (defaults to the root of the issuing unit when it is a code)."""
+
+    plan: Plan
+    province: str | None = None
+    actor: str = "system"
+
+
+@dataclass(frozen=True)
+class RegisterSubPlan:
+    parent_plan_id: str
+    unit_code: str
+    doc_number: str
+    issued_on: date
+    title: str = ""
+    plan_id: str | None = None
+    actor: str = "system"
+
+
+@dataclass(frozen=True)
+class SubPlanStatus:
+    registered: list[dict[str, Any]]
+    missing: list[str]
+
+
+async def draft_plan(command: DraftPlan, uow: UnitOfWork) -> Plan:
+    registry = await UnitRepository(uow.session).all()
+    plan = _resolved(command.plan, command.province, registry)
+    plan.id = str(uuid.uuid4())
+    plan.status = PlanStatus.DRAFT
+    plans = PlanRepository(uow.session)
+    if plan.parent_plan_id and await plans.get(plan.parent_plan_id) is None:
+        raise PlanRefused(f"no plan {plan.parent_plan_id}", field="parent_plan_id")
+    now = uow.clock.now()
+    await plans.add(plan, now)
+    await plans.record(
+        plan.id,
+        at=now,
+        actor=command.actor,
+        action="drafted",
+        details={"doc_number": plan.doc_number},
+    )
+    await uow.commit()
+    return plan
+
+
+def _resolved(plan: Plan, province: str | None, registry: dict[str, Unit]) -> Plan:
+    scope = _scope(plan.issuing_unit, province, registry)
+
+    def code(reference: str, where: str) -> str:
+        try:
+            return resolve_reference(reference, scope, registry)
+        except UnitRefused as exc:
+            raise PlanRefused(exc.message, field=where) from exc
+
+    issuer = code(plan.issuing_unit, "issuing_unit")
+    if issuer not in registry:
+        raise PlanRefused(f"unknown issuing unit {issuer}", field="issuing_unit")
+    rule = plan.assignee_rule
+    return replace(
+        plan,
+        issuing_unit=issuer,
+        assignee_rule=replace(
+            rule,
+            units=tuple(code(u, "assignees.units") for u in rule.units),
+            subtrees=tuple(code(u, "assignees.subtrees") for u in rule.subtrees),
+        ),
+        schedule=[
+            replace(e, receiving_unit=code(e.receiving_unit, f"schedule.{i}.receiving_unit"))
+            for i, e in enumerate(plan.schedule)
+        ],
+        events=[],
+    )
+
+
+def _scope(issuing: str, province: str | None, registry: dict[str, Unit]) -> Unit | None:
+    if province:
+        if province not in registry:
+            raise PlanRefused(f"unknown province {province}", field="province")
+        return registry[province]
+    if issuing in registry:
+        return registry[registry[issuing].path[0]]
+    return None
+
+
+async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
+    plan = await plans.get(plan_id)
+    if plan is None:
+        raise Missing(f"no plan {plan_id}")
+    return plan
+
+
+async def issue_plan(plan_id: str, uow: UnitOfWork, actor: str = "system") -> Plan:
+    plans = PlanRepository(uow.session)
+    plan = await _plan(plans, plan_id)
+    parent = await _plan(plans, plan.parent_plan_id) if plan.parent_plan_id else None
+    event = plan.issue(await UnitRepository(uow.session).all(), parent)
+    now = uow.clock.now()
+    await plans.save(plan, now)
+    await plans.record(
+        plan.id, at=now, actor=actor, action="issued", details={"assignees": plan.assignees}
+    )
+    uow.publish(event)
+    if parent is not None:
+        await _register_sub_plan(
+            RegisterSubPlan(
+                parent.id,
+                plan.issuing_unit,
+                plan.doc_number,
+                plan.issued_on,
+                plan.title,
+                plan.id,
+                actor,
+            ),
+            uow,
+        )
+    await uow.commit()
+    log.info("plan issued", plan_id=plan.id, assignees=len(plan.assignees))
+    return plan
+
+
+async def amend_plan(
+    plan_id: str, amendment: Amendment, uow: UnitOfWork, actor: str = "system"
+) -> Plan:
+    plans = PlanRepository(uow.session)
+    plan = await _plan(plans, plan_id)
+    event = plan.amend(amendment, await UnitRepository(uow.session).all())
+    now = uow.clock.now()
+    await plans.save(plan, now)
+    await plans.record(
+        plan.id,
+        at=now,
+        actor=actor,
+        action="amended",
+        details=event.model_dump(mode="json", exclude={"unit_path"}),
+    )
+    uow.publish(event)
+    await uow.commit()
+    return plan
+
+
+async def close_plan(plan_id: str, reason: str, uow: UnitOfWork, actor: str = "system") -> Plan:
+    plans = PlanRepository(uow.session)
+    plan = await _plan(plans, plan_id)
+    now = uow.clock.now()
+    event = plan.close(reason, now, await UnitRepository(uow.session).all())
+    await plans.save(plan, now)
+    await plans.record(plan.id, at=now, actor=actor, action="closed", details={"reason": reason})
+    uow.publish(event)
+    await uow.commit()
+    return plan
+
+
+async def roll_over_plan(plan_id: str, year: int, uow: UnitOfWork, actor: str = "system") -> Plan:
+    plans = PlanRepository(uow.session)
+    source = await _plan(plans, plan_id)
+    copy = source.roll_over(str(uuid.uuid4()), year)
+    now = uow.clock.now()
+    await plans.add(copy, now)
+    await plans.record(
+        copy.id,
+        at=now,
+        actor=actor,
+        action="drafted",
+        details={"rolled_over_from": source.id, "year": year},
+    )
+    await uow.commit()
+    return copy
+
+
+async def register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
+    await _register_sub_plan(command, uow)
+    await uow.commit()
+
+
+async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
+    plans = PlanRepository(uow.session)
+    parent = await _plan(plans, command.parent_plan_id)
+    if command.unit_code not in parent.assignees:
+        raise PlanRefused(
+            f"unit {command.unit_code} is not an assignee of plan {parent.doc_number}",
+            field="unit_code",
+        )
+    register = SubPlanRepository(uow.session)
+    if await register.exists(parent.id, command.unit_code):
+        raise Conflict(
+            f"unit {command.unit_code} has already registered its plan", field="unit_code"
+        )
+    unit = await UnitRepository(uow.session).get(command.unit_code)
+    assert unit is not None
+    now = uow.clock.now()
+    await register.add(
+        parent_plan_id=parent.id,
+        unit_code=unit.code,
+        plan_id=command.plan_id,
+        doc_number=command.doc_number,
+        title=command.title,
+        issued_on=command.issued_on,
+        registered_at=now,
+    )
+    await plans.record(
+        parent.id,
+        at=now,
+        actor=command.actor,
+        action="sub_plan_registered",
+        details={"unit_code": unit.code, "doc_number": command.doc_number},
+    )
+    uow.publish(
+        SubPlanRegistered(
+            unit_path=unit.path,
+            plan_id=command.plan_id or "",
+            parent_plan_id=parent.id,
+            unit_code=unit.code,
+            doc_number=command.doc_number,
+            issued_on=command.issued_on,
+        )
+    )
+
+
+async def sub_plan_status(plan_id: str, uow: UnitOfWork) -> SubPlanStatus:
+    plan = await _plan(PlanRepository(uow.session), plan_id)
+    registered = await SubPlanRepository(uow.session).registered(plan.id)
+    done = {row["unit_code"] for row in registered}
+    return SubPlanStatus(registered, [code for code in plan.assignees if code not in done])
