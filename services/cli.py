@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from services.plans.entrypoints.cli import plans_app, units_app
 from shared.clock import parse_instant
 from shared.service import ServiceDefinition
 
@@ -24,6 +25,8 @@ bus_app = typer.Typer(help="The NATS JetStream bus.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Services' outboxes.", no_args_is_help=True)
 app.add_typer(bus_app, name="bus")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(units_app, name="units")
+app.add_typer(plans_app, name="plans")
 
 
 class ServiceName(StrEnum):

@@ -6,7 +6,8 @@ composition root's shared half, so the three services are wired the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,17 @@ class ServiceDefinition:
         app = create_app(runtime, title=self.title, description=self.description)
         app.include_router(self.routes(runtime))
         return app
+
+    @asynccontextmanager
+    async def offline(self, settings: ServiceSettings | None = None) -> AsyncIterator[Runtime]:
+        """The service's database, migrated, without the bus: for CLI commands. Events they
+        cause wait in the outbox until the running service's relay publishes them."""
+        runtime = self.runtime(settings)
+        await runtime.migrate()
+        try:
+            yield runtime
+        finally:
+            await runtime.engine.dispose()
 
     def serve(self, settings: ServiceSettings | None = None) -> None:
         settings = settings or self.settings()
