@@ -102,6 +102,12 @@ def port_targets(svc: Service) -> set[int]:
     return targets
 
 
+def healthz_port(url: str) -> int:
+    match = re.fullmatch(r"https?://[^/:]+:(\d+)/healthz", url)
+    assert match, f"no explicit port in {url}"
+    return int(match.group(1))
+
+
 def bind_mounts(svc: Service) -> dict[str, Path]:
     """Container path -> host path, for bind mounts of files relative to compose.yaml."""
     mounts: dict[str, Path] = {}
@@ -253,9 +259,24 @@ def test_the_validator_rejects_a_broken_compose_file(
 
 
 # --------------------------------------------------------------------- 2. commands
+#
+# typer >= 0.29 builds its commands on a copy of click vendored as ``typer._click`` (older
+# releases on click itself), so the command tree is walked by duck typing and both families
+# of usage errors are recognised.
 
 
-def _load_cli_root() -> click.Command:
+def _usage_errors() -> tuple[type[Exception], ...]:
+    errors: list[type[Exception]] = [click.UsageError]
+    try:
+        from typer._click.exceptions import UsageError as TyperUsageError
+    except ImportError:  # typer on plain click
+        pass
+    else:
+        errors.append(TyperUsageError)
+    return tuple(errors)
+
+
+def _load_cli_root() -> Any:
     if importlib.util.find_spec("services.cli") is None:
         pytest.skip("services.cli does not exist yet")
     import typer.main
@@ -265,19 +286,27 @@ def _load_cli_root() -> click.Command:
     return typer.main.get_command(services.cli.app)
 
 
-def _resolve(root: click.Command, args: list[str]) -> tuple[list[str], click.Command, list[str]]:
+def _is_group(command: Any) -> bool:
+    return hasattr(command, "list_commands") and hasattr(command, "get_command")
+
+
+def _resolve(root: Any, args: list[str]) -> tuple[list[str], Any, list[str]]:
     """Walk groups to the leaf command; return (command path, command, its arguments)."""
-    command, path, rest = root, [], list(args)
-    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
-        with click.Context(command, info_name=" ".join(["qcdc", *path])) as ctx:
+    command, path, rest = root, list[str](), list(args)
+    while _is_group(command) and rest and not rest[0].startswith("-"):
+        with command.context_class(command, info_name=" ".join(["qcdc", *path])) as ctx:
             sub = command.get_command(ctx, rest[0])
-        assert sub is not None, (
-            f"'qcdc {' '.join([*path, rest[0]])}' is not a command; "
-            f"choices: {sorted(command.list_commands(ctx))}"
-        )
+            known = sorted(command.list_commands(ctx))
+        assert sub is not None, f"'qcdc {' '.join([*path, rest[0]])}' is not a command: {known}"
         path.append(rest.pop(0))
         command = sub
     return path, command, rest
+
+
+def _parse(command: Any, path: list[str], args: list[str]) -> None:
+    """Parse (without running) ``args`` for a leaf command; a bad value raises a usage error."""
+    ctx = command.make_context(" ".join(["qcdc", *path]), list(args))
+    ctx.close()
 
 
 def _qcdc_argvs(compose: Compose) -> Iterator[tuple[str, Service, list[str]]]:
@@ -286,7 +315,7 @@ def _qcdc_argvs(compose: Compose) -> Iterator[tuple[str, Service, list[str]]]:
 
 
 def test_qcdc_image_services_run_qcdc(compose: Compose) -> None:
-    found = dict((name, argv) for name, _, argv in _qcdc_argvs(compose))
+    found = {name: argv for name, _, argv in _qcdc_argvs(compose)}
     assert set(QCDC_SERVICES) | {"provision"} <= set(found)
     for name, argv in found.items():
         # Without an explicit command the image would only print `qcdc --help` and exit.
@@ -301,37 +330,37 @@ def test_qcdc_commands_exist_and_accept_their_arguments(
     compose: Compose, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _load_cli_root()
+    checked = 0
     for name, svc, argv in _qcdc_argvs(compose):
         path, command, rest = _resolve(root, argv[1:])
-        assert not isinstance(command, click.Group), (
-            f"{name}: 'qcdc {' '.join(path)}' is a group, not a command"
-        )
-        # Parse (without running) in the container's environment: options bound to
-        # environment variables see what compose gives them; a bad argument value (an
-        # unknown service for `serve`, a missing required option) raises a UsageError.
+        assert path, f"{name}: `{shlex.join(argv)}` names no subcommand"
+        assert not _is_group(command), f"{name}: 'qcdc {' '.join(path)}' is a group"
+        # Parsed in the container's environment, so options bound to environment variables
+        # see what compose gives them. `--help` is not used: it is eager and would exit
+        # before the argument value is checked.
         with monkeypatch.context() as patch:
             for key, value in environment_of(svc).items():
                 patch.setenv(key, value)
             try:
-                command.make_context(" ".join(["qcdc", *path]), list(rest))
-            except click.UsageError as error:
-                pytest.fail(f"{name}: `{shlex.join(argv)}` is rejected: {error.format_message()}")
+                _parse(command, path, rest)
+            except _usage_errors() as error:
+                pytest.fail(f"{name}: `{shlex.join(argv)}` is rejected: {error}")
+        checked += 1
+    assert checked >= len(QCDC_SERVICES) + 1
 
 
-def test_serve_refuses_an_unknown_service() -> None:
-    """If `serve` declares its choices, they are exactly the three services."""
+def test_serve_rejects_an_unknown_service() -> None:
+    """Negative control: `serve` checks its argument while parsing, so the test above means
+    something (`serve plans|reports|notify` and nothing else)."""
     root = _load_cli_root()
-    _, serve, _ = _resolve(root, ["serve"])
-    choices = [
-        param.type.choices
-        for param in serve.params
-        if isinstance(param, click.Argument) and isinstance(param.type, click.Choice)
-    ]
-    if not choices:
-        pytest.skip("`qcdc serve` validates its argument itself, not with click choices")
-    assert {str(choice) for choice in choices[0]} >= set(QCDC_SERVICES)
-    with pytest.raises(click.UsageError):
-        serve.make_context("qcdc serve", ["no-such-service"])
+    path, serve, _ = _resolve(root, ["serve"])
+    assert not _is_group(serve)
+    for name in QCDC_SERVICES:
+        _parse(serve, path, [name])
+    with pytest.raises(_usage_errors()):
+        _parse(serve, path, ["no-such-service"])
+    with pytest.raises(_usage_errors()):
+        _parse(serve, path, [])
 
 
 # ------------------------------------------------------------ 3. ports, databases, NATS
@@ -348,20 +377,15 @@ def test_each_service_checks_its_own_http_port(compose: Compose) -> None:
         assert health[:2] == ["python", "-c"], f"{name}: healthcheck must use python"
         urls = re.findall(r"https?://[^/'\"\s]+(?::\d+)?/healthz", " ".join(health))
         assert len(urls) == 1, f"{name}: healthcheck must ask one /healthz URL: {health!r}"
-        url = make_url_port(urls[0])
-        assert url == port, f"{name}: healthcheck port {url} != QCDC_HTTP_PORT {port}"
+        checked = healthz_port(urls[0])
+        assert checked == port, f"{name}: healthcheck port {checked} != QCDC_HTTP_PORT {port}"
         assert port in port_targets(svc), f"{name}: port {port} is not published"
-
-
-def make_url_port(url: str) -> int:
-    match = re.fullmatch(r"https?://[^/:]+:(\d+)/healthz", url)
-    assert match, f"no explicit port in {url}"
-    return int(match.group(1))
 
 
 def test_each_service_has_its_own_database(compose: Compose) -> None:
     services = services_of(compose)
     seen: dict[str, str] = {}
+    hosts: set[str] = set()
     for name in QCDC_SERVICES:
         url = make_url(environment_of(services[name])["QCDC_DATABASE_URL"])
         assert url.drivername == "postgresql+asyncpg", name
@@ -369,8 +393,10 @@ def test_each_service_has_its_own_database(compose: Compose) -> None:
         assert url.database == name, f"{name}: uses database {url.database}"
         assert url.database not in seen, f"{name} and {seen.get(url.database)} share a database"
         seen[url.database] = name
+        hosts.add(url.host)
+    assert len(hosts) == 1, f"expected one PostgreSQL server, found {sorted(hosts)}"
 
-    postgres = services[url.host]
+    postgres = services[hosts.pop()]
     scripts = {
         target: source
         for target, source in bind_mounts(postgres).items()
