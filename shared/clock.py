@@ -62,14 +62,16 @@ class FileClock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._mtime_ns = -1
+        self._seen: tuple[int, int, int] | None = None
         self._value = datetime.now(UTC)
 
     def now(self) -> datetime:
         stat = self.path.stat()
-        if stat.st_mtime_ns != self._mtime_ns:
+        # write() replaces the file, so the inode changes even where timestamps are coarse.
+        seen = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+        if seen != self._seen:
             self._value = parse_instant(self.path.read_text())
-            self._mtime_ns = stat.st_mtime_ns
+            self._seen = seen
         return self._value
 
     @staticmethod

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.units import NfcText, UnitCode, UnitPath
+from shared.units import NfcName, NfcText, UnitCode, UnitPath
 
 SPEC_VERSION = "v1"
 
@@ -74,7 +74,7 @@ class UnitRegistered(Event):
     event = "registered"
 
     code: UnitCode
-    name: NfcText = Field(description="Vietnamese name, NFC.")
+    name: NfcName = Field(description="Vietnamese name, NFC.")
     kind: str = Field(description="Unit kind, e.g. province, department, district, commune.")
     parent_code: UnitCode | None = Field(None, description="Administrative parent.")
     reports_to_code: UnitCode | None = Field(None, description="Unit receiving its reports.")
@@ -101,7 +101,7 @@ class ContentArea(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     code: str
-    title: NfcText
+    title: NfcName
     description: NfcText = ""
 
 
@@ -113,7 +113,7 @@ class Assignee(BaseModel):
     code: UnitCode
     unit_path: UnitPath
     kind: str
-    name: NfcText = ""
+    name: NfcName = ""
 
 
 class ScheduledReport(BaseModel):
@@ -169,6 +169,8 @@ class PlanAmended(Event):
     event = "amended"
 
     plan_id: str
+    doc_number: str = ""
+    title: NfcText = ""
     amendment: int = Field(description="1 for the first amendment, then 2, …")
     reason: NfcText = ""
     added_assignees: list[Assignee] = Field(default_factory=list)

@@ -24,16 +24,32 @@ def is_unit_code(value: str) -> bool:
     return bool(_UNIT_CODE_RE.fullmatch(value))
 
 
-def _nfc_text(value: str) -> str:
-    """Vietnamese text is stored and compared in NFC; control characters are refused."""
+_LINE_BREAKS = {"\n", "\r", "\t"}
+
+
+def _nfc(value: str, allowed: set[str]) -> str:
     normalised = unicodedata.normalize("NFC", value).strip()
-    if any(unicodedata.category(ch) in _CONTROL_CATEGORIES for ch in normalised):
+    if any(
+        unicodedata.category(ch) in _CONTROL_CATEGORIES and ch not in allowed for ch in normalised
+    ):
         raise ValueError("must not contain control characters")
     return normalised
 
 
+def _nfc_name(value: str) -> str:
+    """Vietnamese text is stored and compared in NFC; control characters are refused."""
+    return _nfc(value, set())
+
+
+def _nfc_text(value: str) -> str:
+    return _nfc(value, _LINE_BREAKS)
+
+
+NfcName = Annotated[str, AfterValidator(_nfc_name)]
+"""A one-line text (a name, a title, a number) in Unicode NFC, no control characters."""
+
 NfcText = Annotated[str, AfterValidator(_nfc_text)]
-"""A free-text field (a name, a title) normalised to Unicode NFC."""
+"""A free text (a description, a reason, a narrative) in NFC; line breaks and tabs allowed."""
 
 
 def _valid_path(value: list[str]) -> list[str]:

@@ -73,5 +73,11 @@ async def register_units_and_issue_plan(plans: httpx.AsyncClient) -> dict[str, A
     return result
 
 
-def assignee_codes() -> set[str]:
-    return {u["code"] for u in UNITS if u["kind"] in PLAN["assignees"]["kinds"]}
+def obligated_codes() -> set[str]:
+    """Assigned units that owe the six-month report: all but its receiver, Home Affairs."""
+    receiver = PLAN["schedule"][0]["receiving_unit"]
+    return {
+        u["code"]
+        for u in UNITS
+        if u["kind"] in PLAN["assignees"]["kinds"] and u["code"] != receiver
+    }

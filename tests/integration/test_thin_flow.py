@@ -16,7 +16,7 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
 from shared.natsd import NatsServer
-from tests.integration.scenario import assignee_codes, register_units_and_issue_plan
+from tests.integration.scenario import obligated_codes, register_units_and_issue_plan
 from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings
 
 LAST_ON_TIME = datetime(2023, 6, 9, 16, 59, 59, tzinfo=UTC)  # 09/06/2023 23:59:59 ICT
@@ -49,7 +49,7 @@ async def system(
 async def _open_obligation(reports: httpx.AsyncClient, unit: str) -> dict[str, Any]:
     async def probe() -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = (await reports.get("/obligations")).json()
-        return found if {o["unit_code"] for o in found} >= assignee_codes() else []
+        return found if {o["unit_code"] for o in found} >= obligated_codes() else []
 
     obligations = await eventually(probe)
     return next(o for o in obligations if o["unit_code"] == unit)

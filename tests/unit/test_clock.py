@@ -65,11 +65,6 @@ def test_file_clock_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert parse_instant(path.read_text()) == T0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: FileClock.now only re-reads when st_mtime_ns changes; on a filesystem with "
-    "coarse timestamps two writes in the same tick keep the stale instant",
-)
 def test_file_clock_sees_a_rewrite_with_the_same_mtime(tmp_path: Path) -> None:
     path = tmp_path / "clock"
     FileClock.write(path, T0)

@@ -197,12 +197,8 @@ def test_issue_refuses_an_unknown_or_dissolved_named_unit(code: str) -> None:
 # --- the schedule -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Plan.issue no longer refuses a plan with no reporting schedule "
-    "(the check was dropped from services/plans/domain/plans.py)",
-)
-def test_issue_refuses_a_plan_without_schedule() -> None:
+def test_issue_refuses_a_plan_that_asks_nothing() -> None:
+    # No reporting schedule and no sub-plan: the plan would bind units to nothing.
     draft = plan(AssigneeRule(kinds=("department",)), schedule=[])
     with pytest.raises(PlanRefused) as info:
         draft.issue(build_registry())

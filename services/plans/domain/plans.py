@@ -172,6 +172,11 @@ class Plan:
         return event
 
     def _check_schedule(self, registry: dict[str, Unit]) -> None:
+        if not self.schedule and not self.sub_plan.required:
+            raise PlanRefused(
+                "the plan asks nothing of its assignees: no reporting schedule, no sub-plan",
+                field="schedule",
+            )
         keys = [entry.key for entry in self.schedule]
         if len(set(keys)) != len(keys):
             raise PlanRefused("two schedule entries share a key", field="schedule")
@@ -227,6 +232,8 @@ class Plan:
         event = PlanAmended(
             unit_path=issuer.path,
             plan_id=self.id,
+            doc_number=self.doc_number,
+            title=self.title,
             amendment=self.amendments,
             reason=amendment.reason,
             added_assignees=[_assignee(u) for u in added],

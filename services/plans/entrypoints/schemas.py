@@ -18,7 +18,7 @@ from services.plans.domain.plans import (
 )
 from services.plans.domain.units import Unit
 from shared.events import Contacts, ContentArea, ReportKind
-from shared.units import NfcText, UnitCode
+from shared.units import NfcName, NfcText, UnitCode
 
 UnitReference = Annotated[
     str,
@@ -29,7 +29,7 @@ UnitReference = Annotated[
         description="A unit code, or kind:<kind> / tag:<tag> resolved within the province.",
     ),
 ]
-ShortText = Annotated[NfcText, Field(max_length=1000)]
+ShortText = Annotated[NfcName, Field(max_length=1000)]
 Day = date  # the legal document's field is called date
 
 
@@ -48,7 +48,7 @@ Tag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 
 class UnitIn(Strict):
     code: UnitCode
-    name: NfcText = Field(min_length=1, max_length=256)
+    name: NfcName = Field(min_length=1, max_length=256)
     kind: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
     parent_code: UnitCode | None = None
     reports_to_code: UnitCode | None = None
@@ -58,7 +58,7 @@ class UnitIn(Strict):
 
 
 class UnitPatch(Strict):
-    name: NfcText | None = Field(None, min_length=1, max_length=256)
+    name: NfcName | None = Field(None, min_length=1, max_length=256)
     reports_to_code: UnitCode | None = None
     contacts: ContactsIn | None = None
     tags: list[Tag] | None = Field(None, max_length=16)
@@ -106,8 +106,8 @@ class LegalDocumentIn(Strict):
 
 
 class SignerIn(Strict):
-    name: NfcText = Field("", max_length=128)
-    position: NfcText = Field("", max_length=128)
+    name: NfcName = Field("", max_length=128)
+    position: NfcName = Field("", max_length=128)
 
 
 class ContentAreaIn(Strict):
@@ -146,7 +146,7 @@ class PlanIn(Strict):
     issuing_unit: UnitReference
     issued_on: date
     year: int = Field(ge=2000, le=2100)
-    place: NfcText = Field("", max_length=128)
+    place: NfcName = Field("", max_length=128)
     signer: SignerIn = Field(default_factory=SignerIn)
     legal_basis: list[LegalDocumentIn] = Field(default_factory=list, max_length=100)
     content_areas: list[ContentAreaIn] = Field(default_factory=list, max_length=50)
@@ -249,7 +249,7 @@ class PlanOut(BaseModel):
 
 
 class AmendmentIn(Strict):
-    reason: ShortText = Field(min_length=1)
+    reason: NfcText = Field(min_length=1, max_length=5000)
     deadlines: dict[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")], date] = Field(
         default_factory=dict, description="New 'before' date per schedule key."
     )
@@ -258,7 +258,7 @@ class AmendmentIn(Strict):
 
 
 class CloseIn(Strict):
-    reason: ShortText = ""
+    reason: NfcText = Field("", max_length=5000)
 
 
 class RollOverIn(Strict):

@@ -32,6 +32,8 @@ obligations = sa.Table(
     sa.Column("plan_title", sa.Text, nullable=False, server_default=""),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("waived_reason", sa.Text, nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True, index=True),
 )
 
 reports = sa.Table(
@@ -73,6 +75,8 @@ def _to_obligation(row: Any) -> Obligation:
         plan_doc_number=row.plan_doc_number,
         plan_title=row.plan_title,
         status=ObligationStatus(row.status),
+        waived_reason=row.waived_reason,
+        request_id=row.request_id,
     )
 
 
@@ -121,21 +125,35 @@ class ObligationRepository:
                 plan_title=obligation.plan_title,
                 status=obligation.status.value,
                 opened_at=opened_at,
+                waived_reason=obligation.waived_reason,
+                request_id=obligation.request_id,
             )
         )
         return True
 
-    async def save_status(self, obligation: Obligation) -> None:
+    async def save(self, obligation: Obligation) -> None:
+        """Save what changes over an obligation's life: status, waiver, deadline."""
         await self.session.execute(
             obligations.update()
             .where(obligations.c.id == obligation.id)
-            .values(status=obligation.status.value)
+            .values(
+                status=obligation.status.value,
+                waived_reason=obligation.waived_reason,
+                due_at=obligation.due_at,
+            )
         )
 
-    async def list(
-        self, *, unit_code: str | None = None, status: str | None = None, plan_id: str | None = None
+    async def find(
+        self,
+        *,
+        unit_code: str | None = None,
+        status: str | None = None,
+        plan_id: str | None = None,
+        schedule_key: str | None = None,
     ) -> list[Obligation]:
         query = sa.select(obligations).order_by(obligations.c.due_at, obligations.c.unit_code)
+        if schedule_key:
+            query = query.where(obligations.c.schedule_key == schedule_key)
         if unit_code:
             query = query.where(obligations.c.unit_code == unit_code)
         if status:

@@ -10,15 +10,18 @@ from typing import Any
 
 from shared.errors import Refused
 from shared.events import (
+    Assignee,
     Event,
     ObligationRef,
     PlanIssued,
     ReportKind,
+    ReportRequested,
     ReportSubmitted,
     ScheduledReport,
 )
 from shared.vntime import is_on_time
 
+PERIODIC_KINDS = (ReportKind.SIX_MONTH, ReportKind.ANNUAL)
 OBLIGATION_NAMESPACE = uuid.UUID("6f1b8f0e-9a43-4c3e-9d7e-4f7a2d3c1b10")
 
 
@@ -54,7 +57,31 @@ class Obligation:
     plan_doc_number: str = ""
     plan_title: str = ""
     status: ObligationStatus = ObligationStatus.OPEN
+    waived_reason: str | None = None
+    request_id: str | None = None
     events: list[Event] = field(default_factory=list, repr=False)
+
+    @property
+    def awaits_report(self) -> bool:
+        """Nothing (acceptable) has been submitted yet: open, or returned for revision."""
+        return self.status in (ObligationStatus.OPEN, ObligationStatus.RETURNED)
+
+    def waive(self, reason: str) -> bool:
+        """Release the unit from an obligation it has not met; submissions already made
+        are never undone, so only an obligation still awaiting a report is waived."""
+        if not self.awaits_report:
+            return False
+        self.status = ObligationStatus.WAIVED
+        self.waived_reason = reason
+        return True
+
+    def reopen(self) -> bool:
+        """Undo a waiver (the unit was assigned again)."""
+        if self.status is not ObligationStatus.WAIVED:
+            return False
+        self.status = ObligationStatus.OPEN
+        self.waived_reason = None
+        return True
 
     def ref(self) -> ObligationRef:
         return ObligationRef(
@@ -120,30 +147,65 @@ class Report:
     indicators: dict[str, Any] = field(default_factory=dict)
 
 
-def obligations_for_plan(event: PlanIssued) -> list[Obligation]:
-    """One obligation per assignee × periodic report of the plan's schedule."""
+@dataclass(frozen=True)
+class PlanHeading:
+    """What an obligation repeats of its plan, for messages and listings."""
+
+    plan_id: str
+    doc_number: str = ""
+    title: str = ""
+
+
+def obligations_for(
+    plan: PlanHeading, schedule: list[ScheduledReport], assignees: list[Assignee]
+) -> list[Obligation]:
+    """One obligation per assignee × periodic report of the schedule. A unit does not
+    report to itself (Home Affairs is an assignee of the plan, and its receiver)."""
     return [
-        _obligation(event.plan_id, entry, assignee.code, assignee.unit_path, event)
-        for entry in event.schedule
-        if entry.kind in (ReportKind.SIX_MONTH, ReportKind.ANNUAL)
-        for assignee in event.assignees
+        Obligation(
+            id=obligation_id(plan.plan_id, entry.key, assignee.code),
+            plan_id=plan.plan_id,
+            schedule_key=entry.key,
+            report_kind=entry.kind,
+            unit_code=assignee.code,
+            unit_path=list(assignee.unit_path),
+            receiving_unit=entry.receiving_unit,
+            period_start=entry.period_start,
+            period_end=entry.period_end,
+            due_at=entry.due_at,
+            plan_doc_number=plan.doc_number,
+            plan_title=plan.title,
+        )
+        for entry in schedule
+        if entry.kind in PERIODIC_KINDS
+        for assignee in assignees
+        if assignee.code != entry.receiving_unit
     ]
 
 
-def _obligation(
-    plan_id: str, entry: ScheduledReport, unit_code: str, unit_path: list[str], plan: PlanIssued
-) -> Obligation:
-    return Obligation(
-        id=obligation_id(plan_id, entry.key, unit_code),
-        plan_id=plan_id,
-        schedule_key=entry.key,
-        report_kind=entry.kind,
-        unit_code=unit_code,
-        unit_path=list(unit_path),
-        receiving_unit=entry.receiving_unit,
-        period_start=entry.period_start,
-        period_end=entry.period_end,
-        due_at=entry.due_at,
-        plan_doc_number=plan.doc_number,
-        plan_title=plan.title,
-    )
+def obligations_for_plan(event: PlanIssued) -> list[Obligation]:
+    heading = PlanHeading(event.plan_id, event.doc_number, event.title)
+    return obligations_for(heading, event.schedule, event.assignees)
+
+
+def obligations_for_request(event: ReportRequested) -> list[Obligation]:
+    """One obligation per unit asked, due when the requester says, to the requester."""
+    key = f"request-{event.request_id}"
+    plan_id = event.plan_id or ""
+    return [
+        Obligation(
+            id=obligation_id(plan_id, key, unit.code),
+            plan_id=plan_id,
+            schedule_key=key,
+            report_kind=event.kind,
+            unit_code=unit.code,
+            unit_path=list(unit.unit_path),
+            receiving_unit=event.requesting_unit,
+            period_start=event.period_start,
+            period_end=event.period_end,
+            due_at=event.due_at,
+            plan_title=event.topic,
+            request_id=event.request_id,
+        )
+        for unit in event.units
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.reports import handlers
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS
-from shared.events import PlanIssued
+from shared.events import PlanAmended, PlanIssued, ReportRequested, UnitUpdated
 from shared.settings import ServiceSettings
 
 
@@ -16,6 +16,23 @@ def consumer_specs(_settings: ServiceSettings) -> list[ConsumerSpec]:
             name="plans",
             stream=PLANS,
             subjects=["qcdc.v1.plan.>"],
-            handlers={PlanIssued: handlers.on_plan_issued},
-        )
+            handlers={
+                PlanIssued: handlers.on_plan_issued,
+                PlanAmended: handlers.on_plan_amended,
+            },
+        ),
+        ConsumerSpec(
+            service="reports",
+            name="requests",
+            stream=PLANS,
+            subjects=["qcdc.v1.request.>"],
+            handlers={ReportRequested: handlers.on_report_requested},
+        ),
+        ConsumerSpec(
+            service="reports",
+            name="units",
+            stream=PLANS,
+            subjects=["qcdc.v1.unit.>"],
+            handlers={UnitUpdated: handlers.on_unit_updated},
+        ),
     ]

@@ -54,6 +54,8 @@ class ObligationOut(BaseModel):
     period_end: date
     due_at: datetime
     status: str
+    waived_reason: str | None = None
+    request_id: str | None = None
 
 
 def _receipt(report: Report) -> ReceiptOut:
@@ -80,6 +82,8 @@ def _obligation_out(obligation: Obligation) -> ObligationOut:
         period_end=obligation.period_end,
         due_at=obligation.due_at,
         status=obligation.status.value,
+        waived_reason=obligation.waived_reason,
+        request_id=obligation.request_id,
     )
 
 
@@ -132,7 +136,7 @@ def build_routes(runtime: Runtime) -> APIRouter:
         plan_id: str | None = None,
     ) -> list[ObligationOut]:
         async with runtime.uow() as uow:
-            found = await ObligationRepository(uow.session).list(
+            found = await ObligationRepository(uow.session).find(
                 unit_code=unit, status=status, plan_id=plan_id
             )
         return [_obligation_out(o) for o in found]
