@@ -304,7 +304,7 @@ async def test_difficulties_are_raised_and_answered(
                 "plan_id": plan["id"],
                 "unit_code": "X80101",
                 "content_area": "3",
-                "description": "Chưa có hướng dẫn tổ chức hội nghị trực tuyến.\nĐề nghị Sở hướng dẫn.",
+                "description": "Chưa có hướng dẫn họp trực tuyến.\nĐề nghị Sở hướng dẫn.",
             },
         )
         wrong_area = await plans.post(
