@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.reports import handlers
+from services.reports.handlers import obligations as handlers
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS
 from shared.events import PlanAmended, PlanIssued, ReportRequested, UnitUpdated

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Header, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from services.reports import handlers
-from services.reports.adapters.db import ObligationRepository, ReportRepository
+from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.domain.model import Obligation, Report
+from services.reports.handlers import intake as handlers
 from shared.errors import Missing
 from shared.runtime import Runtime
 from shared.units import UnitCode

@@ -1,0 +1,171 @@
+"""Repositories of the reports service: rows in, domain objects out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reports.adapters.db import obligations, receipt_counters, reports
+from services.reports.domain.model import Obligation, ObligationStatus, Report
+from shared.events import ReportKind
+
+
+def _to_obligation(row: Any) -> Obligation:
+    return Obligation(
+        id=row.id,
+        plan_id=row.plan_id,
+        schedule_key=row.schedule_key,
+        report_kind=ReportKind(row.report_kind),
+        unit_code=row.unit_code,
+        unit_path=list(row.unit_path),
+        receiving_unit=row.receiving_unit,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        due_at=row.due_at,
+        plan_doc_number=row.plan_doc_number,
+        plan_title=row.plan_title,
+        status=ObligationStatus(row.status),
+        waived_reason=row.waived_reason,
+        request_id=row.request_id,
+    )
+
+
+def _to_report(row: Any) -> Report:
+    return Report(
+        id=row.id,
+        obligation_id=row.obligation_id,
+        version=row.version,
+        receipt_number=row.receipt_number,
+        submitted_at=row.submitted_at,
+        on_time=row.on_time,
+        submitted_by=row.submitted_by,
+        narrative=dict(row.narrative),
+        indicators=dict(row.indicators),
+    )
+
+
+class ObligationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, obligation_id: str) -> Obligation | None:
+        row = (
+            await self.session.execute(
+                sa.select(obligations).where(obligations.c.id == obligation_id)
+            )
+        ).first()
+        return _to_obligation(row) if row else None
+
+    async def add_if_missing(self, obligation: Obligation, opened_at: datetime) -> bool:
+        if await self.get(obligation.id) is not None:
+            return False
+        await self.session.execute(
+            obligations.insert().values(
+                id=obligation.id,
+                plan_id=obligation.plan_id,
+                schedule_key=obligation.schedule_key,
+                report_kind=obligation.report_kind.value,
+                unit_code=obligation.unit_code,
+                unit_path=obligation.unit_path,
+                receiving_unit=obligation.receiving_unit,
+                period_start=obligation.period_start,
+                period_end=obligation.period_end,
+                due_at=obligation.due_at,
+                plan_doc_number=obligation.plan_doc_number,
+                plan_title=obligation.plan_title,
+                status=obligation.status.value,
+                opened_at=opened_at,
+                waived_reason=obligation.waived_reason,
+                request_id=obligation.request_id,
+            )
+        )
+        return True
+
+    async def save(self, obligation: Obligation) -> None:
+        """Save what changes over an obligation's life: status, waiver, deadline."""
+        await self.session.execute(
+            obligations.update()
+            .where(obligations.c.id == obligation.id)
+            .values(
+                status=obligation.status.value,
+                waived_reason=obligation.waived_reason,
+                due_at=obligation.due_at,
+            )
+        )
+
+    async def find(
+        self,
+        *,
+        unit_code: str | None = None,
+        status: str | None = None,
+        plan_id: str | None = None,
+        schedule_key: str | None = None,
+    ) -> list[Obligation]:
+        query = sa.select(obligations).order_by(obligations.c.due_at, obligations.c.unit_code)
+        if schedule_key:
+            query = query.where(obligations.c.schedule_key == schedule_key)
+        if unit_code:
+            query = query.where(obligations.c.unit_code == unit_code)
+        if status:
+            query = query.where(obligations.c.status == status)
+        if plan_id:
+            query = query.where(obligations.c.plan_id == plan_id)
+        return [_to_obligation(row) for row in (await self.session.execute(query)).all()]
+
+
+class ReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, report_id: str) -> Report | None:
+        row = (
+            await self.session.execute(sa.select(reports).where(reports.c.id == report_id))
+        ).first()
+        return _to_report(row) if row else None
+
+    async def by_idempotency_key(self, key: str) -> Report | None:
+        row = (
+            await self.session.execute(sa.select(reports).where(reports.c.idempotency_key == key))
+        ).first()
+        return _to_report(row) if row else None
+
+    async def next_version(self, obligation_id: str) -> int:
+        current = await self.session.scalar(
+            sa.select(sa.func.max(reports.c.version)).where(
+                reports.c.obligation_id == obligation_id
+            )
+        )
+        return int(current or 0) + 1
+
+    async def next_receipt_number(self, year: int) -> str:
+        """BC-<year>-<6 digits>; the counter row serialises concurrent submissions."""
+        updated = await self.session.execute(
+            receipt_counters.update()
+            .where(receipt_counters.c.year == year)
+            .values(last_number=receipt_counters.c.last_number + 1)
+            .returning(receipt_counters.c.last_number)
+        )
+        number = updated.scalar()
+        if number is None:
+            await self.session.execute(receipt_counters.insert().values(year=year, last_number=1))
+            number = 1
+        return f"BC-{year}-{number:06d}"
+
+    async def add(self, report: Report, idempotency_key: str | None) -> None:
+        await self.session.execute(
+            reports.insert().values(
+                id=report.id,
+                obligation_id=report.obligation_id,
+                version=report.version,
+                receipt_number=report.receipt_number,
+                idempotency_key=idempotency_key,
+                submitted_at=report.submitted_at,
+                on_time=report.on_time,
+                submitted_by=report.submitted_by,
+                narrative=report.narrative,
+                indicators=report.indicators,
+            )
+        )
