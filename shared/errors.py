@@ -9,10 +9,14 @@ class Refused(Exception):
 
     status_code = 422
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, errors: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.errors = errors or []
+        """Several field-level problems at once: [{"field": …, "message": …}]."""
 
 
 class Conflict(Refused):

@@ -48,6 +48,8 @@ def create_app(
         detail: dict[str, Any] = {"message": exc.message}
         if exc.field:
             detail["field"] = exc.field
+        if exc.errors:
+            detail["errors"] = exc.errors
         return JSONResponse({"error": detail}, status_code=exc.status_code)
 
     @app.exception_handler(Missing)

@@ -7,13 +7,8 @@ from pathlib import Path
 from services.reports.adapters.db import messaging
 from services.reports.entrypoints.bus import consumer_specs
 from services.reports.entrypoints.http import build_routes
+from services.reports.settings import ReportsSettings
 from shared.service import ServiceDefinition
-from shared.settings import ServiceSettings
-
-
-class ReportsSettings(ServiceSettings):
-    http_port: int = 8302
-
 
 SERVICE = ServiceDefinition(
     name="reports",

@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reports.adapters.db import obligations, receipt_counters, reports
+from services.reports.adapters.db import obligations, receipt_counters, reports, units
 from services.reports.domain.model import Obligation, ObligationStatus, Report
-from shared.events import ReportKind
+from shared.events import ReportKind, UnitRegistered
 
 
 def _to_obligation(row: Any) -> Obligation:
@@ -169,3 +169,35 @@ class ReportRepository:
                 indicators=report.indicators,
             )
         )
+
+
+class UnitDirectory:
+    """The reports service's copy of the unit registry, kept from UnitRegistered/Updated."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def save(self, event: UnitRegistered, now: datetime) -> None:
+        values = {
+            "name": event.name,
+            "kind": event.kind,
+            "path": list(event.unit_path),
+            "parent_code": event.parent_code,
+            "reports_to_code": event.reports_to_code,
+            "head_email": event.contacts.head_email,
+            "active": event.active,
+            "updated_at": now,
+        }
+        updated = await self.session.execute(
+            units.update().where(units.c.code == event.code).values(**values)
+        )
+        if not getattr(updated, "rowcount", 0):
+            await self.session.execute(units.insert().values(code=event.code, **values))
+
+    async def get(self, code: str) -> dict[str, Any] | None:
+        row = (await self.session.execute(sa.select(units).where(units.c.code == code))).first()
+        return dict(row._mapping) if row else None
+
+    async def all(self) -> dict[str, dict[str, Any]]:
+        rows = (await self.session.execute(sa.select(units))).all()
+        return {row.code: dict(row._mapping) for row in rows}

@@ -5,7 +5,13 @@ from __future__ import annotations
 from services.reports.handlers import obligations as handlers
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS
-from shared.events import PlanAmended, PlanIssued, ReportRequested, UnitUpdated
+from shared.events import (
+    PlanAmended,
+    PlanIssued,
+    ReportRequested,
+    UnitRegistered,
+    UnitUpdated,
+)
 from shared.settings import ServiceSettings
 
 
@@ -33,6 +39,9 @@ def consumer_specs(_settings: ServiceSettings) -> list[ConsumerSpec]:
             name="units",
             stream=PLANS,
             subjects=["qcdc.v1.unit.>"],
-            handlers={UnitUpdated: handlers.on_unit_updated},
+            handlers={
+                UnitRegistered: handlers.on_unit_registered,
+                UnitUpdated: handlers.on_unit_updated,
+            },
         ),
     ]

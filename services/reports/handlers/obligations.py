@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from services.reports.adapters.repositories import ObligationRepository
+from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
 from services.reports.domain.model import (
     Obligation,
     PlanHeading,
@@ -13,7 +13,13 @@ from services.reports.domain.model import (
     obligations_for_request,
 )
 from shared.bus.envelope import Envelope
-from shared.events import PlanAmended, PlanIssued, ReportRequested, UnitUpdated
+from shared.events import (
+    PlanAmended,
+    PlanIssued,
+    ReportRequested,
+    UnitRegistered,
+    UnitUpdated,
+)
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -61,8 +67,13 @@ async def on_plan_amended(event: PlanAmended, _envelope: Envelope, uow: UnitOfWo
     log.info("plan amendment applied", plan_id=event.plan_id, amendment=event.amendment)
 
 
+async def on_unit_registered(event: UnitRegistered, _envelope: Envelope, uow: UnitOfWork) -> None:
+    await UnitDirectory(uow.session).save(event, uow.clock.now())
+
+
 async def on_unit_updated(event: UnitUpdated, _envelope: Envelope, uow: UnitOfWork) -> None:
-    """A dissolved unit owes nothing more; what it submitted is kept."""
+    """Keep the unit's copy; a dissolved unit owes nothing more, what it submitted is kept."""
+    await UnitDirectory(uow.session).save(event, uow.clock.now())
     if event.active:
         return
     repository = ObligationRepository(uow.session)

@@ -87,7 +87,7 @@ def _obligation_out(obligation: Obligation) -> ObligationOut:
     )
 
 
-def build_routes(runtime: Runtime) -> APIRouter:
+def report_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
 
     @router.post(

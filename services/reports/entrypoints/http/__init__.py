@@ -1,0 +1,14 @@
+"""HTTP API of the reports service: parse the request, call a handler, shape the answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.reports.entrypoints.http.reports import report_routes
+from shared.runtime import Runtime
+
+
+def build_routes(runtime: Runtime) -> APIRouter:
+    router = APIRouter()
+    router.include_router(report_routes(runtime))
+    return router

@@ -1,0 +1,35 @@
+"""Settings of the reports service (``QCDC_`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class ReportsSettings(ServiceSettings):
+    http_port: int = 8302
+    scope: str | None = Field(
+        None,
+        description="Unit code whose subtree this instance owns (a district's own instance); "
+        "empty: the whole registry.",
+    )
+    attachment_max_bytes: int = Field(20 * 1024 * 1024, description="Largest attachment.")
+    attachment_types: list[str] = Field(
+        default_factory=lambda: [
+            "application/pdf",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/msword",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "image/jpeg",
+            "image/png",
+        ],
+        description="Content types accepted for attachments.",
+    )
+    reminder_offsets_days: list[int] = Field(
+        default_factory=lambda: [7, 3, 1],
+        description="DeadlineApproaching this many days before each deadline.",
+    )
+    urge_every_working_days: int = Field(3, description="Urging step interval after a miss.")
+    escalate_after_steps: int = Field(2, description="Urging steps before the head is told.")
+    clock_interval_seconds: float = Field(30.0, description="How often the deadline clock runs.")
