@@ -268,6 +268,12 @@ class ReportSubmitted(Event):
     submitted_at: AwareDatetime
     on_time: bool
     submitted_by: str | None = Field(None, description="Who submitted (e-mail or user).")
+    narrative: dict[str, NfcText] = Field(
+        default_factory=dict, description="Text per content area code of the plan."
+    )
+    indicators: dict[str, int] = Field(
+        default_factory=dict, description="Indicator values by code (see docs/reports.md)."
+    )
 
 
 class ReportAccepted(Event):

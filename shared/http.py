@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.context import bind_correlation_id, new_correlation_id
 from shared.errors import Missing, Refused
@@ -51,6 +52,14 @@ def create_app(
         if exc.errors:
             detail["errors"] = exc.errors
         return JSONResponse({"error": detail}, status_code=exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"message": str(exc.detail)}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Missing)
     async def missing(_request: Request, exc: Missing) -> JSONResponse:

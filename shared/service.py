@@ -36,6 +36,8 @@ class ServiceDefinition:
     consumer_specs: Callable[[Any], list[ConsumerSpec]]
     routes: Callable[[Runtime], APIRouter]
     background_jobs: tuple[BackgroundJob, ...] = field(default=())
+    responders: tuple[Callable[[Runtime], None], ...] = field(default=())
+    """Request-reply subscribers, registered on the runtime's broker."""
 
     def settings(self) -> ServiceSettings:
         return self.settings_type()
@@ -44,7 +46,7 @@ class ServiceDefinition:
         self, settings: ServiceSettings | None = None, clock: Clock | None = None
     ) -> Runtime:
         settings = settings or self.settings()
-        return Runtime(
+        runtime = Runtime(
             self.name,
             settings,
             self.messaging,
@@ -53,6 +55,9 @@ class ServiceDefinition:
             clock=clock,
             background_jobs=list(self.background_jobs),
         )
+        for register in self.responders:
+            register(runtime)
+        return runtime
 
     def app(self, runtime: Runtime) -> FastAPI:
         app = create_app(runtime, title=self.title, description=self.description)

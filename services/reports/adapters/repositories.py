@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import obligations, receipt_counters, reports, units
-from services.reports.domain.model import Obligation, ObligationStatus, Report
+from services.reports.domain.model import Obligation, ObligationStatus, Report, ReportStatus
 from shared.events import ReportKind, UnitRegistered
 
 
@@ -44,6 +44,7 @@ def _to_report(row: Any) -> Report:
         submitted_by=row.submitted_by,
         narrative=dict(row.narrative),
         indicators=dict(row.indicators),
+        status=ReportStatus(row.status),
     )
 
 
@@ -132,6 +133,30 @@ class ReportRepository:
         ).first()
         return _to_report(row) if row else None
 
+    async def versions(self, obligation_id: str) -> list[Report]:
+        rows = (
+            await self.session.execute(
+                sa.select(reports)
+                .where(reports.c.obligation_id == obligation_id)
+                .order_by(reports.c.version)
+            )
+        ).all()
+        return [_to_report(row) for row in rows]
+
+    async def save_review(
+        self, report: Report, *, reviewer: str, at: datetime, reason: str | None = None
+    ) -> None:
+        await self.session.execute(
+            reports.update()
+            .where(reports.c.id == report.id)
+            .values(
+                status=report.status.value,
+                reviewed_by_unit=reviewer,
+                reviewed_at=at,
+                review_reason=reason,
+            )
+        )
+
     async def next_version(self, obligation_id: str) -> int:
         current = await self.session.scalar(
             sa.select(sa.func.max(reports.c.version)).where(
@@ -167,6 +192,7 @@ class ReportRepository:
                 submitted_by=report.submitted_by,
                 narrative=report.narrative,
                 indicators=report.indicators,
+                status=report.status.value,
             )
         )
 

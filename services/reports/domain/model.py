@@ -8,14 +8,17 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from services.reports.domain.indicators import validate_indicators
 from shared.errors import Refused
 from shared.events import (
     Assignee,
     Event,
     ObligationRef,
     PlanIssued,
+    ReportAccepted,
     ReportKind,
     ReportRequested,
+    ReportReturned,
     ReportSubmitted,
     ScheduledReport,
 )
@@ -106,9 +109,19 @@ class Obligation:
         version: int,
         submitted_at: datetime,
         submitted_by: str | None,
+        narrative: dict[str, str] | None = None,
+        indicators: dict[str, int] | None = None,
     ) -> Report:
+        """Take a report (a first one, a resubmission before review, or a revision of a
+        returned one): every version is kept, the latest is the one reviewed."""
         if self.status in (ObligationStatus.ACCEPTED, ObligationStatus.WAIVED):
             raise ReportRefused(f"this obligation is {self.status.value}; nothing to submit")
+        errors = validate_indicators(indicators or {})
+        if errors:
+            raise ReportRefused(
+                "the report's indicators are not valid",
+                errors=[{"field": e.field, "message": e.message} for e in errors],
+            )
         self.status = ObligationStatus.SUBMITTED
         report = Report(
             id=report_id,
@@ -118,6 +131,8 @@ class Obligation:
             submitted_at=submitted_at,
             on_time=is_on_time(submitted_at, self.due_at),
             submitted_by=submitted_by,
+            narrative=dict(narrative or {}),
+            indicators=dict(indicators or {}),
         )
         self.events.append(
             ReportSubmitted(
@@ -129,9 +144,70 @@ class Obligation:
                 submitted_at=submitted_at,
                 on_time=report.on_time,
                 submitted_by=submitted_by,
+                narrative=report.narrative,
+                indicators=report.indicators,
             )
         )
         return report
+
+    def _check_review(self, report: Report, reviewer: str, latest_version: int) -> None:
+        if reviewer != self.receiving_unit:
+            raise ReportRefused(
+                f"reports of this obligation go to {self.receiving_unit}, not {reviewer}",
+                field="reviewer_unit",
+            )
+        if report.version != latest_version:
+            raise ReportRefused(
+                f"version {report.version} was replaced by version {latest_version}; "
+                "review the latest",
+                field="report_id",
+            )
+        if report.status is not ReportStatus.SUBMITTED:
+            raise ReportRefused(f"this report was already {report.status.value}")
+
+    def accept(
+        self, report: Report, *, reviewer: str, latest_version: int, at: datetime
+    ) -> ReportAccepted:
+        self._check_review(report, reviewer, latest_version)
+        report.status = ReportStatus.ACCEPTED
+        self.status = ObligationStatus.ACCEPTED
+        event = ReportAccepted(
+            unit_path=self.unit_path,
+            report_id=report.id,
+            receipt_number=report.receipt_number,
+            obligation=self.ref(),
+            reviewed_by_unit=reviewer,
+            reviewed_at=at,
+        )
+        self.events.append(event)
+        return event
+
+    def return_for_revision(
+        self, report: Report, *, reviewer: str, latest_version: int, reason: str, at: datetime
+    ) -> ReportReturned:
+        """Send the report back with a reason; the obligation awaits a revised report."""
+        self._check_review(report, reviewer, latest_version)
+        if not reason.strip():
+            raise ReportRefused("say why the report is returned", field="reason")
+        report.status = ReportStatus.RETURNED
+        self.status = ObligationStatus.RETURNED
+        event = ReportReturned(
+            unit_path=self.unit_path,
+            report_id=report.id,
+            receipt_number=report.receipt_number,
+            obligation=self.ref(),
+            reviewed_by_unit=reviewer,
+            reviewed_at=at,
+            reason=reason,
+        )
+        self.events.append(event)
+        return event
+
+
+class ReportStatus(StrEnum):
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    RETURNED = "returned"
 
 
 @dataclass
@@ -145,6 +221,7 @@ class Report:
     submitted_by: str | None
     narrative: dict[str, str] = field(default_factory=dict)
     indicators: dict[str, Any] = field(default_factory=dict)
+    status: ReportStatus = ReportStatus.SUBMITTED
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from faststream.nats.annotations import NatsMessage
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from services.reports.adapters.repositories import ObligationRepository
+from services.reports.domain.model import ReportRefused
+from services.reports.handlers import intake
 from services.reports.handlers import obligations as handlers
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS
+from shared.errors import Missing, Refused
 from shared.events import (
     PlanAmended,
     PlanIssued,
@@ -12,7 +21,9 @@ from shared.events import (
     UnitRegistered,
     UnitUpdated,
 )
+from shared.runtime import Runtime
 from shared.settings import ServiceSettings
+from shared.units import NfcText, UnitCode
 
 
 def consumer_specs(_settings: ServiceSettings) -> list[ConsumerSpec]:
@@ -45,3 +56,76 @@ def consumer_specs(_settings: ServiceSettings) -> list[ConsumerSpec]:
             },
         ),
     ]
+
+
+SUBMIT_SUBJECT = "qcdc.v1.rpc.report.submit"
+
+
+class BusSubmission(BaseModel):
+    """A submission over NATS request-reply: the HTTP body plus the idempotency key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    obligation_id: str = Field(max_length=64)
+    unit_code: UnitCode
+    idempotency_key: str | None = Field(None, max_length=128)
+    submitted_by: str | None = Field(None, max_length=256)
+    narrative: dict[str, NfcText] = Field(default_factory=dict)
+    indicators: dict[str, StrictInt] = Field(default_factory=dict)
+
+
+def register_submit_responder(runtime: Runtime) -> None:
+    """``qcdc.v1.rpc.report.submit.<unit path>``: systems that submit over the bus get the
+    same receipt an HTTP client gets (and the same one again when they retry with the
+    same idempotency key). The unit path in the subject must be the unit's own, so a
+    credential scoped to a subtree can only submit for it."""
+
+    @runtime.broker.subscriber(
+        f"{SUBMIT_SUBJECT}.>", queue="reports-submit", decoder=_raw_body, title="reports:submit"
+    )
+    async def submit(msg: NatsMessage) -> dict[str, Any]:
+        return await answer_submission(runtime, msg.raw_message.subject, bytes(msg.body))
+
+
+async def _raw_body(msg: NatsMessage) -> bytes:
+    return bytes(msg.body)
+
+
+async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict[str, Any]:
+    try:
+        request = BusSubmission.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        return {"error": {"message": "the request is not valid", "errors": errors}}
+    command = intake.SubmitReport(
+        obligation_id=request.obligation_id,
+        unit_code=request.unit_code,
+        idempotency_key=request.idempotency_key,
+        submitted_by=request.submitted_by,
+        narrative=request.narrative,
+        indicators=request.indicators,
+    )
+    try:
+        async with runtime.uow() as uow:
+            obligation = await ObligationRepository(uow.session).get(command.obligation_id)
+            if obligation is not None and subject != ".".join(
+                [SUBMIT_SUBJECT, *obligation.unit_path]
+            ):
+                raise ReportRefused("the subject does not carry this unit's path", field="subject")
+        submission = await intake.submit_with_retry(runtime, command)
+    except Refused as exc:
+        return {"error": {"message": exc.message, "field": exc.field, "errors": exc.errors}}
+    except Missing as exc:
+        return {"error": {"message": exc.message}}
+    report = submission.report
+    return {
+        "report_id": report.id,
+        "receipt_number": report.receipt_number,
+        "obligation_id": report.obligation_id,
+        "version": report.version,
+        "submitted_at": report.submitted_at.isoformat(),
+        "on_time": report.on_time,
+        "replayed": submission.replayed,
+    }

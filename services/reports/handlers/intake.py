@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
+from services.reports.adapters.db import attachments
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
+from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.model import (
     Report,
     ReportRefused,
 )
 from shared.errors import Missing
+from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 from shared.vntime import ict_date
 
@@ -27,7 +32,7 @@ class SubmitReport:
     idempotency_key: str | None = None
     submitted_by: str | None = None
     narrative: dict[str, str] = field(default_factory=dict)
-    indicators: dict[str, Any] = field(default_factory=dict)
+    indicators: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,9 @@ async def submit_report(command: SubmitReport, uow: UnitOfWork) -> Submission:
         version=await reports.next_version(obligation.id),
         submitted_at=now,
         submitted_by=command.submitted_by,
+        narrative=command.narrative,
+        indicators=command.indicators,
     )
-    report.narrative = dict(command.narrative)
-    report.indicators = dict(command.indicators)
     await reports.add(report, command.idempotency_key)
     await obligations.save(obligation)
     uow.publish(*obligation.events)
@@ -79,3 +84,86 @@ async def submit_report(command: SubmitReport, uow: UnitOfWork) -> Submission:
         on_time=report.on_time,
     )
     return Submission(report, replayed=False)
+
+
+# Content that must start with these bytes to be what its type claims.
+SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (b"PK\x03\x04",),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (b"PK\x03\x04",),
+    "application/msword": (b"\xd0\xcf\x11\xe0",),
+}
+
+
+@dataclass(frozen=True)
+class Attach:
+    report_id: str
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class AttachmentRules:
+    max_bytes: int
+    content_types: tuple[str, ...]
+
+
+def check_attachment(command: Attach, rules: AttachmentRules) -> str:
+    """The attachment's safe display name, or a refusal saying what is wrong."""
+    name = unicodedata.normalize("NFC", command.filename).strip()
+    if not name or "/" in name or "\\" in name or name in (".", "..") or len(name) > 255:
+        raise ReportRefused("a file name without folders, at most 255 characters", field="filename")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise ReportRefused("the file name has control characters", field="filename")
+    if command.content_type not in rules.content_types:
+        raise ReportRefused(
+            f"content type {command.content_type!r} is not accepted; accepted: "
+            + ", ".join(rules.content_types),
+            field="content_type",
+        )
+    if not command.content:
+        raise ReportRefused("the file is empty", field="content")
+    if len(command.content) > rules.max_bytes:
+        raise ReportRefused(f"the file is larger than {rules.max_bytes} bytes", field="content")
+    signatures = SIGNATURES.get(command.content_type, ())
+    if signatures and not command.content.startswith(signatures):
+        raise ReportRefused(f"the content is not a {command.content_type} file", field="content")
+    return name
+
+
+async def attach(
+    command: Attach, rules: AttachmentRules, store: AttachmentStore, uow: UnitOfWork
+) -> dict[str, Any]:
+    name = check_attachment(command, rules)
+    if await ReportRepository(uow.session).get(command.report_id) is None:
+        raise Missing(f"no report {command.report_id}")
+    stored = store.put(command.content)
+    record = {
+        "id": str(uuid.uuid4()),
+        "report_id": command.report_id,
+        "filename": name,
+        "content_type": command.content_type,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "stored_as": stored.relative_path,
+        "created_at": uow.clock.now(),
+    }
+    await uow.session.execute(attachments.insert().values(**record))
+    await uow.commit()
+    return record
+
+
+async def submit_with_retry(runtime: Runtime, command: SubmitReport) -> Submission:
+    """Submit; when two submissions with the same key race, the loser answers with the
+    winner's receipt (the unique key makes the second insert fail)."""
+    for attempt in range(2):
+        try:
+            async with runtime.uow() as uow:
+                return await submit_report(command, uow)
+        except IntegrityError:
+            if attempt == 1 or not command.idempotency_key:
+                raise
+    raise AssertionError("unreachable")

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response, status
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
+from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.model import Obligation, Report
 from services.reports.handlers import intake as handlers
+from services.reports.handlers import review
+from services.reports.settings import ReportsSettings
 from shared.errors import Missing
 from shared.runtime import Runtime
-from shared.units import UnitCode
+from shared.units import NfcText, UnitCode
 
 
 class SubmitReportRequest(BaseModel):
@@ -23,8 +26,12 @@ class SubmitReportRequest(BaseModel):
     obligation_id: str = Field(max_length=64)
     unit_code: UnitCode
     submitted_by: str | None = Field(None, max_length=256)
-    narrative: dict[str, Annotated[str, Field(max_length=20000)]] = Field(default_factory=dict)
-    indicators: dict[str, float | int] = Field(default_factory=dict)
+    narrative: dict[
+        Annotated[str, Field(max_length=16)], Annotated[NfcText, Field(max_length=20000)]
+    ] = Field(default_factory=dict, max_length=50)
+    indicators: dict[Annotated[str, Field(max_length=64)], StrictInt] = Field(
+        default_factory=dict, max_length=200
+    )
 
 
 class ReceiptOut(BaseModel):
@@ -40,6 +47,17 @@ class ReportOut(ReceiptOut):
     submitted_by: str | None
     narrative: dict[str, str]
     indicators: dict[str, Any]
+    status: str
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reviewer_unit: UnitCode
+
+
+class ReturnIn(ReviewIn):
+    reason: NfcText = Field(min_length=1, max_length=5000)
 
 
 class ObligationOut(BaseModel):
@@ -66,6 +84,16 @@ def _receipt(report: Report) -> ReceiptOut:
         version=report.version,
         submitted_at=report.submitted_at,
         on_time=report.on_time,
+    )
+
+
+def _report_out(report: Report) -> ReportOut:
+    return ReportOut(
+        **_receipt(report).model_dump(),
+        submitted_by=report.submitted_by,
+        narrative=report.narrative,
+        indicators=report.indicators,
+        status=report.status.value,
     )
 
 
@@ -111,7 +139,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
             narrative=body.narrative,
             indicators=body.indicators,
         )
-        submission = await _submit(runtime, command)
+        submission = await handlers.submit_with_retry(runtime, command)
         if submission.replayed:
             response.status_code = status.HTTP_200_OK
         return _receipt(submission.report)
@@ -122,12 +150,67 @@ def report_routes(runtime: Runtime) -> APIRouter:
             report = await ReportRepository(uow.session).get(report_id)
         if report is None:
             raise Missing(f"no report {report_id}")
-        return ReportOut(
-            **_receipt(report).model_dump(),
-            submitted_by=report.submitted_by,
-            narrative=report.narrative,
-            indicators=report.indicators,
+        return _report_out(report)
+
+    @router.get(
+        "/obligations/{obligation_id}/reports",
+        response_model=list[ReportOut],
+        tags=["reports"],
+        summary="Every version submitted for an obligation",
+    )
+    async def versions(obligation_id: str) -> list[ReportOut]:
+        async with runtime.uow() as uow:
+            if await ObligationRepository(uow.session).get(obligation_id) is None:
+                raise Missing(f"no obligation {obligation_id}")
+            found = await ReportRepository(uow.session).versions(obligation_id)
+        return [_report_out(r) for r in found]
+
+    @router.post(
+        "/reports/{report_id}/accept",
+        response_model=ReportOut,
+        tags=["review"],
+        summary="The receiving unit accepts the report: ReportAccepted",
+    )
+    async def accept(report_id: str, body: ReviewIn) -> ReportOut:
+        command = review.Review(report_id, body.reviewer_unit, accept=True)
+        async with runtime.uow() as uow:
+            return _report_out((await review.review_report(command, uow))[1])
+
+    @router.post(
+        "/reports/{report_id}/return",
+        response_model=ReportOut,
+        tags=["review"],
+        summary="The receiving unit returns it for revision: ReportReturned",
+    )
+    async def return_report(report_id: str, body: ReturnIn) -> ReportOut:
+        command = review.Review(report_id, body.reviewer_unit, accept=False, reason=body.reason)
+        async with runtime.uow() as uow:
+            return _report_out((await review.review_report(command, uow))[1])
+
+    settings = runtime.settings
+    assert isinstance(settings, ReportsSettings)
+    rules = handlers.AttachmentRules(
+        settings.attachment_max_bytes, tuple(settings.attachment_types)
+    )
+    store = AttachmentStore(Path(settings.data_dir) / "attachments")
+
+    @router.put(
+        "/reports/{report_id}/attachments/{filename}",
+        status_code=status.HTTP_201_CREATED,
+        tags=["reports"],
+        summary="Attach a file (e.g. the signed PDF) to a report: the raw bytes as the body",
+    )
+    async def attach(report_id: str, filename: str, request: Request) -> dict[str, Any]:
+        content = await _read_limited(request, rules.max_bytes)
+        command = handlers.Attach(
+            report_id=report_id,
+            filename=filename,
+            content_type=request.headers.get("content-type", "").split(";")[0].strip(),
+            content=content,
         )
+        async with runtime.uow() as uow:
+            record = await handlers.attach(command, rules, store, uow)
+        return {k: v for k, v in record.items() if k != "stored_as"}
 
     @router.get("/obligations", response_model=list[ObligationOut], tags=["obligations"])
     async def list_obligations(
@@ -152,13 +235,15 @@ def report_routes(runtime: Runtime) -> APIRouter:
     return router
 
 
-async def _submit(runtime: Runtime, command: handlers.SubmitReport) -> handlers.Submission:
-    for attempt in range(2):
-        try:
-            async with runtime.uow() as uow:
-                return await handlers.submit_report(command, uow)
-        except IntegrityError:
-            # Two submissions with the same key raced; the other one won: answer with it.
-            if attempt == 1 or not command.idempotency_key:
-                raise
-    raise AssertionError("unreachable")
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed the limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the file is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the file is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

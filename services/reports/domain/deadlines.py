@@ -1,0 +1,230 @@
+"""The deadline clock's schedule: which reminders and urgings an obligation gets, and when.
+Pure, no I/O.
+
+Steps of an obligation that awaits a report (open, or returned for revision), named as they
+are recorded in ``deadline_steps``:
+
+- ``approaching-<N>`` for each configured offset N (default 7, 3, 1): 08:00 ICT on the
+  calendar day N days before the last on-time day (a deadline "before 10/6/2023" ends on
+  09/06/2023, so ``approaching-7`` is 02/06/2023 08:00 ICT). A day that is not a working day
+  (Saturday, Sunday, a Vietnamese public holiday, Tết and the observed days included) moves
+  to the previous working day. Vietnam makes some Saturdays working days to bridge a holiday
+  (04/05/2024); the ``holidays`` package knows them and so do we.
+- ``missed-0`` the instant after the deadline (``due_at`` + 1 µs).
+- ``urge-<k>`` for k = 1, 2, …: 08:00 ICT on the (k × M)-th working day after the last
+  on-time day (M = ``urge_every_working_days``, default 3), for as long as nothing is
+  submitted. ``escalated`` (the unit's head is told too) from step ``escalate_after_steps``
+  on (default 2: ``urge-2``).
+
+Catch-up. The clock runs every few seconds, so normally one step at a time becomes due. After
+downtime (or for an obligation opened late) several may be due at once; only the ones that
+still make sense fire, and the others are recorded as skipped so that they never fire later:
+
+- approaching steps: only those planned at the latest moment that has passed, and only while
+  the deadline is still ahead. A 7-day reminder sent 2 days before the deadline would
+  mislead; after the deadline a reminder is pointless (``missed-0`` says it). Offsets that the
+  working-day shift put on the same moment all fire: each is on time.
+- ``missed-0`` fires once the deadline has passed, however late the clock noticed.
+- urge steps: only the latest one that has passed (it carries the right step number and
+  escalation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+
+import holidays
+
+from services.reports.domain.model import Obligation
+from shared.events import DeadlineApproaching, DeadlineMissed, Event
+from shared.vntime import ICT, ict_date
+
+REMINDER_TIME = time(8, 0)
+"""Reminders and urgings go out at the start of the office day, Vietnam time."""
+
+SKIPPED = "skipped"
+"""``event_id`` of a step recorded without firing (stale when the clock caught up)."""
+
+
+class WorkingCalendar:
+    """Working days of a country: not a weekend, not a public holiday, or a weekend made a
+    working day by substitution."""
+
+    def __init__(self, country: str = "VN") -> None:
+        # No years given: the package adds each year the first time a date in it is asked.
+        self._holidays = holidays.country_holidays(country)
+
+    def is_working_day(self, day: date) -> bool:
+        return bool(self._holidays.is_working_day(day))
+
+    def on_or_before(self, day: date) -> date:
+        """``day`` if it is a working day, else the working day before it."""
+        while not self.is_working_day(day):
+            day -= timedelta(days=1)
+        return day
+
+    def after(self, day: date, count: int) -> date:
+        """The ``count``-th working day after ``day`` (``day`` itself not counted)."""
+        for _ in range(count):
+            day = self.on_or_after(day + timedelta(days=1))
+        return day
+
+    def on_or_after(self, day: date) -> date:
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+
+VIETNAM = WorkingCalendar("VN")
+
+
+@dataclass(frozen=True)
+class ClockRules:
+    """The configurable part of the schedule (``ReportsSettings``)."""
+
+    reminder_offsets_days: tuple[int, ...] = (7, 3, 1)
+    urge_every_working_days: int = 3
+    escalate_after_steps: int = 2
+
+    def __post_init__(self) -> None:
+        if any(offset < 1 for offset in self.reminder_offsets_days):
+            raise ValueError("reminder offsets are whole days before the deadline, at least 1")
+        if self.urge_every_working_days < 1:
+            raise ValueError("urge_every_working_days must be at least 1")
+
+
+class StepKind(StrEnum):
+    APPROACHING = "approaching"
+    MISSED = "missed"
+    URGE = "urge"
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    number: int
+    """Days before the deadline for approaching steps; 0 for missed; k for ``urge-k``."""
+    planned_for: datetime
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind.value}-{self.number}"
+
+    @property
+    def fire_on(self) -> date:
+        return ict_date(self.planned_for)
+
+
+def at_reminder_time(day: date) -> datetime:
+    return datetime.combine(day, REMINDER_TIME, tzinfo=ICT).astimezone(UTC)
+
+
+def approaching_steps(
+    due_at: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
+) -> list[Step]:
+    last_day = ict_date(due_at)
+    steps = []
+    for offset in sorted(set(rules.reminder_offsets_days), reverse=True):
+        day = calendar.on_or_before(last_day - timedelta(days=offset))
+        steps.append(Step(StepKind.APPROACHING, offset, at_reminder_time(day)))
+    return steps
+
+
+def missed_step(due_at: datetime) -> Step:
+    return Step(StepKind.MISSED, 0, due_at + timedelta(microseconds=1))
+
+
+def urge_steps(
+    due_at: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
+) -> Iterator[Step]:
+    """Urge steps, endlessly; the caller stops when they are in the future."""
+    day = ict_date(due_at)
+    number = 0
+    while True:
+        day = calendar.after(day, rules.urge_every_working_days)
+        number += 1
+        yield Step(StepKind.URGE, number, at_reminder_time(day))
+
+
+def steps_until(
+    due_at: datetime, now: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
+) -> list[Step]:
+    """Every step planned at or before ``now``, in the order they were planned."""
+    steps = [s for s in approaching_steps(due_at, rules, calendar) if s.planned_for <= now]
+    if now <= due_at:
+        return steps
+    steps.append(missed_step(due_at))
+    for step in urge_steps(due_at, rules, calendar):
+        if step.planned_for > now:
+            break
+        steps.append(step)
+    return steps
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the clock does now for one obligation: steps to fire, steps to record unfired."""
+
+    fire: tuple[Step, ...] = ()
+    skip: tuple[Step, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.fire or self.skip)
+
+
+def _worth_firing(passed: Sequence[Step], now: datetime, due_at: datetime) -> list[Step]:
+    """The steps that still make sense among every step already planned (see the module
+    docstring), whether or not they were recorded."""
+    approaching = [s for s in passed if s.kind is StepKind.APPROACHING]
+    urges = [s for s in passed if s.kind is StepKind.URGE]
+    worth = [s for s in passed if s.kind is StepKind.MISSED]
+    if approaching and now <= due_at:
+        latest = max(s.planned_for for s in approaching)
+        worth += [s for s in approaching if s.planned_for == latest]
+    if urges:
+        worth.append(max(urges, key=lambda s: s.number))
+    return worth
+
+
+def decide(
+    due_at: datetime,
+    now: datetime,
+    recorded: Collection[str],
+    rules: ClockRules,
+    calendar: WorkingCalendar = VIETNAM,
+) -> Decision:
+    """Which of the obligation's steps fire now, given the ones already ``recorded`` (fired
+    or skipped). The caller checks first that the obligation still awaits a report."""
+    passed = steps_until(due_at, now, rules, calendar)
+    worth = _worth_firing(passed, now, due_at)
+    due = [s for s in passed if s.name not in recorded]
+    return Decision(
+        fire=tuple(s for s in due if s in worth),
+        skip=tuple(s for s in due if s not in worth),
+    )
+
+
+def event_for(step: Step, obligation: Obligation, rules: ClockRules) -> Event:
+    if step.kind is StepKind.APPROACHING:
+        return DeadlineApproaching(
+            unit_path=obligation.unit_path,
+            obligation=obligation.ref(),
+            days_before=step.number,
+            fire_on=step.fire_on,
+        )
+    return DeadlineMissed(
+        unit_path=obligation.unit_path,
+        obligation=obligation.ref(),
+        step=step.number,
+        escalated=step.number >= rules.escalate_after_steps,
+    )
+
+
+def horizon(now: datetime, rules: ClockRules) -> datetime:
+    """No step of an obligation due after this instant can be planned at or before ``now``:
+    the earliest is the longest offset, moved back across a weekend and the longest holiday
+    block (Tết: up to nine days). Keeps the clock's query to the obligations that matter."""
+    return now + timedelta(days=max(rules.reminder_offsets_days, default=0) + 16)

@@ -1,0 +1,50 @@
+"""Handlers for review: the receiving unit accepts a report or returns it with a reason.
+
+Multi-level by data: a commune's reports go to its district (the receiving unit of the
+district's sub-plan), the district's own report goes to Home Affairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.reports.adapters.repositories import ObligationRepository, ReportRepository
+from services.reports.domain.model import Obligation, Report
+from shared.errors import Missing
+from shared.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Review:
+    report_id: str
+    reviewer_unit: str
+    accept: bool
+    reason: str = ""
+
+
+async def review_report(command: Review, uow: UnitOfWork) -> tuple[Obligation, Report]:
+    reports = ReportRepository(uow.session)
+    report = await reports.get(command.report_id)
+    if report is None:
+        raise Missing(f"no report {command.report_id}")
+    obligations = ObligationRepository(uow.session)
+    obligation = await obligations.get(report.obligation_id)
+    assert obligation is not None  # a report always belongs to an obligation
+    latest = len(await reports.versions(obligation.id))
+    now = uow.clock.now()
+    if command.accept:
+        obligation.accept(report, reviewer=command.reviewer_unit, latest_version=latest, at=now)
+    else:
+        obligation.return_for_revision(
+            report,
+            reviewer=command.reviewer_unit,
+            latest_version=latest,
+            reason=command.reason,
+            at=now,
+        )
+    await reports.save_review(
+        report, reviewer=command.reviewer_unit, at=now, reason=command.reason or None
+    )
+    await obligations.save(obligation)
+    uow.publish(*obligation.events)
+    await uow.commit()
+    return obligation, report
