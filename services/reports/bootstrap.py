@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.reports.adapters.db import messaging
-from services.reports.entrypoints.bus import consumer_specs
+from services.reports.entrypoints.bus import consumer_specs, register_submit_responder
+from services.reports.entrypoints.clock import run_deadline_clock
 from services.reports.entrypoints.http import build_routes
 from services.reports.settings import ReportsSettings
 from shared.service import ServiceDefinition
@@ -19,4 +20,6 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "adapters" / "migrations",
     consumer_specs=consumer_specs,
     routes=build_routes,
+    background_jobs=(run_deadline_clock,),
+    responders=(register_submit_responder,),
 )
