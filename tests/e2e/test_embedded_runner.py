@@ -1,0 +1,218 @@
+"""``qcdc up`` as a person runs it: the demo seeds itself, a report submitted over HTTP comes
+back as a Vietnamese receipt e-mail in the mail folder, Ctrl-C stops everything, a second
+run resumes the same data, and a taken port is refused before anything starts."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from shared.natsd import free_port, port_is_free
+
+pytestmark = pytest.mark.slow
+
+PORT_NAMES = ("nats", "plans", "reports", "notify", "smtp")
+DEMO_UNIT = "X99003"  # Ủy ban nhân dân xã Tân Phú in data/demo/units.yaml
+DEMO_FOCAL_EMAIL = "vanphong@tanphu.anbinh.demo.gov.vn"
+START_SECONDS = 90.0
+STOP_SECONDS = 30.0
+T = TypeVar("T")
+
+
+def _free_ports() -> dict[str, int]:
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(PORT_NAMES):
+        ports = {name: free_port() for name in PORT_NAMES}
+    return ports
+
+
+def _poll(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout} s")
+        time.sleep(0.2)
+
+
+@dataclass
+class Up:
+    """A running ``qcdc up`` with its output in a file."""
+
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    ports: dict[str, int]
+    output_path: Path
+
+    @property
+    def output(self) -> str:
+        return self.output_path.read_text(encoding="utf-8", errors="replace")
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def wait_ready(self) -> None:
+        def ready() -> bool | None:
+            code = self.process.poll()
+            assert code is None, f"qcdc up exited with {code}:\n{self.output}"
+            return True if "Ctrl-C to stop." in self.output else None
+
+        _poll(ready, START_SECONDS, f"'Ctrl-C to stop.' from qcdc up:\n{self.output}")
+
+    def interrupt(self) -> int:
+        """Ctrl-C; the exit code, or SIGKILL and a failure if it does not stop in time."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            message = f"qcdc up did not stop in {STOP_SECONDS} s:\n{self.output}"
+            raise AssertionError(message) from None
+
+
+def _start(data_dir: Path, log_name: str) -> Up:
+    ports = _free_ports()
+    command = [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir)]
+    for name, port in ports.items():
+        command += [f"--{name}-port", str(port)]
+    output_path = data_dir.parent / log_name
+    with output_path.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    return Up(process, data_dir, ports, output_path)
+
+
+@pytest.fixture
+def run_up(tmp_path: Path) -> Iterator[Callable[[str], Up]]:
+    """Starts ``qcdc up`` on tmp_path/var; whatever a test leaves running is stopped."""
+    started: list[Up] = []
+
+    def start(log_name: str) -> Up:
+        up = _start(tmp_path / "var", log_name)
+        started.append(up)
+        up.wait_ready()
+        return up
+
+    yield start
+    for up in started:
+        if up.process.poll() is None:
+            up.interrupt()
+
+
+def _leftovers(data_dir: Path) -> list[str]:
+    """Processes whose command line or environment still mentions the data folder."""
+    marker = str(data_dir).encode()
+    found: list[str] = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (
+                marker in (proc / "cmdline").read_bytes()
+                or marker in (proc / "environ").read_bytes()
+            ):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def _receipt_mail(mail_dir: Path, receipt_number: str) -> EmailMessage | None:
+    for path in sorted(mail_dir.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        if receipt_number in str(message["Subject"]):
+            return message
+    return None
+
+
+def _submit_demo_report(reports: httpx.Client) -> dict[str, Any]:
+    def open_obligations() -> list[dict[str, Any]] | None:
+        found: list[dict[str, Any]] = reports.get(
+            "/obligations", params={"unit": DEMO_UNIT, "status": "open"}
+        ).json()
+        return found or None  # obligations follow PlanIssued over the bus
+
+    obligation = _poll(open_obligations, 30, f"open obligation of {DEMO_UNIT}")[0]
+    response = reports.post(
+        "/reports",
+        json={
+            "obligation_id": obligation["id"],
+            "unit_code": DEMO_UNIT,
+            "submitted_by": "Nguyễn Thị Lan",
+            "narrative": {"3": "Đã niêm yết công khai lịch tiếp công dân tại trụ sở."},
+            "indicators": {"reception_sessions": 4, "citizens_received": 12},
+        },
+        headers={"Idempotency-Key": "e2e-embedded-1"},
+    )
+    assert response.status_code == 201, response.text
+    receipt: dict[str, Any] = response.json()
+    return receipt
+
+
+def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
+    run_up: Callable[[str], Up],
+) -> None:
+    up = run_up("first.out")
+    with httpx.Client(base_url=up.url("plans"), timeout=10) as plans:
+        units = plans.get("/units").json()
+    assert units, "the demo units were not registered"
+    assert "plan 123/KH-UBND" in up.output
+
+    with httpx.Client(base_url=up.url("reports"), timeout=10) as reports:
+        receipt = _submit_demo_report(reports)
+
+    mail = _poll(
+        lambda: _receipt_mail(up.data_dir / "mail", receipt["receipt_number"]),
+        30,
+        f"e-mail for receipt {receipt['receipt_number']} in {up.data_dir / 'mail'}",
+    )
+    assert [a.addr_spec for a in mail["To"].addresses] == [DEMO_FOCAL_EMAIL]
+    body = mail.get_body(("plain",))
+    assert body is not None
+    assert "Số tiếp nhận" in body.get_content()
+
+    running = _leftovers(up.data_dir)
+    assert len(running) >= 5, running  # the check below sees nats, sink and services
+    assert up.interrupt() == 0, up.output
+    assert up.output.rstrip().endswith("stopped")
+    assert all(port_is_free("127.0.0.1", port) for port in up.ports.values())
+    assert _leftovers(up.data_dir) == []
+
+    again = run_up("second.out")
+    assert "resumed" in again.output
+    with httpx.Client(base_url=again.url("plans"), timeout=10) as plans:
+        assert len(plans.get("/units").json()) == len(units)
+    with httpx.Client(base_url=again.url("reports"), timeout=10) as reports:
+        kept = reports.get(f"/reports/{receipt['report_id']}")
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["receipt_number"] == receipt["receipt_number"]
+    assert again.interrupt() == 0, again.output
+
+
+def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
+    ports = _free_ports()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", ports["nats"]))
+        taken.listen()
+        command = [sys.executable, "-m", "services", "up", "--data-dir", str(tmp_path / "var")]
+        for name, port in ports.items():
+            command += [f"--{name}-port", str(port)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"Port {ports['nats']}" in result.stderr
+    assert "--nats-port" in result.stderr
+    assert not (tmp_path / "var").exists()
