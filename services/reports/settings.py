@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.reports.domain.model import Ownership
 from shared.settings import ServiceSettings
 
 
@@ -14,6 +15,21 @@ class ReportsSettings(ServiceSettings):
         description="Unit code whose subtree this instance owns (a district's own instance); "
         "empty: the whole registry.",
     )
+    delegated: list[str] = Field(
+        default_factory=list,
+        description="Subtrees owned by other instances (e.g. districts running their own); "
+        "their reports reach this instance read-only, from the bus.",
+    )
+
+    @property
+    def instance(self) -> str:
+        """Names this instance's durable consumers, so instances never share messages while
+        replicas of one instance do."""
+        return f"reports-{self.scope}" if self.scope else "reports"
+
+    def ownership(self) -> Ownership:
+        return Ownership(scope=self.scope, delegated=tuple(self.delegated))
+
     attachment_max_bytes: int = Field(20 * 1024 * 1024, description="Largest attachment.")
     attachment_types: list[str] = Field(
         default_factory=lambda: [

@@ -28,6 +28,7 @@ obligations = sa.Table(
     sa.Column("opened_at", UTCDateTime, nullable=False),
     sa.Column("waived_reason", sa.Text, nullable=True),
     sa.Column("request_id", sa.String(64), nullable=True, index=True),
+    sa.Column("owned", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 reports = sa.Table(

@@ -30,6 +30,7 @@ def _to_obligation(row: Any) -> Obligation:
         status=ObligationStatus(row.status),
         waived_reason=row.waived_reason,
         request_id=row.request_id,
+        owned=row.owned,
     )
 
 
@@ -81,6 +82,7 @@ class ObligationRepository:
                 opened_at=opened_at,
                 waived_reason=obligation.waived_reason,
                 request_id=obligation.request_id,
+                owned=obligation.owned,
             )
         )
         return True
@@ -165,8 +167,9 @@ class ReportRepository:
         )
         return int(current or 0) + 1
 
-    async def next_receipt_number(self, year: int) -> str:
-        """BC-<year>-<6 digits>; the counter row serialises concurrent submissions."""
+    async def next_receipt_number(self, year: int, prefix: str = "BC") -> str:
+        """<prefix>-<year>-<6 digits>; the counter row serialises concurrent submissions.
+        Each instance has its own prefix, so receipts stay unique across instances."""
         updated = await self.session.execute(
             receipt_counters.update()
             .where(receipt_counters.c.year == year)
@@ -177,7 +180,7 @@ class ReportRepository:
         if number is None:
             await self.session.execute(receipt_counters.insert().values(year=year, last_number=1))
             number = 1
-        return f"BC-{year}-{number:06d}"
+        return f"{prefix}-{year}-{number:06d}"
 
     async def add(self, report: Report, idempotency_key: str | None) -> None:
         await self.session.execute(

@@ -40,6 +40,25 @@ class ReportRefused(Refused):
     """A command the report rules refuse."""
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """Which units' obligations this instance owns: a subtree (or all) minus subtrees
+    delegated to other instances. It takes and reviews reports only for those; the others
+    it mirrors, read-only, from the bus."""
+
+    scope: str | None = None
+    delegated: tuple[str, ...] = ()
+
+    def owns(self, unit_path: list[str]) -> bool:
+        return (self.scope is None or self.scope in unit_path) and not any(
+            code in unit_path for code in self.delegated
+        )
+
+    @property
+    def receipt_prefix(self) -> str:
+        return f"BC-{self.scope}" if self.scope else "BC"
+
+
 def obligation_id(plan_id: str, schedule_key: str, unit_code: str) -> str:
     """Deterministic, so the same plan event always opens the same obligations."""
     return str(uuid.uuid5(OBLIGATION_NAMESPACE, f"{plan_id}|{schedule_key}|{unit_code}"))
@@ -62,6 +81,7 @@ class Obligation:
     status: ObligationStatus = ObligationStatus.OPEN
     waived_reason: str | None = None
     request_id: str | None = None
+    owned: bool = True
     events: list[Event] = field(default_factory=list, repr=False)
 
     @property

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from faststream.nats.annotations import NatsMessage
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from services.reports.adapters.repositories import ObligationRepository
-from services.reports.domain.model import ReportRefused
-from services.reports.handlers import intake
+from services.reports.domain.model import Obligation, ReportRefused
+from services.reports.handlers import intake, mirror
 from services.reports.handlers import obligations as handlers
+from services.reports.settings import ReportsSettings
 from shared.bus.consumer import ConsumerSpec
-from shared.bus.streams import PLANS
+from shared.bus.streams import PLANS, REPORTS
 from shared.errors import Missing, Refused
 from shared.events import (
     PlanAmended,
     PlanIssued,
+    ReportAccepted,
     ReportRequested,
+    ReportReturned,
+    ReportSubmitted,
     UnitRegistered,
     UnitUpdated,
 )
@@ -26,33 +31,51 @@ from shared.settings import ServiceSettings
 from shared.units import NfcText, UnitCode
 
 
-def consumer_specs(_settings: ServiceSettings) -> list[ConsumerSpec]:
+def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
+    assert isinstance(settings, ReportsSettings)
+    ownership = settings.ownership()
+    instance = settings.instance
+
+    def owned(handler: Any) -> Any:
+        return functools.partial(handler, ownership=ownership)
+
     return [
         ConsumerSpec(
-            service="reports",
+            service=instance,
             name="plans",
             stream=PLANS,
             subjects=["qcdc.v1.plan.>"],
             handlers={
-                PlanIssued: handlers.on_plan_issued,
-                PlanAmended: handlers.on_plan_amended,
+                PlanIssued: owned(handlers.on_plan_issued),
+                PlanAmended: owned(handlers.on_plan_amended),
             },
         ),
         ConsumerSpec(
-            service="reports",
+            service=instance,
             name="requests",
             stream=PLANS,
             subjects=["qcdc.v1.request.>"],
-            handlers={ReportRequested: handlers.on_report_requested},
+            handlers={ReportRequested: owned(handlers.on_report_requested)},
         ),
         ConsumerSpec(
-            service="reports",
+            service=instance,
             name="units",
             stream=PLANS,
             subjects=["qcdc.v1.unit.>"],
             handlers={
                 UnitRegistered: handlers.on_unit_registered,
                 UnitUpdated: handlers.on_unit_updated,
+            },
+        ),
+        ConsumerSpec(
+            service=instance,
+            name="reports",
+            stream=REPORTS,
+            subjects=["qcdc.v1.report.>"],
+            handlers={
+                ReportSubmitted: mirror.on_report_submitted,
+                ReportAccepted: mirror.on_report_reviewed,
+                ReportReturned: mirror.on_report_reviewed,
             },
         ),
     ]
@@ -80,18 +103,29 @@ def register_submit_responder(runtime: Runtime) -> None:
     same idempotency key). The unit path in the subject must be the unit's own, so a
     credential scoped to a subtree can only submit for it."""
 
+    settings = runtime.settings
+    assert isinstance(settings, ReportsSettings)
+
     @runtime.broker.subscriber(
-        f"{SUBMIT_SUBJECT}.>", queue="reports-submit", decoder=_raw_body, title="reports:submit"
+        f"{SUBMIT_SUBJECT}.>",
+        queue=settings.instance,
+        decoder=_raw_body,
+        title=f"{settings.instance}:submit",
     )
-    async def submit(msg: NatsMessage) -> dict[str, Any]:
-        return await answer_submission(runtime, msg.raw_message.subject, bytes(msg.body))
+    async def submit(msg: NatsMessage) -> None:
+        answer = await answer_submission(runtime, msg.raw_message.subject, bytes(msg.body))
+        if answer is not None and msg.reply_to:
+            await runtime.broker.publish(answer, msg.reply_to)
 
 
 async def _raw_body(msg: NatsMessage) -> bytes:
     return bytes(msg.body)
 
 
-async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict[str, Any]:
+async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict[str, Any] | None:
+    """The reply to a bus submission, or None when another instance owns the unit (every
+    instance hears the request; the owner answers, and the whole-province instance answers
+    for obligations nobody has)."""
     try:
         request = BusSubmission.model_validate_json(body)
     except ValidationError as exc:
@@ -110,6 +144,8 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
     try:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(command.obligation_id)
+            if not _answers_for(runtime, obligation):
+                return None
             if obligation is not None and subject != ".".join(
                 [SUBMIT_SUBJECT, *obligation.unit_path]
             ):
@@ -129,3 +165,9 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
         "on_time": report.on_time,
         "replayed": submission.replayed,
     }
+
+
+def _answers_for(runtime: Runtime, obligation: Obligation | None) -> bool:
+    settings = runtime.settings
+    assert isinstance(settings, ReportsSettings)
+    return obligation.owned if obligation is not None else settings.scope is None

@@ -14,9 +14,11 @@ from services.reports.adapters.db import attachments
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.model import (
+    Ownership,
     Report,
     ReportRefused,
 )
+from services.reports.settings import ReportsSettings
 from shared.errors import Missing
 from shared.runtime import Runtime
 from shared.uow import UnitOfWork
@@ -42,7 +44,9 @@ class Submission:
     """True when this is the earlier answer to a retried submission with the same key."""
 
 
-async def submit_report(command: SubmitReport, uow: UnitOfWork) -> Submission:
+async def submit_report(
+    command: SubmitReport, uow: UnitOfWork, ownership: Ownership = Ownership()
+) -> Submission:
     reports = ReportRepository(uow.session)
     if command.idempotency_key:
         earlier = await reports.by_idempotency_key(command.idempotency_key)
@@ -63,10 +67,18 @@ async def submit_report(command: SubmitReport, uow: UnitOfWork) -> Submission:
             f"not {command.unit_code}",
             field="unit_code",
         )
+    if not obligation.owned:
+        raise ReportRefused(
+            f"reports of unit {obligation.unit_code} are taken by another instance "
+            "(the one its district runs)",
+            field="unit_code",
+        )
     now = uow.clock.now()
     report = obligation.submit(
         report_id=str(uuid.uuid4()),
-        receipt_number=await reports.next_receipt_number(ict_date(now).year),
+        receipt_number=await reports.next_receipt_number(
+            ict_date(now).year, ownership.receipt_prefix
+        ),
         version=await reports.next_version(obligation.id),
         submitted_at=now,
         submitted_by=command.submitted_by,
@@ -162,8 +174,13 @@ async def submit_with_retry(runtime: Runtime, command: SubmitReport) -> Submissi
     for attempt in range(2):
         try:
             async with runtime.uow() as uow:
-                return await submit_report(command, uow)
+                return await submit_report(command, uow, _ownership(runtime))
         except IntegrityError:
             if attempt == 1 or not command.idempotency_key:
                 raise
     raise AssertionError("unreachable")
+
+
+def _ownership(runtime: Runtime) -> Ownership:
+    settings = runtime.settings
+    return settings.ownership() if isinstance(settings, ReportsSettings) else Ownership()

@@ -7,6 +7,7 @@ import structlog
 from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
 from services.reports.domain.model import (
     Obligation,
+    Ownership,
     PlanHeading,
     obligations_for,
     obligations_for_plan,
@@ -25,25 +26,38 @@ from shared.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 
-async def _open(repository: ObligationRepository, found: list[Obligation], uow: UnitOfWork) -> int:
+async def _open(
+    repository: ObligationRepository,
+    found: list[Obligation],
+    uow: UnitOfWork,
+    ownership: Ownership,
+) -> int:
     opened = 0
     for obligation in found:
+        obligation.owned = ownership.owns(obligation.unit_path)
         opened += await repository.add_if_missing(obligation, uow.clock.now())
     return opened
 
 
-async def on_plan_issued(event: PlanIssued, _envelope: Envelope, uow: UnitOfWork) -> None:
-    opened = await _open(ObligationRepository(uow.session), obligations_for_plan(event), uow)
+async def on_plan_issued(
+    event: PlanIssued, _envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
+) -> None:
+    found = obligations_for_plan(event)
+    opened = await _open(ObligationRepository(uow.session), found, uow, ownership)
     log.info("obligations opened", plan_id=event.plan_id, opened=opened)
 
 
-async def on_report_requested(event: ReportRequested, _envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_report_requested(
+    event: ReportRequested, _envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
+) -> None:
     found = obligations_for_request(event)
-    opened = await _open(ObligationRepository(uow.session), found, uow)
+    opened = await _open(ObligationRepository(uow.session), found, uow, ownership)
     log.info("obligations opened for a request", request_id=event.request_id, opened=opened)
 
 
-async def on_plan_amended(event: PlanAmended, _envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_plan_amended(
+    event: PlanAmended, _envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
+) -> None:
     """Deadlines move, added assignees get obligations, removed ones are waived; reports
     already submitted stay as they are."""
     repository = ObligationRepository(uow.session)
@@ -55,7 +69,7 @@ async def on_plan_amended(event: PlanAmended, _envelope: Envelope, uow: UnitOfWo
     for obligation in obligations_for(heading, event.schedule, event.added_assignees):
         existing = await repository.get(obligation.id)
         if existing is None:
-            await repository.add_if_missing(obligation, uow.clock.now())
+            await _open(repository, [obligation], uow, ownership)
         elif existing.reopen():
             existing.due_at = obligation.due_at
             await repository.save(existing)

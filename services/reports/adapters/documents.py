@@ -1,0 +1,626 @@
+"""A consolidation as documents people file: DOCX laid out as a Vietnamese administrative
+report (Decree 30/2020/NĐ-CP) and XLSX for those who work the figures further.
+
+Both render from :class:`Consolidation` alone, so a published version renders from the
+JSON stored with it, years later, exactly as it was published.
+
+Decree 30 layout, as followed here: A4 portrait; margins top and bottom 20 mm, left 30 mm,
+right 15 mm; Times New Roman (Unicode) throughout, body 14 pt, tables 12 pt. The heading is
+a borderless two-column table: on the left the governing body (upper case, regular; left
+out for a People's Committee, which has none above it in its own name), the issuing body
+(upper case, bold) with a short rule, then the number and symbol; on the right the national
+title (upper case, bold), the motto (bold, a rule under it) and the place and date (italic).
+Days below 10 and the months January and February take a leading zero ("ngày 05 tháng 02",
+"ngày 15 tháng 6"), as the decree asks. The number itself is left blank ("Số:      /BC-SNV"):
+it is given when the document is signed and registered in the issuing body's e-office.
+Then the type ("BÁO CÁO") and the summary line, the body in numbered sections with tables,
+and at the bottom the distribution list ("Nơi nhận:", left) beside the signer (right).
+Numbers are written the Vietnamese way: 1.234 and 83,3 %.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from docx import Document
+from docx.document import Document as DocxDocument
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Mm, Pt
+from docx.table import Table, _Cell
+from docx.text.paragraph import Paragraph
+from openpyxl import Workbook  # type: ignore[import-untyped]
+from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
+from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
+
+from services.reports.domain.consolidation import (
+    Consolidation,
+    GroupTotals,
+    IndicatorTotal,
+    UnitStatus,
+    is_peoples_committee,
+)
+from shared.events import ReportKind
+from shared.vntime import ICT
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+FONT = "Times New Roman"
+BODY_PT = 14
+TABLE_PT = 12
+TEXT_WIDTH_MM = 210 - 30 - 15
+GROUP_COLUMNS_PER_TABLE = 5
+"""Breakdown columns per table; more would not fit an A4 portrait page at 12 pt."""
+
+NATIONAL_TITLE = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
+MOTTO = "Độc lập - Tự do - Hạnh phúc"
+
+STATE_LABELS = {"on_time": "Đã nộp đúng hạn", "late": "Đã nộp muộn", "missing": "Chưa nộp"}
+REVIEW_LABELS = {
+    "": "",
+    "submitted": "Chờ xem xét",
+    "accepted": "Đã chấp nhận",
+    "returned": "Trả lại để hoàn thiện",
+}
+SHEET_SUMMARY = "Tổng quan"
+SHEET_STATUS = "Tình hình nộp báo cáo"
+SHEET_INDICATORS = "Chỉ tiêu"
+
+
+@dataclass(frozen=True)
+class Signer:
+    position: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Edition:
+    """Which edition a document shows: the live one (no version), or a published version."""
+
+    version: int | None = None
+
+
+# --- wording --------------------------------------------------------------------------------
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def vn_number(value: float) -> str:
+    """1234 → '1.234'; 2.5 → '2,5' (Vietnamese separators)."""
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}".replace(",", ".")
+    whole, _, decimals = f"{value:,.2f}".rstrip("0").partition(".")
+    return f"{whole.replace(',', '.')},{decimals}"
+
+
+def vn_percent(value: float) -> str:
+    return f"{value:.1f}".replace(".", ",") + "%"
+
+
+def vn_long_date(day: date) -> str:
+    """'ngày 05 tháng 02 năm 2023', 'ngày 15 tháng 6 năm 2023' (Decree 30, App. I 5.b)."""
+    month = f"{day.month:02d}" if day.month < 3 else str(day.month)
+    return f"ngày {day.day:02d} tháng {month} năm {day.year}"
+
+
+def ict_stamp(instant: datetime | None) -> str:
+    """dd/mm/yyyy HH:MM in Vietnam time; empty for nothing."""
+    return instant.astimezone(ICT).strftime("%d/%m/%Y %H:%M") if instant else ""
+
+
+def document_symbol(unit_name: str) -> str:
+    """Abbreviation after 'BC-': a People's Committee writes UBND; another body its initials
+    ('Sở Nội vụ' → SNV, 'Sở Giáo dục và Đào tạo' → SGDĐT)."""
+    if is_peoples_committee(unit_name):
+        return "UBND"
+    words = [w for w in re.split(r"[\s,\-]+", nfc(unit_name)) if w and w.lower() != "và"]
+    # The first letter without its tone or vowel marks; Đ has no decomposition and stays.
+    initials = "".join(unicodedata.normalize("NFD", w)[0].upper() for w in words)
+    return initials or "BC"
+
+
+def summary_line(c: Consolidation) -> str:
+    """'Tổng hợp kết quả thực hiện Quy chế dân chủ ở cơ sở 06 tháng năm 2023'."""
+    h = c.heading
+    subject = re.sub(r"^kế hoạch\s+", "", nfc(h.plan_title).strip(), flags=re.IGNORECASE)
+    subject = re.sub(r"^thực hiện\s+", "", subject, flags=re.IGNORECASE)
+    subject = re.sub(r"\s+năm\s+\d{4}$", "", subject)
+    year = h.period_end.year
+    if h.report_kind == ReportKind.SIX_MONTH:
+        return f"Tổng hợp kết quả thực hiện {subject} 06 tháng năm {year}"
+    if h.report_kind == ReportKind.ANNUAL:
+        return f"Tổng hợp kết quả thực hiện {subject} năm {year}"
+    return f"Tổng hợp báo cáo: {nfc(h.plan_title)}"
+
+
+def signer_for(c: Consolidation, signer: Signer) -> Signer:
+    """The signer's title when none is given: a committee signs on behalf of its members,
+    a department by its director, any other body by its head."""
+    if signer.position:
+        return signer
+    name = c.receiving_unit.name
+    if is_peoples_committee(name):
+        return Signer("TM. ỦY BAN NHÂN DÂN\nCHỦ TỊCH", signer.name)
+    if nfc(name).startswith("Sở "):
+        return Signer("GIÁM ĐỐC", signer.name)
+    return Signer("THỦ TRƯỞNG ĐƠN VỊ", signer.name)
+
+
+def distribution(c: Consolidation) -> list[str]:
+    recipients = []
+    if c.receiving_unit.reports_to:
+        recipients.append(f"{c.receiving_unit.reports_to} (để báo cáo);")
+    recipients.append("Các cơ quan, đơn vị, địa phương báo cáo (để biết);")
+    recipients.append("Lưu: VT.")
+    return recipients
+
+
+def kind_label(c: Consolidation, kind: str) -> str:
+    found = next((g.label for g in c.by_kind if g.key == kind), "")
+    return found or kind
+
+
+def status_text(s: UnitStatus) -> str:
+    text = STATE_LABELS[s.state]
+    return f"{text}; bị trả lại để hoàn thiện" if s.returned else text
+
+
+# --- DOCX: primitives -----------------------------------------------------------------------
+
+_PPR_AFTER_BORDER = (
+    "w:shd",
+    "w:tabs",
+    "w:suppressAutoHyphens",
+    "w:spacing",
+    "w:ind",
+    "w:contextualSpacing",
+    "w:jc",
+    "w:rPr",
+)
+
+
+def _setup(doc: DocxDocument) -> None:
+    section = doc.sections[0]
+    section.page_width, section.page_height = Mm(210), Mm(297)
+    section.top_margin = section.bottom_margin = Mm(20)
+    section.left_margin, section.right_margin = Mm(30), Mm(15)
+    for name in ("Normal", "Table Grid"):
+        style = doc.styles[name]
+        style.font.name = FONT  # type: ignore[attr-defined]
+        style.font.size = Pt(BODY_PT)  # type: ignore[attr-defined]
+        # Word picks the East Asian and complex-script fonts separately; pin them too.
+        fonts = style.element.get_or_add_rPr().get_or_add_rFonts()
+        for attribute in ("w:eastAsia", "w:cs"):
+            fonts.set(qn(attribute), FONT)
+    spacing = doc.styles["Normal"].paragraph_format  # type: ignore[attr-defined]
+    spacing.space_before, spacing.space_after, spacing.line_spacing = Pt(0), Pt(6), 1.1
+
+
+@dataclass(frozen=True)
+class Look:
+    bold: bool = False
+    italic: bool = False
+    size: int | None = None
+    align: WD_ALIGN_PARAGRAPH | None = None
+    indent: bool = False
+    after: int | None = None
+
+
+def _write(paragraph: Paragraph, text: str, look: Look) -> Paragraph:
+    if text:
+        run = paragraph.add_run(nfc(text))
+        run.bold, run.italic = look.bold, look.italic
+        if look.size:
+            run.font.size = Pt(look.size)
+    if look.align is not None:
+        paragraph.alignment = look.align
+    if look.indent:
+        paragraph.paragraph_format.first_line_indent = Mm(12.7)
+    if look.after is not None:
+        paragraph.paragraph_format.space_after = Pt(look.after)
+    return paragraph
+
+
+def _para(
+    container: DocxDocument | _Cell,
+    text: str = "",
+    *,
+    bold: bool = False,
+    italic: bool = False,
+    size: int | None = None,
+    align: WD_ALIGN_PARAGRAPH | None = None,
+    indent: bool = False,
+    after: int | None = None,
+) -> Paragraph:
+    look = Look(bold, italic, size, align, indent, after)
+    return _write(container.add_paragraph(), text, look)
+
+
+def _first_para(
+    cell: _Cell,
+    text: str,
+    *,
+    bold: bool = False,
+    italic: bool = False,
+    size: int | None = None,
+    align: WD_ALIGN_PARAGRAPH | None = None,
+) -> Paragraph:
+    """Write into a cell's own first paragraph instead of adding a blank line above."""
+    return _write(cell.paragraphs[0], text, Look(bold, italic, size, align, after=0))
+
+
+def _rule(paragraph: Paragraph, width_mm: float, cell_mm: float) -> None:
+    """A short horizontal rule, centred under the line above: the paragraph's top border,
+    narrowed by equal indents (Decree 30 draws these under the issuing body, the motto and
+    the summary line)."""
+    indent = max(0.0, (cell_mm - width_mm) / 2)
+    paragraph.paragraph_format.left_indent = Mm(indent)
+    paragraph.paragraph_format.right_indent = Mm(indent)
+    paragraph.paragraph_format.space_after = Pt(0)
+    borders = OxmlElement("w:pBdr")
+    top = OxmlElement("w:top")
+    for key, value in (("w:val", "single"), ("w:sz", "6"), ("w:space", "1"), ("w:color", "auto")):
+        top.set(qn(key), value)
+    borders.append(top)
+    paragraph._p.get_or_add_pPr().insert_element_before(borders, *_PPR_AFTER_BORDER)
+
+
+def _widths(table: Table, widths_mm: Sequence[float]) -> None:
+    table.autofit = False
+    for row in table.rows:
+        for cell, width in zip(row.cells, widths_mm, strict=True):
+            cell.width = Mm(width)
+
+
+def _repeat_header(table: Table) -> None:
+    """Repeat the header row on every page a long table runs over."""
+    row_properties = table.rows[0]._tr.get_or_add_trPr()
+    row_properties.append(OxmlElement("w:tblHeader"))
+
+
+def _grid(
+    doc: DocxDocument,
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    widths_mm: Sequence[float],
+    numeric_from: int | None = None,
+) -> Table:
+    """A bordered table at 12 pt: bold centred header; columns from ``numeric_from`` on are
+    right-aligned numbers."""
+    body = [list(r) for r in rows]
+    table = doc.add_table(rows=1 + len(body), cols=len(header))
+    table.style = doc.styles["Table Grid"]
+    table.alignment = WD_TABLE_ALIGNMENT.CENTER
+    for column, text in enumerate(header):
+        _first_para(
+            table.rows[0].cells[column],
+            text,
+            bold=True,
+            size=TABLE_PT,
+            align=WD_ALIGN_PARAGRAPH.CENTER,
+        )
+    for index, values in enumerate(body, start=1):
+        for column, text in enumerate(values):
+            numeric = numeric_from is not None and column >= numeric_from
+            align = WD_ALIGN_PARAGRAPH.RIGHT if numeric else None
+            _first_para(table.rows[index].cells[column], text, size=TABLE_PT, align=align)
+    _widths(table, widths_mm)
+    _repeat_header(table)
+    _para(doc, after=0)
+    return table
+
+
+# --- DOCX: sections -------------------------------------------------------------------------
+
+LEFT_MM, RIGHT_MM = 68.0, TEXT_WIDTH_MM - 68.0
+
+
+def _heading_block(doc: DocxDocument, c: Consolidation) -> None:
+    table = doc.add_table(rows=1, cols=2)
+    left, right = table.rows[0].cells
+    unit = c.receiving_unit
+    center = WD_ALIGN_PARAGRAPH.CENTER
+    if unit.governing_body:
+        _first_para(left, _abbreviated(unit.governing_body).upper(), size=13, align=center)
+        _para(left, unit.name.upper(), bold=True, size=13, align=center, after=0)
+    else:
+        _first_para(left, unit.name.upper(), bold=True, size=13, align=center)
+    _rule(_para(left, after=0), 22, LEFT_MM)
+    symbol = document_symbol(unit.name)
+    _para(left, f"Số:        /BC-{symbol}", size=13, align=center)
+    _first_para(right, NATIONAL_TITLE, bold=True, size=12, align=center)
+    _para(right, MOTTO, bold=True, size=13, align=center, after=0)
+    _rule(_para(right, after=0), 60, RIGHT_MM)
+    place = unit.locality or "……"
+    dated = f"{place}, {vn_long_date(c.as_of.astimezone(ICT).date())}"
+    _para(right, dated, italic=True, size=13, align=center)
+    _widths(table, (LEFT_MM, RIGHT_MM))
+
+
+def _abbreviated(name: str) -> str:
+    """'Ủy ban nhân dân tỉnh An Bình' → 'UBND tỉnh An Bình', as governing bodies are written."""
+    if is_peoples_committee(name):
+        return "UBND " + nfc(name)[len("Ủy ban nhân dân") :].strip()
+    return name
+
+
+def _title_block(doc: DocxDocument, c: Consolidation, edition: Edition) -> None:
+    center = WD_ALIGN_PARAGRAPH.CENTER
+    _para(doc, after=0)
+    _para(doc, "BÁO CÁO", bold=True, align=center, after=0)
+    _para(doc, summary_line(c), bold=True, align=center, after=0)
+    _rule(_para(doc, after=6), 40, TEXT_WIDTH_MM)
+    if edition.version is not None:
+        note = f"(Bản tổng hợp lần thứ {edition.version}, lập lúc {ict_stamp(c.as_of)})"
+        _para(doc, note, italic=True, size=13, align=center)
+    h = c.heading
+    reference = f"{h.plan_title} số {h.plan_doc_number}" if h.plan_doc_number else h.plan_title
+    _para(
+        doc,
+        f"Thực hiện {reference}, {c.receiving_unit.name} tổng hợp tình hình và kết quả báo cáo "
+        f"của các cơ quan, đơn vị, địa phương (kỳ số liệu từ {h.period_start:%d/%m/%Y} đến "
+        f"{h.period_end:%d/%m/%Y}; hạn nộp báo cáo đến hết ngày "
+        f"{h.due_at.astimezone(ICT):%d/%m/%Y}; số liệu tính đến {ict_stamp(c.as_of)}) "
+        "như sau:",
+        indent=True,
+    )
+
+
+def _submission_section(doc: DocxDocument, c: Consolidation) -> None:
+    _para(doc, "I. TÌNH HÌNH NỘP BÁO CÁO", bold=True)
+    n, r = c.counts, c.rates
+    rows = [
+        ("1", "Số đơn vị phải báo cáo", vn_number(n.expected), ""),
+        (
+            "2",
+            "Số đơn vị đã nộp báo cáo",
+            vn_number(n.received),
+            vn_percent(r.completeness_percent),
+        ),
+        ("3", "Số đơn vị nộp đúng hạn", vn_number(n.on_time), vn_percent(r.timeliness_percent)),
+        ("4", "Số đơn vị nộp muộn", vn_number(n.late), ""),
+        ("5", "Số đơn vị chưa nộp", vn_number(n.missing), ""),
+        ("6", "Số báo cáo bị trả lại để hoàn thiện", vn_number(n.returned), ""),
+    ]
+    _grid(doc, ("TT", "Nội dung", "Số đơn vị", "Tỷ lệ"), rows, (12, 98, 25, 30), numeric_from=2)
+    _para(
+        doc,
+        f"Tỷ lệ đầy đủ (số đã nộp trên số phải báo cáo): {vn_percent(r.completeness_percent)}; "
+        f"tỷ lệ đúng hạn (số nộp đúng hạn trên số phải báo cáo): "
+        f"{vn_percent(r.timeliness_percent)}.",
+        indent=True,
+    )
+    for label, units in (
+        ("Các đơn vị chưa nộp báo cáo", c.units.missing),
+        ("Các đơn vị nộp muộn", c.units.late),
+        ("Các báo cáo bị trả lại để hoàn thiện", c.units.returned),
+    ):
+        if units:
+            _para(doc, f"- {label}: {', '.join(u.name for u in units)}.", indent=True)
+    _para(doc, "Chi tiết tình hình nộp báo cáo của từng đơn vị:", indent=True)
+    rows_detail = [
+        (str(i), s.name, kind_label(c, s.kind), status_text(s), ict_stamp(s.submitted_at))
+        for i, s in enumerate(c.status, start=1)
+    ]
+    header = ("TT", "Đơn vị", "Loại đơn vị", "Tình trạng", "Thời điểm nộp")
+    _grid(doc, header, rows_detail, (10, 55, 30, 38, 32))
+
+
+def _indicator_rows(indicators: Sequence[IndicatorTotal]) -> list[tuple[str, str, str, str]]:
+    return [
+        (str(i), t.label, t.unit, vn_number(t.total)) for i, t in enumerate(indicators, start=1)
+    ]
+
+
+def _breakdown(doc: DocxDocument, c: Consolidation, groups: Sequence[GroupTotals]) -> None:
+    """One table per GROUP_COLUMNS_PER_TABLE groups: indicators down, groups across."""
+    for start in range(0, len(groups), GROUP_COLUMNS_PER_TABLE):
+        chunk = groups[start : start + GROUP_COLUMNS_PER_TABLE]
+        label_mm = 60.0
+        column_mm = (TEXT_WIDTH_MM - 10 - label_mm) / len(chunk)
+        header = [
+            "TT",
+            "Chỉ tiêu",
+            *[f"{g.label} ({g.reports}/{g.expected} báo cáo)" for g in chunk],
+        ]
+        rows = [
+            [str(i), t.label, *[vn_number(g.totals.get(t.code, 0)) for g in chunk]]
+            for i, t in enumerate(c.indicators, start=1)
+        ]
+        _grid(doc, header, rows, (10, label_mm, *[column_mm] * len(chunk)), numeric_from=2)
+
+
+def _indicator_section(doc: DocxDocument, c: Consolidation) -> None:
+    _para(doc, "II. KẾT QUẢ THỰC HIỆN CÁC CHỈ TIÊU", bold=True)
+    _para(
+        doc,
+        f"Số liệu tổng hợp từ {c.reports_counted} báo cáo (phiên bản mới nhất của mỗi đơn vị; "
+        "không tính các báo cáo đang bị trả lại để hoàn thiện).",
+        indent=True,
+    )
+    _para(doc, "1. Tổng hợp chung", bold=True, indent=True)
+    header = ("TT", "Chỉ tiêu", "Đơn vị tính", "Tổng số")
+    _grid(doc, header, _indicator_rows(c.indicators), (10, 100, 30, 25), numeric_from=3)
+    _para(doc, "2. Theo loại đơn vị", bold=True, indent=True)
+    _breakdown(doc, c, c.by_kind)
+    _para(doc, "3. Theo đơn vị hành chính cấp huyện", bold=True, indent=True)
+    _breakdown(doc, c, c.by_district)
+
+
+def _narrative_section(doc: DocxDocument, c: Consolidation) -> None:
+    _para(doc, "III. KẾT QUẢ THỰC HIỆN THEO CÁC NỘI DUNG CỦA KẾ HOẠCH", bold=True)
+    if not c.narratives:
+        _para(doc, "Chưa có nội dung báo cáo của các đơn vị.", indent=True)
+    for area in c.narratives:
+        title = f"{area.code}. {area.title}" if area.title else f"Nội dung {area.code}"
+        _para(doc, title, bold=True, indent=True)
+        for entry in area.entries:
+            lines = [line.strip() for line in entry.text.splitlines() if line.strip()]
+            paragraph = _para(doc, indent=True)
+            paragraph.add_run(nfc(f"- {entry.unit_name}: ")).bold = True
+            paragraph.add_run(nfc(lines[0] if lines else ""))
+            for line in lines[1:]:
+                _para(doc, line, indent=True)
+
+
+def _closing(doc: DocxDocument, c: Consolidation, signer: Signer) -> None:
+    summary = summary_line(c)
+    _para(
+        doc,
+        f"Trên đây là báo cáo {summary[0].lower()}{summary[1:]} của {c.receiving_unit.name}./.",
+        indent=True,
+    )
+    table = doc.add_table(rows=1, cols=2)
+    left, right = table.rows[0].cells
+    _first_para(left, "Nơi nhận:", bold=True, italic=True, size=12)
+    for line in distribution(c):
+        _para(left, f"- {line}", size=11, after=0)
+    signing = signer_for(c, signer)
+    center = WD_ALIGN_PARAGRAPH.CENTER
+    lines = signing.position.split("\n")
+    _first_para(right, lines[0], bold=True, size=BODY_PT, align=center)
+    for line in lines[1:]:
+        _para(right, line, bold=True, align=center, after=0)
+    for _ in range(4):  # room for the signature and the seal
+        _para(right, after=0)
+    _para(right, signing.name or "", bold=True, align=center)
+    _widths(table, (85, TEXT_WIDTH_MM - 85))
+
+
+def render_docx(
+    consolidation: Consolidation, *, signer: Signer | None = None, edition: Edition | None = None
+) -> bytes:
+    doc = Document()
+    _setup(doc)
+    _heading_block(doc, consolidation)
+    _title_block(doc, consolidation, edition or Edition())
+    _submission_section(doc, consolidation)
+    _indicator_section(doc, consolidation)
+    _narrative_section(doc, consolidation)
+    _closing(doc, consolidation, signer or Signer())
+    doc.core_properties.title = nfc(summary_line(consolidation))
+    doc.core_properties.author = nfc(consolidation.receiving_unit.name)
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    return buffer.getvalue()
+
+
+# --- XLSX -----------------------------------------------------------------------------------
+
+_BOLD = Font(name=FONT, bold=True, size=12)
+_PLAIN = Font(name=FONT, size=12)
+
+
+def _sheet(
+    workbook: Workbook,
+    title: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    widths: Sequence[int],
+) -> None:
+    sheet = workbook.create_sheet(title)
+    sheet.append([nfc(h) for h in header])
+    for row in rows:
+        sheet.append([nfc(v) if isinstance(v, str) else v for v in row])
+    for line in sheet.iter_rows():
+        for cell in line:
+            cell.font = _BOLD if cell.row == 1 else _PLAIN
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for column, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(column)].width = width
+    sheet.freeze_panes = "A2"
+
+
+def _summary_rows(c: Consolidation) -> list[tuple[str, object]]:
+    h, n, r = c.heading, c.counts, c.rates
+    return [
+        ("Đơn vị tổng hợp", c.receiving_unit.name),
+        (
+            "Kế hoạch",
+            f"{h.plan_title} ({h.plan_doc_number})" if h.plan_doc_number else h.plan_title,
+        ),
+        ("Kỳ báo cáo", h.schedule_key),
+        ("Kỳ số liệu", f"{h.period_start:%d/%m/%Y} - {h.period_end:%d/%m/%Y}"),
+        ("Hạn nộp (ICT)", ict_stamp(h.due_at)),
+        ("Số liệu tính đến (ICT)", ict_stamp(c.as_of)),
+        ("Số đơn vị phải báo cáo", n.expected),
+        ("Số đơn vị đã nộp", n.received),
+        ("Số đơn vị nộp đúng hạn", n.on_time),
+        ("Số đơn vị nộp muộn", n.late),
+        ("Số đơn vị chưa nộp", n.missing),
+        ("Số báo cáo bị trả lại", n.returned),
+        ("Tỷ lệ đầy đủ (%)", r.completeness_percent),
+        ("Tỷ lệ đúng hạn (%)", r.timeliness_percent),
+        ("Số báo cáo được tổng hợp số liệu", c.reports_counted),
+    ]
+
+
+def _status_rows(c: Consolidation) -> list[list[object]]:
+    def on_time(s: UnitStatus) -> str:
+        return "" if s.on_time is None else "Có" if s.on_time else "Không"
+
+    return [
+        [
+            s.code,
+            s.name,
+            kind_label(c, s.kind),
+            s.district_name,
+            status_text(s),
+            ict_stamp(s.submitted_at),
+            on_time(s),
+            s.receipt_number or "",
+            REVIEW_LABELS.get(s.review, s.review),
+            s.latest_version,
+        ]
+        for s in c.status
+    ]
+
+
+def _indicator_sheet_rows(c: Consolidation) -> list[list[object]]:
+    groups = [*c.by_kind, *c.by_district]
+    return [
+        [t.code, t.label, t.unit, t.total, *[g.totals.get(t.code, 0) for g in groups]]
+        for t in c.indicators
+    ]
+
+
+def render_xlsx(consolidation: Consolidation) -> bytes:
+    c = consolidation
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    _sheet(workbook, SHEET_SUMMARY, ("Nội dung", "Giá trị"), _summary_rows(c), (40, 70))
+    status_header = (
+        "Mã đơn vị",
+        "Tên đơn vị",
+        "Loại đơn vị",
+        "Đơn vị cấp huyện",
+        "Tình trạng",
+        "Thời điểm nộp (ICT)",
+        "Đúng hạn",
+        "Số tiếp nhận",
+        "Kết quả xem xét",
+        "Phiên bản mới nhất",
+    )
+    widths = (14, 40, 22, 30, 24, 18, 10, 16, 20, 10)
+    _sheet(workbook, SHEET_STATUS, status_header, _status_rows(c), widths)
+    group_header = [f"Loại: {g.label}" for g in c.by_kind] + [
+        f"Cấp huyện: {g.label}" for g in c.by_district
+    ]
+    header = ("Mã chỉ tiêu", "Chỉ tiêu", "Đơn vị tính", "Tổng số", *group_header)
+    widths = (28, 60, 12, 10, *[18] * len(group_header))
+    _sheet(workbook, SHEET_INDICATORS, header, _indicator_sheet_rows(c), widths)
+    workbook.properties.title = nfc(summary_line(c))
+    workbook.properties.creator = nfc(c.receiving_unit.name)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
