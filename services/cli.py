@@ -71,10 +71,13 @@ def provision(
     from shared.bus.streams import provision as provision_streams
     from shared.settings import ServiceSettings
 
-    url = nats_url or ServiceSettings().nats_url
+    settings = ServiceSettings()
+    servers = [u.strip() for u in (nats_url or settings.nats_url).split(",")]
 
     async def _run() -> None:
-        nc = await nats.connect(url)
+        nc = await nats.connect(
+            servers=servers, user=settings.nats_user, password=settings.nats_password
+        )
         try:
             await provision_streams(nc.jetstream())
         finally:

@@ -23,7 +23,7 @@ from faststream.nats.annotations import NatsMessage
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import DeliverPolicy
 
-from shared.bus.envelope import Envelope, UndeliverableEvent, decode
+from shared.bus.envelope import Envelope, UndeliverableEvent, UnknownEventType, decode
 from shared.bus.streams import StreamSpec, dead_letter_subject
 from shared.context import bind_correlation_id
 from shared.events import Event
@@ -81,6 +81,10 @@ class IdempotentConsumer:
         headers: Mapping[str, str] = raw.headers or {}
         try:
             envelope, event = decode(raw.subject, headers, raw.data)
+        except UnknownEventType as exc:
+            log.info("event of an unknown type skipped", ce_type=str(exc))
+            await msg.ack()
+            return
         except UndeliverableEvent as exc:
             await self._dead_letter(msg, exc.reason, delivered)
             return

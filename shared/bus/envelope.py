@@ -25,6 +25,11 @@ CORRELATION_HEADER = "ce-correlationid"
 REQUIRED_HEADERS = ("ce-specversion", "ce-id", "ce-source", "ce-type")
 
 
+class UnknownEventType(Exception):
+    """A well-formed CloudEvent of a type this code does not know: a newer publisher's
+    addition within v1. Consumers skip it rather than dead-letter it."""
+
+
 class UndeliverableEvent(Exception):
     """A message that can never be handled; ``reason`` says why. It goes to the dead letters."""
 
@@ -85,7 +90,7 @@ def decode(
         raise UndeliverableEvent(f"unsupported ce-specversion {headers['ce-specversion']!r}")
     event_type = BY_TYPE.get(headers["ce-type"])
     if event_type is None:
-        raise UndeliverableEvent(f"unknown ce-type {headers['ce-type']!r}")
+        raise UnknownEventType(headers["ce-type"])
     try:
         event = event_type.model_validate_json(body)
     except ValidationError as exc:

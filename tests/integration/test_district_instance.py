@@ -1,0 +1,100 @@
+"""A district runs its own reports service (its subtree, its own database) on the provincial
+bus: its communes submit to it, it reviews them, its own report reaches the province."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.plans.bootstrap import SERVICE as PLANS
+from services.reports.bootstrap import SERVICE as REPORTS
+from shared.natsd import NatsServer
+from tests.integration.test_plan_lifecycle import _issue_province_plan, district_plan
+from tests.support import InProcessService, eventually, service_settings
+
+
+@pytest.fixture
+async def instances(
+    nats_server: NatsServer, tmp_path: Path, postgres_url_factory: Any
+) -> AsyncIterator[dict[str, InProcessService]]:
+    settings = {
+        "plans": service_settings(PLANS, nats_url=nats_server.url,
+                                  database_url=f"sqlite+aiosqlite:///{tmp_path}/plans.db"),
+        "province": service_settings(REPORTS, nats_url=nats_server.url,
+                                     database_url=await postgres_url_factory(),
+                                     delegated=["H801"], data_dir=str(tmp_path / "p")),
+        "district": service_settings(REPORTS, nats_url=nats_server.url,
+                                     database_url=f"sqlite+aiosqlite:///{tmp_path}/h801.db",
+                                     scope="H801", data_dir=str(tmp_path / "d")),
+    }
+    running = {}
+    for name, setting in settings.items():
+        definition = PLANS if name == "plans" else REPORTS
+        running[name] = await InProcessService(definition, setting).start()
+    yield running
+    for service in running.values():
+        await service.stop()
+
+
+async def _obligation(client: httpx.AsyncClient, unit: str) -> dict[str, Any]:
+    async def probe() -> Any:
+        found = (await client.get("/obligations", params={"unit": unit})).json()
+        return next((o for o in found if o["schedule_key"] == "six_month"), None)
+
+    found: dict[str, Any] = await eventually(probe)
+    return found
+
+
+async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_district(
+    instances: dict[str, InProcessService],
+) -> None:
+    async with (
+        instances["plans"].client() as plans,
+        instances["province"].client() as province,
+        instances["district"].client() as district,
+    ):
+        parent = await _issue_province_plan(plans)
+        sub = (await plans.post("/plans", json=district_plan(parent["id"]))).json()
+        assert (await plans.post(f"/plans/{sub['id']}/issue")).status_code == 200
+
+        # The commune submits to its district's instance; the province's refuses it.
+        commune = await _obligation(district, "X80101")
+        refused = await province.post("/reports", json={
+            "obligation_id": commune["id"], "unit_code": "X80101"})
+        taken = await district.post("/reports", json={
+            "obligation_id": commune["id"], "unit_code": "X80101",
+            "indicators": {"reception_sessions": 4, "citizens_received": 30}})
+        reviewed = await district.post(f"/reports/{taken.json()['report_id']}/accept",
+                                       json={"reviewer_unit": "H801"})
+
+        # The district's own report, with its communes' totals, goes to Home Affairs.
+        own = await _obligation(district, "H801")
+        sent = await district.post("/reports", json={
+            "obligation_id": own["id"], "unit_code": "H801",
+            "indicators": {"reception_sessions": 4, "citizens_received": 30}})
+
+        # The province mirrors it and can review it as Home Affairs does.
+        async def mirrored() -> Any:
+            found = (await province.get(f"/obligations/{own['id']}/reports")).json()
+            return found if found else None
+
+        copies = await eventually(mirrored)
+        at_province = (await province.get(f"/obligations/{own['id']}")).json()
+        # A province department's own report stays with the province's instance.
+        stp = await _obligation(province, "T89-STP")
+        stp_at_district = await district.post("/reports", json={
+            "obligation_id": stp["id"], "unit_code": "T89-STP"})
+
+    assert refused.status_code == 422
+    assert "taken by another instance" in refused.json()["error"]["message"]
+    assert taken.status_code == 201 and taken.json()["receipt_number"].startswith("BC-H801-")
+    assert reviewed.status_code == 200
+    assert sent.status_code == 201
+    assert copies[0]["receipt_number"] == sent.json()["receipt_number"]
+    assert copies[0]["indicators"] == {"reception_sessions": 4, "citizens_received": 30}
+    assert at_province["status"] == "submitted"
+    assert stp_at_district.status_code == 422
