@@ -9,7 +9,7 @@ STAMP = $(VENV)/.installed
 # Extra options for qcdc up, e.g. make run UP_ARGS="--data-dir /tmp/qcdc --no-seed"
 UP_ARGS =
 
-.PHONY: venv run test lint clean
+.PHONY: venv run test lint bench clean
 
 venv: $(STAMP)
 
@@ -25,10 +25,14 @@ run: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services scripts tests
+	$(BIN)/mypy shared services scripts tests bench
 
 test: lint
 	$(BIN)/pytest -q
+
+# Benchmarks print JSON and compare against a baseline measured in the same run.
+bench: venv
+	$(BIN)/python bench/bench_outbox_relay.py
 
 # Removes the embedded data (var/) and tool caches; keeps .venv.
 clean:
