@@ -18,15 +18,14 @@ from typing import Any
 
 import yaml
 
-import services
 from services.plans.domain.units import UnitKind, UnitRefused
 
 KINDS_FILE_ENV = "QCDC_UNIT_KINDS_FILE"
 _KIND_CODE = re.compile(r"^[a-z_]{1,32}$")
 
 
-class UnitKindsError(ValueError):
-    """The unit kinds file is missing or malformed: a deployment error, not a user's."""
+class DataFileError(ValueError):
+    """A shipped data file is missing or malformed: a deployment error, not a user's."""
 
 
 def parse_unit_kinds(text: str) -> dict[str, UnitKind]:
@@ -34,45 +33,51 @@ def parse_unit_kinds(text: str) -> dict[str, UnitKind]:
     document = yaml.safe_load(text)
     entries = document.get("kinds") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise UnitKindsError("a unit kinds file has a non-empty list under 'kinds'")
+        raise DataFileError("a unit kinds file has a non-empty list under 'kinds'")
     kinds: dict[str, UnitKind] = {}
     for position, entry in enumerate(entries, start=1):
         kind = _kind(entry, position)
         if kind.code in kinds:
-            raise UnitKindsError(f"kind {kind.code!r} is listed twice")
+            raise DataFileError(f"kind {kind.code!r} is listed twice")
         kinds[kind.code] = kind
     return kinds
 
 
 def _kind(entry: Any, position: int) -> UnitKind:
     if not isinstance(entry, dict):
-        raise UnitKindsError(f"kind #{position} is not a mapping")
+        raise DataFileError(f"kind #{position} is not a mapping")
     code, label, level = entry.get("code"), entry.get("label"), entry.get("level")
     if not isinstance(code, str) or not _KIND_CODE.fullmatch(code):
-        raise UnitKindsError(f"kind #{position}: code must match {_KIND_CODE.pattern}")
+        raise DataFileError(f"kind #{position}: code must match {_KIND_CODE.pattern}")
     if not isinstance(label, str) or not label.strip():
-        raise UnitKindsError(f"kind {code!r}: label is required")
+        raise DataFileError(f"kind {code!r}: label is required")
     if not isinstance(level, int) or isinstance(level, bool) or level < 1:
-        raise UnitKindsError(f"kind {code!r}: level must be a positive integer")
+        raise DataFileError(f"kind {code!r}: level must be a positive integer")
     return UnitKind(code=code, label=label.strip(), level=level)
 
 
-def candidate_files() -> list[Path]:
-    """Where the unit kinds file is looked for, in order."""
-    configured = os.environ.get(KINDS_FILE_ENV)
+def candidate_files(name: str, env: str | None = None) -> list[Path]:
+    """Where the shipped data file ``data/<name>`` is looked for, in order."""
+    configured = os.environ.get(env) if env else None
     if configured:
         return [Path(configured)]
-    repository = Path(services.__file__).resolve().parent.parent
-    return [repository / "data" / "unit_kinds.yaml", Path.cwd() / "data" / "unit_kinds.yaml"]
+    # services/plans/domain/unit_kinds.py → the checkout (or editable install) root.
+    repository = Path(__file__).resolve().parents[3]
+    return [repository / "data" / name, Path.cwd() / "data" / name]
 
 
-def unit_kinds_file() -> Path:
-    candidates = candidate_files()
+def find_data_file(name: str, env: str | None = None) -> Path:
+    candidates = candidate_files(name, env)
     for path in candidates:
         if path.is_file():
             return path
     tried = ", ".join(str(p) for p in candidates)
-    raise UnitKindsError(f"no unit kinds file (tried {tried}); set {KINDS_FILE_ENV}")
+    hint = f"; set {env}" if env else ""
+    raise DataFileError(f"no data file {name} (tried {tried}){hint}")
+
+
+def unit_kinds_file() -> Path:
+    return find_data_file("unit_kinds.yaml", KINDS_FILE_ENV)
 
 
 def load_unit_kinds(path: Path | None = None) -> dict[str, UnitKind]:
@@ -85,8 +90,8 @@ def load_unit_kinds(path: Path | None = None) -> dict[str, UnitKind]:
 def _load(path: Path, _mtime_ns: int) -> dict[str, UnitKind]:
     try:
         return parse_unit_kinds(path.read_text(encoding="utf-8"))
-    except UnitKindsError as exc:
-        raise UnitKindsError(f"{path}: {exc}") from exc
+    except DataFileError as exc:
+        raise DataFileError(f"{path}: {exc}") from exc
 
 
 def unknown_kind_message(kind: str, kinds: Mapping[str, UnitKind]) -> str:

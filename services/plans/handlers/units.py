@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from services.plans.adapters.repositories import UnitRepository
+from services.plans.domain.unit_kinds import check_kind
 from services.plans.domain.units import Unit, UnitRefused
 from shared.errors import Conflict, Missing
 from shared.events import Contacts
@@ -41,6 +42,7 @@ async def register_unit(command: RegisterUnit, uow: UnitOfWork) -> Unit:
 
 async def add_unit(command: RegisterUnit, repository: UnitRepository, uow: UnitOfWork) -> Unit:
     """Register within an open unit of work, without committing (imports add many)."""
+    check_kind(command.kind)
     if await repository.get(command.code) is not None:
         raise Conflict(f"unit {command.code} is already registered", field="code")
     unit = Unit.register(

@@ -6,12 +6,14 @@ from fastapi import APIRouter
 
 from services.plans.entrypoints.http.plans import plan_routes
 from services.plans.entrypoints.http.requests import request_routes
+from services.plans.entrypoints.http.unit_import import unit_import_routes
 from services.plans.entrypoints.http.units import unit_routes
 from shared.runtime import Runtime
 
 
 def build_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
+    router.include_router(unit_import_routes(runtime))  # before /units/{code}
     router.include_router(unit_routes(runtime))
     router.include_router(plan_routes(runtime))
     router.include_router(request_routes(runtime))

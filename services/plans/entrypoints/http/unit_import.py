@@ -1,0 +1,132 @@
+"""Import and export of the unit registry over HTTP (the file format is described in
+:mod:`services.plans.handlers.unit_import`).
+
+Include this router before the unit routes: ``GET /units/export`` would otherwise be taken
+for ``GET /units/{code}`` of a unit coded "export".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.plans.handlers import unit_import as handlers
+from shared.runtime import Runtime
+from shared.units import UnitCode
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+MEDIA_TYPES = {
+    "text/csv": handlers.FileFormat.CSV,
+    "application/yaml": handlers.FileFormat.YAML,
+    "application/x-yaml": handlers.FileFormat.YAML,
+    "text/yaml": handlers.FileFormat.YAML,
+}
+EXPORT_MEDIA_TYPES = {
+    handlers.FileFormat.CSV: "text/csv; charset=utf-8",
+    handlers.FileFormat.YAML: "application/yaml; charset=utf-8",
+}
+_TEXT_BODY = {"schema": {"type": "string"}}
+_ERROR_EXAMPLE = {
+    "error": {
+        "message": "1 error in the file; nothing was imported",
+        "errors": [{"line": 3, "field": "kind", "message": "unknown kind 'xa'; known: …"}],
+    }
+}
+
+
+class ImportCountsOut(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+
+
+class TooLarge(Exception):
+    pass
+
+
+def _error(message: str, status_code: int) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status_code)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it grows past ``limit`` (a Content-Length may lie or be
+    absent with chunked encoding)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge
+    return bytes(body)
+
+
+def unit_import_routes(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["units"])
+
+    @router.post(
+        "/units/import",
+        response_model=ImportCountsOut,
+        summary="Import units from a CSV or YAML file, all or nothing",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": _TEXT_BODY, "application/yaml": _TEXT_BODY},
+            }
+        },
+        responses={
+            413: {"description": f"The file is larger than {MAX_IMPORT_BYTES} bytes."},
+            415: {"description": "Neither text/csv nor application/yaml."},
+            422: {
+                "description": "Every bad row, by line; nothing was imported.",
+                "content": {"application/json": {"example": _ERROR_EXAMPLE}},
+            },
+        },
+    )
+    async def import_units(request: Request) -> Any:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        file_format = MEDIA_TYPES.get(media_type)
+        if file_format is None:
+            return _error("send the file as text/csv or application/yaml", 415)
+        try:
+            data = await _read_body(request, MAX_IMPORT_BYTES)
+        except TooLarge:
+            megabytes = MAX_IMPORT_BYTES // (1024 * 1024)
+            message = f"the file is larger than {megabytes} MB; split it, or use qcdc units import"
+            return _error(message, 413)
+        try:
+            parsed = handlers.parse_file(handlers.decode(data), file_format)
+            async with runtime.uow() as uow:
+                counts = await handlers.import_units(parsed, uow)
+        except handlers.ImportRefused as exc:
+            return JSONResponse(exc.as_json(), status_code=exc.status_code)
+        return ImportCountsOut(
+            created=counts.created, updated=counts.updated, unchanged=counts.unchanged
+        )
+
+    @router.get(
+        "/units/export",
+        summary="Export the registry, or a subtree, in the import format",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/csv": _TEXT_BODY, "application/yaml": _TEXT_BODY}},
+        },
+    )
+    async def export_units(
+        file_format: handlers.FileFormat = Query(handlers.FileFormat.CSV, alias="format"),
+        under: UnitCode | None = Query(None, description="Only this unit and its subtree."),
+    ) -> Response:
+        async with runtime.uow() as uow:
+            text = await handlers.export_units(uow, file_format, under)
+        name = f"units-{under}.{file_format.value}" if under else f"units.{file_format.value}"
+        return Response(
+            text,
+            media_type=EXPORT_MEDIA_TYPES[file_format],
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    return router
