@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -16,6 +17,7 @@ import typer
 
 from services.plans.entrypoints.cli import plans_app, units_app
 from shared.clock import parse_instant
+from shared.logging import configure_logging
 from shared.service import ServiceDefinition
 
 app = typer.Typer(
@@ -130,4 +132,6 @@ def up(
 
 
 def main() -> None:
+    # Commands report on stdout; their logs go to stderr, quietly.
+    configure_logging("cli", os.environ.get("QCDC_LOG_LEVEL", "WARNING"))
     app()

