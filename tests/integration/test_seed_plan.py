@@ -1,0 +1,115 @@
+"""The seed's 2023 plan, imported with the operators' commands and issued against both
+layouts: the fictional three-level province of 2023 and a real two-level province of 2025."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from vietnam_provinces import Province, Ward
+
+from services.plans.bootstrap import SERVICE as PLANS
+from shared.natsd import NatsServer
+from tests.support import BusSpy, InProcessService, service_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_PLAN = ROOT / "data" / "plans" / "2023-quy-che-dan-chu.yaml"
+THREE_LEVEL = ROOT / "data" / "units" / "demo-three-level.yaml"
+LAST_ON_TIME = {
+    "six_month": "2023-06-09T16:59:59.999999Z",  # "trước ngày 10/6/2023"
+    "annual": "2023-11-19T16:59:59.999999Z",  # "trước ngày 20/11/2023"
+}
+
+
+@pytest.fixture
+async def plans(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[InProcessService]:
+    settings = service_settings(
+        PLANS, nats_url=nats_server.url, database_url=f"sqlite+aiosqlite:///{tmp_path}/plans.db"
+    )
+    service = await InProcessService(PLANS, settings).start()
+    yield service
+    await service.stop()
+
+
+async def qcdc(service: InProcessService, *arguments: str) -> str:
+    """Run a qcdc command against the running service's database, as an operator would."""
+    env = {**os.environ, "QCDC_DATABASE_URL": service.settings.database_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services",
+        *arguments,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, (out + err).decode()
+    return out.decode()
+
+
+async def issued_plan(bus_spy: BusSpy) -> dict[str, Any]:
+    seen = await bus_spy.wait_for_type("qcdc.plan.issued.v1")
+    assert len(seen) == 1
+    event: dict[str, Any] = json.loads(seen[0].data)
+    return event
+
+
+def deadlines(event: dict[str, Any]) -> dict[str, str]:
+    return {e["key"]: e["due_at"].replace("+00:00", "Z") for e in event["schedule"]}
+
+
+async def test_against_the_three_level_province(plans: InProcessService, bus_spy: BusSpy) -> None:
+    await qcdc(plans, "units", "import", str(THREE_LEVEL))
+    await qcdc(plans, "plans", "import", str(SEED_PLAN), "--province", "T89", "--issue")
+    event = await issued_plan(bus_spy)
+
+    units = yaml.safe_load(THREE_LEVEL.read_text(encoding="utf-8"))
+    rows = units["units"] if isinstance(units, dict) else units
+    expected = {
+        r["code"] for r in rows if r["kind"] in ("department", "public_service_unit", "district")
+    }
+    assignees = {a["code"] for a in event["assignees"]}
+    assert assignees == expected
+    assert len(assignees) == sum(
+        1 for r in rows if r["kind"] in ("department", "public_service_unit", "district")
+    )
+    assert {a["kind"] for a in event["assignees"]} == {
+        "department",
+        "public_service_unit",
+        "district",
+    }
+    assert deadlines(event) == LAST_ON_TIME
+    assert {e["receiving_unit"] for e in event["schedule"]} == {"T89-SNV"}
+    assert event["issuing_unit"] == "T89"
+    titles = [a["title"] for a in event["content_areas"]]
+    assert len(titles) == 6
+    assert titles[0].startswith("Tăng cường sự lãnh đạo, chỉ đạo của cấp ủy, chính quyền")
+    assert titles[2] == "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"
+
+
+async def test_against_a_real_two_level_province(plans: InProcessService, bus_spy: BusSpy) -> None:
+    await qcdc(plans, "units", "import-admin", "--province", "12")
+    await qcdc(plans, "plans", "import", str(SEED_PLAN), "--province", "12", "--issue")
+    event = await issued_plan(bus_spy)
+
+    async with plans.client() as client:
+        registered = (await client.get("/units", params={"under": "12"})).json()
+    province = next(p for p in Province.iter_all() if p.code.value == 12)
+    communes = {f"{int(w.code):05d}" for w in Ward.iter_by_province(province.code)}
+    departments = {
+        u["code"] for u in registered if u["kind"] in ("department", "public_service_unit")
+    }
+    assignees = {a["code"] for a in event["assignees"]}
+    assert {a["code"] for a in event["assignees"] if a["kind"] == "commune"} == communes
+    assert assignees == departments | communes
+    assert len(assignees) == len(departments) + 38
+    assert deadlines(event) == LAST_ON_TIME
+    assert {e["receiving_unit"] for e in event["schedule"]} == {"12-SNV"}
