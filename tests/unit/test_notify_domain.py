@@ -175,7 +175,7 @@ def test_build_email_uses_the_delivery_key_as_message_id_and_utf8_parts() -> Non
 
 def test_receipt_message_from_a_report_submitted_event() -> None:
     from services.notify.domain.model import Contact
-    from services.notify.handlers import Links, receipt_message
+    from services.notify.handlers.events import Links, receipt_message
     from shared.bus.envelope import decode, encode
     from shared.events import ObligationRef, ReportSubmitted
 

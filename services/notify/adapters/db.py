@@ -48,7 +48,27 @@ deliveries = sa.Table(
     sa.Column("leased_until", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("subscription_id", sa.String(64), nullable=True),
+    sa.Column("destination", sa.String(255), nullable=False, server_default=""),
+    sa.Column("digest", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("digested_in", sa.String(64), nullable=True),
     sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("unit_code", sa.String(32), nullable=False, index=True),
+    sa.Column("include_subtree", sa.Boolean, nullable=False),
+    sa.Column("event_types", sa.JSON, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("address", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(256), nullable=True),
+    sa.Column("digest", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 

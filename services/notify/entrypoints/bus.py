@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from services.notify import handlers
+from services.notify.handlers import events as handlers
 from services.notify.settings import NotifySettings
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS, REPORTS

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import structlog
 
-from services.notify import handlers
 from services.notify.adapters.mail import SmtpConfig, SmtpMailer
+from services.notify.handlers import delivery as handlers
 from services.notify.settings import NotifySettings
 from shared.runtime import Runtime
 
