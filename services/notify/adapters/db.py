@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,6 +133,10 @@ class DeliveryRepository:
                 subject=message.subject,
                 text=message.text,
                 html=message.html,
+                payload=message.payload,
+                subscription_id=message.subscription_id,
+                destination=message.destination or _destination(message),
+                digest=message.digest,
                 status=DeliveryStatus.PENDING.value,
                 next_attempt_at=now,
                 created_at=now,
@@ -229,4 +234,15 @@ def _to_delivery(row: Any) -> Delivery:
         last_error=row.last_error,
         created_at=row.created_at,
         delivered_at=row.delivered_at,
+        payload=row.payload,
+        subscription_id=row.subscription_id,
+        destination=row.destination,
+        digest=row.digest,
     )
+
+
+def _destination(message: Message) -> str:
+    """Mail domain or webhook host: deliveries to one destination share a concurrency limit."""
+    if message.channel is Channel.EMAIL:
+        return message.recipient.rsplit("@", 1)[-1].lower()
+    return urlsplit(message.recipient).hostname or ""

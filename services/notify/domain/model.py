@@ -49,6 +49,13 @@ class Message:
     subject: str
     text: str
     html: str
+    payload: str | None = None
+    """For webhooks: the CloudEvent in structured JSON, the exact body POSTed."""
+    subscription_id: str | None = None
+    destination: str = ""
+    """Where it goes (mail domain or webhook host): the unit of delivery concurrency."""
+    digest: bool = False
+    """Held for the recipient's daily digest instead of being sent on its own."""
 
     @property
     def key(self) -> str:
@@ -91,3 +98,7 @@ class Delivery:
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    payload: str | None = None
+    subscription_id: str | None = None
+    destination: str = ""
+    digest: bool = False
