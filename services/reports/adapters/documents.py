@@ -70,6 +70,12 @@ REVIEW_LABELS = {
     "accepted": "Đã chấp nhận",
     "returned": "Trả lại để hoàn thiện",
 }
+KIND_LABELS: dict[str, str] = {
+    ReportKind.SIX_MONTH: "Báo cáo định kỳ 06 tháng",
+    ReportKind.ANNUAL: "Báo cáo định kỳ năm",
+    ReportKind.THEMATIC: "Báo cáo chuyên đề",
+    ReportKind.AD_HOC: "Báo cáo đột xuất",
+}
 SHEET_SUMMARY = "Tổng quan"
 SHEET_STATUS = "Tình hình nộp báo cáo"
 SHEET_INDICATORS = "Chỉ tiêu"
@@ -141,6 +147,17 @@ def summary_line(c: Consolidation) -> str:
     if h.report_kind == ReportKind.ANNUAL:
         return f"Tổng hợp kết quả thực hiện {subject} năm {year}"
     return f"Tổng hợp báo cáo: {nfc(h.plan_title)}"
+
+
+def plan_reference(c: Consolidation) -> str:
+    """'Kế hoạch số 123/KH-UBND về thực hiện Quy chế dân chủ ở cơ sở năm 2023'."""
+    title, number = nfc(c.heading.plan_title).strip(), c.heading.plan_doc_number
+    if not number:
+        return title
+    rest = re.sub(r"^kế hoạch\s+", "", title, flags=re.IGNORECASE)
+    if rest != title:
+        return f"Kế hoạch số {number} về {rest}"
+    return f"{title} (số {number})"
 
 
 def signer_for(c: Consolidation, signer: Signer) -> Signer:
@@ -276,7 +293,10 @@ def _rule(paragraph: Paragraph, width_mm: float, cell_mm: float) -> None:
 
 
 def _widths(table: Table, widths_mm: Sequence[float]) -> None:
+    """Column widths in both places: the grid (LibreOffice reads it) and every cell (Word)."""
     table.autofit = False
+    for column, width in zip(table.columns, widths_mm, strict=True):
+        column.width = Mm(width)
     for row in table.rows:
         for cell, width in zip(row.cells, widths_mm, strict=True):
             cell.width = Mm(width)
@@ -294,7 +314,7 @@ def _grid(
     rows: Iterable[Sequence[str]],
     widths_mm: Sequence[float],
     numeric_from: int | None = None,
-) -> Table:
+) -> None:
     """A bordered table at 12 pt: bold centred header; columns from ``numeric_from`` on are
     right-aligned numbers."""
     body = [list(r) for r in rows]
@@ -317,7 +337,6 @@ def _grid(
     _widths(table, widths_mm)
     _repeat_header(table)
     _para(doc, after=0)
-    return table
 
 
 # --- DOCX: sections -------------------------------------------------------------------------
@@ -364,12 +383,11 @@ def _title_block(doc: DocxDocument, c: Consolidation, edition: Edition) -> None:
         note = f"(Bản tổng hợp lần thứ {edition.version}, lập lúc {ict_stamp(c.as_of)})"
         _para(doc, note, italic=True, size=13, align=center)
     h = c.heading
-    reference = f"{h.plan_title} số {h.plan_doc_number}" if h.plan_doc_number else h.plan_title
     _para(
         doc,
-        f"Thực hiện {reference}, {c.receiving_unit.name} tổng hợp tình hình và kết quả báo cáo "
-        f"của các cơ quan, đơn vị, địa phương (kỳ số liệu từ {h.period_start:%d/%m/%Y} đến "
-        f"{h.period_end:%d/%m/%Y}; hạn nộp báo cáo đến hết ngày "
+        f"Thực hiện {plan_reference(c)}, {c.receiving_unit.name} tổng hợp tình hình và "
+        "kết quả báo cáo của các cơ quan, đơn vị, địa phương (kỳ số liệu từ "
+        f"{h.period_start:%d/%m/%Y} đến {h.period_end:%d/%m/%Y}; hạn nộp báo cáo đến hết ngày "
         f"{h.due_at.astimezone(ICT):%d/%m/%Y}; số liệu tính đến {ict_stamp(c.as_of)}) "
         "như sau:",
         indent=True,
@@ -423,7 +441,13 @@ def _indicator_rows(indicators: Sequence[IndicatorTotal]) -> list[tuple[str, str
 
 
 def _breakdown(doc: DocxDocument, c: Consolidation, groups: Sequence[GroupTotals]) -> None:
-    """One table per GROUP_COLUMNS_PER_TABLE groups: indicators down, groups across."""
+    """One table per GROUP_COLUMNS_PER_TABLE groups: indicators down, groups across. Only
+    indicators someone reported: rows of zeros would bury the figures (the general table
+    above lists them all)."""
+    reported = [(i, t) for i, t in enumerate(c.indicators, start=1) if t.reported_by]
+    if not reported:
+        _para(doc, "Chưa có số liệu.", indent=True)
+        return
     for start in range(0, len(groups), GROUP_COLUMNS_PER_TABLE):
         chunk = groups[start : start + GROUP_COLUMNS_PER_TABLE]
         label_mm = 60.0
@@ -431,11 +455,11 @@ def _breakdown(doc: DocxDocument, c: Consolidation, groups: Sequence[GroupTotals
         header = [
             "TT",
             "Chỉ tiêu",
-            *[f"{g.label} ({g.reports}/{g.expected} báo cáo)" for g in chunk],
+            *[f"{_abbreviated(g.label)} ({g.reports}/{g.expected} báo cáo)" for g in chunk],
         ]
         rows = [
             [str(i), t.label, *[vn_number(g.totals.get(t.code, 0)) for g in chunk]]
-            for i, t in enumerate(c.indicators, start=1)
+            for i, t in reported
         ]
         _grid(doc, header, rows, (10, label_mm, *[column_mm] * len(chunk)), numeric_from=2)
 
@@ -549,7 +573,7 @@ def _summary_rows(c: Consolidation) -> list[tuple[str, object]]:
             "Kế hoạch",
             f"{h.plan_title} ({h.plan_doc_number})" if h.plan_doc_number else h.plan_title,
         ),
-        ("Kỳ báo cáo", h.schedule_key),
+        ("Loại báo cáo", KIND_LABELS.get(h.report_kind, h.report_kind)),
         ("Kỳ số liệu", f"{h.period_start:%d/%m/%Y} - {h.period_end:%d/%m/%Y}"),
         ("Hạn nộp (ICT)", ict_stamp(h.due_at)),
         ("Số liệu tính đến (ICT)", ict_stamp(c.as_of)),
@@ -580,7 +604,7 @@ def _status_rows(c: Consolidation) -> list[list[object]]:
             on_time(s),
             s.receipt_number or "",
             REVIEW_LABELS.get(s.review, s.review),
-            s.latest_version,
+            s.latest_version or "",
         ]
         for s in c.status
     ]
@@ -611,14 +635,14 @@ def render_xlsx(consolidation: Consolidation) -> bytes:
         "Kết quả xem xét",
         "Phiên bản mới nhất",
     )
-    widths = (14, 40, 22, 30, 24, 18, 10, 16, 20, 10)
-    _sheet(workbook, SHEET_STATUS, status_header, _status_rows(c), widths)
+    status_widths = (14, 40, 22, 30, 24, 18, 10, 16, 20, 10)
+    _sheet(workbook, SHEET_STATUS, status_header, _status_rows(c), status_widths)
     group_header = [f"Loại: {g.label}" for g in c.by_kind] + [
-        f"Cấp huyện: {g.label}" for g in c.by_district
+        f"Địa bàn: {g.label}" for g in c.by_district
     ]
     header = ("Mã chỉ tiêu", "Chỉ tiêu", "Đơn vị tính", "Tổng số", *group_header)
-    widths = (28, 60, 12, 10, *[18] * len(group_header))
-    _sheet(workbook, SHEET_INDICATORS, header, _indicator_sheet_rows(c), widths)
+    indicator_widths = (28, 60, 12, 10, *[18] * len(group_header))
+    _sheet(workbook, SHEET_INDICATORS, header, _indicator_sheet_rows(c), indicator_widths)
     workbook.properties.title = nfc(summary_line(c))
     workbook.properties.creator = nfc(c.receiving_unit.name)
     buffer = io.BytesIO()

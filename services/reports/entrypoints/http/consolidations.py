@@ -1,0 +1,219 @@
+"""HTTP API for consolidations: the live one, its prefill, publishing, published versions.
+
+Every view takes ``format=json`` (default), ``docx`` or ``xlsx``; documents come back as
+attachments named after the receiving unit, the schedule key and the date (ICT), e.g.
+``tong-hop_T89-SNV_six_month_20230612.docx``, with ``_v2`` for published version 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+
+from services.reports.adapters.documents import (
+    DOCX_TYPE,
+    XLSX_TYPE,
+    Edition,
+    Signer,
+    render_docx,
+    render_xlsx,
+)
+from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
+from services.reports.handlers import consolidation as handlers
+from shared.runtime import Runtime
+from shared.units import NfcName, UnitCode
+from shared.vntime import ICT
+
+Format = Literal["json", "docx", "xlsx"]
+Key = Annotated[str, Field(min_length=1, max_length=64)]
+
+DOCUMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or the DOCX / XLSX document when format asks for one",
+        "content": {DOCX_TYPE: {}, XLSX_TYPE: {}},
+    },
+    404: {"description": "Unknown plan, schedule key or receiving unit"},
+}
+
+
+class KeyQuery(BaseModel):
+    plan_id: Key
+    schedule_key: Key
+    receiving_unit: UnitCode
+
+    def key(self) -> handlers.ConsolidationKey:
+        return handlers.ConsolidationKey(self.plan_id, self.schedule_key, self.receiving_unit)
+
+
+def key_query(
+    plan_id: Annotated[str, Query(min_length=1, max_length=64)],
+    schedule_key: Annotated[str, Query(min_length=1, max_length=64)],
+    receiving_unit: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,32}$")],
+) -> handlers.ConsolidationKey:
+    return handlers.ConsolidationKey(plan_id, schedule_key, receiving_unit)
+
+
+def signer_query(
+    signer_name: Annotated[str, Query(max_length=128)] = "",
+    signer_position: Annotated[str, Query(max_length=128)] = "",
+) -> Signer:
+    """Who signs the DOCX; by default the title fits the receiving unit and the name is
+    left for the signer to fill in."""
+    return Signer(position=signer_position.strip(), name=signer_name.strip())
+
+
+class PublishIn(KeyQuery):
+    model_config = ConfigDict(extra="forbid")
+
+    published_by: NfcName = Field(min_length=1, max_length=256)
+
+
+class PublishedOut(BaseModel):
+    id: str
+    plan_id: str
+    schedule_key: str
+    receiving_unit: str
+    version: int
+    published_at: datetime
+    published_by: str
+    counts: Counts
+    rates: Rates
+
+
+class PublishedWithContent(PublishedOut):
+    consolidation: dict[str, Any]
+
+
+def _published_out(published: handlers.PublishedConsolidation) -> PublishedOut:
+    return PublishedOut(
+        id=published.id,
+        plan_id=published.key.plan_id,
+        schedule_key=published.key.schedule_key,
+        receiving_unit=published.key.receiving_unit,
+        version=published.version,
+        published_at=published.published_at,
+        published_by=published.published_by,
+        counts=published.consolidation.counts,
+        rates=published.consolidation.rates,
+    )
+
+
+def _filename(consolidation: Consolidation, version: int | None, extension: str) -> str:
+    day = consolidation.as_of.astimezone(ICT).strftime("%Y%m%d")
+    stem = f"tong-hop_{consolidation.receiving_unit.code}_{consolidation.heading.schedule_key}"
+    suffix = f"_v{version}" if version is not None else ""
+    # Codes and keys are ASCII already; keep the header safe whatever they become.
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{stem}_{day}{suffix}.{extension}")
+
+
+async def _document(
+    consolidation: Consolidation, output: Format, signer: Signer, version: int | None = None
+) -> Response:
+    """The consolidation in the asked format. Rendering is CPU work: off the event loop."""
+    if output == "docx":
+        edition = Edition(version=version)
+        body = await asyncio.to_thread(render_docx, consolidation, signer=signer, edition=edition)
+        media_type = DOCX_TYPE
+    else:
+        body = await asyncio.to_thread(render_xlsx, consolidation)
+        media_type = XLSX_TYPE
+    filename = _filename(consolidation, version, output)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(body, media_type=media_type, headers=headers)
+
+
+async def _publish(runtime: Runtime, command: handlers.PublishConsolidation) -> PublishedOut:
+    for attempt in range(2):
+        try:
+            async with runtime.uow() as uow:
+                return _published_out(await handlers.publish(command, uow))
+        except IntegrityError:
+            # Another publication took this version number first: take the next one.
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def consolidation_routes(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["consolidations"])
+    scope: str | None = getattr(runtime.settings, "scope", None)
+
+    @router.get(
+        "/consolidations",
+        response_model=None,
+        responses=DOCUMENT_RESPONSES,
+        summary="The consolidation as it stands now (reports that arrived since are in it)",
+    )
+    async def current(
+        key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
+        signer: Annotated[Signer, Depends(signer_query)],
+        format: Format = "json",
+    ) -> Response:
+        async with runtime.uow() as uow:
+            consolidation = await handlers.current(key, uow)
+        if format == "json":
+            return JSONResponse(consolidation.to_json())
+        return await _document(consolidation, format, signer)
+
+    @router.get(
+        "/consolidations/prefill",
+        response_model=Prefill,
+        summary="Indicator totals and narratives to start the receiving unit's own report "
+        "with (a district reporting its communes' totals upward)",
+    )
+    async def prefill(
+        key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
+    ) -> Prefill:
+        async with runtime.uow() as uow:
+            return (await handlers.current(key, uow)).prefill
+
+    @router.post(
+        "/consolidations/publish",
+        status_code=status.HTTP_201_CREATED,
+        response_model=PublishedOut,
+        summary="Publish the consolidation as it stands as a new version: ConsolidationPublished",
+    )
+    async def publish(body: PublishIn) -> PublishedOut:
+        command = handlers.PublishConsolidation(body.key(), body.published_by, scope)
+        return await _publish(runtime, command)
+
+    @router.get(
+        "/consolidations/published",
+        response_model=list[PublishedOut],
+        summary="Published versions, oldest first",
+    )
+    async def versions(
+        key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
+    ) -> list[PublishedOut]:
+        async with runtime.uow() as uow:
+            found = await handlers.published_versions(key, uow)
+        return [_published_out(p) for p in found]
+
+    @router.get(
+        "/consolidations/published/{consolidation_id}",
+        response_model=None,
+        responses=DOCUMENT_RESPONSES,
+        summary="One published version, exactly as published",
+    )
+    async def published(
+        consolidation_id: str,
+        signer: Annotated[Signer, Depends(signer_query)],
+        format: Format = "json",
+    ) -> Response:
+        async with runtime.uow() as uow:
+            found = await handlers.published_version(consolidation_id, uow)
+        if format == "json":
+            out = PublishedWithContent(
+                **_published_out(found).model_dump(), consolidation=found.consolidation.to_json()
+            )
+            return JSONResponse(out.model_dump(mode="json"))
+        return await _document(found.consolidation, format, signer, found.version)
+
+    return router
