@@ -81,7 +81,21 @@ class OutboxRelay:
         """Publish one batch of unpublished rows, in order; return how many were published.
 
         Rows are marked sent once per batch: a crash before that republishes them, and
-        JetStream drops the repeats by ``Nats-Msg-Id``."""
+        JetStream drops the repeats by ``Nats-Msg-Id``. On PostgreSQL, replicas of a service
+        take turns: a transaction-scoped advisory lock lets one relay publish at a time, so
+        two replicas neither publish the same rows nor interleave their order."""
+        if self.engine.dialect.name != "postgresql":
+            return await self._publish_batch()
+        async with self.engine.connect() as conn, conn.begin():
+            locked = await conn.scalar(
+                sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"),
+                {"name": f"qcdc-outbox-relay:{self.engine.url.database}"},
+            )
+            if not locked:
+                return 0  # another replica is relaying; this one polls again later
+            return await self._publish_batch()
+
+    async def _publish_batch(self) -> int:
         rows = await self._unpublished()
         if not rows:
             return 0
