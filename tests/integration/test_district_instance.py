@@ -22,14 +22,23 @@ async def instances(
     nats_server: NatsServer, tmp_path: Path, postgres_url_factory: Any
 ) -> AsyncIterator[dict[str, InProcessService]]:
     settings = {
-        "plans": service_settings(PLANS, nats_url=nats_server.url,
-                                  database_url=f"sqlite+aiosqlite:///{tmp_path}/plans.db"),
-        "province": service_settings(REPORTS, nats_url=nats_server.url,
-                                     database_url=await postgres_url_factory(),
-                                     delegated=["H801"], data_dir=str(tmp_path / "p")),
-        "district": service_settings(REPORTS, nats_url=nats_server.url,
-                                     database_url=f"sqlite+aiosqlite:///{tmp_path}/h801.db",
-                                     scope="H801", data_dir=str(tmp_path / "d")),
+        "plans": service_settings(
+            PLANS, nats_url=nats_server.url, database_url=f"sqlite+aiosqlite:///{tmp_path}/plans.db"
+        ),
+        "province": service_settings(
+            REPORTS,
+            nats_url=nats_server.url,
+            database_url=await postgres_url_factory(),
+            delegated=["H801"],
+            data_dir=str(tmp_path / "p"),
+        ),
+        "district": service_settings(
+            REPORTS,
+            nats_url=nats_server.url,
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/h801.db",
+            scope="H801",
+            data_dir=str(tmp_path / "d"),
+        ),
     }
     running = {}
     for name, setting in settings.items():
@@ -63,19 +72,31 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
 
         # The commune submits to its district's instance; the province's refuses it.
         commune = await _obligation(district, "X80101")
-        refused = await province.post("/reports", json={
-            "obligation_id": commune["id"], "unit_code": "X80101"})
-        taken = await district.post("/reports", json={
-            "obligation_id": commune["id"], "unit_code": "X80101",
-            "indicators": {"reception_sessions": 4, "citizens_received": 30}})
-        reviewed = await district.post(f"/reports/{taken.json()['report_id']}/accept",
-                                       json={"reviewer_unit": "H801"})
+        refused = await province.post(
+            "/reports", json={"obligation_id": commune["id"], "unit_code": "X80101"}
+        )
+        taken = await district.post(
+            "/reports",
+            json={
+                "obligation_id": commune["id"],
+                "unit_code": "X80101",
+                "indicators": {"reception_sessions": 4, "citizens_received": 30},
+            },
+        )
+        reviewed = await district.post(
+            f"/reports/{taken.json()['report_id']}/accept", json={"reviewer_unit": "H801"}
+        )
 
         # The district's own report, with its communes' totals, goes to Home Affairs.
         own = await _obligation(district, "H801")
-        sent = await district.post("/reports", json={
-            "obligation_id": own["id"], "unit_code": "H801",
-            "indicators": {"reception_sessions": 4, "citizens_received": 30}})
+        sent = await district.post(
+            "/reports",
+            json={
+                "obligation_id": own["id"],
+                "unit_code": "H801",
+                "indicators": {"reception_sessions": 4, "citizens_received": 30},
+            },
+        )
 
         # The province mirrors it and can review it as Home Affairs does.
         async def mirrored() -> Any:
@@ -86,8 +107,9 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
         at_province = (await province.get(f"/obligations/{own['id']}")).json()
         # A province department's own report stays with the province's instance.
         stp = await _obligation(province, "T89-STP")
-        stp_at_district = await district.post("/reports", json={
-            "obligation_id": stp["id"], "unit_code": "T89-STP"})
+        stp_at_district = await district.post(
+            "/reports", json={"obligation_id": stp["id"], "unit_code": "T89-STP"}
+        )
 
     assert refused.status_code == 422
     assert "taken by another instance" in refused.json()["error"]["message"]
