@@ -1,0 +1,56 @@
+"""The deadline clock as a background job of the reports service.
+
+Every ``clock_interval_seconds`` it fires the deadline steps due at the injectable clock's
+current time (tests move that time). Every replica runs it; the handler makes each step
+fire once. An error is logged and the next tick tries again: the clock never stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from services.reports.handlers.clock import ClockRun, run_clock
+from services.reports.settings import ReportsSettings
+from shared.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+async def tick(runtime: Runtime, settings: ReportsSettings) -> ClockRun | None:
+    """One run of the clock; None when it failed (logged)."""
+    try:
+        run = await run_clock(runtime.now_clock.now(), runtime.uow, settings)
+    except Exception:
+        log.exception("deadline clock run failed; retrying at the next tick")
+        return None
+    _log_run(run)
+    return run
+
+
+def _log_run(run: ClockRun) -> None:
+    for fired in run.fired:
+        log.info(
+            "deadline step fired",
+            obligation_id=fired.obligation_id,
+            unit_code=fired.unit_code,
+            step=fired.step,
+            event_id=fired.event_id,
+            planned_for=fired.planned_for.isoformat(),
+        )
+    if run.skipped:
+        log.info("stale deadline steps skipped", steps=len(run.skipped), now=run.now.isoformat())
+    if run.failed:
+        log.warning("deadline steps to retry at the next tick", obligations=len(run.failed))
+    if run.lost_races:
+        log.debug("steps already handled by another replica", obligations=run.lost_races)
+
+
+async def run_deadline_clock(runtime: Runtime) -> None:
+    settings = runtime.settings
+    if not isinstance(settings, ReportsSettings):
+        raise TypeError("the deadline clock needs the reports service's settings")
+    while True:
+        await tick(runtime, settings)
+        await asyncio.sleep(settings.clock_interval_seconds)
