@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import yaml
 from vietnam_provinces import Province, Ward
 
 from services.plans.bootstrap import SERVICE as PLANS
+from services.reports.bootstrap import SERVICE as REPORTS
+from shared.clock import ManualClock
 from shared.natsd import NatsServer
-from tests.support import BusSpy, InProcessService, service_settings
+from tests.support import BusSpy, InProcessService, eventually, service_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_PLAN = ROOT / "data" / "plans" / "2023-quy-che-dan-chu.yaml"
@@ -113,3 +116,45 @@ async def test_against_a_real_two_level_province(plans: InProcessService, bus_sp
     assert len(assignees) == len(departments) + 38
     assert deadlines(event) == LAST_ON_TIME
     assert {e["receiving_unit"] for e in event["schedule"]} == {"12-SNV"}
+
+
+async def test_the_seed_plan_opens_the_expected_obligations_with_before_deadlines(
+    nats_server: NatsServer, tmp_path: Path, plans: InProcessService
+) -> None:
+    clock = ManualClock(datetime(2023, 6, 9, 16, 59, 59, tzinfo=UTC))  # 09/06 23:59:59 ICT
+    settings = service_settings(
+        REPORTS, nats_url=nats_server.url, database_url=f"sqlite+aiosqlite:///{tmp_path}/reports.db"
+    )
+    reports = await InProcessService(REPORTS, settings, clock).start()
+    try:
+        await qcdc(plans, "units", "import", str(THREE_LEVEL))
+        await qcdc(plans, "plans", "import", str(SEED_PLAN), "--province", "T89", "--issue")
+        rows = yaml.safe_load(THREE_LEVEL.read_text(encoding="utf-8"))
+        owing = {
+            r["code"]
+            for r in rows
+            if r["kind"] in ("department", "public_service_unit", "district")
+            and r["code"] != "T89-SNV"
+        }  # Home Affairs receives, it does not owe itself
+        async with reports.client() as client:
+
+            async def all_open() -> list[Any]:
+                found: list[Any] = (await client.get("/obligations")).json()
+                return found if len(found) == 2 * len(owing) else []
+
+            obligations = await eventually(all_open)
+            six_month = {o["unit_code"]: o for o in obligations if o["schedule_key"] == "six_month"}
+            on_time = await client.post(
+                "/reports", json={"obligation_id": six_month["H801"]["id"], "unit_code": "H801"}
+            )
+            clock.set(datetime(2023, 6, 9, 17, 0, 0, tzinfo=UTC))  # 10/06 00:00:00 ICT
+            late = await client.post(
+                "/reports", json={"obligation_id": six_month["H802"]["id"], "unit_code": "H802"}
+            )
+    finally:
+        await reports.stop()
+    assert {o["unit_code"] for o in obligations} == owing
+    assert {o["due_at"] for o in six_month.values()} == {LAST_ON_TIME["six_month"]}
+    assert {o["receiving_unit"] for o in obligations} == {"T89-SNV"}
+    assert on_time.json()["on_time"] is True
+    assert late.json()["on_time"] is False
