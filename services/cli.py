@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from services.plans.entrypoints.cli import plans_app, units_app
+from services.reports.entrypoints.cli import reports_app
 from shared.clock import parse_instant
 from shared.logging import configure_logging
 from shared.service import ServiceDefinition
@@ -29,6 +30,7 @@ app.add_typer(bus_app, name="bus")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(units_app, name="units")
 app.add_typer(plans_app, name="plans")
+app.add_typer(reports_app, name="reports")
 
 
 class ServiceName(StrEnum):
