@@ -29,6 +29,7 @@ obligations = sa.Table(
     sa.Column("waived_reason", sa.Text, nullable=True),
     sa.Column("request_id", sa.String(64), nullable=True, index=True),
     sa.Column("owned", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Index("ix_obligations_clock", "owned", "status", "due_at"),
 )
 
 reports = sa.Table(

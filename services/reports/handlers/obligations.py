@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from services.reports.adapters.db import deadline_steps
 from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
 from services.reports.domain.model import (
     Obligation,
@@ -65,6 +66,10 @@ async def on_plan_amended(
         for obligation in await repository.find(plan_id=event.plan_id, schedule_key=change.key):
             obligation.due_at = change.new_due_at
             await repository.save(obligation)
+            # Steps already taken toward the old deadline say nothing about the new one.
+            await uow.session.execute(
+                deadline_steps.delete().where(deadline_steps.c.obligation_id == obligation.id)
+            )
     heading = PlanHeading(event.plan_id, event.doc_number, event.title)
     for obligation in obligations_for(heading, event.schedule, event.added_assignees):
         existing = await repository.get(obligation.id)
