@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from services.nats_cli import nats_app
 from services.plans.entrypoints.cli import plans_app, units_app
 from services.reports.entrypoints.cli import reports_app
 from shared.clock import parse_instant
@@ -31,6 +32,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(units_app, name="units")
 app.add_typer(plans_app, name="plans")
 app.add_typer(reports_app, name="reports")
+app.add_typer(nats_app, name="nats")
 
 
 class ServiceName(StrEnum):

@@ -8,6 +8,12 @@ data folder, so a second run resumes where the first stopped.
 
 Child processes are stopped in dependency order: the services first (they flush their
 outboxes and ack their messages while NATS is still up), then the mail sink and nats-server.
+
+NATS runs in an open dev mode by default (no credentials: any local process may publish
+anything), and says so. With ``secure=True`` (``qcdc up --secure``) nats-server requires
+the users and permissions of ``qcdc nats config``: they are generated once into
+``<data>/nats/generated`` (the province's services and the admin) and then used as they
+are, so an operator may regenerate them there with districts and integrators.
 """
 
 from __future__ import annotations
@@ -28,14 +34,10 @@ import httpx
 import nats
 
 from services.demo_seed import SeedFailed, seed_demo
+from services.nats_cli import principals
+from shared import nats_auth
 from shared.bus.streams import provision
-from shared.natsd import (
-    NatsServer,
-    nats_server_binary,
-    port_is_free,
-    render_config,
-    wait_for_port,
-)
+from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
 
 HOST = "127.0.0.1"
 SERVICES = ("plans", "reports", "notify")
@@ -75,13 +77,13 @@ class StopRequested(BaseException):
     """Raised by the signal handler, so that a signal interrupts any wait, even a start-up."""
 
 
-def run_embedded(data_dir: str, ports: EmbeddedPorts, *, seed: bool) -> int:
+def run_embedded(data_dir: str, ports: EmbeddedPorts, *, seed: bool, secure: bool = False) -> int:
     """Run until a signal; 0 after a clean stop, 1 if a part failed, 2 if a port is taken."""
     problem = port_problem(ports)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    system = EmbeddedSystem(Path(data_dir).resolve(), ports)
+    system = EmbeddedSystem(Path(data_dir).resolve(), ports, secure=secure)
     with _signals_raise():
         try:
             system.start()
@@ -140,6 +142,7 @@ class Child:
 class EmbeddedSystem:
     root: Path
     ports: EmbeddedPorts
+    secure: bool = False
     nats: OwnGroupNatsServer = field(init=False)
     sink: Child | None = field(default=None, init=False)
     services: list[Child] = field(default_factory=list, init=False)
@@ -158,24 +161,49 @@ class EmbeddedSystem:
     def url(self, service: str) -> str:
         return f"http://{HOST}:{self.ports.service(service)}"
 
+    @property
+    def credentials_dir(self) -> Path:
+        return self.nats.data_dir / "generated"
+
+    def login(self, user: str) -> dict[str, str]:
+        """QCDC_NATS_USER / QCDC_NATS_PASSWORD (and the settings that go with them) of a
+        generated credential; nothing in the open dev mode."""
+        if not self.secure:
+            return {}
+        path = self.credentials_dir / nats_auth.CREDENTIALS_DIR / f"{user}.env"
+        try:
+            return nats_auth.read_env_file(path)
+        except OSError as exc:
+            raise StartupFailed(f"no NATS credentials for {user} in {path}: {exc}") from exc
+
     # --- start ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.mail.mkdir(parents=True, exist_ok=True)
+        if self.secure:
+            self.nats.authorization = self._authorization()
         self._start_nats()
-        asyncio.run(_provision_streams(self.nats.url))
+        asyncio.run(_provision_streams(self.nats.url, self.login("admin")))
         self._start_sink()
         for name in SERVICES:
             self.services.append(self._spawn(name, _serve_command(name), self.env(name)))
         for child in self.services:  # they start in parallel; wait for each in turn
             _wait_healthy(child, self.url(child.name))
 
+    def _authorization(self) -> str:
+        """The generated users, made on first use: the province's services and the admin."""
+        auth = self.credentials_dir / nats_auth.AUTH_FILE
+        if not auth.exists():
+            bundle = nats_auth.credentials(principals([]), existing={})
+            nats_auth.write_bundle(self.credentials_dir, bundle)
+        return auth.read_text(encoding="utf-8")
+
     def _start_nats(self) -> None:
         try:
             self.nats.start()
         except (OSError, TimeoutError) as exc:
-            log = self.nats.data_dir / "nats-server.log"
+            log = self.nats.log_path
             raise StartupFailed(f"nats-server did not start ({exc}); see {log}") from exc
 
     def _start_sink(self) -> None:
@@ -202,6 +230,7 @@ class EmbeddedSystem:
 
     def env(self, service: str) -> dict[str, str]:
         env = _child_env()
+        env.update(self.login(f"svc-{service}"))
         env.update(
             QCDC_NATS_URL=self.nats.url,
             QCDC_DATABASE_URL=f"sqlite+aiosqlite:///{self.root / service}.db",
@@ -225,13 +254,18 @@ class EmbeddedSystem:
         for name in SERVICES:
             lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
         lines += [
-            f"  {'NATS':<8} {self.nats.url}",
+            f"  {'NATS':<8} {self.nats.url}  {self._nats_mode()}",
             f"  {'mail':<8} smtp://{HOST}:{self.ports.smtp} → {self.mail}",
             f"  {'logs':<8} {self.logs}",
             demo,
             "Ctrl-C to stop.",
         ]
         print("\n".join(lines), flush=True)
+
+    def _nats_mode(self) -> str:
+        if self.secure:
+            return f"secured: credentials in {self.credentials_dir}"
+        return "OPEN DEV MODE: no credentials, anyone here may publish (--secure to require them)"
 
     def watch(self) -> int:
         """Wait for a signal (which raises StopRequested); 1 if a child dies first."""
@@ -244,7 +278,7 @@ class EmbeddedSystem:
                     return 1
             nats_process = self.nats.process
             if nats_process is not None and nats_process.poll() is not None:
-                log = self.nats.data_dir / "nats-server.log"
+                log = self.nats.log_path
                 print(f"qcdc up: nats-server stopped unexpectedly; see {log}", file=sys.stderr)
                 return 1
             time.sleep(0.5)
@@ -266,14 +300,9 @@ class OwnGroupNatsServer(NatsServer):
     it is stopped last. (Blocking SIGINT does not help: Go unblocks signals it listens to.)"""
 
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        store = self.data_dir / "jetstream"
-        config = render_config(
-            host=self.host, port=self.port, store_dir=store, extra=self.extra_config
-        )
-        self.config_path.write_text(config)
+        self.write_config()
         command = [str(nats_server_binary()), "-c", str(self.config_path)]
-        with (self.data_dir / "nats-server.log").open("ab") as log:
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, process_group=0
             )
@@ -334,9 +363,16 @@ def _wait_healthy(child: Child, url: str) -> None:
         time.sleep(0.2)
 
 
-async def _provision_streams(url: str) -> None:
+async def _provision_streams(url: str, login: dict[str, str]) -> None:
+    """Create the streams, as the admin when NATS is secured (services may not)."""
     try:
-        connection = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
+        connection = await nats.connect(
+            url,
+            connect_timeout=5,
+            max_reconnect_attempts=3,
+            user=login.get("QCDC_NATS_USER"),
+            password=login.get("QCDC_NATS_PASSWORD"),
+        )
     except Exception as exc:  # nats-py raises several kinds; all mean the same here
         raise StartupFailed(f"cannot connect to {url} to provision streams: {exc!r}") from exc
     try:

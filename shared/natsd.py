@@ -4,10 +4,15 @@ Used by the embedded runner (``qcdc up``) and by the test fixtures. The configur
 ship makes JetStream sync every write to disk before acknowledging it
 (``sync_interval: always``): the default flushes every two minutes and can lose
 acknowledged messages on a crash.
+
+With ``authorization`` (``qcdc nats config``'s rendered users and permissions) the server
+refuses anonymous clients; the config file then holds passwords and is written readable
+by its owner only (it always is, so a later secured start never inherits a wider mode).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -89,6 +94,8 @@ class NatsServer:
     port: int
     host: str = "127.0.0.1"
     extra_config: str = ""
+    authorization: str = ""
+    """An ``authorization { users = [...] }`` block; empty: open dev mode, no credentials."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -99,17 +106,28 @@ class NatsServer:
     def config_path(self) -> Path:
         return self.data_dir / "nats-server.conf"
 
-    def start(self) -> None:
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "nats-server.log"
+
+    @property
+    def secured(self) -> bool:
+        return bool(self.authorization)
+
+    def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            render_config(
-                host=self.host,
-                port=self.port,
-                store_dir=self.data_dir / "jetstream",
-                extra=self.extra_config,
-            )
+        extra = "\n".join(part for part in (self.extra_config, self.authorization) if part)
+        text = render_config(
+            host=self.host, port=self.port, store_dir=self.data_dir / "jetstream", extra=extra
         )
-        log = (self.data_dir / "nats-server.log").open("ab")
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(self.config_path, 0o600)
+
+    def start(self) -> None:
+        self.write_config()
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(nats_server_binary()), "-c", str(self.config_path)],
             stdout=log,
