@@ -368,11 +368,13 @@ def test_qcdc_nats_config_from_a_registry_export(tmp_path: Path) -> None:
     assert '"qcdc.v1.report.*.T89.X80201.>"' in auth
     before = nats_auth.existing_passwords(out)
 
-    again = CliRunner().invoke(app, [*args, "--rotate", "integrator-dash"])
+    again = CliRunner().invoke(app, [*args, "--rotate", "svc-notify"])
     assert again.exit_code == 0, again.output
     after = nats_auth.existing_passwords(out)
-    assert set(after) == set(before) - {"district-X80201", "integrator-dash"}
-    assert all(after[user] == before[user] for user in after)
+    assert set(after) == set(before) - {"district-X80201", "integrator-dash"}  # revoked
+    assert {user for user in after if after[user] != before[user]} == {"svc-notify"}
+    unknown = CliRunner().invoke(app, [*args, "--rotate", "integrator-dash"])
+    assert unknown.exit_code == 1 and "no user integrator-dash" in unknown.output
 
     orphan = tmp_path / "subtree.yaml"
     orphan.write_text(UNITS_YAML.split("\n", 1)[1], encoding="utf-8")
