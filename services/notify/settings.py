@@ -24,3 +24,16 @@ class NotifySettings(ServiceSettings):
     delivery_lease_seconds: float = Field(
         60.0, description="How long a send may take before another attempt may take over."
     )
+    webhook_allowlist: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names (exact, or *.suffix) and networks (CIDR) webhooks may be sent to; "
+            "empty: no webhook is sent. JSON list in the environment."
+        ),
+    )
+    webhook_timeout_seconds: float = Field(10.0, description="Whole webhook request, at most.")
+    webhook_max_attempts: int = Field(8, description="Webhook attempts before NotificationFailed.")
+    delivery_concurrency: int = Field(16, description="Attempts in flight at once, overall.")
+    destination_concurrency: int = Field(
+        2, description="Attempts in flight at once per destination (mail domain, webhook host)."
+    )

@@ -1,0 +1,301 @@
+"""Sending webhooks: the CloudEvent POSTed verbatim, signed, to allowlisted destinations only.
+
+The signature (see docs/notifications.md, "Webhooks") is Stripe-style::
+
+    X-QCDC-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+
+Allowlist and DNS rebinding: the host is resolved once, every resolved address is checked,
+and the request goes to the checked address itself (``Host`` header and TLS SNI keep the
+name), so a second DNS answer cannot point the connection somewhere else. Redirects are not
+followed and proxies from the environment are ignored, for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+SIGNATURE_HEADER = "X-QCDC-Signature"
+DELIVERY_HEADER = "X-QCDC-Delivery"
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+MAX_RETRY_AFTER = timedelta(hours=1)
+ERROR_BODY_BYTES = 300
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (refused destination, 4xx, no secret): fail the delivery now."""
+
+
+class RetryableFailure(Exception):
+    """Try again later; ``retry_after`` is the receiver's own wish (``Retry-After``), if any."""
+
+    def __init__(self, reason: str, retry_after: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+# --- signature --------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``X-QCDC-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    signed = f"{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+# --- Retry-After --------------------------------------------------------------------------
+
+
+def parse_retry_after(
+    value: str | None, now: datetime, cap: timedelta = MAX_RETRY_AFTER
+) -> timedelta | None:
+    """``Retry-After`` as a delay from ``now``: delta-seconds or an HTTP date, clamped to
+    [0, cap] so a receiver cannot park a delivery for ever; None when absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=min(int(value), int(cap.total_seconds())))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max(timedelta(0), min(when - now, cap))
+
+
+# --- allowlist ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """Where webhooks may go: exact host names, ``*.suffix`` names, and networks (CIDR)."""
+
+    names: frozenset[str] = frozenset()
+    suffixes: tuple[str, ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Allowlist:
+        names: set[str] = set()
+        suffixes: list[str] = []
+        networks: list[IPNetwork] = []
+        for raw in entries:
+            entry = raw.strip().lower().rstrip(".")
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                if entry.startswith("*."):
+                    suffixes.append(entry[1:])
+                else:
+                    names.add(entry)
+        return cls(frozenset(names), tuple(suffixes), tuple(networks))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.names or self.suffixes or self.networks)
+
+    def allows_name(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return host in self.names or any(host.endswith(s) for s in self.suffixes)
+
+    def allows_address(self, address: IPAddress) -> bool:
+        address = _unmapped(address)
+        return any(address.version == n.version and address in n for n in self.networks)
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    """``::ffff:10.0.0.1`` is 10.0.0.1: check IPv4-mapped IPv6 addresses as IPv4."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked destination: the URL with the address to connect to in place of the host."""
+
+    url: httpx.URL
+    host_header: str
+    sni_hostname: str | None
+    address: IPAddress
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+async def resolve_target(url: str, allowlist: Allowlist, resolver: Resolver) -> Target:
+    """Resolve the URL's host once and check it; raise PermanentFailure when refused."""
+    parsed = _parse_url(url)
+    if allowlist.empty:
+        raise PermanentFailure("webhooks are disabled: QCDC_WEBHOOK_ALLOWLIST is empty")
+    host = parsed.host
+    literal = _literal_address(host)
+    name_allowed = literal is None and allowlist.allows_name(host)
+    if not (name_allowed or allowlist.networks):
+        raise PermanentFailure(
+            f"webhook host {host!r} is not on the allowlist (QCDC_WEBHOOK_ALLOWLIST)"
+        )
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    addresses = [literal] if literal else await _resolve(resolver, host, port)
+    if not name_allowed:  # a name the operator listed is trusted whatever it resolves to
+        refused = [str(a) for a in addresses if not allowlist.allows_address(a)]
+        if refused:
+            raise PermanentFailure(
+                f"webhook host {host!r} resolves to {', '.join(refused)}, "
+                "not on the allowlist (QCDC_WEBHOOK_ALLOWLIST)"
+            )
+    address = addresses[0]
+    return Target(
+        url=parsed.copy_with(host=str(address)),
+        host_header=parsed.netloc.decode("ascii"),
+        sni_hostname=host if parsed.scheme == "https" and literal is None else None,
+        address=address,
+    )
+
+
+def _parse_url(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise PermanentFailure(f"invalid webhook URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise PermanentFailure(f"webhook URL must be http(s)://host/…, got {url!r}")
+    if parsed.userinfo:
+        raise PermanentFailure("webhook URL must not carry credentials")
+    return parsed
+
+
+async def _resolve(resolver: Resolver, host: str, port: int) -> list[IPAddress]:
+    try:
+        found = await resolver(host, port)
+    except OSError as exc:  # DNS can fail for a while; the name may come back
+        raise RetryableFailure(f"cannot resolve webhook host {host!r}: {exc}") from exc
+    addresses = [a for a in (_literal_address(r.split("%", 1)[0]) for r in found) if a]
+    if not addresses:
+        raise RetryableFailure(f"webhook host {host!r} has no address")
+    return addresses
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+class WebhookSender:
+    """POSTs signed CloudEvents. One instance (one connection pool) per worker."""
+
+    def __init__(
+        self,
+        allowlist: Allowlist,
+        *,
+        timeout: float,
+        max_connections: int = 100,
+        resolver: Resolver = system_resolver,
+        unix_time: Callable[[], float] = time.time,
+    ) -> None:
+        self.allowlist = allowlist
+        self.timeout = timeout
+        self.resolver = resolver
+        self.unix_time = unix_time
+        self.client = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,  # a redirect could lead past the allowlist
+            trust_env=False,  # an environment proxy would connect elsewhere than checked
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def send(self, *, url: str, body: str, secret: str, delivery_key: str) -> None:
+        """Deliver once; return on 2xx, else raise PermanentFailure or RetryableFailure."""
+        target = await resolve_target(url, self.allowlist, self.resolver)
+        content = body.encode()
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": CONTENT_TYPE,
+            SIGNATURE_HEADER: sign(secret, content, int(self.unix_time())),
+            DELIVERY_HEADER: delivery_key,
+            "User-Agent": "qcdc-notify",
+        }
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+        try:
+            # httpx's timeout is per read or write; this bounds the whole exchange, so a
+            # receiver trickling bytes cannot hold a slot (or outlive the lease) for long.
+            async with asyncio.timeout(self.timeout):
+                await self._post(target, content, headers, extensions)
+        except TimeoutError as exc:
+            raise RetryableFailure(f"timed out after {self.timeout:g} s") from exc
+        except httpx.TransportError as exc:
+            raise RetryableFailure(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _post(
+        self,
+        target: Target,
+        content: bytes,
+        headers: dict[str, str],
+        extensions: dict[str, str],
+    ) -> None:
+        request = self.client.build_request(
+            "POST", target.url, content=content, headers=headers, extensions=extensions
+        )
+        response = await self.client.send(request, stream=True)
+        try:
+            if response.is_success:
+                return
+            excerpt = await _excerpt(response)
+        finally:
+            await response.aclose()
+        raise_for_status(response, excerpt, datetime.now(UTC))
+
+
+async def _excerpt(response: httpx.Response) -> str:
+    """The start of the body, for last_error; never the whole of a large answer."""
+    chunks = bytearray()
+    async for chunk in response.aiter_bytes():
+        chunks.extend(chunk)
+        if len(chunks) >= ERROR_BODY_BYTES:
+            break
+    return chunks[:ERROR_BODY_BYTES].decode("utf-8", "replace").strip()
+
+
+def raise_for_status(response: httpx.Response, excerpt: str, now: datetime) -> None:
+    """Classify a non-2xx answer: 408, 429 and 5xx are worth retrying, the rest is not."""
+    status = response.status_code
+    error = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if excerpt:
+        error = f"{error}: {excerpt}"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        raise RetryableFailure(error, retry_after)
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "")
+        raise PermanentFailure(f"{error} (redirects are not followed; Location: {location})")
+    raise PermanentFailure(error)
