@@ -6,6 +6,7 @@ from pathlib import Path
 
 from services.notify.adapters.db import messaging
 from services.notify.entrypoints.bus import consumer_specs
+from services.notify.entrypoints.digest import run_digest_job
 from services.notify.entrypoints.http import build_routes
 from services.notify.entrypoints.worker import run_delivery_worker
 from services.notify.settings import NotifySettings
@@ -20,5 +21,5 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "adapters" / "migrations",
     consumer_specs=consumer_specs,
     routes=build_routes,
-    background_jobs=(run_delivery_worker,),
+    background_jobs=(run_delivery_worker, run_digest_job),
 )

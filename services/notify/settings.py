@@ -37,3 +37,15 @@ class NotifySettings(ServiceSettings):
     destination_concurrency: int = Field(
         2, description="Attempts in flight at once per destination (mail domain, webhook host)."
     )
+    plans_url: str = Field(
+        "http://127.0.0.1:8301", description="Public URL of the plans service, for links."
+    )
+    rules_path: str | None = Field(
+        None,
+        description="YAML file of notification rules; replaces the default rules of the "
+        "event types it lists (see docs/notifications.md).",
+    )
+    digest_hour: int = Field(7, ge=0, le=23, description="Hour (ICT) of the daily digest.")
+    digest_poll_seconds: float = Field(
+        60.0, description="How often the digest job looks whether a digest is due."
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,7 +11,13 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify.domain.model import Contact, Delivery, DeliveryStatus, Message
+from services.notify.domain.model import (
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    Subscription,
+)
 from shared.db import UTCDateTime, messaging_tables
 from shared.events import Channel
 
@@ -26,6 +34,10 @@ contacts = sa.Table(
     sa.Column("head_email", sa.String(256), nullable=True),
     sa.Column("webhook_url", sa.String(2048), nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False, server_default=""),
+    sa.Column("tags", sa.JSON, nullable=True),
+    sa.Column("parent_code", sa.String(32), nullable=True),
+    sa.Column("reports_to_code", sa.String(32), nullable=True),
 )
 
 deliveries = sa.Table(
@@ -72,25 +84,52 @@ subscriptions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+# PlanAmended carries only what changed; to tell every assignee that deadlines moved, notify
+# keeps each plan's number, title and current assignees from PlanIssued on.
+known_plans = sa.Table(
+    "known_plans",
+    metadata,
+    sa.Column("plan_id", sa.String(64), primary_key=True),
+    sa.Column("doc_number", sa.String(128), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("issuing_unit", sa.String(32), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+plan_assignees = sa.Table(
+    "plan_assignees",
+    metadata,
+    sa.Column("plan_id", sa.String(64), primary_key=True),
+    sa.Column("unit_code", sa.String(32), primary_key=True),
+)
+
 
 class ContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def get(self, unit_code: str) -> Contact | None:
-        row = (
-            await self.session.execute(sa.select(contacts).where(contacts.c.unit_code == unit_code))
-        ).first()
-        if row is None:
-            return None
-        return Contact(
-            unit_code=row.unit_code,
-            name=row.name,
-            unit_path=list(row.unit_path),
-            focal_email=row.focal_email,
-            head_email=row.head_email,
-            webhook_url=row.webhook_url,
+        found = await self.get_many([unit_code])
+        return found.get(unit_code)
+
+    async def get_many(self, unit_codes: Iterable[str]) -> dict[str, Contact]:
+        codes = sorted(set(unit_codes))
+        if not codes:
+            return {}
+        rows = await self.session.execute(
+            sa.select(contacts).where(contacts.c.unit_code.in_(codes))
         )
+        return {row.unit_code: _to_contact(row) for row in rows}
+
+    async def with_tag(self, tag: str) -> list[Contact]:
+        """Units carrying ``tag``: a coarse text match in SQL, the exact test here."""
+        query = (
+            sa.select(contacts)
+            .where(_json_text_contains(contacts.c.tags, tag))
+            .order_by(contacts.c.unit_code)
+        )
+        found = [_to_contact(row) for row in await self.session.execute(query)]
+        return [c for c in found if tag in c.tags]
 
     async def save(self, contact: Contact, now: datetime) -> None:
         values = {
@@ -99,6 +138,10 @@ class ContactRepository:
             "focal_email": contact.focal_email,
             "head_email": contact.head_email,
             "webhook_url": contact.webhook_url,
+            "kind": contact.kind,
+            "tags": list(contact.tags),
+            "parent_code": contact.parent_code,
+            "reports_to_code": contact.reports_to_code,
             "updated_at": now,
         }
         updated = await self.session.execute(
@@ -108,6 +151,169 @@ class ContactRepository:
             await self.session.execute(
                 contacts.insert().values(unit_code=contact.unit_code, **values)
             )
+
+
+def _to_contact(row: Any) -> Contact:
+    return Contact(
+        unit_code=row.unit_code,
+        name=row.name,
+        unit_path=list(row.unit_path),
+        focal_email=row.focal_email,
+        head_email=row.head_email,
+        webhook_url=row.webhook_url,
+        kind=row.kind,
+        tags=tuple(row.tags or ()),
+        parent_code=row.parent_code,
+        reports_to_code=row.reports_to_code,
+    )
+
+
+def _json_text_contains(column: Any, value: str) -> Any:
+    """``column`` (a JSON list of strings) mentions ``value``, as text: portable across
+    SQLite and PostgreSQL, and only a pre-filter (callers test the list exactly)."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.cast(column, sa.Text).like(f'%"{escaped}"%', escape="\\")
+
+
+@dataclass(frozen=True)
+class KnownPlan:
+    plan_id: str
+    doc_number: str
+    title: str
+    issuing_unit: str
+
+
+class PlanRepository:
+    """Plans as notify needs them: number, title and current assignees."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, plan_id: str) -> KnownPlan | None:
+        row = (
+            await self.session.execute(
+                sa.select(known_plans).where(known_plans.c.plan_id == plan_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return KnownPlan(row.plan_id, row.doc_number, row.title, row.issuing_unit)
+
+    async def save(self, plan: KnownPlan, now: datetime) -> None:
+        await self.session.execute(
+            known_plans.delete().where(known_plans.c.plan_id == plan.plan_id)
+        )
+        await self.session.execute(
+            known_plans.insert().values(
+                plan_id=plan.plan_id,
+                doc_number=plan.doc_number,
+                title=plan.title,
+                issuing_unit=plan.issuing_unit,
+                updated_at=now,
+            )
+        )
+
+    async def assignees(self, plan_id: str) -> list[str]:
+        query = (
+            sa.select(plan_assignees.c.unit_code)
+            .where(plan_assignees.c.plan_id == plan_id)
+            .order_by(plan_assignees.c.unit_code)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def change_assignees(
+        self, plan_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        known = set(await self.assignees(plan_id))
+        if remove:
+            await self.session.execute(
+                plan_assignees.delete().where(
+                    plan_assignees.c.plan_id == plan_id, plan_assignees.c.unit_code.in_(remove)
+                )
+            )
+        new = [code for code in dict.fromkeys(add) if code not in known or code in remove]
+        if new:
+            await self.session.execute(
+                plan_assignees.insert(), [{"plan_id": plan_id, "unit_code": c} for c in new]
+            )
+
+
+class SubscriptionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, subscription: Subscription) -> None:
+        await self.session.execute(
+            subscriptions.insert().values(
+                id=subscription.id,
+                unit_code=subscription.unit_code,
+                include_subtree=subscription.include_subtree,
+                event_types=list(subscription.event_types),
+                channel=subscription.channel.value,
+                address=subscription.address,
+                secret=subscription.secret,
+                digest=subscription.digest,
+                active=subscription.active,
+                created_at=subscription.created_at,
+            )
+        )
+
+    async def get(self, subscription_id: str) -> Subscription | None:
+        row = (
+            await self.session.execute(
+                sa.select(subscriptions).where(subscriptions.c.id == subscription_id)
+            )
+        ).first()
+        return _to_subscription(row) if row else None
+
+    async def find(self, unit_code: str | None = None) -> list[Subscription]:
+        query = sa.select(subscriptions).order_by(subscriptions.c.created_at, subscriptions.c.id)
+        if unit_code:
+            query = query.where(subscriptions.c.unit_code == unit_code)
+        return [_to_subscription(row) for row in await self.session.execute(query)]
+
+    async def active_on_path(self, unit_path: Sequence[str]) -> list[Subscription]:
+        """Active subscriptions to a unit on the path: the candidates for an event there."""
+        query = (
+            sa.select(subscriptions)
+            .where(subscriptions.c.active.is_(True), subscriptions.c.unit_code.in_(unit_path))
+            .order_by(subscriptions.c.created_at, subscriptions.c.id)
+        )
+        return [_to_subscription(row) for row in await self.session.execute(query)]
+
+    async def deactivate(self, subscription_id: str) -> bool:
+        result = await self.session.execute(
+            subscriptions.update().where(subscriptions.c.id == subscription_id).values(active=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+def _to_subscription(row: Any) -> Subscription:
+    return Subscription(
+        id=row.id,
+        unit_code=row.unit_code,
+        include_subtree=row.include_subtree,
+        event_types=tuple(row.event_types),
+        channel=Channel(row.channel),
+        address=row.address,
+        secret=row.secret,
+        digest=row.digest,
+        active=row.active,
+        created_at=row.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """What the delivery log is searched by; ``unit`` includes the unit's subtree."""
+
+    unit_code: str | None = None
+    event_type: str | None = None
+    status: str | None = None
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
 
 
 class DeliveryRepository:
@@ -120,6 +326,9 @@ class DeliveryRepository:
         )
         if exists:
             return False
+        # A digest subscriber's message is held for the daily digest; the sender only ever
+        # takes pending ones.
+        status = DeliveryStatus.HELD if message.digest else DeliveryStatus.PENDING
         await self.session.execute(
             deliveries.insert().values(
                 key=message.key,
@@ -137,7 +346,7 @@ class DeliveryRepository:
                 subscription_id=message.subscription_id,
                 destination=message.destination or _destination(message),
                 digest=message.digest,
-                status=DeliveryStatus.PENDING.value,
+                status=status.value,
                 next_attempt_at=now,
                 created_at=now,
             )
@@ -195,25 +404,64 @@ class DeliveryRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def search(
-        self,
-        *,
-        unit_code: str | None,
-        event_type: str | None,
-        status: str | None,
-        since: datetime | None,
-        limit: int,
-    ) -> list[Delivery]:
-        query = sa.select(deliveries).order_by(deliveries.c.created_at.desc()).limit(limit)
-        if unit_code:
-            query = query.where(deliveries.c.unit_code == unit_code)
-        if event_type:
-            query = query.where(deliveries.c.event_type == event_type)
-        if status:
-            query = query.where(deliveries.c.status == status)
-        if since:
-            query = query.where(deliveries.c.created_at >= since)
-        return [_to_delivery(row) for row in (await self.session.execute(query)).all()]
+    async def search(self, where: DeliveryFilter) -> list[Delivery]:
+        query = sa.select(deliveries).order_by(deliveries.c.created_at.desc(), deliveries.c.key)
+        if where.unit_code:
+            query = query.where(_json_text_contains(deliveries.c.unit_path, where.unit_code))
+        for column, value in (
+            (deliveries.c.event_type, where.event_type),
+            (deliveries.c.status, where.status),
+            (deliveries.c.channel, where.channel),
+        ):
+            if value:
+                query = query.where(column == value)
+        if where.since:
+            query = query.where(deliveries.c.created_at >= where.since)
+        if where.until:
+            query = query.where(deliveries.c.created_at < where.until)
+        found = [_to_delivery(row) for row in await self.session.execute(query.limit(where.limit))]
+        return [d for d in found if not where.unit_code or where.unit_code in d.unit_path]
+
+    async def redeliver(self, key: str, now: datetime) -> bool:
+        """Put a failed delivery back in the queue, due now; its attempts are kept."""
+        result = await self.session.execute(
+            deliveries.update()
+            .where(deliveries.c.key == key, deliveries.c.status == DeliveryStatus.FAILED.value)
+            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, leased_until=None)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def held_recipients(self, until: datetime) -> list[str]:
+        """Addresses with messages held for their digest, created by ``until``."""
+        query = (
+            sa.select(deliveries.c.recipient)
+            .where(
+                deliveries.c.status == DeliveryStatus.HELD.value, deliveries.c.created_at <= until
+            )
+            .distinct()
+        )
+        return sorted((await self.session.scalars(query)).all())
+
+    async def held_for(self, recipient: str, until: datetime) -> list[Delivery]:
+        query = (
+            sa.select(deliveries)
+            .where(
+                deliveries.c.status == DeliveryStatus.HELD.value,
+                sa.func.lower(deliveries.c.recipient) == recipient.lower(),
+                deliveries.c.created_at <= until,
+            )
+            .order_by(deliveries.c.created_at, deliveries.c.key)
+        )
+        return [_to_delivery(row) for row in await self.session.execute(query)]
+
+    async def mark_digested(self, keys: Sequence[str], digest_key: str) -> int:
+        """Held messages now part of digest ``digest_key``: sent, by way of the digest."""
+        result = await self.session.execute(
+            deliveries.update()
+            .where(deliveries.c.key.in_(keys), deliveries.c.status == DeliveryStatus.HELD.value)
+            .values(status=DeliveryStatus.SENT.value, digested_in=digest_key)
+        )
+        return int(getattr(result, "rowcount", 0))
 
 
 def _to_delivery(row: Any) -> Delivery:
@@ -238,6 +486,8 @@ def _to_delivery(row: Any) -> Delivery:
         subscription_id=row.subscription_id,
         destination=row.destination,
         digest=row.digest,
+        digested_in=row.digested_in,
+        next_attempt_at=row.next_attempt_at,
     )
 
 

@@ -1,11 +1,38 @@
-"""Jinja2 templates of the messages, in Vietnamese; one set (subject, text, HTML) per event."""
+"""Jinja2 templates of the messages, in Vietnamese; one set (subject, text, HTML) per event.
+
+:func:`event_context` turns an event into what its templates show: names instead of codes,
+dates as dd/mm/yyyy in Vietnam time, the plan's number and title, links. A "before
+10/06/2023" deadline is shown both ways: ``due_before`` (10/06/2023, as the plan wrote it)
+and ``due_last_day`` (09/06/2023, the last day a report is on time, what subjects show).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.notify.domain.model import REPORT_KIND_LABELS
+from shared.bus.envelope import Envelope
+from shared.events import (
+    DeadlineApproaching,
+    DeadlineMissed,
+    DifficultyRaised,
+    Event,
+    ObligationRef,
+    PlanAmended,
+    PlanIssued,
+    ReportAccepted,
+    ReportRequested,
+    ReportReturned,
+    ReportSubmitted,
+    ScheduledReport,
+)
+from shared.vntime import format_date, format_instant, ict_date
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -21,6 +48,19 @@ _html = Environment(
     autoescape=select_autoescape(["html.j2"], default=True),
 )
 
+EVENT_LABELS: dict[str, str] = {
+    "qcdc.deadline.missed.v1": "Quá hạn, đôn đốc",
+    "qcdc.deadline.approaching.v1": "Sắp đến hạn",
+    "qcdc.report.returned.v1": "Báo cáo trả lại để hoàn thiện",
+    "qcdc.report.submitted.v1": "Báo cáo đã nhận",
+    "qcdc.report.accepted.v1": "Báo cáo đã chấp nhận",
+    "qcdc.request.issued.v1": "Yêu cầu báo cáo",
+    "qcdc.plan.issued.v1": "Kế hoạch mới",
+    "qcdc.plan.amended.v1": "Kế hoạch sửa đổi",
+    "qcdc.difficulty.raised.v1": "Vướng mắc",
+}
+"""Headings of the digest, in the order it lists them: what needs action first."""
+
 
 def render(name: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """Return (subject, plain text, HTML) for template set ``name``."""
@@ -28,3 +68,216 @@ def render(name: str, context: dict[str, Any]) -> tuple[str, str, str]:
     text = _text.get_template(f"{name}.txt.j2").render(context)
     html = _html.get_template(f"{name}.html.j2").render({**context, "subject": subject})
     return subject, text, html
+
+
+def available() -> set[str]:
+    """Template sets with all three parts."""
+    names = {p.name.split(".", 1)[0] for p in TEMPLATES.glob("*.j2")}
+    return {n for n in names if all((TEMPLATES / f"{n}.{p}.j2").exists() for p in PARTS)}
+
+
+PARTS = ("subject", "txt", "html")
+
+
+@dataclass(frozen=True)
+class Links:
+    reports_url: str
+    plans_url: str = ""
+
+    def report(self, report_id: str) -> str:
+        return f"{self.reports_url.rstrip('/')}/reports/{report_id}"
+
+    def obligation(self, obligation_id: str) -> str:
+        return f"{self.reports_url.rstrip('/')}/obligations/{obligation_id}"
+
+    def plan(self, plan_id: str) -> str:
+        return f"{(self.plans_url or self.reports_url).rstrip('/')}/plans/{plan_id}"
+
+    def difficulties(self, plan_id: str) -> str:
+        return f"{(self.plans_url or self.reports_url).rstrip('/')}/difficulties?plan_id={plan_id}"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a message shows beyond the event: unit names, the plan, links."""
+
+    envelope: Envelope
+    links: Links
+    names: Mapping[str, str] = field(default_factory=dict)
+    plan_doc_number: str = ""
+    plan_title: str = ""
+
+    def name(self, code: str) -> str:
+        return self.names.get(code, code)
+
+
+def event_context(event: Event, facts: Facts) -> dict[str, Any]:
+    """Everything the event's templates show, for any recipient."""
+    for event_type, build in _BUILDERS.items():
+        if isinstance(event, event_type):
+            return build(event, facts)
+    raise LookupError(f"no template context for {type(event).__name__}")
+
+
+def _deadline(due_at: datetime) -> dict[str, str]:
+    return {
+        "due_before": format_date(due_at + timedelta(microseconds=1)),
+        "due_last_day": format_date(due_at),
+    }
+
+
+def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
+    return {
+        "unit_code": ref.unit_code,
+        "unit_name": facts.name(ref.unit_code),
+        "receiving_name": facts.name(ref.receiving_unit),
+        "kind_label": REPORT_KIND_LABELS[ref.report_kind],
+        "plan_doc_number": ref.plan_doc_number or facts.plan_doc_number,
+        "plan_title": ref.plan_title or facts.plan_title,
+        "period_start": format_date(ref.period_start),
+        "period_end": format_date(ref.period_end),
+        "link": facts.links.obligation(ref.obligation_id),
+        **_deadline(ref.due_at),
+    }
+
+
+def _approaching(event: DeadlineApproaching, facts: Facts) -> dict[str, Any]:
+    days_left = (ict_date(event.obligation.due_at) - event.fire_on).days
+    return {**_obligation(event.obligation, facts), "days_left": max(0, days_left)}
+
+
+def _missed(event: DeadlineMissed, facts: Facts) -> dict[str, Any]:
+    return {
+        **_obligation(event.obligation, facts),
+        "step": event.step,
+        "escalated": event.escalated,
+        "as_of": format_date(facts.envelope.time),
+    }
+
+
+def _submitted(event: ReportSubmitted, facts: Facts) -> dict[str, Any]:
+    return {
+        **_obligation(event.obligation, facts),
+        "submitted_at": format_instant(event.submitted_at),
+        "receipt_number": event.receipt_number,
+        "version": event.version,
+        "on_time": event.on_time,
+        "link": facts.links.report(event.report_id),
+    }
+
+
+def _reviewed(event: ReportAccepted | ReportReturned, facts: Facts) -> dict[str, Any]:
+    return {
+        **_obligation(event.obligation, facts),
+        "receipt_number": event.receipt_number,
+        "reviewer_name": facts.name(event.reviewed_by_unit),
+        "reviewed_at": format_instant(event.reviewed_at),
+        "reason": event.reason if isinstance(event, ReportReturned) else "",
+        "link": facts.links.report(event.report_id),
+    }
+
+
+def _schedule_entry(entry: ScheduledReport, facts: Facts) -> dict[str, str]:
+    return {
+        "label": entry.title or REPORT_KIND_LABELS[entry.kind],
+        "period_start": format_date(entry.period_start),
+        "period_end": format_date(entry.period_end),
+        "receiving_name": facts.name(entry.receiving_unit),
+        **_deadline(entry.due_at),
+    }
+
+
+def _plan_issued(event: PlanIssued, facts: Facts) -> dict[str, Any]:
+    return {
+        "unit_name": facts.name(event.issuing_unit),
+        "plan_doc_number": event.doc_number,
+        "plan_title": event.title,
+        "issued_on": format_date(event.issued_on),
+        "schedule": [_schedule_entry(entry, facts) for entry in event.schedule],
+        "sub_plan": _deadline(event.sub_plan_due_at) if event.sub_plan_due_at else None,
+        "link": facts.links.plan(event.plan_id),
+    }
+
+
+def _plan_amended(event: PlanAmended, facts: Facts) -> dict[str, Any]:
+    labels = {e.key: e.title or REPORT_KIND_LABELS[e.kind] for e in event.schedule}
+    return {
+        "unit_name": facts.name(event.unit_path[-1]),
+        "plan_doc_number": event.doc_number or facts.plan_doc_number,
+        "plan_title": event.title or facts.plan_title,
+        "amendment": event.amendment,
+        "reason": event.reason,
+        "changes": [
+            {
+                "label": labels.get(c.key, c.key),
+                "old_due_last_day": format_date(c.old_due_at),
+                "new_due_last_day": format_date(c.new_due_at),
+                "new_due_before": format_date(c.new_due_at + timedelta(microseconds=1)),
+            }
+            for c in event.schedule_changes
+        ],
+        "added_codes": [a.code for a in event.added_assignees],
+        "added_names": [a.name or facts.name(a.code) for a in event.added_assignees],
+        "link": facts.links.plan(event.plan_id),
+    }
+
+
+def _requested(event: ReportRequested, facts: Facts) -> dict[str, Any]:
+    return {
+        "unit_name": facts.name(event.requesting_unit),
+        "kind_label": REPORT_KIND_LABELS[event.kind],
+        "topic": event.topic,
+        "plan_doc_number": facts.plan_doc_number,
+        "plan_title": facts.plan_title,
+        "period_start": format_date(event.period_start),
+        "period_end": format_date(event.period_end),
+        "unit_names": [a.name or facts.name(a.code) for a in event.units],
+        "link": f"{facts.links.reports_url.rstrip('/')}/obligations",
+        **_deadline(event.due_at),
+    }
+
+
+def _difficulty(event: DifficultyRaised, facts: Facts) -> dict[str, Any]:
+    return {
+        "unit_code": event.unit_code,
+        "unit_name": facts.name(event.unit_code),
+        "plan_doc_number": facts.plan_doc_number or event.plan_id,
+        "plan_title": facts.plan_title,
+        "content_area": event.content_area or "",
+        "description": event.description,
+        "raised_at": format_instant(event.raised_at),
+        "link": facts.links.difficulties(event.plan_id),
+    }
+
+
+_BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
+    DeadlineApproaching: _approaching,
+    DeadlineMissed: _missed,
+    ReportSubmitted: _submitted,
+    ReportAccepted: _reviewed,
+    ReportReturned: _reviewed,
+    PlanIssued: _plan_issued,
+    PlanAmended: _plan_amended,
+    ReportRequested: _requested,
+    DifficultyRaised: _difficulty,
+}
+
+
+def digest_context(
+    day: str, recipient_name: str, items: list[tuple[str, str, datetime]]
+) -> dict[str, Any]:
+    """A digest's sections: (event type, subject, when) grouped under their heading, the
+    ones that need action first."""
+    order = list(EVENT_LABELS)
+    sections: dict[str, list[dict[str, str]]] = {}
+    for event_type, subject, at in sorted(
+        items, key=lambda i: (order.index(i[0]) if i[0] in order else len(order), i[2])
+    ):
+        heading = EVENT_LABELS.get(event_type, "Thông báo khác")
+        sections.setdefault(heading, []).append({"subject": subject, "at": format_instant(at)})
+    return {
+        "day": day,
+        "recipient_name": recipient_name,
+        "count": len(items),
+        "sections": [{"heading": h, "items": entries} for h, entries in sections.items()],
+    }

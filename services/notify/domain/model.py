@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from shared.events import Channel, ReportKind
@@ -22,6 +24,9 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    HELD = "held"
+    """Kept for the recipient's daily digest; the sender never takes it. The digest job
+    marks it ``sent`` once it is part of a digest (``digested_in``)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,15 @@ class Contact:
     focal_email: str | None
     head_email: str | None
     webhook_url: str | None = None
+    kind: str = ""
+    tags: tuple[str, ...] = ()
+    """Roles of the unit, e.g. ``home_affairs``: rules address a role, not a unit code."""
+    parent_code: str | None = None
+    reports_to_code: str | None = None
+
+    def email(self, person: str) -> str | None:
+        """The address of ``focal`` (the focal person) or ``head`` (the unit's head)."""
+        return self.head_email if person == "head" else self.focal_email
 
 
 @dataclass(frozen=True)
@@ -102,3 +116,90 @@ class Delivery:
     subscription_id: str | None = None
     destination: str = ""
     digest: bool = False
+    digested_in: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A unit, or its whole subtree, × event types × channel × address."""
+
+    id: str
+    unit_code: str
+    include_subtree: bool
+    event_types: tuple[str, ...]
+    """CloudEvents types, e.g. ``qcdc.report.submitted.v1``."""
+    channel: Channel
+    address: str
+    secret: str | None
+    digest: bool
+    active: bool
+    created_at: datetime
+
+    def matches(self, event_type: str, unit_path: Sequence[str]) -> bool:
+        """The event is about the subscribed unit, or (subtree) a unit below it."""
+        if not self.active or event_type not in self.event_types:
+            return False
+        if self.include_subtree:
+            return self.unit_code in unit_path
+        return bool(unit_path) and unit_path[-1] == self.unit_code
+
+
+DIGEST_EVENT_TYPE = "qcdc.notify.digest"
+
+
+def digest_event_id(day: date) -> str:
+    """The digest of ``day`` stands in for an event: with the recipient and the channel it
+    gives the digest's delivery key, so one recipient gets one digest per day."""
+    return f"digest-{day.isoformat()}"
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def host_allowed(host: str, allowlist: Sequence[str], resolved: Sequence[str] = ()) -> bool:
+    """Whether webhooks may go to ``host``, by the same rule the sender applies: an entry is
+    a host name (exact, or ``*.suffix`` for subdomains), trusted whatever it resolves to, or
+    a network in CIDR notation (a bare address is a /32 or /128). An IP literal, or a name
+    not listed (with the addresses it ``resolved`` to), must lie in a listed network. An
+    empty list allows nothing."""
+    host = host.strip("[]").lower().rstrip(".")
+    names, networks = _allowlist(allowlist)
+    literal = _ip(host)
+    if literal is None and any(host == n or (n[0] == "." and host.endswith(n)) for n in names):
+        return True
+    addresses = [literal] if literal is not None else [_ip(a) for a in resolved]
+    return bool(addresses) and all(
+        a is not None and any(n.version == a.version and a in n for n in networks)
+        for a in (_unmapped(a) if a else None for a in addresses)
+    )
+
+
+def _allowlist(entries: Sequence[str]) -> tuple[list[str], list[IPNetwork]]:
+    """Names (``.suffix`` for ``*.suffix``) and networks of an allowlist."""
+    names: list[str] = []
+    networks: list[IPNetwork] = []
+    for raw in entries:
+        entry = raw.strip().lower().rstrip(".")
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            names.append(entry[1:] if entry.startswith("*.") else entry)
+    return names, networks
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    """``::ffff:10.0.0.1`` is 10.0.0.1: IPv4-mapped IPv6 addresses are checked as IPv4."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

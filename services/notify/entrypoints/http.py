@@ -1,16 +1,58 @@
-"""HTTP API of the notify service: the delivery log."""
+"""HTTP API of the notify service: subscriptions and the delivery log."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.notify.adapters.db import DeliveryRepository
-from services.notify.domain.model import Delivery
+from services.notify.adapters.db import (
+    DeliveryFilter,
+    DeliveryRepository,
+    SubscriptionRepository,
+)
+from services.notify.domain.model import Delivery, DeliveryStatus, Subscription
+from services.notify.domain.rules import event_type_of
+from services.notify.handlers import subscriptions as handlers
+from services.notify.settings import NotifySettings
+from shared.errors import Conflict, Missing
+from shared.events import Channel
 from shared.runtime import Runtime
 from shared.units import UnitCode
+
+STATUSES = "^(" + "|".join(s.value for s in DeliveryStatus) + ")$"
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_code: UnitCode
+    include_subtree: bool = False
+    event_types: list[str] = Field(
+        min_length=1, max_length=64, description="e.g. report.submitted or its CloudEvents type"
+    )
+    channel: Channel
+    address: str = Field(min_length=3, max_length=2048, description="E-mail or webhook URL.")
+    secret: str | None = Field(
+        None, max_length=256, description="Webhooks: the HMAC key, 16+ characters."
+    )
+    digest: bool = Field(False, description="E-mail: one daily digest instead of each message.")
+
+
+class SubscriptionOut(BaseModel):
+    """A subscription as shown: never its secret."""
+
+    id: str
+    unit_code: str
+    include_subtree: bool
+    event_types: list[str]
+    channel: str
+    address: str
+    has_secret: bool
+    digest: bool
+    active: bool
+    created_at: datetime
 
 
 class DeliveryOut(BaseModel):
@@ -20,12 +62,38 @@ class DeliveryOut(BaseModel):
     channel: str
     recipient: str
     unit_code: str
+    unit_path: list[str]
     subject: str
     status: str
     attempts: int
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    next_attempt_at: datetime | None
+    subscription_id: str | None
+    digest: bool
+    digested_in: str | None
+
+
+class DeliveryDetail(DeliveryOut):
+    text: str
+    html: str
+    payload: str | None
+
+
+def _subscription_out(subscription: Subscription) -> SubscriptionOut:
+    return SubscriptionOut(
+        id=subscription.id,
+        unit_code=subscription.unit_code,
+        include_subtree=subscription.include_subtree,
+        event_types=list(subscription.event_types),
+        channel=subscription.channel.value,
+        address=subscription.address,
+        has_secret=bool(subscription.secret),
+        digest=subscription.digest,
+        active=subscription.active,
+        created_at=subscription.created_at,
+    )
 
 
 def _out(delivery: Delivery) -> DeliveryOut:
@@ -36,30 +104,139 @@ def _out(delivery: Delivery) -> DeliveryOut:
         channel=delivery.channel.value,
         recipient=delivery.recipient,
         unit_code=delivery.unit_code,
+        unit_path=delivery.unit_path,
         subject=delivery.subject,
         status=delivery.status.value,
         attempts=delivery.attempts,
         last_error=delivery.last_error,
         created_at=delivery.created_at,
         delivered_at=delivery.delivered_at,
+        next_attempt_at=delivery.next_attempt_at,
+        subscription_id=delivery.subscription_id,
+        digest=delivery.digest,
+        digested_in=delivery.digested_in,
+    )
+
+
+def _detail(delivery: Delivery) -> DeliveryDetail:
+    return DeliveryDetail(
+        **_out(delivery).model_dump(),
+        text=delivery.text,
+        html=delivery.html,
+        payload=delivery.payload,
     )
 
 
 def build_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
+    _subscription_routes(router, runtime)
+    _delivery_routes(router, runtime)
+    return router
 
+
+def _subscription_routes(router: APIRouter, runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, NotifySettings)
+
+    @router.post(
+        "/subscriptions",
+        status_code=status.HTTP_201_CREATED,
+        response_model=SubscriptionOut,
+        tags=["subscriptions"],
+    )
+    async def create_subscription(body: SubscriptionIn) -> SubscriptionOut:
+        command = handlers.NewSubscription(**body.model_dump())
+        async with runtime.uow() as uow:
+            created = await handlers.subscribe(command, uow, allowlist=settings.webhook_allowlist)
+        return _subscription_out(created)
+
+    @router.get("/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
+    async def list_subscriptions(unit: UnitCode | None = None) -> list[SubscriptionOut]:
+        async with runtime.uow() as uow:
+            found = await SubscriptionRepository(uow.session).find(unit)
+        return [_subscription_out(s) for s in found]
+
+    @router.get(
+        "/subscriptions/{subscription_id}",
+        response_model=SubscriptionOut,
+        tags=["subscriptions"],
+    )
+    async def get_subscription(subscription_id: str) -> SubscriptionOut:
+        async with runtime.uow() as uow:
+            found = await SubscriptionRepository(uow.session).get(subscription_id)
+        if found is None:
+            raise Missing(f"no subscription {subscription_id}")
+        return _subscription_out(found)
+
+    @router.delete(
+        "/subscriptions/{subscription_id}",
+        response_model=SubscriptionOut,
+        tags=["subscriptions"],
+        summary="Deactivate a subscription (kept for the delivery log)",
+    )
+    async def delete_subscription(subscription_id: str) -> SubscriptionOut:
+        async with runtime.uow() as uow:
+            return _subscription_out(await handlers.unsubscribe(subscription_id, uow))
+
+
+def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
     @router.get("/deliveries", response_model=list[DeliveryOut], tags=["deliveries"])
     async def list_deliveries(
-        unit: UnitCode | None = None,
+        unit: UnitCode | None = Query(None, description="The unit or any unit below it."),
         event_type: str | None = Query(None, max_length=128),
-        status: str | None = Query(None, pattern="^(pending|sending|sent|failed)$"),
-        since: datetime | None = None,
+        status: str | None = Query(None, pattern=STATUSES),
+        channel: Channel | None = None,
+        since: datetime | None = Query(None, description="Created at or after."),
+        until: datetime | None = Query(None, description="Created before."),
         limit: int = Query(100, ge=1, le=1000),
     ) -> list[DeliveryOut]:
+        where = DeliveryFilter(
+            unit_code=unit,
+            event_type=_event_type(event_type),
+            status=status,
+            channel=channel.value if channel else None,
+            since=since,
+            until=until,
+            limit=limit,
+        )
         async with runtime.uow() as uow:
-            found = await DeliveryRepository(uow.session).search(
-                unit_code=unit, event_type=event_type, status=status, since=since, limit=limit
-            )
+            found = await DeliveryRepository(uow.session).search(where)
         return [_out(d) for d in found]
 
-    return router
+    @router.get("/deliveries/{key}", response_model=DeliveryDetail, tags=["deliveries"])
+    async def get_delivery(key: str) -> DeliveryDetail:
+        async with runtime.uow() as uow:
+            found = await DeliveryRepository(uow.session).get(key)
+        if found is None:
+            raise Missing(f"no delivery {key}")
+        return _detail(found)
+
+    @router.post(
+        "/deliveries/{key}/redeliver",
+        response_model=DeliveryOut,
+        tags=["deliveries"],
+        summary="Send a failed delivery again (its attempts are kept)",
+    )
+    async def redeliver(key: str) -> DeliveryOut:
+        async with runtime.uow() as uow:
+            repository = DeliveryRepository(uow.session)
+            # Retry times run on the wall clock, like the sender's (not QCDC_CLOCK).
+            if not await repository.redeliver(key, datetime.now(UTC)):
+                found = await repository.get(key)
+                if found is None:
+                    raise Missing(f"no delivery {key}")
+                raise Conflict(f"delivery {key} is {found.status.value}; only a failed one")
+            delivered = await repository.get(key)
+            await uow.commit()
+        assert delivered is not None
+        return _out(delivered)
+
+
+def _event_type(name: str | None) -> str | None:
+    """Short names (report.submitted) work as filters too."""
+    if not name:
+        return None
+    try:
+        return event_type_of(name)
+    except ValueError:
+        return name

@@ -1,29 +1,59 @@
-"""Handlers that keep contacts and turn events into deliveries (who gets what)."""
+"""Handlers that keep contacts and plans, and turn events into deliveries (who gets what).
+
+For every event: the rules (:mod:`services.notify.domain.rules`) name the e-mail recipients,
+then the matching subscriptions add theirs (e-mail, digest or webhook). Each message becomes
+a delivery row keyed by event × recipient × channel, in the consumer's transaction: the
+effect is recorded before the ack, and a redelivered event finds its rows already there.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import Any
 
 import structlog
 
-from services.notify.adapters.db import ContactRepository, DeliveryRepository
-from services.notify.adapters.templates import render
-from services.notify.domain.model import (
-    REPORT_KIND_LABELS,
-    Contact,
-    Message,
+from services.notify.adapters.db import (
+    ContactRepository,
+    DeliveryRepository,
+    KnownPlan,
+    PlanRepository,
 )
+from services.notify.adapters.templates import Facts, Links, event_context, render
+from services.notify.domain.model import Contact, Message, Subscription
+from services.notify.domain.rules import (
+    REQUIRED_ROLES,
+    SUBSCRIBER_TEMPLATES,
+    Recipient,
+    RuleBook,
+    Target,
+    mentioned_units,
+    resolve,
+    role_codes,
+)
+from services.notify.handlers import subscriptions
 from shared.bus.envelope import Envelope, UndeliverableEvent
 from shared.events import (
     Channel,
+    DifficultyRaised,
+    Event,
+    PlanAmended,
+    PlanIssued,
+    ReportRequested,
     ReportSubmitted,
     UnitRegistered,
 )
 from shared.uow import UnitOfWork
-from shared.vntime import format_date, format_instant
+
+__all__ = ["ContactUnknown", "Links", "NotifyConfig", "on_event", "receipt_message"]
 
 log = structlog.get_logger(__name__)
+
+
+SUBSCRIBER = "subscriber"
+"""The audience of a subscriber's e-mail, addressed to the subscribed unit."""
 
 
 class ContactUnknown(Exception):
@@ -31,52 +61,226 @@ class ContactUnknown(Exception):
 
 
 @dataclass(frozen=True)
-class Links:
-    reports_url: str
-
-    def report(self, report_id: str) -> str:
-        return f"{self.reports_url.rstrip('/')}/reports/{report_id}"
+class NotifyConfig:
+    rules: RuleBook
+    links: Links
 
 
-async def on_unit_registered(event: UnitRegistered, _envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_event(
+    event: Event, envelope: Envelope, uow: UnitOfWork, *, config: NotifyConfig
+) -> None:
+    """Any consumed event: remember what later events need, then record its deliveries."""
+    plan, assignees = await _remember(event, uow)
+    rules = config.rules.for_event(event)
+    matching = await subscriptions.matching(uow, envelope.type, event.unit_path)
+    if not rules and not matching:
+        return
+    targets = {t.key: t for rule in rules for t in rule.to}
+    contacts = await _contacts(uow, event, targets, assignees, matching)
+    facts = Facts(
+        envelope=envelope,
+        links=config.links,
+        names={code: c.name for code, c in contacts.items()},
+        plan_doc_number=plan.doc_number if plan else "",
+        plan_title=plan.title if plan else "",
+    )
+    by_target = await _contacts_by_target(uow, event, targets, assignees, contacts)
+    recipients = resolve(rules, by_target)
+    recipients += _subscriber_recipients(envelope.type, matching, contacts)
+    messages = _emails(event, facts, recipients, matching)
+    messages += [subscriptions.webhook_message(event, envelope, s) for s in matching if _hook(s)]
+    await _record(messages, event, uow)
+
+
+# --- what notify remembers ------------------------------------------------------------
+
+
+async def _remember(event: Event, uow: UnitOfWork) -> tuple[KnownPlan | None, list[str]]:
+    """Contacts from unit events; plans and their assignees from plan events, since
+    PlanAmended carries only changes. Returns the event's plan and its assignees."""
+    plans = PlanRepository(uow.session)
+    now = uow.clock.now()
+    if isinstance(event, UnitRegistered):
+        await ContactRepository(uow.session).save(contact_of(event), now)
+        return None, []
+    if isinstance(event, PlanIssued):
+        plan = KnownPlan(event.plan_id, event.doc_number, event.title, event.issuing_unit)
+        await plans.save(plan, now)
+        await plans.change_assignees(event.plan_id, add=[a.code for a in event.assignees])
+        return plan, await plans.assignees(event.plan_id)
+    if isinstance(event, PlanAmended):
+        return await _amend(plans, event, uow)
+    plan_id = _plan_id(event)
+    return (await plans.get(plan_id) if plan_id else None), []
+
+
+async def _amend(
+    plans: PlanRepository, event: PlanAmended, uow: UnitOfWork
+) -> tuple[KnownPlan | None, list[str]]:
+    known = await plans.get(event.plan_id)
+    if known is not None and (event.doc_number or event.title):
+        known = KnownPlan(
+            known.plan_id,
+            event.doc_number or known.doc_number,
+            event.title or known.title,
+            known.issuing_unit,
+        )
+        await plans.save(known, uow.clock.now())
+    await plans.change_assignees(
+        event.plan_id,
+        add=[a.code for a in event.added_assignees],
+        remove=event.removed_assignees,
+    )
+    return known, await plans.assignees(event.plan_id)
+
+
+def _plan_id(event: Event) -> str | None:
+    if isinstance(event, DifficultyRaised | ReportRequested):
+        return event.plan_id
+    obligation = getattr(event, "obligation", None)
+    return getattr(obligation, "plan_id", None)
+
+
+def contact_of(event: UnitRegistered) -> Contact:
     """UnitRegistered and UnitUpdated both carry the unit's full state."""
-    contact = Contact(
+    return Contact(
         unit_code=event.code,
         name=event.name,
         unit_path=list(event.unit_path),
         focal_email=event.contacts.focal_email,
         head_email=event.contacts.head_email,
         webhook_url=event.contacts.webhook_url,
+        kind=event.kind,
+        tags=tuple(event.tags),
+        parent_code=event.parent_code,
+        reports_to_code=event.reports_to_code,
     )
-    await ContactRepository(uow.session).save(contact, uow.clock.now())
 
 
-def receipt_message(
-    event: ReportSubmitted, envelope: Envelope, contact: Contact, links: Links
-) -> Message:
-    obligation = event.obligation
-    if not contact.focal_email:
-        raise UndeliverableEvent(f"unit {contact.unit_code} has no focal e-mail for a receipt")
-    context = {
-        "unit_name": contact.name,
-        "kind_label": REPORT_KIND_LABELS[obligation.report_kind],
-        "plan_doc_number": obligation.plan_doc_number,
-        "plan_title": obligation.plan_title,
-        "period_start": format_date(obligation.period_start),
-        "period_end": format_date(obligation.period_end),
-        "due_before": format_date(obligation.due_at + timedelta(microseconds=1)),
-        "submitted_at": format_instant(event.submitted_at),
-        "receipt_number": event.receipt_number,
-        "version": event.version,
-        "on_time": event.on_time,
-        "link": links.report(event.report_id),
+# --- who: contacts of the rules' targets and of the subscribers -------------------------
+
+
+async def _contacts(
+    uow: UnitOfWork,
+    event: Event,
+    targets: Mapping[str, Target],
+    assignees: Sequence[str],
+    matching: Sequence[Subscription],
+) -> dict[str, Contact]:
+    """Every contact the messages need, in one query; missing required ones are retried."""
+    wanted = {key: role_codes(t.role, event, assignees) for key, t in targets.items()}
+    codes = [c for found in wanted.values() for c in found]
+    codes += mentioned_units(event) + _assignee_codes(event) + [s.unit_code for s in matching]
+    contacts = await ContactRepository(uow.session).get_many(codes)
+    for key, found in wanted.items():
+        missing = [c for c in found if c not in contacts]
+        if missing and targets[key].role in REQUIRED_ROLES:
+            raise ContactUnknown(f"no contacts known yet for unit {', '.join(missing)}")
+    return contacts
+
+
+def _assignee_codes(event: Event) -> list[str]:
+    """Units whose names a plan or request message lists."""
+    if isinstance(event, PlanIssued):
+        return [a.code for a in event.assignees]
+    if isinstance(event, PlanAmended):
+        return [a.code for a in event.added_assignees]
+    if isinstance(event, ReportRequested):
+        return [a.code for a in event.units]
+    return []
+
+
+async def _contacts_by_target(
+    uow: UnitOfWork,
+    event: Event,
+    targets: Mapping[str, Target],
+    assignees: Sequence[str],
+    contacts: Mapping[str, Contact],
+) -> dict[str, list[Contact]]:
+    result: dict[str, list[Contact]] = {}
+    for key, target in targets.items():
+        if target.tag is not None:
+            result[key] = await ContactRepository(uow.session).with_tag(target.tag)
+            if not result[key]:
+                log.warning("no unit carries the tag; rule skipped", tag=target.tag)
+        else:
+            codes = role_codes(target.role, event, assignees)
+            result[key] = [contacts[c] for c in codes if c in contacts]
+    return result
+
+
+def _subscriber_recipients(
+    event_type: str, matching: Sequence[Subscription], contacts: Mapping[str, Contact]
+) -> list[Recipient]:
+    template = SUBSCRIBER_TEMPLATES.get(event_type)
+    if template is None:
+        return []
+    return [
+        Recipient(
+            s.address,
+            contacts.get(s.unit_code) or _stub(s.unit_code),
+            template,
+            SUBSCRIBER,
+            "focal",
+        )
+        for s in matching
+        if s.channel is Channel.EMAIL
+    ]
+
+
+def _stub(unit_code: str) -> Contact:
+    return Contact(unit_code, unit_code, [unit_code], None, None)
+
+
+def _hook(subscription: Subscription) -> bool:
+    return subscription.channel is Channel.WEBHOOK
+
+
+# --- what: the rendered messages ---------------------------------------------------------
+
+
+def _emails(
+    event: Event, facts: Facts, recipients: Sequence[Recipient], matching: Sequence[Subscription]
+) -> list[Message]:
+    if not recipients:
+        return []
+    base = event_context(event, facts)
+    digest = {s.address.lower() for s in matching if s.channel is Channel.EMAIL and s.digest}
+    ids = {s.address.lower(): s.id for s in matching if s.channel is Channel.EMAIL}
+    messages = []
+    for recipient in recipients:
+        message = email_message(event, facts.envelope, recipient, base)
+        if recipient.audience == SUBSCRIBER:
+            address = recipient.address.lower()
+            message = _subscribed(message, ids.get(address), address in digest)
+        messages.append(message)
+    return messages
+
+
+def _subscribed(message: Message, subscription_id: str | None, digest: bool) -> Message:
+    return dataclasses.replace(message, subscription_id=subscription_id, digest=digest)
+
+
+def addressee(contact: Contact, audience: str, person: str) -> dict[str, Any]:
+    """The per-recipient part of a template's context."""
+    return {
+        "recipient_name": contact.name,
+        "recipient_code": contact.unit_code,
+        "audience": audience,
+        "person": person,
     }
-    subject, text, html = render("report_submitted", context)
+
+
+def email_message(
+    event: Event, envelope: Envelope, recipient: Recipient, base: Mapping[str, Any]
+) -> Message:
+    context = {**base, **addressee(recipient.contact, recipient.audience, recipient.person)}
+    subject, text, html = render(recipient.template, context)
     return Message(
         event_id=envelope.id,
         event_type=envelope.type,
         channel=Channel.EMAIL,
-        recipient=contact.focal_email,
+        recipient=recipient.address,
         unit_path=list(event.unit_path),
         correlation_id=envelope.correlation_id,
         subject=subject,
@@ -85,13 +289,25 @@ def receipt_message(
     )
 
 
-async def on_report_submitted(
-    event: ReportSubmitted, envelope: Envelope, uow: UnitOfWork, *, links: Links
-) -> None:
-    contact = await ContactRepository(uow.session).get(event.obligation.unit_code)
-    if contact is None:
-        raise ContactUnknown(f"no contacts known yet for unit {event.obligation.unit_code}")
-    message = receipt_message(event, envelope, contact, links)
-    await DeliveryRepository(uow.session).add_if_missing(
-        message, event.obligation.unit_code, uow.clock.now()
-    )
+def receipt_message(
+    event: ReportSubmitted, envelope: Envelope, contact: Contact, links: Links
+) -> Message:
+    """The receipt to the submitting unit's focal person."""
+    if not contact.focal_email:
+        raise UndeliverableEvent(f"unit {contact.unit_code} has no focal e-mail for a receipt")
+    facts = Facts(envelope=envelope, links=links, names={contact.unit_code: contact.name})
+    recipient = Recipient(contact.focal_email, contact, "report_submitted", "unit", "focal")
+    return email_message(event, envelope, recipient, event_context(event, facts))
+
+
+async def _record(messages: Sequence[Message], event: Event, uow: UnitOfWork) -> None:
+    """One delivery per key: the first message for an address wins (a rule before a
+    subscription), and a redelivered event finds its deliveries already recorded."""
+    repository = DeliveryRepository(uow.session)
+    now = uow.clock.now()
+    seen: set[str] = set()
+    for message in messages:
+        if message.key in seen:
+            continue
+        seen.add(message.key)
+        await repository.add_if_missing(message, event.unit_path[-1], now)

@@ -1,0 +1,198 @@
+"""Subscriptions: a unit, or its whole subtree, × event types × channel × address.
+
+People subscribe an e-mail address (one message per event, or a daily digest); integrators
+subscribe a webhook, which receives the CloudEvent itself, signed with the subscription's
+secret by the sender (:mod:`services.notify.handlers.delivery`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from urllib.parse import urlsplit
+
+from services.notify.adapters.db import SubscriptionRepository
+from services.notify.domain.model import Message, Subscription, host_allowed
+from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
+from shared.bus.envelope import SPECVERSION, Envelope
+from shared.errors import Missing, Refused
+from shared.events import Channel, Event
+from shared.uow import UnitOfWork
+
+MIN_SECRET_LENGTH = 16
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    unit_code: str
+    include_subtree: bool
+    event_types: Sequence[str]
+    """CloudEvents types or short names (``report.submitted``)."""
+    channel: Channel
+    address: str
+    secret: str | None = None
+    digest: bool = False
+
+
+async def subscribe(
+    command: NewSubscription,
+    uow: UnitOfWork,
+    *,
+    allowlist: Sequence[str],
+    resolver: Resolver = system_resolver,
+) -> Subscription:
+    errors = _event_type_errors(command) + _channel_errors(command)
+    if command.channel is Channel.WEBHOOK and not errors:
+        errors += await _destination_errors(command.address, allowlist, resolver)
+    if errors:
+        raise Refused("the subscription is not valid", field=errors[0]["field"], errors=errors)
+    subscription = Subscription(
+        id=str(uuid.uuid4()),
+        unit_code=command.unit_code,
+        include_subtree=command.include_subtree,
+        event_types=tuple(dict.fromkeys(event_type_of(t) for t in command.event_types)),
+        channel=command.channel,
+        address=command.address.strip(),
+        secret=command.secret,
+        digest=command.digest,
+        active=True,
+        created_at=uow.clock.now(),
+    )
+    await SubscriptionRepository(uow.session).add(subscription)
+    await uow.commit()
+    return subscription
+
+
+async def unsubscribe(subscription_id: str, uow: UnitOfWork) -> Subscription:
+    """Deactivate: kept for the delivery log, which names it, but matches nothing more."""
+    repository = SubscriptionRepository(uow.session)
+    if not await repository.deactivate(subscription_id):
+        raise Missing(f"no subscription {subscription_id}")
+    found = await repository.get(subscription_id)
+    await uow.commit()
+    assert found is not None
+    return found
+
+
+def _error(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}
+
+
+def _event_type_errors(command: NewSubscription) -> list[dict[str, str]]:
+    if not command.event_types:
+        return [_error("event_types", "name at least one event type, e.g. report.submitted")]
+    errors = []
+    for name in command.event_types:
+        try:
+            event_type = event_type_of(name)
+        except ValueError as exc:
+            errors.append(_error("event_types", str(exc)))
+            continue
+        if event_type not in SUBSCRIBABLE:
+            errors.append(_error("event_types", f"{name!r} is not offered to subscribers"))
+        elif command.channel is Channel.EMAIL and event_type not in SUBSCRIBER_TEMPLATES:
+            errors.append(_error("event_types", f"{name!r} has no e-mail; use a webhook"))
+    return errors
+
+
+def _channel_errors(command: NewSubscription) -> list[dict[str, str]]:
+    if command.channel is Channel.EMAIL:
+        errors = []
+        if not _EMAIL.match(command.address.strip()):
+            errors.append(_error("address", "not an e-mail address"))
+        if command.secret is not None:
+            errors.append(_error("secret", "a secret signs webhooks only"))
+        return errors
+    errors = []
+    if not command.secret or len(command.secret) < MIN_SECRET_LENGTH:
+        errors.append(_error("secret", f"a webhook needs a secret of {MIN_SECRET_LENGTH}+ chars"))
+    if command.digest:
+        errors.append(_error("digest", "a digest is an e-mail; a webhook gets every event"))
+    return errors
+
+
+async def _destination_errors(
+    address: str, allowlist: Sequence[str], resolver: Resolver
+) -> list[dict[str, str]]:
+    """The URL is http(s) with a host, and the host is allowed now; the sender checks the
+    allowlist again on every attempt, against the address it connects to."""
+    try:
+        parts = urlsplit(address.strip())
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return [_error("address", "not a URL")]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [_error("address", "a webhook is an http:// or https:// URL with a host")]
+    if parts.username or parts.password:
+        return [_error("address", "a webhook URL must not carry credentials")]
+    if host_allowed(parts.hostname, allowlist):
+        return []
+    # A name not listed may still resolve into a listed network.
+    resolved = await _resolve(resolver, parts.hostname, port) if allowlist else []
+    if resolved and host_allowed(parts.hostname, allowlist, resolved):
+        return []
+    return [_error("address", f"host {parts.hostname!r} is not on the webhook allowlist")]
+
+
+async def _resolve(resolver: Resolver, host: str, port: int) -> list[str]:
+    try:
+        return await resolver(host, port)
+    except OSError:
+        return []
+
+
+async def matching(
+    uow: UnitOfWork, event_type: str, unit_path: Sequence[str]
+) -> list[Subscription]:
+    """Active subscriptions an event reaches: its unit's, and its ancestors' subtree ones."""
+    candidates = await SubscriptionRepository(uow.session).active_on_path(unit_path)
+    return [s for s in candidates if s.matches(event_type, unit_path)]
+
+
+def cloudevent_json(event: Event, envelope: Envelope) -> str:
+    """The event in CloudEvents structured mode: the exact body a webhook receives."""
+    return json.dumps(
+        {
+            "specversion": SPECVERSION,
+            "id": envelope.id,
+            "source": envelope.source,
+            "type": envelope.type,
+            "time": envelope.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "subject": envelope.subject,
+            "datacontenttype": "application/json",
+            "correlationid": envelope.correlation_id,
+            "data": event.model_dump(mode="json"),
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def webhook_message(event: Event, envelope: Envelope, subscription: Subscription) -> Message:
+    return Message(
+        event_id=envelope.id,
+        event_type=envelope.type,
+        channel=Channel.WEBHOOK,
+        recipient=subscription.address,
+        unit_path=list(event.unit_path),
+        correlation_id=envelope.correlation_id,
+        subject=f"{envelope.type} {'.'.join(event.unit_path)}",
+        text="",
+        html="",
+        payload=cloudevent_json(event, envelope),
+        subscription_id=subscription.id,
+    )
