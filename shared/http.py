@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.context import bind_correlation_id, new_correlation_id
 from shared.errors import Missing, Refused
+from shared.limits import BodySizeLimit
 from shared.runtime import Runtime
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
@@ -31,6 +32,8 @@ def create_app(
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.runtime = runtime
+    # Added before the correlation middleware, so it runs inside it: a 413 carries the id.
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
 
     @app.middleware("http")
     async def correlation(

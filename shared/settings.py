@@ -20,6 +20,10 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 0
     public_url: str = Field("", description="Base URL people use to reach this service.")
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        description="Largest HTTP request body (413 beyond); attachments have their own limit.",
+    )
     log_level: str = "INFO"
     clock: str = Field("system", description="system | fixed:<instant> | file:<path> | offset:<s>")
     data_dir: str = Field("var", description="Folder for SQLite files and stored attachments.")

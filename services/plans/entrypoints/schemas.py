@@ -18,6 +18,7 @@ from services.plans.domain.plans import (
 )
 from services.plans.domain.units import Unit
 from shared.events import Contacts, ContentArea, ReportKind
+from shared.limits import Identifier
 from shared.units import NfcName, NfcText, UnitCode
 
 UnitReference = Annotated[
@@ -30,6 +31,11 @@ UnitReference = Annotated[
     ),
 ]
 ShortText = Annotated[NfcName, Field(max_length=1000)]
+DocNumber = Annotated[NfcName, Field(min_length=1, max_length=64)]
+"""A document's number and symbol, e.g. 2398/QĐ-UBND: printed on documents and in e-mail
+subjects, so one line of NFC text like a name."""
+AreaCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,16}$")]
+IndicatorCode = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 Day = date  # the legal document's field is called date
 
 
@@ -37,10 +43,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# No spaces nor control characters anywhere: addresses end up in mail headers and URLs.
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"
+URL_PATTERN = r"^https?://[^\s\x00-\x1f\x7f]+$"
+
+
 class ContactsIn(Strict):
-    focal_email: str | None = Field(None, max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")
-    head_email: str | None = Field(None, max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")
-    webhook_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+    focal_email: str | None = Field(None, max_length=256, pattern=EMAIL_PATTERN)
+    head_email: str | None = Field(None, max_length=256, pattern=EMAIL_PATTERN)
+    webhook_url: str | None = Field(None, max_length=2048, pattern=URL_PATTERN)
 
 
 Tag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
@@ -99,7 +110,7 @@ class UnitOut(BaseModel):
 
 
 class LegalDocumentIn(Strict):
-    number: str = Field(min_length=1, max_length=64)
+    number: DocNumber
     date: Day | None = None
     issuer: ShortText = ""
     title: ShortText = ""
@@ -111,7 +122,7 @@ class SignerIn(Strict):
 
 
 class ContentAreaIn(Strict):
-    code: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_.-]+$")
+    code: AreaCode
     title: ShortText = Field(min_length=1)
     description: NfcText = Field("", max_length=5000)
 
@@ -141,7 +152,7 @@ class SubPlanIn(Strict):
 
 
 class PlanIn(Strict):
-    doc_number: str = Field(min_length=1, max_length=64)
+    doc_number: DocNumber
     title: ShortText = Field(min_length=1)
     issuing_unit: UnitReference
     issued_on: date
@@ -155,7 +166,7 @@ class PlanIn(Strict):
     on_request: list[ReportKind] = Field(default_factory=list)
     sub_plan: SubPlanIn = Field(default_factory=lambda: SubPlanIn(required=False))
     distribution: list[ShortText] = Field(default_factory=list, max_length=100)
-    parent_plan_id: str | None = Field(None, max_length=64)
+    parent_plan_id: Identifier | None = None
     province: UnitCode | None = Field(
         None, description="Where kind:/tag: references are resolved (default: the issuer's root)."
     )
@@ -267,7 +278,7 @@ class RollOverIn(Strict):
 
 class SubPlanRegistrationIn(Strict):
     unit_code: UnitCode
-    doc_number: str = Field(min_length=1, max_length=64)
+    doc_number: DocNumber
     issued_on: date
     title: ShortText = ""
 
@@ -277,18 +288,18 @@ class ReportRequestIn(Strict):
     kind: ReportKind
     topic: ShortText = Field(min_length=1)
     units: list[UnitCode] = Field(min_length=1, max_length=5000)
-    content_areas: list[str] = Field(default_factory=list, max_length=50)
-    indicators: list[str] = Field(default_factory=list, max_length=100)
+    content_areas: list[AreaCode] = Field(default_factory=list, max_length=50)
+    indicators: list[IndicatorCode] = Field(default_factory=list, max_length=100)
     period_start: date
     period_end: date
     due_before: date
-    plan_id: str | None = Field(None, max_length=64)
+    plan_id: Identifier | None = None
 
 
 class DifficultyIn(Strict):
-    plan_id: str = Field(max_length=64)
+    plan_id: Identifier
     unit_code: UnitCode
-    content_area: str | None = Field(None, max_length=16)
+    content_area: AreaCode | None = None
     description: NfcText = Field(min_length=1, max_length=10000)
 
 

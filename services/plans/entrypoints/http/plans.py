@@ -18,7 +18,9 @@ from services.plans.entrypoints.schemas import (
 )
 from services.plans.handlers import plans as handlers
 from shared.errors import Missing
+from shared.limits import Identifier
 from shared.runtime import Runtime
+from shared.units import UnitCode
 
 Actor = Annotated[str, Header(alias="X-Actor", max_length=256)]
 
@@ -40,7 +42,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
     @router.get("/plans", response_model=list[PlanOut])
     async def list_plans(
         year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-        issuing_unit: Annotated[str | None, Query(max_length=32)] = None,
+        issuing_unit: UnitCode | None = None,
         status: Annotated[str | None, Query(pattern="^(draft|issued|amended|closed)$")] = None,
     ) -> list[PlanOut]:
         async with runtime.uow() as uow:
@@ -50,7 +52,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         return [PlanOut.of(p) for p in found]
 
     @router.get("/plans/{plan_id}", response_model=PlanOut)
-    async def get_plan(plan_id: str) -> PlanOut:
+    async def get_plan(plan_id: Identifier) -> PlanOut:
         async with runtime.uow() as uow:
             plan = await PlanRepository(uow.session).get(plan_id)
         if plan is None:
@@ -62,7 +64,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         response_model=PlanOut,
         summary="Issue a draft: expands its assignees and publishes PlanIssued",
     )
-    async def issue_plan(plan_id: str, actor: Actor = "anonymous") -> PlanOut:
+    async def issue_plan(plan_id: Identifier, actor: Actor = "anonymous") -> PlanOut:
         async with runtime.uow() as uow:
             return PlanOut.of(await handlers.issue_plan(plan_id, uow, actor))
 
@@ -71,7 +73,9 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         response_model=PlanOut,
         summary="Move deadlines, add or remove assignees: publishes PlanAmended",
     )
-    async def amend_plan(plan_id: str, body: AmendmentIn, actor: Actor = "anonymous") -> PlanOut:
+    async def amend_plan(
+        plan_id: Identifier, body: AmendmentIn, actor: Actor = "anonymous"
+    ) -> PlanOut:
         amendment = Amendment(
             reason=body.reason,
             deadlines=dict(body.deadlines),
@@ -82,7 +86,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
             return PlanOut.of(await handlers.amend_plan(plan_id, amendment, uow, actor))
 
     @router.post("/plans/{plan_id}/close", response_model=PlanOut)
-    async def close_plan(plan_id: str, body: CloseIn, actor: Actor = "anonymous") -> PlanOut:
+    async def close_plan(plan_id: Identifier, body: CloseIn, actor: Actor = "anonymous") -> PlanOut:
         async with runtime.uow() as uow:
             return PlanOut.of(await handlers.close_plan(plan_id, body.reason, uow, actor))
 
@@ -92,12 +96,14 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         response_model=PlanOut,
         summary="Copy into another year as a new draft",
     )
-    async def roll_over(plan_id: str, body: RollOverIn, actor: Actor = "anonymous") -> PlanOut:
+    async def roll_over(
+        plan_id: Identifier, body: RollOverIn, actor: Actor = "anonymous"
+    ) -> PlanOut:
         async with runtime.uow() as uow:
             return PlanOut.of(await handlers.roll_over_plan(plan_id, body.year, uow, actor))
 
     @router.get("/plans/{plan_id}/history")
-    async def history(plan_id: str) -> list[dict[str, Any]]:
+    async def history(plan_id: Identifier) -> list[dict[str, Any]]:
         async with runtime.uow() as uow:
             if await PlanRepository(uow.session).get(plan_id) is None:
                 raise Missing(f"no plan {plan_id}")
@@ -107,7 +113,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         "/plans/{plan_id}/sub-plans",
         summary="Which assignees have and have not registered their own plans",
     )
-    async def sub_plans(plan_id: str) -> dict[str, Any]:
+    async def sub_plans(plan_id: Identifier) -> dict[str, Any]:
         async with runtime.uow() as uow:
             found = await handlers.sub_plan_status(plan_id, uow)
         return {"registered": found.registered, "missing": found.missing}
@@ -118,7 +124,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         summary="Register an assignee's own implementation plan (issued elsewhere)",
     )
     async def register_sub_plan(
-        plan_id: str, body: SubPlanRegistrationIn, actor: Actor = "anonymous"
+        plan_id: Identifier, body: SubPlanRegistrationIn, actor: Actor = "anonymous"
     ) -> dict[str, str]:
         command = handlers.RegisterSubPlan(
             parent_plan_id=plan_id,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 from services.plans.adapters.repositories import DifficultyRepository, ReportRequestRepository
 from services.plans.entrypoints.schemas import AnswerIn, DifficultyIn, ReportRequestIn
 from services.plans.handlers import requests as handlers
+from shared.limits import Identifier
 from shared.runtime import Runtime
 from shared.units import UnitCode
 
@@ -60,12 +61,12 @@ def request_routes(runtime: Runtime) -> APIRouter:
             return {"difficulty_id": await handlers.raise_difficulty(command, uow)}
 
     @router.get("/difficulties", tags=["difficulties"])
-    async def list_difficulties(plan_id: str | None = None) -> list[dict[str, Any]]:
+    async def list_difficulties(plan_id: Identifier | None = None) -> list[dict[str, Any]]:
         async with runtime.uow() as uow:
             return await DifficultyRepository(uow.session).find(plan_id)
 
     @router.post("/difficulties/{difficulty_id}/answer", tags=["difficulties"])
-    async def answer(difficulty_id: str, body: AnswerIn) -> dict[str, str]:
+    async def answer(difficulty_id: Identifier, body: AnswerIn) -> dict[str, str]:
         async with runtime.uow() as uow:
             await handlers.answer_difficulty(difficulty_id, body.answered_by, body.answer, uow)
         return {"difficulty_id": difficulty_id, "answered_by": body.answered_by}

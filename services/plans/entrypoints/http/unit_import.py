@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.plans.handlers import unit_import as handlers
+from shared.limits import allow_body
 from shared.runtime import Runtime
 from shared.units import UnitCode
 
@@ -54,6 +55,7 @@ def _error(message: str, status_code: int) -> JSONResponse:
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it grows past ``limit`` (a Content-Length may lie or be
     absent with chunked encoding)."""
+    allow_body(request, limit)  # a registry file is larger than a command body
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge

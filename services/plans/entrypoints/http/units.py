@@ -35,7 +35,7 @@ def unit_routes(runtime: Runtime) -> APIRouter:
 
     @router.get("/units", response_model=list[UnitOut])
     async def list_units(
-        kind: Annotated[str | None, Query(max_length=32)] = None,
+        kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
         under: UnitCode | None = None,
         active: bool | None = None,
     ) -> list[UnitOut]:
@@ -50,7 +50,7 @@ def unit_routes(runtime: Runtime) -> APIRouter:
         ]
 
     @router.get("/units/{code}", response_model=UnitOut)
-    async def get_unit(code: str) -> UnitOut:
+    async def get_unit(code: UnitCode) -> UnitOut:
         async with runtime.uow() as uow:
             unit = await UnitRepository(uow.session).get(code)
         if unit is None:

@@ -27,12 +27,13 @@ from services.reports.adapters.documents import (
 )
 from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
 from services.reports.handlers import consolidation as handlers
+from shared.limits import Identifier
 from shared.runtime import Runtime
-from shared.units import NfcName, UnitCode
+from shared.units import NfcName, NfcText, UnitCode
 from shared.vntime import ICT
 
 Format = Literal["json", "docx", "xlsx"]
-Key = Annotated[str, Field(min_length=1, max_length=64)]
+Key = Annotated[Identifier, Field(max_length=64)]
 
 DOCUMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -53,19 +54,20 @@ class KeyQuery(BaseModel):
 
 
 def key_query(
-    plan_id: Annotated[str, Query(min_length=1, max_length=64)],
-    schedule_key: Annotated[str, Query(min_length=1, max_length=64)],
-    receiving_unit: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,32}$")],
+    plan_id: Annotated[Identifier, Query(max_length=64)],
+    schedule_key: Annotated[Identifier, Query(max_length=64)],
+    receiving_unit: UnitCode,
 ) -> handlers.ConsolidationKey:
     return handlers.ConsolidationKey(plan_id, schedule_key, receiving_unit)
 
 
 def signer_query(
-    signer_name: Annotated[str, Query(max_length=128)] = "",
-    signer_position: Annotated[str, Query(max_length=128)] = "",
+    signer_name: Annotated[NfcName, Query(max_length=128)] = "",
+    signer_position: Annotated[NfcText, Query(max_length=128)] = "",
 ) -> Signer:
     """Who signs the DOCX; by default the title fits the receiving unit and the name is
-    left for the signer to fill in."""
+    left for the signer to fill in. Both are printed in the document, which cannot hold
+    control characters; the position may span two lines (a committee's "TM." title)."""
     return Signer(position=signer_position.strip(), name=signer_name.strip())
 
 
@@ -203,7 +205,7 @@ def consolidation_routes(runtime: Runtime) -> APIRouter:
         summary="One published version, exactly as published",
     )
     async def published(
-        consolidation_id: str,
+        consolidation_id: Identifier,
         signer: Annotated[Signer, Depends(signer_query)],
         format: Format = "json",
     ) -> Response:

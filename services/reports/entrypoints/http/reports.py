@@ -11,25 +11,27 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.adapters.storage import AttachmentStore
-from services.reports.domain.model import Obligation, Report
+from services.reports.domain.model import Obligation, ObligationStatus, Report
 from services.reports.handlers import intake as handlers
 from services.reports.handlers import review
 from services.reports.settings import ReportsSettings
 from shared.errors import Missing
+from shared.limits import Identifier, allow_body
 from shared.runtime import Runtime
-from shared.units import NfcText, UnitCode
+from shared.units import NfcName, NfcText, UnitCode
 
 
 class SubmitReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    obligation_id: str = Field(max_length=64)
+    obligation_id: Identifier
     unit_code: UnitCode
-    submitted_by: str | None = Field(None, max_length=256)
+    submitted_by: NfcName | None = Field(None, max_length=256)
     narrative: dict[
-        Annotated[str, Field(max_length=16)], Annotated[NfcText, Field(max_length=20000)]
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,16}$")],
+        Annotated[NfcText, Field(max_length=20000)],
     ] = Field(default_factory=dict, max_length=50)
-    indicators: dict[Annotated[str, Field(max_length=64)], StrictInt] = Field(
+    indicators: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], StrictInt] = Field(
         default_factory=dict, max_length=200
     )
 
@@ -145,7 +147,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
         return _receipt(submission.report)
 
     @router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
-    async def get_report(report_id: str) -> ReportOut:
+    async def get_report(report_id: Identifier) -> ReportOut:
         async with runtime.uow() as uow:
             report = await ReportRepository(uow.session).get(report_id)
         if report is None:
@@ -158,7 +160,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["reports"],
         summary="Every version submitted for an obligation",
     )
-    async def versions(obligation_id: str) -> list[ReportOut]:
+    async def versions(obligation_id: Identifier) -> list[ReportOut]:
         async with runtime.uow() as uow:
             if await ObligationRepository(uow.session).get(obligation_id) is None:
                 raise Missing(f"no obligation {obligation_id}")
@@ -171,7 +173,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["review"],
         summary="The receiving unit accepts the report: ReportAccepted",
     )
-    async def accept(report_id: str, body: ReviewIn) -> ReportOut:
+    async def accept(report_id: Identifier, body: ReviewIn) -> ReportOut:
         command = review.Review(report_id, body.reviewer_unit, accept=True)
         async with runtime.uow() as uow:
             return _report_out((await review.review_report(command, uow))[1])
@@ -182,7 +184,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["review"],
         summary="The receiving unit returns it for revision: ReportReturned",
     )
-    async def return_report(report_id: str, body: ReturnIn) -> ReportOut:
+    async def return_report(report_id: Identifier, body: ReturnIn) -> ReportOut:
         command = review.Review(report_id, body.reviewer_unit, accept=False, reason=body.reason)
         async with runtime.uow() as uow:
             return _report_out((await review.review_report(command, uow))[1])
@@ -199,8 +201,17 @@ def report_routes(runtime: Runtime) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         tags=["reports"],
         summary="Attach a file (e.g. the signed PDF) to a report: the raw bytes as the body",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    media_type: {"schema": {"type": "string", "format": "binary"}}
+                    for media_type in rules.content_types
+                },
+            },
+        },
     )
-    async def attach(report_id: str, filename: str, request: Request) -> dict[str, Any]:
+    async def attach(report_id: Identifier, filename: str, request: Request) -> dict[str, Any]:
         content = await _read_limited(request, rules.max_bytes)
         command = handlers.Attach(
             report_id=report_id,
@@ -215,8 +226,8 @@ def report_routes(runtime: Runtime) -> APIRouter:
     @router.get("/obligations", response_model=list[ObligationOut], tags=["obligations"])
     async def list_obligations(
         unit: UnitCode | None = None,
-        status: str | None = None,
-        plan_id: str | None = None,
+        status: ObligationStatus | None = None,
+        plan_id: Identifier | None = None,
     ) -> list[ObligationOut]:
         async with runtime.uow() as uow:
             found = await ObligationRepository(uow.session).find(
@@ -225,7 +236,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
         return [_obligation_out(o) for o in found]
 
     @router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
-    async def get_obligation(obligation_id: str) -> ObligationOut:
+    async def get_obligation(obligation_id: Identifier) -> ObligationOut:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(obligation_id)
         if obligation is None:
@@ -237,6 +248,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
 
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed the limit."""
+    allow_body(request, limit)  # files are larger than command bodies
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the file is larger than {limit} bytes")
