@@ -12,6 +12,7 @@ Each consumer is a durable JetStream pull consumer with explicit acks. For every
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,9 @@ REASON_HEADER = "qcdc-deadletter-reason"
 ORIGINAL_SUBJECT_HEADER = "qcdc-original-subject"
 CONSUMER_HEADER = "qcdc-consumer"
 DELIVERIES_HEADER = "qcdc-deliveries"
+TRUNCATED_HEADER = "qcdc-deadletter-truncated"
+"""Set when the body was cut to fit: the original body's length and SHA-256."""
+MAX_REASON = 1000
 
 
 @dataclass
@@ -131,19 +135,43 @@ class IdempotentConsumer:
         seq = raw.metadata.sequence.stream if raw.metadata else 0
         headers.update(
             {
-                REASON_HEADER: reason,
+                REASON_HEADER: reason[:MAX_REASON],
                 ORIGINAL_SUBJECT_HEADER: raw.subject,
                 CONSUMER_HEADER: self.spec.durable,
                 DELIVERIES_HEADER: str(delivered),
                 "Nats-Msg-Id": f"dl-{self.spec.durable}-{self.spec.stream.name}-{seq}",
             }
         )
-        log.error("message dead-lettered", reason=reason, subject=raw.subject)
-        js = self.broker.connection.jetstream()
-        await js.publish(
-            dead_letter_subject(self.spec.service, self.spec.name), raw.data, headers=headers
-        )
+        connection = self.broker.connection
+        body = fit_dead_letter(raw.data, headers, connection.max_payload)
+        log.error("message dead-lettered", reason=reason[:MAX_REASON], subject=raw.subject)
+        try:
+            await connection.jetstream().publish(
+                dead_letter_subject(self.spec.service, self.spec.name), body, headers=headers
+            )
+        except Exception as exc:
+            # Not acked: the message comes back and is dead-lettered when the bus can take it.
+            log.warning("dead letter not written; will retry", error=repr(exc))
+            await msg.nack(delay=self.backoff(delivered))
+            return
         await msg.ack()
+
+
+def fit_dead_letter(body: bytes, headers: dict[str, str], max_payload: int) -> bytes:
+    """The body, cut so that headers and body fit in one NATS message: a message that already
+    filled max_payload could not be dead-lettered with our headers added, and would come back
+    forever. A cut body is marked with the original's length and SHA-256."""
+    if _header_size(headers) + len(body) <= max_payload:
+        return body
+    digest = hashlib.sha256(body).hexdigest()
+    headers[TRUNCATED_HEADER] = f"{len(body)} bytes, sha256 {digest}"
+    return body[: max(max_payload - _header_size(headers), 0)]
+
+
+def _header_size(headers: Mapping[str, str]) -> int:
+    """Bytes of the NATS header block (``NATS/1.0``, one line per header, a blank line)."""
+    lines = sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+    return len(b"NATS/1.0\r\n") + lines + 2
 
 
 async def _raw_body(msg: NatsMessage) -> bytes:
