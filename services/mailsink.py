@@ -29,7 +29,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
-READABLE = email.policy.default.clone(utf8=True)
+# Headers unfolded up to RFC 5322's hard limit: Python folds a long UTF-8 subject right
+# after "Subject:", which readers then show with a leading space.
+READABLE = email.policy.default.clone(utf8=True, max_line_length=998)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
