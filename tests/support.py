@@ -98,6 +98,16 @@ class SmtpInbox(Waitable):
         self.add(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
         return "250 Message accepted for delivery"
 
+    def with_subject(self, fragment: str) -> list[Received]:
+        """The messages whose subject contains ``fragment`` (e.g. "[Xác nhận]" for receipts)."""
+        return [m for m in self.items if fragment in m.subject]
+
+    async def wait_for_subject(
+        self, fragment: str, count: int = 1, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Received]:
+        await self.wait_for(lambda _items: len(self.with_subject(fragment)) >= count, timeout)
+        return self.with_subject(fragment)
+
     def start(self) -> None:
         self._controller.start()
 

@@ -135,7 +135,9 @@ def _receipt_mail(mail_dir: Path, receipt_number: str) -> EmailMessage | None:
     for path in sorted(mail_dir.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        if receipt_number in str(message["Subject"]):
+        subject = str(message["Subject"])
+        # The receiving unit gets a notice naming the same receipt; the receipt is "[Xác nhận]".
+        if subject.startswith("[Xác nhận]") and receipt_number in subject:
             return message
     return None
 
