@@ -36,5 +36,5 @@ bench: venv
 
 # Removes the embedded data (var/) and tool caches; keeps .venv.
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

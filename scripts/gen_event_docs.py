@@ -52,6 +52,8 @@ from shared.events import (
     ScheduleChange,
     ScheduledReport,
     SubPlanRegistered,
+    TokenIssued,
+    TokenRevoked,
     UnitRegistered,
     UnitUpdated,
 )
@@ -454,6 +456,21 @@ def examples() -> dict[type[Event], Event]:
             attempts=8,
             last_error="SMTPRecipientRefused(550, '5.1.1 mailbox unavailable')",
             failed_at=_at("2023-06-02T09:31:40+07:00"),
+        ),
+        TokenIssued(
+            unit_path=COMMUNE,
+            token_id="5b7e2c9a-1f0d-4c3b-9a8e-7d6c5b4a3f21",
+            token_hash="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            unit_code=COMMUNE[-1],
+            role="submitter",
+            expires_at=_at("2024-01-16T08:00:00+07:00"),
+            issued_by="1c2d3e4f-admin-token",
+        ),
+        TokenRevoked(
+            unit_path=COMMUNE,
+            token_id="5b7e2c9a-1f0d-4c3b-9a8e-7d6c5b4a3f21",
+            revoked_at=_at("2023-09-01T10:00:00+07:00"),
+            revoked_by="1c2d3e4f-admin-token",
         ),
     ]
     by_type = {type(event): event for event in found}

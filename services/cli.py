@@ -17,6 +17,7 @@ import typer
 
 from services.nats_cli import nats_app
 from services.plans.entrypoints.cli import plans_app, units_app
+from services.plans.entrypoints.cli.tokens import tokens_app
 from services.reports.entrypoints.cli import reports_app
 from shared.clock import parse_instant
 from shared.logging import configure_logging
@@ -32,6 +33,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(units_app, name="units")
 app.add_typer(plans_app, name="plans")
 app.add_typer(reports_app, name="reports")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(nats_app, name="nats")
 
 
@@ -125,6 +127,9 @@ def up(
     notify_port: int = 8303,
     smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port.")] = 8025,
     seed: Annotated[bool, typer.Option(help="Seed demo units and a plan on first start.")] = True,
+    secure: Annotated[
+        bool, typer.Option("--secure", help="Require NATS credentials (generated per service).")
+    ] = False,
 ) -> None:
     """Start the embedded system: nats-server, the three services, a mail sink, demo data."""
     from services.embedded import EmbeddedPorts, run_embedded
@@ -132,7 +137,7 @@ def up(
     ports = EmbeddedPorts(
         nats=nats_port, plans=plans_port, reports=reports_port, notify=notify_port, smtp=smtp_port
     )
-    raise typer.Exit(run_embedded(data_dir, ports, seed=seed))
+    raise typer.Exit(run_embedded(data_dir, ports, seed=seed, secure=secure))
 
 
 def main() -> None:

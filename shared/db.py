@@ -145,3 +145,42 @@ def run_migrations_in_env(metadata: sa.MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(_offline_cli())
+
+
+@dataclass(frozen=True)
+class SecurityTables:
+    """Valid API tokens (hashes only, kept from TokenIssued/TokenRevoked) and the audit log:
+    who did what, when, and every refusal."""
+
+    tokens: sa.Table
+    audit: sa.Table
+
+
+def security_tables(metadata: sa.MetaData) -> SecurityTables:
+    tokens = sa.Table(
+        "api_tokens",
+        metadata,
+        sa.Column("token_id", sa.String(64), primary_key=True),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("unit_code", sa.String(32), nullable=False),
+        sa.Column("unit_path", sa.JSON, nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=True),
+        sa.Column("revoked_at", UTCDateTime, nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    audit = sa.Table(
+        "audit_log",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", UTCDateTime, nullable=False, index=True),
+        sa.Column("token_id", sa.String(64), nullable=False),
+        sa.Column("unit_code", sa.String(32), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("target", sa.String(256), nullable=False, server_default=""),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Column("correlation_id", sa.String(128), nullable=False, server_default=""),
+    )
+    return SecurityTables(tokens=tokens, audit=audit)

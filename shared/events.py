@@ -236,6 +236,33 @@ class DifficultyRaised(Event):
     raised_at: AwareDatetime
 
 
+# --- API tokens (published by the plans service) ---------------------------------------
+
+
+class TokenIssued(Event):
+    """An API token was created. Carries its SHA-256, never the token itself, so every
+    service can check the token on its own."""
+
+    aggregate = "token"
+    event = "issued"
+
+    token_id: str
+    token_hash: str = Field(description="SHA-256 (hex) of the token.")
+    unit_code: UnitCode
+    role: str = Field(description="submitter, reviewer, planner, administrator, integrator")
+    expires_at: AwareDatetime | None = None
+    issued_by: str = ""
+
+
+class TokenRevoked(Event):
+    aggregate = "token"
+    event = "revoked"
+
+    token_id: str
+    revoked_at: AwareDatetime
+    revoked_by: str = ""
+
+
 # --- reports (published by the reports service) ---------------------------------------
 
 
@@ -384,6 +411,8 @@ CATALOGUE: tuple[type[Event], ...] = (
     ConsolidationPublished,
     NotificationDelivered,
     NotificationFailed,
+    TokenIssued,
+    TokenRevoked,
 )
 
 BY_TYPE: dict[str, type[Event]] = {cls.ce_type(): cls for cls in CATALOGUE}

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, new_correlation_id
+from shared.db import SecurityTables
 from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
 from shared.runtime import Runtime
+from shared.security import audit_forbidden, current_principal, find_audit
+from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
 log = structlog.get_logger(__name__)
@@ -27,6 +32,8 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if runtime.settings.auth == "open":
+            log.warning("QCDC_AUTH=open: the API requires no token (development only)")
         async with runtime.running():
             yield
 
@@ -46,6 +53,19 @@ def create_app(
         response = await call_next(request)
         response.headers[CORRELATION_HTTP_HEADER] = correlation_id[:128]
         return response
+
+    @app.exception_handler(Unauthenticated)
+    async def unauthenticated(_request: Request, exc: Unauthenticated) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"message": exc.reason}},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        await audit_forbidden(runtime, request, exc.message)
+        return JSONResponse({"error": {"message": exc.message}}, status_code=403)
 
     @app.exception_handler(Refused)
     async def refused(_request: Request, exc: Refused) -> JSONResponse:
@@ -88,6 +108,32 @@ def create_app(
         return JSONResponse(body, status_code=200)
 
     return app
+
+
+def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/audit", summary="Who did what, and every refusal (administrators)")
+    async def audit_log(
+        unit: UnitCode | None = None,
+        action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")] = None,
+        outcome: Annotated[str | None, Query(pattern="^(done|forbidden|unauthenticated)$")] = None,
+        since: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        current_principal().require(Role.ADMINISTRATOR)
+        async with runtime.uow() as uow:
+            return await find_audit(
+                uow.session,
+                security,
+                unit=unit,
+                action=action,
+                outcome=outcome,
+                since=since,
+                limit=limit,
+            )
+
+    return router
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:

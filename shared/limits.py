@@ -45,6 +45,9 @@ Identifier = Annotated[
 ]
 """An id or key as clients send it: 1–128 characters, none of them a control character."""
 
+PrintableText = Annotated[str, AfterValidator(_printable)]
+"""Text of one line a client sends (an address, a secret): no control character."""
+
 
 @dataclass
 class BodyLimit:

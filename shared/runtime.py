@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, NatsUserPassword
 from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -25,7 +25,7 @@ from shared.bus.consumer import ConsumerSpec, register_consumer
 from shared.bus.relay import OutboxRelay
 from shared.bus.streams import provision
 from shared.clock import Clock, clock_from_spec
-from shared.db import MessagingTables, create_engine, migrate
+from shared.db import MessagingTables, SecurityTables, create_engine, migrate
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
@@ -33,9 +33,11 @@ log = structlog.get_logger(__name__)
 
 
 def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
-    credentials = {}
-    if settings.nats_user:
-        credentials = {"user": settings.nats_user, "password": settings.nats_password}
+    security = (
+        NatsUserPassword(settings.nats_user, settings.nats_password or "")
+        if settings.nats_user
+        else None
+    )
     return NatsBroker(
         [url.strip() for url in settings.nats_url.split(",")],
         name=f"qcdc-{service}",
@@ -44,7 +46,7 @@ def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
         connect_timeout=2,
         graceful_timeout=10.0,
         log_level=logging.DEBUG,  # per-message Received/Processed lines are debug detail
-        **credentials,  # type: ignore[arg-type]
+        security=security,
     )
 
 
@@ -59,6 +61,7 @@ class Runtime:
     background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
+    security: SecurityTables | None = None
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     broker: NatsBroker = field(init=False)
@@ -78,7 +81,7 @@ class Runtime:
             self.now_clock,
             poll_seconds=self.settings.outbox_poll_seconds,
         )
-        for spec in self.consumers:
+        for spec in [*self.consumers, *self._token_consumers()]:
             register_consumer(
                 self.broker,
                 spec,
@@ -87,6 +90,25 @@ class Runtime:
                 ack_wait_seconds=self.settings.consumer_ack_wait_seconds,
                 batch_size=self.settings.consumer_batch_size,
             )
+
+    def _token_consumers(self) -> list[ConsumerSpec]:
+        """A service with an API keeps its own copy of the valid token hashes."""
+        if self.security is None:
+            return []
+        from shared.bus.streams import PLANS
+        from shared.events import TokenIssued, TokenRevoked
+        from shared.security import on_token_issued, on_token_revoked
+
+        prefix = self.consumers[0].service if self.consumers else self.service
+        return [
+            ConsumerSpec(
+                service=prefix,
+                name="tokens",
+                stream=PLANS,
+                subjects=["qcdc.v1.token.>"],
+                handlers={TokenIssued: on_token_issued, TokenRevoked: on_token_revoked},
+            )
+        ]
 
     @property
     def now_clock(self) -> Clock:
@@ -107,6 +129,7 @@ class Runtime:
             source=self.source,
             clock=self.now_clock,
             on_commit=self.relay.wake,
+            security=self.security,
         )
 
     async def migrate(self) -> None:

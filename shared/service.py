@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from shared.bus.consumer import ConsumerSpec
 from shared.clock import Clock
-from shared.db import MessagingTables
-from shared.http import create_app, serve
+from shared.db import MessagingTables, SecurityTables
+from shared.http import audit_routes, create_app, serve
 from shared.logging import configure_logging
 from shared.runtime import Runtime
+from shared.security import authenticate
 from shared.settings import ServiceSettings
 
 BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
@@ -37,6 +38,8 @@ class ServiceDefinition:
     routes: Callable[[Runtime], APIRouter]
     background_jobs: tuple[BackgroundJob, ...] = field(default=())
     responders: tuple[Callable[[Runtime], None], ...] = field(default=())
+    security: SecurityTables | None = None
+    """API tokens and audit log tables: the service's HTTP API requires authentication."""
     """Request-reply subscribers, registered on the runtime's broker."""
 
     def settings(self) -> ServiceSettings:
@@ -54,6 +57,7 @@ class ServiceDefinition:
             consumers=self.consumer_specs(settings),
             clock=clock,
             background_jobs=list(self.background_jobs),
+            security=self.security,
         )
         for register in self.responders:
             register(runtime)
@@ -61,7 +65,10 @@ class ServiceDefinition:
 
     def app(self, runtime: Runtime) -> FastAPI:
         app = create_app(runtime, title=self.title, description=self.description)
-        app.include_router(self.routes(runtime))
+        guard = [Depends(authenticate)] if self.security is not None else []
+        app.include_router(self.routes(runtime), dependencies=guard)
+        if self.security is not None:
+            app.include_router(audit_routes(runtime, self.security), dependencies=guard)
         return app
 
     @asynccontextmanager

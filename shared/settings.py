@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,11 @@ class ServiceSettings(BaseSettings):
         description="Largest HTTP request body (413 beyond); attachments have their own limit.",
     )
     log_level: str = "INFO"
+    auth: Literal["open", "tokens"] = Field(
+        "open",
+        description="tokens: every API call needs a bearer token (production); open: "
+        "development only, every caller is an administrator of everything.",
+    )
     clock: str = Field("system", description="system | fixed:<instant> | file:<path> | offset:<s>")
     data_dir: str = Field("var", description="Folder for SQLite files and stored attachments.")
     bus_provision: bool = Field(True, description="Create/update the JetStream streams at start.")

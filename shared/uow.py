@@ -13,10 +13,11 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.auth import Principal
 from shared.bus.envelope import encode
 from shared.clock import Clock
 from shared.context import current_correlation_id
-from shared.db import MessagingTables
+from shared.db import MessagingTables, SecurityTables
 from shared.events import Event
 
 
@@ -29,12 +30,15 @@ class UnitOfWork:
         source: str,
         clock: Clock,
         on_commit: Callable[[], None] | None = None,
+        security: SecurityTables | None = None,
     ) -> None:
         self._sessions = sessions
         self.messaging = messaging
         self.source = source
         self.clock = clock
         self._on_commit = on_commit
+        self.security = security
+        self._audits: list[tuple[Principal, str, str]] = []
         self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
         self.published: list[Event] = []
         self._session: AsyncSession | None = None
@@ -48,6 +52,7 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
         self._pending.clear()
+        self._audits.clear()
         self.published = []
         await self._session.begin()
         return self
@@ -93,7 +98,30 @@ class UnitOfWork:
         result = await self.session.execute(statement)
         return bool(getattr(result, "rowcount", 0))
 
+    def audit(self, principal: Principal, action: str, target: str = "") -> None:
+        """Record in the audit log, in this transaction, that ``principal`` did ``action``."""
+        self._audits.append((principal, action, target))
+
     async def commit(self) -> None:
+        if self._audits and self.security is not None:
+            await self.session.execute(
+                self.security.audit.insert(),
+                [
+                    {
+                        "at": self.clock.now(),
+                        "token_id": principal.token_id,
+                        "unit_code": principal.unit_code,
+                        "role": principal.role.value,
+                        "action": action,
+                        "target": target[:256],
+                        "outcome": "done",
+                        "reason": "",
+                        "correlation_id": current_correlation_id(),
+                    }
+                    for principal, action, target in self._audits
+                ],
+            )
+            self._audits.clear()
         if self._pending:
             now = self.clock.now()
             await self.session.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notify.adapters.db import messaging
+from services.notify.adapters.db import messaging, security
 from services.notify.entrypoints.bus import consumer_specs
 from services.notify.entrypoints.digest import run_digest_job
 from services.notify.entrypoints.http import build_routes
@@ -18,6 +18,7 @@ SERVICE = ServiceDefinition(
     description="Contacts and subscriptions, e-mail and webhooks, the delivery log.",
     settings_type=NotifySettings,
     messaging=messaging,
+    security=security,
     migrations=Path(__file__).parent / "adapters" / "migrations",
     consumer_specs=consumer_specs,
     routes=build_routes,

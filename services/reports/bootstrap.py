@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.reports.adapters.db import messaging
+from services.reports.adapters.db import messaging, security
 from services.reports.entrypoints.bus import consumer_specs, register_submit_responder
 from services.reports.entrypoints.clock import run_deadline_clock
 from services.reports.entrypoints.http import build_routes
@@ -17,6 +17,7 @@ SERVICE = ServiceDefinition(
     description="Obligations, report intake and review, the deadline clock, consolidations.",
     settings_type=ReportsSettings,
     messaging=messaging,
+    security=security,
     migrations=Path(__file__).parent / "adapters" / "migrations",
     consumer_specs=consumer_specs,
     routes=build_routes,

@@ -15,6 +15,11 @@ class ReportsSettings(ServiceSettings):
         description="Unit code whose subtree this instance owns (a district's own instance); "
         "empty: the whole registry.",
     )
+    scope_path: str = Field(
+        "",
+        description="The scope unit's path, dot-separated (e.g. T89.H801): a district's "
+        "instance listens for bus submissions under it only, as its credential allows.",
+    )
     delegated: list[str] = Field(
         default_factory=list,
         description="Subtrees owned by other instances (e.g. districts running their own); "

@@ -49,8 +49,9 @@ PLANS = StreamSpec(
         "qcdc.v1.subplan.>",
         "qcdc.v1.request.>",
         "qcdc.v1.difficulty.>",
+        "qcdc.v1.token.>",
     ),
-    "Unit registry, plans, sub-plans, report requests and difficulties",
+    "Unit registry, plans, sub-plans, report requests, difficulties, API tokens",
 )
 REPORTS = StreamSpec(
     "QCDC_REPORTS",

@@ -40,11 +40,6 @@ pytestmark = [
     # schemathesis draws from `random` inside its strategies; hypothesis warns about it.
     pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning"),
 ]
-NOTIFY_PENDING = pytest.mark.xfail(
-    strict=False,
-    reason="notify's ids, filters and subscription fields take a NUL: a 500 on PostgreSQL "
-    "when generated (reported; fixed in services/notify). Remove this mark then.",
-)
 
 EXAMPLES_PER_OPERATION = 15
 """Per operation and per variant (generated, seeded): bounds the run to well under 2 min."""
@@ -227,9 +222,7 @@ async def fuzzed(
             await service.stop()
 
 
-@pytest.mark.parametrize(
-    "fuzzed", ["plans", "reports", pytest.param("notify", marks=NOTIFY_PENDING)], indirect=True
-)
+@pytest.mark.parametrize("fuzzed", ["plans", "reports", "notify"], indirect=True)
 async def test_no_generated_request_gets_a_server_error(
     fuzzed: tuple[InProcessService, Seeded],
 ) -> None:

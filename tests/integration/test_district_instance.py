@@ -3,11 +3,13 @@ bus: its communes submit to it, it reviews them, its own report reaches the prov
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from services.plans.bootstrap import SERVICE as PLANS
@@ -37,6 +39,7 @@ async def instances(
             nats_url=nats_server.url,
             database_url=f"sqlite+aiosqlite:///{tmp_path}/h801.db",
             scope="H801",
+            scope_path="T89.H801",
             data_dir=str(tmp_path / "d"),
         ),
     }
@@ -107,6 +110,24 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
         at_province = (await province.get(f"/obligations/{own['id']}")).json()
         # A province department's own report stays with the province's instance.
         stp = await _obligation(province, "T89-STP")
+        nc = await nats.connect(instances["plans"].settings.nats_url)
+        try:
+            over_bus = json.loads(
+                (
+                    await nc.request(
+                        "qcdc.v1.rpc.report.submit.T89.H801.X80102",
+                        json.dumps(
+                            {
+                                "obligation_id": (await _obligation(district, "X80102"))["id"],
+                                "unit_code": "X80102",
+                            }
+                        ).encode(),
+                        timeout=10,
+                    )
+                ).data
+            )
+        finally:
+            await nc.close()
         stp_at_district = await district.post(
             "/reports", json={"obligation_id": stp["id"], "unit_code": "T89-STP"}
         )
@@ -120,3 +141,4 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
     assert copies[0]["indicators"] == {"reception_sessions": 4, "citizens_received": 30}
     assert at_province["status"] == "submitted"
     assert stp_at_district.status_code == 422
+    assert over_bus["receipt_number"].startswith("BC-H801-")

@@ -26,6 +26,7 @@ OWNER_STREAM = {
     "subplan": PLANS.name,
     "request": PLANS.name,
     "difficulty": PLANS.name,
+    "token": PLANS.name,
     "report": REPORTS.name,
     "deadline": REPORTS.name,
     "consolidation": REPORTS.name,

@@ -39,11 +39,6 @@ SERVICES = {"plans": PLANS, "reports": REPORTS, "notify": NOTIFY}
 BODY_LIMIT = 4096
 ATTACHMENT_LIMIT = 16384
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-NOTIFY_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="notify's ids and filters accept control characters (a NUL is a 500 on "
-    "PostgreSQL); reported, to be fixed in services/notify. Remove this mark then.",
-)
 
 
 @pytest.fixture
@@ -309,7 +304,7 @@ def _body_model_names(schema: dict[str, Any]) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("name", ["plans", "reports", pytest.param("notify", marks=NOTIFY_PENDING)])
+@pytest.mark.parametrize("name", ["plans", "reports", "notify"])
 async def test_no_command_field_takes_control_characters_and_names_are_nfc(
     app_factory: Callable[[str], Any], name: str
 ) -> None:
@@ -336,7 +331,7 @@ def _operations(schema: dict[str, Any]) -> Iterator[tuple[str, str, list[dict[st
             yield method, route, operation.get("parameters", [])
 
 
-@pytest.mark.parametrize("name", ["plans", "reports", pytest.param("notify", marks=NOTIFY_PENDING)])
+@pytest.mark.parametrize("name", ["plans", "reports", "notify"])
 async def test_a_nul_in_any_path_or_query_parameter_is_refused_before_the_database(
     app_factory: Callable[[str], Any], name: str
 ) -> None:

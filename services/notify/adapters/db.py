@@ -18,11 +18,12 @@ from services.notify.domain.model import (
     Message,
     Subscription,
 )
-from shared.db import UTCDateTime, messaging_tables
+from shared.db import UTCDateTime, messaging_tables, security_tables
 from shared.events import Channel
 
 metadata = sa.MetaData()
 messaging = messaging_tables(metadata)
+security = security_tables(metadata)
 
 contacts = sa.Table(
     "contacts",

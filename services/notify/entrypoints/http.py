@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,10 +14,12 @@ from services.notify.adapters.db import (
 )
 from services.notify.domain.model import Delivery, DeliveryStatus, Subscription
 from services.notify.domain.rules import event_type_of
+from services.notify.handlers import delivery as delivery_handlers
 from services.notify.handlers import subscriptions as handlers
 from services.notify.settings import NotifySettings
-from shared.errors import Conflict, Missing
+from shared.errors import Missing
 from shared.events import Channel
+from shared.limits import Identifier, PrintableText
 from shared.runtime import Runtime
 from shared.units import UnitCode
 
@@ -29,12 +31,14 @@ class SubscriptionIn(BaseModel):
 
     unit_code: UnitCode
     include_subtree: bool = False
-    event_types: list[str] = Field(
+    event_types: list[Identifier] = Field(
         min_length=1, max_length=64, description="e.g. report.submitted or its CloudEvents type"
     )
     channel: Channel
-    address: str = Field(min_length=3, max_length=2048, description="E-mail or webhook URL.")
-    secret: str | None = Field(
+    address: PrintableText = Field(
+        min_length=3, max_length=2048, description="E-mail or webhook URL."
+    )
+    secret: PrintableText | None = Field(
         None, max_length=256, description="Webhooks: the HMAC key, 16+ characters."
     )
     digest: bool = Field(False, description="E-mail: one daily digest instead of each message.")
@@ -161,7 +165,7 @@ def _subscription_routes(router: APIRouter, runtime: Runtime) -> None:
         response_model=SubscriptionOut,
         tags=["subscriptions"],
     )
-    async def get_subscription(subscription_id: str) -> SubscriptionOut:
+    async def get_subscription(subscription_id: Identifier) -> SubscriptionOut:
         async with runtime.uow() as uow:
             found = await SubscriptionRepository(uow.session).get(subscription_id)
         if found is None:
@@ -174,7 +178,7 @@ def _subscription_routes(router: APIRouter, runtime: Runtime) -> None:
         tags=["subscriptions"],
         summary="Deactivate a subscription (kept for the delivery log)",
     )
-    async def delete_subscription(subscription_id: str) -> SubscriptionOut:
+    async def delete_subscription(subscription_id: Identifier) -> SubscriptionOut:
         async with runtime.uow() as uow:
             return _subscription_out(await handlers.unsubscribe(subscription_id, uow))
 
@@ -183,7 +187,7 @@ def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
     @router.get("/deliveries", response_model=list[DeliveryOut], tags=["deliveries"])
     async def list_deliveries(
         unit: UnitCode | None = Query(None, description="The unit or any unit below it."),
-        event_type: str | None = Query(None, max_length=128),
+        event_type: Identifier | None = None,
         status: str | None = Query(None, pattern=STATUSES),
         channel: Channel | None = None,
         since: datetime | None = Query(None, description="Created at or after."),
@@ -204,7 +208,7 @@ def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
         return [_out(d) for d in found]
 
     @router.get("/deliveries/{key}", response_model=DeliveryDetail, tags=["deliveries"])
-    async def get_delivery(key: str) -> DeliveryDetail:
+    async def get_delivery(key: Identifier) -> DeliveryDetail:
         async with runtime.uow() as uow:
             found = await DeliveryRepository(uow.session).get(key)
         if found is None:
@@ -217,19 +221,9 @@ def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
         tags=["deliveries"],
         summary="Send a failed delivery again (its attempts are kept)",
     )
-    async def redeliver(key: str) -> DeliveryOut:
+    async def redeliver(key: Identifier) -> DeliveryOut:
         async with runtime.uow() as uow:
-            repository = DeliveryRepository(uow.session)
-            # Retry times run on the wall clock, like the sender's (not QCDC_CLOCK).
-            if not await repository.redeliver(key, datetime.now(UTC)):
-                found = await repository.get(key)
-                if found is None:
-                    raise Missing(f"no delivery {key}")
-                raise Conflict(f"delivery {key} is {found.status.value}; only a failed one")
-            delivered = await repository.get(key)
-            await uow.commit()
-        assert delivered is not None
-        return _out(delivered)
+            return _out(await delivery_handlers.redeliver(key, uow))
 
 
 def _event_type(name: str | None) -> str | None:

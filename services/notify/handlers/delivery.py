@@ -33,7 +33,9 @@ from services.notify.adapters.mail import build_email
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import Delivery, DeliveryStatus, retry_delay
 from shared.context import bind_correlation_id, current_correlation_id
+from shared.errors import Conflict, Missing
 from shared.events import Channel, NotificationDelivered, NotificationFailed
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -399,3 +401,21 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
             failed_at=uow.clock.now(),
         )
     )
+
+
+async def redeliver(key: str, uow: UnitOfWork) -> Delivery:
+    """Put a failed delivery back in the queue, due now (the unit's own tokens, or an
+    administrator above it); its attempts are kept."""
+    repository = DeliveryRepository(uow.session)
+    found = await repository.get(key)
+    if found is None:
+        raise Missing(f"no delivery {key}")
+    current_principal().require_unit(found.unit_code, "redeliver notifications", found.unit_path)
+    # Retry times run on the wall clock, like the sender's (not QCDC_CLOCK).
+    if not await repository.redeliver(key, datetime.now(UTC)):
+        raise Conflict(f"delivery {key} is {found.status.value}; only a failed one")
+    audit(uow, "notification.redelivered", key)
+    delivered = await repository.get(key)
+    await uow.commit()
+    assert delivered is not None
+    return delivered

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC
 from urllib.parse import urlsplit
 
-from services.notify.adapters.db import SubscriptionRepository
+from services.notify.adapters.db import ContactRepository, SubscriptionRepository
 from services.notify.domain.model import Message, Subscription, host_allowed
 from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
 from shared.bus.envelope import SPECVERSION, Envelope
 from shared.errors import Missing, Refused
 from shared.events import Channel, Event
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork
 
 MIN_SECRET_LENGTH = 16
@@ -55,6 +56,7 @@ async def subscribe(
     allowlist: Sequence[str],
     resolver: Resolver = system_resolver,
 ) -> Subscription:
+    await require_own_unit(uow, command.unit_code, "subscribe")
     errors = _event_type_errors(command) + _channel_errors(command)
     if command.channel is Channel.WEBHOOK and not errors:
         errors += await _destination_errors(command.address, allowlist, resolver)
@@ -73,6 +75,7 @@ async def subscribe(
         created_at=uow.clock.now(),
     )
     await SubscriptionRepository(uow.session).add(subscription)
+    audit(uow, "subscription.created", f"{subscription.id} {subscription.unit_code}")
     await uow.commit()
     return subscription
 
@@ -80,12 +83,24 @@ async def subscribe(
 async def unsubscribe(subscription_id: str, uow: UnitOfWork) -> Subscription:
     """Deactivate: kept for the delivery log, which names it, but matches nothing more."""
     repository = SubscriptionRepository(uow.session)
-    if not await repository.deactivate(subscription_id):
+    existing = await repository.get(subscription_id)
+    if existing is None:
         raise Missing(f"no subscription {subscription_id}")
+    await require_own_unit(uow, existing.unit_code, "unsubscribe")
+    await repository.deactivate(subscription_id)
     found = await repository.get(subscription_id)
+    audit(uow, "subscription.deactivated", f"{subscription_id} {existing.unit_code}")
     await uow.commit()
     assert found is not None
     return found
+
+
+async def require_own_unit(uow: UnitOfWork, unit_code: str, doing: str) -> None:
+    """A token acts for its own unit; an administrator for any unit of its subtree (the path
+    comes from the registry's events; a unit not heard of yet is only its own)."""
+    contact = await ContactRepository(uow.session).get(unit_code)
+    path = contact.unit_path if contact else [unit_code]
+    current_principal().require_unit(unit_code, doing, path)
 
 
 def _error(field: str, message: str) -> dict[str, str]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shared.db import UTCDateTime, messaging_tables
+from shared.db import UTCDateTime, messaging_tables, security_tables
 
 metadata = sa.MetaData()
 messaging = messaging_tables(metadata)
+security = security_tables(metadata)
 
 units = sa.Table(
     "units",

@@ -12,8 +12,10 @@ import structlog
 from services.plans.adapters.repositories import PlanRepository, SubPlanRepository, UnitRepository
 from services.plans.domain.plans import Amendment, Plan, PlanRefused, PlanStatus
 from services.plans.domain.units import Unit, UnitRefused, resolve_reference
+from shared.auth import Role
 from shared.errors import Conflict, Missing
 from shared.events import SubPlanRegistered
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -49,6 +51,7 @@ class SubPlanStatus:
 async def draft_plan(command: DraftPlan, uow: UnitOfWork) -> Plan:
     registry = await UnitRepository(uow.session).all()
     plan = _resolved(command.plan, command.province, registry)
+    _may_plan_for(plan, registry)
     plan.id = str(uuid.uuid4())
     plan.status = PlanStatus.DRAFT
     plans = PlanRepository(uow.session)
@@ -63,6 +66,7 @@ async def draft_plan(command: DraftPlan, uow: UnitOfWork) -> Plan:
         action="drafted",
         details={"doc_number": plan.doc_number},
     )
+    audit(uow, "plan.drafted", plan.id)
     await uow.commit()
     return plan
 
@@ -106,6 +110,14 @@ def _scope(issuing: str, province: str | None, registry: dict[str, Unit]) -> Uni
     return None
 
 
+def _may_plan_for(plan: Plan, registry: dict[str, Unit]) -> None:
+    """Planners issue and change plans only as their own unit."""
+    principal = current_principal()
+    principal.require(Role.PLANNER, Role.ADMINISTRATOR)
+    issuer = registry.get(plan.issuing_unit)
+    principal.require_unit(plan.issuing_unit, "issue plans", issuer.path if issuer else None)
+
+
 async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
     plan = await plans.get(plan_id)
     if plan is None:
@@ -117,7 +129,9 @@ async def issue_plan(plan_id: str, uow: UnitOfWork, actor: str = "system") -> Pl
     plans = PlanRepository(uow.session)
     plan = await _plan(plans, plan_id)
     parent = await _plan(plans, plan.parent_plan_id) if plan.parent_plan_id else None
-    event = plan.issue(await UnitRepository(uow.session).all(), parent)
+    registry = await UnitRepository(uow.session).all()
+    _may_plan_for(plan, registry)
+    event = plan.issue(registry, parent)
     now = uow.clock.now()
     await plans.save(plan, now)
     await plans.record(
@@ -137,6 +151,7 @@ async def issue_plan(plan_id: str, uow: UnitOfWork, actor: str = "system") -> Pl
             ),
             uow,
         )
+    audit(uow, "plan.issued", plan.id)
     await uow.commit()
     log.info("plan issued", plan_id=plan.id, assignees=len(plan.assignees))
     return plan
@@ -147,7 +162,9 @@ async def amend_plan(
 ) -> Plan:
     plans = PlanRepository(uow.session)
     plan = await _plan(plans, plan_id)
-    event = plan.amend(amendment, await UnitRepository(uow.session).all())
+    registry = await UnitRepository(uow.session).all()
+    _may_plan_for(plan, registry)
+    event = plan.amend(amendment, registry)
     now = uow.clock.now()
     await plans.save(plan, now)
     await plans.record(
@@ -158,6 +175,7 @@ async def amend_plan(
         details=event.model_dump(mode="json", exclude={"unit_path"}),
     )
     uow.publish(event)
+    audit(uow, "plan.amended", plan.id)
     await uow.commit()
     return plan
 
@@ -165,11 +183,14 @@ async def amend_plan(
 async def close_plan(plan_id: str, reason: str, uow: UnitOfWork, actor: str = "system") -> Plan:
     plans = PlanRepository(uow.session)
     plan = await _plan(plans, plan_id)
+    registry = await UnitRepository(uow.session).all()
+    _may_plan_for(plan, registry)
     now = uow.clock.now()
-    event = plan.close(reason, now, await UnitRepository(uow.session).all())
+    event = plan.close(reason, now, registry)
     await plans.save(plan, now)
     await plans.record(plan.id, at=now, actor=actor, action="closed", details={"reason": reason})
     uow.publish(event)
+    audit(uow, "plan.closed", plan.id)
     await uow.commit()
     return plan
 
@@ -177,6 +198,7 @@ async def close_plan(plan_id: str, reason: str, uow: UnitOfWork, actor: str = "s
 async def roll_over_plan(plan_id: str, year: int, uow: UnitOfWork, actor: str = "system") -> Plan:
     plans = PlanRepository(uow.session)
     source = await _plan(plans, plan_id)
+    _may_plan_for(source, await UnitRepository(uow.session).all())
     copy = source.roll_over(str(uuid.uuid4()), year)
     now = uow.clock.now()
     await plans.add(copy, now)
@@ -187,12 +209,18 @@ async def roll_over_plan(plan_id: str, year: int, uow: UnitOfWork, actor: str = 
         action="drafted",
         details={"rolled_over_from": source.id, "year": year},
     )
+    audit(uow, "plan.rolled_over", copy.id)
     await uow.commit()
     return copy
 
 
 async def register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
+    unit = await UnitRepository(uow.session).get(command.unit_code)
+    principal = current_principal()
+    principal.require(Role.PLANNER, Role.ADMINISTRATOR)
+    principal.require_unit(command.unit_code, "register plans", unit.path if unit else None)
     await _register_sub_plan(command, uow)
+    audit(uow, "sub_plan.registered", f"{command.parent_plan_id}:{command.unit_code}")
     await uow.commit()
 
 

@@ -14,8 +14,10 @@ from services.plans.adapters.repositories import (
 )
 from services.plans.domain.plans import PlanRefused
 from services.plans.domain.units import Unit, reporting_line
+from shared.auth import Role
 from shared.errors import Missing
 from shared.events import Assignee, DifficultyRaised, ReportKind, ReportRequested
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
 
@@ -62,6 +64,9 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
     requester = registry.get(command.requesting_unit)
     if requester is None or not requester.active:
         raise PlanRefused(f"unknown unit {command.requesting_unit}", field="requesting_unit")
+    principal = current_principal()
+    principal.require(Role.PLANNER, Role.REVIEWER, Role.ADMINISTRATOR)
+    principal.require_unit(requester.code, "request reports", requester.path)
     units = [_requestable(code, requester, registry) for code in dict.fromkeys(command.units)]
     if command.plan_id and await PlanRepository(uow.session).get(command.plan_id) is None:
         raise PlanRefused(f"no plan {command.plan_id}", field="plan_id")
@@ -98,6 +103,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
             plan_id=command.plan_id,
         )
     )
+    audit(uow, "report.requested", request_id)
     await uow.commit()
     return request_id
 
@@ -120,6 +126,7 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
     unit = await UnitRepository(uow.session).get(command.unit_code)
     if unit is None:
         raise PlanRefused(f"unknown unit {command.unit_code}", field="unit_code")
+    current_principal().require_unit(unit.code, "raise difficulties", unit.path)
     areas = {area.code for area in plan.content_areas}
     if command.content_area is not None and command.content_area not in areas:
         raise PlanRefused(
@@ -147,6 +154,7 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
             raised_at=now,
         )
     )
+    audit(uow, "difficulty.raised", difficulty_id)
     await uow.commit()
     return difficulty_id
 
@@ -158,9 +166,14 @@ async def answer_difficulty(
     difficulty = await repository.get(difficulty_id)
     if difficulty is None:
         raise Missing(f"no difficulty {difficulty_id}")
-    if await UnitRepository(uow.session).get(answered_by) is None:
+    answering = await UnitRepository(uow.session).get(answered_by)
+    if answering is None:
         raise PlanRefused(f"unknown unit {answered_by}", field="answered_by")
+    principal = current_principal()
+    principal.require(Role.REVIEWER, Role.PLANNER, Role.ADMINISTRATOR)
+    principal.require_unit(answered_by, "answer difficulties", answering.path)
     await repository.answer(
         difficulty_id, answer=answer, answered_by=answered_by, answered_at=uow.clock.now()
     )
+    audit(uow, "difficulty.answered", difficulty_id)
     await uow.commit()

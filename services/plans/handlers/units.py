@@ -8,8 +8,10 @@ from datetime import date
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.domain.unit_kinds import check_kind
 from services.plans.domain.units import Unit, UnitRefused
+from shared.auth import Role
 from shared.errors import Conflict, Missing
 from shared.events import Contacts
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork
 
 
@@ -35,7 +37,12 @@ class UpdateUnit:
 
 
 async def register_unit(command: RegisterUnit, uow: UnitOfWork) -> Unit:
+    _administer(
+        await existing_unit(UnitRepository(uow.session), command.parent_code, "parent_code"),
+        command.code,
+    )
     unit = await add_unit(command, UnitRepository(uow.session), uow)
+    audit(uow, "unit.registered", unit.code)
     await uow.commit()
     return unit
 
@@ -63,6 +70,7 @@ async def add_unit(command: RegisterUnit, repository: UnitRepository, uow: UnitO
 async def update_unit(command: UpdateUnit, uow: UnitOfWork) -> Unit:
     repository = UnitRepository(uow.session)
     unit = await _unit(repository, command.code)
+    _administer(unit, unit.code)
     changed = unit.update(
         name=command.name,
         contacts=command.contacts,
@@ -72,6 +80,7 @@ async def update_unit(command: UpdateUnit, uow: UnitOfWork) -> Unit:
     if changed:
         await repository.save(unit, uow.clock.now())
         uow.publish(*unit.events)
+        audit(uow, "unit.updated", unit.code)
         await uow.commit()
     return unit
 
@@ -79,9 +88,11 @@ async def update_unit(command: UpdateUnit, uow: UnitOfWork) -> Unit:
 async def dissolve_unit(code: str, on: date, uow: UnitOfWork) -> Unit:
     repository = UnitRepository(uow.session)
     unit = await _unit(repository, code)
+    _administer(unit, unit.code)
     unit.dissolve(on)
     await repository.save(unit, uow.clock.now())
     uow.publish(*unit.events)
+    audit(uow, "unit.dissolved", unit.code)
     await uow.commit()
     return unit
 
@@ -100,3 +111,11 @@ async def _unit(repository: UnitRepository, code: str) -> Unit:
     if unit is None:
         raise Missing(f"no unit {code}")
     return unit
+
+
+def _administer(unit: Unit | None, code: str) -> None:
+    """Administrators manage the registry within their own subtree."""
+    principal = current_principal()
+    principal.require(Role.ADMINISTRATOR)
+    if unit is not None:
+        principal.require_subtree(unit.path, f"manage unit {code}")

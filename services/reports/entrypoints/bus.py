@@ -106,16 +106,27 @@ def register_submit_responder(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, ReportsSettings)
 
-    @runtime.broker.subscriber(
-        f"{SUBMIT_SUBJECT}.>",
-        queue=settings.instance,
-        decoder=_raw_body,
-        title=f"{settings.instance}:submit",
+    # A district's instance hears only its own subtree; the whole-province one hears all.
+    path = settings.scope_path.strip(".")
+    subjects = (
+        [f"{SUBMIT_SUBJECT}.{path}", f"{SUBMIT_SUBJECT}.{path}.>"]
+        if path
+        else [f"{SUBMIT_SUBJECT}.>"]
     )
+
     async def submit(msg: NatsMessage) -> None:
         answer = await answer_submission(runtime, msg.raw_message.subject, bytes(msg.body))
         if answer is not None and msg.reply_to:
             await runtime.broker.publish(answer, msg.reply_to)
+
+    for subject in subjects:
+        runtime.broker.subscriber(
+            subject,
+            queue=settings.instance,
+            decoder=_raw_body,
+            no_reply=True,  # the owner replies itself; others must stay silent
+            title=f"{settings.instance}:submit:{subject}",
+        )(submit)
 
 
 async def _raw_body(msg: NatsMessage) -> bytes:

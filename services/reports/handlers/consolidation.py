@@ -29,8 +29,10 @@ from services.reports.domain.consolidation import (
     consolidate,
 )
 from services.reports.domain.model import Obligation
+from shared.auth import Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -207,6 +209,9 @@ async def publish(command: PublishConsolidation, uow: UnitOfWork) -> PublishedCo
     (IntegrityError), and the caller retries."""
     consolidation = await current(command.key, uow)
     _check_scope(consolidation, command.scope)
+    principal = current_principal()
+    principal.require(Role.REVIEWER, Role.ADMINISTRATOR)
+    principal.require_unit(command.key.receiving_unit, "publish consolidations")
     published = PublishedConsolidation(
         id=str(uuid.uuid4()),
         key=command.key,
@@ -228,6 +233,7 @@ async def publish(command: PublishConsolidation, uow: UnitOfWork) -> PublishedCo
         )
     )
     uow.publish(_event(published))
+    audit(uow, "consolidation.published", f"{command.key.plan_id} {command.key.receiving_unit}")
     await uow.commit()
     log.info(
         "consolidation published",

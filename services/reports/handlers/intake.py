@@ -19,8 +19,10 @@ from services.reports.domain.model import (
     ReportRefused,
 )
 from services.reports.settings import ReportsSettings
+from shared.auth import Role
 from shared.errors import Missing
 from shared.runtime import Runtime
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork
 from shared.vntime import ict_date
 
@@ -67,6 +69,9 @@ async def submit_report(
             f"not {command.unit_code}",
             field="unit_code",
         )
+    principal = current_principal()
+    principal.require(Role.SUBMITTER, Role.ADMINISTRATOR)
+    principal.require_unit(obligation.unit_code, "submit reports", obligation.unit_path)
     if not obligation.owned:
         raise ReportRefused(
             f"reports of unit {obligation.unit_code} are taken by another instance "
@@ -88,6 +93,7 @@ async def submit_report(
     await reports.add(report, command.idempotency_key)
     await obligations.save(obligation)
     uow.publish(*obligation.events)
+    audit(uow, "report.submitted", report.id)
     await uow.commit()
     log.info(
         "report submitted",
@@ -150,8 +156,14 @@ async def attach(
     command: Attach, rules: AttachmentRules, store: AttachmentStore, uow: UnitOfWork
 ) -> dict[str, Any]:
     name = check_attachment(command, rules)
-    if await ReportRepository(uow.session).get(command.report_id) is None:
+    report = await ReportRepository(uow.session).get(command.report_id)
+    if report is None:
         raise Missing(f"no report {command.report_id}")
+    obligation = await ObligationRepository(uow.session).get(report.obligation_id)
+    assert obligation is not None
+    principal = current_principal()
+    principal.require(Role.SUBMITTER, Role.ADMINISTRATOR)
+    principal.require_unit(obligation.unit_code, "attach files", obligation.unit_path)
     stored = store.put(command.content)
     record = {
         "id": str(uuid.uuid4()),
@@ -164,6 +176,7 @@ async def attach(
         "created_at": uow.clock.now(),
     }
     await uow.session.execute(attachments.insert().values(**record))
+    audit(uow, "report.attachment_added", f"{command.report_id} {name}")
     await uow.commit()
     return record
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.domain.model import Obligation, Report
+from shared.auth import Role
 from shared.errors import Missing
+from shared.security import audit, current_principal
 from shared.uow import UnitOfWork
 
 
@@ -29,6 +31,11 @@ async def review_report(command: Review, uow: UnitOfWork) -> tuple[Obligation, R
     obligations = ObligationRepository(uow.session)
     obligation = await obligations.get(report.obligation_id)
     assert obligation is not None  # a report always belongs to an obligation
+    principal = current_principal()
+    principal.require(Role.REVIEWER, Role.ADMINISTRATOR)
+    principal.require_unit(
+        obligation.receiving_unit, f"review reports of unit {obligation.unit_code}"
+    )
     latest = len(await reports.versions(obligation.id))
     now = uow.clock.now()
     if command.accept:
@@ -46,5 +53,6 @@ async def review_report(command: Review, uow: UnitOfWork) -> tuple[Obligation, R
     )
     await obligations.save(obligation)
     uow.publish(*obligation.events)
+    audit(uow, "report.accepted" if command.accept else "report.returned", report.id)
     await uow.commit()
     return obligation, report

@@ -14,8 +14,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.plans.handlers import unit_import as handlers
+from shared.auth import Role
 from shared.limits import allow_body
 from shared.runtime import Runtime
+from shared.security import current_principal
 from shared.units import UnitCode
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -90,6 +92,7 @@ def unit_import_routes(runtime: Runtime) -> APIRouter:
         },
     )
     async def import_units(request: Request) -> Any:
+        current_principal().require(Role.ADMINISTRATOR)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         file_format = MEDIA_TYPES.get(media_type)
         if file_format is None:

@@ -1,0 +1,205 @@
+"""API tokens and the audit log in a service's own database, and the HTTP side of both.
+
+``QCDC_AUTH=tokens`` (compose, production) requires ``Authorization: Bearer <token>`` on
+every API call; ``QCDC_AUTH=open`` (the embedded development default) lets every request
+act as an administrator of everything, and says so in the logs at start-up."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import (
+    OPEN,
+    Forbidden,
+    Principal,
+    Role,
+    TokenRecord,
+    Unauthenticated,
+    hash_token,
+)
+from shared.bus.envelope import Envelope
+from shared.context import current_correlation_id
+from shared.db import SecurityTables
+from shared.events import TokenIssued, TokenRevoked
+from shared.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+_principal: ContextVar[Principal] = ContextVar("principal", default=OPEN)
+
+
+def current_principal() -> Principal:
+    return _principal.get()
+
+
+class TokenStore:
+    def __init__(self, tables: SecurityTables, session: AsyncSession) -> None:
+        self.table = tables.tokens
+        self.session = session
+
+    async def issued(self, event: TokenIssued, now: datetime) -> None:
+        exists = await self.session.scalar(
+            sa.select(self.table.c.token_id).where(self.table.c.token_id == event.token_id)
+        )
+        if exists:
+            return
+        await self.session.execute(
+            self.table.insert().values(
+                token_id=event.token_id,
+                token_hash=event.token_hash,
+                unit_code=event.unit_code,
+                unit_path=list(event.unit_path),
+                role=event.role,
+                expires_at=event.expires_at,
+                created_at=now,
+            )
+        )
+
+    async def revoked(self, event: TokenRevoked) -> None:
+        await self.session.execute(
+            self.table.update()
+            .where(self.table.c.token_id == event.token_id, self.table.c.revoked_at.is_(None))
+            .values(revoked_at=event.revoked_at)
+        )
+
+    async def find(self, token: str) -> TokenRecord | None:
+        row = (
+            await self.session.execute(
+                sa.select(self.table).where(self.table.c.token_hash == hash_token(token))
+            )
+        ).first()
+        if row is None:
+            return None
+        return TokenRecord(
+            token_id=row.token_id,
+            token_hash=row.token_hash,
+            unit_code=row.unit_code,
+            unit_path=tuple(row.unit_path),
+            role=Role(row.role),
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+        )
+
+    async def all(self) -> list[dict[str, Any]]:
+        rows = (await self.session.execute(sa.select(self.table))).all()
+        return [{k: v for k, v in row._mapping.items() if k != "token_hash"} for row in rows]
+
+
+async def record_audit(
+    session: AsyncSession,
+    tables: SecurityTables,
+    at: datetime,
+    principal: Principal,
+    *,
+    action: str,
+    target: str = "",
+    outcome: str = "done",
+    reason: str = "",
+) -> None:
+    await session.execute(
+        tables.audit.insert().values(
+            at=at,
+            token_id=principal.token_id,
+            unit_code=principal.unit_code,
+            role=principal.role.value,
+            action=action,
+            target=target[:256],
+            outcome=outcome,
+            reason=reason[:2000],
+            correlation_id=current_correlation_id(),
+        )
+    )
+
+
+async def find_audit(
+    session: AsyncSession,
+    tables: SecurityTables,
+    *,
+    unit: str | None,
+    action: str | None,
+    outcome: str | None,
+    since: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    table = tables.audit
+    query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
+    if unit:
+        query = query.where(table.c.unit_code == unit)
+    if action:
+        query = query.where(table.c.action == action)
+    if outcome:
+        query = query.where(table.c.outcome == outcome)
+    if since:
+        query = query.where(table.c.at >= since)
+    return [dict(row._mapping) for row in (await session.execute(query)).all()]
+
+
+def audit(uow: UnitOfWork, action: str, target: str = "") -> None:
+    """Record, in the unit of work's transaction, that the caller did ``action``."""
+    uow.audit(current_principal(), action, target)
+
+
+async def on_token_issued(event: TokenIssued, _envelope: Envelope, uow: UnitOfWork) -> None:
+    assert uow.security is not None
+    await TokenStore(uow.security, uow.session).issued(event, uow.clock.now())
+
+
+async def on_token_revoked(event: TokenRevoked, _envelope: Envelope, uow: UnitOfWork) -> None:
+    assert uow.security is not None
+    await TokenStore(uow.security, uow.session).revoked(event)
+
+
+async def authenticate(request: Request) -> Principal:
+    """FastAPI dependency: the caller, from its bearer token (or everyone, in open mode)."""
+    runtime = request.app.state.runtime
+    if runtime.settings.auth == "open" or runtime.security is None:
+        _principal.set(OPEN)
+        return OPEN
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send an API token: Authorization: Bearer <token>")
+        async with runtime.uow() as uow:
+            record = await TokenStore(runtime.security, uow.session).find(token.strip())
+        if record is None:
+            raise Unauthenticated("unknown token")
+        principal = record.check(runtime.now_clock.now())
+    except Unauthenticated as exc:
+        await _audit_refusal(runtime, request, "unauthenticated", exc.reason)
+        raise
+    _principal.set(principal)
+    request.state.principal = principal
+    if principal.role is Role.INTEGRATOR and request.method not in ("GET", "HEAD"):
+        raise Forbidden("an integrator token only reads")
+    return principal
+
+
+async def audit_forbidden(runtime: Any, request: Request, reason: str) -> None:
+    await _audit_refusal(runtime, request, "forbidden", reason)
+
+
+async def _audit_refusal(runtime: Any, request: Request, outcome: str, reason: str) -> None:
+    principal = getattr(request.state, "principal", None) or Principal(
+        "anonymous", "-", (), Role.INTEGRATOR
+    )
+    try:
+        async with runtime.uow() as uow:
+            await record_audit(
+                uow.session,
+                runtime.security,
+                runtime.now_clock.now(),
+                principal,
+                action=f"{request.method} {request.url.path}",
+                outcome=outcome,
+                reason=reason,
+            )
+            await uow.commit()
+    except Exception:  # a refusal must still be answered if the audit cannot be written
+        log.exception("could not audit a refusal", reason=reason)
