@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import (
     OPEN,
+    TOKEN_PREFIX,
     Forbidden,
     Principal,
     Role,
@@ -28,6 +29,8 @@ from shared.bus.envelope import Envelope
 from shared.context import current_correlation_id
 from shared.db import SecurityTables
 from shared.events import TokenIssued, TokenRevoked
+from shared.oidc import OidcConfig, OidcVerifier
+from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -166,11 +169,7 @@ async def authenticate(request: Request) -> Principal:
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("send an API token: Authorization: Bearer <token>")
-        async with runtime.uow() as uow:
-            record = await TokenStore(runtime.security, uow.session).find(token.strip())
-        if record is None:
-            raise Unauthenticated("unknown token")
-        principal = record.check(runtime.now_clock.now())
+        principal = await _principal_of(request, runtime, token.strip())
     except Unauthenticated as exc:
         await _audit_refusal(runtime, request, "unauthenticated", exc.reason)
         raise
@@ -179,6 +178,32 @@ async def authenticate(request: Request) -> Principal:
     if principal.role is Role.INTEGRATOR and request.method not in ("GET", "HEAD"):
         raise Forbidden("an integrator token only reads")
     return principal
+
+
+async def _principal_of(request: Request, runtime: Any, token: str) -> Principal:
+    """An API token of ours, or else a token of the identity provider, if one is set up."""
+    oidc: OidcVerifier | None = getattr(request.app.state, "oidc", None)
+    if oidc is not None and not token.startswith(TOKEN_PREFIX):
+        return await oidc.principal(token)
+    async with runtime.uow() as uow:
+        record = await TokenStore(runtime.security, uow.session).find(token)
+    if record is None:
+        raise Unauthenticated("unknown token")
+    return record.check(runtime.now_clock.now())
+
+
+def oidc_verifier(settings: ServiceSettings) -> OidcVerifier | None:
+    if settings.auth != "tokens" or not settings.oidc_issuer:
+        return None
+    return OidcVerifier(
+        OidcConfig(
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            jwks_url=settings.oidc_jwks_url,
+            unit_claim=settings.oidc_unit_claim,
+            role_claim=settings.oidc_role_claim,
+        )
+    )
 
 
 async def audit_forbidden(runtime: Any, request: Request, reason: str) -> None:

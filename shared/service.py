@@ -20,7 +20,7 @@ from shared.db import MessagingTables, SecurityTables
 from shared.http import audit_routes, create_app, serve
 from shared.logging import configure_logging
 from shared.runtime import Runtime
-from shared.security import authenticate
+from shared.security import authenticate, oidc_verifier
 from shared.settings import ServiceSettings
 
 BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
@@ -65,6 +65,7 @@ class ServiceDefinition:
 
     def app(self, runtime: Runtime) -> FastAPI:
         app = create_app(runtime, title=self.title, description=self.description)
+        app.state.oidc = oidc_verifier(runtime.settings) if self.security is not None else None
         guard = [Depends(authenticate)] if self.security is not None else []
         app.include_router(self.routes(runtime), dependencies=guard)
         if self.security is not None:

@@ -32,6 +32,15 @@ class ServiceSettings(BaseSettings):
         description="tokens: every API call needs a bearer token (production); open: "
         "development only, every caller is an administrator of everything.",
     )
+    oidc_issuer: str = Field(
+        "",
+        description="OpenID Connect issuer whose bearer tokens are accepted beside API tokens "
+        "(QCDC_AUTH=tokens); empty: none.",
+    )
+    oidc_audience: str = Field("qcdc", description="The audience the tokens must name.")
+    oidc_jwks_url: str = Field("", description="Empty: from the issuer's discovery document.")
+    oidc_unit_claim: str = Field("qcdc_unit", description="Claim holding the unit code.")
+    oidc_role_claim: str = Field("qcdc_role", description="Claim holding the role.")
     clock: str = Field("system", description="system | fixed:<instant> | file:<path> | offset:<s>")
     data_dir: str = Field("var", description="Folder for SQLite files and stored attachments.")
     bus_provision: bool = Field(True, description="Create/update the JetStream streams at start.")

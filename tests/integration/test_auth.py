@@ -41,23 +41,7 @@ async def secured(
             database_url=database_urls[definition.name],
         )
         running[definition.name] = await InProcessService(definition, settings, clock).start()
-    # The operator's console (qcdc units …, qcdc tokens …) acts without a token.
-    async with running["plans"].runtime.uow() as uow:
-        for unit in UNITS:
-            await unit_handlers.add_unit(
-                unit_handlers.RegisterUnit(
-                    code=unit["code"],
-                    name=unit["name"],
-                    kind=unit["kind"],
-                    parent_code=unit.get("parent_code"),
-                    reports_to_code=unit.get("reports_to_code"),
-                    contacts=Contacts(),
-                    tags=tuple(unit.get("tags", ())),
-                ),
-                UnitRepository(uow.session),
-                uow,
-            )
-        await uow.commit()
+    await register_units_at_console(running["plans"])
     tokens = {}
     for name, code, role, days in (
         ("admin", "T89", Role.ADMINISTRATOR, 365),
@@ -77,6 +61,26 @@ async def secured(
     yield {"clock": clock, "tokens": tokens, **running}
     for service in running.values():
         await service.stop()
+
+
+async def register_units_at_console(plans: InProcessService) -> None:
+    """The operator's console (qcdc units …, qcdc tokens …) acts without a token."""
+    async with plans.runtime.uow() as uow:
+        for unit in UNITS:
+            await unit_handlers.add_unit(
+                unit_handlers.RegisterUnit(
+                    code=unit["code"],
+                    name=unit["name"],
+                    kind=unit["kind"],
+                    parent_code=unit.get("parent_code"),
+                    reports_to_code=unit.get("reports_to_code"),
+                    contacts=Contacts(),
+                    tags=tuple(unit.get("tags", ())),
+                ),
+                UnitRepository(uow.session),
+                uow,
+            )
+        await uow.commit()
 
 
 def _as(service: InProcessService, token: Any | None) -> httpx.AsyncClient:
