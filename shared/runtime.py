@@ -26,6 +26,7 @@ from shared.bus.relay import OutboxRelay
 from shared.bus.streams import provision
 from shared.clock import Clock, clock_from_spec
 from shared.db import MessagingTables, SecurityTables, create_engine, migrate
+from shared.logging import BUS_LOGGER
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
@@ -46,6 +47,7 @@ def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
         connect_timeout=2,
         graceful_timeout=10.0,
         log_level=logging.DEBUG,  # per-message Received/Processed lines are debug detail
+        logger=logging.getLogger(BUS_LOGGER),
         security=security,
     )
 
