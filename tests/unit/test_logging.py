@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+import structlog
 
 from shared.logging import BUS_LOGGER, configure_logging
 
@@ -26,6 +27,7 @@ def test_faststream_lines_are_json_with_known_noise_toned_down(
 ) -> None:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
+    saved_structlog = structlog.get_config()
     try:
         configure_logging("reports", "INFO")
         bus = logging.getLogger(BUS_LOGGER)
@@ -36,7 +38,10 @@ def test_faststream_lines_are_json_with_known_noise_toned_down(
         _supervisor_error(ValueError("a real bug"))
         err = capsys.readouterr().err
     finally:
+        # configure_logging points structlog at this test's captured stderr: undo it all.
         root.handlers, root.level = saved
+        structlog.configure(**saved_structlog)
+        structlog.contextvars.unbind_contextvars("service")
     lines = [json.loads(line) for line in err.splitlines()]  # each line is one JSON object
     assert [(entry["level"], entry["msg"].splitlines()[0]) for entry in lines] == [
         ("warning", "pull fetch timed out; the consumer task was restarted"),
