@@ -4,7 +4,6 @@ whose repeats carry the same Message-ID), and the delivery log shows every one s
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
@@ -135,7 +134,6 @@ async def _log(notify: ServiceProcess) -> list[dict[str, Any]]:
 async def test_notify_killed_mid_burst_sends_every_message_once(
     notify: ServiceProcess, js: JetStreamContext, smtp_inbox: SmtpInbox
 ) -> None:
-    started = time.monotonic()
     for unit in _units():
         await _publish(js, unit)
     await eventually(lambda: _units_known(js), timeout=30)
@@ -165,7 +163,6 @@ async def test_notify_killed_mid_burst_sends_every_message_once(
     repeats = Counter(m.message_id for m in smtp_inbox.items) - Counter(_ids(smtp_inbox.items))
     assert set(repeats.values()) <= {1}, repeats
     assert sum(repeats.values()) <= DELIVERY_CONCURRENCY, repeats
-    assert time.monotonic() - started < 60
 
 
 async def _units_known(js: JetStreamContext) -> bool:

@@ -10,7 +10,6 @@ parameters naming seeded data, so that generated bodies reach the domain rules.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +226,5 @@ async def test_no_generated_request_gets_a_server_error(
     fuzzed: tuple[InProcessService, Seeded],
 ) -> None:
     service, seeded = fuzzed
-    began = time.monotonic()
     failures = await asyncio.to_thread(fuzz_service, service.url, seeded)
     assert not failures, "\n\n".join(failures)
-    assert time.monotonic() - began < 60, "the fuzzing run grew too long; lower the examples"
