@@ -363,6 +363,14 @@ async def test_a_receiver_that_always_fails_ends_in_notification_failed(
     assert logged["attempts"] == 3
     assert logged["last_error"] == failed["last_error"]
 
+    # Redelivered by an operator: a fresh budget of three attempts, all six counted.
+    async with notify.client() as client:
+        again = await client.post(f"/deliveries/{logged['key']}/redeliver")
+    assert again.status_code == 200, again.text
+    await bus_spy.wait_for(lambda _items: len(seen_for(bus_spy, FAILED, hook.url)) >= 2)
+    assert seen_for(bus_spy, FAILED, hook.url)[1]["attempts"] == 6
+    assert len(hook.hits) == 6
+
 
 async def test_retry_after_is_honoured(
     start_notify: StartNotify,

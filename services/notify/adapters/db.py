@@ -57,6 +57,7 @@ deliveries = sa.Table(
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempts_before_redelivery", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("leased_until", UTCDateTime, nullable=True),
@@ -424,11 +425,17 @@ class DeliveryRepository:
         return [d for d in found if not where.unit_code or where.unit_code in d.unit_path]
 
     async def redeliver(self, key: str, now: datetime) -> bool:
-        """Put a failed delivery back in the queue, due now; its attempts are kept."""
+        """Put a failed delivery back in the queue, due now, with a fresh budget of
+        attempts; the attempts made so far stay counted."""
         result = await self.session.execute(
             deliveries.update()
             .where(deliveries.c.key == key, deliveries.c.status == DeliveryStatus.FAILED.value)
-            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, leased_until=None)
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                leased_until=None,
+                attempts_before_redelivery=deliveries.c.attempts,
+            )
         )
         return bool(getattr(result, "rowcount", 0))
 
@@ -489,6 +496,7 @@ def _to_delivery(row: Any) -> Delivery:
         digest=row.digest,
         digested_in=row.digested_in,
         next_attempt_at=row.next_attempt_at,
+        attempts_before_redelivery=row.attempts_before_redelivery,
     )
 
 

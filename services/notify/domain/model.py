@@ -118,6 +118,13 @@ class Delivery:
     digest: bool = False
     digested_in: str | None = None
     next_attempt_at: datetime | None = None
+    attempts_before_redelivery: int = 0
+    """Attempts made before an operator's last redelivery: a redelivery gets a fresh
+    budget of attempts, while ``attempts`` keeps counting them all."""
+
+    @property
+    def attempts_this_round(self) -> int:
+        return self.attempts - self.attempts_before_redelivery
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,7 @@ def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
         "/deliveries/{key}/redeliver",
         response_model=DeliveryOut,
         tags=["deliveries"],
-        summary="Send a failed delivery again (its attempts are kept)",
+        summary="Send a failed delivery again, with a fresh budget of attempts",
     )
     async def redeliver(key: Identifier) -> DeliveryOut:
         async with runtime.uow() as uow:

@@ -364,11 +364,12 @@ async def _record_failure(
 ) -> bool:
     """Record a failed attempt; True when it was the last (the delivery is now failed)."""
     attempts = delivery.attempts + 1
-    final = outcome.permanent or attempts >= policy.attempts_for(delivery.channel)
+    this_round = delivery.attempts_this_round + 1
+    final = outcome.permanent or this_round >= policy.attempts_for(delivery.channel)
     if final:
         await _fail(uow, delivery, attempts, outcome.error)
         return True
-    delay = outcome.retry_after if outcome.retry_after is not None else backoff(attempts)
+    delay = outcome.retry_after if outcome.retry_after is not None else backoff(this_round)
     await DeliveryRepository(uow.session).update(
         delivery.key,
         status=DeliveryStatus.PENDING.value,
@@ -404,8 +405,8 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
 
 
 async def redeliver(key: str, uow: UnitOfWork) -> Delivery:
-    """Put a failed delivery back in the queue, due now (the unit's own tokens, or an
-    administrator above it); its attempts are kept."""
+    """Put a failed delivery back in the queue, due now, with a fresh budget of attempts
+    (the unit's own tokens, or an administrator above it); all attempts stay counted."""
     repository = DeliveryRepository(uow.session)
     found = await repository.get(key)
     if found is None:
