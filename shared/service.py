@@ -38,9 +38,9 @@ class ServiceDefinition:
     routes: Callable[[Runtime], APIRouter]
     background_jobs: tuple[BackgroundJob, ...] = field(default=())
     responders: tuple[Callable[[Runtime], None], ...] = field(default=())
+    """Request-reply subscribers, registered on the runtime's broker."""
     security: SecurityTables | None = None
     """API tokens and audit log tables: the service's HTTP API requires authentication."""
-    """Request-reply subscribers, registered on the runtime's broker."""
 
     def settings(self) -> ServiceSettings:
         return self.settings_type()
