@@ -26,7 +26,6 @@ from shared.auth import (
     hash_token,
 )
 from shared.bus.envelope import Envelope
-from shared.context import current_correlation_id
 from shared.db import SecurityTables
 from shared.events import TokenIssued, TokenRevoked
 from shared.oidc import OidcConfig, OidcVerifier
@@ -92,32 +91,6 @@ class TokenStore:
     async def all(self) -> list[dict[str, Any]]:
         rows = (await self.session.execute(sa.select(self.table))).all()
         return [{k: v for k, v in row._mapping.items() if k != "token_hash"} for row in rows]
-
-
-async def record_audit(
-    session: AsyncSession,
-    tables: SecurityTables,
-    at: datetime,
-    principal: Principal,
-    *,
-    action: str,
-    target: str = "",
-    outcome: str = "done",
-    reason: str = "",
-) -> None:
-    await session.execute(
-        tables.audit.insert().values(
-            at=at,
-            token_id=principal.token_id,
-            unit_code=principal.unit_code,
-            role=principal.role.value,
-            action=action,
-            target=target[:256],
-            outcome=outcome,
-            reason=reason[:2000],
-            correlation_id=current_correlation_id(),
-        )
-    )
 
 
 async def find_audit(
@@ -216,14 +189,8 @@ async def _audit_refusal(runtime: Any, request: Request, outcome: str, reason: s
     )
     try:
         async with runtime.uow() as uow:
-            await record_audit(
-                uow.session,
-                runtime.security,
-                runtime.now_clock.now(),
-                principal,
-                action=f"{request.method} {request.url.path}",
-                outcome=outcome,
-                reason=reason,
+            uow.audit(
+                principal, f"{request.method} {request.url.path}", outcome=outcome, reason=reason
             )
             await uow.commit()
     except Exception:  # a refusal must still be answered if the audit cannot be written

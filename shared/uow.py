@@ -38,7 +38,7 @@ class UnitOfWork:
         self.clock = clock
         self._on_commit = on_commit
         self.security = security
-        self._audits: list[tuple[Principal, str, str]] = []
+        self._audits: list[dict[str, str]] = []
         self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
         self.published: list[Event] = []
         self._session: AsyncSession | None = None
@@ -98,28 +98,35 @@ class UnitOfWork:
         result = await self.session.execute(statement)
         return bool(getattr(result, "rowcount", 0))
 
-    def audit(self, principal: Principal, action: str, target: str = "") -> None:
-        """Record in the audit log, in this transaction, that ``principal`` did ``action``."""
-        self._audits.append((principal, action, target))
+    def audit(
+        self,
+        principal: Principal,
+        action: str,
+        target: str = "",
+        *,
+        outcome: str = "done",
+        reason: str = "",
+    ) -> None:
+        """Record in the audit log, in this transaction, that ``principal`` did ``action``
+        (or was refused it: ``outcome`` and ``reason``)."""
+        self._audits.append(
+            {
+                "token_id": principal.token_id,
+                "unit_code": principal.unit_code,
+                "role": principal.role.value,
+                "action": action,
+                "target": target[:256],
+                "outcome": outcome,
+                "reason": reason[:2000],
+                "correlation_id": current_correlation_id(),
+            }
+        )
 
     async def commit(self) -> None:
         if self._audits and self.security is not None:
+            now = self.clock.now()
             await self.session.execute(
-                self.security.audit.insert(),
-                [
-                    {
-                        "at": self.clock.now(),
-                        "token_id": principal.token_id,
-                        "unit_code": principal.unit_code,
-                        "role": principal.role.value,
-                        "action": action,
-                        "target": target[:256],
-                        "outcome": "done",
-                        "reason": "",
-                        "correlation_id": current_correlation_id(),
-                    }
-                    for principal, action, target in self._audits
-                ],
+                self.security.audit.insert(), [{"at": now, **row} for row in self._audits]
             )
             self._audits.clear()
         if self._pending:
