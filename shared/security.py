@@ -90,7 +90,17 @@ class TokenStore:
 
     async def all(self) -> list[dict[str, Any]]:
         rows = (await self.session.execute(sa.select(self.table))).all()
-        return [{k: v for k, v in row._mapping.items() if k != "token_hash"} for row in rows]
+        return [_shown(row) for row in rows]
+
+    async def get(self, token_id: str) -> dict[str, Any] | None:
+        query = sa.select(self.table).where(self.table.c.token_id == token_id)
+        row = (await self.session.execute(query)).first()
+        return _shown(row) if row is not None else None
+
+
+def _shown(row: Any) -> dict[str, Any]:
+    """A token as the API shows it: never its hash."""
+    return {k: v for k, v in row._mapping.items() if k != "token_hash"}
 
 
 async def find_audit(
@@ -114,6 +124,14 @@ async def find_audit(
     if since:
         query = query.where(table.c.at >= since)
     return [dict(row._mapping) for row in (await session.execute(query)).all()]
+
+
+def authorize(*roles: Role, unit: str, doing: str, unit_path: list[str] | None = None) -> None:
+    """The caller has one of ``roles`` and acts for ``unit`` (an administrator: for any unit
+    of its subtree, when ``unit_path`` is known); otherwise :class:`Forbidden`."""
+    principal = current_principal()
+    principal.require(*roles)
+    principal.require_unit(unit, doing, unit_path)
 
 
 def audit(uow: UnitOfWork, action: str, target: str = "") -> None:

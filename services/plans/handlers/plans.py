@@ -15,7 +15,7 @@ from services.plans.domain.units import Unit, UnitRefused, resolve_reference
 from shared.auth import Role
 from shared.errors import Conflict, Missing
 from shared.events import SubPlanRegistered
-from shared.security import audit, current_principal
+from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -112,10 +112,14 @@ def _scope(issuing: str, province: str | None, registry: dict[str, Unit]) -> Uni
 
 def _may_plan_for(plan: Plan, registry: dict[str, Unit]) -> None:
     """Planners issue and change plans only as their own unit."""
-    principal = current_principal()
-    principal.require(Role.PLANNER, Role.ADMINISTRATOR)
     issuer = registry.get(plan.issuing_unit)
-    principal.require_unit(plan.issuing_unit, "issue plans", issuer.path if issuer else None)
+    authorize(
+        Role.PLANNER,
+        Role.ADMINISTRATOR,
+        unit=plan.issuing_unit,
+        doing="issue plans",
+        unit_path=issuer.path if issuer else None,
+    )
 
 
 async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
@@ -216,9 +220,13 @@ async def roll_over_plan(plan_id: str, year: int, uow: UnitOfWork, actor: str = 
 
 async def register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
     unit = await UnitRepository(uow.session).get(command.unit_code)
-    principal = current_principal()
-    principal.require(Role.PLANNER, Role.ADMINISTRATOR)
-    principal.require_unit(command.unit_code, "register plans", unit.path if unit else None)
+    authorize(
+        Role.PLANNER,
+        Role.ADMINISTRATOR,
+        unit=command.unit_code,
+        doing="register plans",
+        unit_path=unit.path if unit else None,
+    )
     await _register_sub_plan(command, uow)
     audit(uow, "sub_plan.registered", f"{command.parent_plan_id}:{command.unit_code}")
     await uow.commit()

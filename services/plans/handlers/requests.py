@@ -17,7 +17,7 @@ from services.plans.domain.units import Unit, reporting_line
 from shared.auth import Role
 from shared.errors import Missing
 from shared.events import Assignee, DifficultyRaised, ReportKind, ReportRequested
-from shared.security import audit, current_principal
+from shared.security import audit, authorize, current_principal
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
 
@@ -64,9 +64,14 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
     requester = registry.get(command.requesting_unit)
     if requester is None or not requester.active:
         raise PlanRefused(f"unknown unit {command.requesting_unit}", field="requesting_unit")
-    principal = current_principal()
-    principal.require(Role.PLANNER, Role.REVIEWER, Role.ADMINISTRATOR)
-    principal.require_unit(requester.code, "request reports", requester.path)
+    authorize(
+        Role.PLANNER,
+        Role.REVIEWER,
+        Role.ADMINISTRATOR,
+        unit=requester.code,
+        doing="request reports",
+        unit_path=requester.path,
+    )
     units = [_requestable(code, requester, registry) for code in dict.fromkeys(command.units)]
     if command.plan_id and await PlanRepository(uow.session).get(command.plan_id) is None:
         raise PlanRefused(f"no plan {command.plan_id}", field="plan_id")
@@ -169,9 +174,14 @@ async def answer_difficulty(
     answering = await UnitRepository(uow.session).get(answered_by)
     if answering is None:
         raise PlanRefused(f"unknown unit {answered_by}", field="answered_by")
-    principal = current_principal()
-    principal.require(Role.REVIEWER, Role.PLANNER, Role.ADMINISTRATOR)
-    principal.require_unit(answered_by, "answer difficulties", answering.path)
+    authorize(
+        Role.REVIEWER,
+        Role.PLANNER,
+        Role.ADMINISTRATOR,
+        unit=answered_by,
+        doing="answer difficulties",
+        unit_path=answering.path,
+    )
     await repository.answer(
         difficulty_id, answer=answer, answered_by=answered_by, answered_at=uow.clock.now()
     )

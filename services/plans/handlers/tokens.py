@@ -57,15 +57,16 @@ async def create_token(command: CreateToken, uow: UnitOfWork) -> CreatedToken:
 
 async def revoke_token(token_id: str, uow: UnitOfWork) -> None:
     assert uow.security is not None
-    tokens = {t["token_id"]: t for t in await TokenStore(uow.security, uow.session).all()}
-    if token_id not in tokens:
+    token = await TokenStore(uow.security, uow.session).get(token_id)
+    if token is None:
         raise Missing(f"no token {token_id}")
+    unit_path = list(token["unit_path"])
     principal = current_principal()
     principal.require(Role.ADMINISTRATOR)
-    principal.require_subtree(list(tokens[token_id]["unit_path"]), "revoke tokens")
+    principal.require_subtree(unit_path, "revoke tokens")
     uow.publish(
         TokenRevoked(
-            unit_path=list(tokens[token_id]["unit_path"]),
+            unit_path=unit_path,
             token_id=token_id,
             revoked_at=uow.clock.now(),
             revoked_by=principal.token_id,

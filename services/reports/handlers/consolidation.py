@@ -32,7 +32,7 @@ from services.reports.domain.model import Obligation
 from shared.auth import Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
-from shared.security import audit, current_principal
+from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -209,9 +209,12 @@ async def publish(command: PublishConsolidation, uow: UnitOfWork) -> PublishedCo
     (IntegrityError), and the caller retries."""
     consolidation = await current(command.key, uow)
     _check_scope(consolidation, command.scope)
-    principal = current_principal()
-    principal.require(Role.REVIEWER, Role.ADMINISTRATOR)
-    principal.require_unit(command.key.receiving_unit, "publish consolidations")
+    authorize(
+        Role.REVIEWER,
+        Role.ADMINISTRATOR,
+        unit=command.key.receiving_unit,
+        doing="publish consolidations",
+    )
     published = PublishedConsolidation(
         id=str(uuid.uuid4()),
         key=command.key,

@@ -22,7 +22,7 @@ from services.reports.settings import ReportsSettings
 from shared.auth import Role
 from shared.errors import Missing
 from shared.runtime import Runtime
-from shared.security import audit, current_principal
+from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 from shared.vntime import ict_date
 
@@ -69,9 +69,13 @@ async def submit_report(
             f"not {command.unit_code}",
             field="unit_code",
         )
-    principal = current_principal()
-    principal.require(Role.SUBMITTER, Role.ADMINISTRATOR)
-    principal.require_unit(obligation.unit_code, "submit reports", obligation.unit_path)
+    authorize(
+        Role.SUBMITTER,
+        Role.ADMINISTRATOR,
+        unit=obligation.unit_code,
+        doing="submit reports",
+        unit_path=obligation.unit_path,
+    )
     if not obligation.owned:
         raise ReportRefused(
             f"reports of unit {obligation.unit_code} are taken by another instance "
@@ -161,9 +165,13 @@ async def attach(
         raise Missing(f"no report {command.report_id}")
     obligation = await ObligationRepository(uow.session).get(report.obligation_id)
     assert obligation is not None
-    principal = current_principal()
-    principal.require(Role.SUBMITTER, Role.ADMINISTRATOR)
-    principal.require_unit(obligation.unit_code, "attach files", obligation.unit_path)
+    authorize(
+        Role.SUBMITTER,
+        Role.ADMINISTRATOR,
+        unit=obligation.unit_code,
+        doing="attach files",
+        unit_path=obligation.unit_path,
+    )
     stored = store.put(command.content)
     record = {
         "id": str(uuid.uuid4()),

@@ -11,7 +11,7 @@ from services.reports.adapters.repositories import ObligationRepository, ReportR
 from services.reports.domain.model import Obligation, Report
 from shared.auth import Role
 from shared.errors import Missing
-from shared.security import audit, current_principal
+from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 
 
@@ -31,10 +31,11 @@ async def review_report(command: Review, uow: UnitOfWork) -> tuple[Obligation, R
     obligations = ObligationRepository(uow.session)
     obligation = await obligations.get(report.obligation_id)
     assert obligation is not None  # a report always belongs to an obligation
-    principal = current_principal()
-    principal.require(Role.REVIEWER, Role.ADMINISTRATOR)
-    principal.require_unit(
-        obligation.receiving_unit, f"review reports of unit {obligation.unit_code}"
+    authorize(
+        Role.REVIEWER,
+        Role.ADMINISTRATOR,
+        unit=obligation.receiving_unit,
+        doing=f"review reports of unit {obligation.unit_code}",
     )
     latest = len(await reports.versions(obligation.id))
     now = uow.clock.now()
