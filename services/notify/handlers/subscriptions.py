@@ -8,6 +8,7 @@ secret by the sender (:mod:`services.notify.handlers.delivery`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import socket
@@ -88,11 +89,9 @@ async def unsubscribe(subscription_id: str, uow: UnitOfWork) -> Subscription:
         raise Missing(f"no subscription {subscription_id}")
     await require_own_unit(uow, existing.unit_code, "unsubscribe")
     await repository.deactivate(subscription_id)
-    found = await repository.get(subscription_id)
     audit(uow, "subscription.deactivated", f"{subscription_id} {existing.unit_code}")
     await uow.commit()
-    assert found is not None
-    return found
+    return dataclasses.replace(existing, active=False)
 
 
 async def require_own_unit(uow: UnitOfWork, unit_code: str, doing: str) -> None:
