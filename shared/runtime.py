@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.consumer import ConsumerSpec, register_consumer
 from shared.bus.relay import OutboxRelay
-from shared.bus.streams import provision
+from shared.bus.streams import PLANS, provision
 from shared.clock import Clock, clock_from_spec
 from shared.db import MessagingTables, SecurityTables, create_engine, migrate
+from shared.events import TokenIssued, TokenRevoked
 from shared.logging import BUS_LOGGER
+from shared.security import on_token_issued, on_token_revoked
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
@@ -97,10 +99,7 @@ class Runtime:
         """A service with an API keeps its own copy of the valid token hashes."""
         if self.security is None:
             return []
-        from shared.bus.streams import PLANS
-        from shared.events import TokenIssued, TokenRevoked
-        from shared.security import on_token_issued, on_token_revoked
-
+        # Named like the service's other consumers: a district's reports instance has its own.
         prefix = self.consumers[0].service if self.consumers else self.service
         return [
             ConsumerSpec(
