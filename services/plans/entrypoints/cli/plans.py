@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -13,43 +11,16 @@ import yaml
 from pydantic import ValidationError
 
 from services.plans.adapters.repositories import PlanRepository
-from services.plans.bootstrap import SERVICE
 from services.plans.domain.plans import Amendment, Plan, shift_years
+from services.plans.entrypoints.cli.console import run, run_in_uow
 from services.plans.entrypoints.schemas import PlanIn
 from services.plans.handlers import plans as handlers
-from shared.errors import Missing, Refused
 from shared.runtime import Runtime
-from shared.uow import UnitOfWork
 
 plans_app = typer.Typer(
     help="Plans: import a plan document, issue, amend, sub-plans.", no_args_is_help=True
 )
 T = TypeVar("T")
-
-
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run handler calls against the plans database; refusals end the command cleanly."""
-
-    async def _main() -> T:
-        async with SERVICE.offline() as runtime:
-            return await work(runtime)
-
-    try:
-        return asyncio.run(_main())
-    except (Refused, Missing) as exc:
-        where = f" ({exc.field})" if isinstance(exc, Refused) and exc.field else ""
-        typer.echo(f"refused{where}: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
-
-
-def _one(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-    """Run one handler call in one unit of work."""
-
-    async def in_uow(runtime: Runtime) -> T:
-        async with runtime.uow() as uow:
-            return await work(uow)
-
-    return _run(in_uow)
 
 
 def load_plan_document(path: Path) -> PlanIn:
@@ -108,20 +79,20 @@ def import_plan(
         async with runtime.uow() as uow:
             return await handlers.issue_plan(drafted.id, uow, actor="cli")
 
-    typer.echo(_summary(_run(work)))
+    typer.echo(_summary(run(work)))
 
 
 @plans_app.command("list")
 def list_plans(year: int | None = None) -> None:
     """List plans."""
-    for plan in _one(lambda uow: PlanRepository(uow.session).find(year=year)):
+    for plan in run_in_uow(lambda uow: PlanRepository(uow.session).find(year=year)):
         typer.echo(_summary(plan))
 
 
 @plans_app.command("issue")
 def issue_plan(plan_id: str) -> None:
     """Issue a draft plan (publishes PlanIssued when the service runs)."""
-    typer.echo(_summary(_one(lambda uow: handlers.issue_plan(plan_id, uow, actor="cli"))))
+    typer.echo(_summary(run_in_uow(lambda uow: handlers.issue_plan(plan_id, uow, actor="cli"))))
 
 
 @plans_app.command("amend")
@@ -148,19 +119,21 @@ def amend_plan(
         add_units=tuple(add or ()),
         remove_units=tuple(remove or ()),
     )
-    typer.echo(_summary(_one(lambda uow: handlers.amend_plan(plan_id, amendment, uow, "cli"))))
+    typer.echo(
+        _summary(run_in_uow(lambda uow: handlers.amend_plan(plan_id, amendment, uow, "cli")))
+    )
 
 
 @plans_app.command("roll-over")
 def roll_over(plan_id: str, year: Annotated[int, typer.Option()]) -> None:
     """Copy a plan into another year, dates shifted, as a new draft."""
-    typer.echo(_summary(_one(lambda uow: handlers.roll_over_plan(plan_id, year, uow, "cli"))))
+    typer.echo(_summary(run_in_uow(lambda uow: handlers.roll_over_plan(plan_id, year, uow, "cli"))))
 
 
 @plans_app.command("sub-plans")
 def sub_plans(plan_id: str) -> None:
     """Which assignees have and have not registered their own plans."""
-    status = _one(lambda uow: handlers.sub_plan_status(plan_id, uow))
+    status = run_in_uow(lambda uow: handlers.sub_plan_status(plan_id, uow))
     for row in status.registered:
         typer.echo(
             f"registered  {row['unit_code']}  {row['doc_number']}  {row['issued_on']:%d/%m/%Y}"
