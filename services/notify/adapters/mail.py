@@ -29,13 +29,13 @@ class _MailPolicy(EmailPolicy):
     into encoded words ("6 thángcủa"), which officials would see in every inbox."""
 
     def fold(self, name: str, value: str) -> str:
-        if name.lower() == "subject" and not str(value).isascii():
+        if _non_ascii_subject(name, value):
             return self._encoded(name, str(value))
         folded: str = super().fold(name, value)
         return folded
 
     def fold_binary(self, name: str, value: str) -> bytes:
-        if name.lower() == "subject" and not str(value).isascii():
+        if _non_ascii_subject(name, value):
             return self._encoded(name, str(value)).encode("ascii")
         return super().fold_binary(name, value)
 
@@ -43,6 +43,10 @@ class _MailPolicy(EmailPolicy):
         # No split characters: a space between two encoded words would vanish when decoded.
         words = Header(value, "utf-8", header_name=name).encode(splitchars="", linesep=self.linesep)
         return f"{name}: {words}{self.linesep}"
+
+
+def _non_ascii_subject(name: str, value: str) -> bool:
+    return name.lower() == "subject" and not str(value).isascii()
 
 
 MAIL_POLICY = _MailPolicy(linesep=SMTP.linesep, max_line_length=SMTP.max_line_length)
