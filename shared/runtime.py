@@ -81,7 +81,7 @@ class Runtime:
         self.relay = OutboxRelay(
             self.engine,
             self.messaging,
-            self.jetstream,
+            lambda: self.broker.connection,
             self.now_clock,
             poll_seconds=self.settings.outbox_poll_seconds,
         )

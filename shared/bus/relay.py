@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from nats.js.client import JetStreamContext
+from nats.aio.client import Client
+from nats.js.api import PubAck
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.bus.publisher import PipelinedPublisher, PublishRefused
 from shared.clock import Clock
 from shared.db import MessagingTables
 
 log = structlog.get_logger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 5.0
+EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+WRONG_LAST_MSG_ID = 10070
+"""JetStream's error code for a refused ``Nats-Expected-Last-Msg-Id``."""
 MAX_BACKOFF_SECONDS = 10.0
 
 
@@ -34,17 +40,22 @@ class OutboxRelay:
         self,
         engine: AsyncEngine,
         messaging: MessagingTables,
-        jetstream: Callable[[], JetStreamContext],
+        connection: Callable[[], Client],
         clock: Clock,
         *,
-        batch_size: int = 200,
+        batch_size: int = 1000,
+        window: int = 256,
         poll_seconds: float = 0.5,
+        publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
     ) -> None:
         self.engine = engine
         self.outbox = messaging.outbox
-        self._jetstream = jetstream
+        self._connection = connection
+        self._publisher: PipelinedPublisher | None = None
         self.clock = clock
         self.batch_size = batch_size
+        self.window = max(1, window)
+        self.publish_timeout = publish_timeout
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._stopping = False
@@ -95,34 +106,79 @@ class OutboxRelay:
                 return 0  # another replica is relaying; this one polls again later
             return await self._publish_batch()
 
+    def publisher(self) -> PipelinedPublisher:
+        """One publisher per connection (a new one after the broker reconnects from scratch)."""
+        connection = self._connection()
+        if self._publisher is None or self._publisher.connection is not connection:
+            self._publisher = PipelinedPublisher(connection)
+        return self._publisher
+
     async def _publish_batch(self) -> int:
         rows = await self._unpublished()
         if not rows:
             return 0
-        js = self._jetstream()
         published: list[int] = []
         try:
-            for row in rows:
-                try:
-                    await js.publish(
-                        row.subject,
-                        row.body,
-                        headers=row.headers,
-                        timeout=PUBLISH_TIMEOUT_SECONDS,
-                    )
-                except Exception as exc:
-                    await self._record_failure(row.seq, exc)
-                    raise
-                published.append(row.seq)
+            await self._publish_in_order(rows, published)
         finally:
             if published:
                 await self._mark_published(published)
         return len(published)
 
+    async def _publish_in_order(self, rows: list[Any], published: list[int]) -> None:
+        """Publish ``rows`` with up to ``window`` acks in flight, appending to ``published``
+        the rows JetStream stored, in order; stop at the first that it did not.
+
+        The first row anchors the batch (published alone); each next one carries
+        ``Nats-Expected-Last-Msg-Id`` = the previous row's id, so JetStream stores a row only
+        right after its predecessor. If a publish is lost (the connection broke mid-window),
+        the ones behind it are refused instead of overtaking it, and if another writer of the
+        stream (a district's instance) comes between two rows, the rest wait for the next
+        batch: what the stream holds is always a prefix of the batch, in order. Repeats of
+        rows already stored are dropped by ``Nats-Msg-Id`` before that check."""
+        publisher = self.publisher()
+        first, rest = rows[0], rows[1:]
+        await self._settle(
+            first, await publisher.publish(first.subject, first.body, first.headers), published
+        )
+        in_flight: deque[tuple[Any, asyncio.Future[PubAck]]] = deque()
+        previous = first.event_id
+        try:
+            for row in rest:
+                headers = {**row.headers, EXPECTED_LAST_MSG_ID: previous}
+                in_flight.append((row, await publisher.publish(row.subject, row.body, headers)))
+                previous = row.event_id
+                while in_flight and (len(in_flight) >= self.window or in_flight[0][1].done()):
+                    if not await self._settle(*in_flight.popleft(), published):
+                        return
+            while in_flight:
+                if not await self._settle(*in_flight.popleft(), published):
+                    return
+        finally:
+            for _, future in in_flight:
+                future.cancel()
+
+    async def _settle(self, row: Any, future: asyncio.Future[PubAck], published: list[int]) -> bool:
+        """Wait for one row's ack; False when the rows behind it must wait for the next
+        batch because another writer came between (nothing was lost)."""
+        try:
+            await asyncio.wait_for(future, self.publish_timeout)
+        except PublishRefused as exc:
+            if exc.err_code == WRONG_LAST_MSG_ID:
+                return False
+            await self._record_failure(row.seq, exc)
+            raise
+        except Exception as exc:
+            await self._record_failure(row.seq, exc)
+            raise
+        published.append(row.seq)
+        return True
+
     async def _unpublished(self) -> list[Any]:
         query = (
             sa.select(
                 self.outbox.c.seq,
+                self.outbox.c.event_id,
                 self.outbox.c.subject,
                 self.outbox.c.headers,
                 self.outbox.c.body,
@@ -164,11 +220,10 @@ class OutboxRelay:
         )
         async with self.engine.connect() as conn:
             rows = list((await conn.execute(query)).all())
-        js = self._jetstream()
+        publisher = self.publisher()
         for row in rows:
-            await js.publish(
-                row.subject, row.body, headers=row.headers, timeout=PUBLISH_TIMEOUT_SECONDS
-            )
+            ack = await publisher.publish(row.subject, row.body, row.headers)
+            await asyncio.wait_for(ack, self.publish_timeout)
         if rows:
             await self._mark_published([row.seq for row in rows])
         return len(rows)
