@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -38,10 +40,19 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine. On SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so that two
     writers queue for the lock instead of failing on a read-to-write upgrade."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # One connection per process: every transaction here is a writer (BEGIN IMMEDIATE)
+        # and SQLite has one write lock, so they wait in the pool's queue, first come first
+        # served, instead of in SQLite's busy handler, which sleeps and polls and lets a
+        # waiter starve for seconds under load. Other processes (the CLI) still queue for
+        # the file lock with the busy timeout.
+        on_disk = bool(path) and path != ":memory:"
+        pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60} if on_disk else {}
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
+        if on_disk:
+            _CAPACITY[engine.sync_engine] = 1
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,7 +69,30 @@ def create_engine(url: str) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # No pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) on every checkout.
+    # A connection that died with its server fails once; SQLAlchemy then renews the whole
+    # pool, intake retries the submission, and the HTTP apps answer 503 "retry".
+    engine = create_async_engine(url, pool_size=10, max_overflow=10)
+    _CAPACITY[engine.sync_engine] = 20
+    return engine
+
+
+_CAPACITY: weakref.WeakKeyDictionary[sa.Engine, int] = weakref.WeakKeyDictionary()
+_ADMISSION: weakref.WeakKeyDictionary[sa.Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def admission(engine: AsyncEngine) -> asyncio.Semaphore | None:
+    """Where a unit of work waits for one of the engine's connections, first come first
+    served. SQLAlchemy's async pool queue lets a newcomer take a connection just returned
+    before the waiter it was returned for wakes up: under load some waiters starve for
+    seconds while others pass. asyncio's semaphore queues newcomers behind the waiters."""
+    capacity = _CAPACITY.get(engine.sync_engine)
+    if capacity is None:
+        return None
+    gate = _ADMISSION.get(engine.sync_engine)
+    if gate is None:
+        gate = _ADMISSION[engine.sync_engine] = asyncio.Semaphore(capacity)
+    return gate
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, new_correlation_id
@@ -25,6 +28,35 @@ from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
 log = structlog.get_logger(__name__)
+
+
+class CorrelationIds:
+    """ASGI middleware: every request carries a correlation id (the caller's
+    ``X-Correlation-Id``, or a new one) into its logs and events, and back in the answer.
+
+    Plain ASGI rather than ``@app.middleware("http")``, whose wrapper runs the app in a task
+    of its own and re-streams every response: a cost on each request of a busy intake."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(service=self.service)
+        given = Headers(scope=scope).get(CORRELATION_HTTP_HEADER)
+        correlation_id = (given or new_correlation_id())[:128]
+        bind_correlation_id(correlation_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HTTP_HEADER] = correlation_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def create_app(
@@ -42,17 +74,7 @@ def create_app(
     # Added before the correlation middleware, so it runs inside it: a 413 carries the id.
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def correlation(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(service=runtime.service)
-        correlation_id = request.headers.get(CORRELATION_HTTP_HEADER) or new_correlation_id()
-        bind_correlation_id(correlation_id[:128])
-        response = await call_next(request)
-        response.headers[CORRELATION_HTTP_HEADER] = correlation_id[:128]
-        return response
+    app.add_middleware(CorrelationIds, service=runtime.service)
 
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(_request: Request, exc: Unauthenticated) -> JSONResponse:
@@ -82,6 +104,17 @@ def create_app(
             {"error": {"message": str(exc.detail)}},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated:
+            raise exc
+        # The database restarted under a pooled connection; the pool is renewed already.
+        return JSONResponse(
+            {"error": {"message": "the database connection was reset; please retry"}},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Missing)

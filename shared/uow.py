@@ -7,17 +7,18 @@ they are written to the outbox in the same transaction as the state change, and 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Principal
 from shared.bus.envelope import encode
 from shared.clock import Clock
 from shared.context import current_correlation_id
-from shared.db import MessagingTables, SecurityTables
+from shared.db import MessagingTables, SecurityTables, admission
 from shared.events import Event
 
 
@@ -42,6 +43,7 @@ class UnitOfWork:
         self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
         self.published: list[Event] = []
         self._session: AsyncSession | None = None
+        self._admission: asyncio.Semaphore | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -50,6 +52,10 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> Self:
+        engine = self._sessions.kw.get("bind")
+        self._admission = admission(engine) if isinstance(engine, AsyncEngine) else None
+        if self._admission is not None:
+            await self._admission.acquire()
         self._session = self._sessions()
         self._pending.clear()
         self._audits.clear()
@@ -70,6 +76,8 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
+            if self._admission is not None:
+                self._admission.release()
 
     def publish(self, *events: Event) -> list[str]:
         """Queue events for the outbox; returns their ids (the future ``ce-id``)."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import obligations, receipt_counters, reports, units
 from services.reports.domain.model import Obligation, ObligationStatus, Report, ReportStatus
 from shared.events import ReportKind, UnitRegistered
+
+_KNOWN_SEQUENCES: set[tuple[str, str]] = set()
+"""Receipt-number sequences known to exist (PostgreSQL), by database URL and name."""
 
 
 def _to_obligation(row: Any) -> Obligation:
@@ -60,6 +65,23 @@ class ObligationRepository:
             )
         ).first()
         return _to_obligation(row) if row else None
+
+    async def get_with_last_version(self, obligation_id: str) -> tuple[Obligation, int] | None:
+        """The obligation and the version of its latest report (0 if none), in one query:
+        what a submission needs to read."""
+        last_version = (
+            sa.select(sa.func.coalesce(sa.func.max(reports.c.version), 0))
+            .where(reports.c.obligation_id == obligations.c.id)
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(
+                sa.select(obligations, last_version.label("last_version")).where(
+                    obligations.c.id == obligation_id
+                )
+            )
+        ).first()
+        return (_to_obligation(row), int(row.last_version)) if row else None
 
     async def add_if_missing(self, obligation: Obligation, opened_at: datetime) -> bool:
         if await self.get(obligation.id) is not None:
@@ -159,17 +181,22 @@ class ReportRepository:
             )
         )
 
-    async def next_version(self, obligation_id: str) -> int:
-        current = await self.session.scalar(
-            sa.select(sa.func.max(reports.c.version)).where(
-                reports.c.obligation_id == obligation_id
-            )
-        )
-        return int(current or 0) + 1
-
     async def next_receipt_number(self, year: int, prefix: str = "BC") -> str:
-        """<prefix>-<year>-<6 digits>; the counter row serialises concurrent submissions.
-        Each instance has its own prefix, so receipts stay unique across instances."""
+        """<prefix>-<year>-<6 digits>. Each instance has its own prefix, so receipts stay
+        unique across instances.
+
+        On PostgreSQL the number comes from a sequence per year: concurrent submissions do
+        not queue for one counter row until each commits (a hot row that capped intake at
+        one transaction at a time). A submission that fails after taking its number leaves
+        a gap. On SQLite every write transaction holds the one database lock anyway, so the
+        counter row costs no concurrency there and numbers have no gaps."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            number = await self._next_from_sequence(year)
+        else:
+            number = await self._next_from_counter(year)
+        return f"{prefix}-{year}-{number:06d}"
+
+    async def _next_from_counter(self, year: int) -> int:
         updated = await self.session.execute(
             receipt_counters.update()
             .where(receipt_counters.c.year == year)
@@ -180,7 +207,39 @@ class ReportRepository:
         if number is None:
             await self.session.execute(receipt_counters.insert().values(year=year, last_number=1))
             number = 1
-        return f"{prefix}-{year}-{number:06d}"
+        return int(number)
+
+    async def _next_from_sequence(self, year: int) -> int:
+        name = f"receipt_numbers_{year:04d}"
+        await self._ensure_sequence(name, year)
+        number = await self.session.scalar(sa.select(sa.func.nextval(name)))
+        assert number is not None
+        return int(number)
+
+    async def _ensure_sequence(self, name: str, year: int) -> None:
+        """Create the year's sequence with its first submission, after the numbers that the
+        year's counter row gave before sequences were used. A concurrent creator may win:
+        its sequence is then used. Remembered once the creating transaction committed, so
+        this costs one query per year and process."""
+        known = (self.session.get_bind().engine.url.render_as_string(), name)
+        if known in _KNOWN_SEQUENCES:
+            return
+        if await self.session.scalar(sa.select(sa.func.to_regclass(name))) is None:
+            counted = await self.session.scalar(
+                sa.select(receipt_counters.c.last_number).where(receipt_counters.c.year == year)
+            )
+            start = int(counted or 0) + 1
+            with contextlib.suppress(DBAPIError):
+                async with self.session.begin_nested():
+                    await self.session.execute(
+                        sa.text(f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}")
+                    )
+        sa.event.listen(
+            self.session.sync_session,
+            "after_commit",
+            lambda _session: _KNOWN_SEQUENCES.add(known),
+            once=True,
+        )
 
     async def add(self, report: Report, idempotency_key: str | None) -> None:
         await self.session.execute(

@@ -121,6 +121,17 @@ class Obligation:
             plan_title=self.plan_title,
         )
 
+    def check_submission(self, indicators: dict[str, int]) -> None:
+        """Refuse, before anything is numbered, a report this obligation cannot take."""
+        if self.status in (ObligationStatus.ACCEPTED, ObligationStatus.WAIVED):
+            raise ReportRefused(f"this obligation is {self.status.value}; nothing to submit")
+        errors = validate_indicators(indicators)
+        if errors:
+            raise ReportRefused(
+                "the report's indicators are not valid",
+                errors=[{"field": e.field, "message": e.message} for e in errors],
+            )
+
     def submit(
         self,
         *,
@@ -134,14 +145,7 @@ class Obligation:
     ) -> Report:
         """Take a report (a first one, a resubmission before review, or a revision of a
         returned one): every version is kept, the latest is the one reviewed."""
-        if self.status in (ObligationStatus.ACCEPTED, ObligationStatus.WAIVED):
-            raise ReportRefused(f"this obligation is {self.status.value}; nothing to submit")
-        errors = validate_indicators(indicators or {})
-        if errors:
-            raise ReportRefused(
-                "the report's indicators are not valid",
-                errors=[{"field": e.field, "message": e.message} for e in errors],
-            )
+        self.check_submission(indicators or {})
         self.status = ObligationStatus.SUBMITTED
         report = Report(
             id=report_id,

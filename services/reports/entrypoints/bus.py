@@ -39,7 +39,7 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
     def owned(handler: Any) -> Any:
         return functools.partial(handler, ownership=ownership)
 
-    return [
+    specs = [
         ConsumerSpec(
             service=instance,
             name="plans",
@@ -67,18 +67,24 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
                 UnitUpdated: handlers.on_unit_updated,
             },
         ),
-        ConsumerSpec(
-            service=instance,
-            name="reports",
-            stream=REPORTS,
-            subjects=["qcdc.v1.report.>"],
-            handlers={
-                ReportSubmitted: mirror.on_report_submitted,
-                ReportAccepted: mirror.on_report_reviewed,
-                ReportReturned: mirror.on_report_reviewed,
-            },
-        ),
     ]
+    if ownership.delegated:
+        # Mirrors the reports of subtrees other instances own. Without any, every report
+        # event is this instance's own coming back: a transaction each, for nothing.
+        specs.append(
+            ConsumerSpec(
+                service=instance,
+                name="reports",
+                stream=REPORTS,
+                subjects=["qcdc.v1.report.>"],
+                handlers={
+                    ReportSubmitted: mirror.on_report_submitted,
+                    ReportAccepted: mirror.on_report_reviewed,
+                    ReportReturned: mirror.on_report_reviewed,
+                },
+            )
+        )
+    return specs
 
 
 SUBMIT_SUBJECT = "qcdc.v1.rpc.report.submit"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.reports.adapters.db import attachments
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
@@ -60,9 +60,10 @@ async def submit_report(
                 )
             return Submission(earlier, replayed=True)
     obligations = ObligationRepository(uow.session)
-    obligation = await obligations.get(command.obligation_id)
-    if obligation is None:
+    found = await obligations.get_with_last_version(command.obligation_id)
+    if found is None:
         raise Missing(f"no obligation {command.obligation_id}")
+    obligation, last_version = found
     if obligation.unit_code != command.unit_code:
         raise ReportRefused(
             f"obligation {obligation.id} belongs to unit {obligation.unit_code}, "
@@ -82,13 +83,14 @@ async def submit_report(
             "(the one its district runs)",
             field="unit_code",
         )
+    obligation.check_submission(command.indicators)  # before a receipt number is taken
     now = uow.clock.now()
     report = obligation.submit(
         report_id=str(uuid.uuid4()),
         receipt_number=await reports.next_receipt_number(
             ict_date(now).year, ownership.receipt_prefix
         ),
-        version=await reports.next_version(obligation.id),
+        version=last_version + 1,
         submitted_at=now,
         submitted_by=command.submitted_by,
         narrative=command.narrative,
@@ -198,6 +200,11 @@ async def submit_with_retry(runtime: Runtime, command: SubmitReport) -> Submissi
                 return await submit_report(command, uow, _ownership(runtime))
         except IntegrityError:
             if attempt == 1 or not command.idempotency_key:
+                raise
+        except DBAPIError as exc:
+            # A pooled connection that died with its server (PostgreSQL restarted): the pool
+            # is renewed, and nothing was written; the submission goes through once more.
+            if attempt == 1 or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
 
