@@ -30,9 +30,11 @@ lint: venv
 test: lint
 	$(BIN)/pytest -q
 
-# Benchmarks print JSON and compare against a baseline measured in the same run.
+# Benchmarks print JSON and compare against a baseline measured in the same run
+# (docs/performance.md). BENCH_ARGS="relay clock --rounds 3" runs some, several times.
+BENCH_ARGS =
 bench: venv
-	$(BIN)/python bench/bench_outbox_relay.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Removes the embedded data (var/) and tool caches; keeps .venv.
 clean:
