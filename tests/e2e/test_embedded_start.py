@@ -1,11 +1,14 @@
-"""``qcdc up``'s start: it waits as long as it is told to, and a part that does not start is
-reported with what its log got in this run, not with what an earlier run left there.
+"""``qcdc up``'s start: it waits as long as it is told to, a part that does not start is
+reported with what its log got in this run (not with what an earlier run left there), and
+the demo's seed stops at its first refused command.
 
 NATS, the streams and the mail sink are real; the services are stand-ins (a process that
 never answers, one that fails at once), so that the outcome does not depend on timing."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,3 +93,23 @@ def test_a_failed_start_shows_this_runs_log_lines_only(
     assert EARLIER_RUN not in message
     log = (up.logs / "plans.log").read_text(encoding="utf-8")
     assert log.startswith(EARLIER_RUN)  # kept in the file, only not shown
+
+
+def test_the_demo_seed_stops_at_a_refused_command_and_says_why(tmp_path: Path) -> None:
+    # Both demo commands run in one process; the first refusal ends it with its reason.
+    from services.demo_seed import plan_file
+
+    env = {**os.environ, "QCDC_DATA_DIR": str(tmp_path)}
+    env.pop("QCDC_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.demo_seed", "99", str(plan_file())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == "demo: "  # the plan's command never ran
+    assert "no province '99'" in done.stderr
+    assert "qcdc units import-admin --province 99 --demo-contacts failed" in done.stderr
