@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -205,9 +206,7 @@ class EmbeddedSystem:
         for name in SERVICES:
             self.services.append(self._spawn(name, _serve_command(name), self.env(name)))
         self.sink = self._spawn("mailsink", self._sink_command(), _child_env())
-        self._wait_listening(self.sink, self.ports.smtp, deadline)
-        for child in self.services:
-            self._wait_healthy(child, self.url(child.name), deadline)
+        self._wait_ready(deadline)
 
     def _authorization(self) -> str:
         """The generated users, made on first use: the province's services and the admin."""
@@ -245,31 +244,40 @@ class EmbeddedSystem:
             )
         return Child(name, process, log_path, offset)
 
-    def _wait_listening(self, child: Child, port: int, deadline: float) -> None:
-        while not _listening(port):
-            if child.exited() is not None:
-                raise child.failure("exited while starting")
-            if time.monotonic() > deadline:
-                raise child.failure(f"did not listen within {self._limit()}")
-            time.sleep(0.05)
-
-    def _wait_healthy(self, child: Child, url: str, deadline: float) -> None:
-        """Until the service answers /healthz. Its HTTP port opens only once its start-up is
-        complete (migrated, connected to NATS, streams there, consumers bound), so the first
-        answer means ready."""
+    def _wait_ready(self, deadline: float) -> None:
+        """Until the mail sink listens and every service answers /healthz, watching them all
+        at once: the first to exit fails the start at once, whichever it is."""
+        assert self.sink is not None
+        everything = [*self.services, self.sink]
+        waiting = everything
         with httpx.Client(timeout=2.0) as client:
             while True:
-                code = child.exited()
-                if code is not None:
-                    raise child.failure(f"exited with code {code} while starting")
-                try:
-                    if client.get(f"{url}/healthz").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
+                for child in everything:
+                    code = child.exited()
+                    if code is not None:
+                        raise child.failure(f"exited with code {code} while starting")
+                waiting = [child for child in waiting if not self._ready(child, client)]
+                if not waiting:
+                    return
                 if time.monotonic() > deadline:
-                    raise child.failure(f"did not answer {url}/healthz within {self._limit()}")
+                    raise waiting[0].failure(f"{self._awaited(waiting[0])} within {self._limit()}")
                 time.sleep(0.05)
+
+    def _ready(self, child: Child, client: httpx.Client) -> bool:
+        """The sink listens; a service answers /healthz. A service opens its HTTP port only
+        once its start-up is complete (migrated, connected to NATS, streams there, consumers
+        bound), so its first answer means ready."""
+        if child is self.sink:
+            return _listening(self.ports.smtp)
+        try:
+            return client.get(f"{self.url(child.name)}/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _awaited(self, child: Child) -> str:
+        if child is self.sink:
+            return f"did not listen on port {self.ports.smtp}"
+        return f"did not answer {self.url(child.name)}/healthz"
 
     def _limit(self) -> str:
         return f"{self.start_timeout:g} s of the start (--start-timeout, QCDC_START_TIMEOUT)"
@@ -393,11 +401,9 @@ def _child_env() -> dict[str, str]:
 
 
 def _listening(port: int) -> bool:
-    try:
-        wait_for_port(HOST, port, timeout=0.2)
-    except TimeoutError:
-        return False
-    return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((HOST, port)) == 0
 
 
 async def _provision_streams(url: str, login: dict[str, str]) -> None:

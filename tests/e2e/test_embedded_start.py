@@ -95,6 +95,20 @@ def test_a_failed_start_shows_this_runs_log_lines_only(
     assert log.startswith(EARLIER_RUN)  # kept in the file, only not shown
 
 
+def test_a_service_that_fails_is_reported_while_an_earlier_one_still_starts(
+    system: Callable[[float], EmbeddedSystem],
+    services_run: Callable[[dict[str, str]], None],
+) -> None:
+    # All parts are watched at once: notify's failure does not wait for plans' time limit.
+    services_run({"plans": NEVER_ANSWERS, "reports": NEVER_ANSWERS, "notify": FAILS_AT_ONCE})
+    up = system(120.0)
+    with pytest.raises(StartupFailed) as failed:
+        up.start()
+    message = str(failed.value)
+    assert message.startswith("notify exited with code 3 while starting"), message
+    assert message.rstrip().endswith("this run: the database is not there")
+
+
 def test_the_demo_seed_stops_at_a_refused_command_and_says_why(tmp_path: Path) -> None:
     # Both demo commands run in one process; the first refusal ends it with its reason.
     from services.demo_seed import plan_file
