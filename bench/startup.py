@@ -251,6 +251,7 @@ def median(values: list[float]) -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     runs: dict[str, list[float]] = {}
+    load_at_start = round(os.getloadavg()[0], 2)
 
     def add(name: str, value: float) -> None:
         runs.setdefault(name, []).append(value)
@@ -283,6 +284,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}",
+            "load_1m_at_start": load_at_start,
             "load_1m_at_end": round(os.getloadavg()[0], 2),
         },
         "baseline": {"python_pass_s": baseline},
@@ -307,7 +310,7 @@ def main() -> None:
     parser.add_argument("--service", choices=("plans", "reports", "notify"), default="reports")
     parser.add_argument("--skip-up", action="store_true", help="do not measure qcdc up")
     parser.add_argument("--timeout", type=float, default=180.0, help="per start, in seconds")
-    print(json.dumps(measure(parser.parse_args()), indent=2), flush=True)
+    print(json.dumps(measure(parser.parse_args())), flush=True)  # one line: python -m bench
 
 
 if __name__ == "__main__":
