@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,14 +35,12 @@ import httpx
 import nats
 
 from services.demo_seed import SeedFailed, seed_demo
-from services.nats_cli import principals
 from shared import nats_auth
 from shared.bus.streams import provision
 from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
 
 HOST = "127.0.0.1"
 SERVICES = ("plans", "reports", "notify")
-START_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 15.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -77,13 +76,18 @@ class StopRequested(BaseException):
     """Raised by the signal handler, so that a signal interrupts any wait, even a start-up."""
 
 
-def run_embedded(data_dir: str, ports: EmbeddedPorts, *, seed: bool, secure: bool = False) -> int:
-    """Run until a signal; 0 after a clean stop, 1 if a part failed, 2 if a port is taken."""
+def run_embedded(
+    data_dir: str, ports: EmbeddedPorts, *, seed: bool, start_timeout: float, secure: bool = False
+) -> int:
+    """Run until a signal; 0 after a clean stop, 1 if a part failed, 2 if a port is taken.
+    NATS, the mail sink and the services get ``start_timeout`` seconds in all to be ready."""
     problem = port_problem(ports)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    system = EmbeddedSystem(Path(data_dir).resolve(), ports, secure=secure)
+    system = EmbeddedSystem(
+        Path(data_dir).resolve(), ports, secure=secure, start_timeout=start_timeout
+    )
     with _signals_raise():
         try:
             system.start()
@@ -116,26 +120,37 @@ def port_problem(ports: EmbeddedPorts) -> str | None:
     return None
 
 
+def log_tail(path: Path, offset: int, lines: int = 40) -> str:
+    """The last lines written to a log file after ``offset``: a log file is appended to at
+    every start, and what an earlier run wrote would mislead."""
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(nothing logged in this run)"
+
+
 @dataclass
 class Child:
-    """A child process whose output goes to a log file."""
+    """A child process whose output goes to a log file, from ``log_offset`` on."""
 
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    log_offset: int = 0
 
     def exited(self) -> int | None:
         return self.process.poll()
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, self.log_offset, lines)
 
     def failure(self, what: str) -> StartupFailed:
-        return StartupFailed(f"{self.name} {what}; the end of {self.log_path}:\n{self.log_tail()}")
+        return StartupFailed(
+            f"{self.name} {what}; the end of {self.log_path} in this run:\n{self.log_tail()}"
+        )
 
 
 @dataclass
@@ -143,6 +158,7 @@ class EmbeddedSystem:
     root: Path
     ports: EmbeddedPorts
     secure: bool = False
+    start_timeout: float = 120.0
     nats: OwnGroupNatsServer = field(init=False)
     sink: Child | None = field(default=None, init=False)
     services: list[Child] = field(default_factory=list, init=False)
@@ -179,54 +195,92 @@ class EmbeddedSystem:
     # --- start ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
         self.logs.mkdir(parents=True, exist_ok=True)
         self.mail.mkdir(parents=True, exist_ok=True)
         if self.secure:
             self.nats.authorization = self._authorization()
-        self._start_nats()
+        self._start_nats(deadline)
         asyncio.run(_provision_streams(self.nats.url, self.login("admin")))
-        self._start_sink()
+        # Everything starts at once (none needs another to start): the services take longest.
         for name in SERVICES:
             self.services.append(self._spawn(name, _serve_command(name), self.env(name)))
-        for child in self.services:  # they start in parallel; wait for each in turn
-            _wait_healthy(child, self.url(child.name))
+        self.sink = self._spawn("mailsink", self._sink_command(), _child_env())
+        self._wait_ready(deadline)
 
     def _authorization(self) -> str:
         """The generated users, made on first use: the province's services and the admin."""
+        # Imported here: it imports every service, which only --secure needs in this process.
+        from services.nats_principals import principals
+
         auth = self.credentials_dir / nats_auth.AUTH_FILE
         if not auth.exists():
             bundle = nats_auth.credentials(principals([]), existing={})
             nats_auth.write_bundle(self.credentials_dir, bundle)
         return auth.read_text(encoding="utf-8")
 
-    def _start_nats(self) -> None:
+    def _start_nats(self, deadline: float) -> None:
         try:
-            self.nats.start()
+            self.nats.start_within(max(0.0, deadline - time.monotonic()))
         except (OSError, TimeoutError) as exc:
             log = self.nats.log_path
-            raise StartupFailed(f"nats-server did not start ({exc}); see {log}") from exc
+            raise StartupFailed(
+                f"nats-server did not start ({exc}); the end of {log} in this run:\n"
+                f"{log_tail(log, self.nats.log_offset)}"
+            ) from exc
 
-    def _start_sink(self) -> None:
-        command = [sys.executable, "-m", "services.mailsink"]
-        command += ["--host", HOST, "--port", str(self.ports.smtp), "--dir", str(self.mail)]
-        self.sink = self._spawn("mailsink", command, _child_env())
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not _listening(self.ports.smtp):
-            if self.sink.exited() is not None:
-                raise self.sink.failure("exited while starting")
-            if time.monotonic() > deadline:
-                raise self.sink.failure(f"did not listen within {START_TIMEOUT_SECONDS:.0f} s")
-            time.sleep(0.1)
+    def _sink_command(self) -> list[str]:
+        where = ["--host", HOST, "--port", str(self.ports.smtp), "--dir", str(self.mail)]
+        return [sys.executable, "-m", "services.mailsink", *where]
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> Child:
         log_path = self.logs / f"{name}.log"
         with log_path.open("ab") as log:
+            offset = log.tell()  # the end of earlier runs' lines
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the
             # children in order rather than all at once.
             process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0
             )
-        return Child(name, process, log_path)
+        return Child(name, process, log_path, offset)
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Until the mail sink listens and every service answers /healthz, watching them all
+        at once: the first to exit fails the start at once, whichever it is."""
+        assert self.sink is not None
+        everything = [*self.services, self.sink]
+        waiting = everything
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                for child in everything:
+                    code = child.exited()
+                    if code is not None:
+                        raise child.failure(f"exited with code {code} while starting")
+                waiting = [child for child in waiting if not self._ready(child, client)]
+                if not waiting:
+                    return
+                if time.monotonic() > deadline:
+                    raise waiting[0].failure(f"{self._awaited(waiting[0])} within {self._limit()}")
+                time.sleep(0.05)
+
+    def _ready(self, child: Child, client: httpx.Client) -> bool:
+        """The sink listens; a service answers /healthz. A service opens its HTTP port only
+        once its start-up is complete (migrated, connected to NATS, streams there, consumers
+        bound), so its first answer means ready."""
+        if child is self.sink:
+            return _listening(self.ports.smtp)
+        try:
+            return client.get(f"{self.url(child.name)}/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _awaited(self, child: Child) -> str:
+        if child is self.sink:
+            return f"did not listen on port {self.ports.smtp}"
+        return f"did not answer {self.url(child.name)}/healthz"
+
+    def _limit(self) -> str:
+        return f"{self.start_timeout:g} s of the start (--start-timeout, QCDC_START_TIMEOUT)"
 
     def env(self, service: str) -> dict[str, str]:
         env = _child_env()
@@ -279,7 +333,9 @@ class EmbeddedSystem:
             nats_process = self.nats.process
             if nats_process is not None and nats_process.poll() is not None:
                 log = self.nats.log_path
-                print(f"qcdc up: nats-server stopped unexpectedly; see {log}", file=sys.stderr)
+                tail = log_tail(log, self.nats.log_offset)
+                message = f"nats-server stopped unexpectedly; the end of {log} in this run:"
+                print(f"qcdc up: {message}\n{tail}", file=sys.stderr, flush=True)
                 return 1
             time.sleep(0.5)
 
@@ -299,15 +355,22 @@ class OwnGroupNatsServer(NatsServer):
     a terminal's Ctrl-C as well and quit while the services still flush and ack; this way
     it is stopped last. (Blocking SIGINT does not help: Go unblocks signals it listens to.)"""
 
+    log_offset: int = 0
+    """Where this run's lines begin in the log file."""
+
     def start(self) -> None:
+        self.start_within(15.0)
+
+    def start_within(self, timeout: float) -> None:
         self.write_config()
         command = [str(nats_server_binary()), "-c", str(self.config_path)]
         with self.log_path.open("ab") as log:
+            self.log_offset = log.tell()
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, process_group=0
             )
         try:
-            wait_for_port(self.host, self.port)
+            wait_for_port(self.host, self.port, timeout=timeout)
         except TimeoutError:
             self.stop()
             raise
@@ -338,29 +401,9 @@ def _child_env() -> dict[str, str]:
 
 
 def _listening(port: int) -> bool:
-    try:
-        wait_for_port(HOST, port, timeout=0.2)
-    except TimeoutError:
-        return False
-    return True
-
-
-def _wait_healthy(child: Child, url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        code = child.exited()
-        if code is not None:
-            raise child.failure(f"exited with code {code} while starting")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise child.failure(
-                f"did not answer {url}/healthz within {START_TIMEOUT_SECONDS:.0f} s"
-            )
-        time.sleep(0.2)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((HOST, port)) == 0
 
 
 async def _provision_streams(url: str, login: dict[str, str]) -> None:

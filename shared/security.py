@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
@@ -28,9 +28,11 @@ from shared.auth import (
 from shared.bus.envelope import Envelope
 from shared.db import SecurityTables
 from shared.events import TokenIssued, TokenRevoked
-from shared.oidc import OidcConfig, OidcVerifier
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from shared.oidc import OidcVerifier
 
 log = structlog.get_logger(__name__)
 _principal: ContextVar[Principal] = ContextVar("principal", default=OPEN)
@@ -186,6 +188,9 @@ async def _principal_of(request: Request, runtime: Any, token: str) -> Principal
 def oidc_verifier(settings: ServiceSettings) -> OidcVerifier | None:
     if settings.auth != "tokens" or not settings.oidc_issuer:
         return None
+    # Imported only when an identity provider is set up: JWT and crypto cost every start.
+    from shared.oidc import OidcConfig, OidcVerifier
+
     return OidcVerifier(
         OidcConfig(
             issuer=settings.oidc_issuer,

@@ -22,7 +22,7 @@ import nats.errors
 import pytest
 from nats.js.errors import NotFoundError
 
-from services.nats_cli import principals
+from services.nats_principals import principals
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared import nats_auth

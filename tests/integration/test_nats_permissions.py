@@ -30,7 +30,7 @@ from nats.js.api import ConsumerConfig, PubAck
 from typer.testing import CliRunner
 
 from services.cli import app
-from services.nats_cli import principals
+from services.nats_principals import principals
 from shared import nats_auth
 from shared.bus.streams import ALL_STREAMS, REPORTS, provision
 from shared.nats_auth import RegistryUnit

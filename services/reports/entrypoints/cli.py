@@ -1,25 +1,23 @@
 """``qcdc reports …``: submit, review and consolidate from the command line.
 
 Commands work on the service's database through the same handlers as the HTTP API; the
-events they cause wait in the outbox until the running service publishes them."""
+events they cause wait in the outbox until the running service publishes them. The
+service's modules are imported inside the commands, so that building the CLI (``qcdc
+--help``) does not import them (nor the document writers)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from services.reports.adapters.documents import render_docx, render_xlsx
-from services.reports.adapters.repositories import ObligationRepository
-from services.reports.bootstrap import SERVICE
-from services.reports.handlers import consolidation, intake, review
 from shared.errors import Missing, Refused
-from shared.uow import UnitOfWork
-from shared.vntime import format_instant
+
+if TYPE_CHECKING:
+    from shared.uow import UnitOfWork
 
 reports_app = typer.Typer(
     help="Reports: obligations, submit, review, consolidate.", no_args_is_help=True
@@ -28,6 +26,10 @@ T = TypeVar("T")
 
 
 def _one(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    import asyncio
+
+    from services.reports.bootstrap import SERVICE
+
     async def _main() -> T:
         async with SERVICE.offline() as runtime, runtime.uow() as uow:
             return await work(uow)
@@ -60,6 +62,9 @@ def obligations(
     status: Annotated[str | None, typer.Option(help="open, submitted, accepted, …")] = None,
 ) -> None:
     """List obligations."""
+    from services.reports.adapters.repositories import ObligationRepository
+    from shared.vntime import format_instant
+
     found = _one(lambda uow: ObligationRepository(uow.session).find(unit_code=unit, status=status))
     for o in found:
         typer.echo(
@@ -78,6 +83,8 @@ def submit(
     by: Annotated[str | None, typer.Option(help="Who submits.")] = None,
 ) -> None:
     """Submit a report; prints the receipt."""
+    from services.reports.handlers import intake
+
     try:
         values = {k: int(v) for k, v in _pairs(indicator, "--indicator").items()}
     except ValueError as exc:
@@ -105,6 +112,8 @@ def review_report(
     reason: Annotated[str, typer.Option(help="Why it is returned.")] = "",
 ) -> None:
     """Accept a report, or return it for revision with a reason."""
+    from services.reports.handlers import review
+
     command = review.Review(report, reviewer, accept=accept, reason=reason)
     obligation, reviewed = _one(lambda uow: review.review_report(command, uow))
     typer.echo(
@@ -123,6 +132,9 @@ def consolidate(
     by: Annotated[str, typer.Option(help="Who publishes.")] = "cli",
 ) -> None:
     """Consolidate a plan's reports for a receiving unit: counts, rates, indicator totals."""
+    from services.reports.adapters.documents import render_docx, render_xlsx
+    from services.reports.handlers import consolidation
+
     target = consolidation.ConsolidationKey(plan, key, receiving_unit)
     if publish:
         published = _one(

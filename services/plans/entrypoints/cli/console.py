@@ -1,24 +1,28 @@
 """Running the plans service's handlers from the operator's console: against its database,
-in one process, with a refusal printed as one line and exit status 1."""
+in one process, with a refusal printed as one line and exit status 1. The service is
+imported when a command runs, not when the CLI is built (``qcdc --help``)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from services.plans.bootstrap import SERVICE
 from shared.errors import Missing, Refused
-from shared.runtime import Runtime
-from shared.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+    from shared.uow import UnitOfWork
 
 T = TypeVar("T")
 
 
 def run(work: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run handler calls against the plans database; refusals end the command cleanly."""
+    import asyncio
+
+    from services.plans.bootstrap import SERVICE
 
     async def _main() -> T:
         async with SERVICE.offline() as runtime:

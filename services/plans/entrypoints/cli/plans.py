@@ -1,21 +1,22 @@
-"""``qcdc plans …``: plans from the command line."""
+"""``qcdc plans …``: plans from the command line.
+
+The service's modules are imported inside the commands, so that building the CLI
+(``qcdc --help``) does not import them."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-import yaml
-from pydantic import ValidationError
 
-from services.plans.adapters.repositories import PlanRepository
-from services.plans.domain.plans import Amendment, Plan, shift_years
 from services.plans.entrypoints.cli.console import run, run_in_uow
-from services.plans.entrypoints.schemas import PlanIn
-from services.plans.handlers import plans as handlers
-from shared.runtime import Runtime
+
+if TYPE_CHECKING:
+    from services.plans.domain.plans import Plan
+    from services.plans.entrypoints.schemas import PlanIn
+    from shared.runtime import Runtime
 
 plans_app = typer.Typer(
     help="Plans: import a plan document, issue, amend, sub-plans.", no_args_is_help=True
@@ -25,6 +26,11 @@ T = TypeVar("T")
 
 def load_plan_document(path: Path) -> PlanIn:
     """Read a plan YAML file (see data/plans/) into the API's plan schema."""
+    import yaml
+    from pydantic import ValidationError
+
+    from services.plans.entrypoints.schemas import PlanIn
+
     try:
         return PlanIn.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except ValidationError as exc:
@@ -36,6 +42,8 @@ def load_plan_document(path: Path) -> PlanIn:
 def next_live_year(plan: Plan, today: date) -> int:
     """The first year, shifting whole years, in which one of the plan's deadlines is still
     ahead of ``today`` (so a demo has live deadlines and reminders)."""
+    from services.plans.domain.plans import shift_years
+
     years = 0
     while all(shift_years(e.due_before, years) <= today for e in plan.schedule):
         years += 1
@@ -63,6 +71,8 @@ def import_plan(
     issue: Annotated[bool, typer.Option(help="Issue it right away.")] = False,
 ) -> None:
     """Load a plan document (YAML) as a draft, optionally shifted in time and issued."""
+    from services.plans.handlers import plans as handlers
+
     document = load_plan_document(file)
     plan = document.to_plan()
     if live:
@@ -85,6 +95,8 @@ def import_plan(
 @plans_app.command("list")
 def list_plans(year: int | None = None) -> None:
     """List plans."""
+    from services.plans.adapters.repositories import PlanRepository
+
     for plan in run_in_uow(lambda uow: PlanRepository(uow.session).find(year=year)):
         typer.echo(_summary(plan))
 
@@ -92,6 +104,8 @@ def list_plans(year: int | None = None) -> None:
 @plans_app.command("issue")
 def issue_plan(plan_id: str) -> None:
     """Issue a draft plan (publishes PlanIssued when the service runs)."""
+    from services.plans.handlers import plans as handlers
+
     typer.echo(_summary(run_in_uow(lambda uow: handlers.issue_plan(plan_id, uow, actor="cli"))))
 
 
@@ -106,6 +120,9 @@ def amend_plan(
     remove: Annotated[list[str] | None, typer.Option(help="Unit code to release.")] = None,
 ) -> None:
     """Move deadlines, add or remove assignees (publishes PlanAmended)."""
+    from services.plans.domain.plans import Amendment
+    from services.plans.handlers import plans as handlers
+
     deadlines = {}
     for item in deadline or []:
         key, _, day = item.partition("=")
@@ -127,12 +144,16 @@ def amend_plan(
 @plans_app.command("roll-over")
 def roll_over(plan_id: str, year: Annotated[int, typer.Option()]) -> None:
     """Copy a plan into another year, dates shifted, as a new draft."""
+    from services.plans.handlers import plans as handlers
+
     typer.echo(_summary(run_in_uow(lambda uow: handlers.roll_over_plan(plan_id, year, uow, "cli"))))
 
 
 @plans_app.command("sub-plans")
 def sub_plans(plan_id: str) -> None:
     """Which assignees have and have not registered their own plans."""
+    from services.plans.handlers import plans as handlers
+
     status = run_in_uow(lambda uow: handlers.sub_plan_status(plan_id, uow))
     for row in status.registered:
         typer.echo(

@@ -1,4 +1,6 @@
-"""``qcdc tokens …``: API tokens from the operator's console (no token needed there)."""
+"""``qcdc tokens …``: API tokens from the operator's console (no token needed there).
+
+The handlers are imported inside the commands, so that building the CLI does not."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from typing import Annotated
 import typer
 
 from services.plans.entrypoints.cli.console import run_in_uow
-from services.plans.handlers import tokens as handlers
 from shared.auth import Role
 
 tokens_app = typer.Typer(help="API tokens bound to a unit and a role.", no_args_is_help=True)
@@ -21,6 +22,8 @@ def create(
 ) -> None:
     """Create a token; it is printed once, only its hash is kept. Every service learns it
     from the bus once the plans service runs."""
+    from services.plans.handlers import tokens as handlers
+
     command = handlers.CreateToken(unit, role, days)
     created = run_in_uow(lambda uow: handlers.create_token(command, uow))
     typer.echo(f"token id {created.token_id}\n{created.token}")
@@ -29,5 +32,7 @@ def create(
 @tokens_app.command("revoke")
 def revoke(token_id: str) -> None:
     """Revoke a token everywhere."""
+    from services.plans.handlers import tokens as handlers
+
     run_in_uow(lambda uow: handlers.revoke_token(token_id, uow))
     typer.echo(f"revoked {token_id}")

@@ -1,27 +1,26 @@
 """``qcdc units …``: the unit registry from the command line.
 
 Commands work on the plans database directly (through the handlers, in one unit of work);
-the events they cause wait in the outbox until the running service publishes them.
+the events they cause wait in the outbox until the running service publishes them. The
+service's modules are imported inside the commands, so that building the CLI (``qcdc
+--help``) does not import them.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from services.plans.adapters.repositories import UnitRepository
-from services.plans.bootstrap import SERVICE
-from services.plans.domain.unit_kinds import DataFileError
-from services.plans.domain.units import Unit
-from services.plans.handlers import unit_import as handlers
 from shared.errors import Missing, Refused
-from shared.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from services.plans.domain.units import Unit
+    from services.plans.handlers.unit_import import ImportCounts
+    from shared.uow import UnitOfWork
 
 units_app = typer.Typer(
     help="The unit registry: import, export, real administrative units.", no_args_is_help=True
@@ -29,9 +28,22 @@ units_app = typer.Typer(
 T = TypeVar("T")
 
 
+class ExportFormat(StrEnum):
+    """The values of ``unit_import.FileFormat``, declared here so that the option's choices
+    are known without importing the handlers."""
+
+    CSV = "csv"
+    YAML = "yaml"
+
+
 def _run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
     """One unit of work against the plans database; a refusal prints one line per error
     and exits 1."""
+    import asyncio
+
+    from services.plans.bootstrap import SERVICE
+    from services.plans.domain.unit_kinds import DataFileError
+    from services.plans.handlers import unit_import as handlers
 
     async def _main() -> T:
         async with SERVICE.offline() as runtime, runtime.uow() as uow:
@@ -50,7 +62,7 @@ def _run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         raise typer.Exit(1) from exc
 
 
-def _counts(counts: handlers.ImportCounts) -> str:
+def _counts(counts: ImportCounts) -> str:
     return f"{counts.created} created, {counts.updated} updated, {counts.unchanged} unchanged"
 
 
@@ -59,8 +71,9 @@ def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
 ) -> None:
     """Import units from a .csv or .yaml file: all rows, or none if any is wrong."""
+    from services.plans.handlers import unit_import as handlers
 
-    async def work(uow: UnitOfWork) -> handlers.ImportCounts:
+    async def work(uow: UnitOfWork) -> ImportCounts:
         file_format = handlers.FileFormat.of_path(file)
         parsed = handlers.parse_file(handlers.decode(file.read_bytes()), file_format)
         return await handlers.import_units(parsed, uow)
@@ -71,15 +84,18 @@ def import_file(
 @units_app.command("export")
 def export(
     file_format: Annotated[
-        handlers.FileFormat, typer.Option("--format", help="csv or yaml.")
-    ] = handlers.FileFormat.CSV,
+        ExportFormat, typer.Option("--format", help="csv or yaml.")
+    ] = ExportFormat.CSV,
     under: Annotated[str | None, typer.Option(help="Only this unit and its subtree.")] = None,
     output: Annotated[
         Path | None, typer.Option(dir_okay=False, help="Write here instead of to stdout.")
     ] = None,
 ) -> None:
     """Export the registry (active units) in the import format."""
-    text = _run(lambda uow: handlers.export_units(uow, file_format, under))
+    from services.plans.handlers import unit_import as handlers
+
+    chosen = handlers.FileFormat(file_format.value)
+    text = _run(lambda uow: handlers.export_units(uow, chosen, under))
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -91,6 +107,10 @@ def list_units(
     under: Annotated[str | None, typer.Option(help="Only the subtree of this unit.")] = None,
 ) -> None:
     """List units: code, name, kind, parent, who receives their reports."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from services.plans.adapters.repositories import UnitRepository
 
     async def work(uow: UnitOfWork) -> list[Unit]:
         registry = await UnitRepository(uow.session).all()
@@ -128,6 +148,8 @@ def import_admin(
     ] = None,
 ) -> None:
     """Register a real province (since 1 July 2025), its departments and every commune."""
+    from services.plans.handlers import unit_import as handlers
+
     if list_:
         for item in handlers.list_provinces():
             typer.echo(f"{int(item.code):02d}  {item.codename:<14} {item.name}")
@@ -136,7 +158,7 @@ def import_admin(
         raise typer.BadParameter("give --province CODE, or --list", param_hint="--province")
     reference = province
 
-    async def work(uow: UnitOfWork) -> handlers.ImportCounts:
+    async def work(uow: UnitOfWork) -> ImportCounts:
         specs = handlers.load_departments(departments)
         return await handlers.import_admin(
             reference, uow, with_demo_contacts=with_demo_contacts, departments=specs
