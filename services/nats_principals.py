@@ -48,15 +48,20 @@ def service_durables() -> dict[str, list[Durable]]:
     instance here, whatever ``QCDC_SCOPE`` the operator's shell has."""
     return {
         PLANS.name: runtime_durables(PLANS, PLANS.settings_type(database_url=_NO_DATABASE)),
-        REPORTS.name: runtime_durables(
-            REPORTS, ReportsSettings(scope=None, database_url=_NO_DATABASE)
-        ),
+        REPORTS.name: runtime_durables(REPORTS, _reports_settings(scope=None)),
         NOTIFY.name: runtime_durables(NOTIFY, NOTIFY.settings_type(database_url=_NO_DATABASE)),
     }
 
 
 def district_durables(code: str) -> list[Durable]:
-    return runtime_durables(REPORTS, ReportsSettings(scope=code, database_url=_NO_DATABASE))
+    return runtime_durables(REPORTS, _reports_settings(scope=code))
+
+
+def _reports_settings(scope: str | None) -> ReportsSettings:
+    """A reports instance as its credential must allow it: with a subtree delegated to
+    another instance, so that the consumer mirroring it is covered whenever the operator
+    delegates one (an instance without any has no such consumer)."""
+    return ReportsSettings(scope=scope, delegated=["ANY"], database_url=_NO_DATABASE)
 
 
 # --- principals -----------------------------------------------------------------------------
