@@ -46,6 +46,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -54,6 +55,8 @@ from services.reports.domain.indicators import CATALOGUE
 from services.reports.domain.model import Obligation, ObligationStatus
 
 DEFAULT_GROUP_KIND = "district"
+_CODES = {i.code: None for i in CATALOGUE}
+"""Catalogue codes, in catalogue order."""
 NO_GROUP_LABEL = "Không thuộc cấp huyện"
 
 # Short plural labels for tables; a kind not listed here shows its code (kinds are data, and
@@ -344,7 +347,7 @@ class _Row:
     def latest(self) -> SubmissionFacts | None:
         return self.versions[-1] if self.versions else None
 
-    @property
+    @cached_property
     def returned(self) -> bool:
         # The review writes both the version's and the obligation's status; either is enough.
         latest = self.latest
@@ -352,9 +355,14 @@ class _Row:
             latest.status == REPORT_RETURNED or self.obligation.status is ObligationStatus.RETURNED
         )
 
-    @property
+    @cached_property
     def counted(self) -> SubmissionFacts | None:
         return None if self.returned else self.latest
+
+    @cached_property
+    def figures(self) -> dict[str, int | float]:
+        """What its counted version adds to the totals (each row is in three sums)."""
+        return figures(self.counted) if self.counted else {}
 
 
 def _rows(
@@ -403,13 +411,15 @@ def _ref(status: UnitStatus) -> UnitRef:
 
 
 def _unit_lists(statuses: Sequence[UnitStatus]) -> UnitLists:
+    # One reference per unit, shared by the lists it is in (they are frozen).
+    refs = [(s, _ref(s)) for s in statuses]
     return UnitLists(
-        expected=[_ref(s) for s in statuses],
-        received=[_ref(s) for s in statuses if s.state != "missing"],
-        on_time=[_ref(s) for s in statuses if s.state == "on_time"],
-        late=[_ref(s) for s in statuses if s.state == "late"],
-        missing=[_ref(s) for s in statuses if s.state == "missing"],
-        returned=[_ref(s) for s in statuses if s.returned],
+        expected=[r for _, r in refs],
+        received=[r for s, r in refs if s.state != "missing"],
+        on_time=[r for s, r in refs if s.state == "on_time"],
+        late=[r for s, r in refs if s.state == "late"],
+        missing=[r for s, r in refs if s.state == "missing"],
+        returned=[r for s, r in refs if s.returned],
     )
 
 
@@ -434,24 +444,32 @@ def _number(value: Any) -> int | float | None:
     return value
 
 
+def figures(report: SubmissionFacts) -> dict[str, int | float]:
+    """The report's summable values of catalogue indicators."""
+    found: dict[str, int | float] = {}
+    for code, raw in report.indicators.items():
+        value = _number(raw)
+        if code in _CODES and value is not None:
+            found[code] = value
+    return found
+
+
 def sum_indicators(
-    reports: Iterable[SubmissionFacts],
+    reports: Iterable[Mapping[str, int | float]],
 ) -> tuple[dict[str, int | float], dict[str, int]]:
-    """Totals per catalogue indicator (0 when nobody reported it), and how many reports
-    gave each a value."""
-    totals: dict[str, int | float] = {i.code: 0 for i in CATALOGUE}
-    reported_by: dict[str, int] = {i.code: 0 for i in CATALOGUE}
-    for report in reports:
-        for code, raw in report.indicators.items():
-            value = _number(raw)
-            if code in totals and value is not None:
-                totals[code] += value
-                reported_by[code] += 1
+    """Totals per catalogue indicator of reports' :func:`figures` (0 when nobody reported
+    it), and how many reports gave each a value."""
+    totals: dict[str, int | float] = dict.fromkeys(_CODES, 0)
+    reported_by: dict[str, int] = dict.fromkeys(_CODES, 0)
+    for values in reports:
+        for code, value in values.items():
+            totals[code] += value
+            reported_by[code] += 1
     return totals, reported_by
 
 
 def _indicator_totals(rows: Sequence[_Row]) -> list[IndicatorTotal]:
-    totals, reported_by = sum_indicators(r.counted for r in rows if r.counted)
+    totals, reported_by = sum_indicators(r.figures for r in rows if r.counted)
     return [
         IndicatorTotal(
             code=i.code,
@@ -479,7 +497,7 @@ def _groups(
     order = [k for k in members if k != last_key] + [k for k in members if k == last_key]
     result = []
     for key in order:
-        counted = [r.counted for r in members[key] if r.counted]
+        counted = [r.figures for r in members[key] if r.counted]
         totals, _ = sum_indicators(counted)
         result.append(
             GroupTotals(

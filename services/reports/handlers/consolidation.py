@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reports.adapters.db import consolidations, reports, units
+from services.reports.adapters.db import consolidations, obligations, reports, units
 from services.reports.adapters.repositories import ObligationRepository
 from services.reports.domain.consolidation import (
     Consolidation,
@@ -74,11 +74,13 @@ class PublishedConsolidation:
 
 async def _obligations(key: ConsolidationKey, session: AsyncSession) -> list[Obligation]:
     """The obligations to consolidate, or a 404 saying which part of the key is unknown."""
-    of_plan = await ObligationRepository(session).find(plan_id=key.plan_id)
-    if not of_plan:
-        raise Missing(f"no plan {key.plan_id} is known to this reports service")
-    of_entry = [o for o in of_plan if o.schedule_key == key.schedule_key]
+    of_entry = await ObligationRepository(session).find(
+        plan_id=key.plan_id, schedule_key=key.schedule_key
+    )
     if not of_entry:
+        known = sa.select(obligations.c.id).where(obligations.c.plan_id == key.plan_id).limit(1)
+        if await session.scalar(known) is None:
+            raise Missing(f"no plan {key.plan_id} is known to this reports service")
         raise Missing(f"plan {key.plan_id} has no report {key.schedule_key!r}")
     mine = [o for o in of_entry if o.receiving_unit == key.receiving_unit]
     if not mine:
@@ -89,12 +91,19 @@ async def _obligations(key: ConsolidationKey, session: AsyncSession) -> list[Obl
     return mine
 
 
-async def _submissions(
-    obligation_ids: Sequence[str], session: AsyncSession
-) -> list[SubmissionFacts]:
-    rows = (
-        await session.execute(sa.select(reports).where(reports.c.obligation_id.in_(obligation_ids)))
-    ).all()
+async def _submissions(key: ConsolidationKey, session: AsyncSession) -> list[SubmissionFacts]:
+    """Every version of every report owed to the receiving unit for this plan entry (a
+    join rather than a list of obligation ids: one bound parameter per unit would run into
+    the database's limit for a nation's communes)."""
+    query = (
+        sa.select(reports)
+        .join(obligations, obligations.c.id == reports.c.obligation_id)
+        .where(
+            obligations.c.plan_id == key.plan_id,
+            obligations.c.schedule_key == key.schedule_key,
+            obligations.c.receiving_unit == key.receiving_unit,
+        )
+    )
     return [
         SubmissionFacts(
             obligation_id=row.obligation_id,
@@ -107,7 +116,7 @@ async def _submissions(
             narrative=dict(row.narrative or {}),
             indicators=dict(row.indicators or {}),
         )
-        for row in rows
+        for row in (await session.execute(query)).all()
     ]
 
 
@@ -122,14 +131,22 @@ def _facts(row: Any) -> UnitFacts:
     )
 
 
+UNITS_PER_QUERY = 5000
+"""Codes per ``IN`` list: SQLite and asyncpg take at most 32,767 bound parameters."""
+
+
 async def _units(codes: Iterable[str], session: AsyncSession) -> dict[str, UnitFacts]:
     wanted = sorted(set(codes))
-    rows = (await session.execute(sa.select(units).where(units.c.code.in_(wanted)))).all()
-    return {row.code: _facts(row) for row in rows}
+    found: dict[str, UnitFacts] = {}
+    for start in range(0, len(wanted), UNITS_PER_QUERY):
+        chunk = wanted[start : start + UNITS_PER_QUERY]
+        rows = (await session.execute(sa.select(units).where(units.c.code.in_(chunk)))).all()
+        found.update((row.code, _facts(row)) for row in rows)
+    return found
 
 
 async def _receiver_and_units(
-    receiving_unit: str, obligations: Sequence[Obligation], session: AsyncSession
+    receiving_unit: str, owed: Sequence[Obligation], session: AsyncSession
 ) -> dict[str, UnitFacts]:
     """The units a consolidation names: the receiver, the units on its path and on every
     reporting unit's path (districts), and those above the receiver (document heading)."""
@@ -138,7 +155,7 @@ async def _receiver_and_units(
     if receiver is None:
         raise Missing(f"unit {receiving_unit} is not known to this reports service")
     codes = {*receiver.path, receiver.parent_code or "", receiver.reports_to_code or ""}
-    for obligation in obligations:
+    for obligation in owed:
         codes.update(obligation.unit_path)
     return await _units(codes - {""}, session)
 
@@ -147,7 +164,7 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
     """The consolidation as the database stands now."""
     found = await _obligations(key, uow.session)
     all_units = await _receiver_and_units(key.receiving_unit, found, uow.session)
-    submissions = await _submissions([o.id for o in found], uow.session)
+    submissions = await _submissions(key, uow.session)
     return consolidate(
         receiving_unit=key.receiving_unit,
         obligations=found,
