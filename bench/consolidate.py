@@ -1,0 +1,542 @@
+"""Benchmark: a consolidation of 1,000, 2,000 and 10,000 units' reports as JSON, XLSX and DOCX.
+
+For each size the bench builds a reports database (SQLite by default, ``--db postgres`` for a
+fresh PostgreSQL database) through the service's own migrations, and loads a province's
+units (Vietnamese names: departments, districts, communes under them; ``--levels 2`` for a
+province without districts), one plan with two schedule entries, and for the consolidated
+entry reports as a receiving unit sees them: most on time, some late, some missing, some
+resubmitted or returned for revision, with narratives and indicator figures.
+
+Each format is then produced the way ``GET /consolidations?format=…`` produces it: the
+handler reads the obligations, reports and units and computes the consolidation
+(``compute_s``), then the body is rendered (``render_s``: the endpoint's
+``json_response``, ``render_xlsx``, ``render_docx``). ``seconds`` is the median of
+``--repeat`` runs of both (wall clock); ``cpu_s`` the median CPU time of the same runs, which
+tells a slow run from a busy machine.
+
+Each (size, format) runs in its own process, so ``peak_rss_mib`` is that process's
+``ru_maxrss`` (``getrusage(RUSAGE_SELF)`` at its end: the interpreter, the imports, the
+rows, the consolidation and the document).
+
+Baseline, measured in the same process: a floor for what the same output costs on this
+machine: reading the same rows with raw SQL (no row conversion) plus, for JSON,
+``json.dumps`` of the same content; for XLSX, an openpyxl write-only workbook with the same
+cell values (no styles); for DOCX, zipping the same package parts (document.xml and the
+rest, deflated) as our document. ``ratio`` = seconds ÷ baseline.
+
+Usage: python -m bench.consolidate [--sizes 1000,2000,10000] [--formats json,xlsx,docx]
+       [--repeat 3] [--db sqlite|postgres] [--levels 3|2] [--timeout 600]
+Prints one JSON object on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from openpyxl import Workbook, load_workbook  # type: ignore[import-untyped]
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from vietnam_provinces import Ward
+
+from services.reports.adapters import db as tables
+from services.reports.adapters.documents import Edition, Signer, render_docx, render_xlsx
+from services.reports.domain.consolidation import Consolidation
+from services.reports.domain.indicators import CATALOGUE
+from services.reports.entrypoints.http.consolidations import json_response
+from services.reports.handlers.consolidation import ConsolidationKey, current
+from shared.clock import ManualClock
+from shared.db import create_engine, migrate
+from shared.uow import UnitOfWork
+from shared.vntime import last_instant_before
+
+ROOT = Path(__file__).resolve().parents[1]
+MIGRATIONS = ROOT / "services" / "reports" / "adapters" / "migrations"
+POSTGRES_DSN = os.environ.get(
+    "QCDC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+FORMATS = ("json", "xlsx", "docx")
+
+PROVINCE = "T89"
+RECEIVER = "T89-SNV"
+PLAN_ID = "plan-bench-2023"
+SCHEDULE_KEY = "six_month"
+OTHER_KEY = "annual"
+DUE = last_instant_before(date(2023, 6, 10))
+AS_OF = datetime(2023, 6, 20, 3, 0, tzinfo=UTC)
+COMMUNES_PER_DISTRICT = 15
+
+DEPARTMENTS = (
+    "Sở Tư pháp",
+    "Sở Tài chính",
+    "Sở Y tế",
+    "Sở Xây dựng",
+    "Sở Giáo dục và Đào tạo",
+    "Sở Nông nghiệp và Môi trường",
+    "Sở Công Thương",
+    "Sở Văn hóa, Thể thao và Du lịch",
+    "Sở Khoa học và Công nghệ",
+    "Sở Dân tộc và Tôn giáo",
+    "Sở Ngoại vụ",
+    "Thanh tra tỉnh",
+    "Văn phòng Ủy ban nhân dân tỉnh",
+    "Ban Quản lý các khu công nghiệp",
+)
+SENTENCES = (
+    "Tổ chức {n} hội nghị quán triệt Luật Thực hiện dân chủ ở cơ sở cho cán bộ, công chức.",
+    "Niêm yết công khai dự toán, quyết toán ngân sách và các khoản đóng góp của Nhân dân.",
+    "Tổ chức {n} buổi tiếp công dân định kỳ; tiếp nhận và xử lý {m} đơn kiến nghị, phản ánh.",
+    "Lấy ý kiến Nhân dân về quy hoạch sử dụng đất và các dự án đầu tư trên địa bàn.",
+    "Ban Thanh tra nhân dân giám sát {n} công trình, dự án đầu tư công ở cơ sở.",
+    "Hội nghị cán bộ, công chức, viên chức được tổ chức đúng quy định, có {m} ý kiến đóng góp.",
+    "Kiện toàn Ban Chỉ đạo thực hiện Quy chế dân chủ ở cơ sở; phân công {n} thành viên.",
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    code: str
+    name: str
+    kind: str
+    path: list[str]
+    parent_code: str | None
+    reports_to_code: str | None
+
+
+def _place_names() -> Iterator[tuple[str, str]]:
+    """(administrative word, place) from Vietnam's real wards, over and over."""
+    wards = sorted(Ward.iter_all(), key=lambda ward: int(ward.code))
+    while True:
+        for ward in wards:
+            word, _, place = ward.name.partition(" ")
+            yield word.lower(), place
+
+
+def units_of(count: int, levels: int) -> list[UnitRow]:
+    """The province, its Home Affairs department (the receiving unit), and ``count``
+    reporting units: departments, then districts each with its communes (``levels`` 3), or
+    communes right under the province (``levels`` 2)."""
+    root = UnitRow(PROVINCE, "Ủy ban nhân dân tỉnh An Bình", "province", [PROVINCE], None, None)
+    receiver = UnitRow(RECEIVER, "Sở Nội vụ", "department", [PROVINCE, RECEIVER], PROVINCE, None)
+    rows = [root, receiver]
+    departments = min(len(DEPARTMENTS), count // 50)
+    for n in range(departments):
+        code = f"{PROVINCE}-S{n:02d}"
+        rows.append(
+            UnitRow(code, DEPARTMENTS[n], "department", [PROVINCE, code], PROVINCE, RECEIVER)
+        )
+    places = _place_names()
+    district: UnitRow | None = None
+    for n in range(count - departments):
+        word, place = next(places)
+        if levels == 3 and n % (COMMUNES_PER_DISTRICT + 1) == 0:
+            code = f"H{n:06d}"
+            district = UnitRow(
+                code,
+                f"Ủy ban nhân dân huyện {place}",
+                "district",
+                [PROVINCE, code],
+                PROVINCE,
+                RECEIVER,
+            )
+            rows.append(district)
+            continue
+        code = f"X{n:06d}"
+        parent = district.code if district else PROVINCE
+        path = [*(district.path if district else [PROVINCE]), code]
+        name = f"Ủy ban nhân dân {'xã' if word == 'xã' else 'phường'} {place}"
+        rows.append(UnitRow(code, name, "commune", path, parent, RECEIVER))
+    return rows
+
+
+def _obligation_id(key: str, unit: str) -> str:
+    return f"ob-{key}-{unit}"
+
+
+def _obligation(unit: UnitRow, key: str, status: str) -> dict[str, Any]:
+    return {
+        "id": _obligation_id(key, unit.code),
+        "plan_id": PLAN_ID,
+        "schedule_key": key,
+        "report_kind": "six_month" if key == SCHEDULE_KEY else "annual",
+        "unit_code": unit.code,
+        "unit_path": unit.path,
+        "receiving_unit": RECEIVER,
+        "period_start": date(2022, 12, 15) if key == SCHEDULE_KEY else date(2023, 1, 1),
+        "period_end": date(2023, 6, 14) if key == SCHEDULE_KEY else date(2023, 12, 14),
+        "due_at": DUE if key == SCHEDULE_KEY else last_instant_before(date(2023, 12, 15)),
+        "plan_doc_number": "123/KH-UBND",
+        "plan_title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
+        "status": status,
+        "opened_at": datetime(2023, 1, 16, 2, 0, tzinfo=UTC),
+        "waived_reason": "Đơn vị đã giải thể" if status == "waived" else None,
+        "request_id": None,
+        "owned": True,
+    }
+
+
+def _indicators(rng: random.Random) -> dict[str, int]:
+    chosen = rng.sample([i.code for i in CATALOGUE], rng.randint(6, len(CATALOGUE)))
+    figures = {code: rng.randint(0, 400) for code in chosen}
+    for received, resolved in (
+        ("complaints_received", "complaints_resolved"),
+        ("denunciations_received", "denunciations_resolved"),
+    ):
+        if received in figures and resolved in figures:
+            figures[resolved] = min(figures[resolved], figures[received])
+    return figures
+
+
+def _narrative(rng: random.Random) -> dict[str, str]:
+    areas = rng.sample(["1", "2", "3", "4", "5", "6"], rng.randint(0, 3))
+    return {
+        area: "\n".join(
+            rng.choice(SENTENCES).format(n=rng.randint(1, 12), m=rng.randint(1, 60))
+            for _ in range(rng.randint(1, 3))
+        )
+        for area in areas
+    }
+
+
+def reports_for(
+    units: list[UnitRow], rng: random.Random
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Obligations (both schedule entries; about 1 % waived) and the six-month reports:
+    ~10 % missing, of the rest ~80 % on time; ~10 % resubmitted, ~4 % returned now."""
+    obligations: list[dict[str, Any]] = []
+    submitted: list[dict[str, Any]] = []
+    for number, unit in enumerate(u for u in units if u.code not in (PROVINCE, RECEIVER)):
+        obligations.append(_obligation(unit, OTHER_KEY, "open"))
+        draw = rng.random()
+        if draw < 0.01:
+            obligations.append(_obligation(unit, SCHEDULE_KEY, "waived"))
+            continue
+        if draw < 0.11:
+            obligations.append(_obligation(unit, SCHEDULE_KEY, "open"))
+            continue
+        on_time = rng.random() < 0.8
+        hours = timedelta(hours=rng.randint(1, 400))
+        first_at = DUE - hours if on_time else DUE + hours
+        versions = 2 if rng.random() < 0.1 else 1
+        returned = rng.random() < 0.04
+        for version in range(1, versions + 1):
+            at = first_at + timedelta(hours=6 * (version - 1))
+            latest = version == versions
+            submitted.append(
+                {
+                    "id": f"r-{unit.code}-{version}",
+                    "obligation_id": _obligation_id(SCHEDULE_KEY, unit.code),
+                    "version": version,
+                    "receipt_number": f"BC-2023-{number:06d}-{version}",
+                    "idempotency_key": None,
+                    "submitted_at": at,
+                    "on_time": at <= DUE,
+                    "submitted_by": f"vanthu@{unit.code.lower()}.anbinh.gov.vn",
+                    "narrative": _narrative(rng),
+                    "indicators": _indicators(rng),
+                    "status": "returned" if returned and latest else "submitted",
+                }
+            )
+        status = "returned" if returned else "submitted"
+        obligations.append(_obligation(unit, SCHEDULE_KEY, status))
+    return obligations, submitted
+
+
+async def load(engine: AsyncEngine, count: int, levels: int) -> dict[str, int]:
+    """Migrate the database and fill it; returns what was loaded."""
+    await migrate(engine, MIGRATIONS)
+    units = units_of(count, levels)
+    obligations, submitted = reports_for(units, random.Random(count))
+    now = datetime(2023, 6, 1, tzinfo=UTC)
+    unit_rows = [
+        {**u.__dict__, "head_email": None, "active": True, "updated_at": now} for u in units
+    ]
+    async with engine.begin() as conn:
+        for table, rows in (
+            (tables.units, unit_rows),
+            (tables.obligations, obligations),
+            (tables.reports, submitted),
+        ):
+            for start in range(0, len(rows), 2000):
+                await conn.execute(table.insert(), rows[start : start + 2000])
+    return {
+        "units": count,
+        "obligations": len(obligations),
+        "reports": len(submitted),
+        "districts": sum(u.kind == "district" for u in units),
+    }
+
+
+# --- one format, in its own process ---------------------------------------------------------
+
+
+def render(consolidation: Consolidation, output: str) -> bytes:
+    """The body the HTTP endpoint answers with."""
+    if output == "json":
+        return bytes(json_response(consolidation).body)
+    if output == "xlsx":
+        return render_xlsx(consolidation)
+    return render_docx(consolidation, signer=Signer(), edition=Edition())
+
+
+async def _compute(sessions: async_sessionmaker[Any]) -> Consolidation:
+    uow = UnitOfWork(sessions, tables.messaging, source="/bench", clock=ManualClock(AS_OF))
+    async with uow:
+        return await current(ConsolidationKey(PLAN_ID, SCHEDULE_KEY, RECEIVER), uow)
+
+
+async def _raw_read(engine: AsyncEngine) -> int:
+    """The same rows as the handler reads, by raw SQL without converting them."""
+    queries: tuple[tuple[str, dict[str, str]], ...] = (
+        ("SELECT * FROM obligations WHERE plan_id = :plan", {"plan": PLAN_ID}),
+        (
+            "SELECT r.* FROM reports r JOIN obligations o ON o.id = r.obligation_id "
+            "WHERE o.plan_id = :plan AND o.schedule_key = :key",
+            {"plan": PLAN_ID, "key": SCHEDULE_KEY},
+        ),
+        ("SELECT * FROM units", {}),
+    )
+    fetched = 0
+    async with engine.connect() as conn:
+        for query, params in queries:
+            fetched += len((await conn.execute(sa.text(query), params)).all())
+    return fetched
+
+
+def _floor_json(consolidation: Consolidation) -> Callable[[], object]:
+    content = consolidation.to_json()
+    return lambda: json.dumps(content, ensure_ascii=False).encode()
+
+
+def _floor_xlsx(body: bytes) -> Callable[[], object]:
+    source = load_workbook(io.BytesIO(body), read_only=True)
+    sheets = {ws.title: [list(row) for row in ws.iter_rows(values_only=True)] for ws in source}
+
+    def write() -> bytes:
+        workbook = Workbook(write_only=True)
+        for title, rows in sheets.items():
+            sheet = workbook.create_sheet(title)
+            for row in rows:
+                sheet.append(row)
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        return buffer.getvalue()
+
+    return write
+
+
+def _floor_docx(body: bytes) -> Callable[[], object]:
+    with zipfile.ZipFile(io.BytesIO(body)) as package:
+        parts = [(name, package.read(name)) for name in package.namelist()]
+
+    def write() -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+            for name, data in parts:
+                out.writestr(name, data)
+        return buffer.getvalue()
+
+    return write
+
+
+def _median_time(runs: list[float]) -> float:
+    return round(statistics.median(runs), 4)
+
+
+async def _timed(action: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await action()
+    return time.perf_counter() - started
+
+
+async def measure(url: str, output: str, repeat: int) -> dict[str, Any]:
+    engine = create_engine(url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    compute_s, render_s, total_s, cpu_s = [], [], [], []
+    body = b""
+    consolidation: Consolidation | None = None
+    for _ in range(repeat):
+        started, cpu = time.perf_counter(), time.process_time()
+        consolidation = await _compute(sessions)
+        computed = time.perf_counter()
+        body = render(consolidation, output)
+        done = time.perf_counter()
+        compute_s.append(computed - started)
+        render_s.append(done - computed)
+        total_s.append(done - started)
+        cpu_s.append(time.process_time() - cpu)
+    assert consolidation is not None
+    floor = {"json": lambda: _floor_json(consolidation), "xlsx": lambda: _floor_xlsx(body)}.get(
+        output, lambda: _floor_docx(body)
+    )()
+    read_s, floor_s = [], []
+    for _ in range(repeat):
+        read_s.append(await _timed(lambda: _raw_read(engine)))
+        started = time.perf_counter()
+        floor()
+        floor_s.append(time.perf_counter() - started)
+    await engine.dispose()
+    seconds = _median_time(total_s)
+    baseline = _median_time([r + f for r, f in zip(read_s, floor_s, strict=True)])
+    return {
+        "seconds": seconds,
+        "compute_s": _median_time(compute_s),
+        "render_s": _median_time(render_s),
+        "runs_s": [round(t, 4) for t in total_s],
+        "cpu_s": _median_time(cpu_s),
+        "baseline_s": baseline,
+        "baseline_read_s": _median_time(read_s),
+        "baseline_format_s": _median_time(floor_s),
+        "ratio": round(seconds / baseline, 2) if baseline else None,
+        "bytes": len(body),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+async def _create_postgres() -> tuple[str, str]:
+    name = f"qcdc_bench_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return name, f"{base}/{name}"
+
+
+async def _drop_postgres(name: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _prepare(
+    count: int, args: argparse.Namespace, workdir: Path
+) -> tuple[str, dict[str, int], str | None]:
+    if args.db == "postgres":
+        name, url = await _create_postgres()
+    else:
+        name, url = None, f"sqlite+aiosqlite:///{workdir}/reports-{count}.db"
+    engine = create_engine(url)
+    try:
+        loaded = await load(engine, count, args.levels)
+    finally:
+        await engine.dispose()
+    return url, loaded, name
+
+
+def _worker(url: str, output: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.consolidate",
+        "--worker",
+        output,
+        "--url",
+        url,
+        "--repeat",
+        str(args.repeat),
+    ]
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"seconds": None, "error": f"did not finish within {args.timeout} s"}
+    if done.returncode != 0:
+        log(done.stderr)
+        return {"seconds": None, "error": f"worker failed with exit code {done.returncode}"}
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _growth(sizes: dict[str, Any], formats: list[str]) -> dict[str, float | None]:
+    small, large = sizes.get("1000"), sizes.get("2000")
+    growth: dict[str, float | None] = {}
+    for output in formats:
+        if small and large and small[output].get("seconds") and large[output].get("seconds"):
+            growth[output] = round(large[output]["seconds"] / small[output]["seconds"], 2)
+        else:
+            growth[output] = None
+    return growth
+
+
+async def drive(args: argparse.Namespace) -> dict[str, Any]:
+    sizes: dict[str, Any] = {}
+    formats = [f for f in args.formats.split(",") if f]
+    with tempfile.TemporaryDirectory(prefix="qcdc-bench-consolidate-") as workdir:
+        for count in (int(s) for s in args.sizes.split(",") if s):
+            log(f"loading {count} units ({args.db}) ...")
+            url, loaded, database = await _prepare(count, args, Path(workdir))
+            try:
+                entry: dict[str, Any] = {**loaded}
+                for output in formats:
+                    log(f"  {count} units: {output} ...")
+                    entry[output] = _worker(url, output, args)
+                    log(f"  {count} units: {output}: {entry[output].get('seconds')} s")
+                sizes[str(count)] = entry
+            finally:
+                if database:
+                    await _drop_postgres(database)
+    return {
+        "bench": "consolidate",
+        "db": args.db,
+        "levels": args.levels,
+        "repeat": args.repeat,
+        "statistic": "median of repeat runs; peak_rss_mib is ru_maxrss of the format's process",
+        "baseline": "raw SQL read of the same rows + json.dumps / write-only openpyxl with the "
+        "same cells / zip of the same DOCX parts",
+        "sizes": sizes,
+        "growth_1000_to_2000": _growth(sizes, formats),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="1000,2000,10000", help="units per consolidation")
+    parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--levels", type=int, choices=(2, 3), default=3)
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per size and format")
+    parser.add_argument("--worker", choices=FORMATS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(asyncio.run(measure(args.url, args.worker, args.repeat))))
+        return
+    print(json.dumps(asyncio.run(drive(args)), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
