@@ -307,7 +307,7 @@ async def test_consolidation_of_on_time_late_missing_returned_and_waived_reports
     }
     assert refreshed["rates"]["completeness_percent"] == 100.0
     assert _totals(refreshed)["citizens_received"] == 85
-    assert unknown == {"plan": 404, "unit": 404, "format": 422}
+    assert unknown == {"plan": 404, "key": 404, "unit": 404, "receiver": 404, "format": 422}
     events = await bus_spy.wait_for_type("qcdc.consolidation.published.v1", count=2)
     bodies = sorted((json.loads(e.data) for e in events), key=lambda b: b["version"])
     assert {e.subject for e in events} == {"qcdc.v1.consolidation.published.T89.T89-SNV"}
@@ -510,12 +510,20 @@ async def check_versions(
 async def check_refusals(reports: httpx.AsyncClient, plan_id: str) -> dict[str, int]:
     params = {"plan_id": plan_id, "schedule_key": "six_month", "receiving_unit": "T89-SNV"}
     no_plan = await reports.get("/consolidations", params={**params, "plan_id": "nope"})
+    no_key = await reports.get("/consolidations", params={**params, "schedule_key": "annual"})
     no_unit = await reports.get("/consolidations", params={**params, "receiving_unit": "T00"})
+    not_receiving = await reports.get(
+        "/consolidations", params={**params, "receiving_unit": "T89-STP"}
+    )
     bad_format = await reports.get("/consolidations", params={**params, "format": "pdf"})
     assert "no plan nope" in no_plan.json()["error"]["message"]
+    assert "has no report 'annual'" in no_key.json()["error"]["message"]
+    assert "no unit reports to T89-STP" in not_receiving.json()["error"]["message"]
     return {
         "plan": no_plan.status_code,
+        "key": no_key.status_code,
         "unit": no_unit.status_code,
+        "receiver": not_receiving.status_code,
         "format": bad_format.status_code,
     }
 
