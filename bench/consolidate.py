@@ -381,6 +381,7 @@ async def measure(url: str, output: str, repeat: int) -> dict[str, Any]:
     body = b""
     consolidation: Consolidation | None = None
     for _ in range(repeat):
+        body, consolidation = b"", None  # one request's memory at a time
         started, cpu = time.perf_counter(), time.process_time()
         consolidation = await _compute(sessions)
         computed = time.perf_counter()

@@ -95,9 +95,20 @@ async def _submissions(key: ConsolidationKey, session: AsyncSession) -> list[Sub
     """Every version of every report owed to the receiving unit for this plan entry (a
     join rather than a list of obligation ids: one bound parameter per unit would run into
     the database's limit for a nation's communes)."""
+    r = reports.c
     query = (
-        sa.select(reports)
-        .join(obligations, obligations.c.id == reports.c.obligation_id)
+        sa.select(
+            r.obligation_id,
+            r.id,
+            r.version,
+            r.receipt_number,
+            r.submitted_at,
+            r.on_time,
+            r.status,
+            r.narrative,
+            r.indicators,
+        )
+        .join(obligations, obligations.c.id == r.obligation_id)
         .where(
             obligations.c.plan_id == key.plan_id,
             obligations.c.schedule_key == key.schedule_key,
@@ -113,8 +124,8 @@ async def _submissions(key: ConsolidationKey, session: AsyncSession) -> list[Sub
             submitted_at=row.submitted_at,
             on_time=row.on_time,
             status=row.status,
-            narrative=dict(row.narrative or {}),
-            indicators=dict(row.indicators or {}),
+            narrative=row.narrative or {},
+            indicators=row.indicators or {},
         )
         for row in (await session.execute(query)).all()
     ]
@@ -131,6 +142,15 @@ def _facts(row: Any) -> UnitFacts:
     )
 
 
+_UNIT_COLUMNS = (
+    units.c.code,
+    units.c.name,
+    units.c.kind,
+    units.c.path,
+    units.c.parent_code,
+    units.c.reports_to_code,
+)
+"""What :class:`UnitFacts` holds (contacts and timestamps are not read)."""
 UNITS_PER_QUERY = 5000
 """Codes per ``IN`` list: SQLite and asyncpg take at most 32,767 bound parameters."""
 
@@ -140,7 +160,8 @@ async def _units(codes: Iterable[str], session: AsyncSession) -> dict[str, UnitF
     found: dict[str, UnitFacts] = {}
     for start in range(0, len(wanted), UNITS_PER_QUERY):
         chunk = wanted[start : start + UNITS_PER_QUERY]
-        rows = (await session.execute(sa.select(units).where(units.c.code.in_(chunk)))).all()
+        query = sa.select(*_UNIT_COLUMNS).where(units.c.code.in_(chunk))
+        rows = (await session.execute(query)).all()
         found.update((row.code, _facts(row)) for row in rows)
     return found
 
