@@ -53,7 +53,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import zipfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -61,12 +60,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from vietnam_provinces import Ward
 
+from bench.support import machine, scratch_database
 from services.reports.adapters import db as tables
 from services.reports.adapters.documents import Edition, Signer, render_docx, render_xlsx
 from services.reports.domain.consolidation import Consolidation
@@ -80,9 +79,6 @@ from shared.vntime import last_instant_before
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "services" / "reports" / "adapters" / "migrations"
-POSTGRES_DSN = os.environ.get(
-    "QCDC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 FORMATS = ("json", "xlsx", "docx")
 
 PROVINCE = "T89"
@@ -436,38 +432,12 @@ async def measure(url: str, output: str, repeat: int) -> dict[str, Any]:
 # --- the driver -----------------------------------------------------------------------------
 
 
-async def _create_postgres() -> tuple[str, str]:
-    name = f"qcdc_bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return name, f"{base}/{name}"
-
-
-async def _drop_postgres(name: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def _prepare(
-    count: int, args: argparse.Namespace, workdir: Path
-) -> tuple[str, dict[str, int], str | None]:
-    if args.db == "postgres":
-        name, url = await _create_postgres()
-    else:
-        name, url = None, f"sqlite+aiosqlite:///{workdir}/reports-{count}.db"
+async def _prepare(count: int, levels: int, url: str) -> dict[str, int]:
     engine = create_engine(url)
     try:
-        loaded = await load(engine, count, args.levels)
+        return await load(engine, count, levels)
     finally:
         await engine.dispose()
-    return url, loaded, name
 
 
 def _worker(url: str, output: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -520,25 +490,23 @@ def _targets(sizes: dict[str, Any], growth: dict[str, float | None]) -> dict[str
 
 
 async def drive(args: argparse.Namespace) -> dict[str, Any]:
+    host = machine()
     sizes: dict[str, Any] = {}
     formats = [f for f in args.formats.split(",") if f]
     with tempfile.TemporaryDirectory(prefix="qcdc-bench-consolidate-") as workdir:
         for count in (int(s) for s in args.sizes.split(",") if s):
             log(f"loading {count} units ({args.db}) ...")
-            url, loaded, database = await _prepare(count, args, Path(workdir))
-            try:
-                entry: dict[str, Any] = {**loaded}
+            async with scratch_database(args.db, Path(workdir), "consolidate") as url:
+                entry: dict[str, Any] = await _prepare(count, args.levels, url)
                 for output in formats:
                     log(f"  {count} units: {output} ...")
                     entry[output] = _worker(url, output, args)
                     log(f"  {count} units: {output}: {entry[output].get('seconds')} s")
                 sizes[str(count)] = entry
-            finally:
-                if database:
-                    await _drop_postgres(database)
     growth = _growth(sizes, formats, "seconds")
     return {
         "bench": "consolidate",
+        "machine": {**host, "load_1m_at_end": round(os.getloadavg()[0], 2)},
         "db": args.db,
         "levels": args.levels,
         "repeat": args.repeat,
