@@ -67,7 +67,8 @@ from vietnam_provinces import Ward
 
 from bench.support import machine, scratch_database
 from services.reports.adapters import db as tables
-from services.reports.adapters.documents import Edition, Signer, render_docx, render_xlsx
+from services.reports.adapters.document_formats import Edition, Signer
+from services.reports.adapters.documents import render_docx, render_xlsx
 from services.reports.domain.consolidation import Consolidation
 from services.reports.domain.indicators import CATALOGUE
 from services.reports.entrypoints.http.consolidations import json_response

@@ -47,6 +47,7 @@ from openpyxl.cell import Cell, WriteOnlyCell  # type: ignore[import-untyped]
 from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
 from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
+from services.reports.adapters.document_formats import Edition, Signer
 from services.reports.domain.consolidation import (
     Consolidation,
     GroupTotals,
@@ -56,9 +57,6 @@ from services.reports.domain.consolidation import (
 )
 from shared.events import ReportKind
 from shared.vntime import ICT
-
-DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 FONT = "Times New Roman"
 BODY_PT = 14
@@ -86,19 +84,6 @@ KIND_LABELS: dict[str, str] = {
 SHEET_SUMMARY = "Tổng quan"
 SHEET_STATUS = "Tình hình nộp báo cáo"
 SHEET_INDICATORS = "Chỉ tiêu"
-
-
-@dataclass(frozen=True)
-class Signer:
-    position: str = ""
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class Edition:
-    """Which edition a document shows: the live one (no version), or a published version."""
-
-    version: int | None = None
 
 
 # --- wording --------------------------------------------------------------------------------

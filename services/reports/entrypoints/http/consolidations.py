@@ -16,14 +16,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from services.reports.adapters.documents import (
-    DOCX_TYPE,
-    XLSX_TYPE,
-    Edition,
-    Signer,
-    render_docx,
-    render_xlsx,
-)
+from services.reports.adapters.document_formats import DOCX_TYPE, XLSX_TYPE, Edition, Signer
 from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
 from services.reports.handlers import consolidation as handlers
 from shared.limits import Identifier
@@ -126,9 +119,13 @@ async def _document(
     """The consolidation in the asked format. Rendering is CPU work: off the event loop."""
     if output == "docx":
         edition = Edition(version=version)
+        from services.reports.adapters.documents import render_docx  # the writer, when asked
+
         body = await asyncio.to_thread(render_docx, consolidation, signer=signer, edition=edition)
         media_type = DOCX_TYPE
     else:
+        from services.reports.adapters.documents import render_xlsx
+
         body = await asyncio.to_thread(render_xlsx, consolidation)
         media_type = XLSX_TYPE
     filename = _filename(consolidation, version, output)
