@@ -54,3 +54,6 @@ class ReportsSettings(ServiceSettings):
     urge_every_working_days: int = Field(3, description="Urging step interval after a miss.")
     escalate_after_steps: int = Field(2, description="Urging steps before the head is told.")
     clock_interval_seconds: float = Field(30.0, description="How often the deadline clock runs.")
+    clock_batch_size: int = Field(
+        1000, ge=1, description="Obligations the deadline clock fires in one transaction."
+    )

@@ -8,16 +8,21 @@ import holidays
 import pytest
 
 from services.reports.domain.deadlines import (
+    HOLIDAYS_VERSION,
     VIETNAM,
+    ClockPass,
     ClockRules,
     Decision,
     Step,
     StepKind,
+    WorkingCalendar,
     approaching_steps,
     decide,
     event_for,
-    horizon,
+    first_step_at,
     missed_step,
+    next_step_after,
+    schedule_fingerprint,
     steps_until,
     urge_steps,
 )
@@ -192,6 +197,71 @@ def test_reminders_the_calendar_put_on_the_same_day_both_fire() -> None:
     assert decision == Decision(fire=tuple(approaching_steps(due, RULES)[1:]))
 
 
+def test_the_next_step_walks_the_schedule() -> None:
+    walk = [first_step_at(SIX_MONTH_DUE, RULES)]
+    for _ in range(6):
+        assert walk[-1] is not None
+        walk.append(next_step_after(SIX_MONTH_DUE, walk[-1], RULES))
+    assert walk == [
+        ict(2023, 6, 2, 8, 0),  # approaching-7
+        ict(2023, 6, 6, 8, 0),
+        ict(2023, 6, 8, 8, 0),
+        ict(2023, 6, 10, 0, 0),  # missed-0, the instant after the deadline
+        ict(2023, 6, 14, 8, 0),  # urge-1
+        ict(2023, 6, 19, 8, 0),
+        ict(2023, 6, 22, 8, 0),
+    ]
+    assert next_step_after(SIX_MONTH_DUE, ict(2023, 6, 3, 12, 0), RULES) == walk[1]
+    assert next_step_after(SIX_MONTH_DUE, walk[1] - timedelta(microseconds=1), RULES) == walk[1]
+
+
+def test_reminders_the_calendar_put_on_the_same_day_are_one_next_step() -> None:
+    due = last_instant_before(date(2024, 2, 20))
+    assert next_step_after(due, ict(2024, 2, 7, 8, 0), RULES) == ict(2024, 2, 16, 8, 0)
+    assert next_step_after(due, ict(2024, 2, 16, 8, 0), RULES) == missed_step(due).planned_for
+
+
+def test_without_reminders_the_first_step_is_the_miss() -> None:
+    no_reminders = ClockRules(reminder_offsets_days=())
+    assert first_step_at(SIX_MONTH_DUE, no_reminders) == ict(2023, 6, 10, 0, 0)
+
+
+class CountingCalendar(WorkingCalendar):
+    def __init__(self) -> None:
+        super().__init__("VN")
+        self.asked = 0
+
+    def is_working_day(self, day: date) -> bool:
+        self.asked += 1
+        return super().is_working_day(day)
+
+
+def test_a_pass_decides_like_decide_and_works_each_deadline_out_once() -> None:
+    now = ict(2023, 6, 20, 9, 0)
+    calendar = CountingCalendar()
+    clock_pass = ClockPass(now, RULES, calendar)
+    for recorded in [set(), {"approaching-7", "missed-0"}, {"urge-1", "urge-2"}]:
+        assert clock_pass.decide(SIX_MONTH_DUE, recorded) == decide(
+            SIX_MONTH_DUE, now, recorded, RULES
+        )
+    assert clock_pass.next_step_at(SIX_MONTH_DUE) == ict(2023, 6, 22, 8, 0)
+    asked = calendar.asked
+    assert asked > 0
+    clock_pass.decide(SIX_MONTH_DUE, set())
+    assert calendar.asked == asked
+
+
+def test_the_schedule_fingerprint_changes_with_what_steps_depend_on() -> None:
+    assert schedule_fingerprint(RULES) == schedule_fingerprint(ClockRules())
+    changed = [
+        ClockRules(reminder_offsets_days=(14, 7, 3, 1)),
+        ClockRules(urge_every_working_days=5),
+        ClockRules(escalate_after_steps=3),
+    ]
+    assert all(schedule_fingerprint(rules) != schedule_fingerprint(RULES) for rules in changed)
+    assert f"holidays={HOLIDAYS_VERSION}" in schedule_fingerprint(RULES)
+
+
 def obligation() -> Obligation:
     return Obligation(
         id="o-1",
@@ -223,17 +293,6 @@ def test_events_carry_the_offset_the_day_and_the_escalation() -> None:
     ]
     early = event_for(next(urges), obligation(), ClockRules(escalate_after_steps=4))
     assert isinstance(early, DeadlineMissed) and not early.escalated
-
-
-@pytest.mark.parametrize("offsets", [(7, 3, 1), (14,), (30, 10)])
-def test_the_horizon_covers_every_first_step(offsets: tuple[int, ...]) -> None:
-    rules = ClockRules(reminder_offsets_days=offsets)
-    day = date(2023, 1, 1)
-    while day < date(2027, 1, 1):
-        due = last_instant_before(day)
-        first = min(s.planned_for for s in approaching_steps(due, rules))
-        assert due <= horizon(first, rules), day
-        day += timedelta(days=1)
 
 
 def test_rules_refuse_nonsense() -> None:

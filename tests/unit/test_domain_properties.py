@@ -7,6 +7,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import accumulate, islice
+from operator import add
 from typing import Any
 
 import pytest
@@ -23,7 +25,14 @@ from services.reports.domain.indicators import (
     FieldError,
     validate_indicators,
 )
-from services.reports.domain.model import obligation_id
+from services.reports.domain.deadlines import (
+    ClockPass,
+    ClockRules,
+    decide,
+    first_step_at,
+    schedule,
+)
+from services.reports.domain.model import RECONSIDER, obligation_id
 from shared.events import Channel
 from shared.units import NfcName, NfcText
 from shared.vntime import ICT, is_on_time, last_instant_before
@@ -149,6 +158,69 @@ def test_every_active_unit_of_an_assigned_kind_below_the_issuer_is_assigned(
         and u.code != registry.issuer.code
     }
     assert chosen == expected
+
+
+# --- the incremental deadline clock ------------------------------------------------------
+
+
+@st.composite
+def clock_histories(draw: st.DrawFn) -> tuple[ClockRules, datetime, list[datetime], set[int]]:
+    """Rules, a deadline, the instants the clock runs at (in order, from before the first
+    reminder to well past the deadline) and which of those runs find the report submitted
+    (in between, the unit submitted and the report was returned)."""
+    rules = ClockRules(
+        reminder_offsets_days=tuple(
+            draw(st.lists(st.integers(1, 30), max_size=4, unique=True).map(sorted))[::-1]
+        ),
+        urge_every_working_days=draw(st.integers(1, 5)),
+    )
+    due_at = last_instant_before(draw(st.dates(date(2023, 1, 1), date(2030, 12, 31))))
+    start = due_at - timedelta(days=45)
+    gaps = draw(st.lists(st.integers(1, 4 * 24 * 60), min_size=1, max_size=40))
+    runs = set(accumulate((timedelta(minutes=g) for g in gaps), initial=start))
+    # Runs at, just before and just after planned steps: where an early or late
+    # next step would show.
+    steps = [s.planned_for for s in islice(schedule(due_at, rules), 12)]
+    near = st.sampled_from([timedelta(microseconds=-1), timedelta(0), timedelta(minutes=5)])
+    runs |= set(draw(st.lists(st.builds(add, st.sampled_from(steps), near), max_size=30)))
+    ordered = sorted(runs - {start})
+    submitted = draw(st.sets(st.integers(0, len(ordered) - 1), max_size=len(ordered) // 3))
+    return rules, due_at, ordered, submitted
+
+
+@PROPERTIES
+@given(history=clock_histories())
+def test_deciding_only_when_the_next_step_comes_fires_what_deciding_every_run_fires(
+    history: tuple[ClockRules, datetime, list[datetime], set[int]],
+) -> None:
+    """The incremental clock (decide only once ``next_step_at`` has come, then move it on;
+    a returned report is reconsidered) against the clock that decided at every run."""
+    rules, due_at, runs, submitted = history
+    every_run: list[str] = []
+    recorded_every: set[str] = set()
+    incremental: list[str] = []
+    recorded: set[str] = set()
+    next_step: datetime | None = first_step_at(due_at, rules)
+    for index, now in enumerate(runs):
+        if index in submitted:
+            next_step = None  # off the clock while submitted
+            continue
+        if next_step is None:
+            next_step = RECONSIDER  # returned for revision, awaited again
+        full = decide(due_at, now, recorded_every, rules)
+        every_run += [s.name for s in full.fire]
+        recorded_every |= {s.name for s in (*full.fire, *full.skip)}
+        this = ClockPass(now, rules)
+        if next_step <= now:
+            decision = this.decide(due_at, recorded)
+            incremental += [s.name for s in decision.fire]
+            recorded |= {s.name for s in (*decision.fire, *decision.skip)}
+            next_step = this.next_step_at(due_at)
+            assert next_step is not None and next_step > now
+        else:
+            assert not this.decide(due_at, recorded)  # nothing would have fired anyway
+    assert incremental == every_run
+    assert recorded == recorded_every
 
 
 # --- obligation ids ----------------------------------------------------------------------

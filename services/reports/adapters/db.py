@@ -30,7 +30,15 @@ obligations = sa.Table(
     sa.Column("waived_reason", sa.Text, nullable=True),
     sa.Column("request_id", sa.String(64), nullable=True, index=True),
     sa.Column("owned", sa.Boolean, nullable=False, server_default=sa.true()),
-    sa.Index("ix_obligations_clock", "owned", "status", "due_at"),
+    # When the deadline clock next has something to decide; NULL (and out of the index)
+    # unless the obligation is owned here and awaits a report. A pass is a range scan of it.
+    sa.Column("next_step_at", UTCDateTime, nullable=True),
+    sa.Index(
+        "ix_obligations_next_step",
+        "next_step_at",
+        postgresql_where=sa.text("next_step_at IS NOT NULL"),
+        sqlite_where=sa.text("next_step_at IS NOT NULL"),
+    ),
 )
 
 reports = sa.Table(
@@ -88,6 +96,16 @@ deadline_steps = sa.Table(
     sa.Column("planned_for", UTCDateTime, nullable=False),
     sa.Column("fired_at", UTCDateTime, nullable=False),
     sa.Column("event_id", sa.String(64), nullable=False),
+)
+
+deadline_clock_rules = sa.Table(
+    "deadline_clock_rules",
+    metadata,
+    # The schedule the stored next steps were computed with (one row): the clock
+    # reconsiders every awaiting obligation when the settings or the calendar change.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("fingerprint", sa.String(512), nullable=False),
+    sa.Column("adopted_at", UTCDateTime, nullable=False),
 )
 
 consolidations = sa.Table(

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reports.adapters.db import obligations, receipt_counters, reports, units
-from services.reports.domain.model import Obligation, ObligationStatus, Report, ReportStatus
+from services.reports.adapters.db import (
+    deadline_clock_rules,
+    deadline_steps,
+    obligations,
+    receipt_counters,
+    reports,
+    units,
+)
+from services.reports.domain.model import (
+    RECONSIDER,
+    Obligation,
+    ObligationStatus,
+    Report,
+    ReportStatus,
+)
 from shared.events import ReportKind, UnitRegistered
 
 _KNOWN_SEQUENCES: set[tuple[str, str]] = set()
@@ -36,6 +52,7 @@ def _to_obligation(row: Any) -> Obligation:
         waived_reason=row.waived_reason,
         request_id=row.request_id,
         owned=row.owned,
+        next_step_at=row.next_step_at,
     )
 
 
@@ -105,12 +122,14 @@ class ObligationRepository:
                 waived_reason=obligation.waived_reason,
                 request_id=obligation.request_id,
                 owned=obligation.owned,
+                next_step_at=obligation.on_the_clock_at,
             )
         )
         return True
 
     async def save(self, obligation: Obligation) -> None:
-        """Save what changes over an obligation's life: status, waiver, deadline."""
+        """Save what changes over an obligation's life: status, waiver, deadline, and with
+        them when the deadline clock next looks at it (off its scan once submitted)."""
         await self.session.execute(
             obligations.update()
             .where(obligations.c.id == obligation.id)
@@ -118,6 +137,7 @@ class ObligationRepository:
                 status=obligation.status.value,
                 waived_reason=obligation.waived_reason,
                 due_at=obligation.due_at,
+                next_step_at=obligation.on_the_clock_at,
             )
         )
 
@@ -139,6 +159,133 @@ class ObligationRepository:
         if plan_id:
             query = query.where(obligations.c.plan_id == plan_id)
         return [_to_obligation(row) for row in (await self.session.execute(query)).all()]
+
+    # --- the deadline clock ---------------------------------------------------------------
+
+    async def lock_due(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        passed_over: Collection[str] = (),
+        only: str | None = None,
+    ) -> list[Obligation]:
+        """Up to ``limit`` obligations whose next step has come at ``now``, the earliest
+        first (a range scan of ``ix_obligations_next_step``), locked for this transaction.
+        On PostgreSQL ``SKIP LOCKED`` passes over rows another transaction holds: another
+        replica's batch, or a submission being taken (it wins; the row comes back at the
+        next pass if it still awaits a report). SQLite's ``BEGIN IMMEDIATE`` has already
+        serialised writers, and SQLAlchemy renders no ``FOR UPDATE`` there."""
+        query = (
+            sa.select(obligations)
+            .where(obligations.c.next_step_at <= now)
+            .order_by(obligations.c.next_step_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if passed_over:
+            query = query.where(obligations.c.id.not_in(list(passed_over)))
+        if only is not None:
+            query = query.where(obligations.c.id == only)
+        return [_to_obligation(row) for row in (await self.session.execute(query)).all()]
+
+    async def move_next_steps(self, next_steps: Mapping[str, datetime | None]) -> None:
+        """Store each obligation's next step; one statement per distinct instant, since
+        obligations sharing a deadline share it."""
+        by_instant: dict[datetime | None, list[str]] = defaultdict(list)
+        for obligation_id, instant in next_steps.items():
+            by_instant[instant].append(obligation_id)
+        for instant, ids in by_instant.items():
+            for chunk in _chunks(ids, IN_LIST_SIZE):
+                await self.session.execute(
+                    obligations.update()
+                    .where(obligations.c.id.in_(chunk))
+                    .values(next_step_at=instant)
+                )
+
+    async def reconsider_awaiting(self) -> int:
+        """Have the clock decide at its next pass for every obligation owned here that
+        awaits a report (the schedule changed, or was never recorded)."""
+        result = await self.session.execute(
+            obligations.update()
+            .where(
+                obligations.c.owned.is_(sa.true()),
+                obligations.c.status.in_(AWAITING),
+            )
+            .values(next_step_at=RECONSIDER)
+        )
+        return int(getattr(result, "rowcount", 0))
+
+
+AWAITING = (ObligationStatus.OPEN.value, ObligationStatus.RETURNED.value)
+IN_LIST_SIZE = 1000
+"""Ids per ``IN (…)`` list and rows per multi-row INSERT: far below the bind-parameter
+limits of asyncpg (32,767) and SQLite (32,766)."""
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class DeadlineStepRepository:
+    """The deadline steps already taken (fired, or skipped by the catch-up rules), and the
+    schedule the stored next steps follow."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def recorded(self, obligation_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The steps recorded for these obligations, and for no other."""
+        found: dict[str, set[str]] = defaultdict(set)
+        for chunk in _chunks(obligation_ids, IN_LIST_SIZE):
+            rows = await self.session.execute(
+                sa.select(deadline_steps.c.obligation_id, deadline_steps.c.step).where(
+                    deadline_steps.c.obligation_id.in_(chunk)
+                )
+            )
+            for obligation_id, step in rows:
+                found[obligation_id].add(step)
+        return found
+
+    async def record(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert step rows, ignoring any already there; returns how many were new."""
+        inserted = 0
+        # Columns per row: 5, so 1,000 rows stay far below the bind-parameter limits.
+        for chunk in _chunks(rows, IN_LIST_SIZE):
+            statement = (
+                self._dialect()
+                .insert(deadline_steps)
+                .values(list(chunk))
+                .on_conflict_do_nothing()
+                .returning(deadline_steps.c.step)
+            )
+            inserted += len((await self.session.execute(statement)).all())
+        return inserted
+
+    async def delete_all(self, obligation_id: str) -> None:
+        await self.session.execute(
+            deadline_steps.delete().where(deadline_steps.c.obligation_id == obligation_id)
+        )
+
+    async def schedule(self) -> str | None:
+        """The fingerprint of the schedule the stored next steps were computed with."""
+        found = await self.session.scalar(
+            sa.select(deadline_clock_rules.c.fingerprint).where(deadline_clock_rules.c.id == 1)
+        )
+        return str(found) if found is not None else None
+
+    async def adopt_schedule(self, fingerprint: str, now: datetime) -> None:
+        values = {"fingerprint": fingerprint, "adopted_at": now}
+        statement = self._dialect().insert(deadline_clock_rules).values(id=1, **values)
+        await self.session.execute(
+            statement.on_conflict_do_update(index_elements=["id"], set_=values)
+        )
+
+    def _dialect(self) -> Any:
+        return postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
 
 
 class ReportRepository:

@@ -27,6 +27,14 @@ still make sense fire, and the others are recorded as skipped so that they never
 - ``missed-0`` fires once the deadline has passed, however late the clock noticed.
 - urge steps: only the latest one that has passed (it carries the right step number and
   escalation).
+
+Incremental. Once the clock has decided for an obligation at instant T, every step planned
+at or before T is recorded, so the clock has nothing to do for it until its next step,
+:func:`next_step_after` T. The reports service stores that instant on the obligation
+(``next_step_at``) and each pass reads only the obligations whose instant has come. A
+stored instant may be early, never late: an early one only costs a decision that fires
+nothing. :class:`ClockPass` works each deadline's schedule out once per pass, since many
+obligations share one deadline.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from importlib.metadata import version
+from itertools import takewhile
 
 import holidays
 
@@ -45,6 +55,9 @@ from shared.vntime import ICT, ict_date
 REMINDER_TIME = time(8, 0)
 """Reminders and urgings go out at the start of the office day, Vietnam time."""
 
+HOLIDAYS_VERSION = version("holidays")
+"""A release may add or move a holiday, and with it the days steps fall on."""
+
 SKIPPED = "skipped"
 """``event_id`` of a step recorded without firing (stale when the clock caught up)."""
 
@@ -54,6 +67,7 @@ class WorkingCalendar:
     working day by substitution."""
 
     def __init__(self, country: str = "VN") -> None:
+        self.country = country
         # No years given: the package adds each year the first time a date in it is asked.
         self._holidays = holidays.country_holidays(country)
 
@@ -149,19 +163,57 @@ def urge_steps(
         yield Step(StepKind.URGE, number, at_reminder_time(day))
 
 
+def schedule(
+    due_at: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
+) -> Iterator[Step]:
+    """Every step of an obligation, in the order they are planned: the reminders (all
+    before the deadline), the miss, then the urgings (endless, like the urging itself)."""
+    yield from approaching_steps(due_at, rules, calendar)
+    yield missed_step(due_at)
+    yield from urge_steps(due_at, rules, calendar)
+
+
 def steps_until(
     due_at: datetime, now: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
 ) -> list[Step]:
     """Every step planned at or before ``now``, in the order they were planned."""
-    steps = [s for s in approaching_steps(due_at, rules, calendar) if s.planned_for <= now]
-    if now <= due_at:
-        return steps
-    steps.append(missed_step(due_at))
-    for step in urge_steps(due_at, rules, calendar):
-        if step.planned_for > now:
-            break
-        steps.append(step)
-    return steps
+    return list(takewhile(lambda s: s.planned_for <= now, schedule(due_at, rules, calendar)))
+
+
+def next_step_after(
+    due_at: datetime,
+    after: datetime | None,
+    rules: ClockRules,
+    calendar: WorkingCalendar = VIETNAM,
+) -> datetime | None:
+    """When the first step planned strictly after ``after`` is planned (``after`` None: the
+    first step of all); None when no step comes after it (never today: urging is endless).
+    Once the clock has decided at ``after``, this is when it has something to decide next."""
+    for step in schedule(due_at, rules, calendar):
+        if after is None or step.planned_for > after:
+            return step.planned_for
+    return None
+
+
+def first_step_at(
+    due_at: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
+) -> datetime | None:
+    """When the clock first has something to decide for an obligation with nothing recorded
+    (just opened, or its deadline moved): its first step, however long ago that was (the
+    catch-up rules decide what still fires)."""
+    return next_step_after(due_at, None, rules, calendar)
+
+
+def schedule_fingerprint(rules: ClockRules, calendar: WorkingCalendar = VIETNAM) -> str:
+    """Names everything a stored next step depends on: when any of it changes (a setting,
+    or a ``holidays`` release moving a day), stored next steps may be late and are
+    reconsidered."""
+    offsets = ",".join(str(offset) for offset in rules.reminder_offsets_days)
+    return (
+        f"offsets={offsets} urge_every={rules.urge_every_working_days} "
+        f"escalate_after={rules.escalate_after_steps} "
+        f"calendar={calendar.country} holidays={HOLIDAYS_VERSION}"
+    )
 
 
 @dataclass(frozen=True)
@@ -189,6 +241,59 @@ def _worth_firing(passed: Sequence[Step], now: datetime, due_at: datetime) -> li
     return worth
 
 
+@dataclass(frozen=True)
+class _DeadlineAtNow:
+    """One deadline's schedule seen from one instant."""
+
+    passed: tuple[Step, ...]
+    worth: frozenset[Step]
+    next_step_at: datetime | None
+
+
+class ClockPass:
+    """The clock's decisions at one instant ``now``. Obligations share deadlines (every
+    commune's six-month report has the same one), so each deadline's schedule is worked
+    out once per pass, not once per obligation."""
+
+    def __init__(
+        self, now: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
+    ) -> None:
+        self.now = now
+        self.rules = rules
+        self.calendar = calendar
+        self._deadlines: dict[datetime, _DeadlineAtNow] = {}
+
+    def _at_now(self, due_at: datetime) -> _DeadlineAtNow:
+        found = self._deadlines.get(due_at)
+        if found is None:
+            passed: list[Step] = []
+            upcoming = None
+            for step in schedule(due_at, self.rules, self.calendar):
+                if step.planned_for > self.now:
+                    upcoming = step.planned_for
+                    break
+                passed.append(step)
+            worth = frozenset(_worth_firing(passed, self.now, due_at))
+            found = self._deadlines[due_at] = _DeadlineAtNow(tuple(passed), worth, upcoming)
+        return found
+
+    def decide(self, due_at: datetime, recorded: Collection[str]) -> Decision:
+        """Which of the obligation's steps fire now, given the ones already ``recorded``
+        (fired or skipped). The caller checks first that the obligation still awaits a
+        report."""
+        at_now = self._at_now(due_at)
+        due = [s for s in at_now.passed if s.name not in recorded]
+        return Decision(
+            fire=tuple(s for s in due if s in at_now.worth),
+            skip=tuple(s for s in due if s not in at_now.worth),
+        )
+
+    def next_step_at(self, due_at: datetime) -> datetime | None:
+        """When the clock next has something to decide, once it has decided now:
+        :func:`next_step_after` ``now``."""
+        return self._at_now(due_at).next_step_at
+
+
 def decide(
     due_at: datetime,
     now: datetime,
@@ -196,15 +301,9 @@ def decide(
     rules: ClockRules,
     calendar: WorkingCalendar = VIETNAM,
 ) -> Decision:
-    """Which of the obligation's steps fire now, given the ones already ``recorded`` (fired
-    or skipped). The caller checks first that the obligation still awaits a report."""
-    passed = steps_until(due_at, now, rules, calendar)
-    worth = _worth_firing(passed, now, due_at)
-    due = [s for s in passed if s.name not in recorded]
-    return Decision(
-        fire=tuple(s for s in due if s in worth),
-        skip=tuple(s for s in due if s not in worth),
-    )
+    """Which of the obligation's steps fire at ``now``, given the ones already ``recorded``
+    (fired or skipped). The caller checks first that the obligation still awaits a report."""
+    return ClockPass(now, rules, calendar).decide(due_at, recorded)
 
 
 def event_for(step: Step, obligation: Obligation, rules: ClockRules) -> Event:
@@ -221,10 +320,3 @@ def event_for(step: Step, obligation: Obligation, rules: ClockRules) -> Event:
         step=step.number,
         escalated=step.number >= rules.escalate_after_steps,
     )
-
-
-def horizon(now: datetime, rules: ClockRules) -> datetime:
-    """No step of an obligation due after this instant can be planned at or before ``now``:
-    the earliest is the longest offset, moved back across a weekend and the longest holiday
-    block (Tết: up to nine days). Keeps the clock's query to the obligations that matter."""
-    return now + timedelta(days=max(rules.reminder_offsets_days, default=0) + 16)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +25,10 @@ from shared.events import (
 from shared.vntime import is_on_time
 
 PERIODIC_KINDS = (ReportKind.SIX_MONTH, ReportKind.ANNUAL)
+RECONSIDER = datetime(1970, 1, 1, tzinfo=UTC)
+"""``next_step_at`` of an obligation whose next step is not known where it changed (a
+report returned for revision: which steps were recorded is the clock's to read): earlier
+than any step, so the deadline clock decides for it at its next pass."""
 OBLIGATION_NAMESPACE = uuid.UUID("6f1b8f0e-9a43-4c3e-9d7e-4f7a2d3c1b10")
 
 
@@ -82,12 +86,22 @@ class Obligation:
     waived_reason: str | None = None
     request_id: str | None = None
     owned: bool = True
+    next_step_at: datetime | None = RECONSIDER
+    """When the deadline clock next has something to decide for this obligation: never later
+    than its next unrecorded step (earlier only costs the clock a decision that fires
+    nothing). Only :attr:`on_the_clock_at` is stored."""
     events: list[Event] = field(default_factory=list, repr=False)
 
     @property
     def awaits_report(self) -> bool:
         """Nothing (acceptable) has been submitted yet: open, or returned for revision."""
         return self.status in (ObligationStatus.OPEN, ObligationStatus.RETURNED)
+
+    @property
+    def on_the_clock_at(self) -> datetime | None:
+        """``next_step_at`` as stored: None (off the clock's scan) unless this instance owns
+        the obligation and it awaits a report, however its status got there."""
+        return self.next_step_at if self.owned and self.awaits_report else None
 
     def waive(self, reason: str) -> bool:
         """Release the unit from an obligation it has not met; submissions already made
@@ -104,6 +118,7 @@ class Obligation:
             return False
         self.status = ObligationStatus.OPEN
         self.waived_reason = None
+        self.next_step_at = RECONSIDER
         return True
 
     def ref(self) -> ObligationRef:
@@ -215,6 +230,9 @@ class Obligation:
             raise ReportRefused("say why the report is returned", field="reason")
         report.status = ReportStatus.RETURNED
         self.status = ObligationStatus.RETURNED
+        # Awaited again: steps planned while it was submitted were never recorded, and the
+        # clock, reading what was, decides which still fire.
+        self.next_step_at = RECONSIDER
         event = ReportReturned(
             unit_path=self.unit_path,
             report_id=report.id,

@@ -12,6 +12,7 @@ from services.reports.adapters.repositories import ObligationRepository
 from services.reports.domain.model import Obligation, ReportRefused
 from services.reports.handlers import intake, mirror
 from services.reports.handlers import obligations as handlers
+from services.reports.handlers.clock import rules_from
 from services.reports.settings import ReportsSettings
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS, REPORTS
@@ -34,10 +35,12 @@ from shared.units import NfcText, UnitCode
 def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
     assert isinstance(settings, ReportsSettings)
     ownership = settings.ownership()
+    rules = rules_from(settings)
     instance = settings.instance
 
     def owned(handler: Any) -> Any:
-        return functools.partial(handler, ownership=ownership)
+        # Obligations opened or moved get their first deadline step from the clock's rules.
+        return functools.partial(handler, ownership=ownership, rules=rules)
 
     specs = [
         ConsumerSpec(

@@ -8,6 +8,7 @@ fire once. An error is logged and the next tick tries again: the clock never sto
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import structlog
 
@@ -30,8 +31,17 @@ async def tick(runtime: Runtime, settings: ReportsSettings) -> ClockRun | None:
 
 
 def _log_run(run: ClockRun) -> None:
-    for fired in run.fired:
+    if run.fired:
+        # One line per pass: on a deadline day a pass fires tens of thousands of steps, and
+        # each is in the outbox and on the bus with its obligation; per step only at debug.
         log.info(
+            "deadline steps fired",
+            steps=len(run.fired),
+            by_step=dict(Counter(fired.step for fired in run.fired)),
+            now=run.now.isoformat(),
+        )
+    for fired in run.fired:
+        log.debug(
             "deadline step fired",
             obligation_id=fired.obligation_id,
             unit_code=fired.unit_code,
@@ -44,7 +54,7 @@ def _log_run(run: ClockRun) -> None:
     if run.failed:
         log.warning("deadline steps to retry at the next tick", obligations=len(run.failed))
     if run.lost_races:
-        log.debug("steps already handled by another replica", obligations=run.lost_races)
+        log.warning("steps already recorded by another writer", obligations=run.lost_races)
 
 
 async def run_deadline_clock(runtime: Runtime) -> None:

@@ -1,12 +1,27 @@
 """The deadline clock's handler: fire the deadline steps that are due, each exactly once.
 
-Exactly once, with any number of replicas: a step fires in the transaction that records it
-in ``deadline_steps`` (primary key obligation × step) and writes its event to the outbox.
-The obligation's row is locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` already serialises writers) and re-read inside that transaction, so a
-replica that comes second sees the steps the first one recorded, and a report submitted a
-moment ago wins over its reminder. Should two inserts still collide, ``ON CONFLICT DO
-NOTHING`` keeps the transaction alive and the loser rolls back without publishing.
+Incremental. Every obligation this instance owns that awaits a report carries the instant
+the clock next has something to decide for it (``next_step_at``; the rule is in
+:mod:`services.reports.domain.deadlines`); submitted, accepted and waived ones carry none
+and are off the scan. A pass takes the obligations whose instant has come, a batch at a
+time, the earliest first. In one transaction per batch it reads the steps recorded for
+those obligations only, decides for each, records the steps taken (fired or skipped) in
+``deadline_steps``, writes the fired steps' events to the outbox and moves each
+obligation's instant on to its next step.
+
+Exactly once, with any number of replicas: the batch's rows are locked, and their recorded
+steps read after the lock. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` gives replicas
+disjoint batches and leaves a row another transaction holds (a submission being taken)
+for the next pass, so a report submitted a moment ago wins over its reminder; SQLite's
+``BEGIN IMMEDIATE`` serialises writers. Step rows have the primary key obligation × step:
+should an insert still collide, the batch is rolled back without publishing and its
+obligations wait for the next pass. A batch that fails is retried one obligation at a
+time, so one obligation's trouble holds up neither its batch nor the pass.
+
+Each pass first checks that the stored instants follow the current schedule (settings and
+calendar, :func:`~services.reports.domain.deadlines.schedule_fingerprint`); when it changed,
+or was never recorded (a database from before the incremental clock), every awaiting
+obligation is reconsidered at this pass.
 
 What fires when several steps are due at once (after downtime) is the domain's rule, in
 :mod:`services.reports.domain.deadlines`.
@@ -14,36 +29,28 @@ What fires when several steps are due at once (after downtime) is the domain's r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reports.adapters.db import deadline_steps, obligations
-from services.reports.adapters.repositories import ObligationRepository
+from services.reports.adapters.repositories import DeadlineStepRepository, ObligationRepository
 from services.reports.domain.deadlines import (
     SKIPPED,
     VIETNAM,
+    ClockPass,
     ClockRules,
-    Decision,
     Step,
     WorkingCalendar,
-    decide,
     event_for,
-    horizon,
+    schedule_fingerprint,
 )
-from services.reports.domain.model import Obligation, ObligationStatus
+from services.reports.domain.model import Obligation
 from services.reports.settings import ReportsSettings
 from shared.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
-
-AWAITING = (ObligationStatus.OPEN.value, ObligationStatus.RETURNED.value)
 
 
 def rules_from(settings: ReportsSettings) -> ClockRules:
@@ -72,129 +79,43 @@ class ClockRun:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(obligation id, step) recorded without firing."""
     lost_races: int = 0
-    """Obligations another replica handled first."""
+    """Obligations whose steps another writer recorded first; the next run decides again."""
     failed: list[str] = field(default_factory=list)
     """Obligations whose transaction failed (logged); the next run tries them again."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    obligation_id: str
-    due_at: datetime
-    recorded: frozenset[str]
-
-
-async def candidates(session: AsyncSession, now: datetime, rules: ClockRules) -> list[Candidate]:
-    """Obligations this instance owns (it does not remind the units of a subtree delegated to
-    another instance) that await a report and whose deadline is near or past, with the steps
-    already recorded for them: one query, joined."""
-    query = (
-        sa.select(
-            obligations.c.id,
-            obligations.c.due_at,
-            deadline_steps.c.step,
-        )
-        .select_from(
-            obligations.outerjoin(
-                deadline_steps, deadline_steps.c.obligation_id == obligations.c.id
-            )
-        )
-        .where(
-            obligations.c.owned.is_(sa.true()),
-            obligations.c.status.in_(AWAITING),
-            obligations.c.due_at <= horizon(now, rules),
-        )
-        .order_by(obligations.c.due_at, obligations.c.id)
-    )
-    found: dict[str, tuple[datetime, set[str]]] = {}
-    for row in (await session.execute(query)).all():
-        _, recorded = found.setdefault(row.id, (row.due_at, set()))
-        if row.step is not None:
-            recorded.add(row.step)
-    return [Candidate(oid, due_at, frozenset(steps)) for oid, (due_at, steps) in found.items()]
-
-
-async def _recorded_steps(session: AsyncSession, obligation_id: str) -> set[str]:
-    rows = await session.execute(
-        sa.select(deadline_steps.c.step).where(deadline_steps.c.obligation_id == obligation_id)
-    )
-    return set(rows.scalars())
-
-
-async def _lock_obligation(session: AsyncSession, obligation_id: str) -> Obligation | None:
-    # FOR UPDATE makes a concurrent submission (which updates this row) wait for us, or us
-    # for it; SQLAlchemy renders nothing on SQLite, where the transaction holds the lock.
-    await session.execute(
-        sa.select(obligations.c.id).where(obligations.c.id == obligation_id).with_for_update()
-    )
-    return await ObligationRepository(session).get(obligation_id)
-
-
-def _insert_ignoring_conflicts(session: AsyncSession, rows: list[dict[str, Any]]) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return (
-        dialect.insert(deadline_steps)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(deadline_steps.c.step)
-    )
-
-
-async def _record(
-    session: AsyncSession, obligation_id: str, now: datetime, steps: Sequence[tuple[Step, str]]
-) -> bool:
-    """Insert the steps' rows; False when another replica recorded any of them first."""
-    rows = [
-        {
-            "obligation_id": obligation_id,
-            "step": step.name,
-            "planned_for": step.planned_for,
-            "fired_at": now,
-            "event_id": event_id,
-        }
-        for step, event_id in steps
-    ]
-    inserted = (await session.execute(_insert_ignoring_conflicts(session, rows))).scalars()
-    return len(list(inserted)) == len(rows)
+    reconsidered: int = 0
+    """Obligations whose next step was reconsidered because the schedule changed."""
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What the clock did for one obligation."""
 
-    obligation: Obligation | None
+    obligation: Obligation
     fired: tuple[tuple[Step, str], ...] = ()
     """Steps fired, with the ids of their events."""
     skipped: tuple[Step, ...] = ()
-    lost_race: bool = False
 
 
-async def fire_due_steps(
-    uow: UnitOfWork,
-    obligation_id: str,
-    now: datetime,
-    rules: ClockRules,
-    calendar: WorkingCalendar = VIETNAM,
-) -> Outcome:
-    """One obligation, one transaction: decide on fresh data, record, publish, commit."""
-    async with uow:
-        obligation = await _lock_obligation(uow.session, obligation_id)
-        if obligation is None or not obligation.owned or not obligation.awaits_report:
-            return Outcome(obligation)
-        recorded = await _recorded_steps(uow.session, obligation_id)
-        decision = decide(obligation.due_at, now, recorded, rules, calendar)
-        if not decision:
-            return Outcome(obligation)
-        event_ids = [uow.publish(event_for(s, obligation, rules))[0] for s in decision.fire]
-        fired = tuple(zip(decision.fire, event_ids, strict=True))
-        if not await _record(uow.session, obligation_id, now, [*fired, *_skips(decision)]):
-            return Outcome(obligation, lost_race=True)  # leaving uncommitted drops the events
-        await uow.commit()
-        return Outcome(obligation, fired, decision.skip)
+class _LostRace(Exception):
+    """Some step of the batch was already recorded: decide again at the next pass."""
 
 
-def _skips(decision: Decision) -> list[tuple[Step, str]]:
-    return [(step, SKIPPED) for step in decision.skip]
+class _BatchFailed(Exception):
+    def __init__(self, obligation_ids: list[str]) -> None:
+        super().__init__(f"{len(obligation_ids)} obligations")
+        self.obligation_ids = obligation_ids
+
+
+@dataclass
+class _Pass:
+    """One pass in progress: its decisions, its settings, what it did so far."""
+
+    decisions: ClockPass
+    uow_factory: UnitOfWorkFactory
+    batch_size: int
+    run: ClockRun
+    passed_over: set[str] = field(default_factory=set)
+    """Obligations this pass gave up on (failed, or lost a race); the next pass retries."""
 
 
 async def run_clock(
@@ -205,37 +126,126 @@ async def run_clock(
 ) -> ClockRun:
     """Fire every deadline step due at ``now``; safe to run on several replicas at once."""
     rules = rules_from(settings)
-    async with uow_factory() as uow:
-        found = await candidates(uow.session, now, rules)
     run = ClockRun(now)
-    for candidate in found:
-        # Decide on the snapshot first, to open a write transaction only where needed.
-        if decide(candidate.due_at, now, candidate.recorded, rules, calendar):
-            await _fire_guarded(run, uow_factory(), candidate.obligation_id, rules, calendar)
+    run.reconsidered = await follow_schedule(uow_factory, schedule_fingerprint(rules, calendar))
+    this = _Pass(ClockPass(now, rules, calendar), uow_factory, settings.clock_batch_size, run)
+    while await _next_batch(this):
+        pass
     return run
 
 
-async def _fire_guarded(
-    run: ClockRun,
-    uow: UnitOfWork,
-    obligation_id: str,
-    rules: ClockRules,
-    calendar: WorkingCalendar,
-) -> None:
+async def follow_schedule(uow_factory: UnitOfWorkFactory, fingerprint: str) -> int:
+    """Make the stored next steps follow the schedule ``fingerprint`` names: when another
+    one (or none) is recorded, every awaiting obligation is reconsidered. Returns how many."""
+    async with uow_factory() as uow:
+        steps = DeadlineStepRepository(uow.session)
+        if await steps.schedule() == fingerprint:
+            return 0
+        reconsidered = await ObligationRepository(uow.session).reconsider_awaiting()
+        await steps.adopt_schedule(fingerprint, uow.clock.now())
+        await uow.commit()
+    log.info(
+        "deadline schedule adopted; awaiting obligations reconsidered",
+        schedule=fingerprint,
+        obligations=reconsidered,
+    )
+    return reconsidered
+
+
+async def _next_batch(this: _Pass) -> bool:
+    """Fire one batch; False when nothing more is due."""
     try:
-        outcome = await fire_due_steps(uow, obligation_id, run.now, rules, calendar)
-    except Exception:  # one obligation's trouble (a deadlock, say) must not stop the rest
+        return await _fire_batch(this, this.batch_size)
+    except _BatchFailed as failure:
+        log.warning("a batch of deadline steps failed; retrying one by one", exc_info=True)
+        failed = [oid for oid in failure.obligation_ids if not await _fire_one(this, oid)]
+        if len(failed) == len(failure.obligation_ids) > 1:
+            # Not one obligation's trouble but the database's: stop, the next tick retries.
+            raise RuntimeError(f"every obligation of a batch failed ({len(failed)})") from None
+        return True
+
+
+async def _fire_one(this: _Pass, obligation_id: str) -> bool:
+    try:
+        await _fire_batch(this, 1, only=obligation_id)
+    except _BatchFailed:
+        # One obligation's trouble (a deadlock, a bad row) must not stop the rest.
         log.exception("deadline steps not fired", obligation_id=obligation_id)
-        run.failed.append(obligation_id)
-    else:
-        _tally(run, outcome)
+        this.run.failed.append(obligation_id)
+        this.passed_over.add(obligation_id)
+        return False
+    return True
+
+
+async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
+    """Lock up to ``limit`` due obligations and fire their steps in one transaction.
+    Raises _BatchFailed (with the batch's ids) when anything after the lock fails."""
+    async with this.uow_factory() as uow:
+        due = await ObligationRepository(uow.session).lock_due(
+            this.decisions.now, limit, passed_over=this.passed_over, only=only
+        )
+        if not due:
+            return False
+        try:
+            outcomes = await _fire(uow, this.decisions, due)
+        except _LostRace:
+            this.run.lost_races += len(due)
+            this.passed_over.update(o.id for o in due)
+            return True  # leaving uncommitted drops the batch's events
+        except Exception as exc:
+            raise _BatchFailed([o.id for o in due]) from exc
+    for outcome in outcomes:
+        _tally(this.run, outcome)
+    return True
+
+
+async def _fire(uow: UnitOfWork, decisions: ClockPass, due: list[Obligation]) -> list[Outcome]:
+    """Decide for each locked obligation, record, publish, move its next step on, commit."""
+    steps = DeadlineStepRepository(uow.session)
+    recorded = await steps.recorded([o.id for o in due if o.on_the_clock_at is not None])
+    outcomes: list[Outcome] = []
+    rows: list[dict[str, Any]] = []
+    for obligation in due:
+        outcome = _decide(uow, decisions, obligation, recorded.get(obligation.id, set()))
+        rows += _step_rows(obligation.id, decisions.now, outcome)
+        outcomes.append(outcome)
+    if await steps.record(rows) != len(rows):
+        raise _LostRace
+    await ObligationRepository(uow.session).move_next_steps({o.id: o.on_the_clock_at for o in due})
+    await uow.commit()
+    return outcomes
+
+
+def _decide(
+    uow: UnitOfWork, decisions: ClockPass, obligation: Obligation, recorded: set[str]
+) -> Outcome:
+    if obligation.on_the_clock_at is None:
+        # Off the clock (submitted, waived, not ours) yet still scheduled: a writer did not
+        # go through ObligationRepository.save. Nothing fires; it leaves the scan.
+        return Outcome(obligation)
+    decision = decisions.decide(obligation.due_at, recorded)
+    # Every step planned up to now is recorded after this: the next one is all that counts.
+    obligation.next_step_at = decisions.next_step_at(obligation.due_at)
+    events = [event_for(step, obligation, decisions.rules) for step in decision.fire]
+    fired = tuple(zip(decision.fire, uow.publish(*events), strict=True))
+    return Outcome(obligation, fired, decision.skip)
+
+
+def _step_rows(obligation_id: str, now: datetime, outcome: Outcome) -> list[dict[str, Any]]:
+    taken = [*outcome.fired, *((step, SKIPPED) for step in outcome.skipped)]
+    return [
+        {
+            "obligation_id": obligation_id,
+            "step": step.name,
+            "planned_for": step.planned_for,
+            "fired_at": now,
+            "event_id": event_id,
+        }
+        for step, event_id in taken
+    ]
 
 
 def _tally(run: ClockRun, outcome: Outcome) -> None:
-    if outcome.lost_race:
-        run.lost_races += 1
-    if outcome.obligation is None:
-        return
     obligation = outcome.obligation
     for step, event_id in outcome.fired:
         run.fired.append(

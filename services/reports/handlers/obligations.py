@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import structlog
 
-from services.reports.adapters.db import deadline_steps
-from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
+from services.reports.adapters.repositories import (
+    DeadlineStepRepository,
+    ObligationRepository,
+    UnitDirectory,
+)
+from services.reports.domain.deadlines import ClockRules, first_step_at
 from services.reports.domain.model import (
     Obligation,
     Ownership,
@@ -32,51 +36,71 @@ async def _open(
     found: list[Obligation],
     uow: UnitOfWork,
     ownership: Ownership,
+    rules: ClockRules,
 ) -> int:
     opened = 0
     for obligation in found:
         obligation.owned = ownership.owns(obligation.unit_path)
+        obligation.next_step_at = first_step_at(obligation.due_at, rules)
         opened += await repository.add_if_missing(obligation, uow.clock.now())
     return opened
 
 
 async def on_plan_issued(
-    event: PlanIssued, _envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
+    event: PlanIssued,
+    _envelope: Envelope,
+    uow: UnitOfWork,
+    *,
+    ownership: Ownership,
+    rules: ClockRules,
 ) -> None:
     found = obligations_for_plan(event)
-    opened = await _open(ObligationRepository(uow.session), found, uow, ownership)
+    opened = await _open(ObligationRepository(uow.session), found, uow, ownership, rules)
     log.info("obligations opened", plan_id=event.plan_id, opened=opened)
 
 
 async def on_report_requested(
-    event: ReportRequested, _envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
+    event: ReportRequested,
+    _envelope: Envelope,
+    uow: UnitOfWork,
+    *,
+    ownership: Ownership,
+    rules: ClockRules,
 ) -> None:
     found = obligations_for_request(event)
-    opened = await _open(ObligationRepository(uow.session), found, uow, ownership)
+    opened = await _open(ObligationRepository(uow.session), found, uow, ownership, rules)
     log.info("obligations opened for a request", request_id=event.request_id, opened=opened)
 
 
 async def on_plan_amended(
-    event: PlanAmended, _envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
+    event: PlanAmended,
+    _envelope: Envelope,
+    uow: UnitOfWork,
+    *,
+    ownership: Ownership,
+    rules: ClockRules,
 ) -> None:
     """Deadlines move, added assignees get obligations, removed ones are waived; reports
     already submitted stay as they are."""
     repository = ObligationRepository(uow.session)
+    steps = DeadlineStepRepository(uow.session)
     for change in event.schedule_changes:
         for obligation in await repository.find(plan_id=event.plan_id, schedule_key=change.key):
             obligation.due_at = change.new_due_at
+            # Steps already taken toward the old deadline say nothing about the new one:
+            # the new schedule starts from its first step (the catch-up rules decide).
+            obligation.next_step_at = first_step_at(obligation.due_at, rules)
             await repository.save(obligation)
-            # Steps already taken toward the old deadline say nothing about the new one.
-            await uow.session.execute(
-                deadline_steps.delete().where(deadline_steps.c.obligation_id == obligation.id)
-            )
+            await steps.delete_all(obligation.id)
     heading = PlanHeading(event.plan_id, event.doc_number, event.title)
     for obligation in obligations_for(heading, event.schedule, event.added_assignees):
         existing = await repository.get(obligation.id)
         if existing is None:
-            await _open(repository, [obligation], uow, ownership)
+            await _open(repository, [obligation], uow, ownership, rules)
         elif existing.reopen():
             existing.due_at = obligation.due_at
+            # Steps recorded before the waiver stay: no earlier than the first step is safe.
+            existing.next_step_at = first_step_at(existing.due_at, rules)
             await repository.save(existing)
     reason = f"removed from plan {event.doc_number} by amendment {event.amendment}"
     for code in event.removed_assignees:
