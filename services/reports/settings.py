@@ -57,3 +57,9 @@ class ReportsSettings(ServiceSettings):
     clock_batch_size: int = Field(
         1000, ge=1, description="Obligations the deadline clock fires in one transaction."
     )
+    clock_workers: int = Field(
+        2,
+        ge=1,
+        description="Batches the deadline clock fires at once, each in its own transaction: "
+        "one decides while another waits on the database (SQLite takes them in turn).",
+    )

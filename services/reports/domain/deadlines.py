@@ -241,19 +241,24 @@ def _worth_firing(passed: Sequence[Step], now: datetime, due_at: datetime) -> li
     return worth
 
 
-@dataclass(frozen=True)
+@dataclass
 class _DeadlineAtNow:
-    """One deadline's schedule seen from one instant."""
+    """One deadline's schedule seen from one instant, with the decisions already made."""
 
-    passed: tuple[Step, ...]
+    passed: tuple[tuple[str, Step], ...]
+    """Every step planned up to now, with its name, in the order planned."""
     worth: frozenset[Step]
     next_step_at: datetime | None
+    decisions: dict[frozenset[str], Decision]
+    """By the set of steps recorded (most obligations of a deadline have the same)."""
+    planned: dict[datetime, frozenset[str]]
+    """Each instant a passed step is planned at → the names of the steps planned before."""
 
 
 class ClockPass:
     """The clock's decisions at one instant ``now``. Obligations share deadlines (every
     commune's six-month report has the same one), so each deadline's schedule is worked
-    out once per pass, not once per obligation."""
+    out once per pass, and each decision once per deadline and steps recorded."""
 
     def __init__(
         self, now: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
@@ -274,7 +279,12 @@ class ClockPass:
                     break
                 passed.append(step)
             worth = frozenset(_worth_firing(passed, self.now, due_at))
-            found = self._deadlines[due_at] = _DeadlineAtNow(tuple(passed), worth, upcoming)
+            planned: dict[datetime, frozenset[str]] = {}
+            for index, step in enumerate(passed):
+                planned.setdefault(step.planned_for, frozenset(s.name for s in passed[:index]))
+            named = tuple((step.name, step) for step in passed)
+            found = _DeadlineAtNow(named, worth, upcoming, {}, planned)
+            self._deadlines[due_at] = found
         return found
 
     def decide(self, due_at: datetime, recorded: Collection[str]) -> Decision:
@@ -282,11 +292,22 @@ class ClockPass:
         (fired or skipped). The caller checks first that the obligation still awaits a
         report."""
         at_now = self._at_now(due_at)
-        due = [s for s in at_now.passed if s.name not in recorded]
-        return Decision(
-            fire=tuple(s for s in due if s in at_now.worth),
-            skip=tuple(s for s in due if s not in at_now.worth),
-        )
+        key = frozenset(recorded)
+        decision = at_now.decisions.get(key)
+        if decision is None:
+            due = [step for name, step in at_now.passed if name not in key]
+            decision = at_now.decisions[key] = Decision(
+                fire=tuple(s for s in due if s in at_now.worth),
+                skip=tuple(s for s in due if s not in at_now.worth),
+            )
+        return decision
+
+    def recorded_before(self, due_at: datetime, next_step_at: datetime) -> frozenset[str] | None:
+        """The steps recorded for an obligation whose ``next_step_at`` the clock itself set
+        (or set to the first step with nothing recorded): every step planned before it.
+        None when ``next_step_at`` is not an instant a passed step is planned at (an early
+        value: the steps recorded must be read)."""
+        return self._at_now(due_at).planned.get(next_step_at)
 
     def next_step_at(self, due_at: datetime) -> datetime | None:
         """When the clock next has something to decide, once it has decided now:

@@ -53,8 +53,8 @@ def _log_run(run: ClockRun) -> None:
         log.info("stale deadline steps skipped", steps=len(run.skipped), now=run.now.isoformat())
     if run.failed:
         log.warning("deadline steps to retry at the next tick", obligations=len(run.failed))
-    if run.lost_races:
-        log.warning("steps already recorded by another writer", obligations=run.lost_races)
+    if run.retried_batches:
+        log.warning("deadline batches retried one by one", batches=run.retried_batches)
 
 
 async def run_deadline_clock(runtime: Runtime) -> None:

@@ -29,13 +29,18 @@ What fires when several steps are due at once (after downtime) is the domain's r
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
 import structlog
 
-from services.reports.adapters.repositories import DeadlineStepRepository, ObligationRepository
+from services.reports.adapters.repositories import (
+    DeadlineStepRepository,
+    ObligationRepository,
+    StepRow,
+)
 from services.reports.domain.deadlines import (
     SKIPPED,
     VIETNAM,
@@ -61,8 +66,9 @@ def rules_from(settings: ReportsSettings) -> ClockRules:
     )
 
 
-@dataclass(frozen=True)
-class Fired:
+class Fired(NamedTuple):
+    # A tuple of strings and an instant: the garbage collector stops tracking it, which
+    # matters when a pass keeps a hundred thousand of them.
     obligation_id: str
     unit_code: str
     step: str
@@ -78,8 +84,9 @@ class ClockRun:
     fired: list[Fired] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(obligation id, step) recorded without firing."""
-    lost_races: int = 0
-    """Obligations whose steps another writer recorded first; the next run decides again."""
+    retried_batches: int = 0
+    """Batches that failed (a step already recorded by another writer, say) and were
+    retried one obligation at a time, on the steps recorded as read."""
     failed: list[str] = field(default_factory=list)
     """Obligations whose transaction failed (logged); the next run tries them again."""
     reconsidered: int = 0
@@ -94,10 +101,6 @@ class Outcome:
     fired: tuple[tuple[Step, str], ...] = ()
     """Steps fired, with the ids of their events."""
     skipped: tuple[Step, ...] = ()
-
-
-class _LostRace(Exception):
-    """Some step of the batch was already recorded: decide again at the next pass."""
 
 
 class _BatchFailed(Exception):
@@ -115,7 +118,7 @@ class _Pass:
     batch_size: int
     run: ClockRun
     passed_over: set[str] = field(default_factory=set)
-    """Obligations this pass gave up on (failed, or lost a race); the next pass retries."""
+    """Obligations this pass gave up on (failed); the next pass retries them."""
 
 
 async def run_clock(
@@ -129,9 +132,17 @@ async def run_clock(
     run = ClockRun(now)
     run.reconsidered = await follow_schedule(uow_factory, schedule_fingerprint(rules, calendar))
     this = _Pass(ClockPass(now, rules, calendar), uow_factory, settings.clock_batch_size, run)
+    # Workers take disjoint batches as replicas do; while one waits on the database,
+    # another decides. A failure of one (the database's trouble) cancels the others.
+    async with asyncio.TaskGroup() as workers:
+        for _ in range(settings.clock_workers):
+            workers.create_task(_work(this))
+    return run
+
+
+async def _work(this: _Pass) -> None:
     while await _next_batch(this):
         pass
-    return run
 
 
 async def follow_schedule(uow_factory: UnitOfWorkFactory, fingerprint: str) -> int:
@@ -157,7 +168,10 @@ async def _next_batch(this: _Pass) -> bool:
     try:
         return await _fire_batch(this, this.batch_size)
     except _BatchFailed as failure:
+        # A step already recorded (another writer came first) or any other failure: decide
+        # again one obligation at a time, on the steps recorded as read under the lock.
         log.warning("a batch of deadline steps failed; retrying one by one", exc_info=True)
+        this.run.retried_batches += 1
         failed = [oid for oid in failure.obligation_ids if not await _fire_one(this, oid)]
         if len(failed) == len(failure.obligation_ids) > 1:
             # Not one obligation's trouble but the database's: stop, the next tick retries.
@@ -179,7 +193,8 @@ async def _fire_one(this: _Pass, obligation_id: str) -> bool:
 
 async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
     """Lock up to ``limit`` due obligations and fire their steps in one transaction.
-    Raises _BatchFailed (with the batch's ids) when anything after the lock fails."""
+    Raises _BatchFailed (with the batch's ids) when anything after the lock fails: the
+    transaction is rolled back, and with it the batch's events."""
     async with this.uow_factory() as uow:
         due = await ObligationRepository(uow.session).lock_due(
             this.decisions.now, limit, passed_over=this.passed_over, only=only
@@ -187,11 +202,7 @@ async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
         if not due:
             return False
         try:
-            outcomes = await _fire(uow, this.decisions, due)
-        except _LostRace:
-            this.run.lost_races += len(due)
-            this.passed_over.update(o.id for o in due)
-            return True  # leaving uncommitted drops the batch's events
+            outcomes = await _fire(uow, this.decisions, due, read_recorded=only is not None)
         except Exception as exc:
             raise _BatchFailed([o.id for o in due]) from exc
     for outcome in outcomes:
@@ -199,25 +210,49 @@ async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
     return True
 
 
-async def _fire(uow: UnitOfWork, decisions: ClockPass, due: list[Obligation]) -> list[Outcome]:
+async def _fire(
+    uow: UnitOfWork, decisions: ClockPass, due: list[Obligation], *, read_recorded: bool
+) -> list[Outcome]:
     """Decide for each locked obligation, record, publish, move its next step on, commit."""
-    steps = DeadlineStepRepository(uow.session)
-    recorded = await steps.recorded([o.id for o in due if o.on_the_clock_at is not None])
+    on_the_clock = [o for o in due if o.on_the_clock_at is not None]
+    recorded = await _recorded(uow, decisions, on_the_clock, read_all=read_recorded)
     outcomes: list[Outcome] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[StepRow] = []
     for obligation in due:
-        outcome = _decide(uow, decisions, obligation, recorded.get(obligation.id, set()))
+        outcome = _decide(uow, decisions, obligation, recorded.get(obligation.id, frozenset()))
         rows += _step_rows(obligation.id, decisions.now, outcome)
         outcomes.append(outcome)
-    if await steps.record(rows) != len(rows):
-        raise _LostRace
+    # A step already recorded raises here (primary key obligation × step): see _next_batch.
+    await DeadlineStepRepository(uow.session).record(rows)
     await ObligationRepository(uow.session).move_next_steps({o.id: o.on_the_clock_at for o in due})
     await uow.commit()
     return outcomes
 
 
+async def _recorded(
+    uow: UnitOfWork, decisions: ClockPass, obligations: list[Obligation], *, read_all: bool
+) -> dict[str, frozenset[str]]:
+    """The steps recorded for each obligation. Where the clock set ``next_step_at`` itself,
+    they are every step planned before it (see the domain's ``recorded_before``) and
+    nothing is read; where it is an early value (a returned report, a changed schedule),
+    or when retrying a batch that found otherwise, they are read, for those only."""
+    known: dict[str, frozenset[str]] = {}
+    to_read: list[str] = []
+    for obligation in obligations:
+        assert obligation.next_step_at is not None  # lock_due takes only scheduled ones
+        derived = decisions.recorded_before(obligation.due_at, obligation.next_step_at)
+        if derived is None or read_all:
+            to_read.append(obligation.id)
+        else:
+            known[obligation.id] = derived
+    if to_read:
+        read = await DeadlineStepRepository(uow.session).recorded(to_read)
+        known.update((oid, frozenset(read.get(oid, ()))) for oid in to_read)
+    return known
+
+
 def _decide(
-    uow: UnitOfWork, decisions: ClockPass, obligation: Obligation, recorded: set[str]
+    uow: UnitOfWork, decisions: ClockPass, obligation: Obligation, recorded: frozenset[str]
 ) -> Outcome:
     if obligation.on_the_clock_at is None:
         # Off the clock (submitted, waived, not ours) yet still scheduled: a writer did not
@@ -231,16 +266,10 @@ def _decide(
     return Outcome(obligation, fired, decision.skip)
 
 
-def _step_rows(obligation_id: str, now: datetime, outcome: Outcome) -> list[dict[str, Any]]:
+def _step_rows(obligation_id: str, now: datetime, outcome: Outcome) -> list[StepRow]:
     taken = [*outcome.fired, *((step, SKIPPED) for step in outcome.skipped)]
     return [
-        {
-            "obligation_id": obligation_id,
-            "step": step.name,
-            "planned_for": step.planned_for,
-            "fired_at": now,
-            "event_id": event_id,
-        }
+        StepRow(obligation_id, step.name, step.planned_for, now, event_id)
         for step, event_id in taken
     ]
 

@@ -97,10 +97,8 @@ async def on_plan_amended(
         existing = await repository.get(obligation.id)
         if existing is None:
             await _open(repository, [obligation], uow, ownership, rules)
-        elif existing.reopen():
+        elif existing.reopen():  # reconsidered at the clock's next pass
             existing.due_at = obligation.due_at
-            # Steps recorded before the waiver stay: no earlier than the first step is safe.
-            existing.next_step_at = first_step_at(existing.due_at, rules)
             await repository.save(existing)
     reason = f"removed from plan {event.doc_number} by amendment {event.amendment}"
     for code in event.removed_assignees:
