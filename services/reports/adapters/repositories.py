@@ -201,7 +201,8 @@ class ObligationRepository:
         On PostgreSQL ``SKIP LOCKED`` passes over rows another transaction holds: another
         replica's batch, or a submission being taken (it wins; the row comes back at the
         next pass if it still awaits a report). SQLite's ``BEGIN IMMEDIATE`` has already
-        serialised writers, and SQLAlchemy renders no ``FOR UPDATE`` there."""
+        serialised writers, and SQLAlchemy renders no ``FOR UPDATE`` there. ``only`` takes
+        that one obligation; otherwise those ``passed_over`` are left out."""
         query = (
             sa.select(obligations)
             .where(obligations.c.next_step_at <= now)
@@ -209,10 +210,10 @@ class ObligationRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        if passed_over:
-            query = query.where(obligations.c.id.not_in(list(passed_over)))
         if only is not None:
             query = query.where(obligations.c.id == only)
+        elif passed_over:
+            query = query.where(obligations.c.id.not_in(list(passed_over)))
         return [_to_obligation(row) for row in (await self.session.execute(query)).all()]
 
     async def move_next_steps(self, next_steps: Mapping[str, datetime | None]) -> None:

@@ -118,7 +118,8 @@ class _Pass:
     batch_size: int
     run: ClockRun
     passed_over: set[str] = field(default_factory=set)
-    """Obligations this pass gave up on (failed); the next pass retries them."""
+    """Obligations of failed batches: retried one by one by the worker whose batch failed,
+    and left alone by the others; those that fail again wait for the next pass."""
 
 
 async def run_clock(
@@ -186,7 +187,6 @@ async def _fire_one(this: _Pass, obligation_id: str) -> bool:
         # One obligation's trouble (a deadlock, a bad row) must not stop the rest.
         log.exception("deadline steps not fired", obligation_id=obligation_id)
         this.run.failed.append(obligation_id)
-        this.passed_over.add(obligation_id)
         return False
     return True
 
@@ -204,7 +204,10 @@ async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
         try:
             outcomes = await _fire(uow, this.decisions, due, read_recorded=only is not None)
         except Exception as exc:
-            raise _BatchFailed([o.id for o in due]) from exc
+            failed = [o.id for o in due]
+            # Before the rollback frees them: the other workers leave them to this one.
+            this.passed_over.update(failed)
+            raise _BatchFailed(failed) from exc
     for outcome in outcomes:
         _tally(this.run, outcome)
     return True
