@@ -29,6 +29,8 @@ _LINE_BREAKS = {"\n", "\r", "\t"}
 
 def _nfc(value: str, allowed: set[str]) -> str:
     normalised = unicodedata.normalize("NFC", value).strip()
+    if normalised.isprintable():  # no character of category C* at all: the fast answer
+        return normalised
     if any(
         unicodedata.category(ch) in _CONTROL_CATEGORIES and ch not in allowed for ch in normalised
     ):
