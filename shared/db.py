@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 
 class UTCDateTime(sa.TypeDecorator[Any]):
@@ -218,3 +218,14 @@ def security_tables(metadata: sa.MetaData) -> SecurityTables:
         sa.Column("correlation_id", sa.String(128), nullable=False, server_default=""),
     )
     return SecurityTables(tokens=tokens, audit=audit)
+
+
+async def copy_connection(session: AsyncSession) -> Any | None:
+    """The session's asyncpg connection, for COPYing many rows in (several times faster than
+    an INSERT per row), when the database is PostgreSQL and the session's transaction has
+    begun (outside one, asyncpg would commit the COPY on its own); else None."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    raw = await (await session.connection()).get_raw_connection()
+    connection = raw.driver_connection
+    return connection if connection is not None and connection.is_in_transaction() else None

@@ -8,6 +8,7 @@ they are written to the outbox in the same transaction as the state change, and 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
@@ -18,7 +19,7 @@ from shared.auth import Principal
 from shared.bus.envelope import encode
 from shared.clock import Clock
 from shared.context import current_correlation_id
-from shared.db import MessagingTables, SecurityTables, admission
+from shared.db import MessagingTables, SecurityTables, admission, copy_connection
 from shared.events import Event
 
 
@@ -137,7 +138,7 @@ class UnitOfWork:
                 self.security.audit.insert(), [{"at": now, **row} for row in self._audits]
             )
             self._audits.clear()
-        if self._pending:
+        if self._pending and not await self._copy_to_outbox():
             now = self.clock.now()
             await self.session.execute(
                 self.messaging.outbox.insert(),
@@ -159,5 +160,27 @@ class UnitOfWork:
         if had_events and self._on_commit is not None:
             self._on_commit()
 
+    async def _copy_to_outbox(self) -> bool:
+        """Many events at once (the deadline clock's batches) on PostgreSQL: COPY their
+        outbox rows in, several times faster than an INSERT each. False: not done."""
+        if len(self._pending) < COPY_FROM:
+            return False
+        connection = await copy_connection(self.session)
+        if connection is None:
+            return False
+        now = self.clock.now()
+        await connection.copy_records_to_table(
+            self.messaging.outbox.name,
+            columns=("event_id", "subject", "event_type", "headers", "body", "created_at"),
+            records=[
+                (event_id, subject, event_type, json.dumps(headers), body, now)
+                for subject, headers, body, event_type, event_id in self._pending
+            ],
+        )
+        return True
+
+
+COPY_FROM = 100
+"""Events in one commit from which their outbox rows are copied in on PostgreSQL."""
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

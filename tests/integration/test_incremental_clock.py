@@ -8,6 +8,7 @@ and a submission in progress never make a step fire twice or a submitted report 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -279,3 +280,21 @@ async def test_a_submission_in_progress_wins_over_its_reminder(clock: Harness) -
         await submitting.commit()
     assert await clock.fired(ict(2023, 6, 2, 8, 1)) == []
     assert (await clock.next_steps())["STP", "six_month"] is None
+
+
+async def test_a_busy_pass_writes_whole_batches_in_one_go(clock: Harness) -> None:
+    # 153 events in one commit: on PostgreSQL the steps and the outbox rows are copied in.
+    await clock.issue(many_assignees(150))
+    big = clock.settings.model_copy(update={"clock_batch_size": 500, "clock_workers": 1})
+    run = await clock.run(ict(2023, 6, 2, 8), big)
+    assert len(run.fired) == 153
+    outbox = clock.runtime.messaging.outbox
+    rows = await clock.rows(sa.select(outbox.c.event_id, outbox.c.headers, outbox.c.body))
+    steps = await clock.rows(sa.select(deadline_steps.c.obligation_id, deadline_steps.c.event_id))
+    fired = {f.event_id for f in run.fired}
+    assert {r.event_id for r in rows} == {s.event_id for s in steps} == fired
+    assert all(r.headers["ce-id"] == r.event_id for r in rows)
+    assert all(r.headers["ce-type"] == "qcdc.deadline.approaching.v1" for r in rows)
+    bodies = [json.loads(r.body) for r in rows]
+    assert {b["obligation"]["obligation_id"] for b in bodies} == {s.obligation_id for s in steps}
+    assert {b["days_before"] for b in bodies} == {7}

@@ -28,6 +28,7 @@ from services.reports.domain.model import (
     Report,
     ReportStatus,
 )
+from shared.db import copy_connection
 from shared.events import ReportKind, UnitRegistered
 
 _KNOWN_SEQUENCES: set[tuple[str, str]] = set()
@@ -293,10 +294,9 @@ class DeadlineStepRepository:
         this transaction): a busy clock pass records tens of thousands at once."""
         if not rows:
             return
-        if self.session.get_bind().dialect.name == "postgresql":
-            connection = await (await self.session.connection()).get_raw_connection()
-            assert connection.driver_connection is not None
-            await connection.driver_connection.copy_records_to_table(
+        copying = await copy_connection(self.session)
+        if copying is not None:
+            await copying.copy_records_to_table(
                 "deadline_steps", records=rows, columns=StepRow._fields
             )
             return
