@@ -198,7 +198,9 @@ class ObligationRepository:
         only: str | None = None,
     ) -> list[Obligation]:
         """Up to ``limit`` obligations whose next step has come at ``now``, the earliest
-        first (a range scan of ``ix_obligations_next_step``), locked for this transaction.
+        first (a range scan of ``ix_obligations_next_step``), locked for this transaction
+        (``FOR NO KEY UPDATE``: the lock an update of the row takes, so a report's insert,
+        whose foreign key only shares the key, does not wait for the batch).
         On PostgreSQL ``SKIP LOCKED`` passes over rows another transaction holds: another
         replica's batch, or a submission being taken (it wins; the row comes back at the
         next pass if it still awaits a report). SQLite's ``BEGIN IMMEDIATE`` has already
@@ -209,7 +211,7 @@ class ObligationRepository:
             .where(obligations.c.next_step_at <= now)
             .order_by(obligations.c.next_step_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, key_share=True)
         )
         if only is not None:
             query = query.where(obligations.c.id == only)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
 
 import structlog
 
@@ -66,9 +65,8 @@ def rules_from(settings: ReportsSettings) -> ClockRules:
     )
 
 
-class Fired(NamedTuple):
-    # A tuple of strings and an instant: the garbage collector stops tracking it, which
-    # matters when a pass keeps a hundred thousand of them.
+@dataclass(frozen=True, slots=True)
+class Fired:
     obligation_id: str
     unit_code: str
     step: str
@@ -134,7 +132,8 @@ async def run_clock(
     run.reconsidered = await follow_schedule(uow_factory, schedule_fingerprint(rules, calendar))
     this = _Pass(ClockPass(now, rules, calendar), uow_factory, settings.clock_batch_size, run)
     # Workers take disjoint batches as replicas do; while one waits on the database,
-    # another decides. A failure of one (the database's trouble) cancels the others.
+    # another decides. A failure of one (the database's trouble) cancels the others, and
+    # the run raises it (in an ExceptionGroup).
     async with asyncio.TaskGroup() as workers:
         for _ in range(settings.clock_workers):
             workers.create_task(_work(this))
