@@ -42,7 +42,6 @@ class UnitOfWork:
         self.security = security
         self._audits: list[dict[str, str]] = []
         self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
-        self.published: list[Event] = []
         self._session: AsyncSession | None = None
         self._admission: asyncio.Semaphore | None = None
 
@@ -60,7 +59,6 @@ class UnitOfWork:
         self._session = self._sessions()
         self._pending.clear()
         self._audits.clear()
-        self.published = []
         await self._session.begin()
         return self
 
@@ -89,7 +87,6 @@ class UnitOfWork:
                 event, source=self.source, correlation_id=current_correlation_id(), time=now
             )
             self._pending.append((subject, headers, body, event.ce_type(), headers["ce-id"]))
-            self.published.append(event)
             ids.append(headers["ce-id"])
         return ids
 

@@ -45,7 +45,6 @@ from services.reports.domain.deadlines import (
     VIETNAM,
     ClockPass,
     ClockRules,
-    Step,
     WorkingCalendar,
     event_for,
     schedule_fingerprint,
@@ -89,16 +88,6 @@ class ClockRun:
     """Obligations whose transaction failed (logged); the next run tries them again."""
     reconsidered: int = 0
     """Obligations whose next step was reconsidered because the schedule changed."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the clock did for one obligation."""
-
-    obligation: Obligation
-    fired: tuple[tuple[Step, str], ...] = ()
-    """Steps fired, with the ids of their events."""
-    skipped: tuple[Step, ...] = ()
 
 
 class _BatchFailed(Exception):
@@ -200,35 +189,48 @@ async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
         )
         if not due:
             return False
+        ids = [o.id for o in due]
         try:
-            outcomes = await _fire(uow, this.decisions, due, read_recorded=only is not None)
+            batch = await _fire(uow, this.decisions, due, read_recorded=only is not None)
         except Exception as exc:
-            failed = [o.id for o in due]
             # Before the rollback frees them: the other workers leave them to this one.
-            this.passed_over.update(failed)
-            raise _BatchFailed(failed) from exc
-    for outcome in outcomes:
-        _tally(this.run, outcome)
+            this.passed_over.update(ids)
+            raise _BatchFailed(ids) from exc
+    this.run.fired += batch.fired
+    this.run.skipped += batch.skipped
     return True
+
+
+@dataclass
+class _Batch:
+    """What a batch does, in compact rows until it commits. (Each obligation, its decision
+    and its event objects are dropped as soon as it is decided: kept for the whole batch,
+    they outlive the garbage collector's young generations and make it sweep the whole
+    heap over and over.)"""
+
+    steps: list[StepRow] = field(default_factory=list)
+    next_steps: dict[str, datetime | None] = field(default_factory=dict)
+    fired: list[Fired] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 async def _fire(
     uow: UnitOfWork, decisions: ClockPass, due: list[Obligation], *, read_recorded: bool
-) -> list[Outcome]:
-    """Decide for each locked obligation, record, publish, move its next step on, commit."""
+) -> _Batch:
+    """Decide for each locked obligation (taking them out of ``due``), record, publish,
+    move each one's next step on, commit."""
     on_the_clock = [o for o in due if o.on_the_clock_at is not None]
     recorded = await _recorded(uow, decisions, on_the_clock, read_all=read_recorded)
-    outcomes: list[Outcome] = []
-    rows: list[StepRow] = []
-    for obligation in due:
-        outcome = _decide(uow, decisions, obligation, recorded.get(obligation.id, frozenset()))
-        rows += _step_rows(obligation.id, decisions.now, outcome)
-        outcomes.append(outcome)
+    del on_the_clock
+    batch = _Batch()
+    while due:
+        obligation = due.pop()
+        _decide(uow, decisions, obligation, recorded.get(obligation.id, frozenset()), batch)
     # A step already recorded raises here (primary key obligation × step): see _next_batch.
-    await DeadlineStepRepository(uow.session).record(rows)
-    await ObligationRepository(uow.session).move_next_steps({o.id: o.on_the_clock_at for o in due})
+    await DeadlineStepRepository(uow.session).record(batch.steps)
+    await ObligationRepository(uow.session).move_next_steps(batch.next_steps)
     await uow.commit()
-    return outcomes
+    return batch
 
 
 async def _recorded(
@@ -254,32 +256,28 @@ async def _recorded(
 
 
 def _decide(
-    uow: UnitOfWork, decisions: ClockPass, obligation: Obligation, recorded: frozenset[str]
-) -> Outcome:
+    uow: UnitOfWork,
+    decisions: ClockPass,
+    obligation: Obligation,
+    recorded: frozenset[str],
+    batch: _Batch,
+) -> None:
     if obligation.on_the_clock_at is None:
         # Off the clock (submitted, waived, not ours) yet still scheduled: a writer did not
         # go through ObligationRepository.save. Nothing fires; it leaves the scan.
-        return Outcome(obligation)
+        batch.next_steps[obligation.id] = None
+        return
     decision = decisions.decide(obligation.due_at, recorded)
     # Every step planned up to now is recorded after this: the next one is all that counts.
     obligation.next_step_at = decisions.next_step_at(obligation.due_at)
+    batch.next_steps[obligation.id] = obligation.on_the_clock_at
     events = [event_for(step, obligation, decisions.rules) for step in decision.fire]
-    fired = tuple(zip(decision.fire, uow.publish(*events), strict=True))
-    return Outcome(obligation, fired, decision.skip)
-
-
-def _step_rows(obligation_id: str, now: datetime, outcome: Outcome) -> list[StepRow]:
-    taken = [*outcome.fired, *((step, SKIPPED) for step in outcome.skipped)]
-    return [
-        StepRow(obligation_id, step.name, step.planned_for, now, event_id)
-        for step, event_id in taken
-    ]
-
-
-def _tally(run: ClockRun, outcome: Outcome) -> None:
-    obligation = outcome.obligation
-    for step, event_id in outcome.fired:
-        run.fired.append(
+    now = decisions.now
+    for step, event_id in zip(decision.fire, uow.publish(*events), strict=True):
+        batch.steps.append(StepRow(obligation.id, step.name, step.planned_for, now, event_id))
+        batch.fired.append(
             Fired(obligation.id, obligation.unit_code, step.name, event_id, step.planned_for)
         )
-    run.skipped += [(obligation.id, step.name) for step in outcome.skipped]
+    for step in decision.skip:
+        batch.steps.append(StepRow(obligation.id, step.name, step.planned_for, now, SKIPPED))
+        batch.skipped.append((obligation.id, step.name))
