@@ -1,7 +1,7 @@
 """Benchmark: the deadline clock over 1,000,000 obligations in PostgreSQL, 100,000 of them due.
 
-The bench creates a fresh database (``--dsn``, default 127.0.0.1:5432, user postgres),
-migrates it with the reports service's own migrations and bulk-loads ``--obligations``
+The bench creates a fresh database (``QCDC_BENCH_POSTGRES``, default 127.0.0.1:5432, user
+postgres), migrates it with the reports service's own migrations and bulk-loads ``--obligations``
 obligations (INSERT … SELECT over generate_series, in the server) with their recorded
 deadline steps, in the state the clock leaves them after a pass the day before: every step
 planned up to then recorded, each awaiting obligation's ``next_step_at`` its next step.
@@ -11,7 +11,8 @@ pass (a reminder or an urging at 08:00 today, or the miss of yesterday's deadlin
 others are ahead of their next step, or submitted, accepted, off the clock.
 
 Then it times, with the service's own code (``run_clock``: its UnitOfWork and outbox, its
-batch size setting):
+batch size and workers settings, after freezing what start-up built out of the garbage
+collector's way as a started service does):
 
 - the firing pass at 08:00 ICT: steps fired, outbox rows written, seconds;
 - a second pass a minute later, with nothing due.
@@ -32,24 +33,28 @@ the raw writes alike pay for logging each page's first change in full.
 
 Prints one JSON object on stdout; logs go to stderr. The database is dropped at the end.
 
-Usage: python -m bench.clock [--obligations 1000000] [--due 100000] [--dsn postgresql://…]
+Usage: python -m bench.clock [--obligations 1000000] [--due 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import os
 import sys
+import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import structlog
 
+from bench.support import POSTGRES_DSN, machine, scratch_database
 from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.domain.deadlines import (
     VIETNAM,
@@ -66,7 +71,6 @@ from shared.vntime import last_instant_before
 
 log = structlog.get_logger("bench.clock")
 
-DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TODAY = date(2026, 6, 3)  # a Wednesday, a working day
 NOW = at_reminder_time(TODAY)
 """The firing pass runs at 08:00 ICT, when the day's reminders and urgings are planned."""
@@ -228,39 +232,28 @@ async def raw_scan(conn: asyncpg.Connection, now: datetime, batch_size: int) -> 
     return time.perf_counter() - started
 
 
-def _async_url(dsn: str, database: str) -> str:
-    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{database}"
+async def bench(obligations: int, due: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        async with scratch_database("postgres", Path(folder), "clock") as url:
+            return await _run(url, obligations, due)
 
 
-async def bench(dsn: str, obligations: int, due: int) -> dict[str, Any]:
-    database = f"qcdc_bench_clock_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    try:
-        return await _run(dsn, database, obligations, due)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
-
-
-async def _run(dsn: str, database: str, obligations: int, due: int) -> dict[str, Any]:
-    settings = ReportsSettings(
-        database_url=_async_url(dsn, database),
-        clock=f"fixed:{NOW.isoformat()}",
-    )
+async def _run(url: str, obligations: int, due: int) -> dict[str, Any]:
+    settings = ReportsSettings(database_url=url, clock=f"fixed:{NOW.isoformat()}")
     rules = rules_from(settings)
     async with REPORTS.offline(settings) as runtime:
         # A service that has been running: its schedule recorded before the obligations,
         # its connections open (an empty pass on the empty database).
         await follow_schedule(runtime.uow, schedule_fingerprint(rules))
         await run_clock(PREVIOUS, runtime.uow, settings)
-        conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + f"/{database}")
+        conn = await asyncpg.connect(POSTGRES_DSN.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1])
         try:
             started = time.perf_counter()
             due_found = await load(conn, obligations, due, rules)
             loaded = time.perf_counter() - started
             log.info("loaded", obligations=obligations, due=due_found, seconds=round(loaded, 1))
+            gc.collect()
+            gc.freeze()  # as shared.runtime does once a service has started
 
             started = time.perf_counter()
             firing = await run_clock(NOW, runtime.uow, settings)
@@ -314,12 +307,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--obligations", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=100_000, help="obligations due a step now")
-    parser.add_argument("--dsn", default=DSN, help="PostgreSQL server (any database on it)")
     args = parser.parse_args()
     if not 0 < args.due <= args.obligations:
         parser.error("--due must be between 1 and --obligations")
     configure_logging("bench", "INFO")
-    result = asyncio.run(bench(args.dsn, args.obligations, args.due))
+    host = machine()
+    result = asyncio.run(bench(args.obligations, args.due))
+    result["machine"] = {**host, "load_1m_at_end": round(os.getloadavg()[0], 2)}
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 
