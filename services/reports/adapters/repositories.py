@@ -249,8 +249,8 @@ class ObligationRepository:
 
 AWAITING = (ObligationStatus.OPEN.value, ObligationStatus.RETURNED.value)
 IN_LIST_SIZE = 1000
-"""Ids per ``IN (…)`` list and rows per multi-row INSERT: far below the bind-parameter
-limits of asyncpg (32,767) and SQLite (32,766)."""
+"""Ids per ``IN (…)`` list: far below the bind-parameter limits of asyncpg (32,767) and
+SQLite (32,766)."""
 
 T = TypeVar("T")
 

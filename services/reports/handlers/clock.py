@@ -4,19 +4,22 @@ Incremental. Every obligation this instance owns that awaits a report carries th
 the clock next has something to decide for it (``next_step_at``; the rule is in
 :mod:`services.reports.domain.deadlines`); submitted, accepted and waived ones carry none
 and are off the scan. A pass takes the obligations whose instant has come, a batch at a
-time, the earliest first. In one transaction per batch it reads the steps recorded for
-those obligations only, decides for each, records the steps taken (fired or skipped) in
+time, the earliest first, with a few workers at once. In one transaction per batch it
+decides for each obligation, records the steps taken (fired or skipped) in
 ``deadline_steps``, writes the fired steps' events to the outbox and moves each
-obligation's instant on to its next step.
+obligation's instant on to its next step. The steps already recorded follow from
+``next_step_at`` where the clock set it (every step planned before it); they are read, for
+those obligations only, where it is an early value: a returned report, a changed schedule.
 
-Exactly once, with any number of replicas: the batch's rows are locked, and their recorded
-steps read after the lock. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` gives replicas
-disjoint batches and leaves a row another transaction holds (a submission being taken)
-for the next pass, so a report submitted a moment ago wins over its reminder; SQLite's
-``BEGIN IMMEDIATE`` serialises writers. Step rows have the primary key obligation × step:
-should an insert still collide, the batch is rolled back without publishing and its
-obligations wait for the next pass. A batch that fails is retried one obligation at a
-time, so one obligation's trouble holds up neither its batch nor the pass.
+Exactly once, with any number of replicas: the batch's rows are locked (on PostgreSQL
+``FOR NO KEY UPDATE SKIP LOCKED``: workers and replicas take disjoint batches, and a row
+another transaction holds, a submission being taken, is left for the next pass, so a
+report submitted a moment ago wins over its reminder; SQLite's ``BEGIN IMMEDIATE``
+serialises writers). Step rows have the primary key obligation × step: should one be
+recorded already (a writer that did not move ``next_step_at``), the insert fails, the
+batch is rolled back with its events, and its obligations are decided again one at a
+time, on the steps recorded as read under the lock. So is a batch that fails otherwise:
+one obligation's trouble holds up neither its batch nor the pass.
 
 Each pass first checks that the stored instants follow the current schedule (settings and
 calendar, :func:`~services.reports.domain.deadlines.schedule_fingerprint`); when it changed,
