@@ -25,7 +25,7 @@ from services.notify.adapters.webhook import (
     resolve_target,
     sign,
 )
-from services.notify.entrypoints.worker import Dispatcher
+from services.notify.entrypoints.worker import Dispatcher, Job
 from services.notify.handlers.delivery import Due, backoff
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
@@ -269,8 +269,8 @@ async def test_dispatcher_limits_per_destination_and_overall() -> None:
     release = asyncio.Event()
     started: list[str] = []
 
-    async def attempt(key: str) -> None:
-        started.append(key)
+    async def attempt(item: Job) -> None:
+        started.append(item.key)
         await release.wait()
 
     dispatcher = Dispatcher(attempt, overall=4, per_destination=2)
@@ -290,8 +290,8 @@ async def test_dispatcher_limits_per_destination_and_overall() -> None:
 
 
 async def test_dispatcher_survives_a_failing_attempt() -> None:
-    async def attempt(key: str) -> None:
-        raise RuntimeError(key)
+    async def attempt(item: Job) -> None:
+        raise RuntimeError(item.key)
 
     dispatcher = Dispatcher(attempt, overall=2, per_destination=1)
     dispatcher.arm()

@@ -1,8 +1,11 @@
-"""Sending e-mail over SMTP with aiosmtplib."""
+"""Sending e-mail over SMTP with aiosmtplib, on a few persistent sessions to the relay."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy
@@ -21,6 +24,10 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = None
     timeout: float = 30.0
+    connections: int = 8
+    """Sessions kept open to the relay, and so messages in flight to it at once."""
+    idle_seconds: float = 60.0
+    """A session unused this long is closed rather than reused (relays drop idle clients)."""
 
 
 class _MailPolicy(EmailPolicy):
@@ -69,21 +76,186 @@ def build_email(
     return message
 
 
-class SmtpMailer:
-    def __init__(self, config: SmtpConfig) -> None:
-        self.config = config
+@dataclass(frozen=True)
+class Envelope:
+    """What goes over the wire for one message."""
 
-    async def send(self, message: EmailMessage) -> None:
-        # Flattened here, with MAIL_POLICY: aiosmtplib would flatten with its own policy.
-        await aiosmtplib.send(
-            message.as_bytes(policy=MAIL_POLICY),
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @classmethod
+    def of(cls, message: EmailMessage) -> Envelope:
+        return cls(
             sender=parseaddr(str(message["From"]))[1],
             recipients=[address for _, address in getaddresses(message.get_all("To", []))],
-            hostname=self.config.host,
-            port=self.config.port,
-            start_tls=self.config.starttls,
-            use_tls=self.config.use_tls,
-            username=self.config.username,
-            password=self.config.password,
-            timeout=self.config.timeout,
+            # Flattened here, with MAIL_POLICY: aiosmtplib would flatten with its own policy.
+            data=message.as_bytes(policy=MAIL_POLICY),
         )
+
+
+@dataclass
+class Session:
+    """One SMTP connection of the pool."""
+
+    smtp: aiosmtplib.SMTP
+    idle_since: float = field(default_factory=time.monotonic)
+    reused: bool = False
+
+    def usable(self, idle_seconds: float) -> bool:
+        return self.smtp.is_connected and time.monotonic() - self.idle_since < idle_seconds
+
+    def close(self) -> None:
+        self.smtp.close()
+
+
+SERVICE_CLOSING = 421
+"""The server's answer when it is about to drop the connection (RFC 5321, 3.8)."""
+
+
+class SmtpMailer:
+    """Sends over a small pool of persistent sessions to the one configured relay.
+
+    Opening an SMTP session costs a TCP connection, a greeting, EHLO and perhaps STARTTLS
+    and AUTH: more than sending a receipt. Sessions are therefore opened lazily, up to
+    ``config.connections``, and reused for message after message; at most that many
+    messages are in flight at once, each on its own session (SMTP is one transaction at a
+    time per connection).
+
+    - A message the server refuses (4xx/5xx to MAIL, RCPT or DATA) fails alone: the session
+      is reset (RSET) and goes on serving the next message.
+    - A session the server has closed (it dropped an idle client, or answered 421) is
+      noticed when MAIL FROM fails, before any of the message was sent, so the message is
+      sent at once on a new session: that cannot deliver it twice. A failure after MAIL FROM
+      closes the session and fails the attempt, which the delivery worker retries.
+    - Sessions idle longer than ``config.idle_seconds`` are closed instead of reused;
+      :meth:`aclose` says QUIT on shutdown.
+    """
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self._slots = asyncio.Semaphore(max(1, config.connections))
+        self._idle: list[Session] = []  # most recently used last: reused first
+        self._closed = False
+        self.opened = 0
+        """Sessions opened so far (for tests and logs)."""
+
+    async def send(self, message: EmailMessage) -> None:
+        envelope = Envelope.of(message)
+        async with self._slots:
+            session = self._take_idle() or await self._open()
+            try:
+                session = await self._mail_from(session, envelope)
+                await _recipients_and_data(session.smtp, envelope)
+            except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
+                await self._after_refusal(session, exc)
+                raise
+            except BaseException:  # broken, timed out or cancelled mid-transaction
+                session.close()
+                raise
+            self._put_idle(session)
+
+    async def aclose(self) -> None:
+        """QUIT every idle session; sessions still sending close when their send ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for session in idle:
+            with contextlib.suppress(Exception):
+                await session.smtp.quit()
+            session.close()
+
+    def _take_idle(self) -> Session | None:
+        while self._idle:
+            session = self._idle.pop()
+            if session.usable(self.config.idle_seconds):
+                session.reused = True
+                return session
+            session.close()
+        return None
+
+    def _put_idle(self, session: Session) -> None:
+        if self._closed or not session.smtp.is_connected:
+            session.close()
+            return
+        session.idle_since = time.monotonic()
+        self._idle.append(session)
+
+    async def _open(self) -> Session:
+        config = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            use_tls=config.use_tls,
+            start_tls=config.starttls,
+            username=config.username,
+            password=config.password,
+            timeout=config.timeout,
+        )
+        await smtp.connect()
+        self.opened += 1
+        try:
+            if smtp.last_ehlo_response is None:  # for SIZE; MAIL would greet, too late
+                await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await smtp.helo()
+        except BaseException:
+            smtp.close()
+            raise
+        return Session(smtp)
+
+    async def _mail_from(self, session: Session, envelope: Envelope) -> Session:
+        """MAIL FROM; on a new session when a reused one turns out closed by the server."""
+        try:
+            await _mail(session.smtp, envelope)
+            return session
+        except Exception as exc:
+            if not (session.reused and _session_gone(exc)):
+                raise
+        session.close()  # nothing of the message was sent: a new session cannot repeat it
+        fresh = await self._open()
+        try:
+            await _mail(fresh.smtp, envelope)
+        except BaseException:
+            fresh.close()
+            raise
+        return fresh
+
+    async def _after_refusal(self, session: Session, exc: Exception) -> None:
+        """Keep a session that refused one message, once it is reset; close it otherwise."""
+        if _session_gone(exc) or not session.smtp.is_connected:
+            session.close()
+            return
+        try:
+            await session.smtp.rset()
+        except Exception:
+            session.close()
+            return
+        self._put_idle(session)
+
+
+async def _mail(smtp: aiosmtplib.SMTP, envelope: Envelope) -> None:
+    # RFC 1870: announce the size, so that a relay can refuse a message too big up front.
+    options = [f"SIZE={len(envelope.data)}"] if smtp.supports_extension("size") else []
+    await smtp.mail(envelope.sender, options=options)
+
+
+async def _recipients_and_data(smtp: aiosmtplib.SMTP, envelope: Envelope) -> None:
+    """RCPT TO each recipient, then DATA; as ``sendmail``, refused only if all are."""
+    refused: list[aiosmtplib.SMTPRecipientRefused] = []
+    for recipient in envelope.recipients:
+        try:
+            await smtp.rcpt(recipient)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            refused.append(exc)
+    if len(refused) == len(envelope.recipients):
+        raise aiosmtplib.SMTPRecipientsRefused(refused)
+    await smtp.data(envelope.data)
+
+
+def _session_gone(exc: BaseException) -> bool:
+    """The connection is closed or closing: a disconnect, a timeout, or a 421 answer."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return any(r.code == SERVICE_CLOSING for r in exc.recipients)
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == SERVICE_CLOSING

@@ -1,19 +1,26 @@
 """The delivery worker: a background loop that sends due deliveries, concurrently.
 
-At most ``delivery_concurrency`` attempts are in flight, and at most
-``destination_concurrency`` per destination (mail domain or webhook host). Deliveries to a
-destination at its limit are not even fetched, let alone claimed, so a slow receiver keeps
-only its own slots busy: e-mail and other receivers keep flowing past it. The limits are per
-process; replicas each have their own.
+At most ``delivery_concurrency`` attempts are in flight; at most ``smtp_connections`` of them
+e-mails (all mail goes to the one SMTP relay, over that many persistent sessions) and at most
+``destination_concurrency`` per webhook host. Deliveries to a destination at its limit are
+not even fetched, let alone claimed, so a slow receiver keeps only its own slots busy:
+e-mail and other receivers keep flowing past it. The limits are per process; replicas each
+have their own.
+
+The loop claims as many due deliveries as it has free slots in one transaction, starts
+them, and claims again when an attempt finishes, when the consumer has committed new
+deliveries (:data:`~services.notify.handlers.delivery.NEW_DELIVERIES`), or at the next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import timedelta
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -25,7 +32,19 @@ from shared.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-Attempt = Callable[[str], Awaitable[None]]
+
+class Job(Protocol):
+    """What the dispatcher schedules: a delivery key and the destination it counts against."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def destination(self) -> str: ...
+
+
+J = TypeVar("J", bound=Job)
+Attempt = Callable[[Job], Awaitable[None]]
 
 
 def mailer_from(settings: NotifySettings) -> SmtpMailer:
@@ -38,6 +57,8 @@ def mailer_from(settings: NotifySettings) -> SmtpMailer:
             use_tls=settings.smtp_tls,
             username=settings.smtp_username,
             password=settings.smtp_password,
+            connections=settings.smtp_connections,
+            idle_seconds=settings.smtp_idle_seconds,
         )
     )
 
@@ -62,14 +83,24 @@ def policy_from(settings: NotifySettings) -> handlers.DeliveryPolicy:
 class Dispatcher:
     """Runs attempts as tasks within an overall and a per-destination limit."""
 
-    def __init__(self, attempt: Attempt, *, overall: int, per_destination: int) -> None:
+    def __init__(
+        self,
+        attempt: Attempt,
+        *,
+        overall: int,
+        per_destination: int,
+        limits: Mapping[str, int] | None = None,
+    ) -> None:
         self._attempt = attempt
         self.overall = max(1, overall)
         self.per_destination = max(1, per_destination)
+        self.limits = {d: max(1, n) for d, n in (limits or {}).items()}
+        """Limits of particular destinations (the SMTP relay), instead of per_destination."""
         self._running: dict[str, str] = {}  # key → destination
         self._by_destination: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._finished = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        """Set when an attempt finishes (or, by the doorbell, when deliveries are new)."""
 
     @property
     def free(self) -> int:
@@ -79,30 +110,42 @@ class Dispatcher:
     def running_keys(self) -> set[str]:
         return set(self._running)
 
-    def saturated(self) -> set[str]:
-        return {d for d, n in self._by_destination.items() if n >= self.per_destination}
+    def limit(self, destination: str) -> int:
+        return self.limits.get(destination, self.per_destination)
 
-    def start(self, due: list[handlers.Due]) -> int:
-        """Start what the limits allow, in the given order; return how many started."""
-        started = 0
+    def saturated(self) -> set[str]:
+        return {d for d, n in self._by_destination.items() if n >= self.limit(d)}
+
+    def choose(self, due: Sequence[J]) -> list[J]:
+        """What the limits allow to start now, in the given order (nothing is started)."""
+        chosen: dict[str, J] = {}
+        taken: Counter[str] = Counter()
         for item in due:
-            if self.free <= 0:
+            if len(chosen) >= self.free:
                 break
-            if item.key in self._running:
+            if item.key in self._running or item.key in chosen:
                 continue
-            if self._by_destination[item.destination] >= self.per_destination:
+            destination = item.destination
+            if self._by_destination[destination] + taken[destination] >= self.limit(destination):
                 continue
+            taken[destination] += 1
+            chosen[item.key] = item
+        return list(chosen.values())
+
+    def start(self, due: Sequence[Job]) -> int:
+        """Start what the limits allow, in the given order; return how many started."""
+        chosen = self.choose(due)
+        for item in chosen:
             self._running[item.key] = item.destination
             self._by_destination[item.destination] += 1
             task = asyncio.create_task(self._run(item))
             self._tasks.add(task)  # a strong reference, or the task could be collected
             task.add_done_callback(self._tasks.discard)
-            started += 1
-        return started
+        return len(chosen)
 
-    async def _run(self, item: handlers.Due) -> None:
+    async def _run(self, item: Job) -> None:
         try:
-            await self._attempt(item.key)
+            await self._attempt(item)
         except Exception:  # the delivery stays claimed; its lease brings it back
             log.exception("delivery attempt failed unexpectedly", key=item.key)
         finally:
@@ -110,16 +153,17 @@ class Dispatcher:
             self._by_destination[item.destination] -= 1
             if self._by_destination[item.destination] <= 0:
                 del self._by_destination[item.destination]
-            self._finished.set()
+            self.wakeup.set()
 
     def arm(self) -> None:
-        """Forget finished attempts seen so far; :meth:`wait` then waits for the next one."""
-        self._finished.clear()
+        """Forget wake-ups seen so far; :meth:`wait` then waits for the next one."""
+        self.wakeup.clear()
 
     async def wait(self, timeout: float) -> None:
-        """Until an attempt finishes after :meth:`arm` or ``timeout`` passes."""
+        """Until an attempt finishes (or the doorbell rings) after :meth:`arm`, or
+        ``timeout`` passes."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._finished.wait(), timeout)
+            await asyncio.wait_for(self.wakeup.wait(), timeout)
 
     async def close(self) -> None:
         """Cancel attempts in flight (on shutdown): their leases hand them to the next run."""
@@ -128,51 +172,69 @@ class Dispatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def dispatch_once(writer: handlers.Writer, dispatcher: Dispatcher) -> int:
-    """Fetch due deliveries that could start now and start them; return how many started."""
+class Claim(Protocol):
+    async def __call__(
+        self,
+        *,
+        limit: int,
+        skip_destinations: Collection[str],
+        skip_keys: Collection[str],
+        choose: Callable[[list[handlers.Due]], Sequence[handlers.Due]],
+    ) -> list[handlers.Claimed]: ...
+
+
+async def dispatch_once(claim: Claim, dispatcher: Dispatcher) -> int:
+    """Claim due deliveries that can start now, in one transaction, and start them; return
+    how many started."""
     if dispatcher.free <= 0:
         return 0
-    due = await handlers.due_deliveries(
-        writer,
+    claimed = await claim(
         # Room for a few per free slot: rows of one destination beyond its limit are skipped.
         limit=dispatcher.free * 4,
         skip_destinations=dispatcher.saturated(),
         skip_keys=dispatcher.running_keys,
+        choose=dispatcher.choose,
     )
-    return dispatcher.start(due)
+    return dispatcher.start(claimed)
 
 
 async def run_delivery_worker(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, NotifySettings)
+    mailer = mailer_from(settings)
     webhooks = webhooks_from(settings)
-    senders = handlers.Senders(mailer=mailer_from(settings), webhooks=webhooks)
+    senders = handlers.Senders(mailer=mailer, webhooks=webhooks)
     policy = policy_from(settings)
     writer = handlers.Writer(runtime.uow)
 
-    async def attempt(key: str) -> None:
-        await handlers.attempt(writer, senders, policy, key)
+    async def attempt(item: Job) -> None:
+        assert isinstance(item, handlers.Claimed)
+        await handlers.attempt(writer, senders, policy, item)
 
+    claim = functools.partial(handlers.claim_due, writer, policy, senders)
     dispatcher = Dispatcher(
         attempt,
         overall=settings.delivery_concurrency,
         per_destination=settings.destination_concurrency,
+        limits={handlers.RELAY: settings.smtp_connections},
     )
     try:
-        await _loop(writer, dispatcher, settings.delivery_poll_seconds)
+        with handlers.NEW_DELIVERIES.listening(dispatcher.wakeup):
+            await _loop(claim, dispatcher, settings.delivery_poll_seconds)
     finally:
         await dispatcher.close()
         await webhooks.aclose()
+        await mailer.aclose()
 
 
-async def _loop(writer: handlers.Writer, dispatcher: Dispatcher, poll_seconds: float) -> None:
+async def _loop(claim: Claim, dispatcher: Dispatcher, poll_seconds: float) -> None:
     while True:
-        dispatcher.arm()  # before fetching, so an attempt finishing meanwhile is not missed
+        dispatcher.arm()  # before claiming, so a wake-up meanwhile is not missed
         try:
-            started = await dispatch_once(writer, dispatcher)
+            started = await dispatch_once(claim, dispatcher)
         except Exception:
             log.exception("delivery worker failed; continuing")
             started = 0
         if started == 0:
-            # Nothing could start: wait for a free slot or for new deliveries to come due.
+            # Nothing could start: wait for a free slot, new deliveries, or the next poll.
             await dispatcher.wait(poll_seconds)

@@ -1,8 +1,9 @@
-"""Handlers that deliver: claim a due delivery, send it, record the outcome exactly once.
+"""Handlers that deliver: claim due deliveries, send each, record each outcome exactly once.
 
 Each attempt is three steps, never one transaction held across the network:
 
-1. **claim**: one short transaction sets the delivery to ``sending`` with a lease;
+1. **claim**: one short transaction sets due deliveries to ``sending`` with a lease; the
+   worker claims a batch at once (as many as its free slots allow);
 2. **send**: SMTP or webhook, outside any transaction;
 3. **record**: one transaction sets ``sent`` (or ``pending`` for a retry, or ``failed``) and
    writes ``NotificationDelivered`` / ``NotificationFailed`` to the outbox with it.
@@ -18,8 +19,9 @@ recognise it. The window is the time between the receiver's answer and one local
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -28,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 import structlog
 
-from services.notify.adapters.db import DeliveryRepository, deliveries, subscriptions
+from services.notify.adapters.db import DeliveryRepository, deliveries, due_now, subscriptions
 from services.notify.adapters.mail import build_email
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import Delivery, DeliveryStatus, retry_delay
@@ -72,10 +74,63 @@ class DeliveryPolicy:
         return self.webhook_max_attempts if channel is Channel.WEBHOOK else self.max_attempts
 
 
+RELAY = "smtp relay"
+"""The destination of every e-mail: all mail goes to the one configured SMTP relay, so its
+concurrency is limited there, not per mail domain. (Not a host name: no webhook host can
+be called so.)"""
+
+
 @dataclass(frozen=True)
 class Due:
+    """A due delivery, as the worker's limits see it: webhooks count per host."""
+
     key: str
     destination: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this worker holds the lease of, with what sending it needs."""
+
+    delivery: Delivery
+    secret: str | None
+    """The webhook subscription's signing secret, read with the claim."""
+
+    @property
+    def key(self) -> str:
+        return self.delivery.key
+
+    @property
+    def destination(self) -> str:
+        return _destination(self.delivery.channel, self.delivery.destination)
+
+
+def _destination(channel: str, destination: str) -> str:
+    return destination if channel == Channel.WEBHOOK.value else RELAY
+
+
+class Doorbell:
+    """Wakes this process's delivery workers when new deliveries have been committed, so a
+    message goes out at once rather than at the worker's next poll. Only a hint: workers
+    still poll, for retries coming due, expired leases and other processes' deliveries."""
+
+    def __init__(self) -> None:
+        self._listeners: set[asyncio.Event] = set()
+
+    def ring(self) -> None:
+        for listener in self._listeners:
+            listener.set()
+
+    @contextlib.contextmanager
+    def listening(self, listener: asyncio.Event) -> Iterator[None]:
+        self._listeners.add(listener)
+        try:
+            yield
+        finally:
+            self._listeners.discard(listener)
+
+
+NEW_DELIVERIES = Doorbell()
 
 
 @dataclass(frozen=True)
@@ -174,46 +229,68 @@ class Writer:
         return results
 
 
-# --- picking -----------------------------------------------------------------------------
+# --- picking and claiming ---------------------------------------------------------------
 
 
-async def due_deliveries(
+def _due_query(
+    now: datetime, limit: int, skip_destinations: Collection[str], skip_keys: Collection[str]
+) -> sa.Select[Any]:
+    query = (
+        sa.select(deliveries.c.key, deliveries.c.channel, deliveries.c.destination)
+        .where(due_now(now))
+        .order_by(deliveries.c.created_at, deliveries.c.key)
+        .limit(limit)
+    )
+    if RELAY in skip_destinations:
+        query = query.where(deliveries.c.channel != Channel.EMAIL.value)
+    hosts = [d for d in skip_destinations if d != RELAY]
+    if hosts:
+        query = query.where(
+            sa.or_(
+                deliveries.c.channel == Channel.EMAIL.value, deliveries.c.destination.not_in(hosts)
+            )
+        )
+    if skip_keys:
+        query = query.where(deliveries.c.key.not_in(list(skip_keys)))
+    # Replicas on PostgreSQL pick disjoint batches instead of queueing on each other's rows.
+    return query.with_for_update(skip_locked=True)
+
+
+async def claim_due(
     writer: Writer,
+    policy: DeliveryPolicy,
+    senders: Senders,
     *,
     limit: int,
     skip_destinations: Collection[str] = (),
     skip_keys: Collection[str] = (),
-) -> list[Due]:
-    """Deliveries to attempt now, oldest first, leaving out destinations that are at their
-    concurrency limit (so they cannot fill the batch and starve the others) and deliveries
-    this worker is already attempting."""
-    now = _wall_clock()
-    due_now = sa.or_(
-        sa.and_(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= now,
-        ),
-        sa.and_(
-            deliveries.c.status == DeliveryStatus.SENDING.value,
-            deliveries.c.leased_until <= now,
-        ),
-    )
-    query = (
-        sa.select(deliveries.c.key, deliveries.c.destination)
-        .where(due_now)
-        .order_by(deliveries.c.created_at, deliveries.c.key)
-        .limit(limit)
-    )
-    if skip_destinations:
-        query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
-    if skip_keys:
-        query = query.where(deliveries.c.key.not_in(list(skip_keys)))
+    choose: Callable[[list[Due]], Sequence[Due]] = list,
+) -> list[Claimed]:
+    """Claim due deliveries, oldest first, in one transaction, and return them ready to send.
 
-    async def pick(uow: UnitOfWork) -> list[Due]:
+    ``limit`` rows are looked at, leaving out destinations already at their concurrency
+    limit (so they cannot fill the batch and starve the others) and deliveries this worker
+    is already attempting; ``choose`` picks those to claim (the worker's limits)."""
+
+    async def step(uow: UnitOfWork) -> list[Claimed]:
+        now = _wall_clock()
+        query = _due_query(now, limit, skip_destinations, skip_keys)
         rows = (await uow.session.execute(query)).all()
-        return [Due(row.key, row.destination) for row in rows]
+        chosen = choose([Due(row.key, _destination(row.channel, row.destination)) for row in rows])
+        if not chosen:
+            return []
+        claimed = await DeliveryRepository(uow.session).claim_many(
+            [item.key for item in chosen],
+            now,
+            lease=now + policy.lease,
+            webhook_lease=now + _lease(policy, senders, Channel.WEBHOOK),
+        )
+        secrets = await _secrets(uow, claimed)
+        order = {item.key: n for n, item in enumerate(chosen)}
+        claimed.sort(key=lambda d: order[d.key])
+        return [Claimed(d, secrets.get(d.subscription_id or "")) for d in claimed]
 
-    return await writer.write(pick)
+    return await writer.write(step)
 
 
 async def deliver_due(
@@ -222,23 +299,44 @@ async def deliver_due(
     """Attempt every due delivery one after the other; return how many were attempted.
     (The worker runs attempts concurrently; this is for one-off runs and tests.)"""
     writer = Writer(uow_factory)
-    due = await due_deliveries(writer, limit=limit)
-    for item in due:
-        await attempt(writer, senders, policy, item.key)
-    return len(due)
+    claimed = await claim_due(writer, policy, senders, limit=limit)
+    for item in claimed:
+        await attempt(writer, senders, policy, item)
+    return len(claimed)
+
+
+def _lease(policy: DeliveryPolicy, senders: Senders, channel: Channel) -> timedelta:
+    """A webhook attempt may take its whole timeout: the lease must outlast it, or another
+    worker would take over a request still in flight."""
+    if channel is Channel.WEBHOOK:
+        return max(policy.lease, timedelta(seconds=senders.webhooks.timeout + 5))
+    return policy.lease
+
+
+async def _secrets(uow: UnitOfWork, claimed: Sequence[Delivery]) -> dict[str, str]:
+    """The webhook subscriptions' HMAC secrets, read with the claim so a rotated secret
+    applies to the next attempt."""
+    ids = {
+        d.subscription_id
+        for d in claimed
+        if d.channel is Channel.WEBHOOK and d.subscription_id is not None
+    }
+    if not ids:
+        return {}
+    rows = await uow.session.execute(
+        sa.select(subscriptions.c.id, subscriptions.c.secret).where(subscriptions.c.id.in_(ids))
+    )
+    return {row.id: str(row.secret) for row in rows if row.secret}
 
 
 # --- one attempt -------------------------------------------------------------------------
 
 
-async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, key: str) -> None:
-    """Claim → send → record, for one delivery."""
-    claimed = await writer.write(lambda uow: _claim(uow, key, policy, senders))
-    if claimed is None:
-        return  # not due any more: sent, held, or another worker holds the lease
-    delivery, secret = claimed
-    bind_correlation_id(delivery.correlation_id or key)
-    outcome = await _send(senders, policy, delivery, secret)
+async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, item: Claimed) -> None:
+    """Send → record, for one claimed delivery."""
+    delivery = item.delivery
+    bind_correlation_id(delivery.correlation_id or delivery.key)
+    outcome = await _send(senders, policy, delivery, item.secret)
     if outcome is None:
         await writer.write(lambda uow: _record_success(uow, delivery))
         log.info("notification delivered", key=delivery.key, attempts=delivery.attempts + 1)
@@ -251,42 +349,6 @@ async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, key:
             final=final,
             error=outcome.error,
         )
-
-
-def _lease(policy: DeliveryPolicy, senders: Senders, channel: Channel) -> timedelta:
-    """A webhook attempt may take its whole timeout: the lease must outlast it, or another
-    worker would take over a request still in flight."""
-    if channel is Channel.WEBHOOK:
-        return max(policy.lease, timedelta(seconds=senders.webhooks.timeout + 5))
-    return policy.lease
-
-
-async def _claim(
-    uow: UnitOfWork, key: str, policy: DeliveryPolicy, senders: Senders
-) -> tuple[Delivery, str | None] | None:
-    """Take the delivery for one attempt; None unless it is pending (or its lease ran out):
-    sent, failed and held ones are not touched."""
-    repository = DeliveryRepository(uow.session)
-    now = _wall_clock()
-    if not await repository.claim(key, now + policy.lease, now):
-        return None
-    delivery = await repository.get(key)
-    assert delivery is not None
-    lease = _lease(policy, senders, delivery.channel)
-    if lease > policy.lease:
-        await repository.update(key, leased_until=now + lease)
-    return delivery, await _secret(uow, delivery)
-
-
-async def _secret(uow: UnitOfWork, delivery: Delivery) -> str | None:
-    """The subscription's HMAC secret, read with the claim so a rotated secret applies to
-    the next attempt."""
-    if delivery.channel is not Channel.WEBHOOK or delivery.subscription_id is None:
-        return None
-    secret = await uow.session.scalar(
-        sa.select(subscriptions.c.secret).where(subscriptions.c.id == delivery.subscription_id)
-    )
-    return str(secret) if secret else None
 
 
 async def _send(
