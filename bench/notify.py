@@ -183,6 +183,11 @@ class Child:
         return self.log_path.read_text(errors="replace")[-3000:]
 
 
+def _pid(process: Child | NatsServer) -> int:
+    assert process.process is not None
+    return process.process.pid
+
+
 @contextlib.contextmanager
 def running(child: Child) -> Iterator[Child]:
     child.start()
@@ -362,6 +367,15 @@ async def submit(
     await js.publish_async_completed()
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
@@ -419,7 +433,14 @@ async def _with_nats(args: argparse.Namespace, workdir: Path, server: NatsServer
             log(f"baseline: {args.events} raw JetStream publishes")
             js_base = await jetstream_baseline(js, args.events)
             async with database(args.db, workdir) as db_url:
-                figures = await _with_notify(args, workdir, server.url, nc, js, db_url, smtp_port)
+                watched = {
+                    "mailsink": _pid(sink),
+                    "nats-server": _pid(server),
+                    "bench": os.getpid(),
+                }
+                figures = await _with_notify(
+                    args, workdir, server.url, nc, js, db_url, smtp_port, watched
+                )
     finally:
         await nc.close()
     receipts = figures["receipts_per_second"]
@@ -445,6 +466,7 @@ async def _with_notify(
     js: JetStreamContext,
     db_url: str,
     smtp_port: int,
+    watched: dict[str, int],
 ) -> dict[str, Any]:
     port = free_port()
     notify = Child(
@@ -454,6 +476,7 @@ async def _with_notify(
         workdir / "notify.log",
     )
     with running(notify):
+        watched = {"notify": _pid(notify), **watched}
         await wait_healthy(f"http://127.0.0.1:{port}", notify)
         learned = await register_units(js, args.events, args.timeout)
         log(f"notify knows {args.events} units after {learned:.1f} s")
@@ -465,6 +488,7 @@ async def _with_notify(
             f"publishing {args.events} ReportSubmitted"
             + (f" at {args.rate}/s" if args.rate else "")
         )
+        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         await submit(js, watch, events, args.rate)
         last_submitted = time.perf_counter()
         try:
@@ -472,6 +496,7 @@ async def _with_notify(
         except TimeoutError:
             log(f"timed out: {len(watch.receipt_at)} of {args.events} receipts\n{notify.tail()}")
             raise
+        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
         await subscription.unsubscribe()
     first = min(watch.submitted_at.values())
     last_receipt = max(watch.receipt_at.values())
@@ -491,6 +516,9 @@ async def _with_notify(
             "p99": round(percentile(latencies, 99), 3),
             "max": round(max(latencies), 3),
         },
+        "cpu_seconds_submission_to_last_receipt": cpu,
+        "notify_cpu_ms_per_event": round(cpu["notify"] / args.events * 1000, 2),
+        "mailsink_cpu_ms_per_mail": round(cpu["mailsink"] / max(1, watch.delivered) * 1000, 2),
     }
 
 

@@ -69,7 +69,8 @@ deliveries = sa.Table(
     sa.Column("destination", sa.String(255), nullable=False, server_default=""),
     sa.Column("digest", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("digested_in", sa.String(64), nullable=True),
-    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    # The worker's look for due deliveries, one channel at a time (migration 0006).
+    sa.Index("ix_deliveries_due_by_channel", "status", "channel", "next_attempt_at"),
 )
 
 subscriptions = sa.Table(

@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 import structlog
 
-from services.notify.adapters.db import DeliveryRepository, deliveries, due_now, subscriptions
+from services.notify.adapters.db import DeliveryRepository, deliveries, subscriptions
 from services.notify.adapters.mail import build_email
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import Delivery, DeliveryStatus, retry_delay
@@ -232,28 +232,36 @@ class Writer:
 # --- picking and claiming ---------------------------------------------------------------
 
 
-def _due_query(
+def _due_queries(
     now: datetime, limit: int, skip_destinations: Collection[str], skip_keys: Collection[str]
-) -> sa.Select[Any]:
-    query = (
-        sa.select(deliveries.c.key, deliveries.c.channel, deliveries.c.destination)
-        .where(due_now(now))
-        .order_by(deliveries.c.created_at, deliveries.c.key)
-        .limit(limit)
-    )
-    if RELAY in skip_destinations:
-        query = query.where(deliveries.c.channel != Channel.EMAIL.value)
+) -> list[sa.Select[Any]]:
+    """One look per kind of due delivery, each a range scan of an index that stops after
+    ``limit`` rows however many wait: pending e-mails (unless the relay is at its limit),
+    pending webhooks (but to hosts at their limit), and attempts whose lease ran out."""
+    c = deliveries.c
+    pending = c.status == DeliveryStatus.PENDING.value
     hosts = [d for d in skip_destinations if d != RELAY]
-    if hosts:
-        query = query.where(
-            sa.or_(
-                deliveries.c.channel == Channel.EMAIL.value, deliveries.c.destination.not_in(hosts)
-            )
+    webhooks = sa.and_(pending, c.channel == Channel.WEBHOOK.value, c.next_attempt_at <= now)
+    looks = [
+        (webhooks & c.destination.not_in(hosts) if hosts else webhooks, c.next_attempt_at),
+        (sa.and_(c.status == DeliveryStatus.SENDING.value, c.leased_until <= now), c.leased_until),
+    ]
+    if RELAY not in skip_destinations:
+        mail = sa.and_(pending, c.channel == Channel.EMAIL.value, c.next_attempt_at <= now)
+        looks.insert(0, (mail, c.next_attempt_at))
+    queries = []
+    for where, due_at in looks:
+        query = (
+            sa.select(c.key, c.channel, c.destination, due_at.label("due_at"))
+            .where(where)
+            .order_by(due_at)
+            .limit(limit)
         )
-    if skip_keys:
-        query = query.where(deliveries.c.key.not_in(list(skip_keys)))
-    # Replicas on PostgreSQL pick disjoint batches instead of queueing on each other's rows.
-    return query.with_for_update(skip_locked=True)
+        if skip_keys:
+            query = query.where(c.key.not_in(list(skip_keys)))
+        # Replicas on PostgreSQL pick disjoint batches instead of queueing on each other's rows.
+        queries.append(query.with_for_update(skip_locked=True))
+    return queries
 
 
 async def claim_due(
@@ -266,7 +274,8 @@ async def claim_due(
     skip_keys: Collection[str] = (),
     choose: Callable[[list[Due]], Sequence[Due]] = list,
 ) -> list[Claimed]:
-    """Claim due deliveries, oldest first, in one transaction, and return them ready to send.
+    """Claim due deliveries, the longest due first, in one transaction, and return them
+    ready to send.
 
     ``limit`` rows are looked at, leaving out destinations already at their concurrency
     limit (so they cannot fill the batch and starve the others) and deliveries this worker
@@ -274,8 +283,10 @@ async def claim_due(
 
     async def step(uow: UnitOfWork) -> list[Claimed]:
         now = _wall_clock()
-        query = _due_query(now, limit, skip_destinations, skip_keys)
-        rows = (await uow.session.execute(query)).all()
+        rows = []
+        for query in _due_queries(now, limit, skip_destinations, skip_keys):
+            rows += (await uow.session.execute(query)).all()
+        rows.sort(key=lambda row: (row.due_at, row.key))
         chosen = choose([Due(row.key, _destination(row.channel, row.destination)) for row in rows])
         if not chosen:
             return []
