@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import quoprimime
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy
-from email.utils import formatdate, getaddresses, parseaddr
+from email.utils import format_datetime, formatdate, getaddresses, parseaddr
+from functools import lru_cache
 
 import aiosmtplib
 
@@ -47,9 +52,13 @@ class _MailPolicy(EmailPolicy):
         return super().fold_binary(name, value)
 
     def _encoded(self, name: str, value: str) -> str:
-        # No split characters: a space between two encoded words would vanish when decoded.
-        words = Header(value, "utf-8", header_name=name).encode(splitchars="", linesep=self.linesep)
-        return f"{name}: {words}{self.linesep}"
+        return _encoded_words(name, value, self.linesep)
+
+
+def _encoded_words(name: str, value: str, linesep: str) -> str:
+    # No split characters: a space between two encoded words would vanish when decoded.
+    words = Header(value, "utf-8", header_name=name).encode(splitchars="", linesep=linesep)
+    return f"{name}: {words}{linesep}"
 
 
 def _non_ascii_subject(name: str, value: str) -> bool:
@@ -74,6 +83,76 @@ def build_email(
     message.set_content(text, charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     return message
+
+
+def compose(
+    *,
+    key: str,
+    mail_from: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    boundary: str | None = None,
+    now: datetime | None = None,
+) -> Envelope:
+    """What ``build_email(...)`` flattened with MAIL_POLICY gives, byte for byte, written
+    directly: the email package's header objects cost a few milliseconds per message, the
+    sender's largest cost. The addresses' headers, the same for message after message, are
+    folded once; ``boundary`` and ``now`` are for tests that compare the two."""
+    boundary = boundary or f"{'=' * 15}{random.randrange(sys.maxsize):019d}=="
+    from_line, senders = _address_header("From", mail_from)
+    to_line, recipients = _address_header("To", to)
+    stamp = format_datetime((now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0))
+    nl = SMTP.linesep
+    head = (
+        f"Date: {stamp}{nl}Message-ID: <{key}@qcdc>{nl}MIME-Version: 1.0{nl}"
+        f'Content-Type: multipart/alternative;{nl} boundary="{boundary}"{nl}{nl}'
+        f"--{boundary}{nl}"
+        f'Content-Type: text/plain; charset="utf-8"{nl}'
+        f"Content-Transfer-Encoding: quoted-printable{nl}{nl}"
+    )
+    middle = (
+        f"{nl}--{boundary}{nl}"
+        f'Content-Type: text/html; charset="utf-8"{nl}'
+        f"Content-Transfer-Encoding: quoted-printable{nl}MIME-Version: 1.0{nl}{nl}"
+    )
+    data = b"".join(
+        (
+            from_line,
+            to_line,
+            _subject_header(subject),
+            head.encode("ascii"),
+            _quoted_printable(text),
+            middle.encode("ascii"),
+            _quoted_printable(html),
+            f"{nl}--{boundary}--{nl}".encode("ascii"),
+        )
+    )
+    return Envelope(sender=senders[0] if senders else "", recipients=list(recipients), data=data)
+
+
+@lru_cache(maxsize=4096)
+def _address_header(name: str, value: str) -> tuple[bytes, tuple[str, ...]]:
+    """The folded header and its addresses, as the email package writes and reads them."""
+    header = MAIL_POLICY.header_store_parse(name, value)[1]
+    addresses = tuple(address for _, address in getaddresses([str(header)]))
+    return MAIL_POLICY.fold_binary(name, header), addresses
+
+
+def _subject_header(subject: str) -> bytes:
+    if not subject.isascii() and "=?" not in subject and "\n" not in subject:
+        # What MAIL_POLICY writes for it, without parsing it into a header object first.
+        return _encoded_words("Subject", subject, SMTP.linesep).encode("ascii")
+    header = MAIL_POLICY.header_store_parse("Subject", subject)[1]
+    return MAIL_POLICY.fold_binary("Subject", header)
+
+
+def _quoted_printable(text: str) -> bytes:
+    """As ``set_content(text, charset="utf-8", cte="quoted-printable")`` encodes it."""
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    encoded = quoprimime.body_encode(body.decode("latin-1"), MAIL_POLICY.max_line_length or 78)
+    return encoded.replace("\n", SMTP.linesep).encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -140,8 +219,8 @@ class SmtpMailer:
         self.opened = 0
         """Sessions opened so far (for tests and logs)."""
 
-    async def send(self, message: EmailMessage) -> None:
-        envelope = Envelope.of(message)
+    async def send(self, message: EmailMessage | Envelope) -> None:
+        envelope = message if isinstance(message, Envelope) else Envelope.of(message)
         async with self._slots:
             session = self._take_idle() or await self._open()
             try:

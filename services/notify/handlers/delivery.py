@@ -24,14 +24,13 @@ import random
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 import structlog
 
 from services.notify.adapters.db import DeliveryRepository, deliveries, subscriptions
-from services.notify.adapters.mail import build_email
+from services.notify.adapters.mail import Envelope, compose
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import Delivery, DeliveryStatus, retry_delay
 from shared.context import bind_correlation_id, current_correlation_id
@@ -47,7 +46,7 @@ T = TypeVar("T")
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: Envelope) -> None: ...
 
 
 class Webhooks(Protocol):
@@ -380,8 +379,8 @@ async def _send(
     return None
 
 
-def _email(delivery: Delivery, mail_from: str) -> EmailMessage:
-    return build_email(
+def _email(delivery: Delivery, mail_from: str) -> Envelope:
+    return compose(
         key=delivery.key,
         mail_from=mail_from,
         to=delivery.recipient,
