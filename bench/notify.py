@@ -402,8 +402,12 @@ def notify_env(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-notify-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-notify-")))
+        else:  # kept afterwards: logs, mail, the SQLite file
+            workdir = args.workdir
+            workdir.mkdir(parents=True, exist_ok=True)
         server = NatsServer(workdir / "nats", free_port())
         server.start()
         try:
@@ -528,6 +532,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0: a burst")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds, at most")
+    parser.add_argument("--workdir", type=Path, help="keep logs, mail and data here")
     parser.add_argument(
         "--env",
         action="append",

@@ -13,7 +13,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from services.notify.adapters.mail import SmtpConfig, SmtpMailer, build_email
+from services.notify.adapters.mail import RelayBusy, SmtpConfig, SmtpMailer, build_email
 
 REFUSED = "refused@demo.gov.vn"
 LATER = "Later please"
@@ -32,6 +32,9 @@ class Server:
     quits: int = 0
     accepted: list[str] = field(default_factory=list)
     port: int = 0
+    hold: asyncio.Event | None = None
+    """When set up, DATA waits for it (after setting ``holding``)."""
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
 
     def protocol(self) -> SMTP:
         server = self
@@ -74,6 +77,9 @@ class Server:
         assert isinstance(content, bytes)
         if LATER.encode() in content:
             return "451 4.3.0 Try again later"
+        if self.hold is not None:
+            self.holding.set()
+            await self.hold.wait()
         message_id = next(
             line.split(b":", 1)[1].strip().decode()
             for line in content.splitlines()
@@ -193,3 +199,16 @@ async def test_an_unreachable_relay_fails_the_send(server: Server) -> None:
     with pytest.raises(aiosmtplib.SMTPConnectError):
         await pool.send(message(1))
     await pool.aclose()
+
+
+async def test_a_message_waiting_too_long_for_a_session_is_not_sent(server: Server) -> None:
+    server.hold = asyncio.Event()
+    pool = mailer(server, connections=1)
+    first = asyncio.create_task(pool.send(message(1)))
+    await server.holding.wait()  # the only session is busy with the first message
+    with pytest.raises(RelayBusy):
+        await pool.send(message(2), wait=0.05)
+    server.hold.set()
+    await first
+    await pool.aclose()
+    assert server.accepted == ["<k1@qcdc>"]

@@ -26,7 +26,7 @@ from services.notify.adapters.webhook import (
     sign,
 )
 from services.notify.entrypoints.worker import Dispatcher, Job
-from services.notify.handlers.delivery import Due, backoff
+from services.notify.handlers.delivery import RELAY, Due, backoff
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 NOW = datetime(2023, 6, 9, 10, 0, tzinfo=UTC)
@@ -300,4 +300,29 @@ async def test_dispatcher_survives_a_failing_attempt() -> None:
     await asyncio.sleep(0)
     assert dispatcher.free == 2
     assert dispatcher.start([Due("k", "d")]) == 1
+    await dispatcher.close()
+
+
+async def test_a_destination_at_its_limit_is_refilled_half_at_a_time() -> None:
+    done = {f"m{n}": asyncio.Event() for n in range(8)}
+
+    async def attempt(item: Job) -> None:
+        await done[item.key].wait()
+
+    dispatcher = Dispatcher(attempt, overall=10, per_destination=2, limits={RELAY: 4})
+    mail = [Due(f"m{n}", RELAY) for n in range(8)]
+    assert dispatcher.start(mail) == 4
+    assert dispatcher.saturated() == {RELAY}
+
+    async def finish(key: str) -> None:
+        dispatcher.arm()
+        done[key].set()
+        await dispatcher.wait(5)
+
+    await finish("m0")  # three still running: no single claim for the one free slot
+    assert dispatcher.saturated() == {RELAY}
+    assert dispatcher.choose(mail[4:]) == []
+    await finish("m1")  # down to half: the other half in one go
+    assert dispatcher.saturated() == set()
+    assert [d.key for d in dispatcher.choose(mail[2:])] == ["m4", "m5"]  # m2, m3 still run
     await dispatcher.close()

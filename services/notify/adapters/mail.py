@@ -188,6 +188,10 @@ class Session:
         self.smtp.close()
 
 
+class RelayBusy(Exception):
+    """No session to the relay came free in time; the message was not sent."""
+
+
 SERVICE_CLOSING = 421
 """The server's answer when it is about to drop the connection (RFC 5321, 3.8)."""
 
@@ -219,20 +223,32 @@ class SmtpMailer:
         self.opened = 0
         """Sessions opened so far (for tests and logs)."""
 
-    async def send(self, message: EmailMessage | Envelope) -> None:
+    async def send(self, message: EmailMessage | Envelope, *, wait: float | None = None) -> None:
+        """Send over a free session; with ``wait``, give up (:class:`RelayBusy`, nothing
+        sent) when none came free within that many seconds."""
         envelope = message if isinstance(message, Envelope) else Envelope.of(message)
-        async with self._slots:
-            session = self._take_idle() or await self._open()
-            try:
-                session = await self._mail_from(session, envelope)
-                await _recipients_and_data(session.smtp, envelope)
-            except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
-                await self._after_refusal(session, exc)
-                raise
-            except BaseException:  # broken, timed out or cancelled mid-transaction
-                session.close()
-                raise
-            self._put_idle(session)
+        try:
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise RelayBusy(f"no session to the SMTP relay came free in {wait:.1f} s") from None
+        try:
+            await self._send(envelope)
+        finally:
+            self._slots.release()
+
+    async def _send(self, envelope: Envelope) -> None:
+        session = self._take_idle() or await self._open()
+        try:
+            session = await self._mail_from(session, envelope)
+            await _recipients_and_data(session.smtp, envelope)
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
+            await self._after_refusal(session, exc)
+            raise
+        except BaseException:  # broken, timed out or cancelled mid-transaction
+            session.close()
+            raise
+        self._put_idle(session)
 
     async def aclose(self) -> None:
         """QUIT every idle session; sessions still sending close when their send ends."""

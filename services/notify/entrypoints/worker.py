@@ -1,11 +1,11 @@
 """The delivery worker: a background loop that sends due deliveries, concurrently.
 
-At most ``delivery_concurrency`` attempts are in flight; at most ``smtp_connections`` of them
-e-mails (all mail goes to the one SMTP relay, over that many persistent sessions) and at most
-``destination_concurrency`` per webhook host. Deliveries to a destination at its limit are
-not even fetched, let alone claimed, so a slow receiver keeps only its own slots busy:
-e-mail and other receivers keep flowing past it. The limits are per process; replicas each
-have their own.
+At most ``delivery_concurrency`` attempts are in flight: e-mails (all mail goes to the one
+SMTP relay, over ``smtp_connections`` persistent sessions, with a few more claimed per
+session, :data:`MAIL_AHEAD`) and webhooks, at most ``destination_concurrency`` per host.
+Deliveries to a destination at its limit are not even fetched, let alone claimed, so a slow
+receiver keeps only its own slots busy: e-mail and other receivers keep flowing past it.
+The limits are per process; replicas each have their own.
 
 The loop claims as many due deliveries as it has free slots in one transaction, starts
 them, and claims again when an attempt finishes, when the consumer has committed new
@@ -42,6 +42,12 @@ class Job(Protocol):
     @property
     def destination(self) -> str: ...
 
+
+MAIL_AHEAD = 4
+"""E-mails claimed per SMTP session: while one is sent, the next few wait for the session
+already claimed, so that claims and records go to the database in batches (with the
+dispatcher's refill at half the limit) rather than one transaction per message. A claimed
+e-mail still waiting when half its lease is gone is not sent (see the delivery handlers)."""
 
 J = TypeVar("J", bound=Job)
 Attempt = Callable[[Job], Awaitable[None]]
@@ -81,7 +87,12 @@ def policy_from(settings: NotifySettings) -> handlers.DeliveryPolicy:
 
 
 class Dispatcher:
-    """Runs attempts as tasks within an overall and a per-destination limit."""
+    """Runs attempts as tasks within an overall and a per-destination limit.
+
+    A destination that reached its limit takes no new attempts until half of them have
+    finished: then it gets the other half in one claim, rather than one claim (and one
+    transaction) per finished attempt. With a limit of one or two this changes nothing.
+    """
 
     def __init__(
         self,
@@ -98,6 +109,7 @@ class Dispatcher:
         """Limits of particular destinations (the SMTP relay), instead of per_destination."""
         self._running: dict[str, str] = {}  # key → destination
         self._by_destination: Counter[str] = Counter()
+        self._held: set[str] = set()  # reached their limit, not yet down to half of it
         self._tasks: set[asyncio.Task[None]] = set()
         self.wakeup = asyncio.Event()
         """Set when an attempt finishes (or, by the doorbell, when deliveries are new)."""
@@ -114,7 +126,7 @@ class Dispatcher:
         return self.limits.get(destination, self.per_destination)
 
     def saturated(self) -> set[str]:
-        return {d for d, n in self._by_destination.items() if n >= self.limit(d)}
+        return self._held | {d for d, n in self._by_destination.items() if n >= self.limit(d)}
 
     def choose(self, due: Sequence[J]) -> list[J]:
         """What the limits allow to start now, in the given order (nothing is started)."""
@@ -126,6 +138,8 @@ class Dispatcher:
             if item.key in self._running or item.key in chosen:
                 continue
             destination = item.destination
+            if destination in self._held:
+                continue
             if self._by_destination[destination] + taken[destination] >= self.limit(destination):
                 continue
             taken[destination] += 1
@@ -138,6 +152,8 @@ class Dispatcher:
         for item in chosen:
             self._running[item.key] = item.destination
             self._by_destination[item.destination] += 1
+            if self._by_destination[item.destination] >= self.limit(item.destination):
+                self._held.add(item.destination)
             task = asyncio.create_task(self._run(item))
             self._tasks.add(task)  # a strong reference, or the task could be collected
             task.add_done_callback(self._tasks.discard)
@@ -150,9 +166,12 @@ class Dispatcher:
             log.exception("delivery attempt failed unexpectedly", key=item.key)
         finally:
             del self._running[item.key]
-            self._by_destination[item.destination] -= 1
-            if self._by_destination[item.destination] <= 0:
-                del self._by_destination[item.destination]
+            destination = item.destination
+            self._by_destination[destination] -= 1
+            if self._by_destination[destination] <= self.limit(destination) // 2:
+                self._held.discard(destination)
+            if self._by_destination[destination] <= 0:
+                del self._by_destination[destination]
             self.wakeup.set()
 
     def arm(self) -> None:
@@ -216,7 +235,7 @@ async def run_delivery_worker(runtime: Runtime) -> None:
         attempt,
         overall=settings.delivery_concurrency,
         per_destination=settings.destination_concurrency,
-        limits={handlers.RELAY: settings.smtp_connections},
+        limits={handlers.RELAY: MAIL_AHEAD * settings.smtp_connections},
     )
     try:
         with handlers.NEW_DELIVERIES.listening(dispatcher.wakeup):

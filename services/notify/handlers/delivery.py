@@ -46,7 +46,9 @@ T = TypeVar("T")
 
 
 class Mailer(Protocol):
-    async def send(self, message: Envelope) -> None: ...
+    async def send(self, message: Envelope, *, wait: float | None = None) -> None:
+        """Send; raise :class:`~services.notify.adapters.mail.RelayBusy` if no session to
+        the relay is free within ``wait`` seconds."""
 
 
 class Webhooks(Protocol):
@@ -94,6 +96,7 @@ class Claimed:
     delivery: Delivery
     secret: str | None
     """The webhook subscription's signing secret, read with the claim."""
+    claimed_at: datetime
 
     @property
     def key(self) -> str:
@@ -298,7 +301,7 @@ async def claim_due(
         secrets = await _secrets(uow, claimed)
         order = {item.key: n for n, item in enumerate(chosen)}
         claimed.sort(key=lambda d: order[d.key])
-        return [Claimed(d, secrets.get(d.subscription_id or "")) for d in claimed]
+        return [Claimed(d, secrets.get(d.subscription_id or ""), now) for d in claimed]
 
     return await writer.write(step)
 
@@ -346,7 +349,7 @@ async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, item
     """Send → record, for one claimed delivery."""
     delivery = item.delivery
     bind_correlation_id(delivery.correlation_id or delivery.key)
-    outcome = await _send(senders, policy, delivery, item.secret)
+    outcome = await _send(senders, policy, item)
     if outcome is None:
         await writer.write(lambda uow: _record_success(uow, delivery))
         log.info("notification delivered", key=delivery.key, attempts=delivery.attempts + 1)
@@ -361,15 +364,19 @@ async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, item
         )
 
 
-async def _send(
-    senders: Senders, policy: DeliveryPolicy, delivery: Delivery, secret: str | None
-) -> Outcome | None:
+async def _send(senders: Senders, policy: DeliveryPolicy, item: Claimed) -> Outcome | None:
     """Send once; None when the receiver accepted it, else how it failed."""
+    delivery = item.delivery
     try:
         if delivery.channel is Channel.WEBHOOK:
-            await _send_webhook(senders.webhooks, delivery, secret)
+            await _send_webhook(senders.webhooks, delivery, item.secret)
         else:
-            await senders.mailer.send(_email(delivery, policy.mail_from))
+            # E-mails are claimed ahead of the relay's sessions; one still waiting for a
+            # session when half its lease is gone is not sent, so that no send can outlive
+            # the lease (another worker would then take the delivery over and send it too).
+            waited = (_wall_clock() - item.claimed_at).total_seconds()
+            wait = policy.lease.total_seconds() / 2 - waited
+            await senders.mailer.send(_email(delivery, policy.mail_from), wait=wait)
     except PermanentFailure as exc:
         return Outcome(str(exc)[:ERROR_LIMIT], permanent=True)
     except RetryableFailure as exc:
