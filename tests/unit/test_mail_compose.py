@@ -71,3 +71,30 @@ def test_any_subject_and_body(subject: str, text: str, html: str) -> None:
         text=text,
         html=html,
     )
+
+
+ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    local=st.lists(st.text(ATEXT, min_size=1, max_size=12), min_size=1, max_size=4),
+    domain=st.lists(st.text("abz09-", min_size=1, max_size=20), min_size=1, max_size=4),
+)
+def test_any_bare_address(local: list[str], domain: list[str]) -> None:
+    to = ".".join(local) + "@" + ".".join(domain)
+    envelope = check(
+        key="k", mail_from="QCDC <a@qcdc.local>", to=to, subject="Xin chào", text="t", html="h"
+    )
+    assert envelope.recipients == [to]
+
+
+def test_addresses_the_package_must_parse_are_still_written_as_it_writes_them() -> None:
+    for to in [
+        "Nguyễn Văn A <a@demo.gov.vn>",
+        '"a b"@demo.gov.vn',
+        "vanphong." + "x" * 70 + "@demo.gov.vn",
+        "a@b.vn, c@d.vn",
+        "a@[127.0.0.1]",
+    ]:
+        check(key="k", mail_from="QCDC <a@qcdc.local>", to=to, subject="S", text="t", html="h")

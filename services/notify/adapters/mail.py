@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -132,9 +133,23 @@ def compose(
     return Envelope(sender=senders[0] if senders else "", recipients=list(recipients), data=data)
 
 
-@lru_cache(maxsize=4096)
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+)
+
+
 def _address_header(name: str, value: str) -> tuple[bytes, tuple[str, ...]]:
-    """The folded header and its addresses, as the email package writes and reads them."""
+    """The folded header and its addresses, as the email package writes and reads them.
+    A bare ASCII address that fits on a line is written as it is (as the package does),
+    without parsing."""
+    if len(name) + len(value) + 2 <= 78 and _PLAIN_ADDRESS.fullmatch(value):
+        return f"{name}: {value}{SMTP.linesep}".encode("ascii"), (value,)
+    return _parsed_address_header(name, value)
+
+
+@lru_cache(maxsize=1024)
+def _parsed_address_header(name: str, value: str) -> tuple[bytes, tuple[str, ...]]:
     header = MAIL_POLICY.header_store_parse(name, value)[1]
     addresses = tuple(address for _, address in getaddresses([str(header)]))
     return MAIL_POLICY.fold_binary(name, header), addresses

@@ -113,7 +113,16 @@ async def _remember(event: Event, uow: UnitOfWork) -> tuple[KnownPlan | None, li
     if isinstance(event, PlanAmended):
         return await _amend(plans, event, uow)
     plan_id = _plan_id(event)
-    return (await plans.get(plan_id) if plan_id else None), []
+    if plan_id is None or _names_its_plan(event):
+        return None, []
+    return await plans.get(plan_id), []
+
+
+def _names_its_plan(event: Event) -> bool:
+    """The event's obligation carries the plan's number and title: the messages show those,
+    and there is nothing to look up."""
+    obligation = getattr(event, "obligation", None)
+    return bool(obligation and obligation.plan_doc_number and obligation.plan_title)
 
 
 async def _amend(
