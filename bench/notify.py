@@ -53,11 +53,16 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from services.notify.adapters.db import DeliveryRepository
 from services.notify.adapters.mail import MAIL_POLICY, build_email
+from services.notify.domain.model import Message
 from shared.bus.envelope import encode
 from shared.bus.streams import provision
+from shared.db import create_engine
 from shared.events import (
+    Channel,
     Contacts,
     Event,
     ObligationRef,
@@ -457,6 +462,9 @@ async def _with_nats(args: argparse.Namespace, workdir: Path, server: NatsServer
         "baseline_sink_one_connection": sink_base,
         "baseline_jetstream_publish": js_base,
         "mails_vs_sink": round(figures["mails_per_second"] / sink_base["per_second"], 3),
+        "worker_alone_vs_sink": round(
+            figures["delivery_worker_alone"].get("mails_per_second", 0) / sink_base["per_second"], 3
+        ),
         "receipts_vs_jetstream": round(receipts / js_base["per_second"], 4),
         "settings": dict(item.partition("=")[::2] for item in args.env),
     }
@@ -480,28 +488,94 @@ async def _with_notify(
         workdir / "notify.log",
     )
     with running(notify):
-        watched = {"notify": _pid(notify), **watched}
         await wait_healthy(f"http://127.0.0.1:{port}", notify)
         learned = await register_units(js, args.events, args.timeout)
         log(f"notify knows {args.events} units after {learned:.1f} s")
-        events = [_encoded(submitted(n)) for n in range(args.events)]
-        watch = Watch({headers["ce-id"]: _focal(n) for n, (_, headers, _) in enumerate(events)})
-        subscription = await nc.subscribe("qcdc.v1.notification.>", cb=watch.on_message)
-        await nc.flush()
-        log(
-            f"publishing {args.events} ReportSubmitted"
-            + (f" at {args.rate}/s" if args.rate else "")
+    drained: dict[str, float] = {}
+    if args.drain:
+        drained = await _drain(args, nc, db_url, notify)
+    with running(notify):
+        await wait_healthy(f"http://127.0.0.1:{port}", notify)
+        watched = {"notify": _pid(notify), **watched}
+        return {**await _burst(args, nc, js, notify, watched), "delivery_worker_alone": drained}
+
+
+async def _drain(
+    args: argparse.Namespace, nc: Client, db_url: str, notify: Child
+) -> dict[str, float]:
+    """The delivery worker alone: ``2 × events`` e-mails already due when notify starts
+    (written straight into its database while it is stopped), sent as fast as it can."""
+    count = 2 * args.events
+    watch = Watch(await preload(db_url, count))
+    subscription = await nc.subscribe("qcdc.v1.notification.>", cb=watch.on_message)
+    await nc.flush()
+    log(f"delivery worker alone: {count} due e-mails")
+    with running(notify):
+        await asyncio.wait_for(watch.done.wait(), args.timeout)
+    await subscription.unsubscribe()
+    first, last = min(watch.receipt_at.values()), max(watch.receipt_at.values())
+    return {
+        "mails": count,
+        "seconds_first_to_last": round(last - first, 3),
+        "mails_per_second": round((count - 1) / (last - first), 1),
+    }
+
+
+async def preload(db_url: str, count: int) -> dict[str, str]:
+    """``count`` pending e-mails (receipts' text) in notify's database; event id → address."""
+    engine = create_engine(db_url)
+    sessions = async_sessionmaker(engine)
+    messages = []
+    for n in range(count):
+        mail = _mail_like_notify(n)
+        body = mail.get_body(("plain",))
+        assert isinstance(body, EmailMessage)
+        messages.append(
+            Message(
+                event_id=str(uuid.uuid4()),
+                event_type=ReportSubmitted.ce_type(),
+                channel=Channel.EMAIL,
+                recipient=_focal(n % max(1, count // 2)),
+                unit_path=["T89", _code(n % max(1, count // 2))],
+                correlation_id="bench",
+                subject=str(mail["Subject"]),
+                text=body.get_content(),
+                html=body.get_content(),
+            )
         )
-        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
-        await submit(js, watch, events, args.rate)
-        last_submitted = time.perf_counter()
-        try:
-            await asyncio.wait_for(watch.done.wait(), args.timeout)
-        except TimeoutError:
-            log(f"timed out: {len(watch.receipt_at)} of {args.events} receipts\n{notify.tail()}")
-            raise
-        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
-        await subscription.unsubscribe()
+    try:
+        for chunk in range(0, count, 500):
+            async with sessions() as session, session.begin():
+                await DeliveryRepository(session).add_all_missing(
+                    messages[chunk : chunk + 500], "T89", datetime.now(UTC)
+                )
+    finally:
+        await engine.dispose()
+    return {m.event_id: m.recipient for m in messages}
+
+
+async def _burst(
+    args: argparse.Namespace,
+    nc: Client,
+    js: JetStreamContext,
+    notify: Child,
+    watched: dict[str, int],
+) -> dict[str, Any]:
+    events = [_encoded(submitted(n)) for n in range(args.events)]
+    watch = Watch({headers["ce-id"]: _focal(n) for n, (_, headers, _) in enumerate(events)})
+    subscription = await nc.subscribe("qcdc.v1.notification.>", cb=watch.on_message)
+    await nc.flush()
+    log(f"publishing {args.events} ReportSubmitted" + (f" at {args.rate}/s" if args.rate else ""))
+    cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    await submit(js, watch, events, args.rate)
+    last_submitted = time.perf_counter()
+    try:
+        await asyncio.wait_for(watch.done.wait(), args.timeout)
+    except TimeoutError:
+        log(f"timed out: {len(watch.receipt_at)} of {args.events} receipts\n{notify.tail()}")
+        raise
+    cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
+    await subscription.unsubscribe()
     first = min(watch.submitted_at.values())
     last_receipt = max(watch.receipt_at.values())
     latencies = [watch.receipt_at[e] - watch.submitted_at[e] for e in watch.receipt_at]
@@ -533,6 +607,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0: a burst")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds, at most")
     parser.add_argument("--workdir", type=Path, help="keep logs, mail and data here")
+    parser.add_argument(
+        "--no-drain",
+        dest="drain",
+        action="store_false",
+        help="skip the delivery worker alone (2 × events e-mails already due)",
+    )
     parser.add_argument(
         "--env",
         action="append",

@@ -368,6 +368,26 @@ class DeliveryRepository:
             deliveries.update().where(deliveries.c.key == key).values(**values)
         )
 
+    async def mark_sent(self, sent: Sequence[tuple[str, int]], at: datetime) -> None:
+        """Deliveries (key, attempts so far) the receivers accepted at ``at``: one statement
+        for them all."""
+        if not sent:
+            return
+        statement = (
+            deliveries.update()
+            .where(deliveries.c.key == sa.bindparam("sent_key"))
+            .values(
+                status=DeliveryStatus.SENT.value,
+                attempts=sa.bindparam("sent_attempts"),
+                delivered_at=at,
+                leased_until=None,
+                last_error=None,
+            )
+        )
+        await self.session.execute(
+            statement, [{"sent_key": key, "sent_attempts": attempts} for key, attempts in sent]
+        )
+
     async def claim_many(
         self, keys: Sequence[str], now: datetime, *, lease: datetime, webhook_lease: datetime
     ) -> list[Delivery]:

@@ -137,11 +137,13 @@ NEW_DELIVERIES = Doorbell()
 
 @dataclass(frozen=True)
 class Queued:
-    """A step waiting for the next batch of :class:`Writer`."""
+    """A step waiting for the next batch of :class:`Writer`: a function of the transaction,
+    or a delivery sent, recorded with the batch's others in one statement."""
 
-    step: Callable[[UnitOfWork], Awaitable[Any]]
+    step: Callable[[UnitOfWork], Awaitable[Any]] | None
     future: asyncio.Future[Any]
     correlation_id: str
+    sent: Delivery | None = None
 
 
 @dataclass(frozen=True)
@@ -184,14 +186,23 @@ class Writer:
         self._lock = asyncio.Lock()
 
     async def write(self, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        result: T = await self._enqueue(step, None)
+        return result
+
+    async def record_sent(self, delivery: Delivery) -> None:
+        """Record that the receiver accepted ``delivery`` (see :func:`_record_sent`)."""
+        await self._enqueue(None, delivery)
+
+    async def _enqueue(
+        self, step: Callable[[UnitOfWork], Awaitable[Any]] | None, sent: Delivery | None
+    ) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(Queued(step, future, current_correlation_id()))
+        self._queue.append(Queued(step, future, current_correlation_id(), sent))
         async with self._lock:
             if not future.done():  # else an earlier batch took this step along
                 batch, self._queue = self._queue, []
                 await self._commit(batch)
-        result: T = await future
-        return result
+        return await future
 
     async def _commit(self, batch: list[Queued]) -> None:
         own = current_correlation_id()
@@ -226,7 +237,10 @@ class Writer:
             results = []
             for item in batch:
                 bind_correlation_id(item.correlation_id)  # events carry their delivery's id
-                results.append(await item.step(uow))
+                results.append(await item.step(uow) if item.step is not None else None)
+            sent = [(item.sent, item.correlation_id) for item in batch if item.sent is not None]
+            if sent:
+                await _record_sent(uow, sent)
             await uow.commit()
         return results
 
@@ -351,7 +365,7 @@ async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, item
     bind_correlation_id(delivery.correlation_id or delivery.key)
     outcome = await _send(senders, policy, item)
     if outcome is None:
-        await writer.write(lambda uow: _record_success(uow, delivery))
+        await writer.record_sent(delivery)
         log.info("notification delivered", key=delivery.key, attempts=delivery.attempts + 1)
     else:
         final = await writer.write(lambda uow: _record_failure(uow, delivery, outcome, policy))
@@ -414,28 +428,26 @@ async def _send_webhook(webhooks: Webhooks, delivery: Delivery, secret: str | No
 # --- recording ---------------------------------------------------------------------------
 
 
-async def _record_success(uow: UnitOfWork, delivery: Delivery) -> None:
-    attempts = delivery.attempts + 1
-    await DeliveryRepository(uow.session).update(
-        delivery.key,
-        status=DeliveryStatus.SENT.value,
-        attempts=attempts,
-        delivered_at=_wall_clock(),
-        leased_until=None,
-        last_error=None,
+async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) -> None:
+    """Deliveries the receivers accepted, each with its correlation id: ``sent`` in one
+    statement, and a NotificationDelivered each."""
+    await DeliveryRepository(uow.session).mark_sent(
+        [(delivery.key, delivery.attempts + 1) for delivery, _ in sent], _wall_clock()
     )
-    uow.publish(
-        NotificationDelivered(
-            unit_path=delivery.unit_path,
-            delivery_key=delivery.key,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            channel=delivery.channel,
-            recipient=delivery.recipient,
-            attempts=attempts,
-            delivered_at=uow.clock.now(),
+    for delivery, correlation_id in sent:
+        bind_correlation_id(correlation_id)
+        uow.publish(
+            NotificationDelivered(
+                unit_path=delivery.unit_path,
+                delivery_key=delivery.key,
+                event_id=delivery.event_id,
+                event_type=delivery.event_type,
+                channel=delivery.channel,
+                recipient=delivery.recipient,
+                attempts=delivery.attempts + 1,
+                delivered_at=uow.clock.now(),
+            )
         )
-    )
 
 
 async def _record_failure(
