@@ -33,12 +33,12 @@ class NotifySettings(ServiceSettings):
     )
     webhook_timeout_seconds: float = Field(10.0, description="Whole webhook request, at most.")
     webhook_max_attempts: int = Field(8, description="Webhook attempts before NotificationFailed.")
-    delivery_concurrency: int = Field(64, description="Attempts in flight at once, overall.")
+    delivery_concurrency: int = Field(128, description="Attempts in flight at once, overall.")
     destination_concurrency: int = Field(
         2, description="Webhook attempts in flight at once per receiving host."
     )
     smtp_connections: int = Field(
-        8,
+        16,
         ge=1,
         description="SMTP sessions kept open to the relay, reused for message after message: "
         "also the e-mails sent at once.",

@@ -15,7 +15,6 @@ deliveries (:data:`~services.notify.handlers.delivery.NEW_DELIVERIES`), or at th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -112,7 +111,8 @@ class Dispatcher:
         self._held: set[str] = set()  # reached their limit, not yet down to half of it
         self._tasks: set[asyncio.Task[None]] = set()
         self.wakeup = asyncio.Event()
-        """Set when an attempt finishes (or, by the doorbell, when deliveries are new)."""
+        """Set when an attempt finishes, and by :meth:`news`."""
+        self._news = True
 
     @property
     def free(self) -> int:
@@ -146,6 +146,18 @@ class Dispatcher:
             chosen[item.key] = item
         return list(chosen.values())
 
+    def news(self) -> None:
+        """Something may have become due or startable: new deliveries (the doorbell), a
+        destination's capacity freed, the poll interval passed."""
+        self._news = True
+        self.wakeup.set()
+
+    def take_news(self) -> bool:
+        """Whether to look for due deliveries now: not when the only change is an attempt
+        finished for a destination still held (nothing new could start)."""
+        news, self._news = self._news, False
+        return news
+
     def start(self, due: Sequence[Job]) -> int:
         """Start what the limits allow, in the given order; return how many started."""
         chosen = self.choose(due)
@@ -165,6 +177,7 @@ class Dispatcher:
         except Exception:  # the delivery stays claimed; its lease brings it back
             log.exception("delivery attempt failed unexpectedly", key=item.key)
         finally:
+            was_full = self.free <= 0
             del self._running[item.key]
             destination = item.destination
             self._by_destination[destination] -= 1
@@ -172,6 +185,8 @@ class Dispatcher:
                 self._held.discard(destination)
             if self._by_destination[destination] <= 0:
                 del self._by_destination[destination]
+            if was_full or destination not in self.saturated():
+                self._news = True
             self.wakeup.set()
 
     def arm(self) -> None:
@@ -179,10 +194,12 @@ class Dispatcher:
         self.wakeup.clear()
 
     async def wait(self, timeout: float) -> None:
-        """Until an attempt finishes (or the doorbell rings) after :meth:`arm`, or
-        ``timeout`` passes."""
-        with contextlib.suppress(TimeoutError):
+        """Until an attempt finishes (or :meth:`news`) after :meth:`arm`, or ``timeout``
+        passes (then retries and expired leases may have come due: news too)."""
+        try:
             await asyncio.wait_for(self.wakeup.wait(), timeout)
+        except TimeoutError:
+            self._news = True
 
     async def close(self) -> None:
         """Cancel attempts in flight (on shutdown): their leases hand them to the next run."""
@@ -205,7 +222,7 @@ class Claim(Protocol):
 async def dispatch_once(claim: Claim, dispatcher: Dispatcher) -> int:
     """Claim due deliveries that can start now, in one transaction, and start them; return
     how many started."""
-    if dispatcher.free <= 0:
+    if dispatcher.free <= 0 or not dispatcher.take_news():
         return 0
     claimed = await claim(
         # Room for a few per free slot: rows of one destination beyond its limit are skipped.
@@ -214,7 +231,16 @@ async def dispatch_once(claim: Claim, dispatcher: Dispatcher) -> int:
         skip_keys=dispatcher.running_keys,
         choose=dispatcher.choose,
     )
-    return dispatcher.start(claimed)
+    started = dispatcher.start(claimed)
+    if started:
+        dispatcher.news()  # the claim may have left due deliveries behind: look again
+    return started
+
+
+def mail_limit(settings: NotifySettings) -> int:
+    """E-mail attempts in flight: :data:`MAIL_AHEAD` per session, and at most half of all
+    slots, so that a relay that hangs leaves the other half to webhooks."""
+    return max(1, min(MAIL_AHEAD * settings.smtp_connections, settings.delivery_concurrency // 2))
 
 
 async def run_delivery_worker(runtime: Runtime) -> None:
@@ -235,10 +261,10 @@ async def run_delivery_worker(runtime: Runtime) -> None:
         attempt,
         overall=settings.delivery_concurrency,
         per_destination=settings.destination_concurrency,
-        limits={handlers.RELAY: MAIL_AHEAD * settings.smtp_connections},
+        limits={handlers.RELAY: mail_limit(settings)},
     )
     try:
-        with handlers.NEW_DELIVERIES.listening(dispatcher.wakeup):
+        with handlers.NEW_DELIVERIES.listening(dispatcher.news):
             await _loop(claim, dispatcher, settings.delivery_poll_seconds)
     finally:
         await dispatcher.close()

@@ -117,14 +117,14 @@ class Doorbell:
     still poll, for retries coming due, expired leases and other processes' deliveries."""
 
     def __init__(self) -> None:
-        self._listeners: set[asyncio.Event] = set()
+        self._listeners: set[Callable[[], None]] = set()
 
     def ring(self) -> None:
-        for listener in self._listeners:
-            listener.set()
+        for listener in list(self._listeners):
+            listener()
 
     @contextlib.contextmanager
-    def listening(self, listener: asyncio.Event) -> Iterator[None]:
+    def listening(self, listener: Callable[[], None]) -> Iterator[None]:
         self._listeners.add(listener)
         try:
             yield
