@@ -25,6 +25,8 @@ class Server:
     ``per_connection`` messages on one connection, answering 421 and closing after that."""
 
     per_connection: int | None = None
+    beyond: str = "421 4.7.0 Too many messages on this connection, closing"
+    """The answer to MAIL FROM beyond ``per_connection``; a 421 also closes."""
     drop_after_data: bool = False
     connections: int = 0
     open_now: int = 0
@@ -58,8 +60,9 @@ class Server:
     ) -> str:
         smtp.transactions += 1
         if self.per_connection is not None and smtp.transactions > self.per_connection:
-            asyncio.get_running_loop().call_soon(smtp.transport.close)
-            return "421 4.7.0 Too many messages on this connection, closing"
+            if self.beyond.startswith("421"):
+                asyncio.get_running_loop().call_soon(smtp.transport.close)
+            return self.beyond
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -158,6 +161,17 @@ async def test_a_session_the_server_closes_is_replaced_and_the_message_sent_once
     await pool.aclose()
     assert server.accepted == [f"<k{n}@qcdc>" for n in range(5)]
     assert server.connections == 5
+
+
+async def test_a_session_refusing_more_messages_for_now_is_replaced(server: Server) -> None:
+    server.per_connection = 2
+    server.beyond = "452 4.5.3 Too many messages on this connection"
+    pool = mailer(server, connections=1)
+    for n in range(5):
+        await pool.send(message(n))
+    await pool.aclose()
+    assert server.accepted == [f"<k{n}@qcdc>" for n in range(5)]
+    assert server.connections == 3
 
 
 async def test_a_server_dropping_the_connection_after_each_message_loses_nothing(

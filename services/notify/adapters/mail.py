@@ -188,16 +188,27 @@ class Envelope:
         )
 
 
+SESSION_LIFETIME = 300.0
+"""Seconds a session is reused at most, as Postfix's ``smtp_connection_reuse_time_limit``:
+sessions are renewed now and then (and a changed relay address is picked up)."""
+
+
 @dataclass
 class Session:
     """One SMTP connection of the pool."""
 
     smtp: aiosmtplib.SMTP
+    opened_at: float = field(default_factory=time.monotonic)
     idle_since: float = field(default_factory=time.monotonic)
     reused: bool = False
 
     def usable(self, idle_seconds: float) -> bool:
-        return self.smtp.is_connected and time.monotonic() - self.idle_since < idle_seconds
+        now = time.monotonic()
+        return (
+            self.smtp.is_connected
+            and now - self.idle_since < idle_seconds
+            and now - self.opened_at < SESSION_LIFETIME
+        )
 
     def close(self) -> None:
         self.smtp.close()
@@ -222,12 +233,14 @@ class SmtpMailer:
 
     - A message the server refuses (4xx/5xx to MAIL, RCPT or DATA) fails alone: the session
       is reset (RSET) and goes on serving the next message.
-    - A session the server has closed (it dropped an idle client, or answered 421) is
+    - A session the server has closed (it dropped an idle client, or answered 421), or
+      that it refuses to take more on (a 4xx answer to MAIL FROM on a reused session), is
       noticed when MAIL FROM fails, before any of the message was sent, so the message is
       sent at once on a new session: that cannot deliver it twice. A failure after MAIL FROM
       closes the session and fails the attempt, which the delivery worker retries.
-    - Sessions idle longer than ``config.idle_seconds`` are closed instead of reused;
-      :meth:`aclose` says QUIT on shutdown.
+    - Sessions idle longer than ``config.idle_seconds``, or older than
+      :data:`SESSION_LIFETIME`, are closed instead of reused; :meth:`aclose` says QUIT on
+      shutdown.
     """
 
     def __init__(self, config: SmtpConfig) -> None:
@@ -314,12 +327,13 @@ class SmtpMailer:
         return Session(smtp)
 
     async def _mail_from(self, session: Session, envelope: Envelope) -> Session:
-        """MAIL FROM; on a new session when a reused one turns out closed by the server."""
+        """MAIL FROM; on a new session when a reused one turns out closed by the server, or
+        refuses for now (4xx: some relays limit the messages per connection so)."""
         try:
             await _mail(session.smtp, envelope)
             return session
         except Exception as exc:
-            if not (session.reused and _session_gone(exc)):
+            if not (session.reused and (_session_gone(exc) or _transient(exc))):
                 raise
         session.close()  # nothing of the message was sent: a new session cannot repeat it
         fresh = await self._open()
@@ -360,6 +374,10 @@ async def _recipients_and_data(smtp: aiosmtplib.SMTP, envelope: Envelope) -> Non
     if len(refused) == len(envelope.recipients):
         raise aiosmtplib.SMTPRecipientsRefused(refused)
     await smtp.data(envelope.data)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and 400 <= exc.code < 500
 
 
 def _session_gone(exc: BaseException) -> bool:
