@@ -5,8 +5,9 @@ Each attempt is three steps, never one transaction held across the network:
 1. **claim**: one short transaction sets due deliveries to ``sending`` with a lease; the
    worker claims a batch at once (as many as its free slots allow);
 2. **send**: SMTP or webhook, outside any transaction;
-3. **record**: one transaction sets ``sent`` (or ``pending`` for a retry, or ``failed``) and
-   writes ``NotificationDelivered`` / ``NotificationFailed`` to the outbox with it.
+3. **record**: a transaction sets ``sent`` (or ``pending`` for a retry, or ``failed``) and
+   writes ``NotificationDelivered`` / ``NotificationFailed`` to the outbox with it; the
+   outcomes of attempts that end together share one transaction (:class:`Writer`).
 
 A crash after the claim leaves the delivery in ``sending``; when the lease runs out another
 attempt takes it over. The one window that cannot be closed: a crash after the receiver
@@ -171,13 +172,14 @@ def backoff(attempts: int) -> timedelta:
 
 
 class Writer:
-    """Group commit of the worker's database work (picking, claims, records).
+    """Group commit of the worker's database work (claims and records).
 
-    Every attempt writes twice. With many attempts in flight those writes would queue one
-    by one for the database's write lock (SQLite has a single one), and a record waiting in
-    that queue is the SMTP window growing. Instead a write joins a queue, and one
-    transaction at a time runs everything queued so far: a record waits at most for the
-    transaction in progress, then commits with its own.
+    Every attempt is claimed and recorded. With many attempts in flight those writes would
+    queue one by one for the database's write lock (SQLite has a single one, and the
+    service one connection), and a record waiting in that queue is the SMTP window growing.
+    Instead a write joins a queue, and one transaction at a time runs everything queued so
+    far, the deliveries sent in one statement: a record waits at most for the transaction
+    in progress, then commits with its own.
     """
 
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
