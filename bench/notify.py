@@ -13,15 +13,21 @@ sink (``python -m services.mailsink``) writing one ``.eml`` file per message.
      (the pipeline's target is receipts/s ≥ 0.05 × this).
 2. notify learns ``--events`` units (``UnitRegistered``, all mail at one domain, as in the
    demo) and the bench waits until its unit consumer has handled them all.
-3. ``--events`` ``ReportSubmitted`` (one per unit) are published, as fast as the bus takes
+3. The delivery worker alone (unless ``--no-drain``): notify is stopped, ``2 × events``
+   e-mails are written into its database as due deliveries, notify is started again and
+   the bench times them out through the sink (first to last ``NotificationDelivered``).
+4. ``--events`` ``ReportSubmitted`` (one per unit) are published, as fast as the bus takes
    them (burst, the default) or at ``--rate`` per second; the bench watches the bus for
    every ``NotificationDelivered`` and stops when each report's receipt has been delivered.
 
 Prints one JSON object: receipts/s, mails/s, the time from the last submission to the last
-receipt, p50/p95/p99 of submission → ``NotificationDelivered`` of the receipt, the
-baselines and the ratios. Logs go to stderr.
+receipt, p50/p95/p99 of submission → ``NotificationDelivered`` of the receipt, CPU seconds
+of each process meanwhile, the worker's drain rate, the baselines and the ratios
+(``worker_alone_vs_sink``: the delivery worker against the sink's one-connection limit).
+Logs go to stderr.
 
 Usage: python -m bench.notify [--events 2000] [--db sqlite|postgres] [--rate R]
+       [--no-drain] [--env QCDC_SMTP_CONNECTIONS=8] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -31,13 +37,12 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
@@ -46,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-import asyncpg
 import httpx
 import nats
 from nats.aio.client import Client
@@ -55,6 +59,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bench.support import machine, percentiles, scratch_database
 from services.notify.adapters.db import DeliveryRepository
 from services.notify.adapters.mail import MAIL_POLICY, build_email
 from services.notify.domain.model import Message
@@ -200,29 +205,6 @@ def running(child: Child) -> Iterator[Child]:
         yield child
     finally:
         child.stop()
-
-
-@contextlib.asynccontextmanager
-async def database(kind: str, workdir: Path) -> AsyncIterator[str]:
-    """An empty database for notify: a SQLite file, or a fresh PostgreSQL database."""
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{workdir}/notify.db"
-        return
-    name = f"qcdc_bench_notify_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def wait_healthy(url: str, child: Child, timeout: float = 120.0) -> None:
@@ -381,12 +363,6 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], q: float) -> float:
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -407,6 +383,7 @@ def notify_env(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    started_on = machine()
     with contextlib.ExitStack() as stack:
         if args.workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-notify-")))
@@ -416,7 +393,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server = NatsServer(workdir / "nats", free_port())
         server.start()
         try:
-            return await _with_nats(args, workdir, server)
+            return {
+                **await _with_nats(args, workdir, server),
+                "machine": {**started_on, "load_1m_at_end": round(os.getloadavg()[0], 2)},
+            }
         finally:
             server.stop()
 
@@ -441,7 +421,7 @@ async def _with_nats(args: argparse.Namespace, workdir: Path, server: NatsServer
             sink_base = await sink_baseline(smtp_port, mails)
             log(f"baseline: {args.events} raw JetStream publishes")
             js_base = await jetstream_baseline(js, args.events)
-            async with database(args.db, workdir) as db_url:
+            async with scratch_database(args.db, workdir, "notify") as db_url:
                 watched = {
                     "mailsink": _pid(sink),
                     "nats-server": _pid(server),
@@ -589,10 +569,8 @@ async def _burst(
         "notifications_delivered_seen": watch.delivered,
         "notifications_failed_seen": watch.failed,
         "latency_submit_to_receipt_s": {
-            "p50": round(percentile(latencies, 50), 3),
-            "p95": round(percentile(latencies, 95), 3),
-            "p99": round(percentile(latencies, 99), 3),
-            "max": round(max(latencies), 3),
+            **percentiles(latencies, 50, 95, 99),
+            "max": round(max(latencies), 4),
         },
         "cpu_seconds_submission_to_last_receipt": cpu,
         "notify_cpu_ms_per_event": round(cpu["notify"] / args.events * 1000, 2),
