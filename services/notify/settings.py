@@ -33,9 +33,18 @@ class NotifySettings(ServiceSettings):
     )
     webhook_timeout_seconds: float = Field(10.0, description="Whole webhook request, at most.")
     webhook_max_attempts: int = Field(8, description="Webhook attempts before NotificationFailed.")
-    delivery_concurrency: int = Field(16, description="Attempts in flight at once, overall.")
+    delivery_concurrency: int = Field(128, description="Attempts in flight at once, overall.")
     destination_concurrency: int = Field(
-        2, description="Attempts in flight at once per destination (mail domain, webhook host)."
+        2, description="Webhook attempts in flight at once per receiving host."
+    )
+    smtp_connections: int = Field(
+        16,
+        ge=1,
+        description="SMTP sessions kept open to the relay, reused for message after message: "
+        "also the e-mails sent at once.",
+    )
+    smtp_idle_seconds: float = Field(
+        60.0, description="An SMTP session unused this long is closed rather than reused."
     )
     plans_url: str = Field(
         "http://127.0.0.1:8301", description="Public URL of the plans service, for links."

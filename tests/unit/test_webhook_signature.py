@@ -25,8 +25,9 @@ from services.notify.adapters.webhook import (
     resolve_target,
     sign,
 )
-from services.notify.entrypoints.worker import Dispatcher
-from services.notify.handlers.delivery import Due, backoff
+from services.notify.entrypoints.worker import Dispatcher, Job, mail_limit
+from services.notify.handlers.delivery import RELAY, Due, backoff
+from services.notify.settings import NotifySettings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 NOW = datetime(2023, 6, 9, 10, 0, tzinfo=UTC)
@@ -269,8 +270,8 @@ async def test_dispatcher_limits_per_destination_and_overall() -> None:
     release = asyncio.Event()
     started: list[str] = []
 
-    async def attempt(key: str) -> None:
-        started.append(key)
+    async def attempt(item: Job) -> None:
+        started.append(item.key)
         await release.wait()
 
     dispatcher = Dispatcher(attempt, overall=4, per_destination=2)
@@ -290,8 +291,8 @@ async def test_dispatcher_limits_per_destination_and_overall() -> None:
 
 
 async def test_dispatcher_survives_a_failing_attempt() -> None:
-    async def attempt(key: str) -> None:
-        raise RuntimeError(key)
+    async def attempt(item: Job) -> None:
+        raise RuntimeError(item.key)
 
     dispatcher = Dispatcher(attempt, overall=2, per_destination=1)
     dispatcher.arm()
@@ -301,3 +302,40 @@ async def test_dispatcher_survives_a_failing_attempt() -> None:
     assert dispatcher.free == 2
     assert dispatcher.start([Due("k", "d")]) == 1
     await dispatcher.close()
+
+
+async def test_a_destination_at_its_limit_is_refilled_half_at_a_time() -> None:
+    done = {f"m{n}": asyncio.Event() for n in range(8)}
+
+    async def attempt(item: Job) -> None:
+        await done[item.key].wait()
+
+    dispatcher = Dispatcher(attempt, overall=10, per_destination=2, limits={RELAY: 4})
+    mail = [Due(f"m{n}", RELAY) for n in range(8)]
+    assert dispatcher.start(mail) == 4
+    assert dispatcher.saturated() == {RELAY}
+
+    async def finish(key: str) -> None:
+        dispatcher.arm()
+        done[key].set()
+        await dispatcher.wait(5)
+
+    assert dispatcher.take_news()  # the first look
+    await finish("m0")  # three still running: no single claim for the one free slot
+    assert dispatcher.saturated() == {RELAY}
+    assert dispatcher.choose(mail[4:]) == []
+    assert not dispatcher.take_news()  # not even worth a look for other deliveries
+    await finish("m1")  # down to half: the other half in one go
+    assert dispatcher.saturated() == set()
+    assert dispatcher.take_news()
+    assert [d.key for d in dispatcher.choose(mail[2:])] == ["m4", "m5"]  # m2, m3 still run
+    dispatcher.arm()
+    await dispatcher.wait(0.01)  # the poll interval passed: retries may be due
+    assert dispatcher.take_news()
+    await dispatcher.close()
+
+
+def test_e_mail_takes_four_attempts_per_session_and_at_most_half_the_slots() -> None:
+    assert mail_limit(NotifySettings(smtp_connections=16, delivery_concurrency=128)) == 64
+    assert mail_limit(NotifySettings(smtp_connections=16, delivery_concurrency=16)) == 8
+    assert mail_limit(NotifySettings(smtp_connections=1, delivery_concurrency=1)) == 1

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain.model import (
@@ -68,7 +69,8 @@ deliveries = sa.Table(
     sa.Column("destination", sa.String(255), nullable=False, server_default=""),
     sa.Column("digest", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("digested_in", sa.String(64), nullable=True),
-    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    # The worker's look for due deliveries, one channel at a time (migration 0006).
+    sa.Index("ix_deliveries_due_by_channel", "status", "channel", "next_attempt_at"),
 )
 
 subscriptions = sa.Table(
@@ -318,64 +320,42 @@ class DeliveryFilter:
     limit: int = 100
 
 
+def due_now(now: datetime) -> sa.ColumnElement[bool]:
+    """Deliveries to attempt now: pending ones whose time has come, and ones left in
+    ``sending`` by a worker whose lease ran out (it crashed mid-send)."""
+    return sa.or_(
+        sa.and_(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now,
+        ),
+        sa.and_(
+            deliveries.c.status == DeliveryStatus.SENDING.value,
+            deliveries.c.leased_until <= now,
+        ),
+    )
+
+
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def add_if_missing(self, message: Message, unit_code: str, now: datetime) -> bool:
-        exists = await self.session.scalar(
-            sa.select(deliveries.c.key).where(deliveries.c.key == message.key)
-        )
-        if exists:
-            return False
-        # A digest subscriber's message is held for the daily digest; the sender only ever
-        # takes pending ones.
-        status = DeliveryStatus.HELD if message.digest else DeliveryStatus.PENDING
-        await self.session.execute(
-            deliveries.insert().values(
-                key=message.key,
-                event_id=message.event_id,
-                event_type=message.event_type,
-                channel=message.channel.value,
-                recipient=message.recipient,
-                unit_code=unit_code,
-                unit_path=message.unit_path,
-                correlation_id=message.correlation_id,
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
-                payload=message.payload,
-                subscription_id=message.subscription_id,
-                destination=message.destination or _destination(message),
-                digest=message.digest,
-                status=status.value,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
-        return True
+        return bool(await self.add_all_missing([message], unit_code, now))
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
-        """Deliveries to attempt now: pending ones whose time has come, and ones left in
-        'sending' by a worker whose lease ran out (it crashed mid-send)."""
-        query = (
-            sa.select(deliveries.c.key)
-            .where(
-                sa.or_(
-                    sa.and_(
-                        deliveries.c.status == DeliveryStatus.PENDING.value,
-                        deliveries.c.next_attempt_at <= now,
-                    ),
-                    sa.and_(
-                        deliveries.c.status == DeliveryStatus.SENDING.value,
-                        deliveries.c.leased_until <= now,
-                    ),
-                )
-            )
-            .order_by(deliveries.c.created_at, deliveries.c.key)
-            .limit(limit)
+    async def add_all_missing(
+        self, messages: Sequence[Message], unit_code: str, now: datetime
+    ) -> int:
+        """Record the messages' deliveries in one statement, leaving alone any whose key is
+        already there (a redelivered event); return how many were new."""
+        if not messages:
+            return 0
+        rows = [_delivery_row(m, unit_code, now) for m in messages]
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        result = await self.session.execute(
+            insert(deliveries).on_conflict_do_nothing(index_elements=["key"]), rows
         )
-        return list((await self.session.scalars(query)).all())
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def get(self, key: str) -> Delivery | None:
         row = (
@@ -388,23 +368,49 @@ class DeliveryRepository:
             deliveries.update().where(deliveries.c.key == key).values(**values)
         )
 
-    async def claim(self, key: str, leased_until: datetime, now: datetime) -> bool:
-        """Take the delivery for one attempt, unless another worker holds it."""
-        result = await self.session.execute(
+    async def mark_sent(self, sent: Sequence[tuple[str, int]], at: datetime) -> None:
+        """Deliveries (key, attempts so far) the receivers accepted at ``at``: one statement
+        for them all."""
+        if not sent:
+            return
+        statement = (
             deliveries.update()
-            .where(
-                deliveries.c.key == key,
-                sa.or_(
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                    sa.and_(
-                        deliveries.c.status == DeliveryStatus.SENDING.value,
-                        deliveries.c.leased_until <= now,
-                    ),
-                ),
+            .where(deliveries.c.key == sa.bindparam("sent_key"))
+            .values(
+                status=DeliveryStatus.SENT.value,
+                attempts=sa.bindparam("sent_attempts"),
+                delivered_at=at,
+                leased_until=None,
+                last_error=None,
             )
-            .values(status=DeliveryStatus.SENDING.value, leased_until=leased_until)
         )
-        return bool(getattr(result, "rowcount", 0))
+        await self.session.execute(
+            statement, [{"sent_key": key, "sent_attempts": attempts} for key, attempts in sent]
+        )
+
+    async def claim_many(
+        self, keys: Sequence[str], now: datetime, *, lease: datetime, webhook_lease: datetime
+    ) -> list[Delivery]:
+        """Take the deliveries for one attempt each, and return those taken: only those
+        still due (pending and due, or ``sending`` with an expired lease), so one another
+        worker holds, or that was sent meanwhile, is left alone. Webhooks get their own,
+        longer lease."""
+        if not keys:
+            return []
+        leased_until = sa.case(
+            (
+                deliveries.c.channel == Channel.WEBHOOK.value,
+                sa.literal(webhook_lease, UTCDateTime),
+            ),
+            else_=sa.literal(lease, UTCDateTime),
+        )
+        statement = (
+            deliveries.update()
+            .where(deliveries.c.key.in_(keys), due_now(now))
+            .values(status=DeliveryStatus.SENDING.value, leased_until=leased_until)
+            .returning(*deliveries.c)
+        )
+        return [_to_delivery(row) for row in await self.session.execute(statement)]
 
     async def search(self, where: DeliveryFilter) -> list[Delivery]:
         query = sa.select(deliveries).order_by(deliveries.c.created_at.desc(), deliveries.c.key)
@@ -470,6 +476,32 @@ class DeliveryRepository:
             .values(status=DeliveryStatus.SENT.value, digested_in=digest_key)
         )
         return int(getattr(result, "rowcount", 0))
+
+
+def _delivery_row(message: Message, unit_code: str, now: datetime) -> dict[str, Any]:
+    # A digest subscriber's message is held for the daily digest; the sender only ever
+    # takes pending ones.
+    status = DeliveryStatus.HELD if message.digest else DeliveryStatus.PENDING
+    return {
+        "key": message.key,
+        "event_id": message.event_id,
+        "event_type": message.event_type,
+        "channel": message.channel.value,
+        "recipient": message.recipient,
+        "unit_code": unit_code,
+        "unit_path": message.unit_path,
+        "correlation_id": message.correlation_id,
+        "subject": message.subject,
+        "text": message.text,
+        "html": message.html,
+        "payload": message.payload,
+        "subscription_id": message.subscription_id,
+        "destination": message.destination or _destination(message),
+        "digest": message.digest,
+        "status": status.value,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def _to_delivery(row: Any) -> Delivery:

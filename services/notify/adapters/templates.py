@@ -36,16 +36,20 @@ from shared.vntime import format_date, format_instant, ict_date
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
+# auto_reload off: the templates ship with the code, so a compiled template is used as it is
+# instead of checking its file's modification time on every message.
 _text = Environment(
     loader=FileSystemLoader(TEMPLATES),
     undefined=StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
+    auto_reload=False,
 )
 _html = Environment(
     loader=FileSystemLoader(TEMPLATES),
     undefined=StrictUndefined,
     autoescape=select_autoescape(["html.j2"], default=True),
+    auto_reload=False,
 )
 
 EVENT_LABELS: dict[str, str] = {

@@ -1,19 +1,25 @@
 """The delivery worker: a background loop that sends due deliveries, concurrently.
 
-At most ``delivery_concurrency`` attempts are in flight, and at most
-``destination_concurrency`` per destination (mail domain or webhook host). Deliveries to a
-destination at its limit are not even fetched, let alone claimed, so a slow receiver keeps
-only its own slots busy: e-mail and other receivers keep flowing past it. The limits are per
-process; replicas each have their own.
+At most ``delivery_concurrency`` attempts are in flight: e-mails (all mail goes to the one
+SMTP relay, over ``smtp_connections`` persistent sessions, with a few more claimed per
+session, :data:`MAIL_AHEAD`) and webhooks, at most ``destination_concurrency`` per host.
+Deliveries to a destination at its limit are not even fetched, let alone claimed, so a slow
+receiver keeps only its own slots busy: e-mail and other receivers keep flowing past it.
+The limits are per process; replicas each have their own.
+
+The loop claims as many due deliveries as it has free slots in one transaction, starts
+them, and claims again when an attempt finishes, when the consumer has committed new
+deliveries (:data:`~services.notify.handlers.delivery.NEW_DELIVERIES`), or at the next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import timedelta
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -25,7 +31,25 @@ from shared.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-Attempt = Callable[[str], Awaitable[None]]
+
+class Job(Protocol):
+    """What the dispatcher schedules: a delivery key and the destination it counts against."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def destination(self) -> str: ...
+
+
+MAIL_AHEAD = 4
+"""E-mails claimed per SMTP session: while one is sent, the next few wait for the session
+already claimed, so that claims and records go to the database in batches (with the
+dispatcher's refill at half the limit) rather than one transaction per message. A claimed
+e-mail still waiting when half its lease is gone is not sent (see the delivery handlers)."""
+
+J = TypeVar("J", bound=Job)
+Attempt = Callable[[Job], Awaitable[None]]
 
 
 def mailer_from(settings: NotifySettings) -> SmtpMailer:
@@ -38,6 +62,8 @@ def mailer_from(settings: NotifySettings) -> SmtpMailer:
             use_tls=settings.smtp_tls,
             username=settings.smtp_username,
             password=settings.smtp_password,
+            connections=settings.smtp_connections,
+            idle_seconds=settings.smtp_idle_seconds,
         )
     )
 
@@ -60,16 +86,33 @@ def policy_from(settings: NotifySettings) -> handlers.DeliveryPolicy:
 
 
 class Dispatcher:
-    """Runs attempts as tasks within an overall and a per-destination limit."""
+    """Runs attempts as tasks within an overall and a per-destination limit.
 
-    def __init__(self, attempt: Attempt, *, overall: int, per_destination: int) -> None:
+    A destination that reached its limit takes no new attempts until half of them have
+    finished: then it gets the other half in one claim, rather than one claim (and one
+    transaction) per finished attempt. With a limit of one or two this changes nothing.
+    """
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        *,
+        overall: int,
+        per_destination: int,
+        limits: Mapping[str, int] | None = None,
+    ) -> None:
         self._attempt = attempt
         self.overall = max(1, overall)
         self.per_destination = max(1, per_destination)
+        self.limits = {d: max(1, n) for d, n in (limits or {}).items()}
+        """Limits of particular destinations (the SMTP relay), instead of per_destination."""
         self._running: dict[str, str] = {}  # key → destination
         self._by_destination: Counter[str] = Counter()
+        self._held: set[str] = set()  # reached their limit, not yet down to half of it
         self._tasks: set[asyncio.Task[None]] = set()
-        self._finished = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        """Set when an attempt finishes, and by :meth:`news`."""
+        self._news = True
 
     @property
     def free(self) -> int:
@@ -79,47 +122,84 @@ class Dispatcher:
     def running_keys(self) -> set[str]:
         return set(self._running)
 
-    def saturated(self) -> set[str]:
-        return {d for d, n in self._by_destination.items() if n >= self.per_destination}
+    def limit(self, destination: str) -> int:
+        return self.limits.get(destination, self.per_destination)
 
-    def start(self, due: list[handlers.Due]) -> int:
-        """Start what the limits allow, in the given order; return how many started."""
-        started = 0
+    def saturated(self) -> set[str]:
+        return self._held | {d for d, n in self._by_destination.items() if n >= self.limit(d)}
+
+    def choose(self, due: Sequence[J]) -> list[J]:
+        """What the limits allow to start now, in the given order (nothing is started)."""
+        chosen: dict[str, J] = {}
+        taken: Counter[str] = Counter()
         for item in due:
-            if self.free <= 0:
+            if len(chosen) >= self.free:
                 break
-            if item.key in self._running:
+            if item.key in self._running or item.key in chosen:
                 continue
-            if self._by_destination[item.destination] >= self.per_destination:
+            destination = item.destination
+            if destination in self._held:
                 continue
+            if self._by_destination[destination] + taken[destination] >= self.limit(destination):
+                continue
+            taken[destination] += 1
+            chosen[item.key] = item
+        return list(chosen.values())
+
+    def news(self) -> None:
+        """Something may have become due or startable: new deliveries (the doorbell), a
+        destination's capacity freed, the poll interval passed."""
+        self._news = True
+        self.wakeup.set()
+
+    def take_news(self) -> bool:
+        """Whether to look for due deliveries now: not when the only change is an attempt
+        finished for a destination still held (nothing new could start)."""
+        news, self._news = self._news, False
+        return news
+
+    def start(self, due: Sequence[Job]) -> int:
+        """Start what the limits allow, in the given order; return how many started."""
+        chosen = self.choose(due)
+        for item in chosen:
             self._running[item.key] = item.destination
             self._by_destination[item.destination] += 1
+            if self._by_destination[item.destination] >= self.limit(item.destination):
+                self._held.add(item.destination)
             task = asyncio.create_task(self._run(item))
             self._tasks.add(task)  # a strong reference, or the task could be collected
             task.add_done_callback(self._tasks.discard)
-            started += 1
-        return started
+        return len(chosen)
 
-    async def _run(self, item: handlers.Due) -> None:
+    async def _run(self, item: Job) -> None:
         try:
-            await self._attempt(item.key)
+            await self._attempt(item)
         except Exception:  # the delivery stays claimed; its lease brings it back
             log.exception("delivery attempt failed unexpectedly", key=item.key)
         finally:
+            was_full = self.free <= 0
             del self._running[item.key]
-            self._by_destination[item.destination] -= 1
-            if self._by_destination[item.destination] <= 0:
-                del self._by_destination[item.destination]
-            self._finished.set()
+            destination = item.destination
+            self._by_destination[destination] -= 1
+            if self._by_destination[destination] <= self.limit(destination) // 2:
+                self._held.discard(destination)
+            if self._by_destination[destination] <= 0:
+                del self._by_destination[destination]
+            if was_full or destination not in self.saturated():
+                self._news = True
+            self.wakeup.set()
 
     def arm(self) -> None:
-        """Forget finished attempts seen so far; :meth:`wait` then waits for the next one."""
-        self._finished.clear()
+        """Forget wake-ups seen so far; :meth:`wait` then waits for the next one."""
+        self.wakeup.clear()
 
     async def wait(self, timeout: float) -> None:
-        """Until an attempt finishes after :meth:`arm` or ``timeout`` passes."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._finished.wait(), timeout)
+        """Until an attempt finishes (or :meth:`news`) after :meth:`arm`, or ``timeout``
+        passes (then retries and expired leases may have come due: news too)."""
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout)
+        except TimeoutError:
+            self._news = True
 
     async def close(self) -> None:
         """Cancel attempts in flight (on shutdown): their leases hand them to the next run."""
@@ -128,51 +208,78 @@ class Dispatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def dispatch_once(writer: handlers.Writer, dispatcher: Dispatcher) -> int:
-    """Fetch due deliveries that could start now and start them; return how many started."""
-    if dispatcher.free <= 0:
+class Claim(Protocol):
+    async def __call__(
+        self,
+        *,
+        limit: int,
+        skip_destinations: Collection[str],
+        skip_keys: Collection[str],
+        choose: Callable[[list[handlers.Due]], Sequence[handlers.Due]],
+    ) -> list[handlers.Claimed]: ...
+
+
+async def dispatch_once(claim: Claim, dispatcher: Dispatcher) -> int:
+    """Claim due deliveries that can start now, in one transaction, and start them; return
+    how many started."""
+    if dispatcher.free <= 0 or not dispatcher.take_news():
         return 0
-    due = await handlers.due_deliveries(
-        writer,
+    claimed = await claim(
         # Room for a few per free slot: rows of one destination beyond its limit are skipped.
         limit=dispatcher.free * 4,
         skip_destinations=dispatcher.saturated(),
         skip_keys=dispatcher.running_keys,
+        choose=dispatcher.choose,
     )
-    return dispatcher.start(due)
+    started = dispatcher.start(claimed)
+    if started:
+        dispatcher.news()  # the claim may have left due deliveries behind: look again
+    return started
+
+
+def mail_limit(settings: NotifySettings) -> int:
+    """E-mail attempts in flight: :data:`MAIL_AHEAD` per session, and at most half of all
+    slots, so that a relay that hangs leaves the other half to webhooks."""
+    return max(1, min(MAIL_AHEAD * settings.smtp_connections, settings.delivery_concurrency // 2))
 
 
 async def run_delivery_worker(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, NotifySettings)
+    mailer = mailer_from(settings)
     webhooks = webhooks_from(settings)
-    senders = handlers.Senders(mailer=mailer_from(settings), webhooks=webhooks)
+    senders = handlers.Senders(mailer=mailer, webhooks=webhooks)
     policy = policy_from(settings)
     writer = handlers.Writer(runtime.uow)
 
-    async def attempt(key: str) -> None:
-        await handlers.attempt(writer, senders, policy, key)
+    async def attempt(item: Job) -> None:
+        assert isinstance(item, handlers.Claimed)
+        await handlers.attempt(writer, senders, policy, item)
 
+    claim = functools.partial(handlers.claim_due, writer, policy, senders)
     dispatcher = Dispatcher(
         attempt,
         overall=settings.delivery_concurrency,
         per_destination=settings.destination_concurrency,
+        limits={handlers.RELAY: mail_limit(settings)},
     )
     try:
-        await _loop(writer, dispatcher, settings.delivery_poll_seconds)
+        with handlers.NEW_DELIVERIES.listening(dispatcher.news):
+            await _loop(claim, dispatcher, settings.delivery_poll_seconds)
     finally:
         await dispatcher.close()
         await webhooks.aclose()
+        await mailer.aclose()
 
 
-async def _loop(writer: handlers.Writer, dispatcher: Dispatcher, poll_seconds: float) -> None:
+async def _loop(claim: Claim, dispatcher: Dispatcher, poll_seconds: float) -> None:
     while True:
-        dispatcher.arm()  # before fetching, so an attempt finishing meanwhile is not missed
+        dispatcher.arm()  # before claiming, so a wake-up meanwhile is not missed
         try:
-            started = await dispatch_once(writer, dispatcher)
+            started = await dispatch_once(claim, dispatcher)
         except Exception:
             log.exception("delivery worker failed; continuing")
             started = 0
         if started == 0:
-            # Nothing could start: wait for a free slot or for new deliveries to come due.
+            # Nothing could start: wait for a free slot, new deliveries, or the next poll.
             await dispatcher.wait(poll_seconds)

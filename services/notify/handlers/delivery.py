@@ -1,11 +1,13 @@
-"""Handlers that deliver: claim a due delivery, send it, record the outcome exactly once.
+"""Handlers that deliver: claim due deliveries, send each, record each outcome exactly once.
 
 Each attempt is three steps, never one transaction held across the network:
 
-1. **claim**: one short transaction sets the delivery to ``sending`` with a lease;
+1. **claim**: one short transaction sets due deliveries to ``sending`` with a lease; the
+   worker claims a batch at once (as many as its free slots allow);
 2. **send**: SMTP or webhook, outside any transaction;
-3. **record**: one transaction sets ``sent`` (or ``pending`` for a retry, or ``failed``) and
-   writes ``NotificationDelivered`` / ``NotificationFailed`` to the outbox with it.
+3. **record**: a transaction sets ``sent`` (or ``pending`` for a retry, or ``failed``) and
+   writes ``NotificationDelivered`` / ``NotificationFailed`` to the outbox with it; the
+   outcomes of attempts that end together share one transaction (:class:`Writer`).
 
 A crash after the claim leaves the delivery in ``sending``; when the lease runs out another
 attempt takes it over. The one window that cannot be closed: a crash after the receiver
@@ -18,18 +20,18 @@ recognise it. The window is the time between the receiver's answer and one local
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 import structlog
 
 from services.notify.adapters.db import DeliveryRepository, deliveries, subscriptions
-from services.notify.adapters.mail import build_email
+from services.notify.adapters.mail import Envelope, compose
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import Delivery, DeliveryStatus, retry_delay
 from shared.context import bind_correlation_id, current_correlation_id
@@ -45,7 +47,9 @@ T = TypeVar("T")
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: Envelope, *, wait: float | None = None) -> None:
+        """Send; raise :class:`~services.notify.adapters.mail.RelayBusy` if no session to
+        the relay is free within ``wait`` seconds."""
 
 
 class Webhooks(Protocol):
@@ -72,19 +76,75 @@ class DeliveryPolicy:
         return self.webhook_max_attempts if channel is Channel.WEBHOOK else self.max_attempts
 
 
+RELAY = "smtp relay"
+"""The destination of every e-mail: all mail goes to the one configured SMTP relay, so its
+concurrency is limited there, not per mail domain. (Not a host name: no webhook host can
+be called so.)"""
+
+
 @dataclass(frozen=True)
 class Due:
+    """A due delivery, as the worker's limits see it: webhooks count per host."""
+
     key: str
     destination: str
 
 
 @dataclass(frozen=True)
-class Queued:
-    """A step waiting for the next batch of :class:`Writer`."""
+class Claimed:
+    """A delivery this worker holds the lease of, with what sending it needs."""
 
-    step: Callable[[UnitOfWork], Awaitable[Any]]
+    delivery: Delivery
+    secret: str | None
+    """The webhook subscription's signing secret, read with the claim."""
+    claimed_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.delivery.key
+
+    @property
+    def destination(self) -> str:
+        return _destination(self.delivery.channel, self.delivery.destination)
+
+
+def _destination(channel: str, destination: str) -> str:
+    return destination if channel == Channel.WEBHOOK.value else RELAY
+
+
+class Doorbell:
+    """Wakes this process's delivery workers when new deliveries have been committed, so a
+    message goes out at once rather than at the worker's next poll. Only a hint: workers
+    still poll, for retries coming due, expired leases and other processes' deliveries."""
+
+    def __init__(self) -> None:
+        self._listeners: set[Callable[[], None]] = set()
+
+    def ring(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    @contextlib.contextmanager
+    def listening(self, listener: Callable[[], None]) -> Iterator[None]:
+        self._listeners.add(listener)
+        try:
+            yield
+        finally:
+            self._listeners.discard(listener)
+
+
+NEW_DELIVERIES = Doorbell()
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A step waiting for the next batch of :class:`Writer`: a function of the transaction,
+    or a delivery sent, recorded with the batch's others in one statement."""
+
+    step: Callable[[UnitOfWork], Awaitable[Any]] | None
     future: asyncio.Future[Any]
     correlation_id: str
+    sent: Delivery | None = None
 
 
 @dataclass(frozen=True)
@@ -112,13 +172,14 @@ def backoff(attempts: int) -> timedelta:
 
 
 class Writer:
-    """Group commit of the worker's database work (picking, claims, records).
+    """Group commit of the worker's database work (claims and records).
 
-    Every attempt writes twice. With many attempts in flight those writes would queue one
-    by one for the database's write lock (SQLite has a single one), and a record waiting in
-    that queue is the SMTP window growing. Instead a write joins a queue, and one
-    transaction at a time runs everything queued so far: a record waits at most for the
-    transaction in progress, then commits with its own.
+    Every attempt is claimed and recorded. With many attempts in flight those writes would
+    queue one by one for the database's write lock (SQLite has a single one, and the
+    service one connection), and a record waiting in that queue is the SMTP window growing.
+    Instead a write joins a queue, and one transaction at a time runs everything queued so
+    far, the deliveries sent in one statement: a record waits at most for the transaction
+    in progress, then commits with its own.
     """
 
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
@@ -127,14 +188,23 @@ class Writer:
         self._lock = asyncio.Lock()
 
     async def write(self, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        result: T = await self._enqueue(step, None)
+        return result
+
+    async def record_sent(self, delivery: Delivery) -> None:
+        """Record that the receiver accepted ``delivery`` (see :func:`_record_sent`)."""
+        await self._enqueue(None, delivery)
+
+    async def _enqueue(
+        self, step: Callable[[UnitOfWork], Awaitable[Any]] | None, sent: Delivery | None
+    ) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(Queued(step, future, current_correlation_id()))
+        self._queue.append(Queued(step, future, current_correlation_id(), sent))
         async with self._lock:
             if not future.done():  # else an earlier batch took this step along
                 batch, self._queue = self._queue, []
                 await self._commit(batch)
-        result: T = await future
-        return result
+        return await future
 
     async def _commit(self, batch: list[Queued]) -> None:
         own = current_correlation_id()
@@ -169,51 +239,87 @@ class Writer:
             results = []
             for item in batch:
                 bind_correlation_id(item.correlation_id)  # events carry their delivery's id
-                results.append(await item.step(uow))
+                results.append(await item.step(uow) if item.step is not None else None)
+            sent = [(item.sent, item.correlation_id) for item in batch if item.sent is not None]
+            if sent:
+                await _record_sent(uow, sent)
             await uow.commit()
         return results
 
 
-# --- picking -----------------------------------------------------------------------------
+# --- picking and claiming ---------------------------------------------------------------
 
 
-async def due_deliveries(
+def _due_queries(
+    now: datetime, limit: int, skip_destinations: Collection[str], skip_keys: Collection[str]
+) -> list[sa.Select[Any]]:
+    """One look per kind of due delivery, each a range scan of an index that stops after
+    ``limit`` rows however many wait: pending e-mails (unless the relay is at its limit),
+    pending webhooks (but to hosts at their limit), and attempts whose lease ran out."""
+    c = deliveries.c
+    pending = c.status == DeliveryStatus.PENDING.value
+    hosts = [d for d in skip_destinations if d != RELAY]
+    webhooks = sa.and_(pending, c.channel == Channel.WEBHOOK.value, c.next_attempt_at <= now)
+    looks = [
+        (webhooks & c.destination.not_in(hosts) if hosts else webhooks, c.next_attempt_at),
+        (sa.and_(c.status == DeliveryStatus.SENDING.value, c.leased_until <= now), c.leased_until),
+    ]
+    if RELAY not in skip_destinations:
+        mail = sa.and_(pending, c.channel == Channel.EMAIL.value, c.next_attempt_at <= now)
+        looks.insert(0, (mail, c.next_attempt_at))
+    queries = []
+    for where, due_at in looks:
+        query = (
+            sa.select(c.key, c.channel, c.destination, due_at.label("due_at"))
+            .where(where)
+            .order_by(due_at)
+            .limit(limit)
+        )
+        if skip_keys:
+            query = query.where(c.key.not_in(list(skip_keys)))
+        # Replicas on PostgreSQL pick disjoint batches instead of queueing on each other's rows.
+        queries.append(query.with_for_update(skip_locked=True))
+    return queries
+
+
+async def claim_due(
     writer: Writer,
+    policy: DeliveryPolicy,
+    senders: Senders,
     *,
     limit: int,
     skip_destinations: Collection[str] = (),
     skip_keys: Collection[str] = (),
-) -> list[Due]:
-    """Deliveries to attempt now, oldest first, leaving out destinations that are at their
-    concurrency limit (so they cannot fill the batch and starve the others) and deliveries
-    this worker is already attempting."""
-    now = _wall_clock()
-    due_now = sa.or_(
-        sa.and_(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= now,
-        ),
-        sa.and_(
-            deliveries.c.status == DeliveryStatus.SENDING.value,
-            deliveries.c.leased_until <= now,
-        ),
-    )
-    query = (
-        sa.select(deliveries.c.key, deliveries.c.destination)
-        .where(due_now)
-        .order_by(deliveries.c.created_at, deliveries.c.key)
-        .limit(limit)
-    )
-    if skip_destinations:
-        query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
-    if skip_keys:
-        query = query.where(deliveries.c.key.not_in(list(skip_keys)))
+    choose: Callable[[list[Due]], Sequence[Due]] = list,
+) -> list[Claimed]:
+    """Claim due deliveries, the longest due first, in one transaction, and return them
+    ready to send.
 
-    async def pick(uow: UnitOfWork) -> list[Due]:
-        rows = (await uow.session.execute(query)).all()
-        return [Due(row.key, row.destination) for row in rows]
+    ``limit`` rows are looked at, leaving out destinations already at their concurrency
+    limit (so they cannot fill the batch and starve the others) and deliveries this worker
+    is already attempting; ``choose`` picks those to claim (the worker's limits)."""
 
-    return await writer.write(pick)
+    async def step(uow: UnitOfWork) -> list[Claimed]:
+        now = _wall_clock()
+        rows = []
+        for query in _due_queries(now, limit, skip_destinations, skip_keys):
+            rows += (await uow.session.execute(query)).all()
+        rows.sort(key=lambda row: (row.due_at, row.key))
+        chosen = choose([Due(row.key, _destination(row.channel, row.destination)) for row in rows])
+        if not chosen:
+            return []
+        claimed = await DeliveryRepository(uow.session).claim_many(
+            [item.key for item in chosen],
+            now,
+            lease=now + policy.lease,
+            webhook_lease=now + _lease(policy, senders, Channel.WEBHOOK),
+        )
+        secrets = await _secrets(uow, claimed)
+        order = {item.key: n for n, item in enumerate(chosen)}
+        claimed.sort(key=lambda d: order[d.key])
+        return [Claimed(d, secrets.get(d.subscription_id or ""), now) for d in claimed]
+
+    return await writer.write(step)
 
 
 async def deliver_due(
@@ -222,25 +328,46 @@ async def deliver_due(
     """Attempt every due delivery one after the other; return how many were attempted.
     (The worker runs attempts concurrently; this is for one-off runs and tests.)"""
     writer = Writer(uow_factory)
-    due = await due_deliveries(writer, limit=limit)
-    for item in due:
-        await attempt(writer, senders, policy, item.key)
-    return len(due)
+    claimed = await claim_due(writer, policy, senders, limit=limit)
+    for item in claimed:
+        await attempt(writer, senders, policy, item)
+    return len(claimed)
+
+
+def _lease(policy: DeliveryPolicy, senders: Senders, channel: Channel) -> timedelta:
+    """A webhook attempt may take its whole timeout: the lease must outlast it, or another
+    worker would take over a request still in flight."""
+    if channel is Channel.WEBHOOK:
+        return max(policy.lease, timedelta(seconds=senders.webhooks.timeout + 5))
+    return policy.lease
+
+
+async def _secrets(uow: UnitOfWork, claimed: Sequence[Delivery]) -> dict[str, str]:
+    """The webhook subscriptions' HMAC secrets, read with the claim so a rotated secret
+    applies to the next attempt."""
+    ids = {
+        d.subscription_id
+        for d in claimed
+        if d.channel is Channel.WEBHOOK and d.subscription_id is not None
+    }
+    if not ids:
+        return {}
+    rows = await uow.session.execute(
+        sa.select(subscriptions.c.id, subscriptions.c.secret).where(subscriptions.c.id.in_(ids))
+    )
+    return {row.id: str(row.secret) for row in rows if row.secret}
 
 
 # --- one attempt -------------------------------------------------------------------------
 
 
-async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, key: str) -> None:
-    """Claim → send → record, for one delivery."""
-    claimed = await writer.write(lambda uow: _claim(uow, key, policy, senders))
-    if claimed is None:
-        return  # not due any more: sent, held, or another worker holds the lease
-    delivery, secret = claimed
-    bind_correlation_id(delivery.correlation_id or key)
-    outcome = await _send(senders, policy, delivery, secret)
+async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, item: Claimed) -> None:
+    """Send → record, for one claimed delivery."""
+    delivery = item.delivery
+    bind_correlation_id(delivery.correlation_id or delivery.key)
+    outcome = await _send(senders, policy, item)
     if outcome is None:
-        await writer.write(lambda uow: _record_success(uow, delivery))
+        await writer.record_sent(delivery)
         log.info("notification delivered", key=delivery.key, attempts=delivery.attempts + 1)
     else:
         final = await writer.write(lambda uow: _record_failure(uow, delivery, outcome, policy))
@@ -253,51 +380,19 @@ async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, key:
         )
 
 
-def _lease(policy: DeliveryPolicy, senders: Senders, channel: Channel) -> timedelta:
-    """A webhook attempt may take its whole timeout: the lease must outlast it, or another
-    worker would take over a request still in flight."""
-    if channel is Channel.WEBHOOK:
-        return max(policy.lease, timedelta(seconds=senders.webhooks.timeout + 5))
-    return policy.lease
-
-
-async def _claim(
-    uow: UnitOfWork, key: str, policy: DeliveryPolicy, senders: Senders
-) -> tuple[Delivery, str | None] | None:
-    """Take the delivery for one attempt; None unless it is pending (or its lease ran out):
-    sent, failed and held ones are not touched."""
-    repository = DeliveryRepository(uow.session)
-    now = _wall_clock()
-    if not await repository.claim(key, now + policy.lease, now):
-        return None
-    delivery = await repository.get(key)
-    assert delivery is not None
-    lease = _lease(policy, senders, delivery.channel)
-    if lease > policy.lease:
-        await repository.update(key, leased_until=now + lease)
-    return delivery, await _secret(uow, delivery)
-
-
-async def _secret(uow: UnitOfWork, delivery: Delivery) -> str | None:
-    """The subscription's HMAC secret, read with the claim so a rotated secret applies to
-    the next attempt."""
-    if delivery.channel is not Channel.WEBHOOK or delivery.subscription_id is None:
-        return None
-    secret = await uow.session.scalar(
-        sa.select(subscriptions.c.secret).where(subscriptions.c.id == delivery.subscription_id)
-    )
-    return str(secret) if secret else None
-
-
-async def _send(
-    senders: Senders, policy: DeliveryPolicy, delivery: Delivery, secret: str | None
-) -> Outcome | None:
+async def _send(senders: Senders, policy: DeliveryPolicy, item: Claimed) -> Outcome | None:
     """Send once; None when the receiver accepted it, else how it failed."""
+    delivery = item.delivery
     try:
         if delivery.channel is Channel.WEBHOOK:
-            await _send_webhook(senders.webhooks, delivery, secret)
+            await _send_webhook(senders.webhooks, delivery, item.secret)
         else:
-            await senders.mailer.send(_email(delivery, policy.mail_from))
+            # E-mails are claimed ahead of the relay's sessions; one still waiting for a
+            # session when half its lease is gone is not sent, so that no send can outlive
+            # the lease (another worker would then take the delivery over and send it too).
+            waited = (_wall_clock() - item.claimed_at).total_seconds()
+            wait = policy.lease.total_seconds() / 2 - waited
+            await senders.mailer.send(_email(delivery, policy.mail_from), wait=wait)
     except PermanentFailure as exc:
         return Outcome(str(exc)[:ERROR_LIMIT], permanent=True)
     except RetryableFailure as exc:
@@ -307,8 +402,8 @@ async def _send(
     return None
 
 
-def _email(delivery: Delivery, mail_from: str) -> EmailMessage:
-    return build_email(
+def _email(delivery: Delivery, mail_from: str) -> Envelope:
+    return compose(
         key=delivery.key,
         mail_from=mail_from,
         to=delivery.recipient,
@@ -335,28 +430,26 @@ async def _send_webhook(webhooks: Webhooks, delivery: Delivery, secret: str | No
 # --- recording ---------------------------------------------------------------------------
 
 
-async def _record_success(uow: UnitOfWork, delivery: Delivery) -> None:
-    attempts = delivery.attempts + 1
-    await DeliveryRepository(uow.session).update(
-        delivery.key,
-        status=DeliveryStatus.SENT.value,
-        attempts=attempts,
-        delivered_at=_wall_clock(),
-        leased_until=None,
-        last_error=None,
+async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) -> None:
+    """Deliveries the receivers accepted, each with its correlation id: ``sent`` in one
+    statement, and a NotificationDelivered each."""
+    await DeliveryRepository(uow.session).mark_sent(
+        [(delivery.key, delivery.attempts + 1) for delivery, _ in sent], _wall_clock()
     )
-    uow.publish(
-        NotificationDelivered(
-            unit_path=delivery.unit_path,
-            delivery_key=delivery.key,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            channel=delivery.channel,
-            recipient=delivery.recipient,
-            attempts=attempts,
-            delivered_at=uow.clock.now(),
+    for delivery, correlation_id in sent:
+        bind_correlation_id(correlation_id)
+        uow.publish(
+            NotificationDelivered(
+                unit_path=delivery.unit_path,
+                delivery_key=delivery.key,
+                event_id=delivery.event_id,
+                event_type=delivery.event_type,
+                channel=delivery.channel,
+                recipient=delivery.recipient,
+                attempts=delivery.attempts + 1,
+                delivered_at=uow.clock.now(),
+            )
         )
-    )
 
 
 async def _record_failure(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 
 from services.notify.adapters.db import (
@@ -34,6 +35,7 @@ from services.notify.domain.rules import (
     role_codes,
 )
 from services.notify.handlers import subscriptions
+from services.notify.handlers.delivery import NEW_DELIVERIES
 from shared.bus.envelope import Envelope, UndeliverableEvent
 from shared.events import (
     Channel,
@@ -111,7 +113,16 @@ async def _remember(event: Event, uow: UnitOfWork) -> tuple[KnownPlan | None, li
     if isinstance(event, PlanAmended):
         return await _amend(plans, event, uow)
     plan_id = _plan_id(event)
-    return (await plans.get(plan_id) if plan_id else None), []
+    if plan_id is None or _names_its_plan(event):
+        return None, []
+    return await plans.get(plan_id), []
+
+
+def _names_its_plan(event: Event) -> bool:
+    """The event's obligation carries the plan's number and title: the messages show those,
+    and there is nothing to look up."""
+    obligation = getattr(event, "obligation", None)
+    return bool(obligation and obligation.plan_doc_number and obligation.plan_title)
 
 
 async def _amend(
@@ -303,11 +314,23 @@ def receipt_message(
 async def _record(messages: Sequence[Message], event: Event, uow: UnitOfWork) -> None:
     """One delivery per key: the first message for an address wins (a rule before a
     subscription), and a redelivered event finds its deliveries already recorded."""
-    repository = DeliveryRepository(uow.session)
-    now = uow.clock.now()
-    seen: set[str] = set()
+    first: dict[str, Message] = {}
     for message in messages:
-        if message.key in seen:
-            continue
-        seen.add(message.key)
-        await repository.add_if_missing(message, event.unit_path[-1], now)
+        first.setdefault(message.key, message)
+    await DeliveryRepository(uow.session).add_all_missing(
+        list(first.values()), event.unit_path[-1], uow.clock.now()
+    )
+    if any(not m.digest for m in first.values()):
+        _wake_worker_after_commit(uow)
+
+
+def _wake_worker_after_commit(uow: UnitOfWork) -> None:
+    """Once this transaction commits, the delivery worker can send at once (it would find
+    the deliveries at its next poll anyway)."""
+    session = uow.session.sync_session
+    if not sa.event.contains(session, "after_commit", _ring):
+        sa.event.listen(session, "after_commit", _ring, once=True)
+
+
+def _ring(_session: Any) -> None:
+    NEW_DELIVERIES.ring()
