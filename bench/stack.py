@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -145,6 +147,13 @@ class Stack:
                 process.wait()
         for log in self._logs:
             log.close()
+        if exc is not None:  # keep what the processes said: the folder is about to go
+            kept = Path(tempfile.gettempdir()) / "qcdc-bench-failed"
+            shutil.rmtree(kept, ignore_errors=True)
+            kept.mkdir()
+            for log_file in self.folder.glob("*.log"):
+                shutil.copy(log_file, kept / log_file.name)
+            print(f"[stack] the processes' logs are kept in {kept}", file=sys.stderr)
         await self._exit.aclose()  # drops the databases once nothing uses them
         if hasattr(self, "nats"):
             self.nats.stop()
