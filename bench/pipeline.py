@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -389,6 +390,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             observer = Observer()
             await observer.watch(nc)
             profilers = start_profilers(stack, args.profile)
+            cpu_before = cpu_seconds(stack)
             log(f"{args.mode}: {len(work)} submissions")
             if args.mode == "burst":
                 submitted = await burst(stack.url("reports"), work, args.concurrency)
@@ -397,7 +399,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             accepted = sum(1 for s in submitted if s is not None)
             await observer.wait_for(accepted, args.receipt_timeout)
             stop_profilers(profilers)
+            cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
             result = figures(submitted, observer.receipts())
+            result["cpu_ms_per_submission"] = {
+                name: round(1000 * seconds / max(1, len(work)), 2)
+                for name, seconds in sorted(cpu_used.items())
+            }
             await nc.close()
     result.update(
         {
@@ -422,6 +429,37 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time so far of each part of the system: the services and the mail sink, the
+    nats-server, every PostgreSQL process (its backends come and go), and this bench."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    found = {name: of(pid) for name, pid in stack.pids().items()}
+    found["nats-server"] = of(stack.nats.process.pid) if stack.nats.process else 0.0
+    found["postgresql"] = sum(
+        of(int(entry.name))
+        for entry in Path("/proc").iterdir()
+        if (entry.name.isdigit() and _command(entry).split(b"\0")[0].endswith(b"postgres"))
+        or _command(entry).startswith(b"postgres:")
+    )
+    found["bench client"] = time.process_time()
+    return found
+
+
+def _command(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def start_profilers(stack: Stack, folder: str | None) -> list[subprocess.Popen[bytes]]:
     """py-spy on every process of the system while it works (``--profile DIR``): collapsed
     stacks per process, for ``py-spy``'s or speedscope's viewers."""
@@ -438,7 +476,8 @@ def start_profilers(stack: Stack, folder: str | None) -> list[subprocess.Popen[b
                 "--format",
                 "raw",
                 "--rate",
-                "200",
+                "50",
+                "--nonblocking",  # sampling must not stop the process it measures
                 "--output",
                 str(Path(folder) / f"{name}.txt"),
             ],

@@ -36,6 +36,10 @@ class UTCDateTime(sa.TypeDecorator[Any]):
         return value
 
 
+UNITS_OF_WORK = 20
+"""Transactions of units of work at once per process on PostgreSQL (SQLite: one)."""
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine. On SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so that two
     writers queue for the lock instead of failing on a read-to-write upgrade."""
@@ -72,8 +76,11 @@ def create_engine(url: str) -> AsyncEngine:
     # No pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) on every checkout.
     # A connection that died with its server fails once; SQLAlchemy then renews the whole
     # pool, intake retries the submission, and the HTTP apps answer 503 "retry".
-    engine = create_async_engine(url, pool_size=10, max_overflow=10)
-    _CAPACITY[engine.sync_engine] = 20
+    # Units of work are admitted up to the pool's size, so their connections stay open
+    # (a connection made and closed per transaction costs a fork on the server and every
+    # statement prepared again); the overflow is for the relay and the health check.
+    engine = create_async_engine(url, pool_size=UNITS_OF_WORK, max_overflow=5)
+    _CAPACITY[engine.sync_engine] = UNITS_OF_WORK
     return engine
 
 
