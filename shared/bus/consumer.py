@@ -28,7 +28,7 @@ from shared.bus.envelope import Envelope, UndeliverableEvent, UnknownEventType, 
 from shared.bus.streams import StreamSpec, dead_letter_subject
 from shared.context import bind_correlation_id
 from shared.events import Event
-from shared.uow import UnitOfWork
+from shared.uow import GroupCommit, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +78,7 @@ class IdempotentConsumer:
         self.broker = broker
         self.max_deliver = max_deliver
         self.backoff = backoff
+        self._transactions = GroupCommit(uow_factory)
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -122,12 +123,16 @@ class IdempotentConsumer:
             structlog.contextvars.unbind_contextvars("event_id", "event_type")
 
     async def _apply(self, handler: Handler, event: Event, envelope: Envelope) -> None:
-        async with self.uow_factory() as uow:
+        """Handle the event in a transaction shared with the other events of this consumer
+        being handled at the same moment (a fetch brings several): one commit for all."""
+
+        async def step(uow: UnitOfWork) -> None:
             if not await uow.mark_handled(self.spec.durable, envelope.id, envelope.type):
-                log.info("event already handled; skipped")
+                log.info("event already handled; skipped", event_id=envelope.id)
                 return
             await handler(event, envelope, uow)
-            await uow.commit()
+
+        await self._transactions.run(step)
 
     async def _dead_letter(self, msg: NatsMessage, reason: str, delivered: int) -> None:
         raw = msg.raw_message
