@@ -193,7 +193,8 @@ async def test_who_gets_what_from_plan_to_urging(system: System) -> None:
         assert "Chế độ báo cáo:" in mail.text
         assert "gửi Sở Nội vụ trước ngày 10/06/2023 (ngày cuối cùng: 09/06/2023)" in mail.text
 
-        # A report from H802: a receipt to it, a notice to Home Affairs, which receives it.
+        # A report from H802: a receipt to it at once; Home Affairs, which receives it, reads
+        # it in its next daily digest (it receives every unit's reports).
         submitted = await reports.post(
             "/reports", json={"obligation_id": h802_obligation, "unit_code": "H802"}
         )
@@ -205,9 +206,12 @@ async def test_who_gets_what_from_plan_to_urging(system: System) -> None:
         f"[Xác nhận] Đã nhận báo cáo 6 tháng của Ủy ban nhân dân huyện Long Hưng – số {number}",
     )
     assert "Thời điểm tiếp nhận: 09:00 20/05/2023" in receipt.text
-    notice = await inbox.one(SNV, "[Đã nhận báo cáo]")
-    assert notice.subject.endswith(f"– số {number} – đúng hạn")
-    assert notice.text.startswith("Kính gửi: Sở Nội vụ,")
+    snv_digest = await inbox.one(SNV, "Tổng hợp thông báo")  # today's, 07:00 has passed
+    assert "[Đã nhận báo cáo] Báo cáo 6 tháng của Ủy ban nhân dân huyện Long Hưng" in (
+        snv_digest.text
+    )
+    assert f"– số {number} – đúng hạn" in snv_digest.text
+    assert inbox.to(SNV, "[Đã nhận báo cáo]") == []
 
     # Seven days before the last on-time day: a reminder to the units still owing, none to
     # H802. Sở Tư pháp's mailbox refuses it: the delivery fails.

@@ -71,7 +71,9 @@ DEFAULT_RULES: dict[str, list[dict[str, Any]]] = {
     ],
     "report.submitted": [
         {"template": "report_submitted", "to": ["unit.focal"]},
-        {"template": "report_received_notice", "to": ["receiving_unit.focal"]},
+        # The receiving unit takes in every unit's report, thousands on a deadline's eve:
+        # it reads them in its daily digest (and on the board), not in one mail each.
+        {"template": "report_received_notice", "to": ["receiving_unit.focal"], "digest": True},
     ],
     "report.returned": [{"template": "report_returned", "to": ["unit.focal"]}],
     "report.accepted": [{"template": "report_accepted", "to": ["unit.focal"]}],
@@ -159,6 +161,8 @@ class Rule:
     template: str
     to: tuple[Target, ...]
     when: str | None = None
+    digest: bool = False
+    """Held for the recipients' daily digest instead of sent on its own."""
 
     def applies(self, event: Event) -> bool:
         if event.ce_type() != self.event_type:
@@ -202,13 +206,16 @@ def _entries(event_type: str, entries: Any) -> list[Mapping[str, Any]]:
     if entries is None:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        raise RuleError(f"{event_type}: a list of rules (template, to, when) is expected")
+        raise RuleError(f"{event_type}: a list of rules (template, to, when, digest) is expected")
     return entries
 
 
 def _rule(event_type: str, entry: Mapping[str, Any], index: int) -> Rule:
     where = f"{event_type} rule {index + 1}"
     template, to, when = entry.get("template"), entry.get("to"), entry.get("when")
+    digest = entry.get("digest", False)
+    if not isinstance(digest, bool):
+        raise RuleError(f"{where}: 'digest' is true or false")
     if not isinstance(template, str) or not template.isidentifier():
         raise RuleError(f"{where}: 'template' names a template set, e.g. deadline_missed")
     if not isinstance(to, list) or not to:
@@ -221,7 +228,7 @@ def _rule(event_type: str, entry: Mapping[str, Any], index: int) -> Rule:
             raise RuleError(f"{where}: {event_class.__name__} has no {target.role}")
     if when is not None:
         _check_condition(where, event_class, str(when))
-    return Rule(event_type, template, targets, None if when is None else str(when))
+    return Rule(event_type, template, targets, None if when is None else str(when), digest)
 
 
 def _check_condition(where: str, event_class: type[Event], when: str) -> None:
@@ -294,6 +301,8 @@ class Recipient:
     """The rule's role (``unit``, ``receiving_unit``, ``assignees``, ``tag``) or
     ``subscriber``: the template words the message for it."""
     person: str
+    digest: bool = False
+    """Held for the recipient's daily digest (the rule says so)."""
 
 
 def resolve(rules: Sequence[Rule], contacts: Mapping[str, Sequence[Contact]]) -> list[Recipient]:
@@ -307,7 +316,7 @@ def resolve(rules: Sequence[Rule], contacts: Mapping[str, Sequence[Contact]]) ->
                 address = contact.email(target.person)
                 if address and address.lower() not in found:
                     found[address.lower()] = Recipient(
-                        address, contact, rule.template, target.role, target.person
+                        address, contact, rule.template, target.role, target.person, rule.digest
                     )
     return list(found.values())
 

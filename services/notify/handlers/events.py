@@ -261,6 +261,8 @@ def _emails(
     messages = []
     for recipient in recipients:
         message = email_message(event, facts.envelope, recipient, base)
+        if recipient.digest:
+            message = dataclasses.replace(message, digest=True)
         if recipient.audience == SUBSCRIBER:
             address = recipient.address.lower()
             message = _subscribed(message, ids.get(address), address in digest)
