@@ -22,6 +22,7 @@ RUNS: dict[str, list[list[str]]] = {
         ["--db", "postgres", "--mode", "sustained"],
         ["--db", "sqlite", "--mode", "sustained"],
     ],
+    "notify": [["--db", "postgres"], ["--db", "sqlite"]],
     "clock": [[]],
     "consolidate": [[]],
     "startup": [[]],
