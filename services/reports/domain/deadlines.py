@@ -39,18 +39,21 @@ obligations share one deadline.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from importlib.metadata import version
 from itertools import takewhile
-
-import holidays
+from typing import TYPE_CHECKING
 
 from services.reports.domain.model import Obligation
 from shared.events import DeadlineApproaching, DeadlineMissed, Event
 from shared.vntime import ICT, ict_date
+
+if TYPE_CHECKING:
+    import holidays
 
 REMINDER_TIME = time(8, 0)
 """Reminders and urgings go out at the start of the office day, Vietnam time."""
@@ -68,8 +71,15 @@ class WorkingCalendar:
 
     def __init__(self, country: str = "VN") -> None:
         self.country = country
-        # No years given: the package adds each year the first time a date in it is asked.
-        self._holidays = holidays.country_holidays(country)
+
+    @functools.cached_property
+    def _holidays(self) -> holidays.HolidayBase:
+        # Built on first use, not at import: the lunar calendar's year costs every start of
+        # the service a third of a second otherwise. No years given: the package adds each
+        # year the first time a date in it is asked.
+        import holidays
+
+        return holidays.country_holidays(self.country)
 
     def is_working_day(self, day: date) -> bool:
         return bool(self._holidays.is_working_day(day))
