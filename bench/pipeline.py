@@ -478,6 +478,7 @@ def start_profilers(stack: Stack, folder: str | None) -> list[subprocess.Popen[b
                 "--rate",
                 "50",
                 "--nonblocking",  # sampling must not stop the process it measures
+                "--gil",  # what holds the interpreter: CPU spent in Python, not waits
                 "--output",
                 str(Path(folder) / f"{name}.txt"),
             ],
