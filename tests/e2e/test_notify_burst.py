@@ -126,7 +126,7 @@ async def _publish(js: JetStreamContext, event: Event) -> str:
 async def _log(notify: ServiceProcess) -> list[dict[str, Any]]:
     """The reports' deliveries that are mailed on their own (those the rules hold for a
     daily digest reach the inbox inside one digest mail, not one by one)."""
-    params = {"event_type": "report.submitted", "limit": 1000}
+    params: dict[str, str | int] = {"event_type": "report.submitted", "limit": 1000}
     async with httpx.AsyncClient(base_url=notify.url, timeout=10) as client:
         found: list[dict[str, Any]] = (await client.get("/deliveries", params=params)).json()
     return [d for d in found if not d["digest"]]
