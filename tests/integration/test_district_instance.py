@@ -75,6 +75,8 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
 
         # The commune submits to its district's instance; the province's refuses it.
         commune = await _obligation(district, "X80101")
+        # Both instances learn the plan from the bus, each at its own pace.
+        await _obligation(province, "X80101")
         refused = await province.post(
             "/reports", json={"obligation_id": commune["id"], "unit_code": "X80101"}
         )
