@@ -186,7 +186,7 @@ class InProcessService:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        deadline = time.monotonic() + patience(DEFAULT_TIMEOUT)
         while not self._server.started:
             if self._task.done():
                 self._task.result()
