@@ -56,7 +56,7 @@ def six_month(**overrides: Any) -> ScheduleEntry:
         "kind": ReportKind.SIX_MONTH,
         "title": "Báo cáo 6 tháng",
         "period_start": date(2022, 12, 15),
-        "period_end": date(2023, 6, 14),
+        "period_end": date(2023, 6, 8),
         "due_before": date(2023, 6, 10),
         "receiving_unit": "S1",
     }
@@ -226,7 +226,8 @@ def test_issue_refuses_a_deadline_on_or_before_the_issue_date(due_before: date) 
 
 def test_issue_accepts_a_deadline_the_day_after_issue() -> None:
     draft = plan(
-        AssigneeRule(kinds=("department",)), schedule=[six_month(due_before=date(2023, 3, 2))]
+        AssigneeRule(kinds=("department",)),
+        schedule=[six_month(due_before=date(2023, 3, 2), period_end=date(2023, 2, 28))],
     )
     event = draft.issue(build_registry())
     assert event.schedule[0].due_at == datetime(2023, 3, 1, 16, 59, 59, 999999, tzinfo=UTC)

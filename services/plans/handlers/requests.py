@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,11 +13,13 @@ from services.plans.adapters.repositories import (
     ReportRequestRepository,
     UnitRepository,
 )
-from services.plans.domain.plans import PlanRefused
+from services.plans.domain.plans import Plan, PlanRefused, check_period_before_deadline
 from services.plans.domain.units import Unit, reporting_line
 from shared.auth import Role
 from shared.errors import Missing
 from shared.events import Assignee, DifficultyRaised, ReportKind, ReportRequested
+from shared.indicators import BY_CODE as INDICATORS
+from shared.indicators import unknown_codes
 from shared.security import audit, authorize, current_principal
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
@@ -58,6 +61,14 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
         raise PlanRefused("the data period ends before it starts", field="period_end")
     if command.due_before <= command.period_start:
         raise PlanRefused("the deadline must fall after the period starts", field="due_before")
+    check_period_before_deadline(command.period_end, command.due_before, "period_end")
+    unknown = unknown_codes(command.indicators)
+    if unknown:
+        index = command.indicators.index(unknown[0])
+        raise PlanRefused(
+            f"unknown indicator {unknown[0]!r}: the catalogue has " + ", ".join(sorted(INDICATORS)),
+            field=f"indicators.{index}",
+        )
     if not command.units:
         raise PlanRefused("a request names at least one unit", field="units")
     registry = await UnitRepository(uow.session).all()
@@ -73,8 +84,11 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
         unit_path=requester.path,
     )
     units = [_requestable(code, requester, registry) for code in dict.fromkeys(command.units)]
-    if command.plan_id and await PlanRepository(uow.session).get(command.plan_id) is None:
+    plan = await PlanRepository(uow.session).get(command.plan_id) if command.plan_id else None
+    if command.plan_id and plan is None:
         raise PlanRefused(f"no plan {command.plan_id}", field="plan_id")
+    if plan is not None:
+        _check_areas_of(plan, command.content_areas, "content_areas")
     request_id = str(uuid.uuid4())
     await ReportRequestRepository(uow.session).add(
         id=request_id,
@@ -113,6 +127,17 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
     return request_id
 
 
+def _check_areas_of(plan: Plan, codes: Sequence[str], where: str) -> None:
+    known = [area.code for area in plan.content_areas]
+    for index, code in enumerate(codes):
+        if code not in known:
+            raise PlanRefused(
+                f"plan {plan.doc_number} has no content area {code!r}; it has "
+                + (", ".join(known) or "none"),
+                field=where if where == "content_area" else f"{where}.{index}",
+            )
+
+
 def _requestable(code: str, requester: Unit, registry: dict[str, Unit]) -> Unit:
     unit = registry.get(code)
     if unit is None or not unit.active:
@@ -132,12 +157,8 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
     if unit is None:
         raise PlanRefused(f"unknown unit {command.unit_code}", field="unit_code")
     current_principal().require_unit(unit.code, "raise difficulties", unit.path)
-    areas = {area.code for area in plan.content_areas}
-    if command.content_area is not None and command.content_area not in areas:
-        raise PlanRefused(
-            f"plan {plan.doc_number} has no content area {command.content_area}",
-            field="content_area",
-        )
+    if command.content_area is not None:
+        _check_areas_of(plan, (command.content_area,), "content_area")
     difficulty_id = str(uuid.uuid4())
     now = uow.clock.now()
     await DifficultyRepository(uow.session).add(
