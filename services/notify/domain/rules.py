@@ -32,6 +32,7 @@ from shared.events import (
     ConsolidationPublished,
     DeadlineApproaching,
     DeadlineMissed,
+    DifficultyAnswered,
     DifficultyRaised,
     Event,
     PlanAmended,
@@ -81,6 +82,8 @@ DEFAULT_RULES: dict[str, list[dict[str, Any]]] = {
     "plan.amended": [{"template": "plan_amended", "to": ["assignees.focal"]}],
     "request.issued": [{"template": "report_requested", "to": ["assignees.focal"]}],
     "difficulty.raised": [{"template": "difficulty_raised", "to": ["tag:home_affairs.focal"]}],
+    # The unit that raised it hears each answer (unit: the raiser).
+    "difficulty.answered": [{"template": "difficulty_answered", "to": ["unit.focal"]}],
 }
 
 SUBSCRIBER_TEMPLATES: dict[str, str] = {
@@ -93,6 +96,7 @@ SUBSCRIBER_TEMPLATES: dict[str, str] = {
     "qcdc.plan.amended.v1": "plan_amended",
     "qcdc.request.issued.v1": "report_requested",
     "qcdc.difficulty.raised.v1": "difficulty_raised",
+    "qcdc.difficulty.answered.v1": "difficulty_answered",
 }
 """What an e-mail subscriber gets per event type: the observer's view (a subscriber to
 ``report.submitted`` is told a report arrived, not handed the submitter's receipt)."""
@@ -242,7 +246,7 @@ def subject_unit(event: Event) -> str:
     """The unit an event is about: what the ``unit`` role addresses."""
     if isinstance(event, _OBLIGATION_EVENTS):
         return event.obligation.unit_code
-    if isinstance(event, DifficultyRaised | SubPlanRegistered):
+    if isinstance(event, DifficultyRaised | DifficultyAnswered | SubPlanRegistered):
         return event.unit_code
     if isinstance(event, PlanIssued):
         return event.issuing_unit
@@ -286,6 +290,8 @@ def mentioned_units(event: Event) -> list[str]:
     codes = [subject_unit(event), *role_codes("receiving_unit", event)]
     if isinstance(event, ReportAccepted | ReportReturned):
         codes.append(event.reviewed_by_unit)
+    if isinstance(event, DifficultyAnswered):
+        codes.append(event.answered_by_unit)
     return _unique(codes)
 
 

@@ -131,6 +131,9 @@ class Plan:
     sub_plan: SubPlanRequirement = field(default_factory=SubPlanRequirement)
     distribution: list[str] = field(default_factory=list)
     parent_plan_id: str | None = None
+    difficulties_to: str | None = None
+    """The unit that answers the difficulties raised against the plan, when the plan names
+    one; otherwise Home Affairs (see :func:`difficulty_receiver`)."""
     status: PlanStatus = PlanStatus.DRAFT
     assignees: list[str] = field(default_factory=list)
     amendments: int = 0
@@ -336,6 +339,24 @@ class Plan:
             ),
             distribution=list(self.distribution),
         )
+
+
+HOME_AFFAIRS_TAG = "home_affairs"
+
+
+def difficulty_receiver(plan: Plan, registry: dict[str, Unit]) -> Unit:
+    """Who answers a difficulty raised against ``plan``: the unit the plan names, or else
+    the issuer's province's Home Affairs ("through the Department of Home Affairs"), or,
+    where none is registered, the issuing unit itself."""
+    if plan.difficulties_to:
+        return _active(registry, plan.difficulties_to, "difficulties_to")
+    issuer = registry[plan.issuing_unit]
+    home_affairs = [
+        unit
+        for unit in registry.values()
+        if unit.active and HOME_AFFAIRS_TAG in unit.tags and unit.path[0] == issuer.path[0]
+    ]
+    return home_affairs[0] if home_affairs else issuer
 
 
 def check_period_before_deadline(period_end: date, due_before: date, where: str) -> None:

@@ -105,6 +105,9 @@ def _resolved(plan: Plan, province: str | None, registry: dict[str, Unit]) -> Pl
             replace(e, receiving_unit=code(e.receiving_unit, f"schedule.{i}.receiving_unit"))
             for i, e in enumerate(plan.schedule)
         ],
+        difficulties_to=(
+            code(plan.difficulties_to, "difficulties_to") if plan.difficulties_to else None
+        ),
         events=[],
     )
 

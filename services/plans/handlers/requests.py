@@ -13,11 +13,22 @@ from services.plans.adapters.repositories import (
     ReportRequestRepository,
     UnitRepository,
 )
-from services.plans.domain.plans import Plan, PlanRefused, check_period_before_deadline
+from services.plans.domain.plans import (
+    Plan,
+    PlanRefused,
+    check_period_before_deadline,
+    difficulty_receiver,
+)
 from services.plans.domain.units import Unit, reporting_line
-from shared.auth import Role
+from shared.auth import Forbidden, Role
 from shared.errors import Missing
-from shared.events import Assignee, DifficultyRaised, ReportKind, ReportRequested
+from shared.events import (
+    Assignee,
+    DifficultyAnswered,
+    DifficultyRaised,
+    ReportKind,
+    ReportRequested,
+)
 from shared.indicators import BY_CODE as INDICATORS
 from shared.indicators import unknown_codes
 from shared.security import audit, authorize, current_principal
@@ -159,6 +170,7 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
     current_principal().require_unit(unit.code, "raise difficulties", unit.path)
     if command.content_area is not None:
         _check_areas_of(plan, (command.content_area,), "content_area")
+    receiver = difficulty_receiver(plan, await UnitRepository(uow.session).all())
     difficulty_id = str(uuid.uuid4())
     now = uow.clock.now()
     await DifficultyRepository(uow.session).add(
@@ -168,6 +180,7 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
         content_area=command.content_area,
         description=command.description,
         raised_at=now,
+        raised_to=receiver.code,
     )
     uow.publish(
         DifficultyRaised(
@@ -178,6 +191,7 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
             content_area=command.content_area,
             description=command.description,
             raised_at=now,
+            raised_to=receiver.code,
         )
     )
     audit(uow, "difficulty.raised", difficulty_id)
@@ -185,26 +199,59 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
     return difficulty_id
 
 
-async def answer_difficulty(
-    difficulty_id: str, answered_by: str, answer: str, uow: UnitOfWork
-) -> None:
+@dataclass(frozen=True)
+class AnswerDifficulty:
+    difficulty_id: str
+    answered_by: str
+    answer: str
+
+
+async def answer_difficulty(command: AnswerDifficulty, uow: UnitOfWork) -> int:
+    """Add an answer to the difficulty's thread (every answer is kept): only the unit it
+    was raised to answers, through a reviewer or an administrator of that very unit. The
+    raiser hears of it through ``DifficultyAnswered``. Returns the answer's number."""
     repository = DifficultyRepository(uow.session)
-    difficulty = await repository.get(difficulty_id)
+    difficulty = await repository.get(command.difficulty_id, lock=True)
     if difficulty is None:
-        raise Missing(f"no difficulty {difficulty_id}")
-    answering = await UnitRepository(uow.session).get(answered_by)
-    if answering is None:
-        raise PlanRefused(f"unknown unit {answered_by}", field="answered_by")
+        raise Missing(f"no difficulty {command.difficulty_id}")
+    plan = await PlanRepository(uow.session).get(difficulty["plan_id"])
+    assert plan is not None  # a foreign key
+    registry = await UnitRepository(uow.session).all()
+    raised_to = difficulty["raised_to"] or difficulty_receiver(plan, registry).code
+    # "There": the answering unit itself, not a unit above it (unit_path left out).
     authorize(
         Role.REVIEWER,
-        Role.PLANNER,
         Role.ADMINISTRATOR,
-        unit=answered_by,
-        doing="answer difficulties",
-        unit_path=answering.path,
+        unit=raised_to,
+        doing="answer difficulties raised to it",
     )
-    await repository.answer(
-        difficulty_id, answer=answer, answered_by=answered_by, answered_at=uow.clock.now()
+    if command.answered_by != raised_to:
+        raise Forbidden(
+            f"the difficulty was raised to unit {raised_to}; "
+            f"unit {command.answered_by} may not answer it"
+        )
+    now = uow.clock.now()
+    number = await repository.add_answer(
+        command.difficulty_id,
+        answer=command.answer,
+        answered_by=raised_to,
+        answered_at=now,
     )
-    audit(uow, "difficulty.answered", difficulty_id)
+    raiser = registry[difficulty["unit_code"]]
+    uow.publish(
+        DifficultyAnswered(
+            unit_path=raiser.path,
+            difficulty_id=command.difficulty_id,
+            plan_id=plan.id,
+            unit_code=raiser.code,
+            content_area=difficulty["content_area"],
+            raised_to=raised_to,
+            answer_number=number,
+            answer=command.answer,
+            answered_by_unit=raised_to,
+            answered_at=now,
+        )
+    )
+    audit(uow, "difficulty.answered", f"{command.difficulty_id} #{number}")
     await uow.commit()
+    return number
