@@ -60,7 +60,7 @@ _OBLIGATION_EVENTS = (
     DeadlineMissed,
 )
 _ROLE_EVENTS: dict[str, tuple[type[Event], ...]] = {
-    "receiving_unit": (*_OBLIGATION_EVENTS, ConsolidationPublished),
+    "receiving_unit": (*_OBLIGATION_EVENTS, ConsolidationPublished, DifficultyRaised),
     "assignees": (PlanIssued, PlanAmended, ReportRequested),
 }
 
@@ -81,7 +81,14 @@ DEFAULT_RULES: dict[str, list[dict[str, Any]]] = {
     "plan.issued": [{"template": "plan_issued", "to": ["assignees.focal"]}],
     "plan.amended": [{"template": "plan_amended", "to": ["assignees.focal"]}],
     "request.issued": [{"template": "report_requested", "to": ["assignees.focal"]}],
-    "difficulty.raised": [{"template": "difficulty_raised", "to": ["tag:home_affairs.focal"]}],
+    # To the unit it was raised to (the plan may name one), and Home Affairs, through which
+    # difficulties reach the province (one message where they are the same unit).
+    "difficulty.raised": [
+        {
+            "template": "difficulty_raised",
+            "to": ["receiving_unit.focal", "tag:home_affairs.focal"],
+        }
+    ],
     # The unit that raised it hears each answer (unit: the raiser).
     "difficulty.answered": [{"template": "difficulty_answered", "to": ["unit.focal"]}],
 }
@@ -267,6 +274,8 @@ def role_codes(role: str, event: Event, plan_assignees: Sequence[str] = ()) -> l
         return [event.obligation.receiving_unit]
     if role == "receiving_unit" and isinstance(event, ConsolidationPublished):
         return [event.receiving_unit]
+    if role == "receiving_unit" and isinstance(event, DifficultyRaised):
+        return [event.raised_to] if event.raised_to else []
     if role == "assignees":
         return _assignees(event, plan_assignees)
     return []
