@@ -53,7 +53,7 @@ PLAN = {
             "key": "six_month",
             "kind": "six_month",
             "period_start": "2022-12-15",
-            "period_end": "2023-06-14",
+            "period_end": "2023-06-08",
             "due_before": "2023-06-10",
             "receiving_unit": "SNV",
         }
