@@ -101,6 +101,18 @@ function handle(msg, seen, acks) {
   if (acks) msg.ack();
 }
 
+/** Fetch until the consumer has nothing pending (asked of the server, so an empty
+ * consumer costs no fetch timeout). */
+async function readPending(consumer, seen, acks) {
+  while ((await consumer.info()).num_pending > 0) {
+    const batch = await consumer.fetch({ max_messages: BATCH, expires: 5000 });
+    for await (const msg of batch) {
+      handle(msg, seen, acks);
+      if (msg.info.pending === 0) break;
+    }
+  }
+}
+
 /** `>` needs at least one token: the unit itself, and everything below it. */
 const filters = (subtree) => [`qcdc.v1.*.*.${subtree}`, `qcdc.v1.*.*.${subtree}.>`];
 const PARTS = ["self", "below"];
@@ -119,16 +131,7 @@ async function drain(jsm, js, stream, durable, subject, seen) {
       max_deliver: 10,
     });
   }
-  const consumer = await js.consumers.get(stream, durable);
-  for (;;) {
-    const batch = await consumer.fetch({ max_messages: BATCH, expires: 1000 });
-    let count = 0;
-    for await (const msg of batch) {
-      handle(msg, seen, true);
-      count += 1;
-    }
-    if (count === 0) return;
-  }
+  await readPending(await js.consumers.get(stream, durable), seen, true);
 }
 
 /** The history on `subject` from `since`: an ordered consumer, no acks, no name to keep. */
@@ -139,15 +142,7 @@ async function replay(js, stream, user, subject, since, seen) {
     deliver_policy: DeliverPolicy.StartTime,
     opt_start_time: since.toISOString(),
   });
-  for (;;) {
-    const batch = await consumer.fetch({ max_messages: BATCH, expires: 1000 });
-    let count = 0;
-    for await (const msg of batch) {
-      handle(msg, seen, false);
-      count += 1;
-    }
-    if (count === 0) return;
-  }
+  await readPending(consumer, seen, false);
 }
 
 async function main() {

@@ -121,6 +121,18 @@ async def handle(msg: Msg, seen: Seen, *, acks: bool = True) -> None:
         await msg.ack()
 
 
+async def read_pending(sub: JetStreamContext.PullSubscription, seen: Seen, *, acks: bool) -> None:
+    """Fetch until the consumer has nothing pending (asked of the server, so an empty
+    consumer costs no fetch timeout)."""
+    while (await sub.consumer_info()).num_pending:
+        try:
+            batch = await sub.fetch(BATCH, timeout=5)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return
+        for msg in batch:
+            await handle(msg, seen, acks=acks)
+
+
 def filters(subtree: str) -> list[str]:
     """``>`` needs at least one token: the unit itself, and everything below it."""
     return [f"qcdc.v1.*.*.{subtree}", f"qcdc.v1.*.*.{subtree}.>"]
@@ -135,13 +147,7 @@ async def drain(js: JetStreamContext, stream: str, durable: str, subject: str, s
         stream=stream,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=10),
     )
-    while True:
-        try:
-            batch = await sub.fetch(BATCH, timeout=1)
-        except (TimeoutError, nats.errors.TimeoutError):  # nothing (more) pending
-            return
-        for msg in batch:
-            await handle(msg, seen)
+    await read_pending(sub, seen, acks=True)
 
 
 async def replay(
@@ -162,13 +168,7 @@ async def replay(
         ),
     )
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
-    while True:
-        try:
-            batch = await sub.fetch(BATCH, timeout=1)
-        except (TimeoutError, nats.errors.TimeoutError):  # nothing (more) pending
-            return
-        for msg in batch:
-            await handle(msg, seen, acks=False)
+    await read_pending(sub, seen, acks=False)
 
 
 async def run(args: argparse.Namespace) -> None:

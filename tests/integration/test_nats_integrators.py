@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,8 +27,12 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from typer.testing import CliRunner
 
+from services.cli import app
+from shared import nats_auth
 from shared.bus.streams import DEAD_LETTER, NOTIFY, PLANS, REPORTS
+from shared.natsd import nats_server_binary
 from tests.integrator_bus import (
     ROOT,
     SecuredBus,
@@ -318,3 +323,46 @@ def test_a_nodejs_client_reads_every_stream_and_changes_nothing(history: History
     assert report["streams"][DEAD_LETTER.name]["messages"] == 1
     for refusal in [report["publish"], *report["deletes"].values()]:
         assert refusal.startswith("refused") and "Permissions Violation" in refusal, refusal
+
+
+UNITS_YAML = """\
+- {code: T89, name: "Ủy ban nhân dân tỉnh An Bình", kind: province}
+- {code: H801, name: "Ủy ban nhân dân huyện Tân Phú", kind: district, parent_code: T89}
+"""
+
+
+def test_qcdc_nats_config_makes_subtree_integrators_and_compose_loads_them(
+    tmp_path: Path,
+) -> None:
+    """``--integrator NAME:UNIT`` from the CLI, and the Compose server config accepts the
+    generated users with their deny lists (``nats-server -t``)."""
+    units = tmp_path / "units.yaml"
+    units.write_text(UNITS_YAML, encoding="utf-8")
+    deploy = tmp_path / "nats"
+    deploy.mkdir()
+    shutil.copy(ROOT / "deploy" / "nats" / "nats-server.conf", deploy)
+    args = ["nats", "config", "--units", str(units), "--out", str(deploy / "generated")]
+    both = ["--integrator", "dash", "--integrator", "egov-h801:H801"]
+    made = CliRunner().invoke(app, [*args, *both])
+    assert made.exit_code == 0, made.output
+    env = nats_auth.read_env_file(deploy / "generated" / "credentials" / f"{SUBTREE}.env")
+    assert env["QCDC_NATS_INBOX_PREFIX"] == f"_INBOX.{SUBTREE}"
+    assert env["QCDC_SUBTREE"] == "T89.H801"
+    auth = (deploy / "generated" / "auth.conf").read_text(encoding="utf-8")
+    assert f'"$JS.API.CONSUMER.CREATE.{PLANS.name}.*.qcdc.v1.*.*.T89.H801.>"' in auth
+    checked = subprocess.run(
+        [str(nats_server_binary()), "-c", str(deploy / "nats-server.conf"), "-t"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+    for refused, reason in [
+        ("egov:H999", "no unit H999"),
+        ("bad.name", "integrator name"),
+        ("dash", "given twice"),
+    ]:
+        again = CliRunner().invoke(app, [*args, "--integrator", "dash", "--integrator", refused])
+        assert again.exit_code == 1 and reason in again.output, again.output
