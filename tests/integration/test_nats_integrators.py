@@ -30,9 +30,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.embedded import EmbeddedPorts, EmbeddedSystem
 from shared import nats_auth
 from shared.bus.streams import DEAD_LETTER, NOTIFY, PLANS, REPORTS
-from shared.natsd import nats_server_binary
+from shared.natsd import NatsServer, free_port, nats_server_binary
 from tests.integrator_bus import (
     ROOT,
     SecuredBus,
@@ -366,3 +367,30 @@ def test_qcdc_nats_config_makes_subtree_integrators_and_compose_loads_them(
     ]:
         again = CliRunner().invoke(app, [*args, "--integrator", "dash", "--integrator", refused])
         assert again.exit_code == 1 and reason in again.output, again.output
+
+
+async def test_qcdc_up_secure_hands_a_nodejs_client_a_working_read_only_credential(
+    tmp_path: Path,
+) -> None:
+    """The users `qcdc up --secure` generates include ``integrator-local``: on a server run
+    with exactly that configuration, the Node.js client reads every stream and changes
+    nothing."""
+    ports = EmbeddedPorts(nats=free_port(), plans=0, reports=0, notify=0, smtp=0)
+    system = EmbeddedSystem(tmp_path / "var", ports, secure=True)
+    server = NatsServer(tmp_path / "nats", ports.nats, authorization=system._authorization())
+    server.start()
+    try:
+        login = system.login("integrator-local")
+        bus = SecuredBus(server, {"admin": system.login("admin")["QCDC_NATS_PASSWORD"]})
+        await provision_streams(bus)
+        bus.passwords["svc-plans"] = system.login("svc-plans")["QCDC_NATS_PASSWORD"]
+        sent = await publish_events(bus, unit_events())
+        done = await asyncio.to_thread(
+            _node, NODE_DIR / "foreign_reader.mjs", {"QCDC_NATS_URL": server.url, **login}
+        )
+    finally:
+        server.stop()
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, (report, done.stderr)
+    assert report["ids"] == [headers["ce-id"] for _, headers in sent]
+    assert report["publish"].startswith("refused")
