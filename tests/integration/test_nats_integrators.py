@@ -44,6 +44,7 @@ from tests.integrator_bus import (
     start_secured_bus,
     unit_events,
 )
+from tests.support import DEFAULT_TIMEOUT
 
 REFUSED_WITHIN = 0.5
 SUBTREE = "integrator-egov-h801"
@@ -291,7 +292,10 @@ async def test_a_subtree_integrator_listens_on_its_subtree_and_own_inbox_only(
         await session.nc.subscribe(subject)
         await session.violation(subject, "subscription")
     await publish_events(history.bus, deadline_events(step=1))
-    assert await asyncio.wait_for(heard.get(), 5) == "qcdc.v1.deadline.missed.T89.H801.X80101"
+    assert (
+        await asyncio.wait_for(heard.get(), DEFAULT_TIMEOUT)
+        == "qcdc.v1.deadline.missed.T89.H801.X80101"
+    )
     assert heard.empty()  # H802's commune was published too, and not heard
 
 

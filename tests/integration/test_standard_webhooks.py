@@ -35,7 +35,7 @@ from tests.integration.test_webhooks import (
     submitted,
     subscribe,
 )
-from tests.support import InProcessService, eventually
+from tests.support import DEFAULT_TIMEOUT, InProcessService, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 # The webhook tests' fixtures: notify in-process, local receivers, a JetStream client.
@@ -73,7 +73,7 @@ async def test_a_delivery_verifies_with_the_standardwebhooks_package(
     assert created["signature_scheme"] == "standard" and "secret" not in created
     event_id = await publish(js, submitted())
 
-    await hook.wait_for(lambda hits: len(hits) == 1, timeout=30)
+    await hook.wait_for(lambda hits: len(hits) == 1)
     [hit] = hook.hits
     event = Webhook(secret).verify(hit.body, hit.headers)
     assert event["id"] == event_id and event["type"] == SUBMITTED
@@ -115,7 +115,7 @@ async def test_a_legacy_subscription_moves_to_standard_signatures(
     await register_units(js, notify)
     legacy_id = await subscribe(notify, hook.url)  # a row as made before migration 0008
     await publish(js, submitted(1))
-    await hook.wait_for(lambda hits: len(hits) == 1, timeout=30)
+    await hook.wait_for(lambda hits: len(hits) == 1)
     assert "x-qcdc-signature" in hook.hits[0].headers
     assert "webhook-signature" not in hook.hits[0].headers
 
@@ -126,7 +126,7 @@ async def test_a_legacy_subscription_moves_to_standard_signatures(
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "secret"
     assert moved.status_code == 200 and moved.json()["signature_scheme"] == "standard"
     await publish(js, submitted(2))
-    await hook.wait_for(lambda hits: len(hits) == 2, timeout=30)
+    await hook.wait_for(lambda hits: len(hits) == 2)
     event = Webhook(secret).verify(hook.hits[1].body, hook.hits[1].headers)
     assert event["data"]["receipt_number"] == "STP-2023-0002"
 
@@ -169,9 +169,9 @@ async def test_the_example_receiver_verifies_a_real_delivery(
             found = (await client.get("/deliveries", params={"status": "sent"})).json()
         return any(d["recipient"] == url for d in found)
 
-    await eventually(sent, timeout=30)
+    await eventually(sent)
     assert process.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 10)
+    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), DEFAULT_TIMEOUT)
     accepted = json.loads(line)
     assert accepted["id"] == event_id and accepted["type"] == SUBMITTED
     assert accepted["subject"] == "T89.STP"
