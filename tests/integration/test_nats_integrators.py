@@ -421,3 +421,37 @@ async def test_the_documented_subtree_snippet_runs_with_a_subtree_credential(
     for part in ("self", "below"):
         info = await js.consumer_info(REPORTS.name, f"{SUBTREE}-reports-{part}")
         assert info.config.durable_name == f"{SUBTREE}-reports-{part}"
+
+
+async def test_a_push_consumer_cannot_republish_history_onto_event_subjects(
+    history: History, sessions: dict[str, Session]
+) -> None:
+    """Permissions cannot see a push consumer's ``deliver_subject`` (it is in the request's
+    body): one aimed at an event subject is accepted, yet nats-server delivers nothing
+    there and no stream stores anything. A control consumer on the integrator's inbox
+    gets the same history meanwhile, so the absence is not a matter of waiting."""
+    nc = sessions["integrator-dash"].nc
+    js = nc.jetstream(timeout=5)
+    admin = await history.bus.connect("admin")
+    before = (await admin.jetstream().stream_info(REPORTS.name)).state.messages
+    heard: list[str] = []
+
+    async def on_event(msg: Msg) -> None:
+        heard.append(msg.subject)
+
+    await nc.subscribe("qcdc.v1.report.>", cb=on_event)  # interest on the target subject
+    target = "qcdc.v1.report.submitted.T89.H802"
+    aimed = _name("integrator-dash", "aimed")
+    await js.add_consumer(PLANS.name, ConsumerConfig(name=aimed, deliver_subject=target))
+    control = await js.subscribe(
+        "qcdc.v1.unit.>",
+        stream=PLANS.name,
+        config=ConsumerConfig(name=_name("integrator-dash", "control")),
+    )
+    for _ in range(5):
+        await control.next_msg(timeout=DEFAULT_TIMEOUT)
+    await nc.flush()
+    assert (await js.consumer_info(PLANS.name, aimed)).delivered.consumer_seq == 0
+    assert heard == []
+    assert (await admin.jetstream().stream_info(REPORTS.name)).state.messages == before
+    await admin.close()
