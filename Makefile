@@ -25,7 +25,7 @@ run: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services scripts tests bench
+	$(BIN)/mypy shared services scripts tests bench examples
 
 test: lint
 	$(BIN)/pytest -q

@@ -1,4 +1,5 @@
-"""Generate the event reference in ``docs/events.md`` and ``docs/schemas/<ce-type>.json``.
+"""Generate the event reference in ``docs/events.md``, ``docs/schemas/<ce-type>.json`` and the
+AsyncAPI document ``docs/asyncapi.yaml`` (built by :mod:`shared.asyncapi`).
 
 Everything generated comes from the code: the classes in ``shared.events.CATALOGUE`` (subject,
 ce-type, docstring, fields, JSON Schema), ``shared.bus.streams`` (stream and owning service) and
@@ -25,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared import asyncapi
 from shared.bus.envelope import encode
 from shared.bus.streams import stream_for_subject
 from shared.events import (
@@ -64,6 +66,7 @@ from shared.vntime import last_instant_before
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_MD = Path("docs") / "events.md"
 SCHEMAS_DIR = Path("docs") / "schemas"
+ASYNCAPI_YAML = Path("docs") / "asyncapi.yaml"
 BEGIN = "<!-- BEGIN GENERATED -->"
 END = "<!-- END GENERATED -->"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -200,18 +203,7 @@ FIELD_NOTES: dict[str, str] = {
 
 
 # Summaries for events whose class has no docstring; a docstring in the code wins.
-EVENT_NOTES: dict[str, str] = {
-    "PlanClosed": "An issued plan was closed; it binds no one from now on.",
-    "DifficultyRaised": "A unit raised a difficulty (vướng mắc) met in implementing a plan.",
-    "ReportSubmitted": "A unit submitted a report for one of its obligations; it has a receipt.",
-    "ReportAccepted": "The receiving unit accepted a submitted report.",
-    "ReportReturned": "The receiving unit returned a report for revision.",
-    "DeadlineApproaching": "An obligation's deadline is near and no report has been received.",
-    "DeadlineMissed": "An obligation's deadline passed without a report (đôn đốc steps).",
-    "ConsolidationPublished": "A receiving unit published a consolidation (tổng hợp) of reports.",
-    "NotificationDelivered": "A notification was accepted by its channel (e.g. the SMTP server).",
-    "NotificationFailed": "A notification was given up after its last attempt.",
-}
+EVENT_NOTES: dict[str, str] = {}
 
 
 # --- example events ----------------------------------------------------------------------
@@ -757,7 +749,11 @@ def expected_files(root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (relative path → full content) as it should be now."""
     events_md = root / EVENTS_MD
     current = events_md.read_text(encoding="utf-8") if events_md.exists() else ""
-    return {EVENTS_MD: splice(current, render_reference()), **schema_files()}
+    return {
+        EVENTS_MD: splice(current, render_reference()),
+        **schema_files(),
+        ASYNCAPI_YAML: asyncapi.render(),
+    }
 
 
 def stray_schemas(root: Path = ROOT) -> list[Path]:

@@ -43,6 +43,7 @@ HOST = "127.0.0.1"
 SERVICES = ("plans", "reports", "notify")
 STOP_GRACE_SECONDS = 15.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+LOCAL_INTEGRATOR = "local"  # qcdc up --secure: credentials/integrator-local.env
 
 
 @dataclass(frozen=True)
@@ -209,13 +210,16 @@ class EmbeddedSystem:
         self._wait_ready(deadline)
 
     def _authorization(self) -> str:
-        """The generated users, made on first use: the province's services and the admin."""
+        """The generated users, made on first use: the province's services, the admin and
+        the read-only ``integrator-local``."""
         # Imported here: it imports every service, which only --secure needs in this process.
         from services.nats_principals import principals
 
         auth = self.credentials_dir / nats_auth.AUTH_FILE
         if not auth.exists():
-            bundle = nats_auth.credentials(principals([]), existing={})
+            # A read-only integrator too, so a foreign client can be tried at once.
+            found = principals([], integrators=[LOCAL_INTEGRATOR])
+            bundle = nats_auth.credentials(found, existing={})
             nats_auth.write_bundle(self.credentials_dir, bundle)
         return auth.read_text(encoding="utf-8")
 

@@ -182,6 +182,8 @@ class PlanAmended(Event):
 
 
 class PlanClosed(Event):
+    """An issued plan was closed; it binds no one from now on."""
+
     aggregate = "plan"
     event = "closed"
 
@@ -225,6 +227,8 @@ class ReportRequested(Event):
 
 
 class DifficultyRaised(Event):
+    """A unit raised a difficulty (vướng mắc) met in implementing a plan."""
+
     aggregate = "difficulty"
     event = "raised"
 
@@ -306,6 +310,8 @@ class ObligationRef(BaseModel):
 
 
 class ReportSubmitted(Event):
+    """A unit submitted a report for one of its obligations; it has a receipt."""
+
     aggregate = "report"
     event = "submitted"
 
@@ -325,6 +331,8 @@ class ReportSubmitted(Event):
 
 
 class ReportAccepted(Event):
+    """The receiving unit accepted a submitted report."""
+
     aggregate = "report"
     event = "accepted"
 
@@ -336,6 +344,8 @@ class ReportAccepted(Event):
 
 
 class ReportReturned(Event):
+    """The receiving unit returned a report for revision."""
+
     aggregate = "report"
     event = "returned"
 
@@ -348,6 +358,8 @@ class ReportReturned(Event):
 
 
 class DeadlineApproaching(Event):
+    """An obligation's deadline is near and no report has been received."""
+
     aggregate = "deadline"
     event = "approaching"
 
@@ -357,6 +369,8 @@ class DeadlineApproaching(Event):
 
 
 class DeadlineMissed(Event):
+    """An obligation's deadline passed without a report (đôn đốc steps)."""
+
     aggregate = "deadline"
     event = "missed"
 
@@ -366,6 +380,8 @@ class DeadlineMissed(Event):
 
 
 class ConsolidationPublished(Event):
+    """A receiving unit published a consolidation (tổng hợp) of reports."""
+
     aggregate = "consolidation"
     event = "published"
 
@@ -389,6 +405,8 @@ class ConsolidationPublished(Event):
 
 
 class NotificationDelivered(Event):
+    """A notification was accepted by its channel (e.g. the SMTP server)."""
+
     aggregate = "notification"
     event = "delivered"
 
@@ -402,6 +420,8 @@ class NotificationDelivered(Event):
 
 
 class NotificationFailed(Event):
+    """A notification was given up after its last attempt."""
+
     aggregate = "notification"
     event = "failed"
 

@@ -10,13 +10,14 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import asyncapi
 from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, new_correlation_id
 from shared.db import SecurityTables
@@ -27,6 +28,7 @@ from shared.security import audit_forbidden, current_principal, find_audit
 from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
+ASYNCAPI_MEDIA_TYPE = "application/yaml"
 log = structlog.get_logger(__name__)
 
 
@@ -131,6 +133,16 @@ def create_app(
             {"error": {"message": "the request is not valid", "errors": errors}},
             status_code=422,
         )
+
+    @app.get(
+        "/asyncapi.yaml",
+        tags=["operations"],
+        summary="The bus contract as an AsyncAPI 3.0 document (public, like /openapi.json)",
+        response_class=Response,
+        responses={200: {"content": {ASYNCAPI_MEDIA_TYPE: {}}}},
+    )
+    async def asyncapi_document() -> Response:
+        return Response(asyncapi.served(), media_type=ASYNCAPI_MEDIA_TYPE)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

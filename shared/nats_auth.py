@@ -14,8 +14,8 @@ Principals:
 - ``district-<CODE>`` (a district's reports instance) publishes report, deadline and
   consolidation events only under its own unit path (``qcdc.v1.report.*.T89.H801`` and
   ``qcdc.v1.report.*.T89.H801.>``), its own dead letters and its own consumers' API;
-- ``integrator-<name>`` publishes nothing but the JetStream API of its own durable pull
-  consumer named ``integrator-<name>``;
+- ``integrator-<name>`` reads events (all, or one subtree's) through consumers it creates,
+  and publishes nothing (:mod:`shared.nats_integrators`);
 - ``admin`` (the operator: ``qcdc bus provision``) may do everything.
 
 A consumer's name is a single subject token, and NATS wildcards match whole tokens only,
@@ -58,6 +58,7 @@ class Permissions:
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
     subscribe_deny: tuple[str, ...] = ()
+    publish_deny: tuple[str, ...] = ()
     allow_responses: bool = False
 
 
@@ -180,32 +181,6 @@ def district_principal(unit: RegistryUnit, durables: Iterable[Durable]) -> Princ
     )
 
 
-def integrator_principal(name: str) -> Principal:
-    """``integrator-<name>``: reads every event and the streams through its own durable pull
-    consumer ``integrator-<name>`` (one per stream); publishes nothing else. It cannot ack
-    for a service's consumer, so it can never make a service miss a message. Request-reply
-    submissions are not events: they are denied to it."""
-    check_name(name, "integrator name")
-    user = f"integrator-{name}"
-    publish = [
-        f"{JS_API}.INFO",
-        f"{JS_API}.STREAM.NAMES",
-        f"{JS_API}.STREAM.INFO.*",
-        f"{JS_API}.STREAM.MSG.GET.*",
-        f"{JS_API}.CONSUMER.DELETE.*.{user}",
-        *consumer_api(Durable("*", user)),
-    ]
-    return Principal(
-        user=user,
-        description=f"integrator {name}: subscribe and read streams only",
-        permissions=Permissions(
-            publish=tuple(publish),
-            subscribe=(EVENTS, INBOX),
-            subscribe_deny=("qcdc.v1.rpc.>",),
-        ),
-    )
-
-
 def admin_principal() -> Principal:
     return Principal(
         user="admin",
@@ -296,6 +271,7 @@ def _user_block(credential: Credential) -> list[str]:
         "      permissions: {",
         "        publish: {",
         *_rule("allow", perms.publish, pad),
+        *(_rule("deny", perms.publish_deny, pad) if perms.publish_deny else []),
         "        }",
         "        subscribe: {",
         *_rule("allow", perms.subscribe, pad),

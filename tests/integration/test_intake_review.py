@@ -229,3 +229,6 @@ async def test_submission_over_nats_request_reply_is_idempotent(
         versions = (await reports.get(f"/obligations/{obligation['id']}/reports")).json()
     assert len(versions) == 1
     assert versions[0]["indicators"] == {"conferences_held": 1}
+    # The receipt's time reads the same over the bus as over HTTP (RFC 3339, UTC, "Z").
+    assert first["submitted_at"] == versions[0]["submitted_at"]
+    assert first["submitted_at"].endswith("Z")

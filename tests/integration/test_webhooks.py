@@ -255,6 +255,7 @@ async def subscribe(notify: InProcessService, url: str, unit: str = "STP") -> st
                 digest=False,
                 active=True,
                 created_at=datetime.now(UTC),
+                signature_scheme="legacy",  # these tests check the legacy signature
             )
         )
         await uow.commit()

@@ -24,6 +24,7 @@ from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.domain.model import (
     Contact,
     DeliveryStatus,
+    SignatureScheme,
     Subscription,
     delivery_key,
     digest_event_id,
@@ -72,6 +73,7 @@ from shared.vntime import last_instant_before
 DUE_AT = last_instant_before(date(2023, 6, 10))  # 09/06/2023 23:59:59.999999 ICT
 LINKS = Links("https://bc.qcdc.vn", "https://kh.qcdc.vn")
 PATH = ["T89", "H801", "X80101"]
+WHSEC = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 bytes
 
 
 def obligation(unit: str = "X80101", receiving: str = "H801") -> ObligationRef:
@@ -668,7 +670,7 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
         event_types=["qcdc.deadline.missed.v1"],
         channel=Channel.WEBHOOK,
         address="https://hooks.h801.vn/qcdc",
-        secret="0123456789abcdef",
+        secret=WHSEC,
         unit_code="X80101",
     )
     await new_subscription(db, address="vp@h801.vn")  # already told by a rule
@@ -701,15 +703,34 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
         (
             {"channel": Channel.WEBHOOK, "address": "https://hooks.h801.vn/", "secret": "short"},
             "secret",
+            "starts with whsec_",
+        ),
+        (
+            {
+                "channel": Channel.WEBHOOK,
+                "address": "https://hooks.h801.vn/",
+                "secret": "whsec_c2hvcnQ=",
+            },
+            "secret",
+            "24 to 64 bytes, not 5",
+        ),
+        (
+            {
+                "channel": Channel.WEBHOOK,
+                "address": "https://hooks.h801.vn/",
+                "secret": "short",
+                "signature_scheme": SignatureScheme.LEGACY,
+            },
+            "secret",
             "16+",
         ),
         (
-            {"channel": Channel.WEBHOOK, "address": "ftp://hooks.h801.vn/", "secret": "x" * 16},
+            {"channel": Channel.WEBHOOK, "address": "ftp://hooks.h801.vn/", "secret": WHSEC},
             "address",
             "http:// or https://",
         ),
         (
-            {"channel": Channel.WEBHOOK, "address": "http://10.0.0.1/", "secret": "x" * 16},
+            {"channel": Channel.WEBHOOK, "address": "http://10.0.0.1/", "secret": WHSEC},
             "address",
             "not on the webhook allowlist",
         ),
@@ -717,7 +738,7 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
             {
                 "channel": Channel.WEBHOOK,
                 "address": "https://u:p@hooks.h801.vn/",
-                "secret": "x" * 16,
+                "secret": WHSEC,
             },
             "address",
             "credentials",
@@ -726,7 +747,7 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
             {
                 "channel": Channel.WEBHOOK,
                 "address": "https://hooks.h801.vn/",
-                "secret": "x" * 16,
+                "secret": WHSEC,
                 "digest": True,
             },
             "digest",

@@ -12,7 +12,12 @@ from services.notify.adapters.db import (
     DeliveryRepository,
     SubscriptionRepository,
 )
-from services.notify.domain.model import Delivery, DeliveryStatus, Subscription
+from services.notify.domain.model import (
+    Delivery,
+    DeliveryStatus,
+    SignatureScheme,
+    Subscription,
+)
 from services.notify.domain.rules import event_type_of
 from services.notify.handlers import delivery as delivery_handlers
 from services.notify.handlers import subscriptions as handlers
@@ -39,9 +44,25 @@ class SubscriptionIn(BaseModel):
         min_length=3, max_length=2048, description="E-mail or webhook URL."
     )
     secret: PrintableText | None = Field(
-        None, max_length=256, description="Webhooks: the HMAC key, 16+ characters."
+        None,
+        max_length=256,
+        description="Webhooks: the signing secret. Standard scheme: `whsec_` followed by "
+        "base64 of 24 to 64 random bytes; legacy scheme: 16+ characters.",
     )
     digest: bool = Field(False, description="E-mail: one daily digest instead of each message.")
+    signature_scheme: SignatureScheme = Field(
+        SignatureScheme.STANDARD,
+        description="Webhooks: `standard` (Standard Webhooks headers) or `legacy` "
+        "(X-QCDC-Signature, kept for systems built on it).",
+    )
+
+
+class SignatureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: PrintableText = Field(
+        max_length=256, description="`whsec_` followed by base64 of 24 to 64 random bytes."
+    )
 
 
 class SubscriptionOut(BaseModel):
@@ -54,6 +75,7 @@ class SubscriptionOut(BaseModel):
     channel: str
     address: str
     has_secret: bool
+    signature_scheme: str
     digest: bool
     active: bool
     created_at: datetime
@@ -94,6 +116,7 @@ def _subscription_out(subscription: Subscription) -> SubscriptionOut:
         channel=subscription.channel.value,
         address=subscription.address,
         has_secret=bool(subscription.secret),
+        signature_scheme=subscription.signature_scheme.value,
         digest=subscription.digest,
         active=subscription.active,
         created_at=subscription.created_at,
@@ -153,6 +176,19 @@ def _subscription_routes(router: APIRouter, runtime: Runtime) -> None:
         async with runtime.uow() as uow:
             created = await handlers.subscribe(command, uow, allowlist=settings.webhook_allowlist)
         return _subscription_out(created)
+
+    @router.put(
+        "/subscriptions/{subscription_id}/signature",
+        response_model=SubscriptionOut,
+        tags=["subscriptions"],
+        summary="Sign this webhook by the Standard Webhooks scheme, with a new whsec_ secret",
+    )
+    async def use_standard_signature(
+        subscription_id: Identifier, body: SignatureIn
+    ) -> SubscriptionOut:
+        async with runtime.uow() as uow:
+            changed = await handlers.use_standard_signature(subscription_id, body.secret, uow)
+        return _subscription_out(changed)
 
     @router.get("/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
     async def list_subscriptions(unit: UnitCode | None = None) -> list[SubscriptionOut]:

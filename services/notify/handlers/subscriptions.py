@@ -19,7 +19,8 @@ from datetime import UTC
 from urllib.parse import urlsplit
 
 from services.notify.adapters.db import ContactRepository, SubscriptionRepository
-from services.notify.domain.model import Message, Subscription, host_allowed
+from services.notify.adapters.webhook import standard_key
+from services.notify.domain.model import Message, SignatureScheme, Subscription, host_allowed
 from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
 from shared.bus.envelope import SPECVERSION, Envelope
 from shared.errors import Missing, Refused
@@ -48,6 +49,7 @@ class NewSubscription:
     address: str
     secret: str | None = None
     digest: bool = False
+    signature_scheme: SignatureScheme = SignatureScheme.STANDARD
 
 
 async def subscribe(
@@ -74,11 +76,34 @@ async def subscribe(
         digest=command.digest,
         active=True,
         created_at=uow.clock.now(),
+        signature_scheme=command.signature_scheme,
     )
     await SubscriptionRepository(uow.session).add(subscription)
     audit(uow, "subscription.created", f"{subscription.id} {subscription.unit_code}")
     await uow.commit()
     return subscription
+
+
+async def use_standard_signature(
+    subscription_id: str, secret: str, uow: UnitOfWork
+) -> Subscription:
+    """Move a webhook subscription to Standard Webhooks signatures with a new ``whsec_``
+    secret (the way off the legacy scheme); the next attempt of every delivery is signed
+    so, a retry of one signed before included."""
+    repository = SubscriptionRepository(uow.session)
+    existing = await repository.get(subscription_id)
+    if existing is None:
+        raise Missing(f"no subscription {subscription_id}")
+    await require_own_unit(uow, existing.unit_code, "change the signature of")
+    if existing.channel is not Channel.WEBHOOK:
+        raise Refused("only a webhook subscription is signed", field="subscription_id")
+    errors = _secret_errors(secret, SignatureScheme.STANDARD)
+    if errors:
+        raise Refused("the secret is not valid", field="secret", errors=errors)
+    await repository.change_signature(subscription_id, secret, SignatureScheme.STANDARD)
+    audit(uow, "subscription.signature", f"{subscription_id} standard")
+    await uow.commit()
+    return dataclasses.replace(existing, secret=secret, signature_scheme=SignatureScheme.STANDARD)
 
 
 async def unsubscribe(subscription_id: str, uow: UnitOfWork) -> Subscription:
@@ -131,12 +156,23 @@ def _channel_errors(command: NewSubscription) -> list[dict[str, str]]:
         if command.secret is not None:
             errors.append(_error("secret", "a secret signs webhooks only"))
         return errors
-    errors = []
-    if not command.secret or len(command.secret) < MIN_SECRET_LENGTH:
-        errors.append(_error("secret", f"a webhook needs a secret of {MIN_SECRET_LENGTH}+ chars"))
+    errors = _secret_errors(command.secret, command.signature_scheme)
     if command.digest:
         errors.append(_error("digest", "a digest is an e-mail; a webhook gets every event"))
     return errors
+
+
+def _secret_errors(secret: str | None, scheme: SignatureScheme) -> list[dict[str, str]]:
+    if scheme is SignatureScheme.LEGACY:
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
+            return [_error("secret", f"a webhook needs a secret of {MIN_SECRET_LENGTH}+ chars")]
+        return []
+    try:
+        standard_key(secret or "")
+    except ValueError as exc:
+        hint = "whsec_ followed by base64 of 24 to 64 random bytes"
+        return [_error("secret", f"{exc} (a Standard Webhooks secret: {hint})")]
+    return []
 
 
 async def _destination_errors(

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from faststream.nats.annotations import NatsMessage
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import ValidationError
 
 from services.reports.adapters.repositories import ObligationRepository
 from services.reports.domain.model import Obligation, ReportRefused
@@ -27,9 +27,9 @@ from shared.events import (
     UnitRegistered,
     UnitUpdated,
 )
+from shared.rpc import SUBMIT_SUBJECT, BusReceipt, BusSubmission
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
-from shared.units import NfcText, UnitCode
 
 
 def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
@@ -88,22 +88,6 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
             )
         )
     return specs
-
-
-SUBMIT_SUBJECT = "qcdc.v1.rpc.report.submit"
-
-
-class BusSubmission(BaseModel):
-    """A submission over NATS request-reply: the HTTP body plus the idempotency key."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    obligation_id: str = Field(max_length=64)
-    unit_code: UnitCode
-    idempotency_key: str | None = Field(None, max_length=128)
-    submitted_by: str | None = Field(None, max_length=256)
-    narrative: dict[str, NfcText] = Field(default_factory=dict)
-    indicators: dict[str, StrictInt] = Field(default_factory=dict)
 
 
 def register_submit_responder(runtime: Runtime) -> None:
@@ -176,15 +160,16 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
     except Missing as exc:
         return {"error": {"message": exc.message}}
     report = submission.report
-    return {
-        "report_id": report.id,
-        "receipt_number": report.receipt_number,
-        "obligation_id": report.obligation_id,
-        "version": report.version,
-        "submitted_at": report.submitted_at.isoformat(),
-        "on_time": report.on_time,
-        "replayed": submission.replayed,
-    }
+    receipt = BusReceipt(
+        report_id=report.id,
+        receipt_number=report.receipt_number,
+        obligation_id=report.obligation_id,
+        version=report.version,
+        submitted_at=report.submitted_at,
+        on_time=report.on_time,
+        replayed=submission.replayed,
+    )
+    return receipt.model_dump(mode="json")  # times as POST /reports writes them
 
 
 def _answers_for(runtime: Runtime, obligation: Obligation | None) -> bool:
