@@ -152,7 +152,9 @@ FIELD_NOTES: dict[str, str] = {
     "ContentArea.title": "Title of the area.",
     "ContentArea.description": "What the area covers.",
     "ConsolidationPublished.consolidation_id": "Id of the consolidation.",
-    "ConsolidationPublished.version": "1 for the first publication, then 2, …",
+    "ConsolidationPublished.version": (
+        "1 for the first publication, then 2, … (a new one only when the content changed)"
+    ),
     "ConsolidationPublished.plan_id": "The plan consolidated.",
     "ConsolidationPublished.schedule_key": "The schedule entry consolidated.",
     "ConsolidationPublished.receiving_unit": "The unit that consolidates (the reports' receiver).",
@@ -200,7 +202,12 @@ EVENT_NOTES: dict[str, str] = {
     "ReportReturned": "The receiving unit returned a report for revision.",
     "DeadlineApproaching": "An obligation's deadline is near and no report has been received.",
     "DeadlineMissed": "An obligation's deadline passed without a report (đôn đốc steps).",
-    "ConsolidationPublished": "A receiving unit published a consolidation (tổng hợp) of reports.",
+    "ConsolidationPublished": (
+        "A receiving unit published a new version of a consolidation (tổng hợp) of reports. "
+        "Publishing again when nothing but the time changed emits nothing. Who published "
+        "(`published_by`: the official's name or e-mail) is kept by the reports service "
+        "with the version and is not in the event."
+    ),
     "NotificationDelivered": "A notification was accepted by its channel (e.g. the SMTP server).",
     "NotificationFailed": "A notification was given up after its last attempt.",
 }

@@ -293,6 +293,14 @@ async def test_consolidation_of_on_time_late_missing_returned_and_waived_reports
         await _submit(reports, ids["T89-SYT"], "T89-SYT", {"citizens_received": 5})
         refreshed = await _consolidation(reports, plan_id, "T89-SNV", expected=6)
         v2 = await _publish(reports, plan_id)
+        # Published again, unchanged (later, by someone else): the same version, no event.
+        clock.set(ict("2023-06-12T16:00:00"))
+        again = await _publish(reports, plan_id, "lanhdao@snv.anbinh.gov.vn", status=200)
+        assert (again["id"], again["version"], again["published_at"]) == (
+            v2["id"],
+            2,
+            v2["published_at"],
+        )
         await check_versions(reports, plan_id, v1, v2)
         unknown = await check_refusals(reports, plan_id)
     # After Sở Y tế's late report: 6 of 6 received (100.0 %), still 4 on time (66.7 %),
@@ -309,6 +317,7 @@ async def test_consolidation_of_on_time_late_missing_returned_and_waived_reports
     assert _totals(refreshed)["citizens_received"] == 85
     assert unknown == {"plan": 404, "key": 404, "unit": 404, "receiver": 404, "format": 422}
     events = await bus_spy.wait_for_type("qcdc.consolidation.published.v1", count=2)
+    assert len(events) == 2
     bodies = sorted((json.loads(e.data) for e in events), key=lambda b: b["version"])
     assert {e.subject for e in events} == {"qcdc.v1.consolidation.published.T89.T89-SNV"}
     assert [(b["version"], b["received"], b["missing"], b["late"]) for b in bodies] == [
@@ -478,15 +487,20 @@ def check_xlsx(workbook: Any) -> None:
     assert (summary["Tỷ lệ đầy đủ (%)"], summary["Tỷ lệ đúng hạn (%)"]) == (83.3, 66.7)
 
 
-async def _publish(reports: httpx.AsyncClient, plan_id: str) -> dict[str, Any]:
+async def _publish(
+    reports: httpx.AsyncClient,
+    plan_id: str,
+    by: str = "chuyenvien@snv.anbinh.gov.vn",
+    status: int = 201,
+) -> dict[str, Any]:
     body = {
         "plan_id": plan_id,
         "schedule_key": "six_month",
         "receiving_unit": "T89-SNV",
-        "published_by": "chuyenvien@snv.anbinh.gov.vn",
+        "published_by": by,
     }
     response = await reports.post("/consolidations/publish", json=body)
-    assert response.status_code == 201, response.text
+    assert response.status_code == status, response.text
     published: dict[str, Any] = response.json()
     return published
 

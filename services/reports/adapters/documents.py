@@ -49,10 +49,13 @@ from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
 from services.reports.adapters.document_formats import Edition, Signer
 from services.reports.domain.consolidation import (
+    PEOPLES_COMMITTEE,
     Consolidation,
     GroupTotals,
     IndicatorTotal,
     UnitStatus,
+    authority_name,
+    committee_locality,
     is_peoples_committee,
 )
 from shared.events import ReportKind
@@ -151,6 +154,12 @@ def plan_reference(c: Consolidation) -> str:
     if rest != title:
         return f"Kế hoạch số {number} về {rest}"
     return f"{title} (số {number})"
+
+
+def issuer(c: Consolidation) -> str:
+    """The receiving unit as the authority issuing the report ('Tỉnh An Bình' issues as
+    'Ủy ban nhân dân tỉnh An Bình')."""
+    return authority_name(c.receiving_unit.name)
 
 
 def signer_for(c: Consolidation, signer: Signer) -> Signer:
@@ -454,11 +463,13 @@ def _heading_block(out: _Body, c: Consolidation) -> None:
     left, right = table.rows[0].cells
     unit = c.receiving_unit
     center = WD_ALIGN_PARAGRAPH.CENTER
+    lines = issuer_lines(unit.name, unit.governing_body)
     if unit.governing_body:
-        _first_para(left, _abbreviated(unit.governing_body).upper(), size=13, align=center)
-        _para(left, unit.name.upper(), bold=True, size=13, align=center, after=0)
+        _first_para(left, lines[0], size=13, align=center)
     else:
-        _first_para(left, unit.name.upper(), bold=True, size=13, align=center)
+        _first_para(left, lines[0], bold=True, size=13, align=center)
+    for line in lines[1:]:
+        _para(left, line, bold=True, size=13, align=center, after=0)
     _rule(_para(left, after=0), 22, LEFT_MM)
     symbol = document_symbol(unit.name)
     _para(left, f"Số:        /BC-{symbol}", size=13, align=center)
@@ -472,10 +483,24 @@ def _heading_block(out: _Body, c: Consolidation) -> None:
 
 
 def _abbreviated(name: str) -> str:
-    """'Ủy ban nhân dân tỉnh An Bình' → 'UBND tỉnh An Bình', as governing bodies are written."""
+    """'Ủy ban nhân dân tỉnh An Bình' (or 'Tỉnh An Bình') → 'UBND tỉnh An Bình', as
+    governing bodies are written."""
     if is_peoples_committee(name):
-        return "UBND " + nfc(name)[len("Ủy ban nhân dân") :].strip()
+        return f"UBND {committee_locality(name)}"
     return name
+
+
+def issuer_lines(name: str, governing_body: str = "") -> list[str]:
+    """The issuing body's lines at the top left (Decree 30/2020/NĐ-CP, App. I, II.3), upper
+    case: the governing authority, abbreviated ('UBND TỈNH AN BÌNH'), above the body's own
+    name ('SỞ NỘI VỤ'); a People's Committee, which has none above it, on two lines
+    ('ỦY BAN NHÂN DÂN' above 'TỈNH AN BÌNH')."""
+    if governing_body:
+        return [_abbreviated(governing_body).upper(), authority_name(name).upper()]
+    locality = committee_locality(name)
+    if locality:
+        return [PEOPLES_COMMITTEE.upper(), locality.upper()]
+    return [authority_name(name).upper()]
 
 
 def _title_block(out: _Body, c: Consolidation, edition: Edition) -> None:
@@ -490,7 +515,7 @@ def _title_block(out: _Body, c: Consolidation, edition: Edition) -> None:
     h = c.heading
     _para(
         out,
-        f"Thực hiện {plan_reference(c)}, {c.receiving_unit.name} tổng hợp tình hình và "
+        f"Thực hiện {plan_reference(c)}, {issuer(c)} tổng hợp tình hình và "
         "kết quả báo cáo của các cơ quan, đơn vị, địa phương (kỳ số liệu từ "
         f"{h.period_start:%d/%m/%Y} đến {h.period_end:%d/%m/%Y}; hạn nộp báo cáo đến hết ngày "
         f"{h.due_at.astimezone(ICT):%d/%m/%Y}; số liệu tính đến {ict_stamp(c.as_of)}) "
@@ -604,7 +629,7 @@ def _closing(out: _Body, c: Consolidation, signer: Signer) -> None:
     summary = summary_line(c)
     _para(
         out,
-        f"Trên đây là báo cáo {summary[0].lower()}{summary[1:]} của {c.receiving_unit.name}./.",
+        f"Trên đây là báo cáo {summary[0].lower()}{summary[1:]} của {issuer(c)}./.",
         indent=True,
     )
     table = out.table(rows=1, cols=2)
@@ -637,7 +662,7 @@ def render_docx(
     _narrative_section(out, consolidation)
     _closing(out, consolidation, signer or Signer())
     doc.core_properties.title = nfc(summary_line(consolidation))
-    doc.core_properties.author = nfc(consolidation.receiving_unit.name)
+    doc.core_properties.author = nfc(issuer(consolidation))
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()
