@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
+from shared.files import private_dir, private_file
+
 
 class UTCDateTime(sa.TypeDecorator[Any]):
     """Timezone-aware instants on both SQLite (which forgets the zone) and PostgreSQL."""
@@ -46,7 +48,8 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(path).parent)
+            private_file(path)
         # One connection per process: every transaction here is a writer (BEGIN IMMEDIATE)
         # and SQLite has one write lock, so they wait in the pool's queue, first come first
         # served, instead of in SQLite's busy handler, which sleeps and polls and lets a
