@@ -38,6 +38,8 @@ class UTCDateTime(sa.TypeDecorator[Any]):
         return value
 
 
+CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for PostgreSQL to accept a new connection."""
 UNITS_OF_WORK = 20
 """Transactions of units of work at once per process on PostgreSQL (SQLite: one)."""
 
@@ -82,7 +84,15 @@ def create_engine(url: str) -> AsyncEngine:
     # Units of work are admitted up to the pool's size, so their connections stay open
     # (a connection made and closed per transaction costs a fork on the server and every
     # statement prepared again); the overflow is for the relay and the health check.
-    engine = create_async_engine(url, pool_size=UNITS_OF_WORK, max_overflow=5)
+    # A server that does not answer (unreachable, not just refusing) fails a connection
+    # attempt after CONNECT_TIMEOUT_S, not asyncpg's default minute: the APIs answer 503
+    # and the health check "not ready" while the caller still waits.
+    engine = create_async_engine(
+        url,
+        pool_size=UNITS_OF_WORK,
+        max_overflow=5,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
+    )
     _CAPACITY[engine.sync_engine] = UNITS_OF_WORK
     return engine
 
