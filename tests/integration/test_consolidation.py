@@ -329,6 +329,34 @@ async def test_consolidation_of_on_time_late_missing_returned_and_waived_reports
     assert bodies[0]["returned"] == 1 and bodies[0]["period_end"] == "2023-06-08"
 
 
+FORMULA = '=HYPERLINK("http://evil.example/","Bấm vào đây")'
+
+
+async def test_a_unit_renamed_to_a_formula_is_text_in_home_affairs_spreadsheet(
+    services: dict[str, InProcessService],
+) -> None:
+    async with services["plans"].client() as plans, services["reports"].client() as reports:
+        await _register_units(plans)
+        plan_id = await _issue(plans, PROVINCE_PLAN)
+        await _six_month_obligations(reports, plan_id, 7)
+        renamed = await plans.patch("/units/T89-STP", json={"name": FORMULA})
+        assert renamed.status_code == 200, renamed.text
+        params = {"plan_id": plan_id, "schedule_key": "six_month", "receiving_unit": "T89-SNV"}
+
+        async def renamed_in_reports() -> bool:
+            body = (await reports.get("/consolidations", params=params)).json()
+            return any(s["name"] == FORMULA for s in body["status"])  # UnitUpdated arrived
+
+        await eventually(renamed_in_reports)
+        xlsx = await reports.get("/consolidations", params={**params, "format": "xlsx"})
+        exported = await plans.get("/units/export", params={"format": "csv"})
+    status = load_workbook(io.BytesIO(xlsx.content))["Tình hình nộp báo cáo"]
+    [name] = [row[1] for row in status.iter_rows(min_row=2) if row[0].value == "T89-STP"]
+    assert (name.value, name.data_type, name.quotePrefix) == (FORMULA, "s", True)
+    [line] = [line for line in exported.text.splitlines() if line.startswith("T89-STP,")]
+    assert line.startswith("T89-STP,\"'=HYPERLINK(")
+
+
 def check_first_figures(body: dict[str, Any]) -> None:
     # Expected: STP, STC, SYT, H801, H802, H803 (SXD waived). Received: all but SYT.
     # On time: STP, STC, H801, H803 (returned later: still received on time). Late: H802
