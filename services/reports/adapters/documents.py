@@ -724,7 +724,7 @@ def _sheet(
 def _summary_rows(c: Consolidation) -> list[tuple[str, object]]:
     h, n, r = c.heading, c.counts, c.rates
     return [
-        ("Đơn vị tổng hợp", c.receiving_unit.name),
+        ("Đơn vị tổng hợp", issuer(c)),
         (
             "Kế hoạch",
             f"{h.plan_title} ({h.plan_doc_number})" if h.plan_doc_number else h.plan_title,
@@ -799,7 +799,7 @@ def render_xlsx(consolidation: Consolidation) -> bytes:
     indicator_widths = (28, 60, 12, 10, *[18] * len(group_header))
     _sheet(workbook, SHEET_INDICATORS, header, _indicator_sheet_rows(c), indicator_widths)
     workbook.properties.title = nfc(summary_line(c))
-    workbook.properties.creator = nfc(c.receiving_unit.name)
+    workbook.properties.creator = nfc(issuer(c))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
