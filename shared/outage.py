@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -76,3 +77,13 @@ def database_outage(exc: BaseException) -> int | None:
             reset = isinstance(part, DBAPIError) and part.connection_invalidated
             return RETRY_AFTER_RESET_S if reset else RETRY_AFTER_DOWN_S
     return None
+
+
+def log_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:
+    """A background job's failure in its log: one warning line while the database is not
+    there (the job retries; a traceback per attempt would bury the log, and rendering it
+    costs the event loop), the traceback for anything else."""
+    if database_outage(exc) is not None:
+        logger.warning(f"{event}: the database is unavailable", error=repr(exc), **fields)
+    else:
+        logger.exception(event, **fields)

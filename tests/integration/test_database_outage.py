@@ -141,10 +141,18 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
             definition,
             nats_url=nats_server.url,
             database_url=_through(database_urls[definition.name], relay),
-            auth="open",
+            # Notify asks for tokens: finding the caller's token needs the database too.
+            auth="tokens" if definition is NOTIFY else "open",
         )
         services[definition.name] = await InProcessService(definition, settings).start()
-    clients = {name: service.client() for name, service in services.items()}
+    # A connection per request: the three services share this event loop, and a kept-alive
+    # connection can meet the server's keep-alive timeout while the loop is busy elsewhere.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    clients = {
+        name: httpx.AsyncClient(base_url=service.url, timeout=10.0, limits=fresh)
+        for name, service in services.items()
+    }
+    clients["notify"].headers["Authorization"] = "Bearer qcdc_not-a-token-anyone-issued"
     try:
         await register_units_and_issue_plan(clients["plans"])
 
@@ -180,7 +188,9 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
         for name, client in clients.items():
             method, path, options = REQUESTS[name][0]
             answer = await client.request(method, path, **options)
-            assert answer.status_code == 200, f"{name} {path}: {answer.text}"
+            # Back to normal answers: notify now finds that nobody issued the token.
+            expected = 401 if name == "notify" else 200
+            assert answer.status_code == expected, f"{name} {path}: {answer.text}"
     finally:
         for client in clients.values():
             await client.aclose()

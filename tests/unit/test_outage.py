@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import structlog
+import structlog.testing
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.natsd import free_port
-from shared.outage import RETRY_AFTER_DOWN_S, database_outage
+from shared.outage import RETRY_AFTER_DOWN_S, database_outage, log_failure
 
 
 async def _failure(url: str, statement: str = "SELECT 1") -> BaseException:
@@ -74,3 +76,19 @@ def test_a_locked_sqlite_database_is_an_outage() -> None:
         raise sa.exc.OperationalError("BEGIN", {}, sqlite3.OperationalError("database is locked"))
     except sa.exc.OperationalError as raised:
         assert database_outage(raised) == RETRY_AFTER_DOWN_S
+
+
+async def test_a_background_job_logs_an_outage_as_one_line_and_a_bug_with_its_traceback() -> None:
+    log = structlog.get_logger("test")
+    outage = await _failure(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    with structlog.testing.capture_logs() as logs:
+        log_failure(log, "delivery worker failed; continuing", outage)
+        try:
+            raise KeyError("a bug")
+        except KeyError as bug:
+            log_failure(log, "delivery worker failed; continuing", bug)
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("delivery worker failed; continuing: the database is unavailable", "warning"),
+        ("delivery worker failed; continuing", "error"),
+    ]
+    assert "Connect call failed" in logs[0]["error"] and logs[1]["exc_info"] is True
