@@ -21,7 +21,7 @@ from shared.context import bind_correlation_id, new_correlation_id
 from shared.db import SecurityTables
 from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
-from shared.outage import RETRY_AFTER_RESET_S, database_outage
+from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
 from shared.security import audit_forbidden, current_principal, find_audit
 from shared.units import UnitCode
@@ -92,13 +92,8 @@ class DatabaseOutage:
 
 
 def unavailable(retry_after: int) -> JSONResponse:
-    message = (
-        "the database connection was reset; please retry"
-        if retry_after <= RETRY_AFTER_RESET_S
-        else "the database is unavailable; please retry later"
-    )
     return JSONResponse(
-        {"error": {"message": message}},
+        {"error": {"message": outage_message(retry_after)}},
         status_code=503,
         headers={"Retry-After": str(retry_after)},
     )

@@ -79,6 +79,13 @@ def database_outage(exc: BaseException) -> int | None:
     return None
 
 
+def outage_message(retry_after: int) -> str:
+    """What the caller is told (never the driver's error: it names hosts and ports)."""
+    if retry_after <= RETRY_AFTER_RESET_S:
+        return "the database connection was reset; please retry"
+    return "the database is unavailable; please retry later"
+
+
 def log_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:
     """A background job's failure in its log: one warning line while the database is not
     there (the job retries; a traceback per attempt would bury the log, and rendering it

@@ -1,6 +1,7 @@
 """PostgreSQL going away under running services: every service's API answers 503 with
 ``Retry-After`` and the JSON error shape on every kind of route (reads, commands with a
-body, documents), never a 500; ``/healthz`` says "not ready" meanwhile; when the database
+body, documents), never a 500, and a submission over the bus is answered "retry later";
+``/healthz`` says "not ready" meanwhile; when the database
 is back, so are the services, and a submission refused during the outage goes through.
 
 The services reach PostgreSQL through a TCP relay in the test; cutting it closes every
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -166,7 +169,23 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
             "headers": {"Idempotency-Key": "during-the-outage"},
         }
 
+        subject = ".".join(["qcdc.v1.rpc.report.submit", *obligation["unit_path"]])
+        over_the_bus = json.dumps(
+            {
+                "obligation_id": obligation["id"],
+                "unit_code": obligation["unit_code"],
+                "idempotency_key": "bus-during-the-outage",
+            }
+        ).encode()
+
         await relay.cut()
+        nc = await nats.connect(nats_server.url)
+        try:
+            answer = json.loads((await nc.request(subject, over_the_bus, timeout=10)).data)
+            assert answer["error"]["retry_after"] in (1, 5), answer
+            assert "retry" in answer["error"]["message"], answer
+        finally:
+            await nc.close()
         for name, client in clients.items():
             asked = [*REQUESTS[name], *([("POST", "/reports", submission)] * (name == "reports"))]
             for method, path, options in asked:
@@ -185,6 +204,12 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
             await eventually(ready)
         submitted = await clients["reports"].post("/reports", **submission)
         assert submitted.status_code == 201, submitted.text
+        nc = await nats.connect(nats_server.url)
+        try:
+            receipt = json.loads((await nc.request(subject, over_the_bus, timeout=10)).data)
+        finally:
+            await nc.close()
+        assert receipt["receipt_number"] and receipt["version"] == 2, receipt
         for name, client in clients.items():
             method, path, options = REQUESTS[name][0]
             answer = await client.request(method, path, **options)
