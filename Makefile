@@ -9,7 +9,7 @@ STAMP = $(VENV)/.installed
 # Extra options for qcdc up, e.g. make run UP_ARGS="--data-dir /tmp/qcdc --no-seed"
 UP_ARGS =
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test test-fast lint bench clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: venv
 
 test: lint
 	$(BIN)/pytest -q
+
+# The unit tests alone (no servers): seconds, for the edit-test loop.
+test-fast: venv
+	$(BIN)/pytest -q tests/unit
 
 # Benchmarks print JSON and compare against a baseline measured in the same run
 # (docs/performance.md). BENCH_ARGS="relay clock --rounds 3" runs some, several times.

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -28,6 +29,8 @@ from shared.clock import parse_instant
 from shared.files import keep_private
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client
+
     from shared.service import ServiceDefinition
 
 app = typer.Typer(
@@ -35,6 +38,10 @@ app = typer.Typer(
 )
 bus_app = typer.Typer(help="The NATS JetStream bus.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Services' outboxes.", no_args_is_help=True)
+deadletters_app = typer.Typer(
+    help="Messages a consumer could never handle: read them, send one back.", no_args_is_help=True
+)
+events_app = typer.Typer(help="Events on the bus.", no_args_is_help=True)
 app.add_typer(bus_app, name="bus")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(units_app, name="units")
@@ -42,6 +49,11 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(reports_app, name="reports")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(nats_app, name="nats")
+app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(events_app, name="events")
+
+
+T = TypeVar("T")
 
 
 class ServiceName(StrEnum):
@@ -128,6 +140,105 @@ def replay(
     for name in service or list(ServiceName):
         count = asyncio.run(_run(name))
         typer.echo(f"{name.value}: republished {count} event(s) since {instant.isoformat()}")
+
+
+@app.command()
+def doctor(
+    service: Annotated[
+        list[ServiceName] | None,
+        typer.Option(help="Whose database to check (default: all; one per container)."),
+    ] = None,
+) -> None:
+    """Check NATS, the streams and consumers, dead letters, databases and migrations, the
+    mail relay; exit 1 if anything needs an operator."""
+    import asyncio
+
+    from services.doctor import examine, healthy
+
+    findings = asyncio.run(examine([s.value for s in service or list(ServiceName)]))
+    for finding in findings:
+        typer.echo(finding.line())
+    if not healthy(findings):
+        typer.echo("Something needs attention (✗ above).")
+        raise typer.Exit(1)
+    typer.echo("All is well.")
+
+
+def _on_bus(work: Callable[[Client], Awaitable[T]]) -> T:
+    """Run one operator action on the bus; a plain message and exit 1 when it cannot be done."""
+    import asyncio
+
+    from services.bus_tools import BusToolError, operator_connection
+    from shared.settings import ServiceSettings
+
+    async def _run() -> T:
+        async with operator_connection(ServiceSettings()) as nc:
+            return await work(nc)
+
+    try:
+        return asyncio.run(_run())
+    except BusToolError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    limit: Annotated[int, typer.Option(min=1, help="The latest this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The latest dead letters: sequence, consumer, event, reason, whether sent back."""
+    import json
+
+    from services.bus_tools import dead_letters
+
+    letters = _on_bus(lambda nc: dead_letters(nc, limit))
+    for letter in letters:
+        row = letter.summary()
+        if as_json:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            sent = " (sent back)" if letter.retried else ""
+            typer.echo(
+                f"#{row['sequence']} {row['time']} {row['consumer']} {row['event_type']} "
+                f"{row['subject']}{sent}: {row['reason']}"
+            )
+    if not letters and not as_json:
+        typer.echo("No dead letters.")
+
+
+@deadletters_app.command("show")
+def deadletters_show(sequence: int) -> None:
+    """One dead letter in full: why, where from, headers and body."""
+    from services.bus_tools import dead_letter, describe
+
+    typer.echo(describe(_on_bus(lambda nc: dead_letter(nc, sequence))))
+
+
+@deadletters_app.command("retry")
+def deadletters_retry(sequence: int) -> None:
+    """Send a dead letter back to the consumer that gave up on it, once its cause is fixed;
+    it is handled once, however often it is sent."""
+    from services.bus_tools import retry
+
+    target = _on_bus(lambda nc: retry(nc, sequence))
+    typer.echo(f"dead letter #{sequence} sent back on {target}")
+
+
+@events_app.command("tail")
+def events_tail(
+    filter_: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="FILTER", help="Subject filter, e.g. 'report.>' (qcdc.v1. implied)."
+        ),
+    ] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+) -> None:
+    """Print events as they are published: time, subject, type, id, body."""
+    from services.bus_tools import tail, tail_subject
+
+    _on_bus(lambda nc: tail(nc, tail_subject(filter_), typer.echo, count))
 
 
 @app.command()

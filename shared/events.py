@@ -234,6 +234,27 @@ class DifficultyRaised(Event):
     content_area: str | None = None
     description: NfcText
     raised_at: AwareDatetime
+    raised_to: UnitCode | None = Field(
+        None, description="The unit that answers it (Home Affairs, or whom the plan names)."
+    )
+
+
+class DifficultyAnswered(Event):
+    """The unit a difficulty was raised to answered it (subject: the raiser's path). Each
+    answer is its own event: a thread keeps them all."""
+
+    aggregate = "difficulty"
+    event = "answered"
+
+    difficulty_id: str
+    plan_id: str
+    unit_code: UnitCode = Field(description="The unit that raised the difficulty.")
+    content_area: str | None = None
+    raised_to: UnitCode
+    answer_number: int = Field(description="1 for the first answer, then 2, …")
+    answer: NfcText
+    answered_by_unit: UnitCode
+    answered_at: AwareDatetime
 
 
 # --- API tokens (published by the plans service) ---------------------------------------
@@ -403,6 +424,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     SubPlanRegistered,
     ReportRequested,
     DifficultyRaised,
+    DifficultyAnswered,
     ReportSubmitted,
     ReportAccepted,
     ReportReturned,

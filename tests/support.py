@@ -29,7 +29,16 @@ from shared.runtime import Runtime
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 
+PATIENCE = float(os.environ.get("QCDC_TEST_PATIENCE", "1"))
+"""The one factor every wait in the tests scales with: raise it on a slow or shared machine
+(``QCDC_TEST_PATIENCE=3 make test``). Waits are for events; this only bounds them."""
+
 DEFAULT_TIMEOUT = 30.0
+
+
+def patience(seconds: float) -> float:
+    """A bound of ``seconds`` on an idle machine, scaled by :data:`PATIENCE`."""
+    return seconds * PATIENCE
 
 
 class Waitable:
@@ -50,6 +59,7 @@ class Waitable:
     async def wait_for(
         self, predicate: Callable[[list[Any]], bool], timeout: float = DEFAULT_TIMEOUT
     ) -> list[Any]:
+        timeout = patience(timeout)
         deadline = self.loop.time() + timeout
         while not predicate(self.items):
             remaining = deadline - self.loop.time()
@@ -176,7 +186,7 @@ class InProcessService:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        deadline = time.monotonic() + patience(DEFAULT_TIMEOUT)
         while not self._server.started:
             if self._task.done():
                 self._task.result()
@@ -191,7 +201,7 @@ class InProcessService:
             await self._task
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10.0)
+        return httpx.AsyncClient(base_url=self.url, timeout=patience(10))
 
 
 def service_settings(definition: ServiceDefinition, **overrides: Any) -> ServiceSettings:
@@ -228,17 +238,17 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for_port("127.0.0.1", self.port, timeout=60)
+            wait_for_port("127.0.0.1", self.port, timeout=patience(60))
         except TimeoutError as exc:
             tail = self.log_path.read_text()[-3000:]
             raise RuntimeError(f"{self.name} did not start:\n{tail}") from exc
         self._wait_healthy()
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=patience(2)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -256,7 +266,7 @@ class ServiceProcess:
             return
         self.process.terminate()
         try:
-            self.process.wait(20)
+            self.process.wait(patience(20))
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -268,6 +278,7 @@ async def eventually(
 ) -> Any:
     """Poll an async probe until it returns something truthy (for state with no event to
     await, such as a read model behind an HTTP API)."""
+    timeout = patience(timeout)
     deadline = time.monotonic() + timeout
     while True:
         result = await probe()

@@ -22,6 +22,7 @@ import pytest
 
 from services.plans.handlers.unit_import import demo_contacts
 from shared.natsd import free_port, port_is_free
+from tests.support import patience
 
 pytestmark = pytest.mark.slow
 
@@ -187,12 +188,12 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
     run_up: Callable[[str], Up],
 ) -> None:
     up = run_up("first.out")
-    with httpx.Client(base_url=up.url("plans"), timeout=10) as plans:
+    with httpx.Client(base_url=up.url("plans"), timeout=patience(10)) as plans:
         units = plans.get("/units").json()
     assert units, "the demo units were not registered"
     assert "123/KH-UBND  issued" in up.output
 
-    with httpx.Client(base_url=up.url("reports"), timeout=10) as reports:
+    with httpx.Client(base_url=up.url("reports"), timeout=patience(10)) as reports:
         receipt = _submit_demo_report(reports)
         attached = reports.put(
             f"/reports/{receipt['report_id']}/attachments/bien-ban.pdf",
@@ -222,9 +223,9 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
 
     again = run_up("second.out")
     assert "resumed" in again.output
-    with httpx.Client(base_url=again.url("plans"), timeout=10) as plans:
+    with httpx.Client(base_url=again.url("plans"), timeout=patience(10)) as plans:
         assert len(plans.get("/units").json()) == len(units)
-    with httpx.Client(base_url=again.url("reports"), timeout=10) as reports:
+    with httpx.Client(base_url=again.url("reports"), timeout=patience(10)) as reports:
         kept = reports.get(f"/reports/{receipt['report_id']}")
     assert kept.status_code == 200, kept.text
     assert kept.json()["receipt_number"] == receipt["receipt_number"]
@@ -239,7 +240,7 @@ def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> Non
         command = [sys.executable, "-m", "services", "up", "--data-dir", str(tmp_path / "var")]
         for name, port in ports.items():
             command += [f"--{name}-port", str(port)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=patience(30))
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"Port {ports['nats']}" in result.stderr
     assert "--nats-port" in result.stderr

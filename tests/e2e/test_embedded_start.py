@@ -18,6 +18,7 @@ import pytest
 from services import embedded
 from services.embedded import EmbeddedPorts, EmbeddedSystem, StartupFailed
 from shared.natsd import free_port
+from tests.support import patience
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +121,7 @@ def test_the_demo_seed_stops_at_a_refused_command_and_says_why(tmp_path: Path) -
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         check=False,
     )
     assert done.returncode == 1, done.stdout + done.stderr

@@ -88,7 +88,14 @@ def district_plan(parent_id: str) -> dict[str, Any]:
         "year": 2023,
         "parent_plan_id": parent_id,
         "assignees": {"subtrees": ["H801"]},
-        "schedule": [{**SIX_MONTH, "due_before": "2023-06-05", "receiving_unit": "H801"}],
+        "schedule": [
+            {
+                **SIX_MONTH,
+                "period_end": "2023-06-01",
+                "due_before": "2023-06-05",
+                "receiving_unit": "H801",
+            }
+        ],
     }
 
 

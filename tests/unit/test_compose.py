@@ -24,6 +24,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from tests.support import patience
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 
@@ -151,7 +153,7 @@ def validate_compose(path: Path) -> subprocess.CompletedProcess[str]:
         [str(check_jsonschema_executable()), "--builtin-schema", "vendor.compose-spec", str(path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
         check=False,
     )
 

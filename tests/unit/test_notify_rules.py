@@ -627,6 +627,22 @@ async def test_difficulties_go_to_the_unit_tagged_home_affairs(db: Db) -> None:
     assert delivery.subject.startswith("[Vướng mắc] Ủy ban nhân dân xã Tân An")
 
 
+async def test_a_difficulty_goes_to_the_unit_it_was_raised_to_and_home_affairs(db: Db) -> None:
+    await register(db)
+    event = DifficultyRaised(
+        unit_path=PATH,
+        difficulty_id="d-2",
+        plan_id="p-1",
+        unit_code="X80101",
+        description="Vướng mắc",
+        raised_at=datetime(2023, 4, 3, 3, 0, tzinfo=UTC),
+        raised_to="H801",
+    )
+    await db.handle(event, "e-d2")
+    found = await db.deliveries(event_type="qcdc.difficulty.raised.v1")
+    assert sorted(d.recipient for d in found) == ["vp@h801.vn", "vp@snv.vn"]
+
+
 async def new_subscription(db: Db, **fields: Any) -> Subscription:
     values: dict[str, Any] = {
         "unit_code": "H801",

@@ -21,6 +21,7 @@ from shared.bus.envelope import Envelope
 from shared.events import (
     DeadlineApproaching,
     DeadlineMissed,
+    DifficultyAnswered,
     DifficultyRaised,
     Event,
     ObligationRef,
@@ -62,6 +63,7 @@ EVENT_LABELS: dict[str, str] = {
     "qcdc.plan.issued.v1": "Kế hoạch mới",
     "qcdc.plan.amended.v1": "Kế hoạch sửa đổi",
     "qcdc.difficulty.raised.v1": "Vướng mắc",
+    "qcdc.difficulty.answered.v1": "Trả lời vướng mắc",
 }
 """Headings of the digest, in the order it lists them: what needs action first."""
 
@@ -254,6 +256,21 @@ def _difficulty(event: DifficultyRaised, facts: Facts) -> dict[str, Any]:
     }
 
 
+def _difficulty_answered(event: DifficultyAnswered, facts: Facts) -> dict[str, Any]:
+    return {
+        "unit_code": event.unit_code,
+        "unit_name": facts.name(event.unit_code),
+        "answered_by_name": facts.name(event.answered_by_unit),
+        "plan_doc_number": facts.plan_doc_number or event.plan_id,
+        "plan_title": facts.plan_title,
+        "content_area": event.content_area or "",
+        "answer": event.answer,
+        "answer_number": event.answer_number,
+        "answered_at": format_instant(event.answered_at),
+        "link": facts.links.difficulties(event.plan_id),
+    }
+
+
 _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     DeadlineApproaching: _approaching,
     DeadlineMissed: _missed,
@@ -264,6 +281,7 @@ _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     PlanAmended: _plan_amended,
     ReportRequested: _requested,
     DifficultyRaised: _difficulty,
+    DifficultyAnswered: _difficulty_answered,
 }
 
 

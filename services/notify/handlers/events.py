@@ -39,6 +39,7 @@ from services.notify.handlers.delivery import NEW_DELIVERIES
 from shared.bus.envelope import Envelope, UndeliverableEvent
 from shared.events import (
     Channel,
+    DifficultyAnswered,
     DifficultyRaised,
     Event,
     PlanAmended,
@@ -146,7 +147,7 @@ async def _amend(
 
 
 def _plan_id(event: Event) -> str | None:
-    if isinstance(event, DifficultyRaised | ReportRequested):
+    if isinstance(event, DifficultyRaised | DifficultyAnswered | ReportRequested):
         return event.plan_id
     obligation = getattr(event, "obligation", None)
     return getattr(obligation, "plan_id", None)

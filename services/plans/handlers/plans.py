@@ -10,7 +10,13 @@ from typing import Any
 import structlog
 
 from services.plans.adapters.repositories import PlanRepository, SubPlanRepository, UnitRepository
-from services.plans.domain.plans import Amendment, Plan, PlanRefused, PlanStatus
+from services.plans.domain.plans import (
+    Amendment,
+    Plan,
+    PlanRefused,
+    PlanStatus,
+    check_not_before_parent,
+)
 from services.plans.domain.units import Unit, UnitRefused, resolve_reference
 from shared.auth import Role
 from shared.errors import Conflict, Missing
@@ -55,8 +61,11 @@ async def draft_plan(command: DraftPlan, uow: UnitOfWork) -> Plan:
     plan.id = str(uuid.uuid4())
     plan.status = PlanStatus.DRAFT
     plans = PlanRepository(uow.session)
-    if plan.parent_plan_id and await plans.get(plan.parent_plan_id) is None:
-        raise PlanRefused(f"no plan {plan.parent_plan_id}", field="parent_plan_id")
+    if plan.parent_plan_id:
+        parent = await plans.get(plan.parent_plan_id)
+        if parent is None:
+            raise PlanRefused(f"no plan {plan.parent_plan_id}", field="parent_plan_id")
+        check_not_before_parent(plan.issued_on, parent, "issued_on")
     now = uow.clock.now()
     await plans.add(plan, now)
     await plans.record(
@@ -96,6 +105,9 @@ def _resolved(plan: Plan, province: str | None, registry: dict[str, Unit]) -> Pl
             replace(e, receiving_unit=code(e.receiving_unit, f"schedule.{i}.receiving_unit"))
             for i, e in enumerate(plan.schedule)
         ],
+        difficulties_to=(
+            code(plan.difficulties_to, "difficulties_to") if plan.difficulties_to else None
+        ),
         events=[],
     )
 
@@ -240,6 +252,7 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
             f"unit {command.unit_code} is not an assignee of plan {parent.doc_number}",
             field="unit_code",
         )
+    check_not_before_parent(command.issued_on, parent, "issued_on")
     register = SubPlanRepository(uow.session)
     if await register.exists(parent.id, command.unit_code):
         raise Conflict(

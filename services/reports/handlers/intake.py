@@ -49,27 +49,15 @@ class Submission:
 async def submit_report(
     command: SubmitReport, uow: UnitOfWork, ownership: Ownership = Ownership()
 ) -> Submission:
-    reports = ReportRepository(uow.session)
-    if command.idempotency_key:
-        earlier = await reports.by_idempotency_key(command.idempotency_key)
-        if earlier is not None:
-            if earlier.obligation_id != command.obligation_id:
-                raise ReportRefused(
-                    "this Idempotency-Key was already used for another obligation",
-                    field="idempotency_key",
-                )
-            return Submission(earlier, replayed=True)
+    """Take a report in. A retry with the submitting unit's Idempotency-Key answers with the
+    earlier receipt, after the same checks of who is asking as the first request, and is
+    audited; the same key with a different submission is refused."""
     obligations = ObligationRepository(uow.session)
     found = await obligations.get_with_last_version(command.obligation_id)
     if found is None:
         raise Missing(f"no obligation {command.obligation_id}")
     obligation, last_version = found
-    if obligation.unit_code != command.unit_code:
-        raise ReportRefused(
-            f"obligation {obligation.id} belongs to unit {obligation.unit_code}, "
-            f"not {command.unit_code}",
-            field="unit_code",
-        )
+    # Who may act for the unit comes first, so that a key never opens another unit's receipt.
     authorize(
         Role.SUBMITTER,
         Role.ADMINISTRATOR,
@@ -77,13 +65,25 @@ async def submit_report(
         doing="submit reports",
         unit_path=obligation.unit_path,
     )
+    if obligation.unit_code != command.unit_code:
+        raise ReportRefused(
+            f"obligation {obligation.id} belongs to unit {obligation.unit_code}, "
+            f"not {command.unit_code}",
+            field="unit_code",
+        )
+    reports = ReportRepository(uow.session)
+    if command.idempotency_key:
+        earlier = await reports.by_idempotency_key(obligation.unit_code, command.idempotency_key)
+        if earlier is not None:
+            return await _replay(command, earlier, uow)
     if not obligation.owned:
         raise ReportRefused(
             f"reports of unit {obligation.unit_code} are taken by another instance "
             "(the one its district runs)",
             field="unit_code",
         )
-    obligation.check_submission(command.indicators)  # before a receipt number is taken
+    # Before a receipt number is taken.
+    obligation.check_submission(command.indicators, command.narrative, command.submitted_by)
     now = uow.clock.now()
     report = obligation.submit(
         report_id=str(uuid.uuid4()),
@@ -96,7 +96,9 @@ async def submit_report(
         narrative=command.narrative,
         indicators=command.indicators,
     )
-    await reports.add(report, command.idempotency_key)
+    await reports.add(report)
+    if command.idempotency_key:
+        await reports.remember_key(obligation.unit_code, command.idempotency_key, report.id, now)
     await obligations.save(obligation)
     uow.publish(*obligation.events)
     audit(uow, "report.submitted", report.id)
@@ -108,6 +110,30 @@ async def submit_report(
         on_time=report.on_time,
     )
     return Submission(report, replayed=False)
+
+
+def same_submission(command: SubmitReport, report: Report) -> bool:
+    """What the unit sent then is what it sends now (the IETF Idempotency-Key draft: a key
+    reused with another payload is an error, never the earlier answer)."""
+    return (
+        report.obligation_id == command.obligation_id
+        and report.submitted_by == command.submitted_by
+        and report.narrative == command.narrative
+        and report.indicators == command.indicators
+    )
+
+
+async def _replay(command: SubmitReport, earlier: Report, uow: UnitOfWork) -> Submission:
+    if not same_submission(command, earlier):
+        raise ReportRefused(
+            "this Idempotency-Key was already used by the unit for a different submission; "
+            "send a new key for new content",
+            field="idempotency_key",
+        )
+    audit(uow, "report.submission_replayed", earlier.id)
+    await uow.commit()
+    log.info("submission replayed", report_id=earlier.id, receipt=earlier.receipt_number)
+    return Submission(earlier, replayed=True)
 
 
 # Content that must start with these bytes to be what its type claims.

@@ -32,8 +32,7 @@ async def on_report_submitted(event: ReportSubmitted, _envelope: Envelope, uow: 
                 submitted_by=event.submitted_by,
                 narrative=dict(event.narrative),
                 indicators=dict(event.indicators),
-            ),
-            idempotency_key=None,
+            )
         )
     obligation.status = ObligationStatus.SUBMITTED
     await obligations.save(obligation)

@@ -67,8 +67,14 @@ async def on_report_requested(
     ownership: Ownership,
     rules: ClockRules,
 ) -> None:
-    found = obligations_for_request(event)
-    opened = await _open(ObligationRepository(uow.session), found, uow, ownership, rules)
+    repository = ObligationRepository(uow.session)
+    plan_areas = (
+        await repository.content_areas_of_plan(event.plan_id)
+        if event.plan_id and not event.content_areas
+        else None
+    )
+    found = obligations_for_request(event, plan_areas)
+    opened = await _open(repository, found, uow, ownership, rules)
     log.info("obligations opened for a request", request_id=event.request_id, opened=opened)
 
 
@@ -92,7 +98,12 @@ async def on_plan_amended(
             obligation.next_step_at = first_step_at(obligation.due_at, rules)
             await repository.save(obligation)
             await steps.delete_all(obligation.id)
-    heading = PlanHeading(event.plan_id, event.doc_number, event.title)
+    heading = PlanHeading(
+        event.plan_id,
+        event.doc_number,
+        event.title,
+        await repository.content_areas_of_plan(event.plan_id),
+    )
     for obligation in obligations_for(heading, event.schedule, event.added_assignees):
         existing = await repository.get(obligation.id)
         if existing is None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 from services.plans.adapters.repositories import DifficultyRepository, ReportRequestRepository
 from services.plans.entrypoints.schemas import AnswerIn, DifficultyIn, ReportRequestIn
 from services.plans.handlers import requests as handlers
+from shared.errors import Missing
 from shared.limits import Identifier
 from shared.runtime import Runtime
 from shared.units import UnitCode
@@ -65,10 +66,28 @@ def request_routes(runtime: Runtime) -> APIRouter:
         async with runtime.uow() as uow:
             return await DifficultyRepository(uow.session).find(plan_id)
 
-    @router.post("/difficulties/{difficulty_id}/answer", tags=["difficulties"])
-    async def answer(difficulty_id: Identifier, body: AnswerIn) -> dict[str, str]:
+    @router.get("/difficulties/{difficulty_id}", tags=["difficulties"])
+    async def get_difficulty(difficulty_id: Identifier) -> dict[str, Any]:
         async with runtime.uow() as uow:
-            await handlers.answer_difficulty(difficulty_id, body.answered_by, body.answer, uow)
-        return {"difficulty_id": difficulty_id, "answered_by": body.answered_by}
+            found = await DifficultyRepository(uow.session).get(difficulty_id)
+        if found is None:
+            raise Missing(f"no difficulty {difficulty_id}")
+        return found
+
+    @router.post(
+        "/difficulties/{difficulty_id}/answer",
+        tags=["difficulties"],
+        summary="The unit it was raised to answers (a reviewer or administrator there); "
+        "every answer is kept: DifficultyAnswered",
+    )
+    async def answer(difficulty_id: Identifier, body: AnswerIn) -> dict[str, Any]:
+        command = handlers.AnswerDifficulty(difficulty_id, body.answered_by, body.answer)
+        async with runtime.uow() as uow:
+            number = await handlers.answer_difficulty(command, uow)
+        return {
+            "difficulty_id": difficulty_id,
+            "answered_by": body.answered_by,
+            "answer_number": number,
+        }
 
     return router
