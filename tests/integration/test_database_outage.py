@@ -25,7 +25,7 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.natsd import NatsServer, free_port
 from tests.integration.scenario import register_units_and_issue_plan
-from tests.support import InProcessService, eventually, service_settings
+from tests.support import InProcessService, eventually, patience, service_settings
 
 
 class CuttableRelay:
@@ -150,9 +150,9 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
         services[definition.name] = await InProcessService(definition, settings).start()
     # A connection per request: the three services share this event loop, and a kept-alive
     # connection can meet the server's keep-alive timeout while the loop is busy elsewhere.
-    fresh = httpx.Limits(max_keepalive_connections=0)
+    fresh, wait = httpx.Limits(max_keepalive_connections=0), patience(10)
     clients = {
-        name: httpx.AsyncClient(base_url=service.url, timeout=10.0, limits=fresh)
+        name: httpx.AsyncClient(base_url=service.url, timeout=wait, limits=fresh)
         for name, service in services.items()
     }
     clients["notify"].headers["Authorization"] = "Bearer qcdc_not-a-token-anyone-issued"
@@ -181,7 +181,7 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
         await relay.cut()
         nc = await nats.connect(nats_server.url)
         try:
-            answer = json.loads((await nc.request(subject, over_the_bus, timeout=10)).data)
+            answer = json.loads((await nc.request(subject, over_the_bus, timeout=wait)).data)
             assert answer["error"]["retry_after"] in (1, 5), answer
             assert "retry" in answer["error"]["message"], answer
         finally:
@@ -206,7 +206,7 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
         assert submitted.status_code == 201, submitted.text
         nc = await nats.connect(nats_server.url)
         try:
-            receipt = json.loads((await nc.request(subject, over_the_bus, timeout=10)).data)
+            receipt = json.loads((await nc.request(subject, over_the_bus, timeout=wait)).data)
         finally:
             await nc.close()
         assert receipt["receipt_number"] and receipt["version"] == 2, receipt
