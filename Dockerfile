@@ -20,7 +20,8 @@ RUN groupadd --system qcdc \
     && useradd --system --gid qcdc --home-dir /var/lib/qcdc --no-create-home \
        --shell /usr/sbin/nologin qcdc \
     && mkdir -p /var/lib/qcdc \
-    && chown qcdc:qcdc /var/lib/qcdc
+    && chown qcdc:qcdc /var/lib/qcdc \
+    && chmod 0700 /var/lib/qcdc
 
 ENV QCDC_HTTP_HOST=0.0.0.0 \
     QCDC_DATA_DIR=/var/lib/qcdc

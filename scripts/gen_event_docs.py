@@ -163,7 +163,9 @@ FIELD_NOTES: dict[str, str] = {
     "ContentArea.title": "Title of the area.",
     "ContentArea.description": "What the area covers.",
     "ConsolidationPublished.consolidation_id": "Id of the consolidation.",
-    "ConsolidationPublished.version": "1 for the first publication, then 2, …",
+    "ConsolidationPublished.version": (
+        "1 for the first publication, then 2, … (a new one only when the content changed)"
+    ),
     "ConsolidationPublished.plan_id": "The plan consolidated.",
     "ConsolidationPublished.schedule_key": "The schedule entry consolidated.",
     "ConsolidationPublished.receiving_unit": "The unit that consolidates (the reports' receiver).",

@@ -26,6 +26,7 @@ from services.plans.entrypoints.cli import plans_app, units_app
 from services.plans.entrypoints.cli.tokens import tokens_app
 from services.reports.entrypoints.cli import reports_app
 from shared.clock import parse_instant
+from shared.files import keep_private
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -287,4 +288,6 @@ def _set_up_logging(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    # What qcdc writes (data folder, databases, mail, logs) and what it starts is private.
+    keep_private()
     app(obj=_Console())

@@ -37,6 +37,7 @@ import nats
 from services.demo_seed import SeedFailed, seed_demo
 from shared import nats_auth
 from shared.bus.streams import provision
+from shared.files import private_dir, private_file
 from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
 
 HOST = "127.0.0.1"
@@ -197,8 +198,9 @@ class EmbeddedSystem:
 
     def start(self) -> None:
         deadline = time.monotonic() + self.start_timeout
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.mail.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        private_dir(self.logs)
+        private_dir(self.mail)
         if self.secure:
             self.nats.authorization = self._authorization()
         self._start_nats(deadline)
@@ -238,7 +240,7 @@ class EmbeddedSystem:
         return [sys.executable, "-m", "services.mailsink", *where]
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> Child:
-        log_path = self.logs / f"{name}.log"
+        log_path = private_file(self.logs / f"{name}.log")
         with log_path.open("ab") as log:
             offset = log.tell()  # the end of earlier runs' lines
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the
@@ -368,7 +370,7 @@ class OwnGroupNatsServer(NatsServer):
     def start_within(self, timeout: float) -> None:
         self.write_config()
         command = [str(nats_server_binary()), "-c", str(self.config_path)]
-        with self.log_path.open("ab") as log:
+        with private_file(self.log_path).open("ab") as log:
             self.log_offset = log.tell()
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, process_group=0

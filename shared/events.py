@@ -380,7 +380,10 @@ class DeadlineMissed(Event):
 
 
 class ConsolidationPublished(Event):
-    """A receiving unit published a consolidation (tổng hợp) of reports."""
+    """A receiving unit published a new version of a consolidation (tổng hợp) of reports.
+    Publishing again when nothing but the time changed emits nothing. Who published
+    (`published_by`: the official's name or e-mail) is kept by the reports service with the
+    version and is not in the event."""
 
     aggregate = "consolidation"
     event = "published"

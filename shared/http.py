@@ -12,7 +12,6 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +22,7 @@ from shared.context import bind_correlation_id, new_correlation_id
 from shared.db import SecurityTables
 from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
+from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
 from shared.security import audit_forbidden, current_principal, find_audit
 from shared.units import UnitCode
@@ -61,6 +61,46 @@ class CorrelationIds:
         await self.app(scope, receive, send_with_id)
 
 
+class DatabaseOutage:
+    """ASGI middleware: a request that fails because the database is not there (stopped,
+    restarting, unreachable, out of connections: :func:`shared.outage.database_outage`)
+    is answered 503 with ``Retry-After`` and the JSON error shape, on every route, whatever
+    raised it (a handler, an authentication lookup, an error handler writing the audit
+    log). Anything else is left to the server's 500. Plain ASGI for the reason given at
+    :class:`CorrelationIds`; added inside it, so a 503 carries the correlation id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch_start)
+        except Exception as exc:
+            retry_after = database_outage(exc)
+            if retry_after is None or started:
+                raise
+            log.warning("database unavailable", path=scope.get("path"), error=repr(exc))
+            await unavailable(retry_after)(scope, receive, send)
+
+
+def unavailable(retry_after: int) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": outage_message(retry_after)}},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def create_app(
     runtime: Runtime, *, title: str, description: str, version: str = "1.0.0"
 ) -> FastAPI:
@@ -75,6 +115,7 @@ def create_app(
     app.state.runtime = runtime
     # Added before the correlation middleware, so it runs inside it: a 413 carries the id.
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(DatabaseOutage)
 
     app.add_middleware(CorrelationIds, service=runtime.service)
 
@@ -108,17 +149,6 @@ def create_app(
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        if not exc.connection_invalidated:
-            raise exc
-        # The database restarted under a pooled connection; the pool is renewed already.
-        return JSONResponse(
-            {"error": {"message": "the database connection was reset; please retry"}},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
-
     @app.exception_handler(Missing)
     async def missing(_request: Request, exc: Missing) -> JSONResponse:
         return JSONResponse({"error": {"message": exc.message}}, status_code=404)
@@ -146,10 +176,21 @@ def create_app(
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
-        async with runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        """Ready while the database answers (503 and "database": "down" meanwhile, so a
+        load balancer or Compose stops sending requests); NATS down is reported but the
+        service stays ready (the outbox keeps what it accepts)."""
         nats_ok = runtime.broker.connection.is_connected
         body = {"service": runtime.service, "database": "ok", "nats": "ok" if nats_ok else "down"}
+        try:
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            retry_after = database_outage(exc)
+            if retry_after is None:
+                raise
+            body["database"] = "down"
+            headers = {"Retry-After": str(retry_after)}
+            return JSONResponse(body, status_code=503, headers=headers)
         return JSONResponse(body, status_code=200)
 
     return app

@@ -60,6 +60,11 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="What is wrong, in Vietnamese where an official reads it.")
     field: str | None = Field(None, description="The field at fault, when there is one.")
     errors: list[ErrorItem] = Field(default_factory=list, description="One entry per field.")
+    retry_after: int | None = Field(
+        None,
+        description="Only while the database is unavailable: nothing was recorded; send the "
+        "same submission (same idempotency key) again after this many seconds.",
+    )
 
 
 class BusError(BaseModel):

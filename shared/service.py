@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from shared.bus.consumer import ConsumerSpec
 from shared.clock import Clock
 from shared.db import MessagingTables, SecurityTables
+from shared.files import keep_private
 from shared.http import audit_routes, create_app, serve
 from shared.logging import configure_logging
 from shared.runtime import Runtime
@@ -85,6 +86,7 @@ class ServiceDefinition:
 
     def serve(self, settings: ServiceSettings | None = None) -> None:
         settings = settings or self.settings()
+        keep_private()
         configure_logging(self.name, settings.log_level)
         runtime = self.runtime(settings)
         serve(self.app(runtime), settings.http_host, settings.http_port)

@@ -132,6 +132,23 @@ def _leftovers(data_dir: Path) -> list[str]:
     return found
 
 
+def _open_to_others(data_dir: Path) -> list[str]:
+    """Folders and files under the data folder (itself included) that anyone but their
+    owner may read, write or enter: none (0700 folders, 0600 files)."""
+    found = [data_dir, *data_dir.rglob("*")]
+    kinds = {"sqlite": 0, "eml": 0, "attachment": 0}
+    for path in found:
+        kinds["sqlite"] += path.suffix == ".db"
+        kinds["eml"] += path.suffix == ".eml"
+        kinds["attachment"] += path.parent.parent.name == "attachments"
+    assert all(kinds.values()), kinds  # the check below sees every kind of file
+    return [
+        f"{oct(path.lstat().st_mode & 0o777)} {path}"
+        for path in found
+        if not path.is_symlink() and path.lstat().st_mode & 0o077
+    ]
+
+
 def _receipt_mail(mail_dir: Path, receipt_number: str) -> EmailMessage | None:
     for path in sorted(mail_dir.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -178,6 +195,12 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
 
     with httpx.Client(base_url=up.url("reports"), timeout=patience(10)) as reports:
         receipt = _submit_demo_report(reports)
+        attached = reports.put(
+            f"/reports/{receipt['report_id']}/attachments/bien-ban.pdf",
+            content=b"%PDF-1.7 bien ban hoi nghi",
+            headers={"Content-Type": "application/pdf"},
+        )
+        assert attached.status_code == 201, attached.text
 
     mail = _poll(
         lambda: _receipt_mail(up.data_dir / "mail", receipt["receipt_number"]),
@@ -188,6 +211,8 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
     body = mail.get_body(("plain",))
     assert body is not None
     assert "Số tiếp nhận" in body.get_content()
+
+    assert _open_to_others(up.data_dir) == []
 
     running = _leftovers(up.data_dir)
     assert len(running) >= 5, running  # the check below sees nats, sink and services

@@ -27,6 +27,7 @@ from shared.events import (
     UnitRegistered,
     UnitUpdated,
 )
+from shared.outage import database_outage, outage_message
 from shared.rpc import SUBMIT_SUBJECT, BusReceipt, BusSubmission
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
@@ -159,6 +160,8 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
         return {"error": {"message": exc.message, "field": exc.field, "errors": exc.errors}}
     except Missing as exc:
         return {"error": {"message": exc.message}}
+    except Exception as exc:
+        return _unavailable(runtime, subject, exc)
     report = submission.report
     receipt = BusReceipt(
         report_id=report.id,
@@ -170,6 +173,22 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
         replayed=submission.replayed,
     )
     return receipt.model_dump(mode="json")  # times as POST /reports writes them
+
+
+def _unavailable(runtime: Runtime, subject: str, exc: Exception) -> dict[str, Any] | None:
+    """The answer while the database is not there, as over HTTP (a 503): nothing was
+    recorded, ask again with the same key after ``retry_after`` seconds. Not for a unit of
+    a subtree delegated to another instance (that one answers, or nobody: the caller times
+    out and sends again). Anything else is a bug, and raises."""
+    retry_after = database_outage(exc)
+    if retry_after is None:
+        raise exc
+    settings = runtime.settings
+    assert isinstance(settings, ReportsSettings)
+    path = subject.removeprefix(SUBMIT_SUBJECT).strip(".").split(".")
+    if set(path) & set(settings.delegated):
+        return None
+    return {"error": {"message": outage_message(retry_after), "retry_after": retry_after}}
 
 
 def _answers_for(runtime: Runtime, obligation: Obligation | None) -> bool:

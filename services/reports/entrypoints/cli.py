@@ -141,7 +141,8 @@ def consolidate(
             lambda uow: consolidation.publish(consolidation.PublishConsolidation(target, by), uow)
         )
         result = published.consolidation
-        typer.echo(f"published version {published.version} ({published.id})")
+        done = "published" if published.created else "unchanged since"
+        typer.echo(f"{done} version {published.version} ({published.id})")
     else:
         result = _one(lambda uow: consolidation.current(target, uow))
     if output is None:

@@ -66,7 +66,13 @@ def signer_query(
 class PublishIn(KeyQuery):
     model_config = ConfigDict(extra="forbid")
 
-    published_by: NfcName = Field(min_length=1, max_length=256)
+    published_by: NfcName = Field(
+        min_length=1,
+        max_length=256,
+        description="Who publishes: the official's name or work e-mail, as the caller gives "
+        "it. Kept with the version and shown with it; never put on the bus. The audit log "
+        "records the credential that published.",
+    )
 
 
 class PublishedOut(BaseModel):
@@ -133,11 +139,13 @@ async def _document(
     return Response(body, media_type=media_type, headers=headers)
 
 
-async def _publish(runtime: Runtime, command: handlers.PublishConsolidation) -> PublishedOut:
+async def _publish(
+    runtime: Runtime, command: handlers.PublishConsolidation
+) -> handlers.PublishedConsolidation:
     for attempt in range(2):
         try:
             async with runtime.uow() as uow:
-                return _published_out(await handlers.publish(command, uow))
+                return await handlers.publish(command, uow)
         except IntegrityError:
             # Another publication took this version number first: take the next one.
             if attempt == 1:
@@ -182,11 +190,16 @@ def consolidation_routes(runtime: Runtime) -> APIRouter:
         "/consolidations/publish",
         status_code=status.HTTP_201_CREATED,
         response_model=PublishedOut,
-        summary="Publish the consolidation as it stands as a new version: ConsolidationPublished",
+        summary="Publish the consolidation as it stands as a new version: ConsolidationPublished "
+        "(201); the latest version when nothing changed since it (200, no event)",
+        responses={200: {"model": PublishedOut, "description": "Unchanged: the latest version"}},
     )
-    async def publish(body: PublishIn) -> PublishedOut:
+    async def publish(body: PublishIn, response: Response) -> PublishedOut:
         command = handlers.PublishConsolidation(body.key(), body.published_by, scope)
-        return await _publish(runtime, command)
+        published = await _publish(runtime, command)
+        if not published.created:
+            response.status_code = status.HTTP_200_OK
+        return _published_out(published)
 
     @router.get(
         "/consolidations/published",
