@@ -119,7 +119,10 @@ class Runtime:
 
     @property
     def source(self) -> str:
-        return f"/qcdc/{self.service}"
+        """``ce-source``: the instance, so that a district's reports instance
+        (``/qcdc/reports-H801``) is told apart from the province's (``/qcdc/reports``)."""
+        instance = getattr(self.settings, "instance", self.service)
+        return f"/qcdc/{instance}"
 
     def jetstream(self) -> JetStreamContext:
         return self.broker.connection.jetstream()

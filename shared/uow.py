@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Principal
@@ -92,6 +93,13 @@ class UnitOfWork:
             self._pending.append((subject, headers, body, event.ce_type(), headers["ce-id"]))
             ids.append(headers["ce-id"])
         return ids
+
+    async def published_here(self, event_id: str) -> bool:
+        """The event is this service's own: its outbox holds it (published rows are kept
+        ``outbox_retention_days``)."""
+        outbox = self.messaging.outbox
+        query = sa.select(outbox.c.seq).where(outbox.c.event_id == event_id).limit(1)
+        return (await self.session.scalar(query)) is not None
 
     async def mark_handled(self, consumer: str, event_id: str, event_type: str) -> bool:
         """Record an incoming event as handled by ``consumer``; False when it already was."""

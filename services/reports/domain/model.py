@@ -59,6 +59,20 @@ class Ownership:
         )
 
     @property
+    def instance(self) -> str:
+        """This instance's name (``reports``, or ``reports-<scope>`` for a subtree)."""
+        return f"reports-{self.scope}" if self.scope else "reports"
+
+    def instance_owning(self, unit_path: list[str]) -> str | None:
+        """The instance that owns a unit, as this instance knows it: itself, the instance
+        of a subtree delegated to another (``reports-<code>``), or None when the unit is
+        outside this instance's scope altogether."""
+        for code in self.delegated:
+            if code in unit_path:
+                return f"reports-{code}"
+        return self.instance if self.owns(unit_path) else None
+
+    @property
     def receipt_prefix(self) -> str:
         return f"BC-{self.scope}" if self.scope else "BC"
 

@@ -72,6 +72,7 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
         ),
     ]
     if ownership.delegated:
+        reviewed = functools.partial(mirror.on_report_reviewed, ownership=ownership)
         # Mirrors the reports of subtrees other instances own. Without any, every report
         # event is this instance's own coming back: a transaction each, for nothing.
         specs.append(
@@ -81,9 +82,11 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
                 stream=REPORTS,
                 subjects=["qcdc.v1.report.>"],
                 handlers={
-                    ReportSubmitted: mirror.on_report_submitted,
-                    ReportAccepted: mirror.on_report_reviewed,
-                    ReportReturned: mirror.on_report_reviewed,
+                    ReportSubmitted: functools.partial(
+                        mirror.on_report_submitted, ownership=ownership
+                    ),
+                    ReportAccepted: reviewed,
+                    ReportReturned: reviewed,
                 },
             )
         )
