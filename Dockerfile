@@ -22,7 +22,10 @@ RUN groupadd --system qcdc \
     && mkdir -p /var/lib/qcdc \
     && chown qcdc:qcdc /var/lib/qcdc
 
+# Listening on every interface of the container, so never open: every API call needs a
+# token (QCDC_AUTH=open refuses to start on 0.0.0.0 anyway).
 ENV QCDC_HTTP_HOST=0.0.0.0 \
+    QCDC_AUTH=tokens \
     QCDC_DATA_DIR=/var/lib/qcdc
 
 USER qcdc

@@ -9,6 +9,8 @@ data folder, so a second run resumes where the first stopped.
 Child processes are stopped in dependency order: the services first (they flush their
 outboxes and ack their messages while NATS is still up), then the mail sink and nats-server.
 
+The HTTP APIs run open (``QCDC_AUTH=open``: no tokens, every caller an administrator) on
+the loopback interface only, and the summary says so; everywhere else tokens are the default.
 NATS runs in an open dev mode by default (no credentials: any local process may publish
 anything), and says so. With ``secure=True`` (``qcdc up --secure``) nats-server requires
 the users and permissions of ``qcdc nats config``: they are generated once into
@@ -290,6 +292,9 @@ class EmbeddedSystem:
             QCDC_DATABASE_URL=f"sqlite+aiosqlite:///{self.root / service}.db",
             QCDC_HTTP_HOST=HOST,
             QCDC_HTTP_PORT=str(self.ports.service(service)),
+            # The one place the API runs open: on this machine's loopback interface, for
+            # development, and the summary says so. Everywhere else tokens are the default.
+            QCDC_AUTH="open",
             QCDC_DATA_DIR=str(self.root),
             QCDC_LOG_LEVEL=os.environ.get("QCDC_LOG_LEVEL", "INFO"),
         )
@@ -308,6 +313,8 @@ class EmbeddedSystem:
         for name in SERVICES:
             lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
         lines += [
+            f"  {'API':<8} OPEN DEV MODE: no token needed, every caller here is an "
+            f"administrator of everything (127.0.0.1 only; QCDC_AUTH=tokens elsewhere)",
             f"  {'NATS':<8} {self.nats.url}  {self._nats_mode()}",
             f"  {'mail':<8} smtp://{HOST}:{self.ports.smtp} → {self.mail}",
             f"  {'logs':<8} {self.logs}",

@@ -88,7 +88,13 @@ class Principal:
 
 
 OPEN = Principal(token_id="open", unit_code="*", unit_path=(), role=Role.ADMINISTRATOR)
-"""The principal of every request when authentication is off (development only)."""
+"""The caller of every HTTP request when authentication is off (``qcdc up`` only, on the
+loopback interface). Never a default: the authentication middleware hands it out, in open
+mode only."""
+
+CONSOLE = Principal(token_id="console", unit_code="*", unit_path=(), role=Role.ADMINISTRATOR)
+"""The operator at the console (``qcdc …`` commands on the service's own database): whoever
+can run them can read the database anyway. Passed explicitly by the CLI."""
 
 
 @dataclass(frozen=True)

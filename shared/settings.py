@@ -28,9 +28,10 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = "INFO"
     auth: Literal["open", "tokens"] = Field(
-        "open",
-        description="tokens: every API call needs a bearer token (production); open: "
-        "development only, every caller is an administrator of everything.",
+        "tokens",
+        description="tokens (the default): every API call needs a bearer token; open: "
+        "development only (qcdc up sets it), every caller is an administrator of everything, "
+        "served on the loopback interface only.",
     )
     oidc_issuer: str = Field(
         "",

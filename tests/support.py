@@ -197,6 +197,9 @@ class InProcessService:
 def service_settings(definition: ServiceDefinition, **overrides: Any) -> ServiceSettings:
     values = {
         "http_port": free_port(),
+        # Open on the loopback interface: these tests are about other things; tokens are
+        # tested where they matter (test_auth.py, test_authority.py).
+        "auth": "open",
         "outbox_poll_seconds": 0.2,
         "consumer_ack_wait_seconds": 5.0,
         **overrides,
@@ -219,7 +222,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, **self.env, "QCDC_HTTP_PORT": str(self.port)}
+        env = {**os.environ, "QCDC_AUTH": "open", **self.env, "QCDC_HTTP_PORT": str(self.port)}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", "serve", self.name],

@@ -21,6 +21,7 @@ from shared.errors import Missing
 from shared.events import Channel
 from shared.limits import Identifier, PrintableText
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import UnitCode
 
 STATUSES = "^(" + "|".join(s.value for s in DeliveryStatus) + ")$"
@@ -148,10 +149,12 @@ def _subscription_routes(router: APIRouter, runtime: Runtime) -> None:
         response_model=SubscriptionOut,
         tags=["subscriptions"],
     )
-    async def create_subscription(body: SubscriptionIn) -> SubscriptionOut:
+    async def create_subscription(body: SubscriptionIn, caller: Caller) -> SubscriptionOut:
         command = handlers.NewSubscription(**body.model_dump())
         async with runtime.uow() as uow:
-            created = await handlers.subscribe(command, uow, allowlist=settings.webhook_allowlist)
+            created = await handlers.subscribe(
+                command, uow, allowlist=settings.webhook_allowlist, caller=caller
+            )
         return _subscription_out(created)
 
     @router.get("/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
@@ -178,9 +181,11 @@ def _subscription_routes(router: APIRouter, runtime: Runtime) -> None:
         tags=["subscriptions"],
         summary="Deactivate a subscription (kept for the delivery log)",
     )
-    async def delete_subscription(subscription_id: Identifier) -> SubscriptionOut:
+    async def delete_subscription(subscription_id: Identifier, caller: Caller) -> SubscriptionOut:
         async with runtime.uow() as uow:
-            return _subscription_out(await handlers.unsubscribe(subscription_id, uow))
+            return _subscription_out(
+                await handlers.unsubscribe(subscription_id, uow, caller=caller)
+            )
 
 
 def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
@@ -221,9 +226,9 @@ def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
         tags=["deliveries"],
         summary="Send a failed delivery again, with a fresh budget of attempts",
     )
-    async def redeliver(key: Identifier) -> DeliveryOut:
+    async def redeliver(key: Identifier, caller: Caller) -> DeliveryOut:
         async with runtime.uow() as uow:
-            return _out(await delivery_handlers.redeliver(key, uow))
+            return _out(await delivery_handlers.redeliver(key, uow, caller=caller))
 
 
 def _event_type(name: str | None) -> str | None:

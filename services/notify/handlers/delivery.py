@@ -34,10 +34,11 @@ from services.notify.adapters.db import DeliveryRepository, deliveries, subscrip
 from services.notify.adapters.mail import Envelope, compose
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import Delivery, DeliveryStatus, retry_delay
+from shared.auth import Principal
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.errors import Conflict, Missing
 from shared.events import Channel, NotificationDelivered, NotificationFailed
-from shared.security import audit, current_principal
+from shared.security import audit
 from shared.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -497,18 +498,18 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
     )
 
 
-async def redeliver(key: str, uow: UnitOfWork) -> Delivery:
+async def redeliver(key: str, uow: UnitOfWork, *, caller: Principal) -> Delivery:
     """Put a failed delivery back in the queue, due now, with a fresh budget of attempts
     (the unit's own tokens, or an administrator above it); all attempts stay counted."""
     repository = DeliveryRepository(uow.session)
     found = await repository.get(key)
     if found is None:
         raise Missing(f"no delivery {key}")
-    current_principal().require_unit(found.unit_code, "redeliver notifications", found.unit_path)
+    caller.require_unit(found.unit_code, "redeliver notifications", found.unit_path)
     # Retry times run on the wall clock, like the sender's (not QCDC_CLOCK).
     if not await repository.redeliver(key, datetime.now(UTC)):
         raise Conflict(f"delivery {key} is {found.status.value}; only a failed one")
-    audit(uow, "notification.redelivered", key)
+    audit(uow, caller, "notification.redelivered", key)
     delivered = await repository.get(key)
     await uow.commit()
     assert delivered is not None

@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 from services.notify.adapters.db import ContactRepository, SubscriptionRepository
 from services.notify.domain.model import Message, Subscription, host_allowed
 from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
+from shared.auth import Principal
 from shared.bus.envelope import SPECVERSION, Envelope
 from shared.errors import Missing, Refused
 from shared.events import Channel, Event
-from shared.security import audit, current_principal
+from shared.security import audit
 from shared.uow import UnitOfWork
 
 MIN_SECRET_LENGTH = 16
@@ -54,10 +55,11 @@ async def subscribe(
     command: NewSubscription,
     uow: UnitOfWork,
     *,
+    caller: Principal,
     allowlist: Sequence[str],
     resolver: Resolver = system_resolver,
 ) -> Subscription:
-    await require_own_unit(uow, command.unit_code, "subscribe")
+    await require_own_unit(uow, caller, command.unit_code, "subscribe")
     errors = _event_type_errors(command) + _channel_errors(command)
     if command.channel is Channel.WEBHOOK and not errors:
         errors += await _destination_errors(command.address, allowlist, resolver)
@@ -76,30 +78,30 @@ async def subscribe(
         created_at=uow.clock.now(),
     )
     await SubscriptionRepository(uow.session).add(subscription)
-    audit(uow, "subscription.created", f"{subscription.id} {subscription.unit_code}")
+    audit(uow, caller, "subscription.created", f"{subscription.id} {subscription.unit_code}")
     await uow.commit()
     return subscription
 
 
-async def unsubscribe(subscription_id: str, uow: UnitOfWork) -> Subscription:
+async def unsubscribe(subscription_id: str, uow: UnitOfWork, *, caller: Principal) -> Subscription:
     """Deactivate: kept for the delivery log, which names it, but matches nothing more."""
     repository = SubscriptionRepository(uow.session)
     existing = await repository.get(subscription_id)
     if existing is None:
         raise Missing(f"no subscription {subscription_id}")
-    await require_own_unit(uow, existing.unit_code, "unsubscribe")
+    await require_own_unit(uow, caller, existing.unit_code, "unsubscribe")
     await repository.deactivate(subscription_id)
-    audit(uow, "subscription.deactivated", f"{subscription_id} {existing.unit_code}")
+    audit(uow, caller, "subscription.deactivated", f"{subscription_id} {existing.unit_code}")
     await uow.commit()
     return dataclasses.replace(existing, active=False)
 
 
-async def require_own_unit(uow: UnitOfWork, unit_code: str, doing: str) -> None:
+async def require_own_unit(uow: UnitOfWork, caller: Principal, unit_code: str, doing: str) -> None:
     """A token acts for its own unit; an administrator for any unit of its subtree (the path
     comes from the registry's events; a unit not heard of yet is only its own)."""
     contact = await ContactRepository(uow.session).get(unit_code)
     path = contact.unit_path if contact else [unit_code]
-    current_principal().require_unit(unit_code, doing, path)
+    caller.require_unit(unit_code, doing, path)
 
 
 def _error(field: str, message: str) -> dict[str, str]:

@@ -14,10 +14,10 @@ from services.plans.adapters.repositories import (
 )
 from services.plans.domain.plans import PlanRefused
 from services.plans.domain.units import Unit, reporting_line
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Missing
 from shared.events import Assignee, DifficultyRaised, ReportKind, ReportRequested
-from shared.security import audit, authorize, current_principal
+from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
 
@@ -51,7 +51,7 @@ def may_request_from(requester: Unit, unit: Unit, registry: dict[str, Unit]) -> 
     )
 
 
-async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
+async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Principal) -> str:
     if command.kind not in (ReportKind.THEMATIC, ReportKind.AD_HOC):
         raise PlanRefused("a request is for a thematic or an ad-hoc report", field="kind")
     if command.period_end < command.period_start:
@@ -65,6 +65,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
     if requester is None or not requester.active:
         raise PlanRefused(f"unknown unit {command.requesting_unit}", field="requesting_unit")
     authorize(
+        caller,
         Role.PLANNER,
         Role.REVIEWER,
         Role.ADMINISTRATOR,
@@ -108,7 +109,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
             plan_id=command.plan_id,
         )
     )
-    audit(uow, "report.requested", request_id)
+    audit(uow, caller, "report.requested", request_id)
     await uow.commit()
     return request_id
 
@@ -124,14 +125,14 @@ def _requestable(code: str, requester: Unit, registry: dict[str, Unit]) -> Unit:
     return unit
 
 
-async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
+async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork, *, caller: Principal) -> str:
     plan = await PlanRepository(uow.session).get(command.plan_id)
     if plan is None:
         raise Missing(f"no plan {command.plan_id}")
     unit = await UnitRepository(uow.session).get(command.unit_code)
     if unit is None:
         raise PlanRefused(f"unknown unit {command.unit_code}", field="unit_code")
-    current_principal().require_unit(unit.code, "raise difficulties", unit.path)
+    caller.require_unit(unit.code, "raise difficulties", unit.path)
     areas = {area.code for area in plan.content_areas}
     if command.content_area is not None and command.content_area not in areas:
         raise PlanRefused(
@@ -159,13 +160,13 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
             raised_at=now,
         )
     )
-    audit(uow, "difficulty.raised", difficulty_id)
+    audit(uow, caller, "difficulty.raised", difficulty_id)
     await uow.commit()
     return difficulty_id
 
 
 async def answer_difficulty(
-    difficulty_id: str, answered_by: str, answer: str, uow: UnitOfWork
+    difficulty_id: str, answered_by: str, answer: str, uow: UnitOfWork, *, caller: Principal
 ) -> None:
     repository = DifficultyRepository(uow.session)
     difficulty = await repository.get(difficulty_id)
@@ -175,6 +176,7 @@ async def answer_difficulty(
     if answering is None:
         raise PlanRefused(f"unknown unit {answered_by}", field="answered_by")
     authorize(
+        caller,
         Role.REVIEWER,
         Role.PLANNER,
         Role.ADMINISTRATOR,
@@ -185,5 +187,5 @@ async def answer_difficulty(
     await repository.answer(
         difficulty_id, answer=answer, answered_by=answered_by, answered_at=uow.clock.now()
     )
-    audit(uow, "difficulty.answered", difficulty_id)
+    audit(uow, caller, "difficulty.answered", difficulty_id)
     await uow.commit()

@@ -14,6 +14,7 @@ from services.reports.handlers import intake, mirror
 from services.reports.handlers import obligations as handlers
 from services.reports.handlers.clock import rules_from
 from services.reports.settings import ReportsSettings
+from shared.auth import Principal, Role
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS, REPORTS
 from shared.errors import Missing, Refused
@@ -173,7 +174,7 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
                 [SUBMIT_SUBJECT, *obligation.unit_path]
             ):
                 raise ReportRefused("the subject does not carry this unit's path", field="subject")
-        submission = await intake.submit_with_retry(runtime, command)
+        submission = await intake.submit_with_retry(runtime, command, caller=bus_caller(subject))
     except Refused as exc:
         return {"error": {"message": exc.message, "field": exc.field, "errors": exc.errors}}
     except Missing as exc:
@@ -188,6 +189,14 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
         "on_time": report.on_time,
         "replayed": submission.replayed,
     }
+
+
+def bus_caller(subject: str) -> Principal:
+    """Who submits over the bus: a submitter of the unit the subject names. The NATS
+    server's permissions decide who may publish there (docs/security.md), so the subject
+    is the credential; the handler checks it is the obligation's unit like any caller."""
+    path = tuple(subject.removeprefix(f"{SUBMIT_SUBJECT}.").split("."))
+    return Principal(f"nats:{subject}"[:64], path[-1], path, Role.SUBMITTER)
 
 
 def _answers_for(runtime: Runtime, obligation: Obligation | None) -> bool:

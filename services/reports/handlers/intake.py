@@ -19,7 +19,7 @@ from services.reports.domain.model import (
     ReportRefused,
 )
 from services.reports.settings import ReportsSettings
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Missing
 from shared.runtime import Runtime
 from shared.security import audit, authorize
@@ -47,7 +47,11 @@ class Submission:
 
 
 async def submit_report(
-    command: SubmitReport, uow: UnitOfWork, ownership: Ownership = Ownership()
+    command: SubmitReport,
+    uow: UnitOfWork,
+    ownership: Ownership = Ownership(),
+    *,
+    caller: Principal,
 ) -> Submission:
     reports = ReportRepository(uow.session)
     if command.idempotency_key:
@@ -71,6 +75,7 @@ async def submit_report(
             field="unit_code",
         )
     authorize(
+        caller,
         Role.SUBMITTER,
         Role.ADMINISTRATOR,
         unit=obligation.unit_code,
@@ -99,7 +104,7 @@ async def submit_report(
     await reports.add(report, command.idempotency_key)
     await obligations.save(obligation)
     uow.publish(*obligation.events)
-    audit(uow, "report.submitted", report.id)
+    audit(uow, caller, "report.submitted", report.id)
     await uow.commit()
     log.info(
         "report submitted",
@@ -159,7 +164,12 @@ def check_attachment(command: Attach, rules: AttachmentRules) -> str:
 
 
 async def attach(
-    command: Attach, rules: AttachmentRules, store: AttachmentStore, uow: UnitOfWork
+    command: Attach,
+    rules: AttachmentRules,
+    store: AttachmentStore,
+    uow: UnitOfWork,
+    *,
+    caller: Principal,
 ) -> dict[str, Any]:
     name = check_attachment(command, rules)
     report = await ReportRepository(uow.session).get(command.report_id)
@@ -168,6 +178,7 @@ async def attach(
     obligation = await ObligationRepository(uow.session).get(report.obligation_id)
     assert obligation is not None
     authorize(
+        caller,
         Role.SUBMITTER,
         Role.ADMINISTRATOR,
         unit=obligation.unit_code,
@@ -186,18 +197,20 @@ async def attach(
         "created_at": uow.clock.now(),
     }
     await uow.session.execute(attachments.insert().values(**record))
-    audit(uow, "report.attachment_added", f"{command.report_id} {name}")
+    audit(uow, caller, "report.attachment_added", f"{command.report_id} {name}")
     await uow.commit()
     return record
 
 
-async def submit_with_retry(runtime: Runtime, command: SubmitReport) -> Submission:
+async def submit_with_retry(
+    runtime: Runtime, command: SubmitReport, *, caller: Principal
+) -> Submission:
     """Submit; when two submissions with the same key race, the loser answers with the
     winner's receipt (the unique key makes the second insert fail)."""
     for attempt in range(2):
         try:
             async with runtime.uow() as uow:
-                return await submit_report(command, uow, _ownership(runtime))
+                return await submit_report(command, uow, _ownership(runtime), caller=caller)
         except IntegrityError:
             if attempt == 1 or not command.idempotency_key:
                 raise

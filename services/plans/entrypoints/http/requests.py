@@ -11,6 +11,7 @@ from services.plans.entrypoints.schemas import AnswerIn, DifficultyIn, ReportReq
 from services.plans.handlers import requests as handlers
 from shared.limits import Identifier
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import UnitCode
 
 
@@ -23,7 +24,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
         tags=["requests"],
         summary="Ask chosen units for a thematic or ad-hoc report: ReportRequested",
     )
-    async def request_report(body: ReportRequestIn) -> dict[str, str]:
+    async def request_report(body: ReportRequestIn, caller: Caller) -> dict[str, str]:
         command = handlers.RequestReport(
             requesting_unit=body.requesting_unit,
             kind=body.kind,
@@ -37,7 +38,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
             plan_id=body.plan_id,
         )
         async with runtime.uow() as uow:
-            return {"request_id": await handlers.request_report(command, uow)}
+            return {"request_id": await handlers.request_report(command, uow, caller=caller)}
 
     @router.get("/report-requests", tags=["requests"])
     async def list_requests(requesting_unit: UnitCode | None = None) -> list[dict[str, Any]]:
@@ -50,7 +51,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
         tags=["difficulties"],
         summary="Raise a difficulty (vướng mắc) against a plan: DifficultyRaised",
     )
-    async def raise_difficulty(body: DifficultyIn) -> dict[str, str]:
+    async def raise_difficulty(body: DifficultyIn, caller: Caller) -> dict[str, str]:
         command = handlers.RaiseDifficulty(
             plan_id=body.plan_id,
             unit_code=body.unit_code,
@@ -58,7 +59,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
             content_area=body.content_area,
         )
         async with runtime.uow() as uow:
-            return {"difficulty_id": await handlers.raise_difficulty(command, uow)}
+            return {"difficulty_id": await handlers.raise_difficulty(command, uow, caller=caller)}
 
     @router.get("/difficulties", tags=["difficulties"])
     async def list_difficulties(plan_id: Identifier | None = None) -> list[dict[str, Any]]:
@@ -66,9 +67,11 @@ def request_routes(runtime: Runtime) -> APIRouter:
             return await DifficultyRepository(uow.session).find(plan_id)
 
     @router.post("/difficulties/{difficulty_id}/answer", tags=["difficulties"])
-    async def answer(difficulty_id: Identifier, body: AnswerIn) -> dict[str, str]:
+    async def answer(difficulty_id: Identifier, body: AnswerIn, caller: Caller) -> dict[str, str]:
         async with runtime.uow() as uow:
-            await handlers.answer_difficulty(difficulty_id, body.answered_by, body.answer, uow)
+            await handlers.answer_difficulty(
+                difficulty_id, body.answered_by, body.answer, uow, caller=caller
+            )
         return {"difficulty_id": difficulty_id, "answered_by": body.answered_by}
 
     return router

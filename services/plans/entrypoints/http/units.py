@@ -12,6 +12,7 @@ from services.plans.handlers import units as handlers
 from shared.errors import Missing
 from shared.events import Contacts
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import UnitCode
 
 
@@ -19,7 +20,7 @@ def unit_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["units"])
 
     @router.post("/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut)
-    async def register_unit(body: UnitIn) -> UnitOut:
+    async def register_unit(body: UnitIn, caller: Caller) -> UnitOut:
         command = handlers.RegisterUnit(
             code=body.code,
             name=body.name,
@@ -31,7 +32,7 @@ def unit_routes(runtime: Runtime) -> APIRouter:
             established_on=body.established_on,
         )
         async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.register_unit(command, uow))
+            return UnitOut.of(await handlers.register_unit(command, uow, caller=caller))
 
     @router.get("/units", response_model=list[UnitOut])
     async def list_units(
@@ -58,7 +59,7 @@ def unit_routes(runtime: Runtime) -> APIRouter:
         return UnitOut.of(unit)
 
     @router.patch("/units/{code}", response_model=UnitOut)
-    async def update_unit(code: UnitCode, body: UnitPatch) -> UnitOut:
+    async def update_unit(code: UnitCode, body: UnitPatch, caller: Caller) -> UnitOut:
         command = handlers.UpdateUnit(
             code=code,
             name=body.name,
@@ -67,15 +68,15 @@ def unit_routes(runtime: Runtime) -> APIRouter:
             tags=tuple(body.tags) if body.tags is not None else None,
         )
         async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.update_unit(command, uow))
+            return UnitOut.of(await handlers.update_unit(command, uow, caller=caller))
 
     @router.post(
         "/units/{code}/dissolve",
         response_model=UnitOut,
         summary="Dissolve a unit (merged or abolished); its history is kept",
     )
-    async def dissolve_unit(code: UnitCode, body: DissolveIn) -> UnitOut:
+    async def dissolve_unit(code: UnitCode, body: DissolveIn, caller: Caller) -> UnitOut:
         async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.dissolve_unit(code, body.on, uow))
+            return UnitOut.of(await handlers.dissolve_unit(code, body.on, uow, caller=caller))
 
     return router

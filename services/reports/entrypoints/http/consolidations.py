@@ -19,8 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from services.reports.adapters.document_formats import DOCX_TYPE, XLSX_TYPE, Edition, Signer
 from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
 from services.reports.handlers import consolidation as handlers
+from shared.auth import Principal
 from shared.limits import Identifier
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 from shared.vntime import ICT
 
@@ -133,11 +135,13 @@ async def _document(
     return Response(body, media_type=media_type, headers=headers)
 
 
-async def _publish(runtime: Runtime, command: handlers.PublishConsolidation) -> PublishedOut:
+async def _publish(
+    runtime: Runtime, command: handlers.PublishConsolidation, *, caller: Principal
+) -> PublishedOut:
     for attempt in range(2):
         try:
             async with runtime.uow() as uow:
-                return _published_out(await handlers.publish(command, uow))
+                return _published_out(await handlers.publish(command, uow, caller=caller))
         except IntegrityError:
             # Another publication took this version number first: take the next one.
             if attempt == 1:
@@ -184,9 +188,9 @@ def consolidation_routes(runtime: Runtime) -> APIRouter:
         response_model=PublishedOut,
         summary="Publish the consolidation as it stands as a new version: ConsolidationPublished",
     )
-    async def publish(body: PublishIn) -> PublishedOut:
+    async def publish(body: PublishIn, caller: Caller) -> PublishedOut:
         command = handlers.PublishConsolidation(body.key(), body.published_by, scope)
-        return await _publish(runtime, command)
+        return await _publish(runtime, command, caller=caller)
 
     @router.get(
         "/consolidations/published",

@@ -18,6 +18,7 @@ from services.reports.settings import ReportsSettings
 from shared.errors import Missing
 from shared.limits import Identifier, allow_body
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 
 
@@ -131,6 +132,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
     async def submit(
         body: SubmitReportRequest,
         response: Response,
+        caller: Caller,
         idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
     ) -> ReceiptOut:
         command = handlers.SubmitReport(
@@ -141,7 +143,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
             narrative=body.narrative,
             indicators=body.indicators,
         )
-        submission = await handlers.submit_with_retry(runtime, command)
+        submission = await handlers.submit_with_retry(runtime, command, caller=caller)
         if submission.replayed:
             response.status_code = status.HTTP_200_OK
         return _receipt(submission.report)
@@ -173,10 +175,10 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["review"],
         summary="The receiving unit accepts the report: ReportAccepted",
     )
-    async def accept(report_id: Identifier, body: ReviewIn) -> ReportOut:
+    async def accept(report_id: Identifier, body: ReviewIn, caller: Caller) -> ReportOut:
         command = review.Review(report_id, body.reviewer_unit, accept=True)
         async with runtime.uow() as uow:
-            return _report_out((await review.review_report(command, uow))[1])
+            return _report_out((await review.review_report(command, uow, caller=caller))[1])
 
     @router.post(
         "/reports/{report_id}/return",
@@ -184,10 +186,10 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["review"],
         summary="The receiving unit returns it for revision: ReportReturned",
     )
-    async def return_report(report_id: Identifier, body: ReturnIn) -> ReportOut:
+    async def return_report(report_id: Identifier, body: ReturnIn, caller: Caller) -> ReportOut:
         command = review.Review(report_id, body.reviewer_unit, accept=False, reason=body.reason)
         async with runtime.uow() as uow:
-            return _report_out((await review.review_report(command, uow))[1])
+            return _report_out((await review.review_report(command, uow, caller=caller))[1])
 
     settings = runtime.settings
     assert isinstance(settings, ReportsSettings)
@@ -211,7 +213,9 @@ def report_routes(runtime: Runtime) -> APIRouter:
             },
         },
     )
-    async def attach(report_id: Identifier, filename: str, request: Request) -> dict[str, Any]:
+    async def attach(
+        report_id: Identifier, filename: str, request: Request, caller: Caller
+    ) -> dict[str, Any]:
         content = await _read_limited(request, rules.max_bytes)
         command = handlers.Attach(
             report_id=report_id,
@@ -220,7 +224,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
             content=content,
         )
         async with runtime.uow() as uow:
-            record = await handlers.attach(command, rules, store, uow)
+            record = await handlers.attach(command, rules, store, uow, caller=caller)
         return {k: v for k, v in record.items() if k != "stored_as"}
 
     @router.get("/obligations", response_model=list[ObligationOut], tags=["obligations"])
