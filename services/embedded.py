@@ -40,6 +40,7 @@ from services.demo_seed import SeedFailed, seed_demo
 from shared import nats_auth
 from shared.bus.streams import provision
 from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
+from shared.personal_data import new_key
 
 HOST = "127.0.0.1"
 SERVICES = ("plans", "reports", "notify")
@@ -194,6 +195,14 @@ class EmbeddedSystem:
         except OSError as exc:
             raise StartupFailed(f"no NATS credentials for {user} in {path}: {exc}") from exc
 
+    def contacts_key(self) -> str:
+        """The key sealing contacts' e-mail addresses on the bus, made on first use and kept
+        in the data folder (owner-only), so a restart opens what was sealed before."""
+        path = self.root / "contacts.key"
+        if not path.exists():
+            nats_auth.write_secret(path, new_key() + "\n")
+        return path.read_text(encoding="utf-8").strip()
+
     # --- start ---------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -287,6 +296,9 @@ class EmbeddedSystem:
     def env(self, service: str) -> dict[str, str]:
         env = _child_env()
         env.update(self.login(f"svc-{service}"))
+        if service in ("plans", "notify"):
+            # Seals unit e-mail addresses on the bus: only these two hold it.
+            env["QCDC_CONTACTS_KEY"] = self.contacts_key()
         env.update(
             QCDC_NATS_URL=self.nats.url,
             QCDC_DATABASE_URL=f"sqlite+aiosqlite:///{self.root / service}.db",

@@ -37,8 +37,10 @@ class UnitOfWork:
         clock: Clock,
         on_commit: Callable[[], None] | None = None,
         security: SecurityTables | None = None,
+        outgoing: Callable[[Event], Event] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._outgoing = outgoing
         self.messaging = messaging
         self.source = source
         self.clock = clock
@@ -87,6 +89,8 @@ class UnitOfWork:
         ids = []
         now = self.clock.now()
         for event in events:
+            if self._outgoing is not None:
+                event = self._outgoing(event)  # personal data off the bus (shared.personal_data)
             subject, headers, body = encode(
                 event, source=self.source, correlation_id=current_correlation_id(), time=now
             )

@@ -30,6 +30,8 @@ from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 
 DEFAULT_TIMEOUT = 30.0
+TEST_CONTACTS_KEY = "RGM-sYUMqZTVLm0zll8V2OZFxaYD3F7IyuossXgX_8A="
+"""Seals unit e-mail addresses on the bus between the services under test."""
 
 
 class Waitable:
@@ -200,6 +202,7 @@ def service_settings(definition: ServiceDefinition, **overrides: Any) -> Service
         # Open on the loopback interface: these tests are about other things; tokens are
         # tested where they matter (test_auth.py, test_authority.py).
         "auth": "open",
+        "contacts_key": TEST_CONTACTS_KEY,
         "outbox_poll_seconds": 0.2,
         "consumer_ack_wait_seconds": 5.0,
         **overrides,
@@ -222,7 +225,13 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "QCDC_AUTH": "open", **self.env, "QCDC_HTTP_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            "QCDC_AUTH": "open",
+            "QCDC_CONTACTS_KEY": TEST_CONTACTS_KEY,
+            **self.env,
+            "QCDC_HTTP_PORT": str(self.port),
+        }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", "serve", self.name],

@@ -38,6 +38,7 @@ from shared.auth import Principal
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.errors import Conflict, Missing
 from shared.events import Channel, NotificationDelivered, NotificationFailed
+from shared.personal_data import recipient_reference
 from shared.security import audit
 from shared.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -446,7 +447,9 @@ async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) ->
                 event_id=delivery.event_id,
                 event_type=delivery.event_type,
                 channel=delivery.channel,
-                recipient=delivery.recipient,
+                recipient=recipient_reference(
+                    delivery.channel, delivery.unit_code, delivery.subscription_id
+                ),
                 attempts=delivery.attempts + 1,
                 delivered_at=uow.clock.now(),
             )
@@ -490,7 +493,9 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
             event_id=delivery.event_id,
             event_type=delivery.event_type,
             channel=delivery.channel,
-            recipient=delivery.recipient,
+            recipient=recipient_reference(
+                delivery.channel, delivery.unit_code, delivery.subscription_id
+            ),
             attempts=attempts,
             last_error=error,
             failed_at=uow.clock.now(),

@@ -53,6 +53,11 @@ class Ownership:
     scope: str | None = None
     delegated: tuple[str, ...] = ()
 
+    def in_scope(self, unit_path: list[str]) -> bool:
+        """Within this instance's subtree (owned or delegated): it knows the unit's
+        obligations, mirrored or its own."""
+        return self.scope is None or self.scope in unit_path
+
     def owns(self, unit_path: list[str]) -> bool:
         return (self.scope is None or self.scope in unit_path) and not any(
             code in unit_path for code in self.delegated

@@ -36,7 +36,7 @@ async def on_report_submitted(
     event: ReportSubmitted, envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
 ) -> None:
     obligations = ObligationRepository(uow.session)
-    obligation = await obligations.get(event.obligation.obligation_id)
+    obligation = await _known_obligation(event, obligations, ownership)
     if obligation is None or obligation.owned:
         return
     check_submitter(event, envelope, obligation, ownership)
@@ -60,6 +60,24 @@ async def on_report_submitted(
     await obligations.save(obligation)
 
 
+class NotYetMirrored(Exception):
+    """The obligation or report has not reached this instance yet (the plan's events and the
+    reports' travel on different streams): retried with backoff, never dropped."""
+
+
+async def _known_obligation(
+    event: ReportSubmitted | ReportAccepted | ReportReturned,
+    obligations: ObligationRepository,
+    ownership: Ownership,
+) -> Obligation | None:
+    """The event's obligation; None when it is outside this instance's subtree (it never
+    will be known here)."""
+    obligation = await obligations.get(event.obligation.obligation_id)
+    if obligation is None and ownership.in_scope(list(event.unit_path)):
+        raise NotYetMirrored(f"obligation {event.obligation.obligation_id} is not known yet")
+    return obligation
+
+
 class ReceivingUnitUnknown(Exception):
     """The receiving unit has not reached this instance yet; retried, unit events may lag."""
 
@@ -72,7 +90,7 @@ async def on_report_reviewed(
     ownership: Ownership,
 ) -> None:
     obligations = ObligationRepository(uow.session)
-    obligation = await obligations.get(event.obligation.obligation_id)
+    obligation = await _known_obligation(event, obligations, ownership)
     if obligation is None:
         return
     await check_reviewer(event, envelope, obligation, ownership, uow)
@@ -81,7 +99,9 @@ async def on_report_reviewed(
     reports = ReportRepository(uow.session)
     report = await reports.get(event.report_id)
     if report is None:
-        return  # its submission was never mirrored (before this instance existed)
+        # Its submission is still on its way (retried), or was never mirrored (before this
+        # instance existed): retried, then dead-lettered where the operator sees it.
+        raise NotYetMirrored(f"report {event.report_id} has not been mirrored here yet")
     accepted = isinstance(event, ReportAccepted)
     report.status = ReportStatus.ACCEPTED if accepted else ReportStatus.RETURNED
     obligation.status = ObligationStatus.ACCEPTED if accepted else ObligationStatus.RETURNED
