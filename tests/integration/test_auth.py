@@ -93,7 +93,8 @@ async def _known(service: InProcessService, token: Any) -> None:
     async with _as(service, token) as client:
 
         async def ok() -> bool:
-            return (await client.get(PROBE[service.definition.name])).status_code == 200
+            # Known once it is not a 401 (an integrator is refused notify's mailboxes: 403).
+            return (await client.get(PROBE[service.definition.name])).status_code != 401
 
         await eventually(ok)
 

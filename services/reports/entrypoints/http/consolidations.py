@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from services.reports.adapters.document_formats import DOCX_TYPE, XLSX_TYPE, Edition, Signer
+from services.reports.adapters.repositories import UnitDirectory
 from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
 from services.reports.handlers import consolidation as handlers
 from shared.auth import Principal
@@ -24,6 +25,7 @@ from shared.limits import Identifier
 from shared.runtime import Runtime
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
+from shared.uow import UnitOfWork
 from shared.vntime import ICT
 
 Format = Literal["json", "docx", "xlsx"]
@@ -149,6 +151,14 @@ async def _publish(
     raise AssertionError("unreachable")
 
 
+async def _may_read(caller: Principal, key: handlers.ConsolidationKey, uow: UnitOfWork) -> None:
+    """The live consolidation (every unit's narratives and figures) is the receiving unit's:
+    its own tokens and those above it read it. Published versions are the public results."""
+    unit = await UnitDirectory(uow.session).get(key.receiving_unit)
+    path = list(unit["path"]) if unit else [key.receiving_unit]
+    caller.require_read(path, key.receiving_unit, f"the consolidation of {key.receiving_unit}")
+
+
 def consolidation_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["consolidations"])
     scope: str | None = getattr(runtime.settings, "scope", None)
@@ -162,9 +172,11 @@ def consolidation_routes(runtime: Runtime) -> APIRouter:
     async def current(
         key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
         signer: Annotated[Signer, Depends(signer_query)],
+        caller: Caller,
         format: Format = "json",
     ) -> Response:
         async with runtime.uow() as uow:
+            await _may_read(caller, key, uow)
             consolidation = await handlers.current(key, uow)
         if format == "json":
             return json_response(consolidation)
@@ -177,9 +189,10 @@ def consolidation_routes(runtime: Runtime) -> APIRouter:
         "with (a district reporting its communes' totals upward)",
     )
     async def prefill(
-        key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
+        key: Annotated[handlers.ConsolidationKey, Depends(key_query)], caller: Caller
     ) -> Prefill:
         async with runtime.uow() as uow:
+            await _may_read(caller, key, uow)
             return (await handlers.current(key, uow)).prefill
 
     @router.post(

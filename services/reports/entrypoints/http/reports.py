@@ -15,6 +15,7 @@ from services.reports.domain.model import Obligation, ObligationStatus, Report
 from services.reports.handlers import intake as handlers
 from services.reports.handlers import review
 from services.reports.settings import ReportsSettings
+from shared.auth import Principal
 from shared.errors import Missing
 from shared.limits import Identifier, allow_body
 from shared.runtime import Runtime
@@ -149,11 +150,14 @@ def report_routes(runtime: Runtime) -> APIRouter:
         return _receipt(submission.report)
 
     @router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
-    async def get_report(report_id: Identifier) -> ReportOut:
+    async def get_report(report_id: Identifier, caller: Caller) -> ReportOut:
         async with runtime.uow() as uow:
             report = await ReportRepository(uow.session).get(report_id)
-        if report is None:
-            raise Missing(f"no report {report_id}")
+            if report is None:
+                raise Missing(f"no report {report_id}")
+            obligation = await ObligationRepository(uow.session).get(report.obligation_id)
+        assert obligation is not None  # a report always belongs to an obligation
+        _may_read(caller, obligation, f"report {report_id}")
         return _report_out(report)
 
     @router.get(
@@ -162,10 +166,12 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["reports"],
         summary="Every version submitted for an obligation",
     )
-    async def versions(obligation_id: Identifier) -> list[ReportOut]:
+    async def versions(obligation_id: Identifier, caller: Caller) -> list[ReportOut]:
         async with runtime.uow() as uow:
-            if await ObligationRepository(uow.session).get(obligation_id) is None:
+            obligation = await ObligationRepository(uow.session).get(obligation_id)
+            if obligation is None:
                 raise Missing(f"no obligation {obligation_id}")
+            _may_read(caller, obligation, f"the reports of obligation {obligation_id}")
             found = await ReportRepository(uow.session).versions(obligation_id)
         return [_report_out(r) for r in found]
 
@@ -232,22 +238,35 @@ def report_routes(runtime: Runtime) -> APIRouter:
         unit: UnitCode | None = None,
         status: ObligationStatus | None = None,
         plan_id: Identifier | None = None,
+        *,
+        caller: Caller,
     ) -> list[ObligationOut]:
         async with runtime.uow() as uow:
             found = await ObligationRepository(uow.session).find(
                 unit_code=unit, status=status, plan_id=plan_id
             )
-        return [_obligation_out(o) for o in found]
+        # Only what the caller may read: its subtree's, and those addressed to its unit.
+        return [
+            _obligation_out(o)
+            for o in found
+            if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)
+        ]
 
     @router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
-    async def get_obligation(obligation_id: Identifier) -> ObligationOut:
+    async def get_obligation(obligation_id: Identifier, caller: Caller) -> ObligationOut:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(obligation_id)
         if obligation is None:
             raise Missing(f"no obligation {obligation_id}")
+        _may_read(caller, obligation, f"obligation {obligation_id}")
         return _obligation_out(obligation)
 
     return router
+
+
+def _may_read(caller: Principal, obligation: Obligation, what: str) -> None:
+    """A unit reads its subtree's obligations and reports, and those addressed to it."""
+    caller.require_read(obligation.unit_path, obligation.receiving_unit, what)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
