@@ -101,6 +101,10 @@ async def test_a_token_reads_its_subtree_and_what_is_addressed_to_it(
         addressed_report = await snv.get(f"/reports/{report_id}")
     async with _as(reports, tokens["stp"]) as stp:
         own_report = await stp.get(f"/reports/{report_id}")
+    contacts = {}
+    for name in ("stp", "h802", "admin"):
+        async with _as(secured["plans"], tokens[name]) as client:
+            contacts[name] = (await client.get("/units/T89-STP")).json()["contacts"]
 
     assert seen["stp"] == {"T89-STP"}
     assert seen["h802"] == {"H802"}  # its own; H801's and STP's are not its business
@@ -112,6 +116,10 @@ async def test_a_token_reads_its_subtree_and_what_is_addressed_to_it(
         assert refused.status_code == 403, refused.text
         assert "neither in its units nor addressed to it" in refused.json()["error"]["message"]
     assert addressed_report.status_code == 200 and own_report.status_code == 200
+    # The registry is everyone's; its people's addresses are the unit's and those above it.
+    assert contacts["stp"]["focal_email"] == "vanthu@stp.example.vn"
+    assert contacts["admin"]["focal_email"] == "vanthu@stp.example.vn"
+    assert contacts["h802"]["focal_email"] is None
 
 
 async def test_message_bodies_are_the_recipients_and_integrators_read_no_mailboxes(

@@ -39,11 +39,13 @@ def unit_routes(runtime: Runtime) -> APIRouter:
         kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
         under: UnitCode | None = None,
         active: bool | None = None,
+        *,
+        caller: Caller,
     ) -> list[UnitOut]:
         async with runtime.uow() as uow:
             registry = await UnitRepository(uow.session).all()
         return [
-            UnitOut.of(u)
+            UnitOut.of(u, with_contacts=caller.covers(u.path))
             for u in registry.values()
             if (kind is None or u.kind == kind)
             and (under is None or (u.is_within(under) and u.code != under))
@@ -51,12 +53,13 @@ def unit_routes(runtime: Runtime) -> APIRouter:
         ]
 
     @router.get("/units/{code}", response_model=UnitOut)
-    async def get_unit(code: UnitCode) -> UnitOut:
+    async def get_unit(code: UnitCode, caller: Caller) -> UnitOut:
         async with runtime.uow() as uow:
             unit = await UnitRepository(uow.session).get(code)
         if unit is None:
             raise Missing(f"no unit {code}")
-        return UnitOut.of(unit)
+        # The registry is every token's to read; a unit's people's addresses, its subtree's.
+        return UnitOut.of(unit, with_contacts=caller.covers(unit.path))
 
     @router.patch("/units/{code}", response_model=UnitOut)
     async def update_unit(code: UnitCode, body: UnitPatch, caller: Caller) -> UnitOut:
