@@ -23,7 +23,10 @@ RUN groupadd --system qcdc \
     && chown qcdc:qcdc /var/lib/qcdc \
     && chmod 0700 /var/lib/qcdc
 
+# Listening on every interface of the container, so never open: every API call needs a
+# token (QCDC_AUTH=open refuses to start on 0.0.0.0 anyway).
 ENV QCDC_HTTP_HOST=0.0.0.0 \
+    QCDC_AUTH=tokens \
     QCDC_DATA_DIR=/var/lib/qcdc
 
 USER qcdc

@@ -9,6 +9,8 @@ data folder, so a second run resumes where the first stopped.
 Child processes are stopped in dependency order: the services first (they flush their
 outboxes and ack their messages while NATS is still up), then the mail sink and nats-server.
 
+The HTTP APIs run open (``QCDC_AUTH=open``: no tokens, every caller an administrator) on
+the loopback interface only, and the summary says so; everywhere else tokens are the default.
 NATS runs in an open dev mode by default (no credentials: any local process may publish
 anything), and says so. With ``secure=True`` (``qcdc up --secure``) nats-server requires
 the users and permissions of ``qcdc nats config``: they are generated once into
@@ -39,6 +41,7 @@ from shared import nats_auth
 from shared.bus.streams import provision
 from shared.files import private_dir, private_file
 from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
+from shared.personal_data import new_key
 
 HOST = "127.0.0.1"
 SERVICES = ("plans", "reports", "notify")
@@ -194,6 +197,14 @@ class EmbeddedSystem:
         except OSError as exc:
             raise StartupFailed(f"no NATS credentials for {user} in {path}: {exc}") from exc
 
+    def contacts_key(self) -> str:
+        """The key sealing contacts' e-mail addresses on the bus, made on first use and kept
+        in the data folder (owner-only), so a restart opens what was sealed before."""
+        path = self.root / "contacts.key"
+        if not path.exists():
+            nats_auth.write_secret(path, new_key() + "\n")
+        return path.read_text(encoding="utf-8").strip()
+
     # --- start ---------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -291,11 +302,17 @@ class EmbeddedSystem:
     def env(self, service: str) -> dict[str, str]:
         env = _child_env()
         env.update(self.login(f"svc-{service}"))
+        if service in ("plans", "notify"):
+            # Seals unit e-mail addresses on the bus: only these two hold it.
+            env["QCDC_CONTACTS_KEY"] = self.contacts_key()
         env.update(
             QCDC_NATS_URL=self.nats.url,
             QCDC_DATABASE_URL=f"sqlite+aiosqlite:///{self.root / service}.db",
             QCDC_HTTP_HOST=HOST,
             QCDC_HTTP_PORT=str(self.ports.service(service)),
+            # The one place the API runs open: on this machine's loopback interface, for
+            # development, and the summary says so. Everywhere else tokens are the default.
+            QCDC_AUTH="open",
             QCDC_DATA_DIR=str(self.root),
             QCDC_LOG_LEVEL=os.environ.get("QCDC_LOG_LEVEL", "INFO"),
         )
@@ -314,6 +331,8 @@ class EmbeddedSystem:
         for name in SERVICES:
             lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
         lines += [
+            f"  {'API':<8} OPEN DEV MODE: no token needed, every caller here is an "
+            f"administrator of everything (127.0.0.1 only; QCDC_AUTH=tokens elsewhere)",
             f"  {'NATS':<8} {self.nats.url}  {self._nats_mode()}",
             f"  {'mail':<8} smtp://{HOST}:{self.ports.smtp} → {self.mail}",
             f"  {'logs':<8} {self.logs}",

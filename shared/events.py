@@ -37,9 +37,23 @@ class Channel(StrEnum):
 class Contacts(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    focal_email: str | None = Field(None, description="E-mail of the unit's focal person.")
-    head_email: str | None = Field(None, description="E-mail of the unit's head.")
+    focal_email: str | None = Field(
+        None,
+        description="E-mail of the unit's focal person. Personal data: never filled on the "
+        "bus any more (see sealed); kept in the v1 schema.",
+    )
+    head_email: str | None = Field(
+        None,
+        description="E-mail of the unit's head. Personal data: never filled on the bus any "
+        "more (see sealed); kept in the v1 schema.",
+    )
     webhook_url: str | None = Field(None, description="Webhook of the unit's own system.")
+    sealed: str | None = Field(
+        None,
+        description="The e-mail addresses (focal_email, head_email), encrypted (Fernet) under "
+        "the key only the plans and notify services hold (QCDC_CONTACTS_KEY); empty when "
+        "the unit has none. Personal data stays off the bus (Decree 13/2023/NĐ-CP).",
+    )
 
 
 class Event(BaseModel):
@@ -321,7 +335,11 @@ class ReportSubmitted(Event):
     obligation: ObligationRef
     submitted_at: AwareDatetime
     on_time: bool
-    submitted_by: str | None = Field(None, description="Who submitted (e-mail or user).")
+    submitted_by: str | None = Field(
+        None,
+        description="Never filled on the bus (a person's name or e-mail: personal data); the "
+        "reports service keeps it, readable over its API within the read scopes.",
+    )
     narrative: dict[str, NfcText] = Field(
         default_factory=dict, description="Text per content area code of the plan."
     )
@@ -417,7 +435,11 @@ class NotificationDelivered(Event):
     event_id: str = Field(description="ce-id of the event that caused the notification.")
     event_type: str
     channel: Channel
-    recipient: str
+    recipient: str = Field(
+        description="Who was reached, never the address: 'email:unit:<code>', "
+        "'webhook:unit:<code>' or '<channel>:subscription:<id>'. The address is in the "
+        "delivery log, readable by the recipient's unit and administrators."
+    )
     attempts: int
     delivered_at: AwareDatetime
 
@@ -432,9 +454,9 @@ class NotificationFailed(Event):
     event_id: str
     event_type: str
     channel: Channel
-    recipient: str
+    recipient: str = Field(description="As in NotificationDelivered: never the address.")
     attempts: int
-    last_error: str
+    last_error: str = Field(description="The last error, any e-mail address in it masked.")
     failed_at: AwareDatetime
 
 

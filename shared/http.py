@@ -24,7 +24,7 @@ from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
 from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
-from shared.security import audit_forbidden, current_principal, find_audit
+from shared.security import Authentication, Caller, audit_forbidden, find_audit
 from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
@@ -107,16 +107,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if runtime.settings.auth == "open":
-            log.warning("QCDC_AUTH=open: the API requires no token (development only)")
+            log.warning(
+                "QCDC_AUTH=open: OPEN API, no token needed, every caller is an administrator "
+                "of everything (qcdc up, development only)"
+            )
         async with runtime.running():
             yield
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.runtime = runtime
-    # Added before the correlation middleware, so it runs inside it: a 413 carries the id.
+    # Middlewares run outermost last-added: correlation ids, database outages (503), then
+    # authentication (before anything reads the body, so no token means 401 whatever the
+    # body), then the size cap.
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(Authentication, runtime=runtime)
+    # Outside authentication: a token lookup that meets a database outage is a 503 too.
     app.add_middleware(DatabaseOutage)
-
     app.add_middleware(CorrelationIds, service=runtime.service)
 
     @app.exception_handler(Unauthenticated)
@@ -206,8 +212,10 @@ def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
         outcome: Annotated[str | None, Query(pattern="^(done|forbidden|unauthenticated)$")] = None,
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        *,
+        caller: Caller,
     ) -> list[dict[str, Any]]:
-        current_principal().require(Role.ADMINISTRATOR)
+        caller.require(Role.ADMINISTRATOR)
         async with runtime.uow() as uow:
             return await find_audit(
                 uow.session,

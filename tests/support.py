@@ -34,6 +34,8 @@ PATIENCE = float(os.environ.get("QCDC_TEST_PATIENCE", "1"))
 (``QCDC_TEST_PATIENCE=3 make test``). Waits are for events; this only bounds them."""
 
 DEFAULT_TIMEOUT = 30.0
+TEST_CONTACTS_KEY = "RGM-sYUMqZTVLm0zll8V2OZFxaYD3F7IyuossXgX_8A="
+"""Seals unit e-mail addresses on the bus between the services under test."""
 
 
 def patience(seconds: float) -> float:
@@ -207,6 +209,10 @@ class InProcessService:
 def service_settings(definition: ServiceDefinition, **overrides: Any) -> ServiceSettings:
     values = {
         "http_port": free_port(),
+        # Open on the loopback interface: these tests are about other things; tokens are
+        # tested where they matter (test_auth.py, test_authority.py).
+        "auth": "open",
+        "contacts_key": TEST_CONTACTS_KEY,
         "outbox_poll_seconds": 0.2,
         "consumer_ack_wait_seconds": 5.0,
         **overrides,
@@ -229,7 +235,13 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, **self.env, "QCDC_HTTP_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            "QCDC_AUTH": "open",
+            "QCDC_CONTACTS_KEY": TEST_CONTACTS_KEY,
+            **self.env,
+            "QCDC_HTTP_PORT": str(self.port),
+        }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", "serve", self.name],

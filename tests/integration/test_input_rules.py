@@ -19,7 +19,7 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.plans.handlers import tokens as token_handlers
 from services.plans.handlers import units as unit_handlers
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.auth import Role
+from shared.auth import CONSOLE, Role
 from shared.clock import ManualClock
 from shared.events import Contacts
 from shared.natsd import NatsServer
@@ -82,7 +82,7 @@ async def province(
     for name, code, role in TOKENS:
         async with plans.runtime.uow() as uow:
             tokens[name] = await token_handlers.create_token(
-                token_handlers.CreateToken(code, role, 365), uow
+                token_handlers.CreateToken(code, role, 365), uow, caller=CONSOLE
             )
     for service in (running["plans"], running["reports"]):
         for token in tokens.values():

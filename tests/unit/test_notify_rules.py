@@ -45,6 +45,7 @@ from services.notify.entrypoints.bus import CONSUMERS, load_rules
 from services.notify.handlers import subscriptions
 from services.notify.handlers.digest import assemble_digests, digest_day
 from services.notify.handlers.events import ContactUnknown, NotifyConfig, on_event
+from shared.auth import CONSOLE
 from shared.bus.envelope import Envelope, decode, encode
 from shared.clock import ManualClock
 from shared.db import create_engine, migrate
@@ -656,7 +657,10 @@ async def new_subscription(db: Db, **fields: Any) -> Subscription:
     }
     async with db.uow() as uow:
         return await subscriptions.subscribe(
-            subscriptions.NewSubscription(**values), uow, allowlist=["hooks.h801.vn"]
+            subscriptions.NewSubscription(**values),
+            uow,
+            caller=CONSOLE,
+            allowlist=["hooks.h801.vn"],
         )
 
 

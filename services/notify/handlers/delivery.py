@@ -39,10 +39,12 @@ from services.notify.domain.model import (
     SignatureScheme,
     retry_delay,
 )
+from shared.auth import Principal
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.errors import Conflict, Missing
 from shared.events import Channel, NotificationDelivered, NotificationFailed
-from shared.security import audit, current_principal
+from shared.personal_data import recipient_reference
+from shared.security import audit
 from shared.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -479,7 +481,9 @@ async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) ->
                 event_id=delivery.event_id,
                 event_type=delivery.event_type,
                 channel=delivery.channel,
-                recipient=delivery.recipient,
+                recipient=recipient_reference(
+                    delivery.channel, delivery.unit_code, delivery.subscription_id
+                ),
                 attempts=delivery.attempts + 1,
                 delivered_at=uow.clock.now(),
             )
@@ -523,7 +527,9 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
             event_id=delivery.event_id,
             event_type=delivery.event_type,
             channel=delivery.channel,
-            recipient=delivery.recipient,
+            recipient=recipient_reference(
+                delivery.channel, delivery.unit_code, delivery.subscription_id
+            ),
             attempts=attempts,
             last_error=error,
             failed_at=uow.clock.now(),
@@ -531,18 +537,18 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
     )
 
 
-async def redeliver(key: str, uow: UnitOfWork) -> Delivery:
+async def redeliver(key: str, uow: UnitOfWork, *, caller: Principal) -> Delivery:
     """Put a failed delivery back in the queue, due now, with a fresh budget of attempts
     (the unit's own tokens, or an administrator above it); all attempts stay counted."""
     repository = DeliveryRepository(uow.session)
     found = await repository.get(key)
     if found is None:
         raise Missing(f"no delivery {key}")
-    current_principal().require_unit(found.unit_code, "redeliver notifications", found.unit_path)
+    caller.require_unit(found.unit_code, "redeliver notifications", found.unit_path)
     # Retry times run on the wall clock, like the sender's (not QCDC_CLOCK).
     if not await repository.redeliver(key, datetime.now(UTC)):
         raise Conflict(f"delivery {key} is {found.status.value}; only a failed one")
-    audit(uow, "notification.redelivered", key)
+    audit(uow, caller, "notification.redelivered", key)
     delivered = await repository.get(key)
     await uow.commit()
     assert delivered is not None

@@ -93,7 +93,12 @@ class UnitOut(BaseModel):
     dissolved_on: date | None
 
     @classmethod
-    def of(cls, unit: Unit) -> UnitOut:
+    def of(cls, unit: Unit, *, with_contacts: bool = True) -> UnitOut:
+        """``with_contacts=False``: the e-mail addresses (personal data) left out, for a
+        caller outside the unit's subtree; a webhook is a system's, and stays."""
+        contacts = (
+            unit.contacts if with_contacts else Contacts(webhook_url=unit.contacts.webhook_url)
+        )
         return cls(
             code=unit.code,
             name=unit.name,
@@ -101,7 +106,7 @@ class UnitOut(BaseModel):
             path=unit.path,
             parent_code=unit.parent_code,
             reports_to_code=unit.reports_to_code,
-            contacts=unit.contacts,
+            contacts=contacts,
             tags=list(unit.tags),
             active=unit.active,
             established_on=unit.established_on,

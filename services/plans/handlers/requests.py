@@ -20,7 +20,7 @@ from services.plans.domain.plans import (
     difficulty_receiver,
 )
 from services.plans.domain.units import Unit, reporting_line
-from shared.auth import Forbidden, Role
+from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
 from shared.events import (
     Assignee,
@@ -31,7 +31,7 @@ from shared.events import (
 )
 from shared.indicators import BY_CODE as INDICATORS
 from shared.indicators import unknown_codes
-from shared.security import audit, authorize, current_principal
+from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
 
@@ -65,7 +65,7 @@ def may_request_from(requester: Unit, unit: Unit, registry: dict[str, Unit]) -> 
     )
 
 
-async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
+async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Principal) -> str:
     if command.kind not in (ReportKind.THEMATIC, ReportKind.AD_HOC):
         raise PlanRefused("a request is for a thematic or an ad-hoc report", field="kind")
     if command.period_end < command.period_start:
@@ -87,6 +87,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
     if requester is None or not requester.active:
         raise PlanRefused(f"unknown unit {command.requesting_unit}", field="requesting_unit")
     authorize(
+        caller,
         Role.PLANNER,
         Role.REVIEWER,
         Role.ADMINISTRATOR,
@@ -133,7 +134,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
             plan_id=command.plan_id,
         )
     )
-    audit(uow, "report.requested", request_id)
+    audit(uow, caller, "report.requested", request_id)
     await uow.commit()
     return request_id
 
@@ -160,14 +161,14 @@ def _requestable(code: str, requester: Unit, registry: dict[str, Unit]) -> Unit:
     return unit
 
 
-async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
+async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork, *, caller: Principal) -> str:
     plan = await PlanRepository(uow.session).get(command.plan_id)
     if plan is None:
         raise Missing(f"no plan {command.plan_id}")
     unit = await UnitRepository(uow.session).get(command.unit_code)
     if unit is None:
         raise PlanRefused(f"unknown unit {command.unit_code}", field="unit_code")
-    current_principal().require_unit(unit.code, "raise difficulties", unit.path)
+    caller.require_unit(unit.code, "raise difficulties", unit.path)
     if command.content_area is not None:
         _check_areas_of(plan, (command.content_area,), "content_area")
     receiver = difficulty_receiver(plan, await UnitRepository(uow.session).all())
@@ -194,7 +195,7 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
             raised_to=receiver.code,
         )
     )
-    audit(uow, "difficulty.raised", difficulty_id)
+    audit(uow, caller, "difficulty.raised", difficulty_id)
     await uow.commit()
     return difficulty_id
 
@@ -206,7 +207,9 @@ class AnswerDifficulty:
     answer: str
 
 
-async def answer_difficulty(command: AnswerDifficulty, uow: UnitOfWork) -> int:
+async def answer_difficulty(
+    command: AnswerDifficulty, uow: UnitOfWork, *, caller: Principal
+) -> int:
     """Add an answer to the difficulty's thread (every answer is kept): only the unit it
     was raised to answers, through a reviewer or an administrator of that very unit. The
     raiser hears of it through ``DifficultyAnswered``. Returns the answer's number."""
@@ -220,6 +223,7 @@ async def answer_difficulty(command: AnswerDifficulty, uow: UnitOfWork) -> int:
     raised_to = difficulty["raised_to"] or difficulty_receiver(plan, registry).code
     # "There": the answering unit itself, not a unit above it (unit_path left out).
     authorize(
+        caller,
         Role.REVIEWER,
         Role.ADMINISTRATOR,
         unit=raised_to,
@@ -252,6 +256,6 @@ async def answer_difficulty(command: AnswerDifficulty, uow: UnitOfWork) -> int:
             answered_at=now,
         )
     )
-    audit(uow, "difficulty.answered", f"{command.difficulty_id} #{number}")
+    audit(uow, caller, "difficulty.answered", f"{command.difficulty_id} #{number}")
     await uow.commit()
     return number

@@ -53,10 +53,29 @@ class Ownership:
     scope: str | None = None
     delegated: tuple[str, ...] = ()
 
+    def in_scope(self, unit_path: list[str]) -> bool:
+        """Within this instance's subtree (owned or delegated): it knows the unit's
+        obligations, mirrored or its own."""
+        return self.scope is None or self.scope in unit_path
+
     def owns(self, unit_path: list[str]) -> bool:
         return (self.scope is None or self.scope in unit_path) and not any(
             code in unit_path for code in self.delegated
         )
+
+    @property
+    def instance(self) -> str:
+        """This instance's name (``reports``, or ``reports-<scope>`` for a subtree)."""
+        return f"reports-{self.scope}" if self.scope else "reports"
+
+    def instance_owning(self, unit_path: list[str]) -> str | None:
+        """The instance that owns a unit, as this instance knows it: itself, the instance
+        of a subtree delegated to another (``reports-<code>``), or None when the unit is
+        outside this instance's scope altogether."""
+        for code in self.delegated:
+            if code in unit_path:
+                return f"reports-{code}"
+        return self.instance if self.owns(unit_path) else None
 
     @property
     def receipt_prefix(self) -> str:

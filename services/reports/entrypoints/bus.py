@@ -14,6 +14,7 @@ from services.reports.handlers import intake, mirror
 from services.reports.handlers import obligations as handlers
 from services.reports.handlers.clock import rules_from
 from services.reports.settings import ReportsSettings
+from shared.auth import Principal, Role
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS, REPORTS
 from shared.errors import Missing, Refused
@@ -73,6 +74,7 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
         ),
     ]
     if ownership.delegated:
+        reviewed = functools.partial(mirror.on_report_reviewed, ownership=ownership)
         # Mirrors the reports of subtrees other instances own. Without any, every report
         # event is this instance's own coming back: a transaction each, for nothing.
         specs.append(
@@ -82,9 +84,11 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
                 stream=REPORTS,
                 subjects=["qcdc.v1.report.>"],
                 handlers={
-                    ReportSubmitted: mirror.on_report_submitted,
-                    ReportAccepted: mirror.on_report_reviewed,
-                    ReportReturned: mirror.on_report_reviewed,
+                    ReportSubmitted: functools.partial(
+                        mirror.on_report_submitted, ownership=ownership
+                    ),
+                    ReportAccepted: reviewed,
+                    ReportReturned: reviewed,
                 },
             )
         )
@@ -155,7 +159,7 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
                 [SUBMIT_SUBJECT, *obligation.unit_path]
             ):
                 raise ReportRefused("the subject does not carry this unit's path", field="subject")
-        submission = await intake.submit_with_retry(runtime, command)
+        submission = await intake.submit_with_retry(runtime, command, caller=bus_caller(subject))
     except Refused as exc:
         return {"error": {"message": exc.message, "field": exc.field, "errors": exc.errors}}
     except Missing as exc:
@@ -189,6 +193,14 @@ def _unavailable(runtime: Runtime, subject: str, exc: Exception) -> dict[str, An
     if set(path) & set(settings.delegated):
         return None
     return {"error": {"message": outage_message(retry_after), "retry_after": retry_after}}
+
+
+def bus_caller(subject: str) -> Principal:
+    """Who submits over the bus: a submitter of the unit the subject names. The NATS
+    server's permissions decide who may publish there (docs/security.md), so the subject
+    is the credential; the handler checks it is the obligation's unit like any caller."""
+    path = tuple(subject.removeprefix(f"{SUBMIT_SUBJECT}.").split("."))
+    return Principal(f"nats:{subject}"[:64], path[-1], path, Role.SUBMITTER)
 
 
 def _answers_for(runtime: Runtime, obligation: Obligation | None) -> bool:

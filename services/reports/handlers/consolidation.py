@@ -32,7 +32,7 @@ from services.reports.domain.consolidation import (
     consolidate,
 )
 from services.reports.domain.model import Obligation
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
 from shared.security import audit, authorize
@@ -255,13 +255,16 @@ def _event(published: PublishedConsolidation) -> ConsolidationPublished:
     )
 
 
-async def publish(command: PublishConsolidation, uow: UnitOfWork) -> PublishedConsolidation:
+async def publish(
+    command: PublishConsolidation, uow: UnitOfWork, *, caller: Principal
+) -> PublishedConsolidation:
     """Store the consolidation as it stands as the next version, and announce it. Two
     publications racing for one version number: the unique constraint refuses the second
     (IntegrityError), and the caller retries."""
     consolidation = await current(command.key, uow)
     _check_scope(consolidation, command.scope)
     authorize(
+        caller,
         Role.REVIEWER,
         Role.ADMINISTRATOR,
         unit=command.key.receiving_unit,
@@ -292,7 +295,12 @@ async def publish(command: PublishConsolidation, uow: UnitOfWork) -> PublishedCo
         )
     )
     uow.publish(_event(published))
-    audit(uow, "consolidation.published", f"{command.key.plan_id} {command.key.receiving_unit}")
+    audit(
+        uow,
+        caller,
+        "consolidation.published",
+        f"{command.key.plan_id} {command.key.receiving_unit}",
+    )
     await uow.commit()
     log.info(
         "consolidation published",

@@ -19,7 +19,7 @@ from services.reports.domain.model import (
     ReportRefused,
 )
 from services.reports.settings import ReportsSettings
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Missing
 from shared.runtime import Runtime
 from shared.security import audit, authorize
@@ -47,7 +47,11 @@ class Submission:
 
 
 async def submit_report(
-    command: SubmitReport, uow: UnitOfWork, ownership: Ownership = Ownership()
+    command: SubmitReport,
+    uow: UnitOfWork,
+    ownership: Ownership = Ownership(),
+    *,
+    caller: Principal,
 ) -> Submission:
     """Take a report in. A retry with the submitting unit's Idempotency-Key answers with the
     earlier receipt, after the same checks of who is asking as the first request, and is
@@ -59,6 +63,7 @@ async def submit_report(
     obligation, last_version = found
     # Who may act for the unit comes first, so that a key never opens another unit's receipt.
     authorize(
+        caller,
         Role.SUBMITTER,
         Role.ADMINISTRATOR,
         unit=obligation.unit_code,
@@ -75,7 +80,7 @@ async def submit_report(
     if command.idempotency_key:
         earlier = await reports.by_idempotency_key(obligation.unit_code, command.idempotency_key)
         if earlier is not None:
-            return await _replay(command, earlier, uow)
+            return await _replay(command, earlier, uow, caller)
     if not obligation.owned:
         raise ReportRefused(
             f"reports of unit {obligation.unit_code} are taken by another instance "
@@ -101,7 +106,7 @@ async def submit_report(
         await reports.remember_key(obligation.unit_code, command.idempotency_key, report.id, now)
     await obligations.save(obligation)
     uow.publish(*obligation.events)
-    audit(uow, "report.submitted", report.id)
+    audit(uow, caller, "report.submitted", report.id)
     await uow.commit()
     log.info(
         "report submitted",
@@ -123,14 +128,16 @@ def same_submission(command: SubmitReport, report: Report) -> bool:
     )
 
 
-async def _replay(command: SubmitReport, earlier: Report, uow: UnitOfWork) -> Submission:
+async def _replay(
+    command: SubmitReport, earlier: Report, uow: UnitOfWork, caller: Principal
+) -> Submission:
     if not same_submission(command, earlier):
         raise ReportRefused(
             "this Idempotency-Key was already used by the unit for a different submission; "
             "send a new key for new content",
             field="idempotency_key",
         )
-    audit(uow, "report.submission_replayed", earlier.id)
+    audit(uow, caller, "report.submission_replayed", earlier.id)
     await uow.commit()
     log.info("submission replayed", report_id=earlier.id, receipt=earlier.receipt_number)
     return Submission(earlier, replayed=True)
@@ -185,7 +192,12 @@ def check_attachment(command: Attach, rules: AttachmentRules) -> str:
 
 
 async def attach(
-    command: Attach, rules: AttachmentRules, store: AttachmentStore, uow: UnitOfWork
+    command: Attach,
+    rules: AttachmentRules,
+    store: AttachmentStore,
+    uow: UnitOfWork,
+    *,
+    caller: Principal,
 ) -> dict[str, Any]:
     name = check_attachment(command, rules)
     report = await ReportRepository(uow.session).get(command.report_id)
@@ -194,6 +206,7 @@ async def attach(
     obligation = await ObligationRepository(uow.session).get(report.obligation_id)
     assert obligation is not None
     authorize(
+        caller,
         Role.SUBMITTER,
         Role.ADMINISTRATOR,
         unit=obligation.unit_code,
@@ -212,18 +225,20 @@ async def attach(
         "created_at": uow.clock.now(),
     }
     await uow.session.execute(attachments.insert().values(**record))
-    audit(uow, "report.attachment_added", f"{command.report_id} {name}")
+    audit(uow, caller, "report.attachment_added", f"{command.report_id} {name}")
     await uow.commit()
     return record
 
 
-async def submit_with_retry(runtime: Runtime, command: SubmitReport) -> Submission:
+async def submit_with_retry(
+    runtime: Runtime, command: SubmitReport, *, caller: Principal
+) -> Submission:
     """Submit; when two submissions with the same key race, the loser answers with the
     winner's receipt (the unique key makes the second insert fail)."""
     for attempt in range(2):
         try:
             async with runtime.uow() as uow:
-                return await submit_report(command, uow, _ownership(runtime))
+                return await submit_report(command, uow, _ownership(runtime), caller=caller)
         except IntegrityError:
             if attempt == 1 or not command.idempotency_key:
                 raise

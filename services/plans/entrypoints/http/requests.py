@@ -12,6 +12,7 @@ from services.plans.handlers import requests as handlers
 from shared.errors import Missing
 from shared.limits import Identifier
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import UnitCode
 
 
@@ -24,7 +25,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
         tags=["requests"],
         summary="Ask chosen units for a thematic or ad-hoc report: ReportRequested",
     )
-    async def request_report(body: ReportRequestIn) -> dict[str, str]:
+    async def request_report(body: ReportRequestIn, caller: Caller) -> dict[str, str]:
         command = handlers.RequestReport(
             requesting_unit=body.requesting_unit,
             kind=body.kind,
@@ -38,7 +39,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
             plan_id=body.plan_id,
         )
         async with runtime.uow() as uow:
-            return {"request_id": await handlers.request_report(command, uow)}
+            return {"request_id": await handlers.request_report(command, uow, caller=caller)}
 
     @router.get("/report-requests", tags=["requests"])
     async def list_requests(requesting_unit: UnitCode | None = None) -> list[dict[str, Any]]:
@@ -51,7 +52,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
         tags=["difficulties"],
         summary="Raise a difficulty (vướng mắc) against a plan: DifficultyRaised",
     )
-    async def raise_difficulty(body: DifficultyIn) -> dict[str, str]:
+    async def raise_difficulty(body: DifficultyIn, caller: Caller) -> dict[str, str]:
         command = handlers.RaiseDifficulty(
             plan_id=body.plan_id,
             unit_code=body.unit_code,
@@ -59,7 +60,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
             content_area=body.content_area,
         )
         async with runtime.uow() as uow:
-            return {"difficulty_id": await handlers.raise_difficulty(command, uow)}
+            return {"difficulty_id": await handlers.raise_difficulty(command, uow, caller=caller)}
 
     @router.get("/difficulties", tags=["difficulties"])
     async def list_difficulties(plan_id: Identifier | None = None) -> list[dict[str, Any]]:
@@ -67,7 +68,7 @@ def request_routes(runtime: Runtime) -> APIRouter:
             return await DifficultyRepository(uow.session).find(plan_id)
 
     @router.get("/difficulties/{difficulty_id}", tags=["difficulties"])
-    async def get_difficulty(difficulty_id: Identifier) -> dict[str, Any]:
+    async def get_difficulty(difficulty_id: Identifier, caller: Caller) -> dict[str, Any]:
         async with runtime.uow() as uow:
             found = await DifficultyRepository(uow.session).get(difficulty_id)
         if found is None:
@@ -80,10 +81,10 @@ def request_routes(runtime: Runtime) -> APIRouter:
         summary="The unit it was raised to answers (a reviewer or administrator there); "
         "every answer is kept: DifficultyAnswered",
     )
-    async def answer(difficulty_id: Identifier, body: AnswerIn) -> dict[str, Any]:
+    async def answer(difficulty_id: Identifier, body: AnswerIn, caller: Caller) -> dict[str, Any]:
         command = handlers.AnswerDifficulty(difficulty_id, body.answered_by, body.answer)
         async with runtime.uow() as uow:
-            number = await handlers.answer_difficulty(command, uow)
+            number = await handlers.answer_difficulty(command, uow, caller=caller)
         return {
             "difficulty_id": difficulty_id,
             "answered_by": body.answered_by,
