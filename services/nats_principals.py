@@ -83,6 +83,7 @@ def principals(
     for unit in nats_auth.districts_of(units, district_kinds, districts):
         found.append(nats_auth.district_principal(unit, district_durables(unit.code)))
     found += [nats_auth.integrator_principal(name) for name in integrators]
+    found.append(nats_auth.portal_principal())
     found.append(nats_auth.admin_principal())
     return found
 

@@ -1,0 +1,95 @@
+"""The services' HTTP APIs, called with the signed-in user's own credential: whatever the
+portal does, the owning service authorizes it as it would any other caller."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+
+from services.portal.settings import PortalSettings
+
+Service = Literal["plans", "reports", "notify"]
+
+
+class ApiError(Exception):
+    """A service refused or failed: its status and its JSON error (``{"message", …}``)."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(f"{status}: {error.get('message', '')}")
+        self.status = status
+        self.error = error
+
+    @property
+    def message(self) -> str:
+        return str(self.error.get("message", ""))
+
+
+class ServiceApi:
+    """One pooled HTTP client for the three APIs (keep-alive connections, one timeout)."""
+
+    def __init__(
+        self, settings: PortalSettings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.base = {
+            "plans": settings.plans_url.rstrip("/"),
+            "reports": settings.reports_url.rstrip("/"),
+            "notify": settings.notify_url.rstrip("/"),
+        }
+        self.client = httpx.AsyncClient(timeout=settings.api_timeout_seconds, transport=transport)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def response(
+        self,
+        service: Service,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        try:
+            response = await self.client.request(
+                method,
+                self.base[service] + path,
+                params={k: v for k, v in (params or {}).items() if v not in (None, "")},
+                json=json,
+                headers=sent,
+            )
+        except httpx.HTTPError as exc:
+            raise ApiError(503, {"message": f"{service} không trả lời ({exc!r})"}) from exc
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _error_of(response))
+        return response
+
+    async def get(
+        self, service: Service, path: str, token: str, params: dict[str, Any] | None = None
+    ) -> Any:
+        return (await self.response(service, "GET", path, token, params=params)).json()
+
+    async def post(
+        self,
+        service: Service,
+        path: str,
+        token: str,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        response = await self.response(service, "POST", path, token, json=body, headers=headers)
+        return response.json()
+
+
+def _error_of(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"message": response.text[:500]}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {"message": str(body)[:500]}

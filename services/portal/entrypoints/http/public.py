@@ -1,0 +1,95 @@
+"""The public page ("dân biết, dân kiểm tra"), without sign-in: each issued plan, its
+content, the units it binds, which of them reported on time, and the published
+consolidations. Nothing personal: no names of people, no narratives, no addresses."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from services.portal.adapters.api import ApiError
+from services.portal.domain import board
+from services.portal.entrypoints.http.common import portal, render
+
+router = APIRouter()
+
+
+def _cacheable(request: Request, response: Response) -> Response:
+    seconds = portal(request).settings.public_cache_seconds
+    response.headers["Cache-Control"] = f"public, max-age={seconds}"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
+@router.get("/cong-khai")
+async def public_plans(request: Request) -> Response:
+    parts = portal(request)
+    plans = await parts.api.get("plans", "/plans", parts.settings.public_token)
+    plans = [p for p in plans if p["status"] in ("issued", "amended", "closed")]
+    return _cacheable(request, render(request, "public_plans.html.j2", {"plans": plans}))
+
+
+@router.get("/cong-khai/ke-hoach/{plan_id}")
+async def public_plan(request: Request, plan_id: str) -> Response:
+    parts = portal(request)
+    token = parts.settings.public_token
+    plan, units = await asyncio.gather(
+        parts.api.get("plans", f"/plans/{plan_id}", token),
+        parts.api.get("plans", "/units", token),
+    )
+    if plan["status"] == "draft":
+        raise ApiError(404, {"message": "no such plan"})
+    names = {u["code"]: u["name"] for u in units}
+    entries = await asyncio.gather(
+        *(_entry(request, plan_id, entry["key"], entry, token) for entry in plan["schedule"])
+    )
+    context = {
+        "plan": plan,
+        "bound": sorted(names.get(code, code) for code in plan["assignees"]),
+        "entries": entries,
+        "percent": board.percent_text,
+    }
+    return _cacheable(request, render(request, "public_plan.html.j2", context))
+
+
+async def _entry(
+    request: Request, plan_id: str, key: str, entry: dict[str, Any], token: str
+) -> dict[str, Any]:
+    """One schedule entry: per receiving unit, every expected unit's status and the
+    published consolidations."""
+    api = portal(request).api
+    obligations = await api.get(
+        "reports", "/obligations", token, {"plan_id": plan_id, "schedule_key": key}
+    )
+    receivers = sorted({o["receiving_unit"] for o in obligations})
+    groups = []
+    for receiving in receivers:
+        query = {"plan_id": plan_id, "schedule_key": key, "receiving_unit": receiving}
+        current, published = await asyncio.gather(
+            api.get("reports", "/consolidations", token, query),
+            api.get("reports", "/consolidations/published", token, query),
+        )
+        rows = board.rows_of(current)
+        groups.append(
+            {
+                "receiving_unit": current["receiving_unit"],
+                "rows": rows,
+                "tally": board.tally(rows),
+                "published": published,
+            }
+        )
+    return {"entry": entry, "groups": groups}
+
+
+@router.get("/cong-khai/tong-hop/{consolidation_id}")
+async def public_consolidation(request: Request, consolidation_id: str) -> Response:
+    parts = portal(request)
+    found = await parts.api.get(
+        "reports", f"/consolidations/published/{consolidation_id}", parts.settings.public_token
+    )
+    context = {"published": found, "consolidation": found["consolidation"]}
+    context["percent"] = board.percent_text
+    return _cacheable(request, render(request, "public_consolidation.html.j2", context))
