@@ -165,7 +165,8 @@ def percent_text(value: float) -> str:
 # --- the chart ------------------------------------------------------------------------------
 
 CHART_WIDTH, CHART_HEIGHT, MARGIN = 640, 220, 36
-MAX_DAYS = 45
+MAX_DAYS = 200
+"""Days shown at most: every submission of a half-year period fits, one bar a day."""
 
 
 def received_per_day(rows: Iterable[BoardRow]) -> Counter[date]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -64,7 +64,8 @@ async def board_page(
         )
     kinds, districts = board.choices(rows)
     due_at = datetime.fromisoformat(consolidation["heading"]["due_at"])
-    today = datetime.now(UTC).astimezone(ICT).date()
+    # The services' clock, not ours: "today" is the consolidation's as-of.
+    today = datetime.fromisoformat(consolidation["as_of"]).astimezone(ICT).date()
     context = {
         "key": key,
         "consolidation": consolidation,
