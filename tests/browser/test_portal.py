@@ -228,3 +228,75 @@ async def test_submission_and_review_work_without_javascript(system: System, bro
     assert answer.status == 403
     for context in (commune_ctx, reviewer_ctx):
         await context.close()
+
+
+async def test_the_other_pages_work_and_are_accessible(
+    system: System, browser: Any, tmp_path: Path
+) -> None:
+    """Unit page, consolidations (publish, downloads), difficulties (raise, answer), report
+    requests, the delivery log and a published consolidation's public page."""
+    from playwright.async_api import expect
+
+    pages = Pages(tmp_path / "screenshots")
+    options = {"viewport": DESKTOP, "bypass_csp": True, "accept_downloads": True}
+    commune_ctx = await browser.new_context(**options)
+    reviewer_ctx = await browser.new_context(**options)
+    admin_ctx = await browser.new_context(**options)
+    commune, reviewer = await commune_ctx.new_page(), await reviewer_ctx.new_page()
+    admin = await admin_ctx.new_page()
+    await sign_in(commune, system, system.tokens["commune"])
+    await sign_in(reviewer, system, system.tokens["reviewer"])
+    await sign_in(admin, system, system.tokens["admin"])
+
+    await commune.goto(system.portal_url + "/don-vi/X001")
+    await expect(commune.locator("h1")).to_have_text("Ủy ban nhân dân xã Tân An")
+    await pages.check(commune, "don-vi")
+
+    await commune.goto(system.portal_url + "/vuong-mac")
+    await commune.get_by_label("Vướng mắc, khó khăn").fill("Chưa rõ cách tính số buổi tiếp dân.")
+    await commune.get_by_role("button", name="Gửi", exact=True).click()
+    await expect(commune.locator("article")).to_contain_text("Chưa rõ cách tính")
+    await reviewer.goto(system.portal_url + "/vuong-mac")
+    await reviewer.get_by_label("Trả lời").fill("Tính mỗi buổi tiếp theo lịch đã niêm yết.")
+    await reviewer.get_by_role("button", name="Gửi trả lời").click()
+    await expect(reviewer.locator(".answer")).to_contain_text("Tính mỗi buổi tiếp")
+    await pages.check(reviewer, "vuong-mac")
+
+    await reviewer.goto(
+        f"{system.portal_url}/tong-hop?plan_id={system.plan_id}&schedule_key=six_month"
+    )
+    async with reviewer.expect_download() as download:
+        await reviewer.get_by_role("link", name="bảng tính XLSX").click()
+    assert (await download.value).suggested_filename.endswith(".xlsx")
+    await reviewer.get_by_role("button", name="Công bố bản tổng hợp này").click()
+    await expect(reviewer.get_by_role("status")).to_contain_text("Đã công bố")
+    await pages.check(reviewer, "tong-hop")
+    await reviewer.get_by_role("link", name="trang công khai", exact=True).first.click()
+    await expect(reviewer.locator("h1")).to_contain_text("lần 1")
+    await pages.check(reviewer, "cong-khai-tong-hop")
+
+    await reviewer.goto(system.portal_url + "/yeu-cau")
+    await reviewer.get_by_label("Chủ đề").fill("Tiếp công dân quý I")
+    await reviewer.get_by_label("Từ ngày").fill("2023-01-01")
+    await reviewer.get_by_label("Đến ngày").fill("2023-03-31")
+    await reviewer.get_by_label("Hạn: trước ngày").fill("2023-04-10")
+    await reviewer.get_by_label("Ủy ban nhân dân xã Đông Hưng").check()
+    await reviewer.get_by_label("Số buổi tiếp công dân").check()
+    await reviewer.get_by_role("button", name="Gửi yêu cầu").click()
+    await expect(reviewer.get_by_role("status")).to_contain_text("Đã gửi yêu cầu")
+    await expect(reviewer.locator("main")).to_contain_text("Tiếp công dân quý I")
+    await pages.check(reviewer, "yeu-cau")
+
+    await admin.goto(system.portal_url + "/nhat-ky-gui")
+    await expect(admin.locator("h1")).to_have_text("Nhật ký gửi thư và webhook")
+    await pages.check(admin, "nhat-ky-gui")
+    # The board's list as CSV, filtered: the units that have not reported.
+    exported = await admin.request.get(
+        f"{system.portal_url}/theo-doi?plan_id={system.plan_id}&schedule_key=six_month"
+        "&receiving_unit=T89-SNV&status=missing&format=csv"
+    )
+    lines = (await exported.text()).lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("Mã đơn vị,Tên đơn vị")
+    assert [line.split(",")[0] for line in lines[1:]] == ["X003"]
+    for context in (commune_ctx, reviewer_ctx, admin_ctx):
+        await context.close()
