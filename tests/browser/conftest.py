@@ -34,6 +34,7 @@ from shared.auth import Role
 from shared.clock import ManualClock
 from shared.events import Contacts
 from shared.natsd import NatsServer, free_port
+from tests.browser.idp import AUDIENCE, CLIENT_ID, TestProvider
 from tests.support import DEFAULT_TIMEOUT, InProcessService, eventually, service_settings
 
 CHROMIUM = Path(os.environ.get("QCDC_CHROMIUM", "/usr/bin/chromium"))
@@ -81,6 +82,7 @@ PLAN: dict[str, Any] = {
 @dataclass
 class System:
     portal_url: str
+    idp: TestProvider
     plan_id: str
     tokens: dict[str, str]
     services: dict[str, InProcessService]
@@ -113,6 +115,8 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
     root = tmp_path_factory.mktemp("portal-system")
     nats = NatsServer(root / "nats", free_port())
     nats.start()
+    idp = TestProvider(unit="X003", role="submitter")
+    idp.start()
     clock = ManualClock(NOW)
     services: dict[str, InProcessService] = {}
     portal: uvicorn.Server | None = None
@@ -125,6 +129,8 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
                 auth="tokens",
                 database_url=f"sqlite+aiosqlite:///{root}/{definition.name}.db",
                 data_dir=str(root),
+                oidc_issuer=idp.issuer,
+                oidc_audience=AUDIENCE,
             )
             services[definition.name] = await InProcessService(definition, settings, clock).start()
         tokens = await _console(services["plans"])
@@ -134,8 +140,12 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
             await _known(services["plans"], token, "/whoami")
             await _known(services["reports"], token, "/indicators")
         await _known(services["notify"], tokens["admin"], "/subscriptions")
+        port = free_port()
         settings = PortalSettings(
-            http_port=free_port(),
+            http_port=port,
+            public_url=f"http://127.0.0.1:{port}",
+            oidc_issuer=idp.issuer,
+            oidc_client_id=CLIENT_ID,
             plans_url=services["plans"].url,
             reports_url=services["reports"].url,
             notify_url=services["notify"].url,
@@ -156,6 +166,7 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
             await asyncio.sleep(0.02)
         yield System(
             portal_url=f"http://127.0.0.1:{settings.http_port}",
+            idp=idp,
             plan_id=plan_id,
             tokens=tokens,
             services=services,
@@ -168,6 +179,7 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
         for service in services.values():
             await service.stop()
         nats.stop()
+        idp.stop()
 
 
 async def _console(plans: InProcessService) -> dict[str, str]:

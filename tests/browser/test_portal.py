@@ -300,3 +300,27 @@ async def test_the_other_pages_work_and_are_accessible(
     assert [line.split(",")[0] for line in lines[1:]] == ["X003"]
     for context in (commune_ctx, reviewer_ctx, admin_ctx):
         await context.close()
+
+
+async def test_sign_in_with_the_identity_provider(system: System, browser: Any) -> None:
+    """Authorization code with PKCE: the provider signs the user in, the portal exchanges the
+    code with its verifier, and the services accept the access token as the user's own."""
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    await page.goto(system.portal_url + "/theo-doi")
+    assert "/dang-nhap" in page.url
+    await page.get_by_role("link", name=re.compile("tài khoản định danh")).click()
+    await page.wait_for_url(system.portal_url + "/theo-doi")  # back where it was going
+    await expect(page.locator(".who")).to_contain_text("Ủy ban nhân dân xã Đông Hưng")
+    await page.goto(system.portal_url + "/")
+    # The services accept the access token as X003's own: its obligations are listed.
+    await expect(page.get_by_role("link", name=re.compile("Nộp báo cáo")).first).to_be_visible()
+    assert system.idp.refused == []
+
+    # A callback that is not the answer to this browser's own sign-in is refused.
+    forged = await page.goto(system.portal_url + "/dang-nhap/oidc/ve?code=stolen&state=guess")
+    assert forged is not None and forged.status == 401
+    await expect(page.get_by_role("alert")).to_contain_text("không hợp lệ")
+    await context.close()

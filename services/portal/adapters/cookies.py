@@ -18,6 +18,7 @@ from services.portal.settings import PortalSettings
 
 SESSION_COOKIE = "qcdc_session"
 CSRF_COOKIE = "qcdc_csrf"
+OIDC_COOKIE = "qcdc_oidc"
 SECRET_FILE = "portal.secret"
 
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.portal.adapters.api import ApiError, ServiceApi
 from services.portal.adapters.cookies import SESSION_COOKIE, SessionCodec, portal_key
 from services.portal.adapters.live import BusFeed, LiveHub
+from services.portal.adapters.oidc import OidcClient
 from services.portal.entrypoints.http import auth, board, public, reports, work
 from services.portal.entrypoints.http.common import (
     CsrfRefused,
@@ -41,12 +42,14 @@ def create_portal_app(
     settings: PortalSettings, transport: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     hub = LiveHub()
+    api = ServiceApi(settings, transport)
     parts = Portal(
         settings=settings,
-        api=ServiceApi(settings, transport),
+        api=api,
         codec=SessionCodec(portal_key(settings), int(settings.session_hours * 3600)),
         hub=hub,
         feed=BusFeed(settings, hub),
+        oidc=OidcClient(settings, api.client),
     )
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from services.portal.adapters.api import ServiceApi
 from services.portal.adapters.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCodec
 from services.portal.adapters.live import BusFeed, LiveHub
+from services.portal.adapters.oidc import OidcClient
 from services.portal.domain import labels
 from services.portal.domain.session import Session
 from services.portal.settings import PortalSettings
@@ -45,6 +46,7 @@ class Portal:
     codec: SessionCodec
     hub: LiveHub
     feed: BusFeed
+    oidc: OidcClient
 
 
 class SignInRequired(Exception):
