@@ -18,6 +18,7 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 WAIT_MS = 20_000
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
 class Pages:
@@ -200,7 +201,14 @@ async def test_submission_and_review_work_without_javascript(system: System, bro
     await commune.get_by_label(
         "Số kiến nghị của Mặt trận Tổ quốc và các tổ chức chính trị - xã hội đã trả lời"
     ).fill("1")
+    signed = {"name": "bao-cao-6-thang.pdf", "mimeType": "application/pdf", "buffer": PDF}
+    await commune.get_by_label("Tệp đính kèm (văn bản báo cáo đã ký, nếu có)").set_input_files(
+        signed
+    )
     assert await _submit(commune) == 200
+    await expect(commune.locator("#attachment-status")).to_have_text(
+        "Đã đính kèm tệp bao-cao-6-thang.pdf."
+    )
     receipt = (await commune.locator("#receipt-number").inner_text()).strip()
 
     await sign_in(reviewer, system, system.tokens["reviewer"])
@@ -214,7 +222,12 @@ async def test_submission_and_review_work_without_javascript(system: System, bro
     await commune.goto(f"{system.portal_url}/nghia-vu/{obligation}")
     await expect(commune.locator(".reason-text")).to_have_text("Bổ sung số liệu.")
     await commune.get_by_role("link", name="Sửa và nộp lại").click()
-    assert await _submit(commune) == 200
+    note = {"name": "ghi-chu.txt", "mimeType": "text/plain", "buffer": b"not a report"}
+    await commune.get_by_label("Tệp đính kèm (văn bản báo cáo đã ký, nếu có)").set_input_files(note)
+    assert await _submit(commune) == 200  # the report is received; the file is refused
+    await expect(commune.locator("#attachment-status")).to_contain_text(
+        "Tệp đính kèm chưa được nhận: loại tệp không được nhận"
+    )
 
     await reviewer.goto(system.portal_url + "/hop-thu")
     await reviewer.get_by_role("link", name=re.compile("Xem xét")).first.click()

@@ -51,6 +51,7 @@ class ServiceApi:
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         sent = dict(headers or {})
         if token:
@@ -61,6 +62,7 @@ class ServiceApi:
                 self.base[service] + path,
                 params={k: v for k, v in (params or {}).items() if v not in (None, "")},
                 json=json,
+                content=content,
                 headers=sent,
             )
         except httpx.HTTPError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from services.portal.adapters.api import ServiceApi
 from services.portal.domain.session import Session
@@ -30,6 +31,31 @@ async def submit_report(command: SubmitReport, session: Session, api: ServiceApi
     }
     headers = {"Idempotency-Key": command.idempotency_key} if command.idempotency_key else {}
     return await api.post("reports", "/reports", session.token, body, headers=headers)
+
+
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+"""The reports service's default limit; it judges, this only stops reading a huge upload."""
+
+
+@dataclass(frozen=True)
+class AttachFile:
+    report_id: str
+    filename: str
+    content_type: str
+    content: bytes
+
+
+async def attach_file(command: AttachFile, session: Session, api: ServiceApi) -> Any:
+    path = f"/reports/{command.report_id}/attachments/{quote(command.filename, safe='')}"
+    answer = await api.response(
+        "reports",
+        "PUT",
+        path,
+        session.token,
+        content=command.content,
+        headers={"Content-Type": command.content_type or "application/octet-stream"},
+    )
+    return answer.json()
 
 
 async def review_report(

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile
 
 from services.portal.adapters.api import ApiError
 from services.portal.domain import entry as forms
@@ -146,12 +148,44 @@ async def submit(request: Request, session: SignedIn, form: Form, obligation_id:
                 entry.errors = forms.explain_refusal(exc.error, fields, values)
                 entry.message = forms.refusal_message(422, "")
         else:
-            return redirect(f"/bien-nhan/{receipt['report_id']}")
+            note = await _attach_upload(request, session, receipt["report_id"])
+            return redirect(f"/bien-nhan/{receipt['report_id']}{note}")
     else:
         entry.message = forms.refusal_message(422, "")
     context = await _form_context(request, session, obligation_id, entry)
     context["idempotency_key"] = form.get("idempotency_key") or context["idempotency_key"]
     return render(request, "entry.html.j2", context, status=422)
+
+
+async def _attach_upload(request: Request, session: Session, report_id: str) -> str:
+    """Sends the form's file, if any, to the report; the query telling the receipt page how
+    it went (the report itself is received either way)."""
+    upload = (await request.form()).get("attachment")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return ""
+    content = await upload.read(commands.MAX_ATTACHMENT_BYTES + 1)
+    command = commands.AttachFile(report_id, upload.filename, upload.content_type or "", content)
+    try:
+        await commands.attach_file(command, session, portal(request).api)
+    except ApiError as exc:
+        return "?tep_loi=" + quote(_attachment_refusal(exc), safe="")
+    return "?tep=" + quote(upload.filename, safe="")
+
+
+def _attachment_refusal(exc: ApiError) -> str:
+    field = str(exc.error.get("field", ""))
+    reason = {
+        "content_type": "loại tệp không được nhận (chỉ PDF, DOCX, DOC, XLSX, JPEG, PNG)",
+        "content": "tệp rỗng, quá lớn hoặc nội dung không đúng loại tệp",
+        "filename": "tên tệp không hợp lệ",
+    }.get(field, exc.message)
+    return f"Tệp đính kèm chưa được nhận: {reason}."
+
+
+@router.post("/bao-cao/{report_id}/dinh-kem")
+async def attach(request: Request, session: SignedIn, form: Form, report_id: str) -> Response:
+    note = await _attach_upload(request, session, report_id)
+    return redirect(f"/bien-nhan/{report_id}{note or '?tep_loi=' + quote('Chưa chọn tệp.')}")
 
 
 @router.get("/bien-nhan/{report_id}")
@@ -160,7 +194,13 @@ async def receipt(request: Request, session: SignedIn, report_id: str) -> Respon
     obligation = await portal(request).api.get(
         "reports", f"/obligations/{report['obligation_id']}", session.token
     )
-    return render(request, "receipt.html.j2", {"report": report, "obligation": obligation})
+    context = {
+        "report": report,
+        "obligation": obligation,
+        "attached": request.query_params.get("tep", ""),
+        "attachment_error": request.query_params.get("tep_loi", ""),
+    }
+    return render(request, "receipt.html.j2", context)
 
 
 @router.get("/bao-cao/{report_id}")
