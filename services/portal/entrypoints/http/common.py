@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from services.portal.adapters.api import ServiceApi
+from services.portal.adapters.api import ApiError, ServiceApi
 from services.portal.adapters.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCodec
 from services.portal.adapters.live import BusFeed, LiveHub
 from services.portal.adapters.oidc import OidcClient
@@ -47,6 +50,8 @@ class Portal:
     hub: LiveHub
     feed: BusFeed
     oidc: OidcClient
+    names: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Unit code → (name, until when it is kept)."""
 
 
 class SignInRequired(Exception):
@@ -108,6 +113,7 @@ def render(
         "session": session,
         "csrf": expected_csrf(request),
         "path": request.url.path,
+        "names": getattr(request.state, "names", {}),
         **(context or {}),
     }
     response = templates.TemplateResponse(request, template, values, status_code=status)
@@ -134,6 +140,28 @@ def set_cookie(
         httponly=True,
         samesite="strict" if strict else "lax",
     )
+
+
+NAMES_KEPT_SECONDS = 300.0
+
+
+async def learn_names(request: Request, token: str, codes: Iterable[str]) -> None:
+    """Names of these units for the page (``names`` in templates), from the plans service,
+    kept a few minutes per process: pages show names, not codes."""
+    parts = portal(request)
+    now = time.monotonic()
+    wanted = {c for c in codes if c}
+    missing = [c for c in wanted if parts.names.get(c, ("", 0.0))[1] < now]
+
+    async def fetch(code: str) -> None:
+        try:
+            unit = await parts.api.get("plans", f"/units/{code}", token)
+        except ApiError:
+            return  # the code will do
+        parts.names[code] = (str(unit["name"]), now + NAMES_KEPT_SECONDS)
+
+    await asyncio.gather(*(fetch(c) for c in missing))
+    request.state.names = {c: parts.names[c][0] for c in wanted if c in parts.names}
 
 
 def redirect(path: str) -> RedirectResponse:

@@ -17,6 +17,7 @@ from services.portal.domain import entry as forms
 from services.portal.domain.session import Session
 from services.portal.entrypoints.http.common import (
     checked_form,
+    learn_names,
     portal,
     redirect,
     render,
@@ -59,7 +60,9 @@ async def _inbox(request: Request, session: Session) -> list[dict[str, Any]]:
 
 @router.get("/hop-thu")
 async def inbox(request: Request, session: SignedIn) -> Response:
-    return render(request, "inbox.html.j2", {"inbox": await _inbox(request, session)})
+    waiting = await _inbox(request, session)
+    await learn_names(request, session.token, (i["obligation"]["unit_code"] for i in waiting))
+    return render(request, "inbox.html.j2", {"inbox": waiting})
 
 
 async def _obligation_context(request: Request, session: Session, obligation_id: str) -> Any:
@@ -68,6 +71,8 @@ async def _obligation_context(request: Request, session: Session, obligation_id:
         api.get("reports", f"/obligations/{obligation_id}", session.token),
         api.get("reports", f"/obligations/{obligation_id}/reports", session.token),
     )
+    codes = [obligation["unit_code"], obligation["receiving_unit"]]
+    await learn_names(request, session.token, codes + [v["reviewed_by_unit"] for v in versions])
     return obligation, versions
 
 
@@ -193,6 +198,9 @@ async def receipt(request: Request, session: SignedIn, report_id: str) -> Respon
     report = await portal(request).api.get("reports", f"/reports/{report_id}", session.token)
     obligation = await portal(request).api.get(
         "reports", f"/obligations/{report['obligation_id']}", session.token
+    )
+    await learn_names(
+        request, session.token, (obligation["unit_code"], obligation["receiving_unit"])
     )
     context = {
         "report": report,

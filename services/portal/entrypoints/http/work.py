@@ -16,6 +16,7 @@ from services.portal.domain.entry import indicator_fields, refusal_message
 from services.portal.domain.session import Session
 from services.portal.entrypoints.http.common import (
     checked_form,
+    learn_names,
     portal,
     redirect,
     render,
@@ -44,6 +45,7 @@ async def unit_page(request: Request, session: SignedIn, code: str) -> Response:
         return found
 
     all_versions = await asyncio.gather(*(versions(o) for o in obligations))
+    await learn_names(request, session.token, (o["receiving_unit"] for o in obligations))
     try:
         deliveries = await api.get(
             "notify", "/deliveries", session.token, {"unit": code, "limit": 50}
@@ -138,6 +140,8 @@ async def difficulties(request: Request, session: SignedIn, plan_id: str = "") -
     plans = [p for p in await api.get("plans", "/plans", session.token) if p["status"] != "draft"]
     plan_id = plan_id or (plans[0]["id"] if plans else "")
     found = await api.get("plans", "/difficulties", session.token, {"plan_id": plan_id})
+    codes = [d["unit_code"] for d in found] + [d["answered_by"] for d in found]
+    await learn_names(request, session.token, codes)
     plan = next((p for p in plans if p["id"] == plan_id), None)
     context = {
         "plans": plans,
