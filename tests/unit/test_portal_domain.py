@@ -167,3 +167,39 @@ def test_mail_links_lead_to_the_portal_when_its_address_is_set() -> None:
     api = Links("http://reports:8302", "http://plans:8301")
     assert api.report("r1") == "http://reports:8302/reports/r1"
     assert api.obligations() == "http://reports:8302/obligations"
+
+
+def test_a_pages_path_parameter_never_steers_a_call_to_a_service() -> None:
+    from services.portal.adapters.api import _safe_path
+
+    assert _safe_path("/obligations/1b4e28ba-2fa1-11d2-883f-0016d3cca427/reports")
+    assert _safe_path("/reports/r1/attachments/b%C3%A1o-c%C3%A1o.pdf")
+    for hostile in ("/obligations/..", "/obligations/a?unit=X", "/units/a#b", "/plans/", "x"):
+        assert not _safe_path(hostile), hostile
+
+
+def test_an_event_names_the_board_it_changes() -> None:
+    from services.portal.adapters.live import LiveHub, change_of
+
+    body = (
+        b'{"report_id": "r", "obligation": {"plan_id": "p", "schedule_key": "six_month",'
+        b' "receiving_unit": "T89-SNV", "unit_code": "X001"}}'
+    )
+    change = change_of(
+        "qcdc.v1.report.accepted.T89.X001", {"ce-type": "qcdc.report.accepted.v1"}, body
+    )
+    assert change is not None and change.unit_code == "X001"
+    published = change_of(
+        "qcdc.v1.consolidation.published.T89",
+        {},
+        b'{"plan_id": "p", "schedule_key": "six_month", "receiving_unit": "T89-SNV"}',
+    )
+    assert published is not None and published.unit_code == ""
+    assert change_of("s", {}, b"not json") is None and change_of("s", {}, b"{}") is None
+
+    hub = LiveHub()
+    mine, other = hub.listen(("p", "six_month", "T89-SNV")), hub.listen(("p", "annual", "T89-SNV"))
+    hub.publish(change)
+    assert mine.get_nowait() == change and other.empty()
+    hub.close()
+    assert mine.get_nowait() is None  # the stream ends

@@ -3,6 +3,7 @@ portal does, the owning service authorizes it as it would any other caller."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import httpx
@@ -53,6 +54,9 @@ class ServiceApi:
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
     ) -> httpx.Response:
+        if not _safe_path(path):
+            # A page's path parameter ("..", "a?b" once decoded) must never steer the call.
+            raise ApiError(404, {"message": "không tìm thấy"})
         sent = dict(headers or {})
         if token:
             sent["Authorization"] = f"Bearer {token}"
@@ -86,6 +90,17 @@ class ServiceApi:
     ) -> Any:
         response = await self.response(service, "POST", path, token, json=body, headers=headers)
         return response.json()
+
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.%:-]{1,300}$")
+
+
+def _safe_path(path: str) -> bool:
+    """Plain segments only: no dot segments, no query or fragment smuggled into a segment."""
+    segments = path.split("/")
+    return path.startswith("/") and all(
+        _SEGMENT.match(s) and s not in (".", "..") for s in segments[1:]
+    )
 
 
 def _error_of(response: httpx.Response) -> dict[str, Any]:

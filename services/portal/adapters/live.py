@@ -94,30 +94,40 @@ class BusFeed:
         self.settings = settings
         self.hub = hub
         self.connection: Client | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect in the background: the portal serves pages while NATS is away."""
+        """Connect in the background: the portal serves pages while NATS is away, and its
+        boards go live once it is there (nats-py keeps trying, and reconnects later)."""
+        self._task = asyncio.create_task(self._connect())
 
+    async def _connect(self) -> None:
         async def on_message(msg: Msg) -> None:
             change = change_of(msg.subject, dict(msg.headers or {}), msg.data)
             if change is not None:
                 self.hub.publish(change)
 
-        try:
-            self.connection = await nats.connect(
-                [u.strip() for u in self.settings.nats_url.split(",")],
-                name="qcdc-portal",
-                user=self.settings.nats_user,
-                password=self.settings.nats_password,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-                allow_reconnect=True,
-            )
-            for subject in SUBJECTS:
-                await self.connection.subscribe(subject, cb=on_message)
-        except Exception as exc:  # the board still works, only without live updates
-            log.warning("portal: no live updates, NATS not reachable", error=repr(exc))
+        warned = False
+
+        async def on_error(exc: Exception) -> None:
+            nonlocal warned
+            if not warned:  # once, not at every attempt
+                log.warning("portal: no live updates while NATS is away", error=repr(exc))
+                warned = True
+
+        connection = await nats.connect(
+            [u.strip() for u in self.settings.nats_url.split(",")],
+            name="qcdc-portal",
+            user=self.settings.nats_user,
+            password=self.settings.nats_password,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=2,
+            error_cb=on_error,
+        )
+        for subject in SUBJECTS:
+            await connection.subscribe(subject, cb=on_message)
+        self.connection = connection
 
     @property
     def connected(self) -> bool:
@@ -125,6 +135,10 @@ class BusFeed:
 
     async def stop(self) -> None:
         self.hub.close()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 await self.connection.close()
