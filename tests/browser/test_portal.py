@@ -261,6 +261,15 @@ async def test_the_other_pages_work_and_are_accessible(
     await sign_in(reviewer, system, system.tokens["reviewer"])
     await sign_in(admin, system, system.tokens["admin"])
 
+    await commune.goto(system.portal_url + "/theo-doi")  # the board's choice of report
+    await expect(commune.get_by_role("link", name=re.compile("Báo cáo kết quả"))).to_be_visible()
+    await pages.check(commune, "chon-bang-theo-doi")
+    await commune.goto(f"{system.portal_url}/nghia-vu/{system.obligations['X001']}")
+    await expect(commune.locator(".versions li")).to_have_count(2)
+    await pages.check(commune, "nghia-vu")
+    missing = await commune.goto(system.portal_url + "/khong-co-trang-nay")
+    assert missing is not None and missing.status == 404
+    await pages.check(commune, "loi-404")
     await commune.goto(system.portal_url + "/don-vi/X001")
     await expect(commune.locator("h1")).to_have_text("Ủy ban nhân dân xã Tân An")
     await pages.check(commune, "don-vi")
