@@ -203,3 +203,23 @@ def test_an_event_names_the_board_it_changes() -> None:
     assert mine.get_nowait() == change and other.empty()
     hub.close()
     assert mine.get_nowait() is None  # the stream ends
+
+
+def test_what_users_typed_is_escaped_in_every_page() -> None:
+    from services.portal.entrypoints.http.common import templates
+
+    hostile = '<script>alert("x")</script>'
+    version = {
+        "report_id": "r1",
+        "version": 1,
+        "receipt_number": "BC-2023-000001",
+        "submitted_at": "2023-06-01T03:00:00Z",
+        "on_time": True,
+        "status": "returned",
+        "review_reason": hostile,
+        "reviewed_by_unit": "T89-SNV",
+        "reviewed_at": "2023-06-02T03:00:00Z",
+    }
+    page = templates.get_template("versions.html.j2").render(versions=[version], names={})
+    assert hostile not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page

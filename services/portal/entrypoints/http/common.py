@@ -26,6 +26,9 @@ from services.portal.settings import PortalSettings
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES))
+# Starlette escapes only templates named *.html; ours are *.html.j2. Escape everything: the
+# pages show what users typed (reasons, narratives, difficulties).
+templates.env.autoescape = True
 templates.env.globals.update(
     day=labels.day,
     moment=labels.moment,
