@@ -86,6 +86,8 @@ def test_the_csv_opens_in_a_spreadsheet_with_vietnamese_intact() -> None:
     assert text.startswith("\ufeffMã đơn vị,Tên đơn vị")
     assert "Xã C,Cấp xã,Không thuộc cấp huyện,Chưa nộp" in text
     assert "10:00 01/06/2023" in text  # Vietnam time
+    hostile = {"status": [{**_status("Z", "missing"), "name": "=HYPERLINK(1)"}]}
+    assert ",'=HYPERLINK(1)," in board.board_csv(board.rows_of(hostile))  # text, no formula
 
 
 CATALOGUE = {

@@ -7,10 +7,12 @@ import re
 from typing import Any, Literal
 
 import httpx
+import structlog
 
 from services.portal.settings import PortalSettings
 
 Service = Literal["plans", "reports", "notify"]
+log = structlog.get_logger(__name__)
 
 
 class ApiError(Exception):
@@ -70,7 +72,9 @@ class ServiceApi:
                 headers=sent,
             )
         except httpx.HTTPError as exc:
-            raise ApiError(503, {"message": f"{service} không trả lời ({exc!r})"}) from exc
+            log.warning("portal: a service did not answer", service=service, error=repr(exc))
+            message = f"Hệ thống {service} tạm thời không trả lời; vui lòng thử lại sau."
+            raise ApiError(503, {"message": message}) from exc
         if response.status_code >= 400:
             raise ApiError(response.status_code, _error_of(response))
         return response

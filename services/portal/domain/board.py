@@ -245,22 +245,28 @@ CSV_HEADER = (
 )
 
 
+def _cell(value: object) -> object:
+    """Text a spreadsheet would take for a formula (=, +, -, @) is kept as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
 def board_csv(rows: Iterable[BoardRow]) -> str:
     """The list as CSV with a byte-order mark, so that spreadsheet programs read UTF-8."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
     for r in rows:
-        writer.writerow(
-            (
-                r.code,
-                r.name,
-                r.kind_label,
-                r.district_name,
-                r.status_label,
-                moment(r.submitted_at),
-                r.receipt_number,
-                r.latest_version or "",
-            )
+        row = (
+            r.code,
+            r.name,
+            r.kind_label,
+            r.district_name,
+            r.status_label,
+            moment(r.submitted_at),
+            r.receipt_number,
+            r.latest_version or "",
         )
+        writer.writerow([_cell(value) for value in row])
     return "\ufeff" + out.getvalue()

@@ -112,7 +112,9 @@ def _error_pages(app: FastAPI) -> None:
         from services.portal.domain.entry import refusal_message
 
         message = refusal_message(exc.status, exc.message)
-        status = exc.status if exc.status in (403, 404, 409, 422) else 502
+        status = exc.status if exc.status in (403, 404, 409, 422, 503) else 502
+        if exc.status == 503 and exc.message:
+            message = exc.message
         return render(request, "error.html.j2", {"message": message}, status=status)
 
     @app.exception_handler(StarletteHTTPException)

@@ -10,11 +10,26 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from services.portal.adapters.api import ApiError
+from services.portal.adapters.api import ApiError, Service
 from services.portal.domain import board
 from services.portal.entrypoints.http.common import portal, render
 
 router = APIRouter()
+NOT_SET_UP = (
+    "Trang công khai chưa đọc được dữ liệu: quản trị hệ thống cần cấp cho cổng thông tin một "
+    "mã truy cập chỉ đọc (QCDC_PUBLIC_TOKEN)."
+)
+
+
+async def _read(request: Request, service: Service, path: str, params: Any = None) -> Any:
+    """A read with the portal's read-only token: a visitor is never sent to sign in."""
+    parts = portal(request)
+    try:
+        return await parts.api.get(service, path, parts.settings.public_token, params)
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            raise ApiError(503, {"message": NOT_SET_UP}) from exc
+        raise
 
 
 def _cacheable(request: Request, response: Response) -> Response:
@@ -26,25 +41,21 @@ def _cacheable(request: Request, response: Response) -> Response:
 
 @router.get("/cong-khai")
 async def public_plans(request: Request) -> Response:
-    parts = portal(request)
-    plans = await parts.api.get("plans", "/plans", parts.settings.public_token)
+    plans = await _read(request, "plans", "/plans")
     plans = [p for p in plans if p["status"] in ("issued", "amended", "closed")]
     return _cacheable(request, render(request, "public_plans.html.j2", {"plans": plans}))
 
 
 @router.get("/cong-khai/ke-hoach/{plan_id}")
 async def public_plan(request: Request, plan_id: str) -> Response:
-    parts = portal(request)
-    token = parts.settings.public_token
     plan, units = await asyncio.gather(
-        parts.api.get("plans", f"/plans/{plan_id}", token),
-        parts.api.get("plans", "/units", token),
+        _read(request, "plans", f"/plans/{plan_id}"), _read(request, "plans", "/units")
     )
     if plan["status"] == "draft":
         raise ApiError(404, {"message": "no such plan"})
     names = {u["code"]: u["name"] for u in units}
     entries = await asyncio.gather(
-        *(_entry(request, plan_id, entry["key"], entry, token) for entry in plan["schedule"])
+        *(_entry(request, plan_id, entry["key"], entry) for entry in plan["schedule"])
     )
     context = {
         "plan": plan,
@@ -55,22 +66,19 @@ async def public_plan(request: Request, plan_id: str) -> Response:
     return _cacheable(request, render(request, "public_plan.html.j2", context))
 
 
-async def _entry(
-    request: Request, plan_id: str, key: str, entry: dict[str, Any], token: str
-) -> dict[str, Any]:
+async def _entry(request: Request, plan_id: str, key: str, entry: dict[str, Any]) -> dict[str, Any]:
     """One schedule entry: per receiving unit, every expected unit's status and the
     published consolidations."""
-    api = portal(request).api
-    obligations = await api.get(
-        "reports", "/obligations", token, {"plan_id": plan_id, "schedule_key": key}
+    obligations = await _read(
+        request, "reports", "/obligations", {"plan_id": plan_id, "schedule_key": key}
     )
     receivers = sorted({o["receiving_unit"] for o in obligations})
     groups = []
     for receiving in receivers:
         query = {"plan_id": plan_id, "schedule_key": key, "receiving_unit": receiving}
         current, published = await asyncio.gather(
-            api.get("reports", "/consolidations", token, query),
-            api.get("reports", "/consolidations/published", token, query),
+            _read(request, "reports", "/consolidations", query),
+            _read(request, "reports", "/consolidations/published", query),
         )
         rows = board.rows_of(current)
         groups.append(
@@ -86,10 +94,7 @@ async def _entry(
 
 @router.get("/cong-khai/tong-hop/{consolidation_id}")
 async def public_consolidation(request: Request, consolidation_id: str) -> Response:
-    parts = portal(request)
-    found = await parts.api.get(
-        "reports", f"/consolidations/published/{consolidation_id}", parts.settings.public_token
-    )
+    found = await _read(request, "reports", f"/consolidations/published/{consolidation_id}")
     context = {"published": found, "consolidation": found["consolidation"]}
     context["percent"] = board.percent_text
     return _cacheable(request, render(request, "public_consolidation.html.j2", context))
