@@ -346,3 +346,34 @@ async def test_sign_in_with_the_identity_provider(system: System, browser: Any) 
     assert forged is not None and forged.status == 401
     await expect(page.get_by_role("alert")).to_contain_text("không hợp lệ")
     await context.close()
+
+
+async def test_refusals_over_plain_http(system: System, tmp_path: Path) -> None:
+    """No browser needed: a bad token, a public page without its read-only token."""
+    import httpx
+
+    from services.portal.entrypoints.http import create_portal_app
+    from services.portal.settings import PortalSettings
+
+    services = system.services
+    settings = PortalSettings(
+        plans_url=services["plans"].url,
+        reports_url=services["reports"].url,
+        notify_url=services["notify"].url,
+        data_dir=str(tmp_path),
+    )
+    app = create_portal_app(settings)  # no QCDC_PUBLIC_TOKEN
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+        form = await client.get("/dang-nhap")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        refused = await client.post(
+            "/dang-nhap", data={"csrf": csrf.group(1), "token": "qcdc_not-a-real-token"}
+        )
+        public = await client.get("/cong-khai")
+    assert refused.status_code == 401
+    assert "Mã truy cập không hợp lệ, đã hết hạn hoặc đã bị thu hồi" in refused.text
+    assert "qcdc_session" not in refused.headers.get("set-cookie", "")
+    assert public.status_code == 503 and "QCDC_PUBLIC_TOKEN" in public.text
+    assert (tmp_path / "portal.secret").stat().st_mode & 0o777 == 0o600
