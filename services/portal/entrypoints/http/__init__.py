@@ -18,6 +18,7 @@ from services.portal.adapters.api import ApiError, ServiceApi
 from services.portal.adapters.cookies import SESSION_COOKIE, SessionCodec, portal_key
 from services.portal.adapters.live import BusFeed, LiveHub
 from services.portal.adapters.oidc import OidcClient
+from services.portal.domain.entry import refusal_message
 from services.portal.entrypoints.http import auth, board, public, reports, work
 from services.portal.entrypoints.http.common import (
     CsrfRefused,
@@ -109,8 +110,6 @@ def _error_pages(app: FastAPI) -> None:
             response = redirect(sign_in_url(request.url.path))
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response
-        from services.portal.domain.entry import refusal_message
-
         message = refusal_message(exc.status, exc.message)
         status = exc.status if exc.status in (403, 404, 409, 422, 503) else 502
         if exc.status == 503 and exc.message:
