@@ -62,6 +62,15 @@ class ServiceName(StrEnum):
     notify = "notify"
 
 
+class ServedName(StrEnum):
+    """What ``qcdc serve`` runs: the three services and the portal (which has no database)."""
+
+    plans = "plans"
+    reports = "reports"
+    notify = "notify"
+    portal = "portal"
+
+
 def definition(name: ServiceName | str) -> ServiceDefinition:
     module = importlib.import_module(f"services.{ServiceName(name).value}.bootstrap")
     service: ServiceDefinition = module.SERVICE
@@ -69,9 +78,14 @@ def definition(name: ServiceName | str) -> ServiceDefinition:
 
 
 @app.command()
-def serve(service: Annotated[ServiceName, typer.Argument(help="Which service to run.")]) -> None:
-    """Run one service: migrations, HTTP API, bus consumers and outbox relay."""
-    definition(service).serve()
+def serve(service: Annotated[ServedName, typer.Argument(help="Which service to run.")]) -> None:
+    """Run one service (migrations, HTTP API, bus consumers and outbox relay), or the portal."""
+    if service is ServedName.portal:
+        from services.portal.bootstrap import SERVICE as PORTAL
+
+        PORTAL.serve()
+        return
+    definition(service.value).serve()
 
 
 @app.command()
@@ -248,6 +262,7 @@ def up(
     plans_port: int = 8301,
     reports_port: int = 8302,
     notify_port: int = 8303,
+    portal_port: Annotated[int, typer.Option(help="The web portal's port.")] = 8304,
     smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port.")] = 8025,
     seed: Annotated[bool, typer.Option(help="Seed demo units and a plan on first start.")] = True,
     secure: Annotated[
@@ -262,11 +277,17 @@ def up(
         ),
     ] = 120.0,
 ) -> None:
-    """Start the embedded system: nats-server, the three services, a mail sink, demo data."""
+    """Start the embedded system: nats-server, the three services, the portal, a mail sink,
+    demo data."""
     from services.embedded import EmbeddedPorts, run_embedded
 
     ports = EmbeddedPorts(
-        nats=nats_port, plans=plans_port, reports=reports_port, notify=notify_port, smtp=smtp_port
+        nats=nats_port,
+        plans=plans_port,
+        reports=reports_port,
+        notify=notify_port,
+        smtp=smtp_port,
+        portal=portal_port,
     )
     code = run_embedded(data_dir, ports, seed=seed, secure=secure, start_timeout=start_timeout)
     raise typer.Exit(code)

@@ -205,6 +205,20 @@ def create_app(
 def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
     router = APIRouter(tags=["audit"])
 
+    @router.get(
+        "/whoami",
+        tags=["security"],
+        summary="The caller, as this service sees it: unit and role of the token (the "
+        "portal reads it at sign-in); unit * in the open development mode",
+    )
+    async def whoami(principal: Caller) -> dict[str, Any]:
+        return {
+            "unit_code": principal.unit_code,
+            "unit_path": list(principal.unit_path),
+            "role": principal.role.value,
+            "token_id": principal.token_id,
+        }
+
     @router.get("/audit", summary="Who did what, and every refusal (administrators)")
     async def audit_log(
         unit: UnitCode | None = None,

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 ANONYMOUS = Principal("anonymous", "-", (), Role.INTEGRATOR)
 """Who the audit log names for a request without a valid token."""
-PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/asyncapi.yaml"}
+)
 """Health and the API's own description: all that answers without a token."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 

@@ -87,20 +87,38 @@ PARTS = ("subject", "txt", "html")
 
 @dataclass(frozen=True)
 class Links:
+    """Where a message's links lead: the portal's pages when its address is known
+    (``QCDC_PORTAL_URL``), else the services' APIs."""
+
     reports_url: str
     plans_url: str = ""
+    portal_url: str = ""
+
+    def _portal(self, path: str) -> str | None:
+        return f"{self.portal_url.rstrip('/')}{path}" if self.portal_url else None
 
     def report(self, report_id: str) -> str:
-        return f"{self.reports_url.rstrip('/')}/reports/{report_id}"
+        return self._portal(f"/bao-cao/{report_id}") or (
+            f"{self.reports_url.rstrip('/')}/reports/{report_id}"
+        )
 
     def obligation(self, obligation_id: str) -> str:
-        return f"{self.reports_url.rstrip('/')}/obligations/{obligation_id}"
+        return self._portal(f"/nghia-vu/{obligation_id}") or (
+            f"{self.reports_url.rstrip('/')}/obligations/{obligation_id}"
+        )
+
+    def obligations(self) -> str:
+        return self._portal("/") or f"{self.reports_url.rstrip('/')}/obligations"
 
     def plan(self, plan_id: str) -> str:
-        return f"{(self.plans_url or self.reports_url).rstrip('/')}/plans/{plan_id}"
+        return self._portal(f"/cong-khai/ke-hoach/{plan_id}") or (
+            f"{(self.plans_url or self.reports_url).rstrip('/')}/plans/{plan_id}"
+        )
 
     def difficulties(self, plan_id: str) -> str:
-        return f"{(self.plans_url or self.reports_url).rstrip('/')}/difficulties?plan_id={plan_id}"
+        return self._portal(f"/vuong-mac?plan_id={plan_id}") or (
+            f"{(self.plans_url or self.reports_url).rstrip('/')}/difficulties?plan_id={plan_id}"
+        )
 
 
 @dataclass(frozen=True)
@@ -238,7 +256,7 @@ def _requested(event: ReportRequested, facts: Facts) -> dict[str, Any]:
         "period_start": format_date(event.period_start),
         "period_end": format_date(event.period_end),
         "unit_names": [a.name or facts.name(a.code) for a in event.units],
-        "link": f"{facts.links.reports_url.rstrip('/')}/obligations",
+        "link": facts.links.obligations(),
         **_deadline(event.due_at),
     }
 

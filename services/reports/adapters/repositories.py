@@ -98,6 +98,9 @@ def _to_report(row: Any) -> Report:
         narrative=dict(row.narrative),
         indicators=dict(row.indicators),
         status=ReportStatus(row.status),
+        reviewed_at=row.reviewed_at,
+        reviewed_by_unit=row.reviewed_by_unit,
+        review_reason=row.review_reason,
     )
 
 
@@ -194,8 +197,11 @@ class ObligationRepository:
         status: str | None = None,
         plan_id: str | None = None,
         schedule_key: str | None = None,
+        receiving_unit: str | None = None,
     ) -> list[Obligation]:
         query = sa.select(obligations).order_by(obligations.c.due_at, obligations.c.unit_code)
+        if receiving_unit:
+            query = query.where(obligations.c.receiving_unit == receiving_unit)
         if schedule_key:
             query = query.where(obligations.c.schedule_key == schedule_key)
         if unit_code:

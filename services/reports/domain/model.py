@@ -314,6 +314,10 @@ class Report:
     narrative: dict[str, str] = field(default_factory=dict)
     indicators: dict[str, Any] = field(default_factory=dict)
     status: ReportStatus = ReportStatus.SUBMITTED
+    reviewed_at: datetime | None = None
+    reviewed_by_unit: str | None = None
+    review_reason: str | None = None
+    """Why it was returned: the unit reads it before revising."""
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.adapters.storage import AttachmentStore
+from services.reports.domain.indicators import CATALOGUE, NOT_MORE_THAN
 from services.reports.domain.model import Obligation, ObligationStatus, Report
 from services.reports.handlers import intake as handlers
 from services.reports.handlers import review
@@ -52,6 +53,9 @@ class ReportOut(ReceiptOut):
     narrative: dict[str, str]
     indicators: dict[str, Any]
     status: str
+    reviewed_at: datetime | None = None
+    reviewed_by_unit: str | None = None
+    review_reason: str | None = Field(None, description="Why it was returned for revision.")
 
 
 class ReviewIn(BaseModel):
@@ -62,6 +66,26 @@ class ReviewIn(BaseModel):
 
 class ReturnIn(ReviewIn):
     reason: NfcText = Field(min_length=1, max_length=5000)
+
+
+class IndicatorOut(BaseModel):
+    code: str
+    label: str
+    unit: str
+    content_area: str
+    minimum: int = 0
+
+
+class NotMoreThanOut(BaseModel):
+    """The indicator ``part`` may never exceed ``whole``."""
+
+    part: str
+    whole: str
+
+
+class IndicatorCatalogueOut(BaseModel):
+    indicators: list[IndicatorOut]
+    not_more_than: list[NotMoreThanOut]
 
 
 class ObligationOut(BaseModel):
@@ -98,6 +122,9 @@ def _report_out(report: Report) -> ReportOut:
         narrative=report.narrative,
         indicators=report.indicators,
         status=report.status.value,
+        reviewed_at=report.reviewed_at,
+        reviewed_by_unit=report.reviewed_by_unit,
+        review_reason=report.review_reason,
     )
 
 
@@ -238,12 +265,18 @@ def report_routes(runtime: Runtime) -> APIRouter:
         unit: UnitCode | None = None,
         status: ObligationStatus | None = None,
         plan_id: Identifier | None = None,
+        schedule_key: Annotated[Identifier | None, Query(max_length=64)] = None,
+        receiving_unit: UnitCode | None = None,
         *,
         caller: Caller,
     ) -> list[ObligationOut]:
         async with runtime.uow() as uow:
             found = await ObligationRepository(uow.session).find(
-                unit_code=unit, status=status, plan_id=plan_id
+                unit_code=unit,
+                status=status,
+                plan_id=plan_id,
+                schedule_key=schedule_key,
+                receiving_unit=receiving_unit,
             )
         # Only what the caller may read: its subtree's, and those addressed to its unit.
         return [
@@ -251,6 +284,21 @@ def report_routes(runtime: Runtime) -> APIRouter:
             for o in found
             if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)
         ]
+
+    @router.get(
+        "/indicators",
+        response_model=IndicatorCatalogueOut,
+        tags=["reports"],
+        summary="The indicator catalogue and the rules between indicators (for entry forms)",
+    )
+    async def indicator_catalogue() -> IndicatorCatalogueOut:
+        return IndicatorCatalogueOut(
+            indicators=[
+                IndicatorOut(code=i.code, label=i.label, unit=i.unit, content_area=i.content_area)
+                for i in CATALOGUE
+            ],
+            not_more_than=[NotMoreThanOut(part=p, whole=w) for p, w in NOT_MORE_THAN],
+        )
 
     @router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
     async def get_obligation(obligation_id: Identifier, caller: Caller) -> ObligationOut:
