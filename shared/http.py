@@ -16,7 +16,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import asyncapi
+from shared import asyncapi, openapi
 from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, new_correlation_id
 from shared.db import SecurityTables
@@ -24,7 +24,13 @@ from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
 from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
-from shared.security import Authentication, Caller, audit_forbidden, find_audit
+from shared.security import (
+    PUBLIC_PATHS,
+    Authentication,
+    Caller,
+    audit_forbidden,
+    find_audit,
+)
 from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
@@ -114,7 +120,16 @@ def create_app(
         async with runtime.running():
             yield
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    # /docs is served by shared.openapi from vendored files (no CDN); no ReDoc.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    openapi.install(app, PUBLIC_PATHS)
     app.state.runtime = runtime
     # Middlewares run outermost last-added: correlation ids, database outages (503), then
     # authentication (before anything reads the body, so no token means 401 whatever the
