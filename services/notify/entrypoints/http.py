@@ -36,7 +36,21 @@ STATUSES = "^(" + "|".join(s.value for s in DeliveryStatus) + ")$"
 
 
 class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit_code": "H886",
+                    "include_subtree": True,
+                    "event_types": ["report.submitted", "deadline.missed"],
+                    "channel": "webhook",
+                    "address": "https://egov.anbinh.demo.gov.vn/hooks/qcdc",
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                }
+            ]
+        },
+    )
 
     unit_code: UnitCode
     include_subtree: bool = False
@@ -62,7 +76,10 @@ class SubscriptionIn(BaseModel):
 
 
 class SignatureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]},
+    )
 
     secret: PrintableText = Field(
         max_length=256, description="`whsec_` followed by base64 of 24 to 64 random bytes."
