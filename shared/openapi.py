@@ -35,7 +35,6 @@ OPENAPI_PATH = "/openapi.json"
 BEARER = "bearer"
 ERROR_SCHEMA = "ErrorBody"
 ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
-BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
 
 
 class FieldError(BaseModel):
@@ -93,24 +92,28 @@ ERRORS: dict[str, str] = {
     "401": "No token, or one that is unknown, expired or revoked (`WWW-Authenticate: Bearer`).",
     "403": "The token's role or unit may not do this (an integrator token only reads).",
     "404": "What the request names does not exist (or is outside the caller's units).",
-    "409": "The command clashes with what exists (e.g. a code already registered).",
+    "409": "The command clashes with what exists.",
     "413": "The request body is larger than the service accepts.",
     "422": "The request is not valid, or the rules refuse it: the message names the field.",
     "503": "The database is unavailable; retry after `Retry-After` seconds.",
 }
 
 
-def statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
-    """The error statuses an operation can answer, from what the middlewares and the
-    exception handlers of shared/http.py do with it."""
+def conflict(description: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route whose handler raises :class:`shared.errors.Conflict`: the
+    one status no middleware gives, so the route says it (in the error body's shape)."""
+    return {409: {"description": description}}
+
+
+def statuses(path: str, operation: dict[str, Any]) -> list[str]:
+    """The error statuses every operation of its kind can answer, from what the middlewares
+    and the exception handlers of shared/http.py do with it (409: see :func:`conflict`)."""
     has_params = any(p.get("in") in ("path", "query") for p in operation.get("parameters", []))
     has_path_params = "{" in path
     has_body = "requestBody" in operation
     found = ["401", "403", "503"]
     if has_path_params or has_body:
         found.append("404")
-    if method in BODY_METHODS:
-        found.append("409")
     if has_body:
         found.append("413")
     if has_params or has_body:
@@ -134,19 +137,19 @@ def describe(app: FastAPI, public_paths: frozenset[str]) -> dict[str, Any]:
     components["securitySchemes"] = {BEARER: BEARER_SCHEME}
     document["security"] = [{BEARER: []}]
     for path, item in document.get("paths", {}).items():
-        for method, operation in item.items():
+        for operation in item.values():
             if path in public_paths:
                 operation["security"] = []  # answers without a token
                 continue
-            _document_errors(path, method, operation)
+            _document_errors(path, operation)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return document
 
 
-def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
+def _document_errors(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
-    for status in statuses(path, method, operation):
+    for status in statuses(path, operation):
         responses.setdefault(status, {"description": ERRORS[status]})
     for status, response in responses.items():
         if not status.startswith(("4", "5")):
@@ -155,6 +158,7 @@ def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
             response["description"] = ERRORS.get(status, "Refused.")
         media = response.setdefault("content", {}).setdefault("application/json", {})
         media["schema"] = ERROR_REF  # replaces FastAPI's HTTPValidationError
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def install(app: FastAPI, public_paths: frozenset[str]) -> None:

@@ -23,6 +23,11 @@ from shared.service import ServiceDefinition
 SERVICES = [PLANS, REPORTS, NOTIFY]
 METHODS = ("get", "post", "put", "patch", "delete")
 BINARY = {"type": "string", "format": "binary"}
+CONFLICTS = {
+    ("post", "/units"),
+    ("post", "/plans/{plan_id}/sub-plans"),
+    ("post", "/deliveries/{key}/redeliver"),
+}
 
 
 async def _client(definition: ServiceDefinition, auth: str) -> AsyncIterator[httpx.AsyncClient]:
@@ -150,6 +155,9 @@ def test_every_refusal_is_documented_with_the_error_body(document: dict[str, Any
             if status.startswith(("4", "5")):
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == openapi.ERROR_REF, f"{method} {path} {status}"
+    conflicts = {(m, p) for p, m, op in _operations(document) if "409" in op["responses"]}
+    # exactly where a handler raises shared.errors.Conflict
+    assert conflicts == {(m, p) for m, p in CONFLICTS if p in document["paths"]}
     body = document["components"]["schemas"][openapi.ERROR_SCHEMA]
     for example in body["examples"]:
         assert not list(_validator(document, body).iter_errors(example))

@@ -23,6 +23,7 @@ from services.notify.domain.rules import event_type_of
 from services.notify.handlers import delivery as delivery_handlers
 from services.notify.handlers import subscriptions as handlers
 from services.notify.settings import NotifySettings
+from shared import openapi
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
 from shared.events import Channel
@@ -297,6 +298,7 @@ def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
         response_model=DeliveryOut,
         tags=["deliveries"],
         summary="Send a failed delivery again, with a fresh budget of attempts",
+        responses=openapi.conflict("The delivery is not a failed one."),
     )
     async def redeliver(key: Identifier, caller: Caller) -> DeliveryOut:
         async with runtime.uow() as uow:
