@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,19 +31,26 @@ CONFLICTS = {
 }
 
 
-async def _client(definition: ServiceDefinition, auth: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = definition.settings_type(database_url="sqlite+aiosqlite://", auth=auth)
-    app = definition.app(definition.runtime(settings))
-    transport = httpx.ASGITransport(app=app)
+async def _client(
+    definition: ServiceDefinition, auth: str, database: Path | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    url = f"sqlite+aiosqlite:///{database}" if database else "sqlite+aiosqlite://"
+    runtime = definition.runtime(definition.settings_type(database_url=url, auth=auth))
+    if database:
+        await runtime.migrate()
+    transport = httpx.ASGITransport(app=definition.app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
         yield client
+    await runtime.engine.dispose()
 
 
 @pytest.fixture(params=SERVICES, ids=lambda d: d.name)
-async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    """A service in its default mode (tokens), without its database or bus: enough for the
-    document, the public pages and a refusal by the middleware."""
-    async for made in _client(request.param, "tokens"):
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A service in its default mode (tokens) with its database (SQLite), without its bus:
+    enough for the document, the public pages and a refusal by the middleware (audited)."""
+    async for made in _client(request.param, "tokens", tmp_path / "service.sqlite3"):
         yield made
 
 
