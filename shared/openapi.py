@@ -82,7 +82,7 @@ BEARER_SCHEME = {
     "scheme": "bearer",
     "description": (
         "`Authorization: Bearer <token>`: an API token of this system (`qcdc_…`, made with "
-        "`qcdc tokens issue` or `POST /tokens` on plans), or a JWT of the identity provider "
+        "`qcdc tokens create` or `POST /tokens` on plans), or a JWT of the identity provider "
         "the service trusts (OpenID Connect, `QCDC_OIDC_ISSUER`). Every path needs one "
         "except health and the API's own description."
     ),

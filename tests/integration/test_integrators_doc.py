@@ -10,6 +10,7 @@ import asyncio
 import importlib.util
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from tests.integrator_bus import (
     start_secured_bus,
     unit_events,
 )
+from tests.support import eventually
 
 DOC = ROOT / "docs" / "integrators.md"
 SUBTREE_USER = "integrator-egov-h801"
@@ -192,9 +194,31 @@ def test_a_subtree_integrator_follows_replays_and_reads_cloudevents(
     assert events[0][2].endswith("T89 H801 X80101")
 
 
-def _missed(database: Path) -> list[tuple[str, str]]:
-    import sqlite3
+def test_an_effect_that_fails_comes_back_and_is_done_once(bus: SecuredBus, tmp_path: Path) -> None:
+    """``process`` naks a message whose effect fails, writing nothing; the server delivers
+    it again after the delay, and it is handled then, once."""
+    folder = _folder(tmp_path, SUBTREE_USER)
+    with sqlite3.connect(folder / "qcdc.sqlite3") as db:  # the integrator's disk is full
+        db.execute("CREATE TABLE missed (obligation_id TEXT, unit_code TEXT)")
+        db.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON missed BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+        )
+    ce_id = _ids(asyncio.run(publish_events(bus, deadline_events())), ["T89", "H801"])[0]
+    failed = _run(folder, bus, SUBTREE_USER, "follow.py", "--once")
+    assert failed == [["failed", ce_id, "disk full"]]
+    with sqlite3.connect(folder / "qcdc.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM handled").fetchone() == (0,)  # nothing kept
+        db.execute("DROP TRIGGER full")
 
+    async def redelivered() -> list[list[str]]:
+        return await asyncio.to_thread(_run, folder, bus, SUBTREE_USER, "follow.py", "--once")
+
+    again = asyncio.run(eventually(redelivered))
+    assert [line[:2] for line in again] == [["handled", ce_id]]
+    assert _missed(folder / "qcdc.sqlite3") == [("ob-X80101-0", "X80101")]
+
+
+def _missed(database: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(database) as db:
         return sorted(db.execute("SELECT obligation_id, unit_code FROM missed").fetchall())
 
