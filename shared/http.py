@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import asyncapi, openapi
 from shared.auth import Forbidden, Role, Unauthenticated
-from shared.context import bind_correlation_id, new_correlation_id
+from shared.context import bind_correlation_id, current_correlation_id, new_correlation_id
 from shared.db import SecurityTables
 from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
@@ -173,6 +173,19 @@ def create_app(
     @app.exception_handler(Missing)
     async def missing(_request: Request, exc: Missing) -> JSONResponse:
         return JSONResponse({"error": {"message": exc.message}}, status_code=404)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette's outermost middleware calls this for any fault nothing else handled,
+        # then re-raises it for the server's log: the caller gets the error shape and the
+        # id the log has, instead of plain text.
+        correlation_id = current_correlation_id()
+        message = f"internal error; the service logged it under correlation id {correlation_id}"
+        return JSONResponse(
+            {"error": {"message": message}},
+            status_code=500,
+            headers={CORRELATION_HTTP_HEADER: correlation_id},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

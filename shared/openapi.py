@@ -6,9 +6,9 @@ them, and are added here to every service's document:
 - authentication is an ASGI middleware (:class:`shared.security.Authentication`), so no
   route declares it: the document declares the bearer scheme globally (API tokens and, when
   an identity provider is set up, its JWTs) and exempts the public paths;
-- every refusal is the JSON error of :mod:`shared.http` (``{"error": {"message", "field",
-  "errors"}}``), not FastAPI's ``HTTPValidationError``: 4xx and 503 answers reference
-  :class:`ErrorBody`, for the statuses the middlewares and the handlers actually give;
+- every refusal and fault is the JSON error of :mod:`shared.http` (``{"error": {"message",
+  "field", "errors"}}``), not FastAPI's ``HTTPValidationError``: 4xx and 5xx answers
+  reference :class:`ErrorBody`, for the statuses the middlewares and the handlers give;
 - Swagger UI is served from files vendored in ``shared/static/swagger-ui`` (npm
   ``swagger-ui-dist``), so the documentation works on a network without Internet access.
 """
@@ -58,7 +58,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx and 503 answer of every service (shared/http.py)."""
+    """Every 4xx and 5xx answer of every service (shared/http.py)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -95,6 +95,7 @@ ERRORS: dict[str, str] = {
     "409": "The command clashes with what exists.",
     "413": "The request body is larger than the service accepts.",
     "422": "The request is not valid, or the rules refuse it: the message names the field.",
+    "500": "A fault of the service: the message gives the correlation id it logged it under.",
     "503": "The database is unavailable; retry after `Retry-After` seconds.",
 }
 
@@ -111,7 +112,7 @@ def statuses(path: str, operation: dict[str, Any]) -> list[str]:
     has_params = any(p.get("in") in ("path", "query") for p in operation.get("parameters", []))
     has_path_params = "{" in path
     has_body = "requestBody" in operation
-    found = ["401", "403", "503"]
+    found = ["401", "403", "500", "503"]
     if has_path_params or has_body:
         found.append("404")
     if has_body:

@@ -154,7 +154,7 @@ def test_every_refusal_is_documented_with_the_error_body(document: dict[str, Any
         if operation.get("security") == []:
             continue
         responses = operation["responses"]
-        assert {"401", "403", "503"} <= set(responses), f"{method} {path}"
+        assert {"401", "403", "500", "503"} <= set(responses), f"{method} {path}"
         if "requestBody" in operation:
             assert {"413", "422"} <= set(responses), f"{method} {path}"
         if "{" in path:
@@ -218,3 +218,24 @@ async def test_docs_are_served_without_a_cdn(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs/static/../plans")).status_code in (401, 404)
     assert (await client.get("/docs/static/missing.js")).status_code == 404
     assert (await client.get("/redoc")).status_code in (401, 404)  # ReDoc needs a CDN: gone
+
+
+@pytest.mark.parametrize("definition", SERVICES, ids=lambda d: d.name)
+async def test_a_fault_is_answered_with_the_documented_500(definition: ServiceDefinition) -> None:
+    """A fault nothing handles (here: the database has no tables) is a 500 in the error
+    shape, with the correlation id the log has, not Starlette's plain text."""
+    settings = definition.settings_type(database_url="sqlite+aiosqlite://", auth="open")
+    app = definition.app(definition.runtime(settings))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        document = (await client.get("/openapi.json")).json()
+        path = next(
+            p
+            for p, m, op in _operations(document)
+            if m == "get" and "{" not in p and op.get("security") != []
+        )
+        answer = await client.get(path, headers={"X-Correlation-Id": "fault-1"})
+    assert answer.status_code == 500, answer.text
+    assert not list(_validator(document, openapi.ERROR_REF).iter_errors(answer.json()))
+    assert "fault-1" in answer.json()["error"]["message"]
+    assert answer.headers["X-Correlation-Id"] == "fault-1"
