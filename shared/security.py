@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import sqlalchemy as sa
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -185,13 +184,8 @@ class Authentication:
             headers = {"WWW-Authenticate": "Bearer"}
             await _answer(send, 401, exc.reason, headers)
             return
-        except (DBAPIError, OSError) as exc:
-            # The token store is this service's database: while it is away nobody can be
-            # identified, which is an outage to retry, not a refusal (nor a 500).
-            log.warning("cannot check a token: the database is unavailable", error=repr(exc))
-            message = "the service cannot check tokens right now; please retry"
-            await _answer(send, 503, message, {"Retry-After": "5"})
-            return
+        # A token store (this service's database) that is away raises on: the
+        # DatabaseOutage middleware around this one answers 503, as for any other route.
         scope.setdefault("state", {})["principal"] = principal
         if principal.role is Role.INTEGRATOR and request.method not in ("GET", "HEAD"):
             reason = "an integrator token only reads"
