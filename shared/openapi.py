@@ -124,11 +124,15 @@ def statuses(path: str, operation: dict[str, Any]) -> list[str]:
 
 def describe(app: FastAPI, public_paths: frozenset[str]) -> dict[str, Any]:
     """The app's OpenAPI document with security and errors as they really are."""
-    document = get_openapi(
+    document = get_openapi(  # what FastAPI's own app.openapi() passes
         title=app.title,
         version=app.version,
+        openapi_version=app.openapi_version,
         description=app.description,
         routes=app.routes,
+        tags=app.openapi_tags,
+        servers=app.servers,
+        separate_input_output_schemas=app.separate_input_output_schemas,
     )
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
