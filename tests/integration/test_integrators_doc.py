@@ -80,6 +80,8 @@ def test_the_page_has_the_snippets_it_promises() -> None:
         "cloudevent.py",
         "webhook.py",
     }
+    for name, code in found.files.items():  # the public contract only, as an outsider has it
+        assert not re.search(r"^\s*(from|import) (shared|services)\b", code, re.M), name
 
 
 def test_the_credentials_block_makes_what_the_page_says(tmp_path: Path) -> None:
