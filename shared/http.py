@@ -16,15 +16,21 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import asyncapi
+from shared import asyncapi, openapi
 from shared.auth import Forbidden, Role, Unauthenticated
-from shared.context import bind_correlation_id, new_correlation_id
+from shared.context import bind_correlation_id, current_correlation_id, new_correlation_id
 from shared.db import SecurityTables
 from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
 from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
-from shared.security import Authentication, Caller, audit_forbidden, find_audit
+from shared.security import (
+    PUBLIC_PATHS,
+    Authentication,
+    Caller,
+    audit_forbidden,
+    find_audit,
+)
 from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
@@ -114,7 +120,16 @@ def create_app(
         async with runtime.running():
             yield
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    # /docs is served by shared.openapi from vendored files (no CDN); no ReDoc.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    openapi.install(app, PUBLIC_PATHS)
     app.state.runtime = runtime
     # Middlewares run outermost last-added: correlation ids, database outages (503), then
     # authentication (before anything reads the body, so no token means 401 whatever the
@@ -158,6 +173,19 @@ def create_app(
     @app.exception_handler(Missing)
     async def missing(_request: Request, exc: Missing) -> JSONResponse:
         return JSONResponse({"error": {"message": exc.message}}, status_code=404)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette's outermost middleware calls this for any fault nothing else handled,
+        # then re-raises it for the server's log: the caller gets the error shape and the
+        # id the log has, instead of plain text.
+        correlation_id = current_correlation_id()
+        message = f"internal error; the service logged it under correlation id {correlation_id}"
+        return JSONResponse(
+            {"error": {"message": message}},
+            status_code=500,
+            headers={CORRELATION_HTTP_HEADER: correlation_id},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

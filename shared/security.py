@@ -45,9 +45,11 @@ log = structlog.get_logger(__name__)
 ANONYMOUS = Principal("anonymous", "-", (), Role.INTEGRATOR)
 """Who the audit log names for a request without a valid token."""
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/asyncapi.yaml"}
+    {"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi.yaml"}
 )
-"""Health and the API's own description: all that answers without a token."""
+"""Health and the APIs' own descriptions: all that answers without a token."""
+PUBLIC_PREFIX = "/docs/static/"
+"""Swagger UI's own files (shared/static/swagger-ui), public like /docs."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -171,7 +173,7 @@ class Authentication:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or _public(scope["path"]):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -191,6 +193,10 @@ class Authentication:
             await _answer(send, 403, reason)
             return
         await self.app(scope, receive, send)
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
 
 
 async def _answer(

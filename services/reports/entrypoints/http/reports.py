@@ -25,7 +25,23 @@ from shared.units import NfcName, NfcText, UnitCode
 
 
 class SubmitReportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "obligation_id": "ob-7d1e90",
+                    "unit_code": "X30337",
+                    "submitted_by": "Nguyễn Thị Hoa, công chức Văn phòng - Thống kê",
+                    "narrative": {
+                        "1": "Đã tổ chức hội nghị quán triệt Quy chế dân chủ ở cơ sở tại 12 thôn.",
+                        "6": "Không có khiếu nại, tố cáo liên quan đến thực hiện dân chủ ở cơ sở.",
+                    },
+                    "indicators": {"complaints_received": 3, "complaints_resolved": 2},
+                }
+            ]
+        },
+    )
 
     obligation_id: Identifier
     unit_code: UnitCode
@@ -59,12 +75,25 @@ class ReportOut(ReceiptOut):
 
 
 class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reviewer_unit": "SNV"}]}
+    )
 
     reviewer_unit: UnitCode
 
 
 class ReturnIn(ReviewIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reviewer_unit": "SNV",
+                    "reason": "Bổ sung số liệu về hội nghị nhân dân ở thôn, tổ dân phố",
+                }
+            ]
+        }
+    )
+
     reason: NfcText = Field(min_length=1, max_length=5000)
 
 
