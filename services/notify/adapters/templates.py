@@ -146,8 +146,21 @@ def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
 
 
 def _approaching(event: DeadlineApproaching, facts: Facts) -> dict[str, Any]:
-    days_left = (ict_date(event.obligation.due_at) - event.fire_on).days
-    return {**_obligation(event.obligation, facts), "days_left": max(0, days_left)}
+    """Time left as the sender's working calendar counts it; from a sender before
+    ``working_days_left`` existed, calendar days (``working_days`` false)."""
+    working = event.working_days_left is not None
+    days_left = (
+        event.working_days_left
+        if event.working_days_left is not None
+        else (ict_date(event.obligation.due_at) - event.fire_on).days
+    )
+    return {
+        **_obligation(event.obligation, facts),
+        "days_left": max(0, days_left),
+        "working_days": working,
+        "due_last_instant": format_instant(event.obligation.due_at),
+        "steps": event.steps or [event.days_before],
+    }
 
 
 def _missed(event: DeadlineMissed, facts: Facts) -> dict[str, Any]:
@@ -155,6 +168,9 @@ def _missed(event: DeadlineMissed, facts: Facts) -> dict[str, Any]:
         **_obligation(event.obligation, facts),
         "step": event.step,
         "escalated": event.escalated,
+        "escalated_to_receiving_unit": event.escalated_to_receiving_unit,
+        "final": event.final,
+        "urge_max_steps": event.urge_max_steps,
         "as_of": format_date(facts.envelope.time),
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from services.plans.adapters.repositories import (
     DifficultyRepository,
@@ -19,7 +19,7 @@ from shared.errors import Missing
 from shared.events import Assignee, DifficultyRaised, ReportKind, ReportRequested
 from shared.security import audit, authorize, current_principal
 from shared.uow import UnitOfWork
-from shared.vntime import last_instant_before
+from shared.vntime import format_date, format_instant, last_instant_before
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
         raise PlanRefused("the deadline must fall after the period starts", field="due_before")
     if not command.units:
         raise PlanRefused("a request names at least one unit", field="units")
+    _check_deadline_ahead(command.due_before, uow.clock.now())
     registry = await UnitRepository(uow.session).all()
     requester = registry.get(command.requesting_unit)
     if requester is None or not requester.active:
@@ -111,6 +112,19 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
     audit(uow, "report.requested", request_id)
     await uow.commit()
     return request_id
+
+
+def _check_deadline_ahead(due_before: date, now: datetime) -> None:
+    """A request issued today cannot be due already: its units would at once be told it is
+    overdue and urged."""
+    due_at = last_instant_before(due_before)
+    if due_at <= now:
+        raise PlanRefused(
+            f"the deadline (before {due_before:%d/%m/%Y}, last on-time instant "
+            f"{format_instant(due_at)} ICT) has passed: a request issued on "
+            f"{format_date(now)} must be due after it",
+            field="due_before",
+        )
 
 
 def _requestable(code: str, requester: Unit, registry: dict[str, Unit]) -> Unit:
