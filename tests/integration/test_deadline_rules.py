@@ -50,6 +50,7 @@ SNV_HEAD = CONTACTS["T89-SNV"]["head_email"]
 H801 = CONTACTS["H801"]["focal_email"]
 H801_HEAD = CONTACTS["H801"]["head_email"]
 H802 = CONTACTS["H802"]["focal_email"]
+STP = CONTACTS["T89-STP"]["focal_email"]
 APPROACHING = "qcdc.deadline.approaching.v1"
 MISSED = "qcdc.deadline.missed.v1"
 
@@ -347,14 +348,25 @@ async def test_an_extension_makes_a_late_report_on_time_with_one_message_per_uni
         assert await system.at(ict(2023, 6, 12, 9, 1)) == []
         amended_mails = await system.all_sent(3, event_type="plan.amended")
         params = {"plan_id": plan["id"], "schedule_key": "six_month", "receiving_unit": "T89-SNV"}
+        detail = (await reports.get(f"/obligations/{ids['H801']}")).json()
         docx = await reports.get("/consolidations", params={**params, "format": "docx"})
         xlsx = await reports.get("/consolidations", params={**params, "format": "xlsx"})
     # Each unit one message about the amendment, however many of its deadlines moved.
     recipients = [d["recipient"] for d in amended_mails]
     assert len(recipients) == len(set(recipients))
     assert {H801, H802, CONTACTS["T89-STP"]["focal_email"]} <= set(recipients)
+    # The old deadline's urging (14/06) is gone. The new last day is Monday 19/06: three
+    # days and one day before both fall on Friday 16/06, one reminder each.
+    assert await system.at(ict(2023, 6, 14, 8)) == []
+    assert await system.at(ict(2023, 6, 16, 8)) == [
+        "H802:approaching-1",
+        "H802:approaching-3",
+        "T89-STP:approaching-1",
+        "T89-STP:approaching-3",
+    ]
     assert len(await system.deliveries(event_type="deadline.missed")) == len(before)
-    assert len(await system.deliveries(event_type="deadline.approaching")) == 0
+    sent = await system.all_sent(2, event_type="deadline.approaching")
+    assert sorted(d["recipient"] for d in sent) == sorted([H802, STP])
 
     # The history is kept.
     [change] = [r for r in await system.rows(deadline_changes) if r.obligation_id == ids["H801"]]
@@ -367,6 +379,10 @@ async def test_an_extension_makes_a_late_report_on_time_with_one_message_per_uni
         }
     ]
     assert change.new_due_at > change.old_due_at
+    [shown] = detail["deadline_changes"]
+    assert shown["new_due_at"] == "2023-06-19T16:59:59.999999Z"
+    assert shown["cause"] == "amendment 1 of plan 123/KH-UBND"
+    assert shown["reclassified"] == change.reclassified
     # The DOCX and the XLSX count it on time.
     rows = [
         [c.text for c in row.cells]
@@ -379,3 +395,22 @@ async def test_an_extension_makes_a_late_report_on_time_with_one_message_per_uni
     status = load_workbook(io.BytesIO(xlsx.content))["Tình hình nộp báo cáo"]
     by_code = {r[0]: r for r in status.iter_rows(values_only=True)}
     assert by_code["H801"][4] == "Đã nộp đúng hạn" and by_code["H801"][6] == "Có"
+
+
+async def test_closing_the_plan_stops_urging_at_once(start_system: Start) -> None:
+    system = await start_system(ict(2023, 6, 12, 9), reminder_offsets_days=[])
+    async with system.plans.client() as plans, system.reports.client() as reports:
+        plan = await issue_plan(plans, PROVINCE_PLAN)
+        await obligations(reports, 3)
+        assert len(await system.at(ict(2023, 6, 12, 9))) == 3  # missed-0 of each unit
+        closed = await plans.post(f"/plans/{plan['id']}/close", json={"reason": "Kết thúc"})
+        assert closed.status_code == 200, closed.text
+
+        async def off_the_clock() -> list[Any]:
+            found: list[Any] = (await reports.get("/obligations")).json()
+            return found if found and all(o["next_step_at"] is None for o in found) else []
+
+        still = await eventually(off_the_clock)
+    assert {o["status"] for o in still} == {"open"}  # owed and missing, as before
+    for later in (ict(2023, 6, 14, 8), ict(2023, 6, 19, 8), ict(2023, 11, 21, 8)):
+        assert await system.at(later) == []
