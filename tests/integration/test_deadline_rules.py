@@ -46,6 +46,7 @@ CONTACTS: dict[str, dict[str, str]] = {
     "H801": {"focal_email": "vanphong@tanphu.gov.vn", "head_email": "chutich@tanphu.gov.vn"},
     "H802": {"focal_email": "vanphong@longhung.gov.vn"},
 }
+SNV = CONTACTS["T89-SNV"]["focal_email"]
 SNV_HEAD = CONTACTS["T89-SNV"]["head_email"]
 H801 = CONTACTS["H801"]["focal_email"]
 H801_HEAD = CONTACTS["H801"]["head_email"]
@@ -122,7 +123,12 @@ async def start_system(
         clock = ManualClock(now)
         extra: dict[str, dict[str, Any]] = {
             "reports": {"clock_interval_seconds": 3600, **reports},
-            "notify": {"smtp_port": inbox.port, "delivery_poll_seconds": 0.05},
+            "notify": {
+                "smtp_port": inbox.port,
+                "delivery_poll_seconds": 0.05,
+                "digest_poll_seconds": 0.1,
+                "digest_hour": 7,
+            },
         }
         services = {}
         for definition in (PLANS, REPORTS, NOTIFY):
@@ -281,6 +287,21 @@ async def test_urging_escalates_ends_after_its_count_and_stops_on_submission(
     assert [m.subject.split("]")[0] for m in h802_urged] == ["[Đôn đốc lần 1"]
     assert not [m for m in system.inbox.items if m.subject.startswith("[Đôn đốc lần 3]")]
     assert {d["recipient"] for d in missed} >= {H801, H801_HEAD, SNV_HEAD}
+
+    # From now on only the receiving unit's daily digest lists them, until each is met.
+    async with system.reports.client() as reports:
+        response = await reports.post(
+            "/reports", json={"obligation_id": ids["H801"], "unit_code": "H801"}
+        )
+        assert response.status_code == 201, response.text
+    await system.inbox.one(H801, "[Xác nhận]")
+    system.clock.set(ict(2023, 6, 20, 7, 30))
+    digest = await system.inbox.one(SNV, "Tổng hợp thông báo ngày 20/06/2023")
+    assert digest.subject.endswith("1 báo cáo quá hạn chưa nộp)")
+    overdue = digest.text.split("Báo cáo quá hạn đã hết lượt đôn đốc, vẫn chưa nộp (1):")[1]
+    line = "Báo cáo 6 tháng của Sở Tư pháp theo Kế hoạch 123/KH-UBND – hạn 09/06/2023"
+    assert line in overdue
+    assert "Tân Phú" not in overdue and "đã đôn đốc 2 lần" in overdue
 
 
 async def test_a_request_or_an_amendment_into_the_past_is_refused(start_system: Start) -> None:

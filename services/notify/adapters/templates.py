@@ -8,7 +8,7 @@ and ``due_last_day`` (09/06/2023, the last day a report is on time, what subject
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.notify.adapters.overdue import Overdue
 from services.notify.domain.model import REPORT_KIND_LABELS
 from shared.bus.envelope import Envelope
 from shared.events import (
@@ -300,4 +301,19 @@ def digest_context(
         "recipient_name": recipient_name,
         "count": len(items),
         "sections": [{"heading": h, "items": entries} for h, entries in sections.items()],
+        "overdue": [],
     }
+
+
+def overdue_lines(overdue: Sequence[Overdue], names: Mapping[str, str]) -> list[dict[str, str]]:
+    """The digest's list of reports still missing after their last urging."""
+    return [
+        {
+            "unit_name": names.get(o.unit_code, o.unit_code),
+            "kind_label": REPORT_KIND_LABELS[o.report_kind],
+            "plan_doc_number": o.plan_doc_number,
+            "due_last_day": format_date(o.due_at),
+            "urgings": str(o.urgings),
+        }
+        for o in overdue
+    ]

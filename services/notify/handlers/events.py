@@ -22,6 +22,7 @@ from services.notify.adapters.db import (
     KnownPlan,
     PlanRepository,
 )
+from services.notify.adapters.overdue import OverdueRepository
 from services.notify.adapters.templates import Facts, Links, event_context, render
 from services.notify.domain.model import Contact, Message, Subscription
 from services.notify.domain.rules import (
@@ -73,6 +74,7 @@ async def on_event(
 ) -> None:
     """Any consumed event: remember what later events need, then record its deliveries."""
     plan, assignees = await _remember(event, uow)
+    await OverdueRepository(uow.session).track(event, uow.clock.now())
     rules = config.rules.for_event(event)
     matching = await subscriptions.matching(uow, envelope.type, event.unit_path)
     if not rules and not matching:
