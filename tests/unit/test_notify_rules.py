@@ -386,6 +386,58 @@ def test_a_reminder_shows_the_last_on_time_day_in_its_subject() -> None:
     assert 'href="https://bc.qcdc.vn/obligations/o-1"' in html
 
 
+def test_a_reminder_counts_working_days_and_states_the_last_instant() -> None:
+    merged = DeadlineApproaching(
+        unit_path=PATH,
+        obligation=obligation(),
+        days_before=1,
+        fire_on=date(2023, 6, 2),
+        steps=[7, 3, 1],
+        working_days_left=5,
+    )
+    _, text, html = rendered(merged, "deadline_approaching")
+    assert "thời điểm cuối cùng được tính là đúng hạn là 23:59 09/06/2023" in text
+    assert "(còn 5 ngày làm việc, không kể hôm nay)" in text and "còn 7 ngày" not in text
+    assert "còn 5 ngày làm việc" in html
+    last = merged.model_copy(update={"working_days_left": 0})
+    _, text, _ = rendered(last, "deadline_approaching")
+    assert "(hôm nay là ngày làm việc cuối cùng trước hạn)" in text
+
+
+def test_the_last_urging_goes_to_the_receiving_units_leadership_and_says_so() -> None:
+    event = DeadlineMissed(
+        unit_path=PATH,
+        obligation=obligation(),
+        step=5,
+        escalated=True,
+        escalated_to_receiving_unit=True,
+        final=True,
+        urge_max_steps=5,
+    )
+    found = resolve(
+        rulebook().for_event(event),
+        {
+            "unit": [contact("X80101", "dm@tanan.vn", "ct@tanan.vn")],
+            "receiving_unit": [contact("H801", "dm@tanphu.vn", "ct@tanphu.vn")],
+        },
+    )
+    assert addresses(found) == ["dm@tanan.vn", "dm@tanphu.vn", "ct@tanan.vn", "ct@tanphu.vn"]
+    assert (found[-1].audience, found[-1].person) == ("receiving_unit", "head")
+    subject, text, _ = rendered(
+        event,
+        "deadline_missed",
+        recipient_name="Ủy ban nhân dân huyện Tân Phú",
+        audience="receiving_unit",
+        person="head",
+    )
+    assert subject.endswith("– báo cáo lãnh đạo Ủy ban nhân dân huyện Tân Phú – lần cuối")
+    assert "Đề nghị lãnh đạo Ủy ban nhân dân huyện Tân Phú chỉ đạo, đôn đốc" in text
+    assert "Đây là lần đôn đốc cuối cùng (5/5)" in text
+    not_yet = event.model_copy(update={"escalated_to_receiving_unit": False, "final": False})
+    assert len(resolve(rulebook().for_event(not_yet), {})) == 0
+    assert [r.when for r in rulebook().for_event(not_yet)] == [None, "escalated"]
+
+
 def test_the_texts_are_vietnamese_in_nfc() -> None:
     for text in rendered(approaching(), "deadline_approaching"):
         assert unicodedata.is_normalized("NFC", text)
