@@ -351,8 +351,9 @@ async def test_an_extension_makes_a_late_report_on_time_with_one_message_per_uni
         amended = await plans.post(
             f"/plans/{plan['id']}/amendments",
             json={
-                "reason": "Gia hạn báo cáo",
+                "reason": "Gia hạn báo cáo; giao thêm xã Long Hòa",
                 "deadlines": {"six_month": "2023-06-20", "annual": "2023-12-01"},
+                "add_units": ["X80201"],
             },
         )
         assert amended.status_code == 200, amended.text
@@ -364,8 +365,10 @@ async def test_an_extension_makes_a_late_report_on_time_with_one_message_per_uni
             return found if found["on_time"] else {}
 
         await eventually(reclassified)
+        await obligations(reports, 4)
         # The amendment's mail is the unit's one message: the reminders of the new
-        # six-month deadline already planned (7 days before: 12/06) do not fire too.
+        # six-month deadline already planned (7 days before: 12/06) do not fire too, nor
+        # for the unit the amendment added.
         assert await system.at(ict(2023, 6, 12, 9, 1)) == []
         amended_mails = await system.all_sent(3, event_type="plan.amended")
         params = {"plan_id": plan["id"], "schedule_key": "six_month", "receiving_unit": "T89-SNV"}
@@ -384,6 +387,8 @@ async def test_an_extension_makes_a_late_report_on_time_with_one_message_per_uni
         "H802:approaching-3",
         "T89-STP:approaching-1",
         "T89-STP:approaching-3",
+        "X80201:approaching-1",
+        "X80201:approaching-3",
     ]
     assert len(await system.deliveries(event_type="deadline.missed")) == len(before)
     sent = await system.all_sent(2, event_type="deadline.approaching")

@@ -101,12 +101,14 @@ async def on_plan_amended(
             await _move_deadline(uow, obligation, change.new_due_at, envelope, cause, rules)
     heading = PlanHeading(event.plan_id, event.doc_number, event.title)
     for obligation in obligations_for(heading, event.schedule, event.added_assignees):
+        # The amendment's mail tells an added unit what it owes: its steps start after it.
         existing = await repository.get(obligation.id)
         if existing is None:
             await _open(repository, [obligation], uow, ownership, rules)
-        elif existing.reopen():  # reconsidered at the clock's next pass
+            await _start_after(uow, obligation, envelope.time, rules)
+        elif existing.reopen():
             existing.due_at = obligation.due_at
-            await repository.save(existing)
+            await _start_after(uow, existing, envelope.time, rules)
     reason = f"removed from plan {event.doc_number} by amendment {event.amendment}"
     for code in event.removed_assignees:
         for obligation in await repository.find(plan_id=event.plan_id, unit_code=code):
@@ -155,21 +157,32 @@ async def _move_deadline(
             ],
         )
     )
-    await steps.delete_all(obligation.id)
-    now = uow.clock.now()
-    announced = steps_until(due_at, envelope.time, rules)
-    if obligation.owned:
-        await steps.record(
-            [StepRow(obligation.id, s.name, s.planned_for, now, SKIPPED) for s in announced]
-        )
-    obligation.next_step_at = next_step_after(due_at, envelope.time, rules)
-    await ObligationRepository(uow.session).save(obligation)
+    await _start_after(uow, obligation, envelope.time, rules)
     if changed:
         log.info(
             "reports judged again against a moved deadline",
             obligation_id=obligation.id,
             reports=[r.id for r in changed],
         )
+
+
+async def _start_after(
+    uow: UnitOfWork, obligation: Obligation, announced_at: datetime, rules: ClockRules
+) -> None:
+    """Restart an obligation's deadline steps after ``announced_at``, when a message told
+    the unit its deadline (an amendment): the steps recorded so far go, those of its
+    schedule planned up to then are recorded as skipped, and the clock takes it up at
+    the next one."""
+    steps = DeadlineStepRepository(uow.session)
+    await steps.delete_all(obligation.id)
+    if obligation.owned:
+        now = uow.clock.now()
+        announced = steps_until(obligation.due_at, announced_at, rules)
+        await steps.record(
+            [StepRow(obligation.id, s.name, s.planned_for, now, SKIPPED) for s in announced]
+        )
+    obligation.next_step_at = next_step_after(obligation.due_at, announced_at, rules)
+    await ObligationRepository(uow.session).save(obligation)
 
 
 async def on_plan_closed(event: PlanClosed, _envelope: Envelope, uow: UnitOfWork) -> None:
