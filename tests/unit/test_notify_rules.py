@@ -19,6 +19,7 @@ from services.notify.adapters.db import (
     SubscriptionRepository,
     messaging,
 )
+from services.notify.adapters.overdue import OverdueRepository
 from services.notify.adapters.templates import Facts, Links, digest_context, event_context, render
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.domain.model import (
@@ -58,6 +59,7 @@ from shared.events import (
     Event,
     ObligationRef,
     PlanAmended,
+    PlanClosed,
     PlanIssued,
     ReportKind,
     ReportReturned,
@@ -65,6 +67,7 @@ from shared.events import (
     ScheduleChange,
     ScheduledReport,
     UnitRegistered,
+    UnitUpdated,
 )
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
@@ -851,3 +854,70 @@ def test_the_rules_file_in_the_docs_loads(tmp_path: Path) -> None:
         "unit.head",
     ]
     assert not [r for r in book.rules if r.event_type == "qcdc.report.accepted.v1"]
+
+
+# --- reports overdue after their last urging ------------------------------------------------
+
+
+def final_miss(obligation_id: str, unit: str = "X80101", key: str = "six_month") -> DeadlineMissed:
+    ref = obligation(unit).model_copy(update={"obligation_id": obligation_id, "schedule_key": key})
+    return DeadlineMissed(
+        unit_path=PATH, obligation=ref, step=5, escalated=True, final=True, urge_max_steps=5
+    )
+
+
+async def overdue_ids(db: Db) -> list[str]:
+    async with db.uow() as uow:
+        return [o.obligation_id for o in await OverdueRepository(uow.session).received_by(["H801"])]
+
+
+async def test_the_overdue_list_is_withdrawn_by_whatever_ends_the_lateness(db: Db) -> None:
+    await register(db)
+    for index, key in enumerate(("six_month", "annual", "k-3", "k-4", "k-5")):
+        await db.handle(final_miss(f"o-{index}", key=key), f"m-{index}")
+    await db.handle(missed(3, escalated=True), "m-not-final")  # not final: not listed
+    await db.handle(final_miss("o-0"), "m-again")  # listed once
+    assert sorted(await overdue_ids(db)) == ["o-0", "o-1", "o-2", "o-3", "o-4"]
+
+    submitted = ReportSubmitted(
+        unit_path=PATH,
+        report_id="r-1",
+        receipt_number="BC-2023-000001",
+        version=1,
+        obligation=final_miss("o-0").obligation,
+        submitted_at=datetime(2023, 7, 1, tzinfo=UTC),
+        on_time=False,
+    )
+    await db.handle(submitted, "s-1")
+    assert sorted(await overdue_ids(db)) == ["o-1", "o-2", "o-3", "o-4"]
+    moved = PlanAmended(
+        unit_path=["T89"],
+        plan_id="p-1",
+        amendment=1,
+        schedule_changes=[ScheduleChange(key="annual", old_due_at=DUE_AT, new_due_at=DUE_AT)],
+    )
+    await db.handle(moved, "a-1")
+    assert sorted(await overdue_ids(db)) == ["o-2", "o-3", "o-4"]
+    other_plan = PlanClosed(unit_path=["T89"], plan_id="p-2", closed_at=DUE_AT)
+    await db.handle(other_plan, "c-2")
+    assert len(await overdue_ids(db)) == 3
+    dissolved = UnitUpdated(
+        **unit_event("X80101", PATH, "vp@x80101.vn").model_dump(exclude={"active"}), active=False
+    )
+    await db.handle(dissolved, "u-9")
+    assert await overdue_ids(db) == []
+
+
+async def test_the_digest_lists_reports_overdue_after_their_urging_every_day(db: Db) -> None:
+    await register(db)
+    await db.handle(final_miss("o-1"), "m-1")
+    db.clock.set(datetime(2023, 6, 20, 1, 0, tzinfo=UTC))  # 08:00 ICT
+    [key] = await assemble_digests(db.uow, db.clock, hour=7)
+    [digest] = [d for d in await db.deliveries() if d.key == key]
+    assert digest.recipient == "vp@h801.vn"
+    assert digest.subject == "Tổng hợp thông báo ngày 20/06/2023 (1 báo cáo quá hạn chưa nộp)"
+    assert "Tổng hợp thông báo ngày 20/06/2023: 1 báo cáo quá hạn chưa nộp." in digest.text
+    assert "Báo cáo 6 tháng của Ủy ban nhân dân xã Tân An theo Kế hoạch 123/KH-UBND" in digest.text
+    assert await assemble_digests(db.uow, db.clock, hour=7) == []  # one a day
+    db.clock.set(datetime(2023, 6, 21, 1, 0, tzinfo=UTC))
+    assert len(await assemble_digests(db.uow, db.clock, hour=7)) == 1  # and the next day
