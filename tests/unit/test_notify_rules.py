@@ -921,3 +921,36 @@ async def test_the_digest_lists_reports_overdue_after_their_urging_every_day(db:
     assert await assemble_digests(db.uow, db.clock, hour=7) == []  # one a day
     db.clock.set(datetime(2023, 6, 21, 1, 0, tzinfo=UTC))
     assert len(await assemble_digests(db.uow, db.clock, hour=7)) == 1  # and the next day
+
+
+async def test_reminder_and_urging_mail_not_yet_sent_is_withdrawn_once_reported(db: Db) -> None:
+    await register(db)
+    await db.handle(missed(1), "m-1")  # pending: the mail server is down, say
+    other = missed(1).model_copy(
+        update={"obligation": obligation().model_copy(update={"obligation_id": "o-other"})}
+    )
+    await db.handle(other, "m-2")
+    found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
+    sent = next(d for d in found if d.event_id == "m-1")  # one went out already
+    async with db.uow() as uow:
+        await DeliveryRepository(uow.session).update(sent.key, status="sent")
+        await uow.commit()
+    submitted = ReportSubmitted(
+        unit_path=PATH,
+        report_id="r-1",
+        receipt_number="BC-2023-000001",
+        version=1,
+        obligation=obligation(),
+        submitted_at=datetime(2023, 6, 16, tzinfo=UTC),
+        on_time=False,
+    )
+    await db.handle(submitted, "s-1")
+    found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
+    statuses = {(d.event_id, d.status) for d in found if d.key != sent.key}
+    assert statuses == {
+        ("m-1", DeliveryStatus.WITHDRAWN),
+        ("m-2", DeliveryStatus.PENDING),  # another obligation's
+    }
+    assert next(d for d in found if d.key == sent.key).status is DeliveryStatus.SENT
+    receipts = await db.deliveries(event_type="qcdc.report.submitted.v1")
+    assert receipts and DeliveryStatus.WITHDRAWN not in {d.status for d in receipts}

@@ -91,6 +91,18 @@ overdue_reports = sa.Table(
     sa.Column("since", UTCDateTime, nullable=False),
 )
 
+deadline_mail = sa.Table(
+    "deadline_mail",
+    metadata,
+    # Which obligation each reminder or urging e-mail is about: one not yet sent when the
+    # obligation stops awaiting a report is withdrawn (migration 0007; :mod:`overdue`).
+    sa.Column("delivery_key", sa.String(64), primary_key=True),
+    sa.Column("obligation_id", sa.String(64), nullable=False, index=True),
+    sa.Column("plan_id", sa.String(64), nullable=False, index=True),
+    sa.Column("schedule_key", sa.String(64), nullable=False),
+    sa.Column("unit_code", sa.String(32), nullable=False, index=True),
+)
+
 subscriptions = sa.Table(
     "subscriptions",
     metadata,

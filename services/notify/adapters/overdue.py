@@ -1,23 +1,33 @@
-"""Reports still missing after their last urging (``overdue_reports``): what the receiving
-unit's daily digest lists once the urging has ended.
+"""What notify keeps about obligations that await a report, and drops at once when they stop
+awaiting one.
 
-An entry is made by the final ``DeadlineMissed`` and withdrawn at once by whatever ends the
-obligation's lateness: the report submitted, the unit removed from the plan (waived) or
-dissolved, the plan closed, or the deadline moved by an amendment.
+- ``overdue_reports``: reports still missing after their last urging, what the receiving
+  unit's daily digest lists once the urging has ended. An entry is made by the final
+  ``DeadlineMissed``.
+- ``deadline_mail``: the obligation of each reminder or urging e-mail. One still pending
+  (or held for a digest) is ``withdrawn``, never sent, when its obligation stops awaiting a
+  report (a backlog behind a failing mail server must not urge a unit that has reported).
+
+Both end with whatever ends the obligation's lateness: the report submitted, the unit
+removed from the plan (waived) or dissolved, the plan closed, or the deadline moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify.adapters.db import overdue_reports
+from services.notify.adapters.db import deadline_mail, deliveries, overdue_reports
+from services.notify.domain.model import DeliveryStatus, Message
 from shared.events import (
+    Channel,
+    DeadlineApproaching,
     DeadlineMissed,
     Event,
     PlanAmended,
@@ -40,35 +50,84 @@ class Overdue:
     since: datetime
 
 
+def ended_by(event: Event) -> list[dict[str, Any]]:
+    """The obligations an event stops awaiting a report, as column filters (a list value:
+    any of them)."""
+    if isinstance(event, ReportSubmitted):
+        return [{"obligation_id": event.obligation.obligation_id}]
+    if isinstance(event, PlanClosed):
+        return [{"plan_id": event.plan_id}]
+    if isinstance(event, UnitUpdated) and not event.active:
+        return [{"unit_code": event.code}]
+    found: list[dict[str, Any]] = []
+    if isinstance(event, PlanAmended):
+        keys = [change.key for change in event.schedule_changes]
+        if keys:
+            found.append({"plan_id": event.plan_id, "schedule_key": keys})
+        if event.removed_assignees:
+            found.append({"plan_id": event.plan_id, "unit_code": list(event.removed_assignees)})
+    return found
+
+
 class OverdueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def track(self, event: Event, now: datetime) -> None:
-        """Keep the list in step with one event."""
-        table = overdue_reports.c
+        """Keep both in step with one event: what it ends goes first."""
+        for where in ended_by(event):
+            await self._end(where)
         if isinstance(event, DeadlineMissed) and event.final:
             await self._add(event, now)
-        elif isinstance(event, ReportSubmitted):
-            await self._remove(table.obligation_id == event.obligation.obligation_id)
-        elif isinstance(event, PlanClosed):
-            await self._remove(table.plan_id == event.plan_id)
-        elif isinstance(event, PlanAmended):
-            keys = [change.key for change in event.schedule_changes]
-            if keys:
-                await self._remove(table.plan_id == event.plan_id, table.schedule_key.in_(keys))
-            if event.removed_assignees:
-                await self._remove(
-                    table.plan_id == event.plan_id, table.unit_code.in_(event.removed_assignees)
-                )
-        elif isinstance(event, UnitUpdated) and not event.active:
-            await self._remove(table.unit_code == event.code)
+
+    async def _end(self, where: dict[str, Any]) -> None:
+        def on(table: sa.Table) -> list[sa.ColumnElement[bool]]:
+            return [
+                table.c[name].in_(value) if isinstance(value, list) else table.c[name] == value
+                for name, value in where.items()
+            ]
+
+        await self.session.execute(overdue_reports.delete().where(*on(overdue_reports)))
+        mail = sa.select(deadline_mail.c.delivery_key).where(*on(deadline_mail))
+        waiting = (DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value)
+        await self.session.execute(
+            deliveries.update()
+            .where(deliveries.c.key.in_(mail), deliveries.c.status.in_(waiting))
+            .values(status=DeliveryStatus.WITHDRAWN.value)
+        )
+
+    async def remember_mail(self, event: Event, messages: Sequence[Message]) -> None:
+        """Which obligation the e-mails of a deadline event are about."""
+        if not isinstance(event, DeadlineApproaching | DeadlineMissed):
+            return
+        ref = event.obligation
+        rows = [
+            {
+                "delivery_key": m.key,
+                "obligation_id": ref.obligation_id,
+                "plan_id": ref.plan_id,
+                "schedule_key": ref.schedule_key,
+                "unit_code": ref.unit_code,
+            }
+            for m in messages
+            if m.channel is Channel.EMAIL
+        ]
+        if rows:
+            await self.session.execute(
+                self._dialect()
+                .insert(deadline_mail)
+                .on_conflict_do_nothing(index_elements=["delivery_key"]),
+                rows,
+            )
+
+    def _dialect(self) -> Any:
+        return postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
 
     async def _add(self, event: DeadlineMissed, now: datetime) -> None:
         ref = event.obligation
-        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
         await self.session.execute(
-            dialect.insert(overdue_reports)
+            self._dialect()
+            .insert(overdue_reports)
             .values(
                 obligation_id=ref.obligation_id,
                 plan_id=ref.plan_id,
@@ -83,9 +142,6 @@ class OverdueRepository:
             )
             .on_conflict_do_nothing(index_elements=["obligation_id"])
         )
-
-    async def _remove(self, *where: sa.ColumnElement[bool]) -> None:
-        await self.session.execute(overdue_reports.delete().where(*where))
 
     async def receiving_units(self) -> list[str]:
         query = sa.select(overdue_reports.c.receiving_unit).distinct()

@@ -94,6 +94,7 @@ async def on_event(
     messages = _emails(event, facts, recipients, matching)
     messages += [subscriptions.webhook_message(event, envelope, s) for s in matching if _hook(s)]
     await _record(messages, event, uow)
+    await OverdueRepository(uow.session).remember_mail(event, messages)
 
 
 # --- what notify remembers ------------------------------------------------------------

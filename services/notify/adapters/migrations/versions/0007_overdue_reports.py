@@ -1,8 +1,9 @@
-"""overdue reports listed in the daily digest
+"""overdue reports listed in the daily digest; deadline mail withdrawn
 
 A report still missing after its last urging is no longer mailed about on its own: the
 receiving unit's daily digest lists it until it is submitted, waived, the plan closed or
-the deadline moved.
+the deadline moved. ``deadline_mail`` names the obligation of each reminder or urging
+e-mail, so that one not yet sent is withdrawn when its obligation stops awaiting a report.
 
 Revision ID: 0007
 Revises: 0006
@@ -45,5 +46,21 @@ def upgrade() -> None:
         )
 
 
+    op.create_table(
+        "deadline_mail",
+        sa.Column("delivery_key", sa.String(length=64), nullable=False),
+        sa.Column("obligation_id", sa.String(length=64), nullable=False),
+        sa.Column("plan_id", sa.String(length=64), nullable=False),
+        sa.Column("schedule_key", sa.String(length=64), nullable=False),
+        sa.Column("unit_code", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("delivery_key"),
+    )
+    with op.batch_alter_table("deadline_mail") as batch_op:
+        batch_op.create_index("ix_deadline_mail_obligation_id", ["obligation_id"], unique=False)
+        batch_op.create_index("ix_deadline_mail_plan_id", ["plan_id"], unique=False)
+        batch_op.create_index("ix_deadline_mail_unit_code", ["unit_code"], unique=False)
+
+
 def downgrade() -> None:
+    op.drop_table("deadline_mail")
     op.drop_table("overdue_reports")
