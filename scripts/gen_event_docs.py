@@ -1,4 +1,5 @@
-"""Generate the event reference in ``docs/events.md`` and ``docs/schemas/<ce-type>.json``.
+"""Generate the event reference in ``docs/events.md``, ``docs/schemas/<ce-type>.json`` and the
+AsyncAPI document ``docs/asyncapi.yaml`` (built by :mod:`shared.asyncapi`).
 
 Everything generated comes from the code: the classes in ``shared.events.CATALOGUE`` (subject,
 ce-type, docstring, fields, JSON Schema), ``shared.bus.streams`` (stream and owning service) and
@@ -25,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared import asyncapi
 from shared.bus.envelope import encode
 from shared.bus.streams import stream_for_subject
 from shared.events import (
@@ -36,6 +38,7 @@ from shared.events import (
     ContentArea,
     DeadlineApproaching,
     DeadlineMissed,
+    DifficultyAnswered,
     DifficultyRaised,
     Event,
     NotificationDelivered,
@@ -63,6 +66,7 @@ from shared.vntime import last_instant_before
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_MD = Path("docs") / "events.md"
 SCHEMAS_DIR = Path("docs") / "schemas"
+ASYNCAPI_YAML = Path("docs") / "asyncapi.yaml"
 BEGIN = "<!-- BEGIN GENERATED -->"
 END = "<!-- END GENERATED -->"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -113,6 +117,13 @@ FIELD_NOTES: dict[str, str] = {
     "DifficultyRaised.content_area": "Code of the content area concerned, if any.",
     "DifficultyRaised.description": "The difficulty (vướng mắc), as the unit wrote it.",
     "DifficultyRaised.raised_at": "When it was raised (UTC).",
+    "DifficultyAnswered.difficulty_id": "The difficulty answered.",
+    "DifficultyAnswered.plan_id": "The plan whose implementation met the difficulty.",
+    "DifficultyAnswered.content_area": "Code of the content area concerned, if any.",
+    "DifficultyAnswered.raised_to": "The unit the difficulty was raised to; it answers.",
+    "DifficultyAnswered.answer": "The answer, as the answering unit wrote it.",
+    "DifficultyAnswered.answered_by_unit": "The unit that answered (the one raised to).",
+    "DifficultyAnswered.answered_at": "When it was answered (UTC).",
     "ReportSubmitted.report_id": "Id of this submission, assigned by the reports service.",
     "ReportSubmitted.receipt_number": (
         "Receipt number given to the unit: `BC-<year>-<6 digits>`, year of receipt in ICT."
@@ -152,7 +163,9 @@ FIELD_NOTES: dict[str, str] = {
     "ContentArea.title": "Title of the area.",
     "ContentArea.description": "What the area covers.",
     "ConsolidationPublished.consolidation_id": "Id of the consolidation.",
-    "ConsolidationPublished.version": "1 for the first publication, then 2, …",
+    "ConsolidationPublished.version": (
+        "1 for the first publication, then 2, … (a new one only when the content changed)"
+    ),
     "ConsolidationPublished.plan_id": "The plan consolidated.",
     "ConsolidationPublished.schedule_key": "The schedule entry consolidated.",
     "ConsolidationPublished.receiving_unit": "The unit that consolidates (the reports' receiver).",
@@ -192,18 +205,7 @@ FIELD_NOTES: dict[str, str] = {
 
 
 # Summaries for events whose class has no docstring; a docstring in the code wins.
-EVENT_NOTES: dict[str, str] = {
-    "PlanClosed": "An issued plan was closed; it binds no one from now on.",
-    "DifficultyRaised": "A unit raised a difficulty (vướng mắc) met in implementing a plan.",
-    "ReportSubmitted": "A unit submitted a report for one of its obligations; it has a receipt.",
-    "ReportAccepted": "The receiving unit accepted a submitted report.",
-    "ReportReturned": "The receiving unit returned a report for revision.",
-    "DeadlineApproaching": "An obligation's deadline is near and no report has been received.",
-    "DeadlineMissed": "An obligation's deadline passed without a report (đôn đốc steps).",
-    "ConsolidationPublished": "A receiving unit published a consolidation (tổng hợp) of reports.",
-    "NotificationDelivered": "A notification was accepted by its channel (e.g. the SMTP server).",
-    "NotificationFailed": "A notification was given up after its last attempt.",
-}
+EVENT_NOTES: dict[str, str] = {}
 
 
 # --- example events ----------------------------------------------------------------------
@@ -383,6 +385,19 @@ def examples() -> dict[type[Event], Event]:
             content_area="2",
             description="Chưa có hướng dẫn kiện toàn Ban Thanh tra nhân dân sau sáp nhập ấp.",
             raised_at=_at("2023-04-03T10:30:00+07:00"),
+            raised_to=HOME_AFFAIRS,
+        ),
+        DifficultyAnswered(
+            unit_path=DISTRICT,
+            difficulty_id="d1f2e3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
+            plan_id=PLAN_ID,
+            unit_code="H886",
+            content_area="2",
+            raised_to=HOME_AFFAIRS,
+            answer_number=1,
+            answer="Kiện toàn theo Hướng dẫn số 12/HD-SNV; Sở Nội vụ gửi kèm mẫu quyết định.",
+            answered_by_unit=HOME_AFFAIRS,
+            answered_at=_at("2023-04-10T15:00:00+07:00"),
         ),
         ReportSubmitted(
             unit_path=COMMUNE,
@@ -746,7 +761,11 @@ def expected_files(root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (relative path → full content) as it should be now."""
     events_md = root / EVENTS_MD
     current = events_md.read_text(encoding="utf-8") if events_md.exists() else ""
-    return {EVENTS_MD: splice(current, render_reference()), **schema_files()}
+    return {
+        EVENTS_MD: splice(current, render_reference()),
+        **schema_files(),
+        ASYNCAPI_YAML: asyncapi.render(),
+    }
 
 
 def stray_schemas(root: Path = ROOT) -> list[Path]:

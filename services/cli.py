@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -25,8 +26,11 @@ from services.plans.entrypoints.cli import plans_app, units_app
 from services.plans.entrypoints.cli.tokens import tokens_app
 from services.reports.entrypoints.cli import reports_app
 from shared.clock import parse_instant
+from shared.files import keep_private
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client
+
     from shared.service import ServiceDefinition
 
 app = typer.Typer(
@@ -34,6 +38,10 @@ app = typer.Typer(
 )
 bus_app = typer.Typer(help="The NATS JetStream bus.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Services' outboxes.", no_args_is_help=True)
+deadletters_app = typer.Typer(
+    help="Messages a consumer could never handle: read them, send one back.", no_args_is_help=True
+)
+events_app = typer.Typer(help="Events on the bus.", no_args_is_help=True)
 app.add_typer(bus_app, name="bus")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(units_app, name="units")
@@ -41,12 +49,26 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(reports_app, name="reports")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(nats_app, name="nats")
+app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(events_app, name="events")
+
+
+T = TypeVar("T")
 
 
 class ServiceName(StrEnum):
     plans = "plans"
     reports = "reports"
     notify = "notify"
+
+
+class ServedName(StrEnum):
+    """What ``qcdc serve`` runs: the three services and the portal (which has no database)."""
+
+    plans = "plans"
+    reports = "reports"
+    notify = "notify"
+    portal = "portal"
 
 
 def definition(name: ServiceName | str) -> ServiceDefinition:
@@ -56,9 +78,14 @@ def definition(name: ServiceName | str) -> ServiceDefinition:
 
 
 @app.command()
-def serve(service: Annotated[ServiceName, typer.Argument(help="Which service to run.")]) -> None:
-    """Run one service: migrations, HTTP API, bus consumers and outbox relay."""
-    definition(service).serve()
+def serve(service: Annotated[ServedName, typer.Argument(help="Which service to run.")]) -> None:
+    """Run one service (migrations, HTTP API, bus consumers and outbox relay), or the portal."""
+    if service is ServedName.portal:
+        from services.portal.bootstrap import SERVICE as PORTAL
+
+        PORTAL.serve()
+        return
+    definition(service.value).serve()
 
 
 @app.command()
@@ -130,12 +157,112 @@ def replay(
 
 
 @app.command()
+def doctor(
+    service: Annotated[
+        list[ServiceName] | None,
+        typer.Option(help="Whose database to check (default: all; one per container)."),
+    ] = None,
+) -> None:
+    """Check NATS, the streams and consumers, dead letters, databases and migrations, the
+    mail relay; exit 1 if anything needs an operator."""
+    import asyncio
+
+    from services.doctor import examine, healthy
+
+    findings = asyncio.run(examine([s.value for s in service or list(ServiceName)]))
+    for finding in findings:
+        typer.echo(finding.line())
+    if not healthy(findings):
+        typer.echo("Something needs attention (✗ above).")
+        raise typer.Exit(1)
+    typer.echo("All is well.")
+
+
+def _on_bus(work: Callable[[Client], Awaitable[T]]) -> T:
+    """Run one operator action on the bus; a plain message and exit 1 when it cannot be done."""
+    import asyncio
+
+    from services.bus_tools import BusToolError, operator_connection
+    from shared.settings import ServiceSettings
+
+    async def _run() -> T:
+        async with operator_connection(ServiceSettings()) as nc:
+            return await work(nc)
+
+    try:
+        return asyncio.run(_run())
+    except BusToolError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    limit: Annotated[int, typer.Option(min=1, help="The latest this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The latest dead letters: sequence, consumer, event, reason, whether sent back."""
+    import json
+
+    from services.bus_tools import dead_letters
+
+    letters = _on_bus(lambda nc: dead_letters(nc, limit))
+    for letter in letters:
+        row = letter.summary()
+        if as_json:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            sent = " (sent back)" if letter.retried else ""
+            typer.echo(
+                f"#{row['sequence']} {row['time']} {row['consumer']} {row['event_type']} "
+                f"{row['subject']}{sent}: {row['reason']}"
+            )
+    if not letters and not as_json:
+        typer.echo("No dead letters.")
+
+
+@deadletters_app.command("show")
+def deadletters_show(sequence: int) -> None:
+    """One dead letter in full: why, where from, headers and body."""
+    from services.bus_tools import dead_letter, describe
+
+    typer.echo(describe(_on_bus(lambda nc: dead_letter(nc, sequence))))
+
+
+@deadletters_app.command("retry")
+def deadletters_retry(sequence: int) -> None:
+    """Send a dead letter back to the consumer that gave up on it, once its cause is fixed;
+    it is handled once, however often it is sent."""
+    from services.bus_tools import retry
+
+    target = _on_bus(lambda nc: retry(nc, sequence))
+    typer.echo(f"dead letter #{sequence} sent back on {target}")
+
+
+@events_app.command("tail")
+def events_tail(
+    filter_: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="FILTER", help="Subject filter, e.g. 'report.>' (qcdc.v1. implied)."
+        ),
+    ] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+) -> None:
+    """Print events as they are published: time, subject, type, id, body."""
+    from services.bus_tools import tail, tail_subject
+
+    _on_bus(lambda nc: tail(nc, tail_subject(filter_), typer.echo, count))
+
+
+@app.command()
 def up(
     data_dir: Annotated[str, typer.Option(help="Where NATS, SQLite files and mail go.")] = "var",
     nats_port: Annotated[int, typer.Option(help="Embedded NATS port.")] = 14222,
     plans_port: int = 8301,
     reports_port: int = 8302,
     notify_port: int = 8303,
+    portal_port: Annotated[int, typer.Option(help="The web portal's port.")] = 8304,
     smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port.")] = 8025,
     seed: Annotated[bool, typer.Option(help="Seed demo units and a plan on first start.")] = True,
     secure: Annotated[
@@ -150,11 +277,17 @@ def up(
         ),
     ] = 120.0,
 ) -> None:
-    """Start the embedded system: nats-server, the three services, a mail sink, demo data."""
+    """Start the embedded system: nats-server, the three services, the portal, a mail sink,
+    demo data."""
     from services.embedded import EmbeddedPorts, run_embedded
 
     ports = EmbeddedPorts(
-        nats=nats_port, plans=plans_port, reports=reports_port, notify=notify_port, smtp=smtp_port
+        nats=nats_port,
+        plans=plans_port,
+        reports=reports_port,
+        notify=notify_port,
+        smtp=smtp_port,
+        portal=portal_port,
     )
     code = run_embedded(data_dir, ports, seed=seed, secure=secure, start_timeout=start_timeout)
     raise typer.Exit(code)
@@ -176,4 +309,6 @@ def _set_up_logging(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    # What qcdc writes (data folder, databases, mail, logs) and what it starts is private.
+    keep_private()
     app(obj=_Console())

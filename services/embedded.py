@@ -9,6 +9,8 @@ data folder, so a second run resumes where the first stopped.
 Child processes are stopped in dependency order: the services first (they flush their
 outboxes and ack their messages while NATS is still up), then the mail sink and nats-server.
 
+The HTTP APIs run open (``QCDC_AUTH=open``: no tokens, every caller an administrator) on
+the loopback interface only, and the summary says so; everywhere else tokens are the default.
 NATS runs in an open dev mode by default (no credentials: any local process may publish
 anything), and says so. With ``secure=True`` (``qcdc up --secure``) nats-server requires
 the users and permissions of ``qcdc nats config``: they are generated once into
@@ -37,12 +39,15 @@ import nats
 from services.demo_seed import SeedFailed, seed_demo
 from shared import nats_auth
 from shared.bus.streams import provision
+from shared.files import private_dir, private_file
 from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
+from shared.personal_data import new_key
 
 HOST = "127.0.0.1"
-SERVICES = ("plans", "reports", "notify")
+SERVICES = ("plans", "reports", "notify", "portal")
 STOP_GRACE_SECONDS = 15.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+LOCAL_INTEGRATOR = "local"  # qcdc up --secure: credentials/integrator-local.env
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class EmbeddedPorts:
     reports: int
     notify: int
     smtp: int
+    portal: int = 8304
 
     def uses(self) -> list[tuple[int, str, str]]:
         """(port, what it is for, the ``qcdc up`` option that changes it)."""
@@ -60,6 +66,7 @@ class EmbeddedPorts:
             (self.plans, "the plans API", "--plans-port"),
             (self.reports, "the reports API", "--reports-port"),
             (self.notify, "the notify API", "--notify-port"),
+            (self.portal, "the web portal", "--portal-port"),
             (self.smtp, "the mail sink (SMTP)", "--smtp-port"),
         ]
 
@@ -192,12 +199,21 @@ class EmbeddedSystem:
         except OSError as exc:
             raise StartupFailed(f"no NATS credentials for {user} in {path}: {exc}") from exc
 
+    def contacts_key(self) -> str:
+        """The key sealing contacts' e-mail addresses on the bus, made on first use and kept
+        in the data folder (owner-only), so a restart opens what was sealed before."""
+        path = self.root / "contacts.key"
+        if not path.exists():
+            nats_auth.write_secret(path, new_key() + "\n")
+        return path.read_text(encoding="utf-8").strip()
+
     # --- start ---------------------------------------------------------------------------
 
     def start(self) -> None:
         deadline = time.monotonic() + self.start_timeout
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.mail.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        private_dir(self.logs)
+        private_dir(self.mail)
         if self.secure:
             self.nats.authorization = self._authorization()
         self._start_nats(deadline)
@@ -209,13 +225,16 @@ class EmbeddedSystem:
         self._wait_ready(deadline)
 
     def _authorization(self) -> str:
-        """The generated users, made on first use: the province's services and the admin."""
+        """The generated users, made on first use: the province's services, the admin and
+        the read-only ``integrator-local``."""
         # Imported here: it imports every service, which only --secure needs in this process.
         from services.nats_principals import principals
 
         auth = self.credentials_dir / nats_auth.AUTH_FILE
         if not auth.exists():
-            bundle = nats_auth.credentials(principals([]), existing={})
+            # A read-only integrator too, so a foreign client can be tried at once.
+            found = principals([], integrators=[LOCAL_INTEGRATOR])
+            bundle = nats_auth.credentials(found, existing={})
             nats_auth.write_bundle(self.credentials_dir, bundle)
         return auth.read_text(encoding="utf-8")
 
@@ -234,7 +253,7 @@ class EmbeddedSystem:
         return [sys.executable, "-m", "services.mailsink", *where]
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> Child:
-        log_path = self.logs / f"{name}.log"
+        log_path = private_file(self.logs / f"{name}.log")
         with log_path.open("ab") as log:
             offset = log.tell()  # the end of earlier runs' lines
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the
@@ -284,12 +303,24 @@ class EmbeddedSystem:
 
     def env(self, service: str) -> dict[str, str]:
         env = _child_env()
-        env.update(self.login(f"svc-{service}"))
+        try:
+            env.update(self.login(f"svc-{service}"))
+        except StartupFailed:
+            if service != "portal":
+                raise
+            # A data folder secured before the portal existed has no svc-portal user: the
+            # portal then serves its pages without live updates (regenerate to add it).
+        if service in ("plans", "notify"):
+            # Seals unit e-mail addresses on the bus: only these two hold it.
+            env["QCDC_CONTACTS_KEY"] = self.contacts_key()
         env.update(
             QCDC_NATS_URL=self.nats.url,
             QCDC_DATABASE_URL=f"sqlite+aiosqlite:///{self.root / service}.db",
             QCDC_HTTP_HOST=HOST,
             QCDC_HTTP_PORT=str(self.ports.service(service)),
+            # The one place the API runs open: on this machine's loopback interface, for
+            # development, and the summary says so. Everywhere else tokens are the default.
+            QCDC_AUTH="open",
             QCDC_DATA_DIR=str(self.root),
             QCDC_LOG_LEVEL=os.environ.get("QCDC_LOG_LEVEL", "INFO"),
         )
@@ -298,7 +329,17 @@ class EmbeddedSystem:
                 QCDC_SMTP_HOST=HOST,
                 QCDC_SMTP_PORT=str(self.ports.smtp),
                 QCDC_REPORTS_URL=self.url("reports"),
+                QCDC_PORTAL_URL=self.url("portal"),
             )
+        if service == "portal":
+            env.update(
+                QCDC_PLANS_URL=self.url("plans"),
+                QCDC_REPORTS_URL=self.url("reports"),
+                QCDC_NOTIFY_URL=self.url("notify"),
+                QCDC_PUBLIC_URL=self.url("portal"),
+            )
+            # The portal owns no database, and its NATS user only listens (the services' one).
+            env.pop("QCDC_DATABASE_URL", None)
         return env
 
     # --- run -----------------------------------------------------------------------------
@@ -306,8 +347,13 @@ class EmbeddedSystem:
     def print_summary(self, demo: str) -> None:
         lines = [f"QCDC is running; data in {self.root}"]
         for name in SERVICES:
-            lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
+            if name == "portal":
+                lines.append(f"  {name:<8} {self.url(name):<24} open this in a browser")
+            else:
+                lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
         lines += [
+            f"  {'API':<8} OPEN DEV MODE: no token needed, every caller here is an "
+            f"administrator of everything (127.0.0.1 only; QCDC_AUTH=tokens elsewhere)",
             f"  {'NATS':<8} {self.nats.url}  {self._nats_mode()}",
             f"  {'mail':<8} smtp://{HOST}:{self.ports.smtp} → {self.mail}",
             f"  {'logs':<8} {self.logs}",
@@ -364,7 +410,7 @@ class OwnGroupNatsServer(NatsServer):
     def start_within(self, timeout: float) -> None:
         self.write_config()
         command = [str(nats_server_binary()), "-c", str(self.config_path)]
-        with self.log_path.open("ab") as log:
+        with private_file(self.log_path).open("ab") as log:
             self.log_offset = log.tell()
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, process_group=0

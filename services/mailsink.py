@@ -34,6 +34,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
+from shared.files import keep_private, private_dir
+
 # Python's compat32 email model: it parses and writes a message as it is, several times
 # faster than the default policy's header objects, which the sink does not need.
 RAW = email.policy.compat32.clone(linesep="\n")
@@ -48,8 +50,7 @@ class MailFolder:
     """aiosmtpd handler: each accepted message becomes one file in ``directory``."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_dir(directory)
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         # Made readable in the event loop (CPU, which a thread would not run any sooner under
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--dir", type=Path, default=Path("var/mail"), help="Where .eml files go.")
     args = parser.parse_args(argv)
+    keep_private()  # the mail holds what the officials were sent
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.dir.resolve()))
 

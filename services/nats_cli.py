@@ -39,7 +39,11 @@ def config(
         typer.Option(help="Units of this kind get a district credential. Default: district."),
     ] = None,
     integrator: Annotated[
-        list[str] | None, typer.Option(help="A subscribe-only credential (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="A read-only credential (repeatable): NAME reads every event, "
+            "NAME:UNIT only that unit's subtree.",
+        ),
     ] = None,
     rotate: Annotated[
         list[str] | None,

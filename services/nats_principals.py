@@ -18,8 +18,9 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.plans.handlers import unit_import
 from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.settings import ReportsSettings
-from shared import nats_auth
+from shared import nats_auth, nats_integrators
 from shared.nats_auth import Durable, Principal, RegistryError, RegistryUnit
+from shared.nats_integrators import IntegratorSpec
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 
@@ -76,15 +77,28 @@ def principals(
 ) -> list[Principal]:
     """Everyone who may connect: the province's services, each district's reports instance,
     the integrators, and the operator."""
+    by_service = service_durables()
     found = [
-        nats_auth.service_principal(service, durables)
-        for service, durables in service_durables().items()
+        nats_auth.service_principal(service, durables) for service, durables in by_service.items()
     ]
+    taken = [durable for durables in by_service.values() for durable in durables]
     for unit in nats_auth.districts_of(units, district_kinds, districts):
-        found.append(nats_auth.district_principal(unit, district_durables(unit.code)))
-    found += [nats_auth.integrator_principal(name) for name in integrators]
+        durables = district_durables(unit.code)
+        found.append(nats_auth.district_principal(unit, durables))
+        taken += durables
+    found += integrator_credentials(integrators, units, taken)
+    found.append(nats_auth.portal_principal())
     found.append(nats_auth.admin_principal())
     return found
+
+
+def integrator_credentials(
+    integrators: Iterable[str], units: Sequence[RegistryUnit], taken: Sequence[Durable]
+) -> list[Principal]:
+    """``--integrator NAME`` or ``NAME:UNIT``: read-only credentials that may touch no
+    consumer in ``taken`` (the services' and district instances')."""
+    specs = [IntegratorSpec.parse(value) for value in integrators]
+    return nats_integrators.integrator_principals(specs, units, taken)
 
 
 # --- the unit registry ----------------------------------------------------------------------

@@ -80,6 +80,20 @@ class Principal:
         """Within this principal's subtree (the open development principal covers all)."""
         return self.unit_code == "*" or self.unit_code in unit_path
 
+    def may_read(self, unit_path: list[str], addressed_to: str | None = None) -> bool:
+        """Read scope: what concerns a unit of this principal's subtree, or what is addressed
+        to its own unit (a report sent to it for review, its consolidation)."""
+        return self.covers(unit_path) or (
+            addressed_to is not None and addressed_to == self.unit_code
+        )
+
+    def require_read(self, unit_path: list[str], addressed_to: str | None, what: str) -> None:
+        if not self.may_read(unit_path, addressed_to):
+            raise Forbidden(
+                f"a token of unit {self.unit_code} cannot read {what}: it is neither in its "
+                "units nor addressed to it"
+            )
+
     def require_subtree(self, unit_path: list[str], doing: str) -> None:
         if not self.covers(unit_path):
             raise Forbidden(
@@ -88,7 +102,13 @@ class Principal:
 
 
 OPEN = Principal(token_id="open", unit_code="*", unit_path=(), role=Role.ADMINISTRATOR)
-"""The principal of every request when authentication is off (development only)."""
+"""The caller of every HTTP request when authentication is off (``qcdc up`` only, on the
+loopback interface). Never a default: the authentication middleware hands it out, in open
+mode only."""
+
+CONSOLE = Principal(token_id="console", unit_code="*", unit_path=(), role=Role.ADMINISTRATOR)
+"""The operator at the console (``qcdc …`` commands on the service's own database): whoever
+can run them can read the database anyway. Passed explicitly by the CLI."""
 
 
 @dataclass(frozen=True)

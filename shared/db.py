@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
+from shared.files import private_dir, private_file
+
 
 class UTCDateTime(sa.TypeDecorator[Any]):
     """Timezone-aware instants on both SQLite (which forgets the zone) and PostgreSQL."""
@@ -36,6 +38,8 @@ class UTCDateTime(sa.TypeDecorator[Any]):
         return value
 
 
+CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for PostgreSQL to accept a new connection."""
 UNITS_OF_WORK = 20
 """Transactions of units of work at once per process on PostgreSQL (SQLite: one)."""
 
@@ -46,7 +50,8 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(path).parent)
+            private_file(path)
         # One connection per process: every transaction here is a writer (BEGIN IMMEDIATE)
         # and SQLite has one write lock, so they wait in the pool's queue, first come first
         # served, instead of in SQLite's busy handler, which sleeps and polls and lets a
@@ -79,7 +84,15 @@ def create_engine(url: str) -> AsyncEngine:
     # Units of work are admitted up to the pool's size, so their connections stay open
     # (a connection made and closed per transaction costs a fork on the server and every
     # statement prepared again); the overflow is for the relay and the health check.
-    engine = create_async_engine(url, pool_size=UNITS_OF_WORK, max_overflow=5)
+    # A server that does not answer (unreachable, not just refusing) fails a connection
+    # attempt after CONNECT_TIMEOUT_S, not asyncpg's default minute: the APIs answer 503
+    # and the health check "not ready" while the caller still waits.
+    engine = create_async_engine(
+        url,
+        pool_size=UNITS_OF_WORK,
+        max_overflow=5,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
+    )
     _CAPACITY[engine.sync_engine] = UNITS_OF_WORK
     return engine
 

@@ -37,9 +37,23 @@ class Channel(StrEnum):
 class Contacts(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    focal_email: str | None = Field(None, description="E-mail of the unit's focal person.")
-    head_email: str | None = Field(None, description="E-mail of the unit's head.")
+    focal_email: str | None = Field(
+        None,
+        description="E-mail of the unit's focal person. Personal data: never filled on the "
+        "bus any more (see sealed); kept in the v1 schema.",
+    )
+    head_email: str | None = Field(
+        None,
+        description="E-mail of the unit's head. Personal data: never filled on the bus any "
+        "more (see sealed); kept in the v1 schema.",
+    )
     webhook_url: str | None = Field(None, description="Webhook of the unit's own system.")
+    sealed: str | None = Field(
+        None,
+        description="The e-mail addresses (focal_email, head_email), encrypted (Fernet) under "
+        "the key only the plans and notify services hold (QCDC_CONTACTS_KEY); empty when "
+        "the unit has none. Personal data stays off the bus (Decree 13/2023/NĐ-CP).",
+    )
 
 
 class Event(BaseModel):
@@ -182,6 +196,8 @@ class PlanAmended(Event):
 
 
 class PlanClosed(Event):
+    """An issued plan was closed; it binds no one from now on."""
+
     aggregate = "plan"
     event = "closed"
 
@@ -225,6 +241,8 @@ class ReportRequested(Event):
 
 
 class DifficultyRaised(Event):
+    """A unit raised a difficulty (vướng mắc) met in implementing a plan."""
+
     aggregate = "difficulty"
     event = "raised"
 
@@ -234,6 +252,27 @@ class DifficultyRaised(Event):
     content_area: str | None = None
     description: NfcText
     raised_at: AwareDatetime
+    raised_to: UnitCode | None = Field(
+        None, description="The unit that answers it (Home Affairs, or whom the plan names)."
+    )
+
+
+class DifficultyAnswered(Event):
+    """The unit a difficulty was raised to answered it (subject: the raiser's path). Each
+    answer is its own event: a thread keeps them all."""
+
+    aggregate = "difficulty"
+    event = "answered"
+
+    difficulty_id: str
+    plan_id: str
+    unit_code: UnitCode = Field(description="The unit that raised the difficulty.")
+    content_area: str | None = None
+    raised_to: UnitCode
+    answer_number: int = Field(description="1 for the first answer, then 2, …")
+    answer: NfcText
+    answered_by_unit: UnitCode
+    answered_at: AwareDatetime
 
 
 # --- API tokens (published by the plans service) ---------------------------------------
@@ -285,6 +324,8 @@ class ObligationRef(BaseModel):
 
 
 class ReportSubmitted(Event):
+    """A unit submitted a report for one of its obligations; it has a receipt."""
+
     aggregate = "report"
     event = "submitted"
 
@@ -294,7 +335,11 @@ class ReportSubmitted(Event):
     obligation: ObligationRef
     submitted_at: AwareDatetime
     on_time: bool
-    submitted_by: str | None = Field(None, description="Who submitted (e-mail or user).")
+    submitted_by: str | None = Field(
+        None,
+        description="Never filled on the bus (a person's name or e-mail: personal data); the "
+        "reports service keeps it, readable over its API within the read scopes.",
+    )
     narrative: dict[str, NfcText] = Field(
         default_factory=dict, description="Text per content area code of the plan."
     )
@@ -304,6 +349,8 @@ class ReportSubmitted(Event):
 
 
 class ReportAccepted(Event):
+    """The receiving unit accepted a submitted report."""
+
     aggregate = "report"
     event = "accepted"
 
@@ -315,6 +362,8 @@ class ReportAccepted(Event):
 
 
 class ReportReturned(Event):
+    """The receiving unit returned a report for revision."""
+
     aggregate = "report"
     event = "returned"
 
@@ -327,6 +376,8 @@ class ReportReturned(Event):
 
 
 class DeadlineApproaching(Event):
+    """An obligation's deadline is near and no report has been received."""
+
     aggregate = "deadline"
     event = "approaching"
 
@@ -350,6 +401,8 @@ class DeadlineApproaching(Event):
 
 
 class DeadlineMissed(Event):
+    """An obligation's deadline passed without a report (đôn đốc steps)."""
+
     aggregate = "deadline"
     event = "missed"
 
@@ -370,6 +423,11 @@ class DeadlineMissed(Event):
 
 
 class ConsolidationPublished(Event):
+    """A receiving unit published a new version of a consolidation (tổng hợp) of reports.
+    Publishing again when nothing but the time changed emits nothing. Who published
+    (`published_by`: the official's name or e-mail) is kept by the reports service with the
+    version and is not in the event."""
+
     aggregate = "consolidation"
     event = "published"
 
@@ -393,6 +451,8 @@ class ConsolidationPublished(Event):
 
 
 class NotificationDelivered(Event):
+    """A notification was accepted by its channel (e.g. the SMTP server)."""
+
     aggregate = "notification"
     event = "delivered"
 
@@ -400,12 +460,18 @@ class NotificationDelivered(Event):
     event_id: str = Field(description="ce-id of the event that caused the notification.")
     event_type: str
     channel: Channel
-    recipient: str
+    recipient: str = Field(
+        description="Who was reached, never the address: 'email:unit:<code>', "
+        "'webhook:unit:<code>' or '<channel>:subscription:<id>'. The address is in the "
+        "delivery log, readable by the recipient's unit and administrators."
+    )
     attempts: int
     delivered_at: AwareDatetime
 
 
 class NotificationFailed(Event):
+    """A notification was given up after its last attempt."""
+
     aggregate = "notification"
     event = "failed"
 
@@ -413,9 +479,9 @@ class NotificationFailed(Event):
     event_id: str
     event_type: str
     channel: Channel
-    recipient: str
+    recipient: str = Field(description="As in NotificationDelivered: never the address.")
     attempts: int
-    last_error: str
+    last_error: str = Field(description="The last error, any e-mail address in it masked.")
     failed_at: AwareDatetime
 
 
@@ -428,6 +494,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     SubPlanRegistered,
     ReportRequested,
     DifficultyRaised,
+    DifficultyAnswered,
     ReportSubmitted,
     ReportAccepted,
     ReportReturned,

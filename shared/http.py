@@ -10,23 +10,25 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import asyncapi
 from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, new_correlation_id
 from shared.db import SecurityTables
 from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
+from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
-from shared.security import audit_forbidden, current_principal, find_audit
+from shared.security import Authentication, Caller, audit_forbidden, find_audit
 from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
+ASYNCAPI_MEDIA_TYPE = "application/yaml"
 log = structlog.get_logger(__name__)
 
 
@@ -59,21 +61,68 @@ class CorrelationIds:
         await self.app(scope, receive, send_with_id)
 
 
+class DatabaseOutage:
+    """ASGI middleware: a request that fails because the database is not there (stopped,
+    restarting, unreachable, out of connections: :func:`shared.outage.database_outage`)
+    is answered 503 with ``Retry-After`` and the JSON error shape, on every route, whatever
+    raised it (a handler, an authentication lookup, an error handler writing the audit
+    log). Anything else is left to the server's 500. Plain ASGI for the reason given at
+    :class:`CorrelationIds`; added inside it, so a 503 carries the correlation id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch_start)
+        except Exception as exc:
+            retry_after = database_outage(exc)
+            if retry_after is None or started:
+                raise
+            log.warning("database unavailable", path=scope.get("path"), error=repr(exc))
+            await unavailable(retry_after)(scope, receive, send)
+
+
+def unavailable(retry_after: int) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": outage_message(retry_after)}},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def create_app(
     runtime: Runtime, *, title: str, description: str, version: str = "1.0.0"
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if runtime.settings.auth == "open":
-            log.warning("QCDC_AUTH=open: the API requires no token (development only)")
+            log.warning(
+                "QCDC_AUTH=open: OPEN API, no token needed, every caller is an administrator "
+                "of everything (qcdc up, development only)"
+            )
         async with runtime.running():
             yield
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.runtime = runtime
-    # Added before the correlation middleware, so it runs inside it: a 413 carries the id.
+    # Middlewares run outermost last-added: correlation ids, database outages (503), then
+    # authentication (before anything reads the body, so no token means 401 whatever the
+    # body), then the size cap.
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
-
+    app.add_middleware(Authentication, runtime=runtime)
+    # Outside authentication: a token lookup that meets a database outage is a 503 too.
+    app.add_middleware(DatabaseOutage)
     app.add_middleware(CorrelationIds, service=runtime.service)
 
     @app.exception_handler(Unauthenticated)
@@ -106,17 +155,6 @@ def create_app(
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        if not exc.connection_invalidated:
-            raise exc
-        # The database restarted under a pooled connection; the pool is renewed already.
-        return JSONResponse(
-            {"error": {"message": "the database connection was reset; please retry"}},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
-
     @app.exception_handler(Missing)
     async def missing(_request: Request, exc: Missing) -> JSONResponse:
         return JSONResponse({"error": {"message": exc.message}}, status_code=404)
@@ -132,12 +170,33 @@ def create_app(
             status_code=422,
         )
 
+    @app.get(
+        "/asyncapi.yaml",
+        tags=["operations"],
+        summary="The bus contract as an AsyncAPI 3.0 document (public, like /openapi.json)",
+        response_class=Response,
+        responses={200: {"content": {ASYNCAPI_MEDIA_TYPE: {}}}},
+    )
+    async def asyncapi_document() -> Response:
+        return Response(asyncapi.served(), media_type=ASYNCAPI_MEDIA_TYPE)
+
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
-        async with runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        """Ready while the database answers (503 and "database": "down" meanwhile, so a
+        load balancer or Compose stops sending requests); NATS down is reported but the
+        service stays ready (the outbox keeps what it accepts)."""
         nats_ok = runtime.broker.connection.is_connected
         body = {"service": runtime.service, "database": "ok", "nats": "ok" if nats_ok else "down"}
+        try:
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            retry_after = database_outage(exc)
+            if retry_after is None:
+                raise
+            body["database"] = "down"
+            headers = {"Retry-After": str(retry_after)}
+            return JSONResponse(body, status_code=503, headers=headers)
         return JSONResponse(body, status_code=200)
 
     return app
@@ -146,6 +205,20 @@ def create_app(
 def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
     router = APIRouter(tags=["audit"])
 
+    @router.get(
+        "/whoami",
+        tags=["security"],
+        summary="The caller, as this service sees it: unit and role of the token (the "
+        "portal reads it at sign-in); unit * in the open development mode",
+    )
+    async def whoami(principal: Caller) -> dict[str, Any]:
+        return {
+            "unit_code": principal.unit_code,
+            "unit_path": list(principal.unit_path),
+            "role": principal.role.value,
+            "token_id": principal.token_id,
+        }
+
     @router.get("/audit", summary="Who did what, and every refusal (administrators)")
     async def audit_log(
         unit: UnitCode | None = None,
@@ -153,8 +226,10 @@ def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
         outcome: Annotated[str | None, Query(pattern="^(done|forbidden|unauthenticated)$")] = None,
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        *,
+        caller: Caller,
     ) -> list[dict[str, Any]]:
-        current_principal().require(Role.ADMINISTRATOR)
+        caller.require(Role.ADMINISTRATOR)
         async with runtime.uow() as uow:
             return await find_audit(
                 uow.session,

@@ -11,11 +11,12 @@ Principals:
 
 - ``svc-<service>`` publishes on the subjects of the streams its service owns, its own
   dead letters and the JetStream API of its own durable consumers;
-- ``district-<CODE>`` (a district's reports instance) publishes report, deadline and
-  consolidation events only under its own unit path (``qcdc.v1.report.*.T89.H801`` and
-  ``qcdc.v1.report.*.T89.H801.>``), its own dead letters and its own consumers' API;
-- ``integrator-<name>`` publishes nothing but the JetStream API of its own durable pull
-  consumer named ``integrator-<name>``;
+- ``district-<CODE>`` (a district's reports instance) publishes only the event names of
+  the catalogue that the reports service owns, each spelled out, under its own unit path
+  (``qcdc.v1.report.submitted.T89.H801`` and ``….T89.H801.>``; review events only below
+  it), its own dead letters and its own consumers' API;
+- ``integrator-<name>`` reads events (all, or one subtree's) through consumers it creates,
+  and publishes nothing (:mod:`shared.nats_integrators`);
 - ``admin`` (the operator: ``qcdc bus provision``) may do everything.
 
 A consumer's name is a single subject token, and NATS wildcards match whole tokens only,
@@ -33,7 +34,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.bus.streams import ALL_STREAMS, DEAD_LETTER_PREFIX, StreamSpec
+from shared.bus.streams import ALL_STREAMS, DEAD_LETTER_PREFIX, StreamSpec, stream_for_subject
+from shared.events import CATALOGUE, Event, ReportAccepted, ReportReturned
 
 JS_API = "$JS.API"
 INBOX = "_INBOX.>"
@@ -58,6 +60,7 @@ class Permissions:
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
     subscribe_deny: tuple[str, ...] = ()
+    publish_deny: tuple[str, ...] = ()
     allow_responses: bool = False
 
 
@@ -158,17 +161,16 @@ def service_principal(service: str, durables: Iterable[Durable]) -> Principal:
 
 
 def district_principal(unit: RegistryUnit, durables: Iterable[Durable]) -> Principal:
-    """``district-<CODE>``: the reports service scoped to one subtree publishes only events
-    whose subject ends with a path inside that subtree. ``qcdc.v1.report.*.<path>`` is the
-    district itself, ``….<path>.>`` its communes; a sibling's path never matches."""
+    """``district-<CODE>``: the reports service scoped to one subtree publishes only the
+    reports service's own event names (:func:`district_event_subjects`) under a path inside
+    that subtree, its dead letters and its own consumers' API."""
     path = ".".join(unit.path)
-    publish: list[str] = []
-    for stream in owned_streams("reports"):
-        for pattern in stream.subjects:
-            prefix = pattern.removesuffix(".>")
-            publish += [f"{prefix}.*.{path}", f"{prefix}.*.{path}.>"]
     instance = f"reports-{unit.code}"
-    publish += [_dead_letters(instance), *jetstream_read_api(durables)]
+    publish = [
+        *district_event_subjects(unit.path),
+        _dead_letters(instance),
+        *jetstream_read_api(durables),
+    ]
     subscribe = [INBOX, f"{RPC_SUBMIT}.{path}", f"{RPC_SUBMIT}.{path}.>"]
     return Principal(
         user=f"district-{unit.code}",
@@ -180,29 +182,52 @@ def district_principal(unit: RegistryUnit, durables: Iterable[Durable]) -> Princ
     )
 
 
-def integrator_principal(name: str) -> Principal:
-    """``integrator-<name>``: reads every event and the streams through its own durable pull
-    consumer ``integrator-<name>`` (one per stream); publishes nothing else. It cannot ack
-    for a service's consumer, so it can never make a service miss a message. Request-reply
-    submissions are not events: they are denied to it."""
-    check_name(name, "integrator name")
-    user = f"integrator-{name}"
-    publish = [
-        f"{JS_API}.INFO",
-        f"{JS_API}.STREAM.NAMES",
-        f"{JS_API}.STREAM.INFO.*",
-        f"{JS_API}.STREAM.MSG.GET.*",
-        f"{JS_API}.CONSUMER.DELETE.*.{user}",
-        *consumer_api(Durable("*", user)),
+REVIEW_EVENTS: tuple[type[Event], ...] = (ReportAccepted, ReportReturned)
+"""Spoken by the receiving unit about a report of a unit below it: a unit never reviews its
+own report (a district's own goes to Home Affairs), so a district may publish these only
+for the units under it, never on its own path."""
+
+
+def district_event_names(
+    catalogue: Sequence[type[Event]] = CATALOGUE, owner: str = "reports"
+) -> list[type[Event]]:
+    """The catalogue's events that the reports service publishes (those of the streams it
+    owns): the only ones a district's instance may say. Listed by name, not ``*``, so an
+    event name nobody defined (``qcdc.v1.report.bogus.…``) is refused by the server, and a
+    new event of the reports service is granted when it joins the catalogue."""
+    return [
+        cls for cls in catalogue if stream_for_subject(f"{cls.subject_prefix()}.X").owner == owner
     ]
+
+
+def district_event_subjects(
+    path: Sequence[str], catalogue: Sequence[type[Event]] = CATALOGUE
+) -> list[str]:
+    """Each owned event name under the district's path: ``<prefix>.<path>`` for the district
+    itself (not for review events) and ``<prefix>.<path>.>`` for the units below it."""
+    joined = ".".join(path)
+    subjects: list[str] = []
+    for cls in district_event_names(catalogue):
+        prefix = cls.subject_prefix()
+        if cls not in REVIEW_EVENTS:
+            subjects.append(f"{prefix}.{joined}")
+        subjects.append(f"{prefix}.{joined}.>")
+    return subjects
+
+
+PORTAL_SUBJECTS = ("qcdc.v1.report.>", "qcdc.v1.consolidation.>")
+"""What the portal listens to for its live board (services/portal/adapters/live.py)."""
+
+
+def portal_principal() -> Principal:
+    """``svc-portal``: the web portal only listens, with a plain subscription, to report and
+    consolidation events; it publishes nothing (its commands go to the services' APIs).
+    ``$JS.API.INFO`` is its one publish permission: it reveals nothing and keeps the allow
+    list from being empty."""
     return Principal(
-        user=user,
-        description=f"integrator {name}: subscribe and read streams only",
-        permissions=Permissions(
-            publish=tuple(publish),
-            subscribe=(EVENTS, INBOX),
-            subscribe_deny=("qcdc.v1.rpc.>",),
-        ),
+        user="svc-portal",
+        description="the web portal: listens to report and consolidation events only",
+        permissions=Permissions(publish=(f"{JS_API}.INFO",), subscribe=(*PORTAL_SUBJECTS, INBOX)),
     )
 
 
@@ -296,6 +321,7 @@ def _user_block(credential: Credential) -> list[str]:
         "      permissions: {",
         "        publish: {",
         *_rule("allow", perms.publish, pad),
+        *(_rule("deny", perms.publish_deny, pad) if perms.publish_deny else []),
         "        }",
         "        subscribe: {",
         *_rule("allow", perms.subscribe, pad),

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.files import private_dir, private_file
+
 
 def nats_server_binary() -> Path:
     candidates = [
@@ -115,7 +117,7 @@ class NatsServer:
         return bool(self.authorization)
 
     def write_config(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         extra = "\n".join(part for part in (self.extra_config, self.authorization) if part)
         text = render_config(
             host=self.host, port=self.port, store_dir=self.data_dir / "jetstream", extra=extra
@@ -127,7 +129,7 @@ class NatsServer:
 
     def start(self) -> None:
         self.write_config()
-        log = self.log_path.open("ab")
+        log = private_file(self.log_path).open("ab")
         self.process = subprocess.Popen(
             [str(nats_server_binary()), "-c", str(self.config_path)],
             stdout=log,

@@ -27,8 +27,9 @@ from shared.bus.relay import OutboxRelay
 from shared.bus.streams import PLANS, provision
 from shared.clock import Clock, clock_from_spec
 from shared.db import MessagingTables, SecurityTables, create_engine, migrate
-from shared.events import TokenIssued, TokenRevoked
+from shared.events import Event, TokenIssued, TokenRevoked
 from shared.logging import BUS_LOGGER
+from shared.personal_data import off_the_bus
 from shared.security import on_token_issued, on_token_revoked
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
@@ -72,8 +73,10 @@ class Runtime:
     broker: NatsBroker = field(init=False)
     relay: OutboxRelay = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _off_the_bus: Callable[[Event], Event] = field(init=False)
 
     def __post_init__(self) -> None:
+        self._off_the_bus = off_the_bus(self.settings.contacts_key)
         if self.clock is None:
             self.clock = clock_from_spec(self.settings.clock)
         self.engine = create_engine(self.settings.resolved_database_url(self.service))
@@ -119,7 +122,10 @@ class Runtime:
 
     @property
     def source(self) -> str:
-        return f"/qcdc/{self.service}"
+        """``ce-source``: the instance, so that a district's reports instance
+        (``/qcdc/reports-H801``) is told apart from the province's (``/qcdc/reports``)."""
+        instance = getattr(self.settings, "instance", self.service)
+        return f"/qcdc/{instance}"
 
     def jetstream(self) -> JetStreamContext:
         return self.broker.connection.jetstream()
@@ -132,6 +138,7 @@ class Runtime:
             clock=self.now_clock,
             on_commit=self.relay.wake,
             security=self.security,
+            outgoing=self._off_the_bus,
         )
 
     async def migrate(self) -> None:

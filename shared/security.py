@@ -1,24 +1,31 @@
 """API tokens and the audit log in a service's own database, and the HTTP side of both.
 
-``QCDC_AUTH=tokens`` (compose, production) requires ``Authorization: Bearer <token>`` on
-every API call; ``QCDC_AUTH=open`` (the embedded development default) lets every request
-act as an administrator of everything, and says so in the logs at start-up."""
+``QCDC_AUTH=tokens`` (the default: compose, the Docker image, production) requires
+``Authorization: Bearer <token>`` on every API call; ``QCDC_AUTH=open`` (set only by
+``qcdc up``, for development) lets every request act as an administrator of everything,
+serves on the loopback interface only, and says so loudly at start-up.
+
+Who calls is decided once, by :class:`Authentication` (ASGI middleware), before the
+request's body is read: an unauthenticated request is a 401 whatever its body, and is
+audited as anonymous. The caller then travels explicitly: routes take it with the
+:data:`Caller` dependency and hand it to the handlers, which take it as an argument. There
+is no ambient or default caller: a route outside the middleware has none, and is refused."""
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import structlog
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.auth import (
     OPEN,
     TOKEN_PREFIX,
-    Forbidden,
     Principal,
     Role,
     TokenRecord,
@@ -35,11 +42,13 @@ if TYPE_CHECKING:
     from shared.oidc import OidcVerifier
 
 log = structlog.get_logger(__name__)
-_principal: ContextVar[Principal] = ContextVar("principal", default=OPEN)
-
-
-def current_principal() -> Principal:
-    return _principal.get()
+ANONYMOUS = Principal("anonymous", "-", (), Role.INTEGRATOR)
+"""Who the audit log names for a request without a valid token."""
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/asyncapi.yaml"}
+)
+"""Health and the API's own description: all that answers without a token."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class TokenStore:
@@ -128,17 +137,18 @@ async def find_audit(
     return [dict(row._mapping) for row in (await session.execute(query)).all()]
 
 
-def authorize(*roles: Role, unit: str, doing: str, unit_path: list[str] | None = None) -> None:
+def authorize(
+    caller: Principal, *roles: Role, unit: str, doing: str, unit_path: list[str] | None = None
+) -> None:
     """The caller has one of ``roles`` and acts for ``unit`` (an administrator: for any unit
     of its subtree, when ``unit_path`` is known); otherwise :class:`Forbidden`."""
-    principal = current_principal()
-    principal.require(*roles)
-    principal.require_unit(unit, doing, unit_path)
+    caller.require(*roles)
+    caller.require_unit(unit, doing, unit_path)
 
 
-def audit(uow: UnitOfWork, action: str, target: str = "") -> None:
+def audit(uow: UnitOfWork, caller: Principal, action: str, target: str = "") -> None:
     """Record, in the unit of work's transaction, that the caller did ``action``."""
-    uow.audit(current_principal(), action, target)
+    uow.audit(caller, action, target)
 
 
 async def on_token_issued(event: TokenIssued, _envelope: Envelope, uow: UnitOfWork) -> None:
@@ -151,26 +161,84 @@ async def on_token_revoked(event: TokenRevoked, _envelope: Envelope, uow: UnitOf
     await TokenStore(uow.security, uow.session).revoked(event)
 
 
-async def authenticate(request: Request) -> Principal:
-    """FastAPI dependency: the caller, from its bearer token (or everyone, in open mode)."""
-    runtime = request.app.state.runtime
-    if runtime.settings.auth == "open" or runtime.security is None:
-        _principal.set(OPEN)
+class Authentication:
+    """ASGI middleware: decides who calls before anything reads the request's body, so a
+    request without a valid token is a 401 (never a 400 or 422 about a body nobody may
+    send), audited as anonymous. The caller is left in ``request.state.principal``."""
+
+    def __init__(self, app: ASGIApp, runtime: Any) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            principal = await identify(request, self.runtime)
+        except Unauthenticated as exc:
+            await _audit_refusal(self.runtime, request, "unauthenticated", exc.reason)
+            headers = {"WWW-Authenticate": "Bearer"}
+            await _answer(send, 401, exc.reason, headers)
+            return
+        # A token store (this service's database) that is away raises on: the
+        # DatabaseOutage middleware around this one answers 503, as for any other route.
+        scope.setdefault("state", {})["principal"] = principal
+        if principal.role is Role.INTEGRATOR and request.method not in ("GET", "HEAD"):
+            reason = "an integrator token only reads"
+            await _audit_refusal(self.runtime, request, "forbidden", reason)
+            await _answer(send, 403, reason)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _answer(
+    send: Send, status: int, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """A JSON error in the shape every service uses, sent without touching the body."""
+    body = json.dumps({"error": {"message": message}}, ensure_ascii=False).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def identify(request: Request, runtime: Any) -> Principal:
+    """The caller, from its bearer token; in open mode (``qcdc up`` only) the open
+    development principal, which the service announced at start."""
+    if runtime.settings.auth == "open":
         return OPEN
+    if runtime.security is None:
+        raise Unauthenticated("this service cannot check tokens")
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    try:
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("send an API token: Authorization: Bearer <token>")
-        principal = await _principal_of(request, runtime, token.strip())
-    except Unauthenticated as exc:
-        await _audit_refusal(runtime, request, "unauthenticated", exc.reason)
-        raise
-    _principal.set(principal)
-    request.state.principal = principal
-    if principal.role is Role.INTEGRATOR and request.method not in ("GET", "HEAD"):
-        raise Forbidden("an integrator token only reads")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an API token: Authorization: Bearer <token>")
+    return await _principal_of(request, runtime, token.strip())
+
+
+def caller(request: Request) -> Principal:
+    """FastAPI dependency: the caller :class:`Authentication` identified. A route it did not
+    guard has no caller, and is refused rather than given one."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        raise Unauthenticated("no caller was identified for this request")
     return principal
+
+
+Caller = Annotated[Principal, Depends(caller)]
+"""A route's explicit caller: ``async def route(..., caller: Caller)``."""
+
+
+def check_open_mode(settings: ServiceSettings, host: str) -> None:
+    """Open mode answers anyone as an administrator of everything: refuse to serve it on
+    anything but the loopback interface (the Docker image listens on all interfaces)."""
+    if settings.auth == "open" and host not in LOOPBACK_HOSTS:
+        raise SystemExit(
+            f"QCDC_AUTH=open serves the API without tokens and may only listen on the "
+            f"loopback interface, not on {host}; set QCDC_AUTH=tokens (the default)"
+        )
 
 
 async def _principal_of(request: Request, runtime: Any, token: str) -> Principal:
@@ -207,9 +275,7 @@ async def audit_forbidden(runtime: Any, request: Request, reason: str) -> None:
 
 
 async def _audit_refusal(runtime: Any, request: Request, outcome: str, reason: str) -> None:
-    principal = getattr(request.state, "principal", None) or Principal(
-        "anonymous", "-", (), Role.INTEGRATOR
-    )
+    principal = getattr(request.state, "principal", None) or ANONYMOUS
     try:
         async with runtime.uow() as uow:
             uow.audit(

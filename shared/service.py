@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 
 from shared.bus.consumer import ConsumerSpec
 from shared.clock import Clock
 from shared.db import MessagingTables, SecurityTables
+from shared.files import keep_private
 from shared.http import audit_routes, create_app, serve
 from shared.logging import configure_logging
 from shared.runtime import Runtime
-from shared.security import authenticate, oidc_verifier
+from shared.security import check_open_mode, oidc_verifier
 from shared.settings import ServiceSettings
 
 BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
@@ -64,12 +65,13 @@ class ServiceDefinition:
         return runtime
 
     def app(self, runtime: Runtime) -> FastAPI:
+        # Every route is behind the authentication middleware: the caller is identified
+        # (or refused) before any route runs, whatever the route declares.
         app = create_app(runtime, title=self.title, description=self.description)
         app.state.oidc = oidc_verifier(runtime.settings) if self.security is not None else None
-        guard = [Depends(authenticate)] if self.security is not None else []
-        app.include_router(self.routes(runtime), dependencies=guard)
+        app.include_router(self.routes(runtime))
         if self.security is not None:
-            app.include_router(audit_routes(runtime, self.security), dependencies=guard)
+            app.include_router(audit_routes(runtime, self.security))
         return app
 
     @asynccontextmanager
@@ -85,6 +87,8 @@ class ServiceDefinition:
 
     def serve(self, settings: ServiceSettings | None = None) -> None:
         settings = settings or self.settings()
+        keep_private()
         configure_logging(self.name, settings.log_level)
+        check_open_mode(settings, settings.http_host)
         runtime = self.runtime(settings)
         serve(self.app(runtime), settings.http_host, settings.http_port)

@@ -28,9 +28,10 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = "INFO"
     auth: Literal["open", "tokens"] = Field(
-        "open",
-        description="tokens: every API call needs a bearer token (production); open: "
-        "development only, every caller is an administrator of everything.",
+        "tokens",
+        description="tokens (the default): every API call needs a bearer token; open: "
+        "development only (qcdc up sets it), every caller is an administrator of everything, "
+        "served on the loopback interface only.",
     )
     oidc_issuer: str = Field(
         "",
@@ -41,6 +42,11 @@ class ServiceSettings(BaseSettings):
     oidc_jwks_url: str = Field("", description="Empty: from the issuer's discovery document.")
     oidc_unit_claim: str = Field("qcdc_unit", description="Claim holding the unit code.")
     oidc_role_claim: str = Field("qcdc_role", description="Claim holding the role.")
+    contacts_key: str = Field(
+        "",
+        description="Fernet key sealing unit contacts' e-mail addresses on the bus; the plans "
+        "and notify services share it (qcdc up makes one). Empty: addresses stay off the bus.",
+    )
     clock: str = Field("system", description="system | fixed:<instant> | file:<path> | offset:<s>")
     data_dir: str = Field("var", description="Folder for SQLite files and stored attachments.")
     bus_provision: bool = Field(True, description="Create/update the JetStream streams at start.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Principal
@@ -36,8 +37,10 @@ class UnitOfWork:
         clock: Clock,
         on_commit: Callable[[], None] | None = None,
         security: SecurityTables | None = None,
+        outgoing: Callable[[Event], Event] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._outgoing = outgoing
         self.messaging = messaging
         self.source = source
         self.clock = clock
@@ -86,12 +89,21 @@ class UnitOfWork:
         ids = []
         now = self.clock.now()
         for event in events:
+            if self._outgoing is not None:
+                event = self._outgoing(event)  # personal data off the bus (shared.personal_data)
             subject, headers, body = encode(
                 event, source=self.source, correlation_id=current_correlation_id(), time=now
             )
             self._pending.append((subject, headers, body, event.ce_type(), headers["ce-id"]))
             ids.append(headers["ce-id"])
         return ids
+
+    async def published_here(self, event_id: str) -> bool:
+        """The event is this service's own: its outbox holds it (published rows are kept
+        ``outbox_retention_days``)."""
+        outbox = self.messaging.outbox
+        query = sa.select(outbox.c.seq).where(outbox.c.event_id == event_id).limit(1)
+        return (await self.session.scalar(query)) is not None
 
     async def mark_handled(self, consumer: str, event_id: str, event_type: str) -> bool:
         """Record an incoming event as handled by ``consumer``; False when it already was."""

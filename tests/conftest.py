@@ -12,7 +12,10 @@ import asyncpg
 import pytest
 
 from shared.natsd import NatsServer, free_port
-from tests.support import BusSpy, SmtpInbox
+from tests.support import BusSpy, SmtpInbox, patience
+
+TEST_TIME_LIMIT = 300.0
+"""Seconds a test may take on an idle machine (pytest-timeout), scaled by the patience factor."""
 
 POSTGRES_DSN = os.environ.get("QCDC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -89,3 +92,10 @@ async def bus_spy(nats_server: NatsServer) -> AsyncIterator[BusSpy]:
     await spy.start()
     yield spy
     await spy.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The per-test limit scales with the same factor as every wait (tests/support.py)."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(patience(TEST_TIME_LIMIT)))

@@ -29,7 +29,18 @@ from shared.runtime import Runtime
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 
+PATIENCE = float(os.environ.get("QCDC_TEST_PATIENCE", "1"))
+"""The one factor every wait in the tests scales with: raise it on a slow or shared machine
+(``QCDC_TEST_PATIENCE=3 make test``). Waits are for events; this only bounds them."""
+
 DEFAULT_TIMEOUT = 30.0
+TEST_CONTACTS_KEY = "RGM-sYUMqZTVLm0zll8V2OZFxaYD3F7IyuossXgX_8A="
+"""Seals unit e-mail addresses on the bus between the services under test."""
+
+
+def patience(seconds: float) -> float:
+    """A bound of ``seconds`` on an idle machine, scaled by :data:`PATIENCE`."""
+    return seconds * PATIENCE
 
 
 class Waitable:
@@ -50,6 +61,7 @@ class Waitable:
     async def wait_for(
         self, predicate: Callable[[list[Any]], bool], timeout: float = DEFAULT_TIMEOUT
     ) -> list[Any]:
+        timeout = patience(timeout)
         deadline = self.loop.time() + timeout
         while not predicate(self.items):
             remaining = deadline - self.loop.time()
@@ -176,7 +188,7 @@ class InProcessService:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        deadline = time.monotonic() + patience(DEFAULT_TIMEOUT)
         while not self._server.started:
             if self._task.done():
                 self._task.result()
@@ -191,12 +203,16 @@ class InProcessService:
             await self._task
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10.0)
+        return httpx.AsyncClient(base_url=self.url, timeout=patience(10))
 
 
 def service_settings(definition: ServiceDefinition, **overrides: Any) -> ServiceSettings:
     values = {
         "http_port": free_port(),
+        # Open on the loopback interface: these tests are about other things; tokens are
+        # tested where they matter (test_auth.py, test_authority.py).
+        "auth": "open",
+        "contacts_key": TEST_CONTACTS_KEY,
         "outbox_poll_seconds": 0.2,
         "consumer_ack_wait_seconds": 5.0,
         **overrides,
@@ -219,7 +235,13 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, **self.env, "QCDC_HTTP_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            "QCDC_AUTH": "open",
+            "QCDC_CONTACTS_KEY": TEST_CONTACTS_KEY,
+            **self.env,
+            "QCDC_HTTP_PORT": str(self.port),
+        }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", "serve", self.name],
@@ -228,17 +250,17 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for_port("127.0.0.1", self.port, timeout=60)
+            wait_for_port("127.0.0.1", self.port, timeout=patience(60))
         except TimeoutError as exc:
             tail = self.log_path.read_text()[-3000:]
             raise RuntimeError(f"{self.name} did not start:\n{tail}") from exc
         self._wait_healthy()
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=patience(2)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -256,7 +278,7 @@ class ServiceProcess:
             return
         self.process.terminate()
         try:
-            self.process.wait(20)
+            self.process.wait(patience(20))
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -268,6 +290,7 @@ async def eventually(
 ) -> Any:
     """Poll an async probe until it returns something truthy (for state with no event to
     await, such as a read model behind an HTTP API)."""
+    timeout = patience(timeout)
     deadline = time.monotonic() + timeout
     while True:
         result = await probe()

@@ -30,7 +30,7 @@ class ReportsSettings(ServiceSettings):
     def instance(self) -> str:
         """Names this instance's durable consumers, so instances never share messages while
         replicas of one instance do."""
-        return f"reports-{self.scope}" if self.scope else "reports"
+        return self.ownership().instance
 
     def ownership(self) -> Ownership:
         return Ownership(scope=self.scope, delegated=tuple(self.delegated))

@@ -7,7 +7,10 @@ Each consumer is a durable JetStream pull consumer with explicit acks. For every
 - the event id is written to the inbox in the handler's own transaction, so a redelivered
   event has no second effect;
 - a handler failure is retried with a growing delay (``nak(delay)``) up to
-  ``max_deliver`` attempts, then dead-lettered with the last error.
+  ``max_deliver`` attempts, then dead-lettered with the last error;
+- a dead letter an operator sends back (``qcdc deadletters retry``) arrives on the
+  consumer's own retry subject ``qcdc.v1.deadletter.retry.<service>.<consumer>`` and is
+  handled as if it came from its original subject: only this consumer sees it again.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import DeliverPolicy
 
 from shared.bus.envelope import Envelope, UndeliverableEvent, UnknownEventType, decode
-from shared.bus.streams import StreamSpec, dead_letter_subject
+from shared.bus.streams import (
+    DEAD_LETTER,
+    RETRY_PREFIX,
+    StreamSpec,
+    dead_letter_subject,
+    retry_subject,
+)
 from shared.context import bind_correlation_id
 from shared.events import Event
 from shared.uow import GroupCommit, UnitOfWork
@@ -85,7 +94,7 @@ class IdempotentConsumer:
         delivered = raw.metadata.num_delivered if raw.metadata else 1
         headers: Mapping[str, str] = raw.headers or {}
         try:
-            envelope, event = decode(raw.subject, headers, raw.data)
+            envelope, event = decode(original_subject(raw.subject, headers), headers, raw.data)
         except UnknownEventType as exc:
             log.info("event of an unknown type skipped", ce_type=str(exc))
             await msg.ack()
@@ -138,13 +147,14 @@ class IdempotentConsumer:
         raw = msg.raw_message
         headers = {k: v for k, v in (raw.headers or {}).items() if k != "Nats-Msg-Id"}
         seq = raw.metadata.sequence.stream if raw.metadata else 0
+        stream = raw.metadata.stream if raw.metadata else self.spec.stream.name
         headers.update(
             {
                 REASON_HEADER: reason[:MAX_REASON],
-                ORIGINAL_SUBJECT_HEADER: raw.subject,
+                ORIGINAL_SUBJECT_HEADER: original_subject(raw.subject, headers),
                 CONSUMER_HEADER: self.spec.durable,
                 DELIVERIES_HEADER: str(delivered),
-                "Nats-Msg-Id": f"dl-{self.spec.durable}-{self.spec.stream.name}-{seq}",
+                "Nats-Msg-Id": f"dl-{self.spec.durable}-{stream}-{seq}",
             }
         )
         connection = self.broker.connection
@@ -160,6 +170,14 @@ class IdempotentConsumer:
             await msg.nack(delay=self.backoff(delivered))
             return
         await msg.ack()
+
+
+def original_subject(subject: str, headers: Mapping[str, str]) -> str:
+    """The subject the event was published on: a dead letter sent back for another try
+    arrives on its consumer's retry subject and names its original one in a header."""
+    if subject.startswith(RETRY_PREFIX):
+        return headers.get(ORIGINAL_SUBJECT_HEADER, subject)
+    return subject
 
 
 def fit_dead_letter(body: bytes, headers: dict[str, str], max_payload: int) -> bytes:
@@ -219,4 +237,36 @@ def register_consumer(
             decoder=_raw_body,
             title=f"{spec.durable}:{subject}",
         )(on_message)
+    _subscribe_retries(broker, consumer, max_deliver, ack_wait_seconds)
     return consumer
+
+
+def _subscribe_retries(
+    broker: NatsBroker, consumer: IdempotentConsumer, max_deliver: int, ack_wait_seconds: float
+) -> None:
+    """The consumer's own retry subject, where an operator sends back a dead letter whose
+    cause is fixed. The inbox still guards it: a letter sent back twice is handled once."""
+    spec = consumer.spec
+    durable = f"{spec.durable}-retry"
+    subject = retry_subject(spec.service, spec.name)
+
+    async def on_retry(msg: NatsMessage) -> None:
+        await consumer.handle(msg)
+
+    broker.subscriber(
+        subject,
+        stream=JStream(DEAD_LETTER.name, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        config=ConsumerConfig(
+            durable_name=durable,
+            ack_policy=JsAckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=max_deliver + 1,
+            ack_wait=ack_wait_seconds,
+            filter_subject=subject,
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_body,
+        title=f"{durable}:{subject}",
+    )(on_retry)

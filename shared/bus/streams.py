@@ -17,6 +17,8 @@ YEAR_SECONDS = 365 * 24 * 3600
 HISTORY_YEARS = 10
 DUPLICATE_WINDOW_SECONDS = 24 * 3600
 DEAD_LETTER_PREFIX = "qcdc.v1.deadletter"
+RETRY_PREFIX = f"{DEAD_LETTER_PREFIX}.retry."
+"""Dead letters sent back to one consumer, by the operator, once their cause is fixed."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ def stream_for_subject(subject: str) -> StreamSpec:
 
 def dead_letter_subject(service: str, consumer: str) -> str:
     return f"{DEAD_LETTER_PREFIX}.{service}.{consumer}"
+
+
+def retry_subject(service: str, consumer: str) -> str:
+    return f"{RETRY_PREFIX}{service}.{consumer}"
 
 
 async def provision(js: JetStreamContext, streams: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:

@@ -22,10 +22,11 @@ import pytest
 
 from services.plans.handlers.unit_import import demo_contacts
 from shared.natsd import free_port, port_is_free
+from tests.support import patience
 
 pytestmark = pytest.mark.slow
 
-PORT_NAMES = ("nats", "plans", "reports", "notify", "smtp")
+PORT_NAMES = ("nats", "plans", "reports", "notify", "smtp", "portal")
 DEMO_UNIT = "03637"  # Xã Mường Kim, Lai Châu: the demo province is real (GSO codes)
 DEMO_FOCAL_EMAIL = demo_contacts(DEMO_UNIT)["focal_email"]
 START_SECONDS = 90.0
@@ -131,6 +132,23 @@ def _leftovers(data_dir: Path) -> list[str]:
     return found
 
 
+def _open_to_others(data_dir: Path) -> list[str]:
+    """Folders and files under the data folder (itself included) that anyone but their
+    owner may read, write or enter: none (0700 folders, 0600 files)."""
+    found = [data_dir, *data_dir.rglob("*")]
+    kinds = {"sqlite": 0, "eml": 0, "attachment": 0}
+    for path in found:
+        kinds["sqlite"] += path.suffix == ".db"
+        kinds["eml"] += path.suffix == ".eml"
+        kinds["attachment"] += path.parent.parent.name == "attachments"
+    assert all(kinds.values()), kinds  # the check below sees every kind of file
+    return [
+        f"{oct(path.lstat().st_mode & 0o777)} {path}"
+        for path in found
+        if not path.is_symlink() and path.lstat().st_mode & 0o077
+    ]
+
+
 def _receipt_mail(mail_dir: Path, receipt_number: str) -> EmailMessage | None:
     for path in sorted(mail_dir.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -170,13 +188,19 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
     run_up: Callable[[str], Up],
 ) -> None:
     up = run_up("first.out")
-    with httpx.Client(base_url=up.url("plans"), timeout=10) as plans:
+    with httpx.Client(base_url=up.url("plans"), timeout=patience(10)) as plans:
         units = plans.get("/units").json()
     assert units, "the demo units were not registered"
     assert "123/KH-UBND  issued" in up.output
 
-    with httpx.Client(base_url=up.url("reports"), timeout=10) as reports:
+    with httpx.Client(base_url=up.url("reports"), timeout=patience(10)) as reports:
         receipt = _submit_demo_report(reports)
+        attached = reports.put(
+            f"/reports/{receipt['report_id']}/attachments/bien-ban.pdf",
+            content=b"%PDF-1.7 bien ban hoi nghi",
+            headers={"Content-Type": "application/pdf"},
+        )
+        assert attached.status_code == 201, attached.text
 
     mail = _poll(
         lambda: _receipt_mail(up.data_dir / "mail", receipt["receipt_number"]),
@@ -187,6 +211,14 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
     body = mail.get_body(("plain",))
     assert body is not None
     assert "Số tiếp nhận" in body.get_content()
+    # `make run` prints the portal's address; the mail's link leads to its page.
+    assert f"portal   {up.url('portal')}" in up.output
+    assert f"{up.url('portal')}/bao-cao/{receipt['report_id']}" in body.get_content()
+    with httpx.Client(base_url=up.url("portal"), timeout=10) as portal:
+        public = portal.get("/cong-khai")
+    assert public.status_code == 200 and "123/KH-UBND" in public.text
+
+    assert _open_to_others(up.data_dir) == []
 
     running = _leftovers(up.data_dir)
     assert len(running) >= 5, running  # the check below sees nats, sink and services
@@ -197,9 +229,9 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
 
     again = run_up("second.out")
     assert "resumed" in again.output
-    with httpx.Client(base_url=again.url("plans"), timeout=10) as plans:
+    with httpx.Client(base_url=again.url("plans"), timeout=patience(10)) as plans:
         assert len(plans.get("/units").json()) == len(units)
-    with httpx.Client(base_url=again.url("reports"), timeout=10) as reports:
+    with httpx.Client(base_url=again.url("reports"), timeout=patience(10)) as reports:
         kept = reports.get(f"/reports/{receipt['report_id']}")
     assert kept.status_code == 200, kept.text
     assert kept.json()["receipt_number"] == receipt["receipt_number"]
@@ -214,7 +246,7 @@ def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> Non
         command = [sys.executable, "-m", "services", "up", "--data-dir", str(tmp_path / "var")]
         for name, port in ports.items():
             command += [f"--{name}-port", str(port)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=patience(30))
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"Port {ports['nats']}" in result.stderr
     assert "--nats-port" in result.stderr

@@ -25,7 +25,7 @@ from shared.events import (
     UnitRegistered,
 )
 from shared.natsd import NatsServer, free_port
-from tests.support import Received, ServiceProcess, SmtpInbox, eventually
+from tests.support import Received, ServiceProcess, SmtpInbox, eventually, patience
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ async def _log(notify: ServiceProcess) -> list[dict[str, Any]]:
     """The reports' deliveries that are mailed on their own (those the rules hold for a
     daily digest reach the inbox inside one digest mail, not one by one)."""
     params: dict[str, str | int] = {"event_type": "report.submitted", "limit": 1000}
-    async with httpx.AsyncClient(base_url=notify.url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=notify.url, timeout=patience(10)) as client:
         found: list[dict[str, Any]] = (await client.get("/deliveries", params=params)).json()
     return [d for d in found if not d["digest"]]
 

@@ -13,7 +13,7 @@ import nats
 import pytest
 
 from shared.natsd import NatsServer, free_port
-from tests.support import ServiceProcess, SmtpInbox, eventually
+from tests.support import ServiceProcess, SmtpInbox, eventually, patience
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ PLAN = {
             "key": "six_month",
             "kind": "six_month",
             "period_start": "2022-12-15",
-            "period_end": "2023-06-14",
+            "period_end": "2023-06-08",
             "due_before": "2023-06-10",
             "receiving_unit": "SNV",
         }
@@ -97,12 +97,14 @@ def processes(
 
 @pytest.fixture
 async def obligations(processes: dict[str, ServiceProcess]) -> AsyncIterator[list[str]]:
-    async with httpx.AsyncClient(base_url=processes["plans"].url, timeout=10) as plans:
+    async with httpx.AsyncClient(base_url=processes["plans"].url, timeout=patience(10)) as plans:
         for unit in _units():
             assert (await plans.post("/units", json=unit)).status_code == 201
         draft = (await plans.post("/plans", json=PLAN)).json()
         assert (await plans.post(f"/plans/{draft['id']}/issue")).status_code == 200
-    async with httpx.AsyncClient(base_url=processes["reports"].url, timeout=10) as reports:
+    async with httpx.AsyncClient(
+        base_url=processes["reports"].url, timeout=patience(10)
+    ) as reports:
 
         async def probe() -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = (await reports.get("/obligations")).json()
@@ -133,7 +135,7 @@ def _receipt_numbers(inbox: SmtpInbox) -> Counter[str]:
 
 
 async def _receipt_log(notify_url: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=notify_url, timeout=10) as notify:
+    async with httpx.AsyncClient(base_url=notify_url, timeout=patience(10)) as notify:
         response = await notify.get(
             "/deliveries", params={"limit": 1000, "event_type": "report.submitted"}
         )
@@ -145,7 +147,9 @@ async def test_notify_killed_mid_burst_delivers_every_receipt_once(
     processes: dict[str, ServiceProcess], obligations: list[str], smtp_inbox: SmtpInbox
 ) -> None:
     receipts: list[str] = []
-    async with httpx.AsyncClient(base_url=processes["reports"].url, timeout=10) as reports:
+    async with httpx.AsyncClient(
+        base_url=processes["reports"].url, timeout=patience(10)
+    ) as reports:
         units = {o: await _unit_of(reports, o) for o in obligations}
         for version in range(5):
             for obligation in obligations:
@@ -183,7 +187,9 @@ async def test_nats_down_during_submissions_loses_and_duplicates_nothing(
     nats_server: NatsServer,
 ) -> None:
     receipts: list[str] = []
-    async with httpx.AsyncClient(base_url=processes["reports"].url, timeout=10) as reports:
+    async with httpx.AsyncClient(
+        base_url=processes["reports"].url, timeout=patience(10)
+    ) as reports:
         units = {o: await _unit_of(reports, o) for o in obligations}
         for version in range(4):
             if version == 1:

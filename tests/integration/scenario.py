@@ -53,7 +53,7 @@ PLAN: dict[str, Any] = {
             "kind": "six_month",
             "title": "Báo cáo 6 tháng",
             "period_start": "2022-12-15",
-            "period_end": "2023-06-14",
+            "period_end": "2023-06-08",
             "due_before": "2023-06-10",
             "receiving_unit": "SNV",
         }

@@ -88,7 +88,14 @@ def district_plan(parent_id: str) -> dict[str, Any]:
         "year": 2023,
         "parent_plan_id": parent_id,
         "assignees": {"subtrees": ["H801"]},
-        "schedule": [{**SIX_MONTH, "due_before": "2023-06-05", "receiving_unit": "H801"}],
+        "schedule": [
+            {
+                **SIX_MONTH,
+                "period_end": "2023-06-01",
+                "due_before": "2023-06-05",
+                "receiving_unit": "H801",
+            }
+        ],
     }
 
 
@@ -293,6 +300,14 @@ async def test_consolidation_of_on_time_late_missing_returned_and_waived_reports
         await _submit(reports, ids["T89-SYT"], "T89-SYT", {"citizens_received": 5})
         refreshed = await _consolidation(reports, plan_id, "T89-SNV", expected=6)
         v2 = await _publish(reports, plan_id)
+        # Published again, unchanged (later, by someone else): the same version, no event.
+        clock.set(ict("2023-06-12T16:00:00"))
+        again = await _publish(reports, plan_id, "lanhdao@snv.anbinh.gov.vn", status=200)
+        assert (again["id"], again["version"], again["published_at"]) == (
+            v2["id"],
+            2,
+            v2["published_at"],
+        )
         await check_versions(reports, plan_id, v1, v2)
         unknown = await check_refusals(reports, plan_id)
     # After Sở Y tế's late report: 6 of 6 received (100.0 %), still 4 on time (66.7 %),
@@ -309,6 +324,7 @@ async def test_consolidation_of_on_time_late_missing_returned_and_waived_reports
     assert _totals(refreshed)["citizens_received"] == 85
     assert unknown == {"plan": 404, "key": 404, "unit": 404, "receiver": 404, "format": 422}
     events = await bus_spy.wait_for_type("qcdc.consolidation.published.v1", count=2)
+    assert len(events) == 2
     bodies = sorted((json.loads(e.data) for e in events), key=lambda b: b["version"])
     assert {e.subject for e in events} == {"qcdc.v1.consolidation.published.T89.T89-SNV"}
     assert [(b["version"], b["received"], b["missing"], b["late"]) for b in bodies] == [
@@ -318,6 +334,34 @@ async def test_consolidation_of_on_time_late_missing_returned_and_waived_reports
     assert [b["consolidation_id"] for b in bodies] == [v1["id"], v2["id"]]
     assert bodies[0]["expected"] == 6 and bodies[0]["on_time"] == 4
     assert bodies[0]["returned"] == 1 and bodies[0]["period_end"] == "2023-06-08"
+
+
+FORMULA = '=HYPERLINK("http://evil.example/","Bấm vào đây")'
+
+
+async def test_a_unit_renamed_to_a_formula_is_text_in_home_affairs_spreadsheet(
+    services: dict[str, InProcessService],
+) -> None:
+    async with services["plans"].client() as plans, services["reports"].client() as reports:
+        await _register_units(plans)
+        plan_id = await _issue(plans, PROVINCE_PLAN)
+        await _six_month_obligations(reports, plan_id, 7)
+        renamed = await plans.patch("/units/T89-STP", json={"name": FORMULA})
+        assert renamed.status_code == 200, renamed.text
+        params = {"plan_id": plan_id, "schedule_key": "six_month", "receiving_unit": "T89-SNV"}
+
+        async def renamed_in_reports() -> bool:
+            body = (await reports.get("/consolidations", params=params)).json()
+            return any(s["name"] == FORMULA for s in body["status"])  # UnitUpdated arrived
+
+        await eventually(renamed_in_reports)
+        xlsx = await reports.get("/consolidations", params={**params, "format": "xlsx"})
+        exported = await plans.get("/units/export", params={"format": "csv"})
+    status = load_workbook(io.BytesIO(xlsx.content))["Tình hình nộp báo cáo"]
+    [name] = [row[1] for row in status.iter_rows(min_row=2) if row[0].value == "T89-STP"]
+    assert (name.value, name.data_type, name.quotePrefix) == (FORMULA, "s", True)
+    [line] = [line for line in exported.text.splitlines() if line.startswith("T89-STP,")]
+    assert line.startswith("T89-STP,\"'=HYPERLINK(")
 
 
 def check_first_figures(body: dict[str, Any]) -> None:
@@ -478,15 +522,20 @@ def check_xlsx(workbook: Any) -> None:
     assert (summary["Tỷ lệ đầy đủ (%)"], summary["Tỷ lệ đúng hạn (%)"]) == (83.3, 66.7)
 
 
-async def _publish(reports: httpx.AsyncClient, plan_id: str) -> dict[str, Any]:
+async def _publish(
+    reports: httpx.AsyncClient,
+    plan_id: str,
+    by: str = "chuyenvien@snv.anbinh.gov.vn",
+    status: int = 201,
+) -> dict[str, Any]:
     body = {
         "plan_id": plan_id,
         "schedule_key": "six_month",
         "receiving_unit": "T89-SNV",
-        "published_by": "chuyenvien@snv.anbinh.gov.vn",
+        "published_by": by,
     }
     response = await reports.post("/consolidations/publish", json=body)
-    assert response.status_code == 201, response.text
+    assert response.status_code == status, response.text
     published: dict[str, Any] = response.json()
     return published
 

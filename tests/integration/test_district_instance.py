@@ -16,7 +16,7 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.natsd import NatsServer
 from tests.integration.test_plan_lifecycle import _issue_province_plan, district_plan
-from tests.support import InProcessService, eventually, service_settings
+from tests.support import InProcessService, eventually, patience, service_settings
 
 
 @pytest.fixture
@@ -75,6 +75,8 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
 
         # The commune submits to its district's instance; the province's refuses it.
         commune = await _obligation(district, "X80101")
+        # Both instances learn the plan from the bus, each at its own pace.
+        await _obligation(province, "X80101")
         refused = await province.post(
             "/reports", json={"obligation_id": commune["id"], "unit_code": "X80101"}
         )
@@ -122,7 +124,7 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
                                 "unit_code": "X80102",
                             }
                         ).encode(),
-                        timeout=10,
+                        timeout=patience(10),
                     )
                 ).data
             )

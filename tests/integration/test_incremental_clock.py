@@ -28,6 +28,7 @@ from services.reports.handlers.intake import SubmitReport, submit_report
 from services.reports.handlers.obligations import on_plan_amended, on_plan_issued
 from services.reports.handlers.review import Review, review_report
 from services.reports.settings import ReportsSettings
+from shared.auth import CONSOLE
 from shared.bus.envelope import Envelope
 from shared.events import Assignee, PlanAmended, PlanIssued, ReportKind, ScheduleChange
 from shared.runtime import Runtime
@@ -139,14 +140,18 @@ async def test_a_submitted_obligation_leaves_the_scan_and_a_returned_one_comes_b
     ids = await clock.ids()
     assert await clock.fired(ict(2023, 6, 2, 8)) == [(*key, "approaching-7") for key in SIX_MONTH]
     async with clock.runtime.uow() as uow:
-        submitted = await submit_report(SubmitReport(ids["STP", "six_month"], "STP"), uow)
+        submitted = await submit_report(
+            SubmitReport(ids["STP", "six_month"], "STP"), uow, caller=CONSOLE
+        )
     assert (await clock.next_steps())["STP", "six_month"] is None
     assert await clock.fired(ict(2023, 6, 10)) == [
         ("H801", "six_month", "missed-0"),
         ("X80101", "six_month", "missed-0"),
     ]
     async with clock.runtime.uow() as uow:
-        await review_report(Review(submitted.report.id, "SNV", accept=False, reason="Thiếu"), uow)
+        await review_report(
+            Review(submitted.report.id, "SNV", accept=False, reason="Thiếu"), uow, caller=CONSOLE
+        )
     assert (await clock.next_steps())["STP", "six_month"] == RECONSIDER
     # The steps planned while it was submitted were never recorded: the catch-up rules
     # decide, on the steps recorded (approaching-7 only).

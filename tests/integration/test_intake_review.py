@@ -210,6 +210,10 @@ async def test_submission_over_nats_request_reply_is_idempotent(
         subject = "qcdc.v1.rpc.report.submit.T89.T89-STP"
         first = json.loads((await nc.request(subject, body, timeout=10)).data)
         again = json.loads((await nc.request(subject, body, timeout=10)).data)
+        changed_body = json.loads(body) | {"indicators": {"conferences_held": 2}}
+        changed = json.loads(
+            (await nc.request(subject, json.dumps(changed_body).encode(), timeout=10)).data
+        )
         wrong_path = json.loads(
             (await nc.request("qcdc.v1.rpc.report.submit.T89.H802", body, timeout=10)).data
         )
@@ -218,9 +222,13 @@ async def test_submission_over_nats_request_reply_is_idempotent(
         await nc.close()
     assert first["receipt_number"] == again["receipt_number"]
     assert (first["replayed"], again["replayed"]) == (False, True)
+    assert changed["error"]["field"] == "idempotency_key"  # never the old receipt
     assert "subject does not carry this unit's path" in wrong_path["error"]["message"]
     assert malformed["error"]["message"] == "the request is not valid"
     async with services["reports"].client() as reports:
         versions = (await reports.get(f"/obligations/{obligation['id']}/reports")).json()
     assert len(versions) == 1
     assert versions[0]["indicators"] == {"conferences_held": 1}
+    # The receipt's time reads the same over the bus as over HTTP (RFC 3339, UTC, "Z").
+    assert first["submitted_at"] == versions[0]["submitted_at"]
+    assert first["submitted_at"].endswith("Z")

@@ -4,6 +4,7 @@ migration (or the reverse) fails here, not in an operator's upgrade."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -61,3 +62,48 @@ async def test_migrations_build_what_the_code_declares(
             left = await connection.run_sync(_downgrade_to_base, definition)
     assert diffs == []
     assert left == []
+
+
+def _upgrade(connection: sa.Connection, definition: ServiceDefinition, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(definition.migrations))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+LEGACY_OBLIGATION = sa.text(
+    "INSERT INTO obligations (id, plan_id, schedule_key, report_kind, unit_code, unit_path, "
+    "receiving_unit, period_start, period_end, due_at, status, opened_at, owned) VALUES "
+    "('o-1', 'p-1', 'six_month', 'six_month', 'T89-STP', :path, 'T89-SNV', :start, :end, "
+    ":due, 'submitted', :due, :owned)"
+)
+LEGACY_REPORT = sa.text(
+    "INSERT INTO reports (id, obligation_id, version, receipt_number, idempotency_key, "
+    "submitted_at, on_time, narrative, indicators) VALUES "
+    "('r-1', 'o-1', 1, 'BC-2023-000001', 'k-1', :due, :on_time, :empty, :empty)"
+)
+
+
+async def test_keys_given_before_0009_stay_the_units_own(database_urls: dict[str, str]) -> None:
+    """A retry after the upgrade still finds the receipt a unit was given before it."""
+    settings = REPORTS.settings_type(database_url=database_urls["reports"])
+    runtime = REPORTS.runtime(settings)
+    due = datetime(2023, 6, 9, 16, 59, tzinfo=UTC)
+    try:
+        async with runtime.engine.begin() as connection:
+            await connection.run_sync(_upgrade, REPORTS, "0007")
+            values = {"path": '["T89", "T89-STP"]', "start": date(2022, 12, 15)}
+            await connection.execute(
+                LEGACY_OBLIGATION, {**values, "end": date(2023, 6, 8), "due": due, "owned": True}
+            )
+            await connection.execute(LEGACY_REPORT, {"due": due, "on_time": True, "empty": "{}"})
+            await connection.run_sync(_upgrade, REPORTS, "head")
+            keys = (await connection.execute(sa.select(reports_db.idempotency_keys))).all()
+            left = await connection.scalar(sa.select(reports_db.reports.c.idempotency_key))
+            areas = await connection.scalar(sa.select(reports_db.obligations.c.content_areas))
+    finally:
+        await runtime.engine.dispose()
+    assert [(k.unit_code, k.idempotency_key, k.report_id) for k in keys] == [
+        ("T89-STP", "k-1", "r-1")
+    ]
+    assert left is None and areas is None

@@ -218,6 +218,30 @@ async def test_a_district_publishes_only_under_its_own_path(connect: Connect) ->
     assert not district.nc.is_closed  # refusals do not cost the connection
 
 
+async def test_a_district_says_only_the_event_names_it_owns(connect: Connect) -> None:
+    """Event names are granted one by one from the catalogue: a name nobody defined is
+    refused under the district's own path, and so is a review of the district's own report
+    (Home Affairs, on the province's instance, reviews it)."""
+    district = await connect("district-H801")
+    for subject in [
+        "qcdc.v1.report.bogus.T89.H801",
+        "qcdc.v1.report.bogus.T89.H801.X80101",
+        "qcdc.v1.deadline.forgotten.T89.H801",
+        "qcdc.v1.consolidation.retracted.T89.H801",
+        "qcdc.v1.report.accepted.T89.H801",
+        "qcdc.v1.report.returned.T89.H801",
+    ]:
+        with pytest.raises(nats.errors.TimeoutError):
+            await district.nc.jetstream().publish(subject, b"{}", timeout=REFUSED_WITHIN)
+        await district.violation("publish", subject)
+    for subject in [
+        "qcdc.v1.report.returned.T89.H801.X80101",
+        "qcdc.v1.deadline.missed.T89.H801",
+        "qcdc.v1.consolidation.published.T89.H801",
+    ]:
+        assert (await district.publish_acked(subject)).seq > 0, subject
+
+
 async def test_a_district_hears_and_answers_only_its_own_submissions(connect: Connect) -> None:
     district = await connect("district-H801")
 
@@ -284,6 +308,25 @@ async def test_an_integrator_reads_everything_and_publishes_nothing(connect: Con
     with pytest.raises(nats.errors.TimeoutError):
         await js.consumer_info(REPORTS.name, "notify-reports", timeout=REFUSED_WITHIN)
     await integrator.violation("publish", f"$JS.API.CONSUMER.INFO.{REPORTS.name}.notify-reports")
+
+
+async def test_the_portal_hears_reports_and_publishes_nothing(connect: Connect) -> None:
+    portal = await connect("svc-portal")
+    heard: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_message(msg: Msg) -> None:
+        await heard.put(msg)
+
+    for subject in nats_auth.PORTAL_SUBJECTS:
+        await portal.nc.subscribe(subject, cb=on_message)
+    await portal.nc.flush()
+    reports = await connect("svc-reports")
+    await reports.publish_acked("qcdc.v1.report.accepted.T89.H802.X80201")
+    assert (await asyncio.wait_for(heard.get(), 5)).subject.startswith("qcdc.v1.report.accepted")
+
+    await portal.refused("qcdc.v1.report.submitted.T89.H801")
+    await portal.nc.subscribe("qcdc.v1.plan.>")
+    await portal.violation("subscription", "qcdc.v1.plan.>")
 
 
 def test_the_generated_files_are_secret(tmp_path: Path) -> None:
@@ -362,10 +405,12 @@ def test_qcdc_nats_config_from_a_registry_export(tmp_path: Path) -> None:
         "district-H801",  # by kind
         "district-X80201",  # named: a two-level province delegates any subtree
         "integrator-dash",
+        "svc-portal",
         "admin",
     }
     auth = (out / "auth.conf").read_text(encoding="utf-8")
-    assert '"qcdc.v1.report.*.T89.X80201.>"' in auth
+    assert '"qcdc.v1.report.submitted.T89.X80201.>"' in auth
+    assert '"qcdc.v1.report.*.' not in auth  # event names are listed, never a wildcard
     before = nats_auth.existing_passwords(out)
 
     again = CliRunner().invoke(app, [*args, "--rotate", "svc-notify"])

@@ -311,7 +311,7 @@ async def test_subscriptions_are_checked_and_never_show_their_secret(system: Sys
                 "event_types": ["report.submitted"],
                 "channel": "webhook",
                 "address": "https://hooks.example.vn/qcdc",
-                "secret": "0123456789abcdef0123",
+                "secret": "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
             },
         )
         short_name = await notify.post(

@@ -20,7 +20,7 @@ from services.plans.bootstrap import SERVICE as PLANS
 from shared.natsd import NatsServer
 from tests.integration.test_auth import register_units_at_console
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN
-from tests.support import InProcessService, service_settings
+from tests.support import InProcessService, patience, service_settings
 
 AUDIENCE = "qcdc-anbinh"
 
@@ -106,7 +106,7 @@ async def plans(
 
 async def _post_plan(service: InProcessService, token: str) -> httpx.Response:
     async with httpx.AsyncClient(
-        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=patience(10)
     ) as client:
         return await client.post("/plans", json=PROVINCE_PLAN)
 

@@ -57,7 +57,7 @@ async def test_submit_review_and_consolidate_from_the_command_line(
         "--key",
         "cli-1",
     )
-    again = await qcdc(
+    again = await qcdc(  # a retry sends the same submission with the same key
         reports,
         "reports",
         "submit",
@@ -65,6 +65,8 @@ async def test_submit_review_and_consolidate_from_the_command_line(
         target["id"],
         "--unit",
         "T89-STP",
+        "--indicator",
+        "reception_sessions=5",
         "--key",
         "cli-1",
     )

@@ -83,7 +83,7 @@ async def test_report_over_http_gives_a_vietnamese_receipt_to_the_unit(
     assert "báo cáo 6 tháng" in mail.subject
     assert "Kính gửi: Sở Tư pháp" in mail.text
     assert "Hạn nộp: trước ngày 10/06/2023" in mail.text
-    assert "Kỳ số liệu: từ ngày 15/12/2022 đến ngày 14/06/2023" in mail.text
+    assert "Kỳ số liệu: từ ngày 15/12/2022 đến ngày 08/06/2023" in mail.text
     assert "Thời điểm tiếp nhận: 23:59 09/06/2023" in mail.text
     assert "Tình trạng: Đúng hạn" in mail.text
 

@@ -255,6 +255,7 @@ async def subscribe(notify: InProcessService, url: str, unit: str = "STP") -> st
                 digest=False,
                 active=True,
                 created_at=datetime.now(UTC),
+                signature_scheme="legacy",  # these tests check the legacy signature
             )
         )
         await uow.commit()
@@ -283,6 +284,11 @@ def submitted(n: int = 1) -> ReportSubmitted:
         submitted_at=datetime(2023, 6, 1, 2, 0, tzinfo=UTC),
         on_time=True,
     )
+
+
+def on_bus(subscription_id: str) -> str:
+    """How NotificationDelivered/Failed name a subscription's webhook: never its address."""
+    return f"webhook:subscription:{subscription_id}"
 
 
 def seen_for(spy: BusSpy, ce_type: str, recipient: str) -> list[dict[str, Any]]:
@@ -317,10 +323,10 @@ async def test_a_receiver_failing_three_times_gets_the_signed_event_once(
     notify = await start_notify()
     hook = await receivers(Reply(500), Reply(500), Reply(502, body="Bad Gateway"))
     await register_units(js, notify)
-    await subscribe(notify, hook.url)
+    subscription = await subscribe(notify, hook.url)
     event_id = await publish(js, submitted())
 
-    delivered = await wait_seen(bus_spy, DELIVERED, hook.url)
+    delivered = await wait_seen(bus_spy, DELIVERED, on_bus(subscription))
     assert delivered["attempts"] == 4
     assert delivered["event_id"] == event_id
     assert [h.status for h in hook.hits] == [500, 500, 502, 200]
@@ -349,14 +355,14 @@ async def test_a_receiver_that_always_fails_ends_in_notification_failed(
     notify = await start_notify(webhook_max_attempts=3)
     hook = await receivers(default=Reply(503, body="Hệ thống đang bảo trì"))
     await register_units(js, notify)
-    await subscribe(notify, hook.url)
+    subscription = await subscribe(notify, hook.url)
     await publish(js, submitted())
 
-    failed = await wait_seen(bus_spy, FAILED, hook.url)
+    failed = await wait_seen(bus_spy, FAILED, on_bus(subscription))
     assert failed["attempts"] == 3
     assert failed["last_error"] == "HTTP 503 Service Unavailable: Hệ thống đang bảo trì"
     assert len(hook.hits) == 3
-    assert not seen_for(bus_spy, DELIVERED, hook.url)
+    assert not seen_for(bus_spy, DELIVERED, on_bus(subscription))
     async with notify.client() as client:
         listed = (await client.get("/deliveries", params={"status": "failed"})).json()
     [logged] = [d for d in listed if d["recipient"] == hook.url]
@@ -367,8 +373,8 @@ async def test_a_receiver_that_always_fails_ends_in_notification_failed(
     async with notify.client() as client:
         again = await client.post(f"/deliveries/{logged['key']}/redeliver")
     assert again.status_code == 200, again.text
-    await bus_spy.wait_for(lambda _items: len(seen_for(bus_spy, FAILED, hook.url)) >= 2)
-    assert seen_for(bus_spy, FAILED, hook.url)[1]["attempts"] == 6
+    await bus_spy.wait_for(lambda _items: len(seen_for(bus_spy, FAILED, on_bus(subscription))) >= 2)
+    assert seen_for(bus_spy, FAILED, on_bus(subscription))[1]["attempts"] == 6
     assert len(hook.hits) == 6
 
 
@@ -381,10 +387,10 @@ async def test_retry_after_is_honoured(
     notify = await start_notify()
     hook = await receivers(Reply(429, headers={"Retry-After": "2"}, body="chậm lại"))
     await register_units(js, notify)
-    await subscribe(notify, hook.url)
+    subscription = await subscribe(notify, hook.url)
     await publish(js, submitted())
 
-    await wait_seen(bus_spy, DELIVERED, hook.url)
+    await wait_seen(bus_spy, DELIVERED, on_bus(subscription))
     first, second = hook.hits
     assert (first.status, second.status) == (429, 200)
     # The quick backoff would have come back after 40 ms; the receiver asked for 2 s.
@@ -398,10 +404,10 @@ async def test_a_destination_off_the_allowlist_is_refused_before_any_connection(
     notify = await start_notify(webhook_timeout_seconds=30)
     url = "http://10.0.0.1/hook"
     await register_units(js, notify)
-    await subscribe(notify, url)
+    subscription = await subscribe(notify, url)
     await publish(js, submitted())
 
-    failed = await wait_seen(bus_spy, FAILED, url, timeout=10)
+    failed = await wait_seen(bus_spy, FAILED, on_bus(subscription), timeout=10)
     assert failed["attempts"] == 1
     assert "10.0.0.1" in failed["last_error"]
     assert "not on the allowlist" in failed["last_error"]

@@ -20,6 +20,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from services.cli import app
+from tests.support import patience
 
 HEAVY_MODULES = (
     # what building the CLI used to import: every service and what they stand on
@@ -83,7 +84,7 @@ def _help_pages(pages: list[list[str]], watched: tuple[str, ...]) -> tuple[str, 
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=patience(60),
         check=True,
     )
     heavy: list[str] = json.loads(done.stderr.strip().splitlines()[-1])

@@ -24,6 +24,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from tests.support import patience
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 
@@ -151,7 +153,7 @@ def validate_compose(path: Path) -> subprocess.CompletedProcess[str]:
         [str(check_jsonschema_executable()), "--builtin-schema", "vendor.compose-spec", str(path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
         check=False,
     )
 
@@ -476,3 +478,21 @@ def test_every_long_running_service_has_a_healthcheck(compose: Compose) -> None:
         if name in {"provision", "mailpit"}:
             continue
         assert healthcheck_argv(svc), f"{name}: no healthcheck"
+
+
+def test_no_service_serves_an_open_api_and_only_plans_and_notify_hold_the_contacts_key(
+    compose: Compose,
+) -> None:
+    """Containers listen on every interface, so their APIs require tokens (fail closed);
+    the key sealing units' e-mail addresses is plans' and notify's alone, and compose
+    refuses to start without it."""
+    services = compose["services"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "QCDC_AUTH=tokens" in dockerfile
+    for name in QCDC_SERVICES:
+        env = environment_of(services[name])
+        assert env.get("QCDC_AUTH") == "tokens", name
+        holds_key = "QCDC_CONTACTS_KEY" in env
+        assert holds_key == (name in ("plans", "notify")), name
+        if holds_key:
+            assert env["QCDC_CONTACTS_KEY"].startswith("${QCDC_CONTACTS_KEY:?"), name

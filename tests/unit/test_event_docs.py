@@ -98,3 +98,24 @@ def test_check_mode_notices_an_edit_and_a_stray_schema(tmp_path: Path) -> None:
     assert out_of_date(tmp_path) == []
     assert not stray.exists()
     assert (tmp_path / EVENTS_MD).read_text(encoding="utf-8").startswith("# Events\n\n")
+
+
+def test_the_consumer_table_is_the_services_consumers() -> None:
+    """docs/events.md lists every durable the services declare, on its stream."""
+    from services.nats_principals import service_durables
+
+    text = (ROOT / EVENTS_MD).read_text(encoding="utf-8")
+    section = text.split("## The services' own consumers", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:5] for line in section.splitlines() if line.startswith("| `")]
+    documented = {(c[1].strip(" `"), c[0].strip(" `"), c[3].strip()) for c in rows}
+    everything = {
+        (durable.stream, durable.name, service)
+        for service, durables in service_durables().items()
+        for durable in durables
+    }
+    # Each consumer's retry durable (dead letters sent back) is described once, not listed.
+    retries = {d for d in everything if d[0] == "QCDC_DEADLETTER" and d[1].endswith("-retry")}
+    declared = everything - retries
+    assert documented == declared
+    assert {("QCDC_DEADLETTER", f"{d[1]}-retry", d[2]) for d in declared} == retries
+    assert "`<durable>-retry`" in section

@@ -25,6 +25,7 @@ from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.domain.model import (
     Contact,
     DeliveryStatus,
+    SignatureScheme,
     Subscription,
     delivery_key,
     digest_event_id,
@@ -45,6 +46,7 @@ from services.notify.entrypoints.bus import CONSUMERS, load_rules
 from services.notify.handlers import subscriptions
 from services.notify.handlers.digest import assemble_digests, digest_day
 from services.notify.handlers.events import ContactUnknown, NotifyConfig, on_event
+from shared.auth import CONSOLE
 from shared.bus.envelope import Envelope, decode, encode
 from shared.clock import ManualClock
 from shared.db import create_engine, migrate
@@ -75,6 +77,7 @@ from shared.vntime import last_instant_before
 DUE_AT = last_instant_before(date(2023, 6, 10))  # 09/06/2023 23:59:59.999999 ICT
 LINKS = Links("https://bc.qcdc.vn", "https://kh.qcdc.vn")
 PATH = ["T89", "H801", "X80101"]
+WHSEC = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 bytes
 
 
 def obligation(unit: str = "X80101", receiving: str = "H801") -> ObligationRef:
@@ -682,6 +685,22 @@ async def test_difficulties_go_to_the_unit_tagged_home_affairs(db: Db) -> None:
     assert delivery.subject.startswith("[Vướng mắc] Ủy ban nhân dân xã Tân An")
 
 
+async def test_a_difficulty_goes_to_the_unit_it_was_raised_to_and_home_affairs(db: Db) -> None:
+    await register(db)
+    event = DifficultyRaised(
+        unit_path=PATH,
+        difficulty_id="d-2",
+        plan_id="p-1",
+        unit_code="X80101",
+        description="Vướng mắc",
+        raised_at=datetime(2023, 4, 3, 3, 0, tzinfo=UTC),
+        raised_to="H801",
+    )
+    await db.handle(event, "e-d2")
+    found = await db.deliveries(event_type="qcdc.difficulty.raised.v1")
+    assert sorted(d.recipient for d in found) == ["vp@h801.vn", "vp@snv.vn"]
+
+
 async def new_subscription(db: Db, **fields: Any) -> Subscription:
     values: dict[str, Any] = {
         "unit_code": "H801",
@@ -693,7 +712,10 @@ async def new_subscription(db: Db, **fields: Any) -> Subscription:
     }
     async with db.uow() as uow:
         return await subscriptions.subscribe(
-            subscriptions.NewSubscription(**values), uow, allowlist=["hooks.h801.vn"]
+            subscriptions.NewSubscription(**values),
+            uow,
+            caller=CONSOLE,
+            allowlist=["hooks.h801.vn"],
         )
 
 
@@ -707,7 +729,7 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
         event_types=["qcdc.deadline.missed.v1"],
         channel=Channel.WEBHOOK,
         address="https://hooks.h801.vn/qcdc",
-        secret="0123456789abcdef",
+        secret=WHSEC,
         unit_code="X80101",
     )
     await new_subscription(db, address="vp@h801.vn")  # already told by a rule
@@ -740,15 +762,34 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
         (
             {"channel": Channel.WEBHOOK, "address": "https://hooks.h801.vn/", "secret": "short"},
             "secret",
+            "starts with whsec_",
+        ),
+        (
+            {
+                "channel": Channel.WEBHOOK,
+                "address": "https://hooks.h801.vn/",
+                "secret": "whsec_c2hvcnQ=",
+            },
+            "secret",
+            "24 to 64 bytes, not 5",
+        ),
+        (
+            {
+                "channel": Channel.WEBHOOK,
+                "address": "https://hooks.h801.vn/",
+                "secret": "short",
+                "signature_scheme": SignatureScheme.LEGACY,
+            },
+            "secret",
             "16+",
         ),
         (
-            {"channel": Channel.WEBHOOK, "address": "ftp://hooks.h801.vn/", "secret": "x" * 16},
+            {"channel": Channel.WEBHOOK, "address": "ftp://hooks.h801.vn/", "secret": WHSEC},
             "address",
             "http:// or https://",
         ),
         (
-            {"channel": Channel.WEBHOOK, "address": "http://10.0.0.1/", "secret": "x" * 16},
+            {"channel": Channel.WEBHOOK, "address": "http://10.0.0.1/", "secret": WHSEC},
             "address",
             "not on the webhook allowlist",
         ),
@@ -756,7 +797,7 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
             {
                 "channel": Channel.WEBHOOK,
                 "address": "https://u:p@hooks.h801.vn/",
-                "secret": "x" * 16,
+                "secret": WHSEC,
             },
             "address",
             "credentials",
@@ -765,7 +806,7 @@ async def test_subscriptions_add_email_digest_and_webhook_deliveries(db: Db) -> 
             {
                 "channel": Channel.WEBHOOK,
                 "address": "https://hooks.h801.vn/",
-                "secret": "x" * 16,
+                "secret": WHSEC,
                 "digest": True,
             },
             "digest",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from services.plans.domain.plans import (
+    Amendment,
     AssigneeRule,
     Plan,
     PlanRefused,
     PlanStatus,
     ScheduleEntry,
+    difficulty_receiver,
 )
 from services.plans.domain.units import Unit, UnitRefused
 from shared.events import Contacts, PlanIssued, ReportKind, UnitRegistered
@@ -56,7 +59,7 @@ def six_month(**overrides: Any) -> ScheduleEntry:
         "kind": ReportKind.SIX_MONTH,
         "title": "Báo cáo 6 tháng",
         "period_start": date(2022, 12, 15),
-        "period_end": date(2023, 6, 14),
+        "period_end": date(2023, 6, 8),
         "due_before": date(2023, 6, 10),
         "receiving_unit": "S1",
     }
@@ -226,7 +229,8 @@ def test_issue_refuses_a_deadline_on_or_before_the_issue_date(due_before: date) 
 
 def test_issue_accepts_a_deadline_the_day_after_issue() -> None:
     draft = plan(
-        AssigneeRule(kinds=("department",)), schedule=[six_month(due_before=date(2023, 3, 2))]
+        AssigneeRule(kinds=("department",)),
+        schedule=[six_month(due_before=date(2023, 3, 2), period_end=date(2023, 2, 28))],
     )
     event = draft.issue(build_registry())
     assert event.schedule[0].due_at == datetime(2023, 3, 1, 16, 59, 59, 999999, tzinfo=UTC)
@@ -274,3 +278,61 @@ def test_plan_issued_speaks_for_the_issuing_unit_and_lists_assignee_paths() -> N
     assert event.plan_id == "plan-2023"
     assert event.doc_number == "123/KH-UBND"
     assert event.issued_on == ISSUED_ON
+
+
+# --- dates that hold together, and who answers difficulties ------------------------------
+
+
+@pytest.mark.parametrize("period_end", [date(2023, 6, 10), date(2023, 6, 30)])
+def test_a_data_period_ending_on_or_after_its_deadline_is_refused(period_end: date) -> None:
+    draft = plan(AssigneeRule(kinds=("department",)), schedule=[six_month(period_end=period_end)])
+    with pytest.raises(PlanRefused, match="after the deadline") as info:
+        draft.issue(build_registry())
+    assert info.value.field == "schedule.0.period_end"
+
+
+def test_a_data_period_ending_on_the_last_on_time_day_is_accepted() -> None:
+    draft = plan(
+        AssigneeRule(kinds=("department",)), schedule=[six_month(period_end=date(2023, 6, 9))]
+    )
+    assert draft.issue(build_registry()).schedule[0].period_end == date(2023, 6, 9)
+
+
+def test_an_amendment_cannot_move_a_deadline_into_the_data_period() -> None:
+    registry = build_registry()
+    issued = plan(AssigneeRule(kinds=("department",)))
+    issued.issue(registry)
+    with pytest.raises(PlanRefused) as info:
+        issued.amend(
+            Amendment(reason="Lùi hạn", deadlines={"six_month": date(2023, 6, 5)}), registry
+        )
+    assert info.value.field == "deadlines.six_month"
+
+
+def test_a_sub_plan_dated_before_its_parent_is_refused() -> None:
+    registry = build_registry()
+    parent = plan(AssigneeRule(kinds=("district",)))
+    parent.issue(registry)
+    child = plan(
+        AssigneeRule(subtrees=("H1",)),
+        id="plan-h1",
+        issuing_unit="H1",
+        issued_on=date(2023, 1, 2),
+        parent_plan_id=parent.id,
+        schedule=[six_month(due_before=date(2023, 6, 5), period_end=date(2023, 6, 1))],
+    )
+    with pytest.raises(PlanRefused, match="before the plan it implements") as info:
+        child.issue(registry, parent)
+    assert info.value.field == "issued_on"
+    assert child.status is PlanStatus.DRAFT
+
+
+def test_difficulties_go_to_the_named_unit_or_else_home_affairs_or_else_the_issuer() -> None:
+    registry = build_registry()
+    assert difficulty_receiver(plan(AssigneeRule(), difficulties_to="H1"), registry).code == "H1"
+    assert difficulty_receiver(plan(AssigneeRule()), registry).code == "T89"
+    registry["S1"] = replace(registry["S1"], tags=("home_affairs",))
+    assert difficulty_receiver(plan(AssigneeRule()), registry).code == "S1"
+    with pytest.raises(PlanRefused) as info:
+        difficulty_receiver(plan(AssigneeRule(), difficulties_to="S3"), registry)  # dissolved
+    assert info.value.field == "difficulties_to"

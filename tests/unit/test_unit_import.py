@@ -260,6 +260,20 @@ def test_export_then_import_changes_nothing(file_format: FileFormat) -> None:
     assert plan.unchanged == ["T89", "SNV", "STP", "X1"]
 
 
+def test_a_name_a_spreadsheet_would_evaluate_is_exported_as_text_and_reads_back() -> None:
+    # OWASP's CSV-injection rule: a leading apostrophe, which our import removes again.
+    registry = build_registry()
+    formula = '=HYPERLINK("http://evil.example/","Bấm vào đây")'
+    registry["STP"].update(name=formula)
+    text = render(export_rows(registry), FileFormat.CSV)
+    line = next(row for row in text.splitlines() if row.startswith("STP,"))
+    assert line.startswith('STP,"\'=HYPERLINK(""http://evil.example/"",""Bấm vào đây"")"')
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in line.split(","))
+    parsed = parse_file(text, FileFormat.CSV)
+    assert next(r.unit for r in parsed.rows if r.unit.code == "STP").name == formula
+    assert planned(parsed, registry).updates == []
+
+
 def test_an_exported_subtree_imports_into_an_empty_registry() -> None:
     registry = build_registry()
     registry["X2"] = Unit.register(

@@ -7,7 +7,9 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
+import json
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +22,15 @@ from services.notify.adapters.webhook import (
     Allowlist,
     PermanentFailure,
     RetryableFailure,
+    new_standard_secret,
     parse_retry_after,
     raise_for_status,
     resolve_target,
     sign,
+    signature_headers,
+    standard_key,
 )
+from services.notify.domain.model import SignatureScheme
 from services.notify.entrypoints.worker import Dispatcher, Job, mail_limit
 from services.notify.handlers.delivery import RELAY, Due, backoff
 from services.notify.settings import NotifySettings
@@ -38,8 +44,8 @@ def documented_verify() -> Verify:
     """The ``verify`` function exactly as docs/notifications.md gives it to integrators."""
     text = DOCS.read_text(encoding="utf-8")
     section = re.split(r"^## Webhooks$", text, maxsplit=1, flags=re.M)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "no Python snippet in the Webhooks section"
+    match = re.search(r"```python\n((?:(?!```).)*?def verify\(.*?)```", section, re.S)
+    assert match, "no Python snippet defining verify() in the Webhooks section"
     namespace: dict[str, Any] = {}
     exec(match.group(1), namespace)
     verify: Verify = namespace["verify"]
@@ -339,3 +345,31 @@ def test_e_mail_takes_four_attempts_per_session_and_at_most_half_the_slots() -> 
     assert mail_limit(NotifySettings(smtp_connections=16, delivery_concurrency=128)) == 64
     assert mail_limit(NotifySettings(smtp_connections=16, delivery_concurrency=16)) == 8
     assert mail_limit(NotifySettings(smtp_connections=1, delivery_concurrency=1)) == 1
+
+
+def test_the_documented_standard_verification_accepts_what_notify_signs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ``accept`` snippet of docs/notifications.md, run on headers the sender makes."""
+    secret = new_standard_secret()
+    monkeypatch.setenv("QCDC_WEBHOOK_SECRET", secret)
+    text = DOCS.read_text(encoding="utf-8")
+    match = re.search(r"```python\n((?:(?!```).)*?def accept\(.*?)```", text, re.S)
+    assert match, "no Python snippet defining accept() in docs/notifications.md"
+    namespace: dict[str, Any] = {}
+    exec(match.group(1), namespace)
+    body = b'{"id":"e-1","type":"qcdc.report.submitted.v1"}'
+    now = int(time.time())
+    headers = signature_headers(SignatureScheme.STANDARD, secret, "key-1", body, now)
+    assert namespace["accept"](body, headers) == json.loads(body)
+    assert namespace["accept"](body + b" ", headers) is None
+    old = signature_headers(SignatureScheme.STANDARD, secret, "key-1", body, now - 600)
+    assert namespace["accept"](body, old) is None  # outside the five minutes
+
+
+def test_a_secret_that_cannot_sign_is_named() -> None:
+    with pytest.raises(ValueError, match="starts with whsec_"):
+        standard_key("plain-secret-of-some-length")
+    with pytest.raises(ValueError, match="not base64"):
+        standard_key("whsec_***")
+    assert len(standard_key(new_standard_secret())) == 32

@@ -17,6 +17,7 @@ from services.notify.domain.model import (
     Delivery,
     DeliveryStatus,
     Message,
+    SignatureScheme,
     Subscription,
 )
 from shared.db import UTCDateTime, messaging_tables, security_tables
@@ -116,6 +117,8 @@ subscriptions = sa.Table(
     sa.Column("digest", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Rows older than migration 0008 say "legacy"; new ones "standard" (SignatureScheme).
+    sa.Column("signature_scheme", sa.String(16), nullable=False, server_default="standard"),
 )
 
 # PlanAmended carries only what changed; to tell every assignee that deadlines moved, notify
@@ -289,6 +292,7 @@ class SubscriptionRepository:
                 digest=subscription.digest,
                 active=subscription.active,
                 created_at=subscription.created_at,
+                signature_scheme=subscription.signature_scheme.value,
             )
         )
 
@@ -315,6 +319,16 @@ class SubscriptionRepository:
         )
         return [_to_subscription(row) for row in await self.session.execute(query)]
 
+    async def change_signature(
+        self, subscription_id: str, secret: str, scheme: SignatureScheme
+    ) -> bool:
+        result = await self.session.execute(
+            subscriptions.update()
+            .where(subscriptions.c.id == subscription_id)
+            .values(secret=secret, signature_scheme=scheme.value)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def deactivate(self, subscription_id: str) -> bool:
         result = await self.session.execute(
             subscriptions.update().where(subscriptions.c.id == subscription_id).values(active=False)
@@ -334,6 +348,7 @@ def _to_subscription(row: Any) -> Subscription:
         digest=row.digest,
         active=row.active,
         created_at=row.created_at,
+        signature_scheme=SignatureScheme(row.signature_scheme),
     )
 
 

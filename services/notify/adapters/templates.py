@@ -22,6 +22,7 @@ from shared.bus.envelope import Envelope
 from shared.events import (
     DeadlineApproaching,
     DeadlineMissed,
+    DifficultyAnswered,
     DifficultyRaised,
     Event,
     ObligationRef,
@@ -63,6 +64,7 @@ EVENT_LABELS: dict[str, str] = {
     "qcdc.plan.issued.v1": "Kế hoạch mới",
     "qcdc.plan.amended.v1": "Kế hoạch sửa đổi",
     "qcdc.difficulty.raised.v1": "Vướng mắc",
+    "qcdc.difficulty.answered.v1": "Trả lời vướng mắc",
 }
 """Headings of the digest, in the order it lists them: what needs action first."""
 
@@ -86,20 +88,38 @@ PARTS = ("subject", "txt", "html")
 
 @dataclass(frozen=True)
 class Links:
+    """Where a message's links lead: the portal's pages when its address is known
+    (``QCDC_PORTAL_URL``), else the services' APIs."""
+
     reports_url: str
     plans_url: str = ""
+    portal_url: str = ""
+
+    def _portal(self, path: str) -> str | None:
+        return f"{self.portal_url.rstrip('/')}{path}" if self.portal_url else None
 
     def report(self, report_id: str) -> str:
-        return f"{self.reports_url.rstrip('/')}/reports/{report_id}"
+        return self._portal(f"/bao-cao/{report_id}") or (
+            f"{self.reports_url.rstrip('/')}/reports/{report_id}"
+        )
 
     def obligation(self, obligation_id: str) -> str:
-        return f"{self.reports_url.rstrip('/')}/obligations/{obligation_id}"
+        return self._portal(f"/nghia-vu/{obligation_id}") or (
+            f"{self.reports_url.rstrip('/')}/obligations/{obligation_id}"
+        )
+
+    def obligations(self) -> str:
+        return self._portal("/") or f"{self.reports_url.rstrip('/')}/obligations"
 
     def plan(self, plan_id: str) -> str:
-        return f"{(self.plans_url or self.reports_url).rstrip('/')}/plans/{plan_id}"
+        return self._portal(f"/cong-khai/ke-hoach/{plan_id}") or (
+            f"{(self.plans_url or self.reports_url).rstrip('/')}/plans/{plan_id}"
+        )
 
     def difficulties(self, plan_id: str) -> str:
-        return f"{(self.plans_url or self.reports_url).rstrip('/')}/difficulties?plan_id={plan_id}"
+        return self._portal(f"/vuong-mac?plan_id={plan_id}") or (
+            f"{(self.plans_url or self.reports_url).rstrip('/')}/difficulties?plan_id={plan_id}"
+        )
 
 
 @dataclass(frozen=True)
@@ -253,7 +273,7 @@ def _requested(event: ReportRequested, facts: Facts) -> dict[str, Any]:
         "period_start": format_date(event.period_start),
         "period_end": format_date(event.period_end),
         "unit_names": [a.name or facts.name(a.code) for a in event.units],
-        "link": f"{facts.links.reports_url.rstrip('/')}/obligations",
+        "link": facts.links.obligations(),
         **_deadline(event.due_at),
     }
 
@@ -271,6 +291,21 @@ def _difficulty(event: DifficultyRaised, facts: Facts) -> dict[str, Any]:
     }
 
 
+def _difficulty_answered(event: DifficultyAnswered, facts: Facts) -> dict[str, Any]:
+    return {
+        "unit_code": event.unit_code,
+        "unit_name": facts.name(event.unit_code),
+        "answered_by_name": facts.name(event.answered_by_unit),
+        "plan_doc_number": facts.plan_doc_number or event.plan_id,
+        "plan_title": facts.plan_title,
+        "content_area": event.content_area or "",
+        "answer": event.answer,
+        "answer_number": event.answer_number,
+        "answered_at": format_instant(event.answered_at),
+        "link": facts.links.difficulties(event.plan_id),
+    }
+
+
 _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     DeadlineApproaching: _approaching,
     DeadlineMissed: _missed,
@@ -281,6 +316,7 @@ _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     PlanAmended: _plan_amended,
     ReportRequested: _requested,
     DifficultyRaised: _difficulty,
+    DifficultyAnswered: _difficulty_answered,
 }
 
 

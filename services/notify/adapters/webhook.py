@@ -1,6 +1,15 @@
 """Sending webhooks: the CloudEvent POSTed verbatim, signed, to allowlisted destinations only.
 
-The signature (see docs/notifications.md, "Webhooks") is Stripe-style::
+The signature (see docs/notifications.md, "Webhooks") follows the Standard Webhooks
+specification, so the verifiers published for many languages (``standardwebhooks`` on PyPI,
+npm, …) check it::
+
+    webhook-id: <delivery key>          (the same on every attempt)
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>
+
+where the key is the base64 text after ``whsec_`` in the subscription's secret. Subscriptions
+made before migration 0008 keep the earlier, Stripe-style scheme until moved over::
 
     X-QCDC-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
 
@@ -13,9 +22,12 @@ followed and proxies from the environment are ignored, for the same reason.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -25,7 +37,11 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from services.notify.domain.model import SignatureScheme
+
 SIGNATURE_HEADER = "X-QCDC-Signature"
+STANDARD_SECRET_PREFIX = "whsec_"
+STANDARD_KEY_BYTES = (24, 64)  # the specification's advice for the key's length
 DELIVERY_HEADER = "X-QCDC-Delivery"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 MAX_RETRY_AFTER = timedelta(hours=1)
@@ -57,6 +73,45 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     signed = f"{timestamp}.".encode() + body
     digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret, ``whsec_<base64 of 24 to 64 bytes>``;
+    ValueError saying what is wrong otherwise."""
+    if not secret.startswith(STANDARD_SECRET_PREFIX):
+        raise ValueError(f"a standard webhook secret starts with {STANDARD_SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(secret.removeprefix(STANDARD_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("the text after whsec_ is not base64") from exc
+    low, high = STANDARD_KEY_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"the key after whsec_ must be {low} to {high} bytes, not {len(key)}")
+    return key
+
+
+def new_standard_secret() -> str:
+    """A fresh ``whsec_`` secret of 32 random bytes."""
+    return STANDARD_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def sign_standard(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256(key, id.timestamp.body)>``."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_headers(
+    scheme: SignatureScheme, secret: str, delivery_key: str, body: bytes, timestamp: int
+) -> dict[str, str]:
+    if scheme is SignatureScheme.LEGACY:
+        return {SIGNATURE_HEADER: sign(secret, body, timestamp)}
+    return {
+        "webhook-id": delivery_key,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_standard(secret, delivery_key, timestamp, body),
+    }
 
 
 # --- Retry-After --------------------------------------------------------------------------
@@ -234,14 +289,28 @@ class WebhookSender:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def send(self, *, url: str, body: str, secret: str, delivery_key: str) -> None:
+    async def send(
+        self,
+        *,
+        url: str,
+        body: str,
+        secret: str,
+        delivery_key: str,
+        scheme: SignatureScheme = SignatureScheme.STANDARD,
+    ) -> None:
         """Deliver once; return on 2xx, else raise PermanentFailure or RetryableFailure."""
         target = await resolve_target(url, self.allowlist, self.resolver)
         content = body.encode()
+        try:
+            signature = signature_headers(
+                scheme, secret, delivery_key, content, int(self.unix_time())
+            )
+        except ValueError as exc:  # a secret that cannot sign will never sign
+            raise PermanentFailure(f"the subscription's secret cannot sign: {exc}") from exc
         headers = {
             "Host": target.host_header,
             "Content-Type": CONTENT_TYPE,
-            SIGNATURE_HEADER: sign(secret, content, int(self.unix_time())),
+            **signature,
             DELIVERY_HEADER: delivery_key,
             "User-Agent": "qcdc-notify",
         }

@@ -19,6 +19,16 @@ REPORT_KIND_LABELS: dict[ReportKind, str] = {
 }
 
 
+class SignatureScheme(StrEnum):
+    """How a webhook subscription's deliveries are signed."""
+
+    STANDARD = "standard"
+    """Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``
+    (``v1,<base64 HMAC-SHA256>``) with a ``whsec_`` secret; every new subscription."""
+    LEGACY = "legacy"
+    """``X-QCDC-Signature: t=…,v1=<hex>``: subscriptions made before migration 0008."""
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"
@@ -145,6 +155,7 @@ class Subscription:
     digest: bool
     active: bool
     created_at: datetime
+    signature_scheme: SignatureScheme = SignatureScheme.STANDARD
 
     def matches(self, event_type: str, unit_path: Sequence[str]) -> bool:
         """The event is about the subscribed unit, or (subtree) a unit below it."""

@@ -32,6 +32,7 @@ from shared.events import (
     ConsolidationPublished,
     DeadlineApproaching,
     DeadlineMissed,
+    DifficultyAnswered,
     DifficultyRaised,
     Event,
     PlanAmended,
@@ -59,7 +60,7 @@ _OBLIGATION_EVENTS = (
     DeadlineMissed,
 )
 _ROLE_EVENTS: dict[str, tuple[type[Event], ...]] = {
-    "receiving_unit": (*_OBLIGATION_EVENTS, ConsolidationPublished),
+    "receiving_unit": (*_OBLIGATION_EVENTS, ConsolidationPublished, DifficultyRaised),
     "assignees": (PlanIssued, PlanAmended, ReportRequested),
 }
 
@@ -85,7 +86,16 @@ DEFAULT_RULES: dict[str, list[dict[str, Any]]] = {
     "plan.issued": [{"template": "plan_issued", "to": ["assignees.focal"]}],
     "plan.amended": [{"template": "plan_amended", "to": ["assignees.focal"]}],
     "request.issued": [{"template": "report_requested", "to": ["assignees.focal"]}],
-    "difficulty.raised": [{"template": "difficulty_raised", "to": ["tag:home_affairs.focal"]}],
+    # To the unit it was raised to (the plan may name one), and Home Affairs, through which
+    # difficulties reach the province (one message where they are the same unit).
+    "difficulty.raised": [
+        {
+            "template": "difficulty_raised",
+            "to": ["receiving_unit.focal", "tag:home_affairs.focal"],
+        }
+    ],
+    # The unit that raised it hears each answer (unit: the raiser).
+    "difficulty.answered": [{"template": "difficulty_answered", "to": ["unit.focal"]}],
 }
 
 SUBSCRIBER_TEMPLATES: dict[str, str] = {
@@ -98,6 +108,7 @@ SUBSCRIBER_TEMPLATES: dict[str, str] = {
     "qcdc.plan.amended.v1": "plan_amended",
     "qcdc.request.issued.v1": "report_requested",
     "qcdc.difficulty.raised.v1": "difficulty_raised",
+    "qcdc.difficulty.answered.v1": "difficulty_answered",
 }
 """What an e-mail subscriber gets per event type: the observer's view (a subscriber to
 ``report.submitted`` is told a report arrived, not handed the submitter's receipt)."""
@@ -247,7 +258,7 @@ def subject_unit(event: Event) -> str:
     """The unit an event is about: what the ``unit`` role addresses."""
     if isinstance(event, _OBLIGATION_EVENTS):
         return event.obligation.unit_code
-    if isinstance(event, DifficultyRaised | SubPlanRegistered):
+    if isinstance(event, DifficultyRaised | DifficultyAnswered | SubPlanRegistered):
         return event.unit_code
     if isinstance(event, PlanIssued):
         return event.issuing_unit
@@ -268,6 +279,8 @@ def role_codes(role: str, event: Event, plan_assignees: Sequence[str] = ()) -> l
         return [event.obligation.receiving_unit]
     if role == "receiving_unit" and isinstance(event, ConsolidationPublished):
         return [event.receiving_unit]
+    if role == "receiving_unit" and isinstance(event, DifficultyRaised):
+        return [event.raised_to] if event.raised_to else []
     if role == "assignees":
         return _assignees(event, plan_assignees)
     return []
@@ -291,6 +304,8 @@ def mentioned_units(event: Event) -> list[str]:
     codes = [subject_unit(event), *role_codes("receiving_unit", event)]
     if isinstance(event, ReportAccepted | ReportReturned):
         codes.append(event.reviewed_by_unit)
+    if isinstance(event, DifficultyAnswered):
+        codes.append(event.answered_by_unit)
     return _unique(codes)
 
 

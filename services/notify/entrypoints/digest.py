@@ -8,6 +8,7 @@ import structlog
 
 from services.notify.handlers.digest import assemble_digests
 from services.notify.settings import NotifySettings
+from shared.outage import log_failure
 from shared.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -19,6 +20,6 @@ async def run_digest_job(runtime: Runtime) -> None:
     while True:
         try:
             await assemble_digests(runtime.uow, runtime.now_clock, hour=settings.digest_hour)
-        except Exception:  # e.g. another replica made the same digest first: next round
-            log.exception("digest job failed; continuing")
+        except Exception as exc:  # e.g. another replica made the same digest first: next round
+            log_failure(log, "digest job failed; continuing", exc)
         await asyncio.sleep(settings.digest_poll_seconds)

@@ -27,6 +27,7 @@ from services.notify.adapters.mail import SmtpConfig, SmtpMailer
 from services.notify.adapters.webhook import Allowlist, WebhookSender
 from services.notify.handlers import delivery as handlers
 from services.notify.settings import NotifySettings
+from shared.outage import log_failure
 from shared.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -174,8 +175,8 @@ class Dispatcher:
     async def _run(self, item: Job) -> None:
         try:
             await self._attempt(item)
-        except Exception:  # the delivery stays claimed; its lease brings it back
-            log.exception("delivery attempt failed unexpectedly", key=item.key)
+        except Exception as exc:  # the delivery stays claimed; its lease brings it back
+            log_failure(log, "delivery attempt failed unexpectedly", exc, key=item.key)
         finally:
             was_full = self.free <= 0
             del self._running[item.key]
@@ -277,8 +278,8 @@ async def _loop(claim: Claim, dispatcher: Dispatcher, poll_seconds: float) -> No
         dispatcher.arm()  # before claiming, so a wake-up meanwhile is not missed
         try:
             started = await dispatch_once(claim, dispatcher)
-        except Exception:
-            log.exception("delivery worker failed; continuing")
+        except Exception as exc:
+            log_failure(log, "delivery worker failed; continuing", exc)
             started = 0
         if started == 0:
             # Nothing could start: wait for a free slot, new deliveries, or the next poll.

@@ -33,11 +33,18 @@ import structlog
 from services.notify.adapters.db import DeliveryRepository, deliveries, subscriptions
 from services.notify.adapters.mail import Envelope, compose
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
-from services.notify.domain.model import Delivery, DeliveryStatus, retry_delay
+from services.notify.domain.model import (
+    Delivery,
+    DeliveryStatus,
+    SignatureScheme,
+    retry_delay,
+)
+from shared.auth import Principal
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.errors import Conflict, Missing
 from shared.events import Channel, NotificationDelivered, NotificationFailed
-from shared.security import audit, current_principal
+from shared.personal_data import recipient_reference
+from shared.security import audit
 from shared.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -55,7 +62,15 @@ class Mailer(Protocol):
 class Webhooks(Protocol):
     timeout: float
 
-    async def send(self, *, url: str, body: str, secret: str, delivery_key: str) -> None: ...
+    async def send(
+        self,
+        *,
+        url: str,
+        body: str,
+        secret: str,
+        delivery_key: str,
+        scheme: SignatureScheme = SignatureScheme.STANDARD,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,8 @@ class Claimed:
     secret: str | None
     """The webhook subscription's signing secret, read with the claim."""
     claimed_at: datetime
+    scheme: SignatureScheme = SignatureScheme.STANDARD
+    """How the subscription's deliveries are signed, read with the secret."""
 
     @property
     def key(self) -> str:
@@ -317,7 +334,7 @@ async def claim_due(
         secrets = await _secrets(uow, claimed)
         order = {item.key: n for n, item in enumerate(chosen)}
         claimed.sort(key=lambda d: order[d.key])
-        return [Claimed(d, secrets.get(d.subscription_id or ""), now) for d in claimed]
+        return [_claimed(d, secrets.get(d.subscription_id or ""), now) for d in claimed]
 
     return await writer.write(step)
 
@@ -342,9 +359,19 @@ def _lease(policy: DeliveryPolicy, senders: Senders, channel: Channel) -> timede
     return policy.lease
 
 
-async def _secrets(uow: UnitOfWork, claimed: Sequence[Delivery]) -> dict[str, str]:
-    """The webhook subscriptions' HMAC secrets, read with the claim so a rotated secret
-    applies to the next attempt."""
+def _claimed(
+    delivery: Delivery, signing: tuple[str, SignatureScheme] | None, now: datetime
+) -> Claimed:
+    if signing is None:
+        return Claimed(delivery, None, now)
+    return Claimed(delivery, signing[0], now, signing[1])
+
+
+async def _secrets(
+    uow: UnitOfWork, claimed: Sequence[Delivery]
+) -> dict[str, tuple[str, SignatureScheme]]:
+    """The webhook subscriptions' HMAC secrets and signature schemes, read with the claim
+    so a rotated secret (or a move to the standard scheme) applies to the next attempt."""
     ids = {
         d.subscription_id
         for d in claimed
@@ -352,10 +379,13 @@ async def _secrets(uow: UnitOfWork, claimed: Sequence[Delivery]) -> dict[str, st
     }
     if not ids:
         return {}
-    rows = await uow.session.execute(
-        sa.select(subscriptions.c.id, subscriptions.c.secret).where(subscriptions.c.id.in_(ids))
-    )
-    return {row.id: str(row.secret) for row in rows if row.secret}
+    columns = [subscriptions.c.id, subscriptions.c.secret, subscriptions.c.signature_scheme]
+    rows = await uow.session.execute(sa.select(*columns).where(subscriptions.c.id.in_(ids)))
+    return {
+        row.id: (str(row.secret), SignatureScheme(row.signature_scheme))
+        for row in rows
+        if row.secret
+    }
 
 
 # --- one attempt -------------------------------------------------------------------------
@@ -385,7 +415,7 @@ async def _send(senders: Senders, policy: DeliveryPolicy, item: Claimed) -> Outc
     delivery = item.delivery
     try:
         if delivery.channel is Channel.WEBHOOK:
-            await _send_webhook(senders.webhooks, delivery, item.secret)
+            await _send_webhook(senders.webhooks, delivery, item.secret, item.scheme)
         else:
             # E-mails are claimed ahead of the relay's sessions; one still waiting for a
             # session when half its lease is gone is not sent, so that no send can outlive
@@ -413,7 +443,9 @@ def _email(delivery: Delivery, mail_from: str) -> Envelope:
     )
 
 
-async def _send_webhook(webhooks: Webhooks, delivery: Delivery, secret: str | None) -> None:
+async def _send_webhook(
+    webhooks: Webhooks, delivery: Delivery, secret: str | None, scheme: SignatureScheme
+) -> None:
     if delivery.subscription_id is None:
         raise PermanentFailure("webhook delivery has no subscription, so no signing secret")
     if not secret:
@@ -423,7 +455,11 @@ async def _send_webhook(webhooks: Webhooks, delivery: Delivery, secret: str | No
     if delivery.payload is None:
         raise PermanentFailure("webhook delivery has no payload")
     await webhooks.send(
-        url=delivery.recipient, body=delivery.payload, secret=secret, delivery_key=delivery.key
+        url=delivery.recipient,
+        body=delivery.payload,
+        secret=secret,
+        delivery_key=delivery.key,
+        scheme=scheme,
     )
 
 
@@ -445,7 +481,9 @@ async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) ->
                 event_id=delivery.event_id,
                 event_type=delivery.event_type,
                 channel=delivery.channel,
-                recipient=delivery.recipient,
+                recipient=recipient_reference(
+                    delivery.channel, delivery.unit_code, delivery.subscription_id
+                ),
                 attempts=delivery.attempts + 1,
                 delivered_at=uow.clock.now(),
             )
@@ -489,7 +527,9 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
             event_id=delivery.event_id,
             event_type=delivery.event_type,
             channel=delivery.channel,
-            recipient=delivery.recipient,
+            recipient=recipient_reference(
+                delivery.channel, delivery.unit_code, delivery.subscription_id
+            ),
             attempts=attempts,
             last_error=error,
             failed_at=uow.clock.now(),
@@ -497,18 +537,18 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
     )
 
 
-async def redeliver(key: str, uow: UnitOfWork) -> Delivery:
+async def redeliver(key: str, uow: UnitOfWork, *, caller: Principal) -> Delivery:
     """Put a failed delivery back in the queue, due now, with a fresh budget of attempts
     (the unit's own tokens, or an administrator above it); all attempts stay counted."""
     repository = DeliveryRepository(uow.session)
     found = await repository.get(key)
     if found is None:
         raise Missing(f"no delivery {key}")
-    current_principal().require_unit(found.unit_code, "redeliver notifications", found.unit_path)
+    caller.require_unit(found.unit_code, "redeliver notifications", found.unit_path)
     # Retry times run on the wall clock, like the sender's (not QCDC_CLOCK).
     if not await repository.redeliver(key, datetime.now(UTC)):
         raise Conflict(f"delivery {key} is {found.status.value}; only a failed one")
-    audit(uow, "notification.redelivered", key)
+    audit(uow, caller, "notification.redelivered", key)
     delivered = await repository.get(key)
     await uow.commit()
     assert delivered is not None

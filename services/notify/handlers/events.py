@@ -40,6 +40,7 @@ from services.notify.handlers.delivery import NEW_DELIVERIES
 from shared.bus.envelope import Envelope, UndeliverableEvent
 from shared.events import (
     Channel,
+    DifficultyAnswered,
     DifficultyRaised,
     Event,
     PlanAmended,
@@ -48,6 +49,7 @@ from shared.events import (
     ReportSubmitted,
     UnitRegistered,
 )
+from shared.personal_data import ContactsUnreadable, unseal
 from shared.uow import UnitOfWork
 
 __all__ = ["ContactUnknown", "Links", "NotifyConfig", "on_event", "receipt_message"]
@@ -67,13 +69,15 @@ class ContactUnknown(Exception):
 class NotifyConfig:
     rules: RuleBook
     links: Links
+    contacts_key: str = ""
+    """Opens the e-mail addresses units' events carry sealed (shared.personal_data)."""
 
 
 async def on_event(
     event: Event, envelope: Envelope, uow: UnitOfWork, *, config: NotifyConfig
 ) -> None:
     """Any consumed event: remember what later events need, then record its deliveries."""
-    plan, assignees = await _remember(event, uow)
+    plan, assignees = await _remember(event, uow, config.contacts_key)
     await OverdueRepository(uow.session).track(event, uow.clock.now())
     rules = config.rules.for_event(event)
     matching = await subscriptions.matching(uow, envelope.type, event.unit_path)
@@ -100,13 +104,15 @@ async def on_event(
 # --- what notify remembers ------------------------------------------------------------
 
 
-async def _remember(event: Event, uow: UnitOfWork) -> tuple[KnownPlan | None, list[str]]:
+async def _remember(
+    event: Event, uow: UnitOfWork, contacts_key: str
+) -> tuple[KnownPlan | None, list[str]]:
     """Contacts from unit events; plans and their assignees from plan events, since
     PlanAmended carries only changes. Returns the event's plan and its assignees."""
     plans = PlanRepository(uow.session)
     now = uow.clock.now()
     if isinstance(event, UnitRegistered):
-        await ContactRepository(uow.session).save(contact_of(event), now)
+        await ContactRepository(uow.session).save(contact_of(event, contacts_key), now)
         return None, []
     if isinstance(event, PlanIssued):
         plan = KnownPlan(event.plan_id, event.doc_number, event.title, event.issuing_unit)
@@ -149,21 +155,27 @@ async def _amend(
 
 
 def _plan_id(event: Event) -> str | None:
-    if isinstance(event, DifficultyRaised | ReportRequested):
+    if isinstance(event, DifficultyRaised | DifficultyAnswered | ReportRequested):
         return event.plan_id
     obligation = getattr(event, "obligation", None)
     return getattr(obligation, "plan_id", None)
 
 
-def contact_of(event: UnitRegistered) -> Contact:
-    """UnitRegistered and UnitUpdated both carry the unit's full state."""
+def contact_of(event: UnitRegistered, contacts_key: str = "") -> Contact:
+    """UnitRegistered and UnitUpdated both carry the unit's full state; its e-mail
+    addresses sealed, which only notify (and plans) can open. Contacts this key cannot open
+    dead-letter the event: the operator sees it, rather than mail silently stopping."""
+    try:
+        contacts = unseal(event.contacts, contacts_key)
+    except ContactsUnreadable as exc:
+        raise UndeliverableEvent(f"unit {event.code}: {exc}") from exc
     return Contact(
         unit_code=event.code,
         name=event.name,
         unit_path=list(event.unit_path),
-        focal_email=event.contacts.focal_email,
-        head_email=event.contacts.head_email,
-        webhook_url=event.contacts.webhook_url,
+        focal_email=contacts.focal_email,
+        head_email=contacts.head_email,
+        webhook_url=contacts.webhook_url,
         kind=event.kind,
         tags=tuple(event.tags),
         parent_code=event.parent_code,

@@ -19,12 +19,14 @@ from datetime import UTC
 from urllib.parse import urlsplit
 
 from services.notify.adapters.db import ContactRepository, SubscriptionRepository
-from services.notify.domain.model import Message, Subscription, host_allowed
+from services.notify.adapters.webhook import standard_key
+from services.notify.domain.model import Message, SignatureScheme, Subscription, host_allowed
 from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
+from shared.auth import Principal
 from shared.bus.envelope import SPECVERSION, Envelope
 from shared.errors import Missing, Refused
 from shared.events import Channel, Event
-from shared.security import audit, current_principal
+from shared.security import audit
 from shared.uow import UnitOfWork
 
 MIN_SECRET_LENGTH = 16
@@ -48,16 +50,18 @@ class NewSubscription:
     address: str
     secret: str | None = None
     digest: bool = False
+    signature_scheme: SignatureScheme = SignatureScheme.STANDARD
 
 
 async def subscribe(
     command: NewSubscription,
     uow: UnitOfWork,
     *,
+    caller: Principal,
     allowlist: Sequence[str],
     resolver: Resolver = system_resolver,
 ) -> Subscription:
-    await require_own_unit(uow, command.unit_code, "subscribe")
+    await require_own_unit(uow, caller, command.unit_code, "subscribe")
     errors = _event_type_errors(command) + _channel_errors(command)
     if command.channel is Channel.WEBHOOK and not errors:
         errors += await _destination_errors(command.address, allowlist, resolver)
@@ -74,32 +78,55 @@ async def subscribe(
         digest=command.digest,
         active=True,
         created_at=uow.clock.now(),
+        signature_scheme=command.signature_scheme,
     )
     await SubscriptionRepository(uow.session).add(subscription)
-    audit(uow, "subscription.created", f"{subscription.id} {subscription.unit_code}")
+    audit(uow, caller, "subscription.created", f"{subscription.id} {subscription.unit_code}")
     await uow.commit()
     return subscription
 
 
-async def unsubscribe(subscription_id: str, uow: UnitOfWork) -> Subscription:
+async def use_standard_signature(
+    subscription_id: str, secret: str, uow: UnitOfWork, *, caller: Principal
+) -> Subscription:
+    """Move a webhook subscription to Standard Webhooks signatures with a new ``whsec_``
+    secret (the way off the legacy scheme); the next attempt of every delivery is signed
+    so, a retry of one signed before included."""
+    repository = SubscriptionRepository(uow.session)
+    existing = await repository.get(subscription_id)
+    if existing is None:
+        raise Missing(f"no subscription {subscription_id}")
+    await require_own_unit(uow, caller, existing.unit_code, "change the signature of")
+    if existing.channel is not Channel.WEBHOOK:
+        raise Refused("only a webhook subscription is signed", field="subscription_id")
+    errors = _secret_errors(secret, SignatureScheme.STANDARD)
+    if errors:
+        raise Refused("the secret is not valid", field="secret", errors=errors)
+    await repository.change_signature(subscription_id, secret, SignatureScheme.STANDARD)
+    audit(uow, caller, "subscription.signature", f"{subscription_id} standard")
+    await uow.commit()
+    return dataclasses.replace(existing, secret=secret, signature_scheme=SignatureScheme.STANDARD)
+
+
+async def unsubscribe(subscription_id: str, uow: UnitOfWork, *, caller: Principal) -> Subscription:
     """Deactivate: kept for the delivery log, which names it, but matches nothing more."""
     repository = SubscriptionRepository(uow.session)
     existing = await repository.get(subscription_id)
     if existing is None:
         raise Missing(f"no subscription {subscription_id}")
-    await require_own_unit(uow, existing.unit_code, "unsubscribe")
+    await require_own_unit(uow, caller, existing.unit_code, "unsubscribe")
     await repository.deactivate(subscription_id)
-    audit(uow, "subscription.deactivated", f"{subscription_id} {existing.unit_code}")
+    audit(uow, caller, "subscription.deactivated", f"{subscription_id} {existing.unit_code}")
     await uow.commit()
     return dataclasses.replace(existing, active=False)
 
 
-async def require_own_unit(uow: UnitOfWork, unit_code: str, doing: str) -> None:
+async def require_own_unit(uow: UnitOfWork, caller: Principal, unit_code: str, doing: str) -> None:
     """A token acts for its own unit; an administrator for any unit of its subtree (the path
     comes from the registry's events; a unit not heard of yet is only its own)."""
     contact = await ContactRepository(uow.session).get(unit_code)
     path = contact.unit_path if contact else [unit_code]
-    current_principal().require_unit(unit_code, doing, path)
+    caller.require_unit(unit_code, doing, path)
 
 
 def _error(field: str, message: str) -> dict[str, str]:
@@ -131,12 +158,23 @@ def _channel_errors(command: NewSubscription) -> list[dict[str, str]]:
         if command.secret is not None:
             errors.append(_error("secret", "a secret signs webhooks only"))
         return errors
-    errors = []
-    if not command.secret or len(command.secret) < MIN_SECRET_LENGTH:
-        errors.append(_error("secret", f"a webhook needs a secret of {MIN_SECRET_LENGTH}+ chars"))
+    errors = _secret_errors(command.secret, command.signature_scheme)
     if command.digest:
         errors.append(_error("digest", "a digest is an e-mail; a webhook gets every event"))
     return errors
+
+
+def _secret_errors(secret: str | None, scheme: SignatureScheme) -> list[dict[str, str]]:
+    if scheme is SignatureScheme.LEGACY:
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
+            return [_error("secret", f"a webhook needs a secret of {MIN_SECRET_LENGTH}+ chars")]
+        return []
+    try:
+        standard_key(secret or "")
+    except ValueError as exc:
+        hint = "whsec_ followed by base64 of 24 to 64 random bytes"
+        return [_error("secret", f"{exc} (a Standard Webhooks secret: {hint})")]
+    return []
 
 
 async def _destination_errors(

@@ -102,7 +102,20 @@ difficulties = sa.Table(
     sa.Column("content_area", sa.String(16), nullable=True),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("raised_at", UTCDateTime, nullable=False),
+    # The latest answer (every answer is in difficulty_answers).
     sa.Column("answer", sa.Text, nullable=True),
     sa.Column("answered_by", sa.String(32), nullable=True),
     sa.Column("answered_at", UTCDateTime, nullable=True),
+    # Who answers it; NULL for difficulties raised before 0004 (the plan's rule decides).
+    sa.Column("raised_to", sa.String(32), nullable=True),
+)
+
+difficulty_answers = sa.Table(
+    "difficulty_answers",
+    metadata,
+    sa.Column("difficulty_id", sa.ForeignKey("difficulties.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("answered_by", sa.String(32), nullable=False),
+    sa.Column("answered_at", UTCDateTime, nullable=False),
 )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.plans.adapters.db import (
     difficulties,
+    difficulty_answers,
     plan_history,
     plans,
     report_requests,
@@ -112,6 +113,7 @@ def _details(plan: Plan) -> dict[str, Any]:
             "due_before": _iso(plan.sub_plan.due_before),
         },
         "distribution": plan.distribution,
+        "difficulties_to": plan.difficulties_to,
     }
 
 
@@ -197,6 +199,7 @@ def _to_plan(row: Any) -> Plan:
         ),
         distribution=list(details.get("distribution", [])),
         parent_plan_id=row.parent_plan_id,
+        difficulties_to=details.get("difficulties_to"),
         assignees=list(row.assignees),
         amendments=row.amendments,
     )
@@ -302,21 +305,58 @@ class DifficultyRepository:
     async def add(self, **values: Any) -> None:
         await self.session.execute(difficulties.insert().values(**values))
 
-    async def get(self, difficulty_id: str) -> dict[str, Any] | None:
-        row = (
-            await self.session.execute(
-                sa.select(difficulties).where(difficulties.c.id == difficulty_id)
-            )
-        ).first()
-        return dict(row._mapping) if row else None
+    async def get(self, difficulty_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+        """The difficulty with its answers. ``lock``: its row is held (PostgreSQL) so two
+        answers at once are numbered one after the other."""
+        query = sa.select(difficulties).where(difficulties.c.id == difficulty_id)
+        row = (await self.session.execute(query.with_for_update() if lock else query)).first()
+        if row is None:
+            return None
+        return {**row._mapping, "answers": (await self._answers([difficulty_id]))[difficulty_id]}
 
-    async def answer(self, difficulty_id: str, **values: Any) -> None:
+    async def add_answer(self, difficulty_id: str, **values: Any) -> int:
+        """Append an answer to the thread; returns its number (1, 2, …). The latest is
+        also kept on the difficulty's row, as before answers were a thread."""
+        number = 1 + int(
+            await self.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(difficulty_answers)
+                .where(difficulty_answers.c.difficulty_id == difficulty_id)
+            )
+            or 0
+        )
+        await self.session.execute(
+            difficulty_answers.insert().values(difficulty_id=difficulty_id, number=number, **values)
+        )
         await self.session.execute(
             difficulties.update().where(difficulties.c.id == difficulty_id).values(**values)
         )
+        return number
 
     async def find(self, plan_id: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(difficulties).order_by(difficulties.c.raised_at)
         if plan_id:
             query = query.where(difficulties.c.plan_id == plan_id)
-        return [dict(row._mapping) for row in (await self.session.execute(query)).all()]
+        rows = [dict(row._mapping) for row in (await self.session.execute(query)).all()]
+        answers = await self._answers([row["id"] for row in rows])
+        return [{**row, "answers": answers[row["id"]]} for row in rows]
+
+    async def _answers(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        if not ids:
+            return found
+        query = (
+            sa.select(difficulty_answers)
+            .where(difficulty_answers.c.difficulty_id.in_(ids))
+            .order_by(difficulty_answers.c.difficulty_id, difficulty_answers.c.number)
+        )
+        for row in (await self.session.execute(query)).all():
+            found[row.difficulty_id].append(
+                {
+                    "number": row.number,
+                    "answer": row.answer,
+                    "answered_by": row.answered_by,
+                    "answered_at": row.answered_at,
+                }
+            )
+        return found

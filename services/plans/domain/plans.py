@@ -131,6 +131,9 @@ class Plan:
     sub_plan: SubPlanRequirement = field(default_factory=SubPlanRequirement)
     distribution: list[str] = field(default_factory=list)
     parent_plan_id: str | None = None
+    difficulties_to: str | None = None
+    """The unit that answers the difficulties raised against the plan, when the plan names
+    one; otherwise Home Affairs (see :func:`difficulty_receiver`)."""
     status: PlanStatus = PlanStatus.DRAFT
     assignees: list[str] = field(default_factory=list)
     amendments: int = 0
@@ -191,6 +194,7 @@ class Plan:
                 raise PlanRefused(
                     "the data period ends before it starts", field=f"{where}.period_end"
                 )
+            check_period_before_deadline(entry.period_end, entry.due_before, f"{where}.period_end")
         if self.sub_plan.due_before and self.sub_plan.due_before <= self.issued_on:
             raise PlanRefused(
                 "the sub-plan deadline must fall after the date of issue",
@@ -201,6 +205,7 @@ class Plan:
         """A sub-plan collects its units' reports before its own are due upward."""
         if parent.status not in (PlanStatus.ISSUED, PlanStatus.AMENDED):
             raise PlanRefused(f"parent plan {parent.doc_number} is {parent.status.value}")
+        check_not_before_parent(self.issued_on, parent, "issued_on")
         if self.issuing_unit not in parent.assignees:
             raise PlanRefused(
                 f"unit {self.issuing_unit} is not an assignee of plan {parent.doc_number}",
@@ -260,6 +265,7 @@ class Plan:
                 raise PlanRefused(
                     "the deadline must fall after the date of issue", field=f"deadlines.{key}"
                 )
+            check_period_before_deadline(old.period_end, due_before, f"deadlines.{key}")
             if due_before == old.due_before:
                 continue
             new = replace(old, due_before=due_before)
@@ -343,6 +349,45 @@ class Plan:
                 else None,
             ),
             distribution=list(self.distribution),
+        )
+
+
+HOME_AFFAIRS_TAG = "home_affairs"
+
+
+def difficulty_receiver(plan: Plan, registry: dict[str, Unit]) -> Unit:
+    """Who answers a difficulty raised against ``plan``: the unit the plan names, or else
+    the issuer's province's Home Affairs ("through the Department of Home Affairs"), or,
+    where none is registered, the issuing unit itself."""
+    if plan.difficulties_to:
+        return _active(registry, plan.difficulties_to, "difficulties_to")
+    issuer = registry[plan.issuing_unit]
+    home_affairs = [
+        unit
+        for unit in registry.values()
+        if unit.active and HOME_AFFAIRS_TAG in unit.tags and unit.path[0] == issuer.path[0]
+    ]
+    return home_affairs[0] if home_affairs else issuer
+
+
+def check_period_before_deadline(period_end: date, due_before: date, where: str) -> None:
+    """A report's data period ends on or before its last on-time day ("before 10/6" is due
+    by 9/6): a period still running after the deadline cannot be reported on in time."""
+    if period_end >= due_before:
+        raise PlanRefused(
+            f"the data period ends on {period_end:%d/%m/%Y}, after the deadline "
+            f"(before {due_before:%d/%m/%Y})",
+            field=where,
+        )
+
+
+def check_not_before_parent(issued_on: date, parent: Plan, where: str) -> None:
+    """A unit's own plan implements its parent: it cannot be dated before it."""
+    if issued_on < parent.issued_on:
+        raise PlanRefused(
+            f"dated {issued_on:%d/%m/%Y}, before the plan it implements "
+            f"({parent.doc_number} of {parent.issued_on:%d/%m/%Y})",
+            field=where,
         )
 
 

@@ -93,7 +93,12 @@ class UnitOut(BaseModel):
     dissolved_on: date | None
 
     @classmethod
-    def of(cls, unit: Unit) -> UnitOut:
+    def of(cls, unit: Unit, *, with_contacts: bool = True) -> UnitOut:
+        """``with_contacts=False``: the e-mail addresses (personal data) left out, for a
+        caller outside the unit's subtree; a webhook is a system's, and stays."""
+        contacts = (
+            unit.contacts if with_contacts else Contacts(webhook_url=unit.contacts.webhook_url)
+        )
         return cls(
             code=unit.code,
             name=unit.name,
@@ -101,7 +106,7 @@ class UnitOut(BaseModel):
             path=unit.path,
             parent_code=unit.parent_code,
             reports_to_code=unit.reports_to_code,
-            contacts=unit.contacts,
+            contacts=contacts,
             tags=list(unit.tags),
             active=unit.active,
             established_on=unit.established_on,
@@ -167,6 +172,10 @@ class PlanIn(Strict):
     sub_plan: SubPlanIn = Field(default_factory=lambda: SubPlanIn(required=False))
     distribution: list[ShortText] = Field(default_factory=list, max_length=100)
     parent_plan_id: Identifier | None = None
+    difficulties_to: UnitReference | None = Field(
+        None,
+        description="Who answers difficulties raised against the plan (default: Home Affairs).",
+    )
     province: UnitCode | None = Field(
         None, description="Where kind:/tag: references are resolved (default: the issuer's root)."
     )
@@ -202,6 +211,7 @@ class PlanIn(Strict):
             ),
             distribution=list(self.distribution),
             parent_plan_id=self.parent_plan_id,
+            difficulties_to=self.difficulties_to,
         )
 
 
@@ -221,6 +231,7 @@ class PlanOut(BaseModel):
     sub_plan: SubPlanIn
     legal_basis: list[LegalDocumentIn]
     distribution: list[str]
+    difficulties_to: str | None = None
 
     @classmethod
     def of(cls, plan: Plan) -> PlanOut:
@@ -256,6 +267,7 @@ class PlanOut(BaseModel):
                 for d in plan.legal_basis
             ],
             distribution=plan.distribution,
+            difficulties_to=plan.difficulties_to,
         )
 
 
@@ -304,5 +316,5 @@ class DifficultyIn(Strict):
 
 
 class AnswerIn(Strict):
-    answered_by: UnitCode
+    answered_by: UnitCode = Field(description="The answering unit: the one it was raised to.")
     answer: NfcText = Field(min_length=1, max_length=10000)

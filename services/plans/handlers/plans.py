@@ -10,9 +10,15 @@ from typing import Any
 import structlog
 
 from services.plans.adapters.repositories import PlanRepository, SubPlanRepository, UnitRepository
-from services.plans.domain.plans import Amendment, Plan, PlanRefused, PlanStatus
+from services.plans.domain.plans import (
+    Amendment,
+    Plan,
+    PlanRefused,
+    PlanStatus,
+    check_not_before_parent,
+)
 from services.plans.domain.units import Unit, UnitRefused, resolve_reference
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Conflict, Missing
 from shared.events import SubPlanRegistered
 from shared.security import audit, authorize
@@ -48,15 +54,18 @@ class SubPlanStatus:
     missing: list[str]
 
 
-async def draft_plan(command: DraftPlan, uow: UnitOfWork) -> Plan:
+async def draft_plan(command: DraftPlan, uow: UnitOfWork, *, caller: Principal) -> Plan:
     registry = await UnitRepository(uow.session).all()
     plan = _resolved(command.plan, command.province, registry)
-    _may_plan_for(plan, registry)
+    _may_plan_for(caller, plan, registry)
     plan.id = str(uuid.uuid4())
     plan.status = PlanStatus.DRAFT
     plans = PlanRepository(uow.session)
-    if plan.parent_plan_id and await plans.get(plan.parent_plan_id) is None:
-        raise PlanRefused(f"no plan {plan.parent_plan_id}", field="parent_plan_id")
+    if plan.parent_plan_id:
+        parent = await plans.get(plan.parent_plan_id)
+        if parent is None:
+            raise PlanRefused(f"no plan {plan.parent_plan_id}", field="parent_plan_id")
+        check_not_before_parent(plan.issued_on, parent, "issued_on")
     now = uow.clock.now()
     await plans.add(plan, now)
     await plans.record(
@@ -66,7 +75,7 @@ async def draft_plan(command: DraftPlan, uow: UnitOfWork) -> Plan:
         action="drafted",
         details={"doc_number": plan.doc_number},
     )
-    audit(uow, "plan.drafted", plan.id)
+    audit(uow, caller, "plan.drafted", plan.id)
     await uow.commit()
     return plan
 
@@ -96,6 +105,9 @@ def _resolved(plan: Plan, province: str | None, registry: dict[str, Unit]) -> Pl
             replace(e, receiving_unit=code(e.receiving_unit, f"schedule.{i}.receiving_unit"))
             for i, e in enumerate(plan.schedule)
         ],
+        difficulties_to=(
+            code(plan.difficulties_to, "difficulties_to") if plan.difficulties_to else None
+        ),
         events=[],
     )
 
@@ -110,10 +122,11 @@ def _scope(issuing: str, province: str | None, registry: dict[str, Unit]) -> Uni
     return None
 
 
-def _may_plan_for(plan: Plan, registry: dict[str, Unit]) -> None:
+def _may_plan_for(caller: Principal, plan: Plan, registry: dict[str, Unit]) -> None:
     """Planners issue and change plans only as their own unit."""
     issuer = registry.get(plan.issuing_unit)
     authorize(
+        caller,
         Role.PLANNER,
         Role.ADMINISTRATOR,
         unit=plan.issuing_unit,
@@ -129,12 +142,14 @@ async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
     return plan
 
 
-async def issue_plan(plan_id: str, uow: UnitOfWork, actor: str = "system") -> Plan:
+async def issue_plan(
+    plan_id: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
+) -> Plan:
     plans = PlanRepository(uow.session)
     plan = await _plan(plans, plan_id)
     parent = await _plan(plans, plan.parent_plan_id) if plan.parent_plan_id else None
     registry = await UnitRepository(uow.session).all()
-    _may_plan_for(plan, registry)
+    _may_plan_for(caller, plan, registry)
     event = plan.issue(registry, parent)
     now = uow.clock.now()
     await plans.save(plan, now)
@@ -155,19 +170,24 @@ async def issue_plan(plan_id: str, uow: UnitOfWork, actor: str = "system") -> Pl
             ),
             uow,
         )
-    audit(uow, "plan.issued", plan.id)
+    audit(uow, caller, "plan.issued", plan.id)
     await uow.commit()
     log.info("plan issued", plan_id=plan.id, assignees=len(plan.assignees))
     return plan
 
 
 async def amend_plan(
-    plan_id: str, amendment: Amendment, uow: UnitOfWork, actor: str = "system"
+    plan_id: str,
+    amendment: Amendment,
+    uow: UnitOfWork,
+    actor: str = "system",
+    *,
+    caller: Principal,
 ) -> Plan:
     plans = PlanRepository(uow.session)
     plan = await _plan(plans, plan_id)
     registry = await UnitRepository(uow.session).all()
-    _may_plan_for(plan, registry)
+    _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.amend(amendment, registry, now)
     await plans.save(plan, now)
@@ -179,30 +199,34 @@ async def amend_plan(
         details=event.model_dump(mode="json", exclude={"unit_path"}),
     )
     uow.publish(event)
-    audit(uow, "plan.amended", plan.id)
+    audit(uow, caller, "plan.amended", plan.id)
     await uow.commit()
     return plan
 
 
-async def close_plan(plan_id: str, reason: str, uow: UnitOfWork, actor: str = "system") -> Plan:
+async def close_plan(
+    plan_id: str, reason: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
+) -> Plan:
     plans = PlanRepository(uow.session)
     plan = await _plan(plans, plan_id)
     registry = await UnitRepository(uow.session).all()
-    _may_plan_for(plan, registry)
+    _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.close(reason, now, registry)
     await plans.save(plan, now)
     await plans.record(plan.id, at=now, actor=actor, action="closed", details={"reason": reason})
     uow.publish(event)
-    audit(uow, "plan.closed", plan.id)
+    audit(uow, caller, "plan.closed", plan.id)
     await uow.commit()
     return plan
 
 
-async def roll_over_plan(plan_id: str, year: int, uow: UnitOfWork, actor: str = "system") -> Plan:
+async def roll_over_plan(
+    plan_id: str, year: int, uow: UnitOfWork, actor: str = "system", *, caller: Principal
+) -> Plan:
     plans = PlanRepository(uow.session)
     source = await _plan(plans, plan_id)
-    _may_plan_for(source, await UnitRepository(uow.session).all())
+    _may_plan_for(caller, source, await UnitRepository(uow.session).all())
     copy = source.roll_over(str(uuid.uuid4()), year)
     now = uow.clock.now()
     await plans.add(copy, now)
@@ -213,14 +237,17 @@ async def roll_over_plan(plan_id: str, year: int, uow: UnitOfWork, actor: str = 
         action="drafted",
         details={"rolled_over_from": source.id, "year": year},
     )
-    audit(uow, "plan.rolled_over", copy.id)
+    audit(uow, caller, "plan.rolled_over", copy.id)
     await uow.commit()
     return copy
 
 
-async def register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
+async def register_sub_plan(
+    command: RegisterSubPlan, uow: UnitOfWork, *, caller: Principal
+) -> None:
     unit = await UnitRepository(uow.session).get(command.unit_code)
     authorize(
+        caller,
         Role.PLANNER,
         Role.ADMINISTRATOR,
         unit=command.unit_code,
@@ -228,7 +255,7 @@ async def register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
         unit_path=unit.path if unit else None,
     )
     await _register_sub_plan(command, uow)
-    audit(uow, "sub_plan.registered", f"{command.parent_plan_id}:{command.unit_code}")
+    audit(uow, caller, "sub_plan.registered", f"{command.parent_plan_id}:{command.unit_code}")
     await uow.commit()
 
 
@@ -240,6 +267,7 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
             f"unit {command.unit_code} is not an assignee of plan {parent.doc_number}",
             field="unit_code",
         )
+    check_not_before_parent(command.issued_on, parent, "issued_on")
     register = SubPlanRepository(uow.session)
     if await register.exists(parent.id, command.unit_code):
         raise Conflict(

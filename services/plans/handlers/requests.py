@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -12,12 +13,25 @@ from services.plans.adapters.repositories import (
     ReportRequestRepository,
     UnitRepository,
 )
-from services.plans.domain.plans import PlanRefused
+from services.plans.domain.plans import (
+    Plan,
+    PlanRefused,
+    check_period_before_deadline,
+    difficulty_receiver,
+)
 from services.plans.domain.units import Unit, reporting_line
-from shared.auth import Role
+from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
-from shared.events import Assignee, DifficultyRaised, ReportKind, ReportRequested
-from shared.security import audit, authorize, current_principal
+from shared.events import (
+    Assignee,
+    DifficultyAnswered,
+    DifficultyRaised,
+    ReportKind,
+    ReportRequested,
+)
+from shared.indicators import BY_CODE as INDICATORS
+from shared.indicators import unknown_codes
+from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 from shared.vntime import format_date, format_instant, last_instant_before
 
@@ -51,13 +65,21 @@ def may_request_from(requester: Unit, unit: Unit, registry: dict[str, Unit]) -> 
     )
 
 
-async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
+async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Principal) -> str:
     if command.kind not in (ReportKind.THEMATIC, ReportKind.AD_HOC):
         raise PlanRefused("a request is for a thematic or an ad-hoc report", field="kind")
     if command.period_end < command.period_start:
         raise PlanRefused("the data period ends before it starts", field="period_end")
     if command.due_before <= command.period_start:
         raise PlanRefused("the deadline must fall after the period starts", field="due_before")
+    check_period_before_deadline(command.period_end, command.due_before, "period_end")
+    unknown = unknown_codes(command.indicators)
+    if unknown:
+        index = command.indicators.index(unknown[0])
+        raise PlanRefused(
+            f"unknown indicator {unknown[0]!r}: the catalogue has " + ", ".join(sorted(INDICATORS)),
+            field=f"indicators.{index}",
+        )
     if not command.units:
         raise PlanRefused("a request names at least one unit", field="units")
     _check_deadline_ahead(command.due_before, uow.clock.now())
@@ -66,6 +88,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
     if requester is None or not requester.active:
         raise PlanRefused(f"unknown unit {command.requesting_unit}", field="requesting_unit")
     authorize(
+        caller,
         Role.PLANNER,
         Role.REVIEWER,
         Role.ADMINISTRATOR,
@@ -74,8 +97,11 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
         unit_path=requester.path,
     )
     units = [_requestable(code, requester, registry) for code in dict.fromkeys(command.units)]
-    if command.plan_id and await PlanRepository(uow.session).get(command.plan_id) is None:
+    plan = await PlanRepository(uow.session).get(command.plan_id) if command.plan_id else None
+    if command.plan_id and plan is None:
         raise PlanRefused(f"no plan {command.plan_id}", field="plan_id")
+    if plan is not None:
+        _check_areas_of(plan, command.content_areas, "content_areas")
     request_id = str(uuid.uuid4())
     await ReportRequestRepository(uow.session).add(
         id=request_id,
@@ -109,7 +135,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork) -> str:
             plan_id=command.plan_id,
         )
     )
-    audit(uow, "report.requested", request_id)
+    audit(uow, caller, "report.requested", request_id)
     await uow.commit()
     return request_id
 
@@ -127,6 +153,17 @@ def _check_deadline_ahead(due_before: date, now: datetime) -> None:
         )
 
 
+def _check_areas_of(plan: Plan, codes: Sequence[str], where: str) -> None:
+    known = [area.code for area in plan.content_areas]
+    for index, code in enumerate(codes):
+        if code not in known:
+            raise PlanRefused(
+                f"plan {plan.doc_number} has no content area {code!r}; it has "
+                + (", ".join(known) or "none"),
+                field=where if where == "content_area" else f"{where}.{index}",
+            )
+
+
 def _requestable(code: str, requester: Unit, registry: dict[str, Unit]) -> Unit:
     unit = registry.get(code)
     if unit is None or not unit.active:
@@ -138,20 +175,17 @@ def _requestable(code: str, requester: Unit, registry: dict[str, Unit]) -> Unit:
     return unit
 
 
-async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
+async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork, *, caller: Principal) -> str:
     plan = await PlanRepository(uow.session).get(command.plan_id)
     if plan is None:
         raise Missing(f"no plan {command.plan_id}")
     unit = await UnitRepository(uow.session).get(command.unit_code)
     if unit is None:
         raise PlanRefused(f"unknown unit {command.unit_code}", field="unit_code")
-    current_principal().require_unit(unit.code, "raise difficulties", unit.path)
-    areas = {area.code for area in plan.content_areas}
-    if command.content_area is not None and command.content_area not in areas:
-        raise PlanRefused(
-            f"plan {plan.doc_number} has no content area {command.content_area}",
-            field="content_area",
-        )
+    caller.require_unit(unit.code, "raise difficulties", unit.path)
+    if command.content_area is not None:
+        _check_areas_of(plan, (command.content_area,), "content_area")
+    receiver = difficulty_receiver(plan, await UnitRepository(uow.session).all())
     difficulty_id = str(uuid.uuid4())
     now = uow.clock.now()
     await DifficultyRepository(uow.session).add(
@@ -161,6 +195,7 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
         content_area=command.content_area,
         description=command.description,
         raised_at=now,
+        raised_to=receiver.code,
     )
     uow.publish(
         DifficultyRaised(
@@ -171,33 +206,70 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork) -> str:
             content_area=command.content_area,
             description=command.description,
             raised_at=now,
+            raised_to=receiver.code,
         )
     )
-    audit(uow, "difficulty.raised", difficulty_id)
+    audit(uow, caller, "difficulty.raised", difficulty_id)
     await uow.commit()
     return difficulty_id
 
 
+@dataclass(frozen=True)
+class AnswerDifficulty:
+    difficulty_id: str
+    answered_by: str
+    answer: str
+
+
 async def answer_difficulty(
-    difficulty_id: str, answered_by: str, answer: str, uow: UnitOfWork
-) -> None:
+    command: AnswerDifficulty, uow: UnitOfWork, *, caller: Principal
+) -> int:
+    """Add an answer to the difficulty's thread (every answer is kept): only the unit it
+    was raised to answers, through a reviewer or an administrator of that very unit. The
+    raiser hears of it through ``DifficultyAnswered``. Returns the answer's number."""
     repository = DifficultyRepository(uow.session)
-    difficulty = await repository.get(difficulty_id)
+    difficulty = await repository.get(command.difficulty_id, lock=True)
     if difficulty is None:
-        raise Missing(f"no difficulty {difficulty_id}")
-    answering = await UnitRepository(uow.session).get(answered_by)
-    if answering is None:
-        raise PlanRefused(f"unknown unit {answered_by}", field="answered_by")
+        raise Missing(f"no difficulty {command.difficulty_id}")
+    plan = await PlanRepository(uow.session).get(difficulty["plan_id"])
+    assert plan is not None  # a foreign key
+    registry = await UnitRepository(uow.session).all()
+    raised_to = difficulty["raised_to"] or difficulty_receiver(plan, registry).code
+    # "There": the answering unit itself, not a unit above it (unit_path left out).
     authorize(
+        caller,
         Role.REVIEWER,
-        Role.PLANNER,
         Role.ADMINISTRATOR,
-        unit=answered_by,
-        doing="answer difficulties",
-        unit_path=answering.path,
+        unit=raised_to,
+        doing="answer difficulties raised to it",
     )
-    await repository.answer(
-        difficulty_id, answer=answer, answered_by=answered_by, answered_at=uow.clock.now()
+    if command.answered_by != raised_to:
+        raise Forbidden(
+            f"the difficulty was raised to unit {raised_to}; "
+            f"unit {command.answered_by} may not answer it"
+        )
+    now = uow.clock.now()
+    number = await repository.add_answer(
+        command.difficulty_id,
+        answer=command.answer,
+        answered_by=raised_to,
+        answered_at=now,
     )
-    audit(uow, "difficulty.answered", difficulty_id)
+    raiser = registry[difficulty["unit_code"]]
+    uow.publish(
+        DifficultyAnswered(
+            unit_path=raiser.path,
+            difficulty_id=command.difficulty_id,
+            plan_id=plan.id,
+            unit_code=raiser.code,
+            content_area=difficulty["content_area"],
+            raised_to=raised_to,
+            answer_number=number,
+            answer=command.answer,
+            answered_by_unit=raised_to,
+            answered_at=now,
+        )
+    )
+    audit(uow, caller, "difficulty.answered", f"{command.difficulty_id} #{number}")
     await uow.commit()
+    return number

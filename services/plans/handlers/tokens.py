@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.plans.adapters.repositories import UnitRepository
-from shared.auth import Role, hash_token, new_token
+from shared.auth import Principal, Role, hash_token, new_token
 from shared.errors import Missing, Refused
 from shared.events import TokenIssued, TokenRevoked
-from shared.security import TokenStore, audit, current_principal
+from shared.security import TokenStore, audit
 from shared.uow import UnitOfWork
 
 
@@ -28,11 +28,11 @@ class CreatedToken:
     """Shown once: only its hash is kept."""
 
 
-async def create_token(command: CreateToken, uow: UnitOfWork) -> CreatedToken:
+async def create_token(command: CreateToken, uow: UnitOfWork, *, caller: Principal) -> CreatedToken:
     unit = await UnitRepository(uow.session).get(command.unit_code)
     if unit is None or not unit.active:
         raise Refused(f"unknown unit {command.unit_code}", field="unit_code")
-    principal = current_principal()
+    principal = caller
     principal.require(Role.ADMINISTRATOR)
     principal.require_subtree(unit.path, "create tokens")
     if command.valid_days is not None and command.valid_days <= 0:
@@ -50,18 +50,18 @@ async def create_token(command: CreateToken, uow: UnitOfWork) -> CreatedToken:
             issued_by=principal.token_id,
         )
     )
-    audit(uow, "token.created", f"{token_id} {unit.code} {command.role.value}")
+    audit(uow, caller, "token.created", f"{token_id} {unit.code} {command.role.value}")
     await uow.commit()
     return CreatedToken(token_id, token)
 
 
-async def revoke_token(token_id: str, uow: UnitOfWork) -> None:
+async def revoke_token(token_id: str, uow: UnitOfWork, *, caller: Principal) -> None:
     assert uow.security is not None
     token = await TokenStore(uow.security, uow.session).get(token_id)
     if token is None:
         raise Missing(f"no token {token_id}")
     unit_path = list(token["unit_path"])
-    principal = current_principal()
+    principal = caller
     principal.require(Role.ADMINISTRATOR)
     principal.require_subtree(unit_path, "revoke tokens")
     uow.publish(
@@ -72,5 +72,5 @@ async def revoke_token(token_id: str, uow: UnitOfWork) -> None:
             revoked_by=principal.token_id,
         )
     )
-    audit(uow, "token.revoked", token_id)
+    audit(uow, caller, "token.revoked", token_id)
     await uow.commit()

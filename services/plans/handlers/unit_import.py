@@ -48,6 +48,7 @@ from services.plans.domain.units import Unit, UnitKind, UnitRefused
 from services.plans.handlers.units import RegisterUnit, add_unit
 from shared.errors import Missing
 from shared.events import Contacts
+from shared.spreadsheets import from_csv_cell, to_csv_cell
 from shared.units import NfcName, UnitCode
 from shared.uow import UnitOfWork
 
@@ -297,7 +298,9 @@ def _csv_rows(reader: Any, columns: list[str]) -> RawFile:
             message = f"{len(cells)} cells but {len(columns)} columns (a ',' to quote?)"
             errors.append(RowError(line, "row", message))
             continue
-        values = {name: cell.strip() for name, cell in zip(columns, cells, strict=False)}
+        values = {
+            name: from_csv_cell(cell.strip()) for name, cell in zip(columns, cells, strict=False)
+        }
         rows.append(RawRow(line, _csv_values(values)))
     return rows, errors
 
@@ -581,7 +584,9 @@ def to_csv(rows: Iterable[UnitRow]) -> str:
     for row in rows:
         values = row.model_dump()
         values["tags"] = ";".join(row.tags)
-        writer.writerow(["" if values[name] is None else str(values[name]) for name in COLUMNS])
+        writer.writerow(
+            ["" if values[name] is None else to_csv_cell(str(values[name])) for name in COLUMNS]
+        )
     return out.getvalue()
 
 

@@ -8,10 +8,10 @@ from datetime import date
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.domain.unit_kinds import check_kind
 from services.plans.domain.units import Unit, UnitRefused
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Conflict, Missing
 from shared.events import Contacts
-from shared.security import audit, current_principal
+from shared.security import audit
 from shared.uow import UnitOfWork
 
 
@@ -36,13 +36,14 @@ class UpdateUnit:
     tags: tuple[str, ...] | None = None
 
 
-async def register_unit(command: RegisterUnit, uow: UnitOfWork) -> Unit:
+async def register_unit(command: RegisterUnit, uow: UnitOfWork, *, caller: Principal) -> Unit:
     _administer(
+        caller,
         await existing_unit(UnitRepository(uow.session), command.parent_code, "parent_code"),
         command.code,
     )
     unit = await add_unit(command, UnitRepository(uow.session), uow)
-    audit(uow, "unit.registered", unit.code)
+    audit(uow, caller, "unit.registered", unit.code)
     await uow.commit()
     return unit
 
@@ -67,10 +68,10 @@ async def add_unit(command: RegisterUnit, repository: UnitRepository, uow: UnitO
     return unit
 
 
-async def update_unit(command: UpdateUnit, uow: UnitOfWork) -> Unit:
+async def update_unit(command: UpdateUnit, uow: UnitOfWork, *, caller: Principal) -> Unit:
     repository = UnitRepository(uow.session)
     unit = await _unit(repository, command.code)
-    _administer(unit, unit.code)
+    _administer(caller, unit, unit.code)
     changed = unit.update(
         name=command.name,
         contacts=command.contacts,
@@ -80,19 +81,19 @@ async def update_unit(command: UpdateUnit, uow: UnitOfWork) -> Unit:
     if changed:
         await repository.save(unit, uow.clock.now())
         uow.publish(*unit.events)
-        audit(uow, "unit.updated", unit.code)
+        audit(uow, caller, "unit.updated", unit.code)
         await uow.commit()
     return unit
 
 
-async def dissolve_unit(code: str, on: date, uow: UnitOfWork) -> Unit:
+async def dissolve_unit(code: str, on: date, uow: UnitOfWork, *, caller: Principal) -> Unit:
     repository = UnitRepository(uow.session)
     unit = await _unit(repository, code)
-    _administer(unit, unit.code)
+    _administer(caller, unit, unit.code)
     unit.dissolve(on)
     await repository.save(unit, uow.clock.now())
     uow.publish(*unit.events)
-    audit(uow, "unit.dissolved", unit.code)
+    audit(uow, caller, "unit.dissolved", unit.code)
     await uow.commit()
     return unit
 
@@ -113,9 +114,9 @@ async def _unit(repository: UnitRepository, code: str) -> Unit:
     return unit
 
 
-def _administer(unit: Unit | None, code: str) -> None:
+def _administer(caller: Principal, unit: Unit | None, code: str) -> None:
     """Administrators manage the registry within their own subtree."""
-    principal = current_principal()
+    principal = caller
     principal.require(Role.ADMINISTRATOR)
     if unit is not None:
         principal.require_subtree(unit.path, f"manage unit {code}")

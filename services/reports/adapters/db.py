@@ -35,6 +35,8 @@ obligations = sa.Table(
     sa.Column("next_step_at", UTCDateTime, nullable=True),
     # The plan was closed: nothing more is urged, whatever the status (kept for the record).
     sa.Column("plan_closed", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Content area codes its narrative may speak to; NULL where none are known.
+    sa.Column("content_areas", sa.JSON, nullable=True),
     sa.Index(
         "ix_obligations_next_step",
         "next_step_at",
@@ -50,6 +52,8 @@ reports = sa.Table(
     sa.Column("obligation_id", sa.ForeignKey("obligations.id"), nullable=False, index=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("receipt_number", sa.String(32), nullable=False, unique=True),
+    # Unused since 0009 (keys are scoped to the submitting unit: idempotency_keys); kept
+    # NULL so a rollback finds the column.
     sa.Column("idempotency_key", sa.String(128), nullable=True, unique=True),
     sa.Column("submitted_at", UTCDateTime, nullable=False),
     sa.Column("on_time", sa.Boolean, nullable=False),
@@ -61,6 +65,17 @@ reports = sa.Table(
     sa.Column("reviewed_by_unit", sa.String(32), nullable=True),
     sa.Column("review_reason", sa.Text, nullable=True),
     sa.UniqueConstraint("obligation_id", "version"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    # An Idempotency-Key belongs to the unit that submitted with it: another unit's same key
+    # is another key, and never reaches this unit's receipt.
+    sa.Column("unit_code", sa.String(32), primary_key=True),
+    sa.Column("idempotency_key", sa.String(128), primary_key=True),
+    sa.Column("report_id", sa.ForeignKey("reports.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 attachments = sa.Table(

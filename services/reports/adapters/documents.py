@@ -24,7 +24,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from copy import deepcopy
+from copy import copy, deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -49,13 +49,17 @@ from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
 from services.reports.adapters.document_formats import Edition, Signer
 from services.reports.domain.consolidation import (
+    PEOPLES_COMMITTEE,
     Consolidation,
     GroupTotals,
     IndicatorTotal,
     UnitStatus,
+    authority_name,
+    committee_locality,
     is_peoples_committee,
 )
 from shared.events import ReportKind
+from shared.spreadsheets import reads_as_formula
 from shared.vntime import ICT
 
 FONT = "Times New Roman"
@@ -150,6 +154,12 @@ def plan_reference(c: Consolidation) -> str:
     if rest != title:
         return f"Kế hoạch số {number} về {rest}"
     return f"{title} (số {number})"
+
+
+def issuer(c: Consolidation) -> str:
+    """The receiving unit as the authority issuing the report ('Tỉnh An Bình' issues as
+    'Ủy ban nhân dân tỉnh An Bình')."""
+    return authority_name(c.receiving_unit.name)
 
 
 def signer_for(c: Consolidation, signer: Signer) -> Signer:
@@ -453,11 +463,13 @@ def _heading_block(out: _Body, c: Consolidation) -> None:
     left, right = table.rows[0].cells
     unit = c.receiving_unit
     center = WD_ALIGN_PARAGRAPH.CENTER
+    lines = issuer_lines(unit.name, unit.governing_body)
     if unit.governing_body:
-        _first_para(left, _abbreviated(unit.governing_body).upper(), size=13, align=center)
-        _para(left, unit.name.upper(), bold=True, size=13, align=center, after=0)
+        _first_para(left, lines[0], size=13, align=center)
     else:
-        _first_para(left, unit.name.upper(), bold=True, size=13, align=center)
+        _first_para(left, lines[0], bold=True, size=13, align=center)
+    for line in lines[1:]:
+        _para(left, line, bold=True, size=13, align=center, after=0)
     _rule(_para(left, after=0), 22, LEFT_MM)
     symbol = document_symbol(unit.name)
     _para(left, f"Số:        /BC-{symbol}", size=13, align=center)
@@ -471,10 +483,24 @@ def _heading_block(out: _Body, c: Consolidation) -> None:
 
 
 def _abbreviated(name: str) -> str:
-    """'Ủy ban nhân dân tỉnh An Bình' → 'UBND tỉnh An Bình', as governing bodies are written."""
+    """'Ủy ban nhân dân tỉnh An Bình' (or 'Tỉnh An Bình') → 'UBND tỉnh An Bình', as
+    governing bodies are written."""
     if is_peoples_committee(name):
-        return "UBND " + nfc(name)[len("Ủy ban nhân dân") :].strip()
+        return f"UBND {committee_locality(name)}"
     return name
+
+
+def issuer_lines(name: str, governing_body: str = "") -> list[str]:
+    """The issuing body's lines at the top left (Decree 30/2020/NĐ-CP, App. I, II.3), upper
+    case: the governing authority, abbreviated ('UBND TỈNH AN BÌNH'), above the body's own
+    name ('SỞ NỘI VỤ'); a People's Committee, which has none above it, on two lines
+    ('ỦY BAN NHÂN DÂN' above 'TỈNH AN BÌNH')."""
+    if governing_body:
+        return [_abbreviated(governing_body).upper(), authority_name(name).upper()]
+    locality = committee_locality(name)
+    if locality:
+        return [PEOPLES_COMMITTEE.upper(), locality.upper()]
+    return [authority_name(name).upper()]
 
 
 def _title_block(out: _Body, c: Consolidation, edition: Edition) -> None:
@@ -489,7 +515,7 @@ def _title_block(out: _Body, c: Consolidation, edition: Edition) -> None:
     h = c.heading
     _para(
         out,
-        f"Thực hiện {plan_reference(c)}, {c.receiving_unit.name} tổng hợp tình hình và "
+        f"Thực hiện {plan_reference(c)}, {issuer(c)} tổng hợp tình hình và "
         "kết quả báo cáo của các cơ quan, đơn vị, địa phương (kỳ số liệu từ "
         f"{h.period_start:%d/%m/%Y} đến {h.period_end:%d/%m/%Y}; hạn nộp báo cáo đến hết ngày "
         f"{h.due_at.astimezone(ICT):%d/%m/%Y}; số liệu tính đến {ict_stamp(c.as_of)}) "
@@ -603,7 +629,7 @@ def _closing(out: _Body, c: Consolidation, signer: Signer) -> None:
     summary = summary_line(c)
     _para(
         out,
-        f"Trên đây là báo cáo {summary[0].lower()}{summary[1:]} của {c.receiving_unit.name}./.",
+        f"Trên đây là báo cáo {summary[0].lower()}{summary[1:]} của {issuer(c)}./.",
         indent=True,
     )
     table = out.table(rows=1, cols=2)
@@ -636,7 +662,7 @@ def render_docx(
     _narrative_section(out, consolidation)
     _closing(out, consolidation, signer or Signer())
     doc.core_properties.title = nfc(summary_line(consolidation))
-    doc.core_properties.author = nfc(consolidation.receiving_unit.name)
+    doc.core_properties.author = nfc(issuer(consolidation))
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()
@@ -652,16 +678,28 @@ _WRAP = Alignment(wrap_text=True, vertical="top")
 class _Cells:
     """Cells of one style for a write-only sheet. Setting a font and an alignment on a cell
     looks both up in the workbook's style tables, per cell; here a model cell is styled
-    once and every cell starts with a copy of its style."""
+    once and every cell starts with a copy of its style.
+
+    Text is always a text cell: openpyxl would write a text beginning with "=" as a
+    formula (and "#N/A" as an error), so a unit named ``=HYPERLINK(…)`` would become a live
+    link in Home Affairs' spreadsheet. A text a spreadsheet would read as a formula also
+    gets the quote prefix, so it stays text when the cell is edited (shared.spreadsheets)."""
 
     def __init__(self, sheet: Any, font: Font) -> None:
         model = WriteOnlyCell(sheet)
         model.font, model.alignment = font, _WRAP
-        self._sheet, self._style = sheet, model._style
+        self._sheet, self._style = sheet, copy(model._style)
+        model.quotePrefix = True
+        self._quoted = model._style
 
     def __call__(self, value: object) -> Cell:
-        text = nfc(value) if isinstance(value, str) else value
-        return Cell(self._sheet, row=1, column=1, value=text, style_array=self._style)
+        if not isinstance(value, str):
+            return Cell(self._sheet, row=1, column=1, value=value, style_array=self._style)
+        text = nfc(value)
+        style = self._quoted if reads_as_formula(text) else self._style
+        cell = Cell(self._sheet, row=1, column=1, value=text, style_array=style)
+        cell.data_type = "s"
+        return cell
 
 
 def _sheet(
@@ -686,7 +724,7 @@ def _sheet(
 def _summary_rows(c: Consolidation) -> list[tuple[str, object]]:
     h, n, r = c.heading, c.counts, c.rates
     return [
-        ("Đơn vị tổng hợp", c.receiving_unit.name),
+        ("Đơn vị tổng hợp", issuer(c)),
         (
             "Kế hoạch",
             f"{h.plan_title} ({h.plan_doc_number})" if h.plan_doc_number else h.plan_title,
@@ -761,7 +799,7 @@ def render_xlsx(consolidation: Consolidation) -> bytes:
     indicator_widths = (28, 60, 12, 10, *[18] * len(group_header))
     _sheet(workbook, SHEET_INDICATORS, header, _indicator_sheet_rows(c), indicator_widths)
     workbook.properties.title = nfc(summary_line(c))
-    workbook.properties.creator = nfc(c.receiving_unit.name)
+    workbook.properties.creator = nfc(issuer(c))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -17,6 +17,7 @@ from services.reports.adapters.db import (
     deadline_changes,
     deadline_clock_rules,
     deadline_steps,
+    idempotency_keys,
     obligations,
     receipt_counters,
     reports,
@@ -63,6 +64,7 @@ def _to_obligation(row: Any) -> Obligation:
         owned,
         next_step_at,
         plan_closed,
+        content_areas,
     ) = row[:OBLIGATION_COLUMNS]
     return Obligation(
         id=id_,
@@ -83,6 +85,7 @@ def _to_obligation(row: Any) -> Obligation:
         owned=owned,
         next_step_at=next_step_at,
         plan_closed=plan_closed,
+        content_areas=None if content_areas is None else tuple(content_areas),
     )
 
 
@@ -98,6 +101,9 @@ def _to_report(row: Any) -> Report:
         narrative=dict(row.narrative),
         indicators=dict(row.indicators),
         status=ReportStatus(row.status),
+        reviewed_at=row.reviewed_at,
+        reviewed_by_unit=row.reviewed_by_unit,
+        review_reason=row.review_reason,
     )
 
 
@@ -154,9 +160,25 @@ class ObligationRepository:
                 owned=obligation.owned,
                 next_step_at=obligation.on_the_clock_at,
                 plan_closed=obligation.plan_closed,
+                content_areas=(
+                    None if obligation.content_areas is None else list(obligation.content_areas)
+                ),
             )
         )
         return True
+
+    async def content_areas_of_plan(self, plan_id: str) -> tuple[str, ...] | None:
+        """The content areas the plan's obligations know (from its PlanIssued)."""
+        found = await self.session.scalar(
+            sa.select(obligations.c.content_areas)
+            .where(
+                obligations.c.plan_id == plan_id,
+                obligations.c.request_id.is_(None),
+                obligations.c.content_areas.is_not(None),
+            )
+            .limit(1)
+        )
+        return None if found is None else tuple(found)
 
     async def save(self, obligation: Obligation) -> None:
         """Save what changes over an obligation's life: status, waiver, deadline, and with
@@ -180,8 +202,11 @@ class ObligationRepository:
         status: str | None = None,
         plan_id: str | None = None,
         schedule_key: str | None = None,
+        receiving_unit: str | None = None,
     ) -> list[Obligation]:
         query = sa.select(obligations).order_by(obligations.c.due_at, obligations.c.unit_code)
+        if receiving_unit:
+            query = query.where(obligations.c.receiving_unit == receiving_unit)
         if schedule_key:
             query = query.where(obligations.c.schedule_key == schedule_key)
         if unit_code:
@@ -373,11 +398,27 @@ class ReportRepository:
         ).first()
         return _to_report(row) if row else None
 
-    async def by_idempotency_key(self, key: str) -> Report | None:
+    async def by_idempotency_key(self, unit_code: str, key: str) -> Report | None:
+        """The report ``unit_code`` submitted with ``key``: keys are the unit's own."""
         row = (
-            await self.session.execute(sa.select(reports).where(reports.c.idempotency_key == key))
+            await self.session.execute(
+                sa.select(reports)
+                .join(idempotency_keys, idempotency_keys.c.report_id == reports.c.id)
+                .where(
+                    idempotency_keys.c.unit_code == unit_code,
+                    idempotency_keys.c.idempotency_key == key,
+                )
+            )
         ).first()
         return _to_report(row) if row else None
+
+    async def remember_key(self, unit_code: str, key: str, report_id: str, at: datetime) -> None:
+        """A second insert of the same (unit, key) fails: a racing twin loses and replays."""
+        await self.session.execute(
+            idempotency_keys.insert().values(
+                unit_code=unit_code, idempotency_key=key, report_id=report_id, created_at=at
+            )
+        )
 
     async def versions(self, obligation_id: str) -> list[Report]:
         rows = (
@@ -470,14 +511,13 @@ class ReportRepository:
             once=True,
         )
 
-    async def add(self, report: Report, idempotency_key: str | None) -> None:
+    async def add(self, report: Report) -> None:
         await self.session.execute(
             reports.insert().values(
                 id=report.id,
                 obligation_id=report.obligation_id,
                 version=report.version,
                 receipt_number=report.receipt_number,
-                idempotency_key=idempotency_key,
                 submitted_at=report.submitted_at,
                 on_time=report.on_time,
                 submitted_by=report.submitted_by,

@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.files import private_dir
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -29,7 +31,7 @@ class AttachmentStore:
         relative = f"{digest[:2]}/{digest}"
         target = self.root / relative
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
             try:
                 with os.fdopen(handle, "wb") as out:

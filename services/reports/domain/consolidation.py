@@ -217,9 +217,12 @@ class ReceivingUnit(_Out):
     kind: str
     path: list[str]
     governing_body: str
-    """Name of the body above it for a document heading; empty for a People's Committee."""
+    """Name of the authority directly above it ("cơ quan, tổ chức chủ quản", Decree
+    30/2020/NĐ-CP), written above its own name in a document heading: a department's
+    "Ủy ban nhân dân tỉnh An Bình", even when the province is registered as "Tỉnh An
+    Bình". Empty for a People's Committee, which has none above it in its own name."""
     reports_to: str
-    """Name of the unit it reports to (first line of the distribution list)."""
+    """Name of the authority it reports to (first line of the distribution list)."""
     locality: str
     """Place name for "<place>, ngày …": its nearest People's Committee's locality."""
 
@@ -283,16 +286,33 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def authority_name(name: str) -> str:
+    """The issuing authority a unit's name stands for, as a document names it: a unit
+    registered by its locality ("Tỉnh An Bình", "Thành phố An Bình", "Xã Hòa Bắc": the unit
+    kinds of provinces, districts and communes) is that locality's People's Committee
+    ("Ủy ban nhân dân tỉnh An Bình"); any other name is the body itself."""
+    text = _nfc(name).strip()
+    if _ADMINISTRATIVE_WORD.match(text):
+        return f"{PEOPLES_COMMITTEE} {text[:1].lower()}{text[1:]}"
+    return text
+
+
 def is_peoples_committee(name: str) -> bool:
-    return _nfc(name).casefold().startswith(PEOPLES_COMMITTEE.casefold())
+    return authority_name(name).casefold().startswith(PEOPLES_COMMITTEE.casefold())
+
+
+def committee_locality(name: str) -> str:
+    """'Ủy ban nhân dân tỉnh An Bình' or 'Tỉnh An Bình' → 'tỉnh An Bình'; '' when the name
+    is not a committee's."""
+    if not is_peoples_committee(name):
+        return ""
+    return authority_name(name)[len(PEOPLES_COMMITTEE) :].strip()
 
 
 def locality_of(name: str) -> str:
-    """'Ủy ban nhân dân tỉnh An Bình' → 'An Bình'; '' when the name is not a committee's."""
-    if not is_peoples_committee(name):
-        return ""
-    rest = _nfc(name)[len(PEOPLES_COMMITTEE) :].strip()
-    return _ADMINISTRATIVE_WORD.sub("", rest, count=1)
+    """'Ủy ban nhân dân tỉnh An Bình' (or 'Tỉnh An Bình') → 'An Bình'; '' when the name is
+    not a committee's."""
+    return _ADMINISTRATIVE_WORD.sub("", committee_locality(name), count=1)
 
 
 def _unit_or_stub(code: str, units: Mapping[str, UnitFacts], path: Sequence[str]) -> UnitFacts:
@@ -315,8 +335,10 @@ def receiving_unit_of(code: str, units: Mapping[str, UnitFacts]) -> ReceivingUni
         name=unit.name,
         kind=unit.kind,
         path=list(unit.path),
-        governing_body="" if is_peoples_committee(unit.name) or parent is None else parent.name,
-        reports_to=reports_to.name if reports_to else "",
+        governing_body=""
+        if is_peoples_committee(unit.name) or parent is None
+        else authority_name(parent.name),
+        reports_to=authority_name(reports_to.name) if reports_to else "",
         locality=locality,
     )
 

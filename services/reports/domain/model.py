@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from services.reports.domain.indicators import validate_indicators
+from services.reports.domain.indicators import FieldError, validate_indicators
 from shared.errors import Refused
 from shared.events import (
     Assignee,
@@ -53,10 +53,29 @@ class Ownership:
     scope: str | None = None
     delegated: tuple[str, ...] = ()
 
+    def in_scope(self, unit_path: list[str]) -> bool:
+        """Within this instance's subtree (owned or delegated): it knows the unit's
+        obligations, mirrored or its own."""
+        return self.scope is None or self.scope in unit_path
+
     def owns(self, unit_path: list[str]) -> bool:
         return (self.scope is None or self.scope in unit_path) and not any(
             code in unit_path for code in self.delegated
         )
+
+    @property
+    def instance(self) -> str:
+        """This instance's name (``reports``, or ``reports-<scope>`` for a subtree)."""
+        return f"reports-{self.scope}" if self.scope else "reports"
+
+    def instance_owning(self, unit_path: list[str]) -> str | None:
+        """The instance that owns a unit, as this instance knows it: itself, the instance
+        of a subtree delegated to another (``reports-<code>``), or None when the unit is
+        outside this instance's scope altogether."""
+        for code in self.delegated:
+            if code in unit_path:
+                return f"reports-{code}"
+        return self.instance if self.owns(unit_path) else None
 
     @property
     def receipt_prefix(self) -> str:
@@ -92,6 +111,9 @@ class Obligation:
     nothing). Only :attr:`on_the_clock_at` is stored."""
     plan_closed: bool = False
     """The plan was closed: nothing more is urged (the status stays as it was)."""
+    content_areas: tuple[str, ...] | None = None
+    """The content area codes a narrative may speak to (the plan's, or those a request asks
+    for); None where none are known (a request without a plan, rows from before 0009)."""
     events: list[Event] = field(default_factory=list, repr=False)
 
     @property
@@ -153,16 +175,44 @@ class Obligation:
             plan_title=self.plan_title,
         )
 
-    def check_submission(self, indicators: dict[str, int]) -> None:
+    def check_submission(
+        self,
+        indicators: dict[str, int],
+        narrative: dict[str, str] | None = None,
+        submitted_by: str | None = None,
+    ) -> None:
         """Refuse, before anything is numbered, a report this obligation cannot take."""
         if self.status in (ObligationStatus.ACCEPTED, ObligationStatus.WAIVED):
             raise ReportRefused(f"this obligation is {self.status.value}; nothing to submit")
-        errors = validate_indicators(indicators)
+        # Absent: a system that submits for the unit may not know a person. Given but
+        # empty: a form left blank, which must not become an anonymous official report.
+        if submitted_by is not None and not submitted_by.strip():
+            raise ReportRefused(
+                "submitted_by is empty: name the official who submits the report "
+                "(name or e-mail), or leave the field out",
+                field="submitted_by",
+            )
+        errors = [*self._narrative_errors(narrative or {}), *validate_indicators(indicators)]
         if errors:
             raise ReportRefused(
-                "the report's indicators are not valid",
+                "the report is not valid: " + "; ".join(f"{e.field}: {e.message}" for e in errors),
+                field=errors[0].field,
                 errors=[{"field": e.field, "message": e.message} for e in errors],
             )
+
+    def _narrative_errors(self, narrative: dict[str, str]) -> list[FieldError]:
+        if self.content_areas is None:
+            return []
+        known = ", ".join(self.content_areas) or "none"
+        return [
+            FieldError(
+                f"narrative.{code}",
+                f"{self.plan_doc_number or 'the plan'} has no content area {code!r} "
+                f"(it has {known})",
+            )
+            for code in narrative
+            if code not in self.content_areas
+        ]
 
     def submit(
         self,
@@ -177,7 +227,7 @@ class Obligation:
     ) -> Report:
         """Take a report (a first one, a resubmission before review, or a revision of a
         returned one): every version is kept, the latest is the one reviewed."""
-        self.check_submission(indicators or {})
+        self.check_submission(indicators or {}, narrative, submitted_by)
         self.status = ObligationStatus.SUBMITTED
         report = Report(
             id=report_id,
@@ -281,6 +331,10 @@ class Report:
     narrative: dict[str, str] = field(default_factory=dict)
     indicators: dict[str, Any] = field(default_factory=dict)
     status: ReportStatus = ReportStatus.SUBMITTED
+    reviewed_at: datetime | None = None
+    reviewed_by_unit: str | None = None
+    review_reason: str | None = None
+    """Why it was returned: the unit reads it before revising."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +344,7 @@ class PlanHeading:
     plan_id: str
     doc_number: str = ""
     title: str = ""
+    content_areas: tuple[str, ...] | None = None
 
 
 def obligations_for(
@@ -311,6 +366,7 @@ def obligations_for(
             due_at=entry.due_at,
             plan_doc_number=plan.doc_number,
             plan_title=plan.title,
+            content_areas=plan.content_areas,
         )
         for entry in schedule
         if entry.kind in PERIODIC_KINDS
@@ -320,13 +376,18 @@ def obligations_for(
 
 
 def obligations_for_plan(event: PlanIssued) -> list[Obligation]:
-    heading = PlanHeading(event.plan_id, event.doc_number, event.title)
+    areas = tuple(area.code for area in event.content_areas) or None
+    heading = PlanHeading(event.plan_id, event.doc_number, event.title, areas)
     return obligations_for(heading, event.schedule, event.assignees)
 
 
-def obligations_for_request(event: ReportRequested) -> list[Obligation]:
-    """One obligation per unit asked, due when the requester says, to the requester."""
+def obligations_for_request(
+    event: ReportRequested, plan_areas: tuple[str, ...] | None = None
+) -> list[Obligation]:
+    """One obligation per unit asked, due when the requester says, to the requester. Its
+    narrative speaks to the areas the request asks for, or else to the plan's."""
     key = f"request-{event.request_id}"
+    areas = tuple(event.content_areas) or plan_areas
     plan_id = event.plan_id or ""
     return [
         Obligation(
@@ -342,6 +403,7 @@ def obligations_for_request(event: ReportRequested) -> list[Obligation]:
             due_at=event.due_at,
             plan_title=event.topic,
             request_id=event.request_id,
+            content_areas=areas,
         )
         for unit in event.units
     ]

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from faststream.nats.annotations import NatsMessage
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import ValidationError
 
 from services.reports.adapters.repositories import ObligationRepository
 from services.reports.domain.model import Obligation, ReportRefused
@@ -14,6 +14,7 @@ from services.reports.handlers import intake, mirror
 from services.reports.handlers import obligations as handlers
 from services.reports.handlers.clock import rules_from
 from services.reports.settings import ReportsSettings
+from shared.auth import Principal, Role
 from shared.bus.consumer import ConsumerSpec
 from shared.bus.streams import PLANS, REPORTS
 from shared.errors import Missing, Refused
@@ -28,9 +29,10 @@ from shared.events import (
     UnitRegistered,
     UnitUpdated,
 )
+from shared.outage import database_outage, outage_message
+from shared.rpc import SUBMIT_SUBJECT, BusReceipt, BusSubmission
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
-from shared.units import NfcText, UnitCode
 
 
 def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
@@ -74,6 +76,7 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
         ),
     ]
     if ownership.delegated:
+        reviewed = functools.partial(mirror.on_report_reviewed, ownership=ownership)
         # Mirrors the reports of subtrees other instances own. Without any, every report
         # event is this instance's own coming back: a transaction each, for nothing.
         specs.append(
@@ -83,29 +86,15 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
                 stream=REPORTS,
                 subjects=["qcdc.v1.report.>"],
                 handlers={
-                    ReportSubmitted: mirror.on_report_submitted,
-                    ReportAccepted: mirror.on_report_reviewed,
-                    ReportReturned: mirror.on_report_reviewed,
+                    ReportSubmitted: functools.partial(
+                        mirror.on_report_submitted, ownership=ownership
+                    ),
+                    ReportAccepted: reviewed,
+                    ReportReturned: reviewed,
                 },
             )
         )
     return specs
-
-
-SUBMIT_SUBJECT = "qcdc.v1.rpc.report.submit"
-
-
-class BusSubmission(BaseModel):
-    """A submission over NATS request-reply: the HTTP body plus the idempotency key."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    obligation_id: str = Field(max_length=64)
-    unit_code: UnitCode
-    idempotency_key: str | None = Field(None, max_length=128)
-    submitted_by: str | None = Field(None, max_length=256)
-    narrative: dict[str, NfcText] = Field(default_factory=dict)
-    indicators: dict[str, StrictInt] = Field(default_factory=dict)
 
 
 def register_submit_responder(runtime: Runtime) -> None:
@@ -172,21 +161,48 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
                 [SUBMIT_SUBJECT, *obligation.unit_path]
             ):
                 raise ReportRefused("the subject does not carry this unit's path", field="subject")
-        submission = await intake.submit_with_retry(runtime, command)
+        submission = await intake.submit_with_retry(runtime, command, caller=bus_caller(subject))
     except Refused as exc:
         return {"error": {"message": exc.message, "field": exc.field, "errors": exc.errors}}
     except Missing as exc:
         return {"error": {"message": exc.message}}
+    except Exception as exc:
+        return _unavailable(runtime, subject, exc)
     report = submission.report
-    return {
-        "report_id": report.id,
-        "receipt_number": report.receipt_number,
-        "obligation_id": report.obligation_id,
-        "version": report.version,
-        "submitted_at": report.submitted_at.isoformat(),
-        "on_time": report.on_time,
-        "replayed": submission.replayed,
-    }
+    receipt = BusReceipt(
+        report_id=report.id,
+        receipt_number=report.receipt_number,
+        obligation_id=report.obligation_id,
+        version=report.version,
+        submitted_at=report.submitted_at,
+        on_time=report.on_time,
+        replayed=submission.replayed,
+    )
+    return receipt.model_dump(mode="json")  # times as POST /reports writes them
+
+
+def _unavailable(runtime: Runtime, subject: str, exc: Exception) -> dict[str, Any] | None:
+    """The answer while the database is not there, as over HTTP (a 503): nothing was
+    recorded, ask again with the same key after ``retry_after`` seconds. Not for a unit of
+    a subtree delegated to another instance (that one answers, or nobody: the caller times
+    out and sends again). Anything else is a bug, and raises."""
+    retry_after = database_outage(exc)
+    if retry_after is None:
+        raise exc
+    settings = runtime.settings
+    assert isinstance(settings, ReportsSettings)
+    path = subject.removeprefix(SUBMIT_SUBJECT).strip(".").split(".")
+    if set(path) & set(settings.delegated):
+        return None
+    return {"error": {"message": outage_message(retry_after), "retry_after": retry_after}}
+
+
+def bus_caller(subject: str) -> Principal:
+    """Who submits over the bus: a submitter of the unit the subject names. The NATS
+    server's permissions decide who may publish there (docs/security.md), so the subject
+    is the credential; the handler checks it is the obligation's unit like any caller."""
+    path = tuple(subject.removeprefix(f"{SUBMIT_SUBJECT}.").split("."))
+    return Principal(f"nats:{subject}"[:64], path[-1], path, Role.SUBMITTER)
 
 
 def _answers_for(runtime: Runtime, obligation: Obligation | None) -> bool:

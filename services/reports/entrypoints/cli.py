@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from shared.auth import CONSOLE
 from shared.errors import Missing, Refused
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def submit(
         narrative=_pairs(narrative, "--narrative"),
         indicators=values,
     )
-    report = _one(lambda uow: intake.submit_report(command, uow)).report
+    report = _one(lambda uow: intake.submit_report(command, uow, caller=CONSOLE)).report
     typer.echo(
         f"{report.receipt_number}  version {report.version}  "
         f"{'đúng hạn' if report.on_time else 'quá hạn'}  report {report.id}"
@@ -115,7 +116,7 @@ def review_report(
     from services.reports.handlers import review
 
     command = review.Review(report, reviewer, accept=accept, reason=reason)
-    obligation, reviewed = _one(lambda uow: review.review_report(command, uow))
+    obligation, reviewed = _one(lambda uow: review.review_report(command, uow, caller=CONSOLE))
     typer.echo(
         f"{reviewed.receipt_number}: {reviewed.status.value}; obligation "
         f"{obligation.id} is {obligation.status.value}"
@@ -138,10 +139,13 @@ def consolidate(
     target = consolidation.ConsolidationKey(plan, key, receiving_unit)
     if publish:
         published = _one(
-            lambda uow: consolidation.publish(consolidation.PublishConsolidation(target, by), uow)
+            lambda uow: consolidation.publish(
+                consolidation.PublishConsolidation(target, by), uow, caller=CONSOLE
+            )
         )
         result = published.consolidation
-        typer.echo(f"published version {published.version} ({published.id})")
+        done = "published" if published.created else "unchanged since"
+        typer.echo(f"{done} version {published.version} ({published.id})")
     else:
         result = _one(lambda uow: consolidation.current(target, uow))
     if output is None:

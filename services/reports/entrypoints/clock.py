@@ -14,6 +14,7 @@ import structlog
 
 from services.reports.handlers.clock import ClockRun, run_clock
 from services.reports.settings import ReportsSettings
+from shared.outage import log_failure
 from shared.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -23,8 +24,8 @@ async def tick(runtime: Runtime, settings: ReportsSettings) -> ClockRun | None:
     """One run of the clock; None when it failed (logged)."""
     try:
         run = await run_clock(runtime.now_clock.now(), runtime.uow, settings)
-    except Exception:
-        log.exception("deadline clock run failed; retrying at the next tick")
+    except Exception as exc:
+        log_failure(log, "deadline clock run failed; retrying at the next tick", exc)
         return None
     _log_run(run)
     return run

@@ -5,14 +5,17 @@ A live consolidation reflects every report in the database when it is asked for,
 refreshed after more reports arrived shows them. Publishing stores the consolidation as it
 stands, as a new version (1, 2, … per plan, schedule key and receiving unit; earlier
 versions are kept unchanged) and emits ``ConsolidationPublished`` through the outbox, in
-the same transaction. The domain rules are in :mod:`services.reports.domain.consolidation`.
+the same transaction. Publishing again when nothing but the time of computing changed
+(the same figures, units, statuses and narratives as the latest version) is not a new
+version: the latest one is the answer, and nothing is emitted. The domain rules are in
+:mod:`services.reports.domain.consolidation`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +32,7 @@ from services.reports.domain.consolidation import (
     consolidate,
 )
 from services.reports.domain.model import Obligation
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
 from shared.security import audit, authorize
@@ -67,6 +70,8 @@ class PublishedConsolidation:
     published_at: datetime
     published_by: str
     consolidation: Consolidation
+    created: bool = True
+    """False when publishing found the latest version already says the same."""
 
 
 # --- reading the database -------------------------------------------------------------------
@@ -198,15 +203,24 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
 # --- publishing -----------------------------------------------------------------------------
 
 
-async def _next_version(key: ConsolidationKey, session: AsyncSession) -> int:
-    latest = await session.scalar(
-        sa.select(sa.func.max(consolidations.c.version)).where(
+async def _latest(key: ConsolidationKey, session: AsyncSession) -> PublishedConsolidation | None:
+    query = (
+        sa.select(consolidations)
+        .where(
             consolidations.c.plan_id == key.plan_id,
             consolidations.c.schedule_key == key.schedule_key,
             consolidations.c.receiving_unit == key.receiving_unit,
         )
+        .order_by(consolidations.c.version.desc())
+        .limit(1)
     )
-    return int(latest or 0) + 1
+    row = (await session.execute(query)).first()
+    return _published(row) if row is not None else None
+
+
+def _content(consolidation: Consolidation) -> dict[str, Any]:
+    """What a version says: everything but the instant it was computed at."""
+    return consolidation.model_dump(mode="json", exclude={"as_of"})
 
 
 def _check_scope(consolidation: Consolidation, scope: str | None) -> None:
@@ -241,22 +255,29 @@ def _event(published: PublishedConsolidation) -> ConsolidationPublished:
     )
 
 
-async def publish(command: PublishConsolidation, uow: UnitOfWork) -> PublishedConsolidation:
+async def publish(
+    command: PublishConsolidation, uow: UnitOfWork, *, caller: Principal
+) -> PublishedConsolidation:
     """Store the consolidation as it stands as the next version, and announce it. Two
     publications racing for one version number: the unique constraint refuses the second
     (IntegrityError), and the caller retries."""
     consolidation = await current(command.key, uow)
     _check_scope(consolidation, command.scope)
     authorize(
+        caller,
         Role.REVIEWER,
         Role.ADMINISTRATOR,
         unit=command.key.receiving_unit,
         doing="publish consolidations",
     )
+    latest = await _latest(command.key, uow.session)
+    if latest is not None and _content(latest.consolidation) == _content(consolidation):
+        log.info("consolidation unchanged", consolidation_id=latest.id, version=latest.version)
+        return replace(latest, created=False)
     published = PublishedConsolidation(
         id=str(uuid.uuid4()),
         key=command.key,
-        version=await _next_version(command.key, uow.session),
+        version=latest.version + 1 if latest is not None else 1,
         published_at=consolidation.as_of,
         published_by=command.published_by,
         consolidation=consolidation,
@@ -274,7 +295,12 @@ async def publish(command: PublishConsolidation, uow: UnitOfWork) -> PublishedCo
         )
     )
     uow.publish(_event(published))
-    audit(uow, "consolidation.published", f"{command.key.plan_id} {command.key.receiving_unit}")
+    audit(
+        uow,
+        caller,
+        "consolidation.published",
+        f"{command.key.plan_id} {command.key.receiving_unit}",
+    )
     await uow.commit()
     log.info(
         "consolidation published",

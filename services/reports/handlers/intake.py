@@ -19,7 +19,7 @@ from services.reports.domain.model import (
     ReportRefused,
 )
 from services.reports.settings import ReportsSettings
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Missing
 from shared.runtime import Runtime
 from shared.security import audit, authorize
@@ -47,43 +47,48 @@ class Submission:
 
 
 async def submit_report(
-    command: SubmitReport, uow: UnitOfWork, ownership: Ownership = Ownership()
+    command: SubmitReport,
+    uow: UnitOfWork,
+    ownership: Ownership = Ownership(),
+    *,
+    caller: Principal,
 ) -> Submission:
-    reports = ReportRepository(uow.session)
-    if command.idempotency_key:
-        earlier = await reports.by_idempotency_key(command.idempotency_key)
-        if earlier is not None:
-            if earlier.obligation_id != command.obligation_id:
-                raise ReportRefused(
-                    "this Idempotency-Key was already used for another obligation",
-                    field="idempotency_key",
-                )
-            return Submission(earlier, replayed=True)
+    """Take a report in. A retry with the submitting unit's Idempotency-Key answers with the
+    earlier receipt, after the same checks of who is asking as the first request, and is
+    audited; the same key with a different submission is refused."""
     obligations = ObligationRepository(uow.session)
     found = await obligations.get_with_last_version(command.obligation_id)
     if found is None:
         raise Missing(f"no obligation {command.obligation_id}")
     obligation, last_version = found
-    if obligation.unit_code != command.unit_code:
-        raise ReportRefused(
-            f"obligation {obligation.id} belongs to unit {obligation.unit_code}, "
-            f"not {command.unit_code}",
-            field="unit_code",
-        )
+    # Who may act for the unit comes first, so that a key never opens another unit's receipt.
     authorize(
+        caller,
         Role.SUBMITTER,
         Role.ADMINISTRATOR,
         unit=obligation.unit_code,
         doing="submit reports",
         unit_path=obligation.unit_path,
     )
+    if obligation.unit_code != command.unit_code:
+        raise ReportRefused(
+            f"obligation {obligation.id} belongs to unit {obligation.unit_code}, "
+            f"not {command.unit_code}",
+            field="unit_code",
+        )
+    reports = ReportRepository(uow.session)
+    if command.idempotency_key:
+        earlier = await reports.by_idempotency_key(obligation.unit_code, command.idempotency_key)
+        if earlier is not None:
+            return await _replay(command, earlier, uow, caller)
     if not obligation.owned:
         raise ReportRefused(
             f"reports of unit {obligation.unit_code} are taken by another instance "
             "(the one its district runs)",
             field="unit_code",
         )
-    obligation.check_submission(command.indicators)  # before a receipt number is taken
+    # Before a receipt number is taken.
+    obligation.check_submission(command.indicators, command.narrative, command.submitted_by)
     now = uow.clock.now()
     report = obligation.submit(
         report_id=str(uuid.uuid4()),
@@ -96,10 +101,12 @@ async def submit_report(
         narrative=command.narrative,
         indicators=command.indicators,
     )
-    await reports.add(report, command.idempotency_key)
+    await reports.add(report)
+    if command.idempotency_key:
+        await reports.remember_key(obligation.unit_code, command.idempotency_key, report.id, now)
     await obligations.save(obligation)
     uow.publish(*obligation.events)
-    audit(uow, "report.submitted", report.id)
+    audit(uow, caller, "report.submitted", report.id)
     await uow.commit()
     log.info(
         "report submitted",
@@ -108,6 +115,32 @@ async def submit_report(
         on_time=report.on_time,
     )
     return Submission(report, replayed=False)
+
+
+def same_submission(command: SubmitReport, report: Report) -> bool:
+    """What the unit sent then is what it sends now (the IETF Idempotency-Key draft: a key
+    reused with another payload is an error, never the earlier answer)."""
+    return (
+        report.obligation_id == command.obligation_id
+        and report.submitted_by == command.submitted_by
+        and report.narrative == command.narrative
+        and report.indicators == command.indicators
+    )
+
+
+async def _replay(
+    command: SubmitReport, earlier: Report, uow: UnitOfWork, caller: Principal
+) -> Submission:
+    if not same_submission(command, earlier):
+        raise ReportRefused(
+            "this Idempotency-Key was already used by the unit for a different submission; "
+            "send a new key for new content",
+            field="idempotency_key",
+        )
+    audit(uow, caller, "report.submission_replayed", earlier.id)
+    await uow.commit()
+    log.info("submission replayed", report_id=earlier.id, receipt=earlier.receipt_number)
+    return Submission(earlier, replayed=True)
 
 
 # Content that must start with these bytes to be what its type claims.
@@ -159,7 +192,12 @@ def check_attachment(command: Attach, rules: AttachmentRules) -> str:
 
 
 async def attach(
-    command: Attach, rules: AttachmentRules, store: AttachmentStore, uow: UnitOfWork
+    command: Attach,
+    rules: AttachmentRules,
+    store: AttachmentStore,
+    uow: UnitOfWork,
+    *,
+    caller: Principal,
 ) -> dict[str, Any]:
     name = check_attachment(command, rules)
     report = await ReportRepository(uow.session).get(command.report_id)
@@ -168,6 +206,7 @@ async def attach(
     obligation = await ObligationRepository(uow.session).get(report.obligation_id)
     assert obligation is not None
     authorize(
+        caller,
         Role.SUBMITTER,
         Role.ADMINISTRATOR,
         unit=obligation.unit_code,
@@ -186,18 +225,20 @@ async def attach(
         "created_at": uow.clock.now(),
     }
     await uow.session.execute(attachments.insert().values(**record))
-    audit(uow, "report.attachment_added", f"{command.report_id} {name}")
+    audit(uow, caller, "report.attachment_added", f"{command.report_id} {name}")
     await uow.commit()
     return record
 
 
-async def submit_with_retry(runtime: Runtime, command: SubmitReport) -> Submission:
+async def submit_with_retry(
+    runtime: Runtime, command: SubmitReport, *, caller: Principal
+) -> Submission:
     """Submit; when two submissions with the same key race, the loser answers with the
     winner's receipt (the unique key makes the second insert fail)."""
     for attempt in range(2):
         try:
             async with runtime.uow() as uow:
-                return await submit_report(command, uow, _ownership(runtime))
+                return await submit_report(command, uow, _ownership(runtime), caller=caller)
         except IntegrityError:
             if attempt == 1 or not command.idempotency_key:
                 raise

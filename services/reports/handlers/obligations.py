@@ -79,8 +79,14 @@ async def on_report_requested(
     ownership: Ownership,
     rules: ClockRules,
 ) -> None:
-    found = obligations_for_request(event)
-    opened = await _open(ObligationRepository(uow.session), found, uow, ownership, rules)
+    repository = ObligationRepository(uow.session)
+    plan_areas = (
+        await repository.content_areas_of_plan(event.plan_id)
+        if event.plan_id and not event.content_areas
+        else None
+    )
+    found = obligations_for_request(event, plan_areas)
+    opened = await _open(repository, found, uow, ownership, rules)
     log.info("obligations opened for a request", request_id=event.request_id, opened=opened)
 
 
@@ -99,7 +105,12 @@ async def on_plan_amended(
         for obligation in await repository.find(plan_id=event.plan_id, schedule_key=change.key):
             cause = f"amendment {event.amendment} of plan {event.doc_number}".strip()
             await _move_deadline(uow, obligation, change.new_due_at, envelope, cause, rules)
-    heading = PlanHeading(event.plan_id, event.doc_number, event.title)
+    heading = PlanHeading(
+        event.plan_id,
+        event.doc_number,
+        event.title,
+        await repository.content_areas_of_plan(event.plan_id),
+    )
     for obligation in obligations_for(heading, event.schedule, event.added_assignees):
         # The amendment's mail tells an added unit what it owes: its steps start after it.
         existing = await repository.get(obligation.id)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.domain.model import Obligation, Report
-from shared.auth import Role
+from shared.auth import Principal, Role
 from shared.errors import Missing
 from shared.security import audit, authorize
 from shared.uow import UnitOfWork
@@ -23,7 +23,9 @@ class Review:
     reason: str = ""
 
 
-async def review_report(command: Review, uow: UnitOfWork) -> tuple[Obligation, Report]:
+async def review_report(
+    command: Review, uow: UnitOfWork, *, caller: Principal
+) -> tuple[Obligation, Report]:
     reports = ReportRepository(uow.session)
     report = await reports.get(command.report_id)
     if report is None:
@@ -32,6 +34,7 @@ async def review_report(command: Review, uow: UnitOfWork) -> tuple[Obligation, R
     obligation = await obligations.get(report.obligation_id)
     assert obligation is not None  # a report always belongs to an obligation
     authorize(
+        caller,
         Role.REVIEWER,
         Role.ADMINISTRATOR,
         unit=obligation.receiving_unit,
@@ -54,6 +57,6 @@ async def review_report(command: Review, uow: UnitOfWork) -> tuple[Obligation, R
     )
     await obligations.save(obligation)
     uow.publish(*obligation.events)
-    audit(uow, "report.accepted" if command.accept else "report.returned", report.id)
+    audit(uow, caller, "report.accepted" if command.accept else "report.returned", report.id)
     await uow.commit()
     return obligation, report

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from services.plans.entrypoints.cli.console import run, run_in_uow
+from shared.auth import CONSOLE
 
 if TYPE_CHECKING:
     from services.plans.domain.plans import Plan
@@ -83,11 +84,11 @@ def import_plan(
 
     async def work(runtime: Runtime) -> Plan:
         async with runtime.uow() as uow:
-            drafted = await handlers.draft_plan(command, uow)
+            drafted = await handlers.draft_plan(command, uow, caller=CONSOLE)
         if not issue:
             return drafted
         async with runtime.uow() as uow:
-            return await handlers.issue_plan(drafted.id, uow, actor="cli")
+            return await handlers.issue_plan(drafted.id, uow, actor="cli", caller=CONSOLE)
 
     typer.echo(_summary(run(work)))
 
@@ -106,7 +107,11 @@ def issue_plan(plan_id: str) -> None:
     """Issue a draft plan (publishes PlanIssued when the service runs)."""
     from services.plans.handlers import plans as handlers
 
-    typer.echo(_summary(run_in_uow(lambda uow: handlers.issue_plan(plan_id, uow, actor="cli"))))
+    typer.echo(
+        _summary(
+            run_in_uow(lambda uow: handlers.issue_plan(plan_id, uow, actor="cli", caller=CONSOLE))
+        )
+    )
 
 
 @plans_app.command("amend")
@@ -137,7 +142,11 @@ def amend_plan(
         remove_units=tuple(remove or ()),
     )
     typer.echo(
-        _summary(run_in_uow(lambda uow: handlers.amend_plan(plan_id, amendment, uow, "cli")))
+        _summary(
+            run_in_uow(
+                lambda uow: handlers.amend_plan(plan_id, amendment, uow, "cli", caller=CONSOLE)
+            )
+        )
     )
 
 
@@ -146,7 +155,13 @@ def roll_over(plan_id: str, year: Annotated[int, typer.Option()]) -> None:
     """Copy a plan into another year, dates shifted, as a new draft."""
     from services.plans.handlers import plans as handlers
 
-    typer.echo(_summary(run_in_uow(lambda uow: handlers.roll_over_plan(plan_id, year, uow, "cli"))))
+    typer.echo(
+        _summary(
+            run_in_uow(
+                lambda uow: handlers.roll_over_plan(plan_id, year, uow, "cli", caller=CONSOLE)
+            )
+        )
+    )
 
 
 @plans_app.command("sub-plans")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from services.plans.entrypoints.cli.console import run_in_uow
-from shared.auth import Role
+from shared.auth import CONSOLE, Role
 
 tokens_app = typer.Typer(help="API tokens bound to a unit and a role.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def create(
     from services.plans.handlers import tokens as handlers
 
     command = handlers.CreateToken(unit, role, days)
-    created = run_in_uow(lambda uow: handlers.create_token(command, uow))
+    created = run_in_uow(lambda uow: handlers.create_token(command, uow, caller=CONSOLE))
     typer.echo(f"token id {created.token_id}\n{created.token}")
 
 
@@ -34,5 +34,5 @@ def revoke(token_id: str) -> None:
     """Revoke a token everywhere."""
     from services.plans.handlers import tokens as handlers
 
-    run_in_uow(lambda uow: handlers.revoke_token(token_id, uow))
+    run_in_uow(lambda uow: handlers.revoke_token(token_id, uow, caller=CONSOLE))
     typer.echo(f"revoked {token_id}")

@@ -20,6 +20,7 @@ from services.plans.handlers import plans as handlers
 from shared.errors import Missing
 from shared.limits import Identifier
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import UnitCode
 
 Actor = Annotated[str, Header(alias="X-Actor", max_length=256)]
@@ -34,10 +35,10 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         response_model=PlanOut,
         summary="Create a plan as a draft",
     )
-    async def draft_plan(body: PlanIn, actor: Actor = "anonymous") -> PlanOut:
+    async def draft_plan(body: PlanIn, caller: Caller, actor: Actor = "anonymous") -> PlanOut:
         command = handlers.DraftPlan(body.to_plan(), province=body.province, actor=actor)
         async with runtime.uow() as uow:
-            return PlanOut.of(await handlers.draft_plan(command, uow))
+            return PlanOut.of(await handlers.draft_plan(command, uow, caller=caller))
 
     @router.get("/plans", response_model=list[PlanOut])
     async def list_plans(
@@ -64,9 +65,11 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         response_model=PlanOut,
         summary="Issue a draft: expands its assignees and publishes PlanIssued",
     )
-    async def issue_plan(plan_id: Identifier, actor: Actor = "anonymous") -> PlanOut:
+    async def issue_plan(
+        plan_id: Identifier, caller: Caller, actor: Actor = "anonymous"
+    ) -> PlanOut:
         async with runtime.uow() as uow:
-            return PlanOut.of(await handlers.issue_plan(plan_id, uow, actor))
+            return PlanOut.of(await handlers.issue_plan(plan_id, uow, actor, caller=caller))
 
     @router.post(
         "/plans/{plan_id}/amendments",
@@ -74,7 +77,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         summary="Move deadlines, add or remove assignees: publishes PlanAmended",
     )
     async def amend_plan(
-        plan_id: Identifier, body: AmendmentIn, actor: Actor = "anonymous"
+        plan_id: Identifier, body: AmendmentIn, caller: Caller, actor: Actor = "anonymous"
     ) -> PlanOut:
         amendment = Amendment(
             reason=body.reason,
@@ -83,12 +86,18 @@ def plan_routes(runtime: Runtime) -> APIRouter:
             remove_units=tuple(body.remove_units),
         )
         async with runtime.uow() as uow:
-            return PlanOut.of(await handlers.amend_plan(plan_id, amendment, uow, actor))
+            return PlanOut.of(
+                await handlers.amend_plan(plan_id, amendment, uow, actor, caller=caller)
+            )
 
     @router.post("/plans/{plan_id}/close", response_model=PlanOut)
-    async def close_plan(plan_id: Identifier, body: CloseIn, actor: Actor = "anonymous") -> PlanOut:
+    async def close_plan(
+        plan_id: Identifier, body: CloseIn, caller: Caller, actor: Actor = "anonymous"
+    ) -> PlanOut:
         async with runtime.uow() as uow:
-            return PlanOut.of(await handlers.close_plan(plan_id, body.reason, uow, actor))
+            return PlanOut.of(
+                await handlers.close_plan(plan_id, body.reason, uow, actor, caller=caller)
+            )
 
     @router.post(
         "/plans/{plan_id}/roll-over",
@@ -97,10 +106,12 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         summary="Copy into another year as a new draft",
     )
     async def roll_over(
-        plan_id: Identifier, body: RollOverIn, actor: Actor = "anonymous"
+        plan_id: Identifier, body: RollOverIn, caller: Caller, actor: Actor = "anonymous"
     ) -> PlanOut:
         async with runtime.uow() as uow:
-            return PlanOut.of(await handlers.roll_over_plan(plan_id, body.year, uow, actor))
+            return PlanOut.of(
+                await handlers.roll_over_plan(plan_id, body.year, uow, actor, caller=caller)
+            )
 
     @router.get("/plans/{plan_id}/history")
     async def history(plan_id: Identifier) -> list[dict[str, Any]]:
@@ -124,7 +135,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         summary="Register an assignee's own implementation plan (issued elsewhere)",
     )
     async def register_sub_plan(
-        plan_id: Identifier, body: SubPlanRegistrationIn, actor: Actor = "anonymous"
+        plan_id: Identifier, body: SubPlanRegistrationIn, caller: Caller, actor: Actor = "anonymous"
     ) -> dict[str, str]:
         command = handlers.RegisterSubPlan(
             parent_plan_id=plan_id,
@@ -135,7 +146,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
             actor=actor,
         )
         async with runtime.uow() as uow:
-            await handlers.register_sub_plan(command, uow)
+            await handlers.register_sub_plan(command, uow, caller=caller)
         return {"parent_plan_id": plan_id, "unit_code": body.unit_code}
 
     return router

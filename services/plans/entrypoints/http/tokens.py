@@ -11,7 +11,7 @@ from services.plans.handlers import tokens as handlers
 from shared.auth import Role
 from shared.limits import Identifier
 from shared.runtime import Runtime
-from shared.security import TokenStore, current_principal
+from shared.security import Caller, TokenStore
 from shared.units import UnitCode
 
 
@@ -31,24 +31,24 @@ def token_routes(runtime: Runtime) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         summary="Create an API token bound to a unit and a role; shown once",
     )
-    async def create(body: TokenIn) -> dict[str, str]:
+    async def create(body: TokenIn, caller: Caller) -> dict[str, str]:
         command = handlers.CreateToken(body.unit_code, body.role, body.valid_days)
         async with runtime.uow() as uow:
-            created = await handlers.create_token(command, uow)
+            created = await handlers.create_token(command, uow, caller=caller)
         return {"token_id": created.token_id, "token": created.token}
 
     @router.get("/tokens", summary="Tokens known here (never the tokens themselves)")
-    async def listing() -> list[dict[str, Any]]:
-        current_principal().require(Role.ADMINISTRATOR)
+    async def listing(caller: Caller) -> list[dict[str, Any]]:
+        caller.require(Role.ADMINISTRATOR)
         assert runtime.security is not None
         async with runtime.uow() as uow:
             found = await TokenStore(runtime.security, uow.session).all()
-        return [t for t in found if current_principal().covers(list(t["unit_path"]))]
+        return [t for t in found if caller.covers(list(t["unit_path"]))]
 
     @router.delete("/tokens/{token_id}", summary="Revoke a token")
-    async def revoke(token_id: Identifier) -> dict[str, str]:
+    async def revoke(token_id: Identifier, caller: Caller) -> dict[str, str]:
         async with runtime.uow() as uow:
-            await handlers.revoke_token(token_id, uow)
+            await handlers.revoke_token(token_id, uow, caller=caller)
         return {"token_id": token_id, "status": "revoked"}
 
     return router

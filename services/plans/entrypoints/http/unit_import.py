@@ -17,7 +17,7 @@ from services.plans.handlers import unit_import as handlers
 from shared.auth import Role
 from shared.limits import allow_body
 from shared.runtime import Runtime
-from shared.security import current_principal
+from shared.security import Caller
 from shared.units import UnitCode
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -91,8 +91,8 @@ def unit_import_routes(runtime: Runtime) -> APIRouter:
             },
         },
     )
-    async def import_units(request: Request) -> Any:
-        current_principal().require(Role.ADMINISTRATOR)
+    async def import_units(request: Request, caller: Caller) -> Any:
+        caller.require(Role.ADMINISTRATOR)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         file_format = MEDIA_TYPES.get(media_type)
         if file_format is None:

@@ -12,6 +12,7 @@ from services.plans.handlers import units as handlers
 from shared.errors import Missing
 from shared.events import Contacts
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import UnitCode
 
 
@@ -19,7 +20,7 @@ def unit_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["units"])
 
     @router.post("/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut)
-    async def register_unit(body: UnitIn) -> UnitOut:
+    async def register_unit(body: UnitIn, caller: Caller) -> UnitOut:
         command = handlers.RegisterUnit(
             code=body.code,
             name=body.name,
@@ -31,18 +32,20 @@ def unit_routes(runtime: Runtime) -> APIRouter:
             established_on=body.established_on,
         )
         async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.register_unit(command, uow))
+            return UnitOut.of(await handlers.register_unit(command, uow, caller=caller))
 
     @router.get("/units", response_model=list[UnitOut])
     async def list_units(
         kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
         under: UnitCode | None = None,
         active: bool | None = None,
+        *,
+        caller: Caller,
     ) -> list[UnitOut]:
         async with runtime.uow() as uow:
             registry = await UnitRepository(uow.session).all()
         return [
-            UnitOut.of(u)
+            UnitOut.of(u, with_contacts=caller.covers(u.path))
             for u in registry.values()
             if (kind is None or u.kind == kind)
             and (under is None or (u.is_within(under) and u.code != under))
@@ -50,15 +53,16 @@ def unit_routes(runtime: Runtime) -> APIRouter:
         ]
 
     @router.get("/units/{code}", response_model=UnitOut)
-    async def get_unit(code: UnitCode) -> UnitOut:
+    async def get_unit(code: UnitCode, caller: Caller) -> UnitOut:
         async with runtime.uow() as uow:
             unit = await UnitRepository(uow.session).get(code)
         if unit is None:
             raise Missing(f"no unit {code}")
-        return UnitOut.of(unit)
+        # The registry is every token's to read; a unit's people's addresses, its subtree's.
+        return UnitOut.of(unit, with_contacts=caller.covers(unit.path))
 
     @router.patch("/units/{code}", response_model=UnitOut)
-    async def update_unit(code: UnitCode, body: UnitPatch) -> UnitOut:
+    async def update_unit(code: UnitCode, body: UnitPatch, caller: Caller) -> UnitOut:
         command = handlers.UpdateUnit(
             code=code,
             name=body.name,
@@ -67,15 +71,15 @@ def unit_routes(runtime: Runtime) -> APIRouter:
             tags=tuple(body.tags) if body.tags is not None else None,
         )
         async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.update_unit(command, uow))
+            return UnitOut.of(await handlers.update_unit(command, uow, caller=caller))
 
     @router.post(
         "/units/{code}/dissolve",
         response_model=UnitOut,
         summary="Dissolve a unit (merged or abolished); its history is kept",
     )
-    async def dissolve_unit(code: UnitCode, body: DissolveIn) -> UnitOut:
+    async def dissolve_unit(code: UnitCode, body: DissolveIn, caller: Caller) -> UnitOut:
         async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.dissolve_unit(code, body.on, uow))
+            return UnitOut.of(await handlers.dissolve_unit(code, body.on, uow, caller=caller))
 
     return router

@@ -17,11 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from services.reports.adapters.document_formats import DOCX_TYPE, XLSX_TYPE, Edition, Signer
+from services.reports.adapters.repositories import UnitDirectory
 from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
 from services.reports.handlers import consolidation as handlers
+from shared.auth import Principal
 from shared.limits import Identifier
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
+from shared.uow import UnitOfWork
 from shared.vntime import ICT
 
 Format = Literal["json", "docx", "xlsx"]
@@ -66,7 +70,13 @@ def signer_query(
 class PublishIn(KeyQuery):
     model_config = ConfigDict(extra="forbid")
 
-    published_by: NfcName = Field(min_length=1, max_length=256)
+    published_by: NfcName = Field(
+        min_length=1,
+        max_length=256,
+        description="Who publishes: the official's name or work e-mail, as the caller gives "
+        "it. Kept with the version and shown with it; never put on the bus. The audit log "
+        "records the credential that published.",
+    )
 
 
 class PublishedOut(BaseModel):
@@ -133,16 +143,26 @@ async def _document(
     return Response(body, media_type=media_type, headers=headers)
 
 
-async def _publish(runtime: Runtime, command: handlers.PublishConsolidation) -> PublishedOut:
+async def _publish(
+    runtime: Runtime, command: handlers.PublishConsolidation, *, caller: Principal
+) -> handlers.PublishedConsolidation:
     for attempt in range(2):
         try:
             async with runtime.uow() as uow:
-                return _published_out(await handlers.publish(command, uow))
+                return await handlers.publish(command, uow, caller=caller)
         except IntegrityError:
             # Another publication took this version number first: take the next one.
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _may_read(caller: Principal, key: handlers.ConsolidationKey, uow: UnitOfWork) -> None:
+    """The live consolidation (every unit's narratives and figures) is the receiving unit's:
+    its own tokens and those above it read it. Published versions are the public results."""
+    unit = await UnitDirectory(uow.session).get(key.receiving_unit)
+    path = list(unit["path"]) if unit else [key.receiving_unit]
+    caller.require_read(path, key.receiving_unit, f"the consolidation of {key.receiving_unit}")
 
 
 def consolidation_routes(runtime: Runtime) -> APIRouter:
@@ -158,9 +178,11 @@ def consolidation_routes(runtime: Runtime) -> APIRouter:
     async def current(
         key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
         signer: Annotated[Signer, Depends(signer_query)],
+        caller: Caller,
         format: Format = "json",
     ) -> Response:
         async with runtime.uow() as uow:
+            await _may_read(caller, key, uow)
             consolidation = await handlers.current(key, uow)
         if format == "json":
             return json_response(consolidation)
@@ -173,20 +195,26 @@ def consolidation_routes(runtime: Runtime) -> APIRouter:
         "with (a district reporting its communes' totals upward)",
     )
     async def prefill(
-        key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
+        key: Annotated[handlers.ConsolidationKey, Depends(key_query)], caller: Caller
     ) -> Prefill:
         async with runtime.uow() as uow:
+            await _may_read(caller, key, uow)
             return (await handlers.current(key, uow)).prefill
 
     @router.post(
         "/consolidations/publish",
         status_code=status.HTTP_201_CREATED,
         response_model=PublishedOut,
-        summary="Publish the consolidation as it stands as a new version: ConsolidationPublished",
+        summary="Publish the consolidation as it stands as a new version: ConsolidationPublished "
+        "(201); the latest version when nothing changed since it (200, no event)",
+        responses={200: {"model": PublishedOut, "description": "Unchanged: the latest version"}},
     )
-    async def publish(body: PublishIn) -> PublishedOut:
+    async def publish(body: PublishIn, response: Response, caller: Caller) -> PublishedOut:
         command = handlers.PublishConsolidation(body.key(), body.published_by, scope)
-        return await _publish(runtime, command)
+        published = await _publish(runtime, command, caller=caller)
+        if not published.created:
+            response.status_code = status.HTTP_200_OK
+        return _published_out(published)
 
     @router.get(
         "/consolidations/published",

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from services.reports.adapters.repositories import (
@@ -15,13 +15,16 @@ from services.reports.adapters.repositories import (
     ReportRepository,
 )
 from services.reports.adapters.storage import AttachmentStore
+from services.reports.domain.indicators import CATALOGUE, NOT_MORE_THAN
 from services.reports.domain.model import Obligation, ObligationStatus, Report
 from services.reports.handlers import intake as handlers
 from services.reports.handlers import review
 from services.reports.settings import ReportsSettings
+from shared.auth import Principal
 from shared.errors import Missing
 from shared.limits import Identifier, allow_body
 from shared.runtime import Runtime
+from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 
 
@@ -54,6 +57,9 @@ class ReportOut(ReceiptOut):
     narrative: dict[str, str]
     indicators: dict[str, Any]
     status: str
+    reviewed_at: datetime | None = None
+    reviewed_by_unit: str | None = None
+    review_reason: str | None = Field(None, description="Why it was returned for revision.")
 
 
 class ReviewIn(BaseModel):
@@ -75,6 +81,26 @@ class DeadlineChangeOut(BaseModel):
         description="Reports whose verdict changed: report_id, receipt_number, "
         "on_time_before, on_time."
     )
+
+
+class IndicatorOut(BaseModel):
+    code: str
+    label: str
+    unit: str
+    content_area: str
+    minimum: int = 0
+
+
+class NotMoreThanOut(BaseModel):
+    """The indicator ``part`` may never exceed ``whole``."""
+
+    part: str
+    whole: str
+
+
+class IndicatorCatalogueOut(BaseModel):
+    indicators: list[IndicatorOut]
+    not_more_than: list[NotMoreThanOut]
 
 
 class ObligationOut(BaseModel):
@@ -123,6 +149,9 @@ def _report_out(report: Report) -> ReportOut:
         narrative=report.narrative,
         indicators=report.indicators,
         status=report.status.value,
+        reviewed_at=report.reviewed_at,
+        reviewed_by_unit=report.reviewed_by_unit,
+        review_reason=report.review_reason,
     )
 
 
@@ -160,6 +189,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
     async def submit(
         body: SubmitReportRequest,
         response: Response,
+        caller: Caller,
         idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
     ) -> ReceiptOut:
         command = handlers.SubmitReport(
@@ -170,17 +200,20 @@ def report_routes(runtime: Runtime) -> APIRouter:
             narrative=body.narrative,
             indicators=body.indicators,
         )
-        submission = await handlers.submit_with_retry(runtime, command)
+        submission = await handlers.submit_with_retry(runtime, command, caller=caller)
         if submission.replayed:
             response.status_code = status.HTTP_200_OK
         return _receipt(submission.report)
 
     @router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
-    async def get_report(report_id: Identifier) -> ReportOut:
+    async def get_report(report_id: Identifier, caller: Caller) -> ReportOut:
         async with runtime.uow() as uow:
             report = await ReportRepository(uow.session).get(report_id)
-        if report is None:
-            raise Missing(f"no report {report_id}")
+            if report is None:
+                raise Missing(f"no report {report_id}")
+            obligation = await ObligationRepository(uow.session).get(report.obligation_id)
+        assert obligation is not None  # a report always belongs to an obligation
+        _may_read(caller, obligation, f"report {report_id}")
         return _report_out(report)
 
     @router.get(
@@ -189,10 +222,12 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["reports"],
         summary="Every version submitted for an obligation",
     )
-    async def versions(obligation_id: Identifier) -> list[ReportOut]:
+    async def versions(obligation_id: Identifier, caller: Caller) -> list[ReportOut]:
         async with runtime.uow() as uow:
-            if await ObligationRepository(uow.session).get(obligation_id) is None:
+            obligation = await ObligationRepository(uow.session).get(obligation_id)
+            if obligation is None:
                 raise Missing(f"no obligation {obligation_id}")
+            _may_read(caller, obligation, f"the reports of obligation {obligation_id}")
             found = await ReportRepository(uow.session).versions(obligation_id)
         return [_report_out(r) for r in found]
 
@@ -202,10 +237,10 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["review"],
         summary="The receiving unit accepts the report: ReportAccepted",
     )
-    async def accept(report_id: Identifier, body: ReviewIn) -> ReportOut:
+    async def accept(report_id: Identifier, body: ReviewIn, caller: Caller) -> ReportOut:
         command = review.Review(report_id, body.reviewer_unit, accept=True)
         async with runtime.uow() as uow:
-            return _report_out((await review.review_report(command, uow))[1])
+            return _report_out((await review.review_report(command, uow, caller=caller))[1])
 
     @router.post(
         "/reports/{report_id}/return",
@@ -213,10 +248,10 @@ def report_routes(runtime: Runtime) -> APIRouter:
         tags=["review"],
         summary="The receiving unit returns it for revision: ReportReturned",
     )
-    async def return_report(report_id: Identifier, body: ReturnIn) -> ReportOut:
+    async def return_report(report_id: Identifier, body: ReturnIn, caller: Caller) -> ReportOut:
         command = review.Review(report_id, body.reviewer_unit, accept=False, reason=body.reason)
         async with runtime.uow() as uow:
-            return _report_out((await review.review_report(command, uow))[1])
+            return _report_out((await review.review_report(command, uow, caller=caller))[1])
 
     settings = runtime.settings
     assert isinstance(settings, ReportsSettings)
@@ -240,7 +275,9 @@ def report_routes(runtime: Runtime) -> APIRouter:
             },
         },
     )
-    async def attach(report_id: Identifier, filename: str, request: Request) -> dict[str, Any]:
+    async def attach(
+        report_id: Identifier, filename: str, request: Request, caller: Caller
+    ) -> dict[str, Any]:
         content = await _read_limited(request, rules.max_bytes)
         command = handlers.Attach(
             report_id=report_id,
@@ -249,7 +286,7 @@ def report_routes(runtime: Runtime) -> APIRouter:
             content=content,
         )
         async with runtime.uow() as uow:
-            record = await handlers.attach(command, rules, store, uow)
+            record = await handlers.attach(command, rules, store, uow, caller=caller)
         return {k: v for k, v in record.items() if k != "stored_as"}
 
     @router.get("/obligations", response_model=list[ObligationOut], tags=["obligations"])
@@ -257,20 +294,49 @@ def report_routes(runtime: Runtime) -> APIRouter:
         unit: UnitCode | None = None,
         status: ObligationStatus | None = None,
         plan_id: Identifier | None = None,
+        schedule_key: Annotated[Identifier | None, Query(max_length=64)] = None,
+        receiving_unit: UnitCode | None = None,
+        *,
+        caller: Caller,
     ) -> list[ObligationOut]:
         async with runtime.uow() as uow:
             found = await ObligationRepository(uow.session).find(
-                unit_code=unit, status=status, plan_id=plan_id
+                unit_code=unit,
+                status=status,
+                plan_id=plan_id,
+                schedule_key=schedule_key,
+                receiving_unit=receiving_unit,
             )
-        return [_obligation_out(o) for o in found]
+        # Only what the caller may read: its subtree's, and those addressed to its unit.
+        return [
+            _obligation_out(o)
+            for o in found
+            if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)
+        ]
+
+    @router.get(
+        "/indicators",
+        response_model=IndicatorCatalogueOut,
+        tags=["reports"],
+        summary="The indicator catalogue and the rules between indicators (for entry forms)",
+    )
+    async def indicator_catalogue() -> IndicatorCatalogueOut:
+        return IndicatorCatalogueOut(
+            indicators=[
+                IndicatorOut(code=i.code, label=i.label, unit=i.unit, content_area=i.content_area)
+                for i in CATALOGUE
+            ],
+            not_more_than=[NotMoreThanOut(part=p, whole=w) for p, w in NOT_MORE_THAN],
+        )
 
     @router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
-    async def get_obligation(obligation_id: Identifier) -> ObligationOut:
+    async def get_obligation(obligation_id: Identifier, caller: Caller) -> ObligationOut:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(obligation_id)
             changes = await DeadlineStepRepository(uow.session).changes(obligation_id)
         if obligation is None:
             raise Missing(f"no obligation {obligation_id}")
+        _may_read(caller, obligation, f"obligation {obligation_id}")
         found = _obligation_out(obligation)
         found.deadline_changes = [
             DeadlineChangeOut(
@@ -285,6 +351,11 @@ def report_routes(runtime: Runtime) -> APIRouter:
         return found
 
     return router
+
+
+def _may_read(caller: Principal, obligation: Obligation, what: str) -> None:
+    """A unit reads its subtree's obligations and reports, and those addressed to it."""
+    caller.require_read(obligation.unit_path, obligation.receiving_unit, what)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
