@@ -36,7 +36,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['obligation_id'], ['obligations.id']),
         sa.PrimaryKeyConstraint('obligation_id', 'event_id'),
     )
-    with op.batch_alter_table('obligations', schema=None) as batch_op:
+    # A constant default needs no copy of the table on SQLite: recreating it would drop
+    # the table that submitted reports refer to, which their foreign keys refuse.
+    with op.batch_alter_table('obligations', schema=None, recreate='never') as batch_op:
         batch_op.add_column(
             sa.Column('plan_closed', sa.Boolean(), server_default=sa.false(), nullable=False)
         )
