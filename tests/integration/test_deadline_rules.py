@@ -264,7 +264,10 @@ async def test_urging_escalates_ends_after_its_count_and_stops_on_submission(
             "H802:urge-1",
             "T89-STP:urge-1",
         ]
-        # H802 reports: its urging stops at once.
+        # Its first urging delivered (a mail still queued when the report arrives is
+        # withdrawn, which the mails below do not expect), H802 reports: its urging stops.
+        await system.inbox.one(H802, "[Đôn đốc lần 1]")
+        await system.all_sent(1, unit="H802", event_type="deadline.missed")
         submitted = await reports.post(
             "/reports", json={"obligation_id": ids["H802"], "unit_code": "H802"}
         )
