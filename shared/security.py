@@ -36,6 +36,7 @@ from shared.auth import (
 from shared.bus.envelope import Envelope
 from shared.db import SecurityTables
 from shared.events import TokenIssued, TokenRevoked
+from shared.outage import RETRY_AFTER_DOWN_S, database_outage, outage_message
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
@@ -45,8 +46,20 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 ANONYMOUS = Principal("anonymous", "-", (), Role.INTEGRATOR)
 """Who the audit log names for a request without a valid token."""
-PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-"""Health and the API's own description: all that answers without a token."""
+PUBLIC_PATHS = frozenset(
+    {
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+    }
+)
+"""Health, metrics and the API's own description: all that answers without a token
+(metrics carry counts by route, consumer and status, never ids or personal data)."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -185,8 +198,9 @@ class Authentication:
             # The token store is this service's database: while it is away nobody can be
             # identified, which is an outage to retry, not a refusal (nor a 500).
             log.warning("cannot check a token: the database is unavailable", error=repr(exc))
-            message = "the service cannot check tokens right now; please retry"
-            await _answer(send, 503, message, {"Retry-After": "5"})
+            retry_after = database_outage(exc) or RETRY_AFTER_DOWN_S
+            message = outage_message(retry_after)
+            await _answer(send, 503, message, {"Retry-After": str(retry_after)})
             return
         scope.setdefault("state", {})["principal"] = principal
         if principal.role is Role.INTEGRATOR and request.method not in ("GET", "HEAD"):
