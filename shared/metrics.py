@@ -190,21 +190,25 @@ class Metrics:
 
     async def _refresh_lag(self, jetstream: Any | None, durables: Sequence[Durable]) -> None:
         self.nats_connected.set(1 if jetstream is not None else 0)
-        if jetstream is None:
+        if jetstream is None:  # unknown while NATS is away: no numbers rather than stale ones
+            self.consumer_pending.clear()
+            self.consumer_ack_pending.clear()
             return
-        for durable in durables:
-            try:
-                async with asyncio.timeout(SCRAPE_TIMEOUT_S):
-                    info = await jetstream.consumer_info(durable.stream, durable.name)
-            except Exception as exc:
-                # Unknown now: no number rather than a stale one.
-                log.warning("metrics: consumer not read", consumer=durable.name, error=repr(exc))
-                for gauge in (self.consumer_pending, self.consumer_ack_pending):
-                    with contextlib.suppress(KeyError):
-                        gauge.remove(durable.name)
-                continue
-            self.consumer_pending.labels(durable.name).set(info.num_pending or 0)
-            self.consumer_ack_pending.labels(durable.name).set(info.num_ack_pending or 0)
+        await asyncio.gather(*(self._read_lag(jetstream, durable) for durable in durables))
+
+    async def _read_lag(self, jetstream: Any, durable: Durable) -> None:
+        try:
+            async with asyncio.timeout(SCRAPE_TIMEOUT_S):
+                info = await jetstream.consumer_info(durable.stream, durable.name)
+        except Exception as exc:
+            # Unknown now: no number rather than a stale one.
+            log.warning("metrics: consumer not read", consumer=durable.name, error=repr(exc))
+            for gauge in (self.consumer_pending, self.consumer_ack_pending):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(durable.name)
+            return
+        self.consumer_pending.labels(durable.name).set(info.num_pending or 0)
+        self.consumer_ack_pending.labels(durable.name).set(info.num_ack_pending or 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -262,7 +262,7 @@ class ServiceProcess:
         deadline = time.monotonic() + patience(60)
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=patience(2)).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=patience(2)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
