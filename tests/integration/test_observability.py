@@ -5,6 +5,8 @@ and NATS returns. (The database going away: tests/integration/test_database_outa
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -221,3 +223,33 @@ async def test_metrics_show_lag_and_outbox_backlog_rise_and_fall(
         assert "/plans/{plan_id}/issue" in {
             dict(labels)["route"] for name, labels in samples if name == "qcdc_http_requests_total"
         }
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "qcdc.json"
+METRIC_NAME = re.compile(r"\b((?:qcdc|faststream|process)_[a-z0-9_]+)\b")
+SUFFIXES = ("", "_total", "_bucket", "_count", "_sum", "_created")
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    variables = dashboard["templating"]["list"]
+    exprs += [v["definition"] for v in variables if v.get("type") == "query"]
+    return exprs
+
+
+async def test_every_metric_the_dashboard_queries_is_exported(
+    plans_and_notify: dict[str, InProcessService],
+) -> None:
+    queried = {name for expr in dashboard_queries() for name in METRIC_NAME.findall(expr)}
+    assert len(queried) >= 15, queried
+    for service in plans_and_notify.values():
+        async with service.client() as client:
+            answer = await client.get("/metrics")
+        exported = {
+            family.name + suffix
+            for family in text_string_to_metric_families(answer.text)
+            for suffix in SUFFIXES
+        }
+        missing = queried - exported
+        assert not missing, f"{service.definition.name} does not export {sorted(missing)}"
