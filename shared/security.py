@@ -56,6 +56,7 @@ PUBLIC_PATHS = frozenset(
         "/docs/oauth2-redirect",
         "/redoc",
         "/openapi.json",
+        "/asyncapi.yaml",
     }
 )
 """Health, metrics and the API's own description: all that answers without a token
