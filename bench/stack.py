@@ -111,8 +111,8 @@ class Stack:
                 if self._processes[service].poll() is not None:
                     raise RuntimeError(f"{service} exited while starting:\n{self.log(service)}")
                 try:
-                    health = await client.get("/healthz")
-                    if health.status_code == 200 and health.json().get("nats") == "ok":
+                    # Ready: database migrated, NATS connected, streams and consumers there.
+                    if (await client.get("/readyz")).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass

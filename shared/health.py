@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from shared.nats_auth import owned_streams
 from shared.outage import database_outage
 from shared.runtime import Runtime
 
@@ -103,11 +102,8 @@ async def _bus(runtime: Runtime, found: Readiness) -> None:
         return
     found.checks["nats"] = "ok"
     js = runtime.jetstream()
-    # The streams it reads from, and those it publishes to.
-    streams = sorted(
-        {durable.stream for durable in runtime.durables}
-        | {spec.name for spec in owned_streams(runtime.service)}
-    )
+    # The streams its consumers read (the ones its NATS credential may ask about).
+    streams = sorted({durable.stream for durable in runtime.durables})
     missing_streams = await _missing(js.stream_info, [(s,) for s in streams])
     if missing_streams:
         names = ", ".join(s for (s,) in missing_streams)
