@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.notify.bootstrap import SERVICE as NOTIFY
@@ -106,6 +107,26 @@ async def test_readyz_follows_nats_and_the_durable_consumers(
         assert body["status"] == "not ready"
         assert body["checks"]["consumers"] == "missing"
         assert body["reasons"] == ["durable consumer(s) not found: notify-deadlines"]
+
+
+async def test_readyz_names_a_database_behind_the_code(
+    plans_and_notify: dict[str, InProcessService],
+) -> None:
+    notify = plans_and_notify["notify"]
+    engine = notify.runtime.engine
+    async with engine.begin() as conn:
+        head = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+        await conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    async with notify.client() as client:
+        body = await readiness(client)
+        assert body["status"] == "not ready"
+        assert body["checks"]["database"] == "not migrated"
+        assert body["reasons"] == [f"the database is at revision 0001, this code expects {head}"]
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head}
+            )
+        assert (await readiness(client))["status"] == "ready"
 
 
 def _subscriber(service: InProcessService, durable: str) -> Any:
