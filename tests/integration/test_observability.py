@@ -189,6 +189,16 @@ async def test_metrics_show_lag_and_outbox_backlog_rise_and_fall(
             )
 
         await eventually(plan_handled)
+
+        # The plan's notices go out by e-mail: counted by channel and status.
+        async def mailed() -> bool:
+            samples = await scrape(notify)
+            sent = value(samples, "qcdc_deliveries_total", channel="email", status="sent")
+            return bool(sent)
+
+        await eventually(mailed)
+        samples = await scrape(notify)
+        assert value(samples, "qcdc_deliveries_total", channel="webhook", status="failed") == 0
         # FastStream's own metrics, with the subject cut to the event type (no unit codes).
         faststream = [name for name, labels in samples if name.startswith("faststream_")]
         assert "faststream_received_messages_total" in faststream
