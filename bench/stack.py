@@ -19,6 +19,7 @@ from typing import IO, Self
 
 import httpx
 import nats
+from cryptography.fernet import Fernet
 from nats.aio.client import Client
 
 from bench.support import scratch_database
@@ -26,6 +27,10 @@ from shared.bus.streams import provision
 from shared.natsd import NatsServer, free_port, wait_for_port
 
 SERVICES = ("plans", "reports", "notify")
+
+
+def _contacts_key() -> str:
+    return os.environ.get("QCDC_CONTACTS_KEY") or Fernet.generate_key().decode()
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Stack:
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
     _logs: list[IO[bytes]] = field(default_factory=list, init=False)
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack, init=False)
+    contacts_key: str = field(default_factory=lambda: _contacts_key())
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -88,6 +94,9 @@ class Stack:
             "QCDC_AUTH": "open",
             "QCDC_LOG_LEVEL": "WARNING",
             "QCDC_BUS_PROVISION": "false",
+            # Plans seals the units' e-mail addresses on the bus and notify opens them: the
+            # same key on both, or notify knows no address and sends no receipt.
+            "QCDC_CONTACTS_KEY": self.contacts_key,
             **self.extra_env,
         }
 
@@ -111,8 +120,8 @@ class Stack:
                 if self._processes[service].poll() is not None:
                     raise RuntimeError(f"{service} exited while starting:\n{self.log(service)}")
                 try:
-                    health = await client.get("/healthz")
-                    if health.status_code == 200 and health.json().get("nats") == "ok":
+                    # Ready: database migrated, NATS connected, streams and consumers there.
+                    if (await client.get("/readyz")).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass

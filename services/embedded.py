@@ -264,7 +264,7 @@ class EmbeddedSystem:
         return Child(name, process, log_path, offset)
 
     def _wait_ready(self, deadline: float) -> None:
-        """Until the mail sink listens and every service answers /healthz, watching them all
+        """Until the mail sink listens and every service answers /readyz, watching them all
         at once: the first to exit fails the start at once, whichever it is."""
         assert self.sink is not None
         everything = [*self.services, self.sink]
@@ -283,20 +283,20 @@ class EmbeddedSystem:
                 time.sleep(0.05)
 
     def _ready(self, child: Child, client: httpx.Client) -> bool:
-        """The sink listens; a service answers /healthz. A service opens its HTTP port only
+        """The sink listens; a service answers /readyz. A service opens its HTTP port only
         once its start-up is complete (migrated, connected to NATS, streams there, consumers
         bound), so its first answer means ready."""
         if child is self.sink:
             return _listening(self.ports.smtp)
         try:
-            return client.get(f"{self.url(child.name)}/healthz").status_code == 200
+            return client.get(f"{self.url(child.name)}/readyz").status_code == 200
         except httpx.HTTPError:
             return False
 
     def _awaited(self, child: Child) -> str:
         if child is self.sink:
             return f"did not listen on port {self.ports.smtp}"
-        return f"did not answer {self.url(child.name)}/healthz"
+        return f"did not answer {self.url(child.name)}/readyz"
 
     def _limit(self) -> str:
         return f"{self.start_timeout:g} s of the start (--start-timeout, QCDC_START_TIMEOUT)"

@@ -113,6 +113,17 @@ def cloudevents_headers() -> dict[str, Any]:
                 "type": "string",
                 "description": "The chain of work that caused the event; absent: use ce-id.",
             },
+            "traceparent": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": "W3C Trace Context (CloudEvents distributed-tracing "
+                "extension): the span that published the event; only when the publishing "
+                "service records traces.",
+            },
+            "tracestate": {
+                "type": "string",
+                "description": "W3C Trace Context vendor state, with traceparent, if any.",
+            },
             "content-type": {"type": "string", "const": CONTENT_TYPE},
             "Nats-Msg-Id": {
                 "type": "string",

@@ -11,7 +11,6 @@ import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,7 +20,10 @@ from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, current_correlation_id, new_correlation_id
 from shared.db import SecurityTables
 from shared.errors import Missing, Refused
+from shared.health import readiness
 from shared.limits import BodySizeLimit
+from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from shared.metrics import HttpMetrics
 from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
 from shared.security import (
@@ -31,6 +33,7 @@ from shared.security import (
     audit_forbidden,
     find_audit,
 )
+from shared.tracing import HttpTracing
 from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
@@ -139,6 +142,12 @@ def create_app(
     # Outside authentication: a token lookup that meets a database outage is a 503 too.
     app.add_middleware(DatabaseOutage)
     app.add_middleware(CorrelationIds, service=runtime.service)
+    # Outermost: every answer is counted and timed, 401s and 503s included; the route
+    # template is known once the router has run.
+    app.add_middleware(HttpMetrics, metrics=runtime.metrics)
+    assert runtime.tracing is not None
+    if runtime.tracing.enabled:
+        app.add_middleware(HttpTracing, tracer=runtime.tracing.tracer)
 
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(_request: Request, exc: Unauthenticated) -> JSONResponse:
@@ -208,24 +217,43 @@ def create_app(
     async def asyncapi_document() -> Response:
         return Response(asyncapi.served(), media_type=ASYNCAPI_MEDIA_TYPE)
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> JSONResponse:
-        """Ready while the database answers (503 and "database": "down" meanwhile, so a
-        load balancer or Compose stops sending requests); NATS down is reported but the
-        service stays ready (the outbox keeps what it accepts)."""
-        nats_ok = runtime.broker.connection.is_connected
-        body = {"service": runtime.service, "database": "ok", "nats": "ok" if nats_ok else "down"}
-        try:
-            async with runtime.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            retry_after = database_outage(exc)
-            if retry_after is None:
-                raise
-            body["database"] = "down"
-            headers = {"Retry-After": str(retry_after)}
-            return JSONResponse(body, status_code=503, headers=headers)
-        return JSONResponse(body, status_code=200)
+    @app.get("/livez", tags=["operations"])
+    async def livez() -> dict[str, str]:
+        """The process answers (restart it if this fails); says nothing of its parts."""
+        return {"service": runtime.service, "status": "alive"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready for work: the database answers and is migrated to head, NATS is
+        connected, the streams and this service's durable consumers exist. 503 with the
+        reasons otherwise (the service keeps accepting what it can meanwhile: submissions
+        wait in the outbox while NATS is away)."""
+        found = await readiness(runtime)
+        headers = {"Retry-After": str(found.retry_after)} if found.retry_after else None
+        status = 200 if found.ready else 503
+        return JSONResponse(found.body(runtime.service), status_code=status, headers=headers)
+
+    # The older name of /readyz, kept for probes configured with it.
+    app.add_api_route("/healthz", readyz, methods=["GET"], tags=["operations"])
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics of this service process",
+        response_class=Response,
+        responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}},
+    )
+    async def metrics() -> Response:
+        connected = runtime.broker.connection.is_connected
+        jetstream = runtime.jetstream() if connected else None
+        await runtime.metrics.refresh(
+            engine=runtime.engine,
+            outbox=runtime.messaging.outbox,
+            now=runtime.now_clock.now(),
+            jetstream=jetstream,
+            durables=runtime.durables,
+        )
+        return Response(runtime.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     return app
 

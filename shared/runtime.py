@@ -29,15 +29,20 @@ from shared.clock import Clock, clock_from_spec
 from shared.db import MessagingTables, SecurityTables, create_engine, migrate
 from shared.events import Event, TokenIssued, TokenRevoked
 from shared.logging import BUS_LOGGER
+from shared.metrics import Metrics
+from shared.nats_auth import Durable
 from shared.personal_data import off_the_bus
 from shared.security import on_token_issued, on_token_revoked
 from shared.settings import ServiceSettings
+from shared.tracing import Tracing, tracing_from_environment
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
 
-def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
+def make_broker(
+    settings: ServiceSettings, service: str, metrics: Metrics | None = None
+) -> NatsBroker:
     security = (
         NatsUserPassword(settings.nats_user, settings.nats_password or "")
         if settings.nats_user
@@ -53,6 +58,7 @@ def make_broker(settings: ServiceSettings, service: str) -> NatsBroker:
         log_level=logging.DEBUG,  # per-message Received/Processed lines are debug detail
         logger=logging.getLogger(BUS_LOGGER),
         security=security,
+        middlewares=[metrics.broker_middleware()] if metrics is not None else (),
     )
 
 
@@ -68,6 +74,11 @@ class Runtime:
         default_factory=list
     )
     security: SecurityTables | None = None
+    tracing: Tracing | None = None
+    """None: as the ``OTEL_*`` settings say (off without them)."""
+    metrics: Metrics = field(init=False)
+    durables: list[Durable] = field(init=False, default_factory=list)
+    """Every JetStream durable consumer this service binds (readiness, lag)."""
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     broker: NatsBroker = field(init=False)
@@ -77,27 +88,35 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self._off_the_bus = off_the_bus(self.settings.contacts_key)
+        self.metrics = Metrics(self.service)
+        if self.tracing is None:
+            self.tracing = tracing_from_environment(self.service)
         if self.clock is None:
             self.clock = clock_from_spec(self.settings.clock)
         self.engine = create_engine(self.settings.resolved_database_url(self.service))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.broker = make_broker(self.settings, self.service)
+        self.broker = make_broker(self.settings, self.service, self.metrics)
         self.relay = OutboxRelay(
             self.engine,
             self.messaging,
             lambda: self.broker.connection,
             self.now_clock,
             poll_seconds=self.settings.outbox_poll_seconds,
+            metrics=self.metrics,
+            tracing=self.tracing,
         )
         for spec in [*self.consumers, *self._token_consumers()]:
-            register_consumer(
+            consumer = register_consumer(
                 self.broker,
                 spec,
                 self.uow,
                 max_deliver=self.settings.consumer_max_deliver,
                 ack_wait_seconds=self.settings.consumer_ack_wait_seconds,
                 batch_size=self.settings.consumer_batch_size,
+                metrics=self.metrics,
+                tracing=self.tracing,
             )
+            self.durables.extend(consumer.durables)
 
     def _token_consumers(self) -> list[ConsumerSpec]:
         """A service with an API keeps its own copy of the valid token hashes."""
@@ -199,6 +218,8 @@ class Runtime:
         except Exception as exc:  # NATS may already be gone; the database still closes cleanly
             log.warning("broker did not stop cleanly", error=repr(exc))
         await self.engine.dispose()
+        assert self.tracing is not None
+        self.tracing.flush()
         log.info("service stopped", service=self.service)
 
     @contextlib.asynccontextmanager

@@ -45,9 +45,19 @@ log = structlog.get_logger(__name__)
 ANONYMOUS = Principal("anonymous", "-", (), Role.INTEGRATOR)
 """Who the audit log names for a request without a valid token."""
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi.yaml"}
+    {
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/openapi.json",
+        "/asyncapi.yaml",
+    }
 )
-"""Health and the APIs' own descriptions: all that answers without a token."""
+"""Health, metrics and the APIs' own descriptions: all that answers without a token
+(metrics carry counts by route, consumer and status, never ids or personal data)."""
 PUBLIC_PREFIX = "/docs/static/"
 """Swagger UI's own files (shared/static/swagger-ui), public like /docs."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})

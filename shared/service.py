@@ -23,6 +23,7 @@ from shared.logging import configure_logging
 from shared.runtime import Runtime
 from shared.security import check_open_mode, oidc_verifier
 from shared.settings import ServiceSettings
+from shared.tracing import Tracing
 
 BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
 
@@ -47,7 +48,10 @@ class ServiceDefinition:
         return self.settings_type()
 
     def runtime(
-        self, settings: ServiceSettings | None = None, clock: Clock | None = None
+        self,
+        settings: ServiceSettings | None = None,
+        clock: Clock | None = None,
+        tracing: Tracing | None = None,
     ) -> Runtime:
         settings = settings or self.settings()
         runtime = Runtime(
@@ -59,6 +63,7 @@ class ServiceDefinition:
             clock=clock,
             background_jobs=list(self.background_jobs),
             security=self.security,
+            tracing=tracing,
         )
         for register in self.responders:
             register(runtime)

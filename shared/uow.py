@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
+from opentelemetry import context as trace_context
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Principal
@@ -23,6 +24,7 @@ from shared.clock import Clock
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.db import MessagingTables, SecurityTables, admission, copy_connection
 from shared.events import Event
+from shared.tracing import current_trace_headers
 
 T = TypeVar("T")
 
@@ -88,11 +90,18 @@ class UnitOfWork:
         """Queue events for the outbox; returns their ids (the future ``ce-id``)."""
         ids = []
         now = self.clock.now()
+        # The trace this work is part of (none when tracing is off): stored with each
+        # event in the outbox, so its consumers' spans join the same trace.
+        trace = current_trace_headers()
         for event in events:
             if self._outgoing is not None:
                 event = self._outgoing(event)  # personal data off the bus (shared.personal_data)
             subject, headers, body = encode(
-                event, source=self.source, correlation_id=current_correlation_id(), time=now
+                event,
+                source=self.source,
+                correlation_id=current_correlation_id(),
+                time=now,
+                trace=trace,
             )
             self._pending.append((subject, headers, body, event.ce_type(), headers["ce-id"]))
             ids.append(headers["ce-id"])
@@ -204,8 +213,8 @@ class GroupCommit:
     A caller's step joins a queue; one transaction at a time runs every step queued so far
     and commits them together, so N events handled at once cost one commit (one fsync)
     instead of N. If that transaction fails, each of its steps runs again alone, so one bad
-    step fails only its own caller. Each step runs under its caller's correlation id, which
-    the events it publishes carry.
+    step fails only its own caller. Each step runs under its caller's correlation id and
+    trace context, which the events it publishes carry.
     """
 
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
@@ -215,7 +224,8 @@ class GroupCommit:
 
     async def run(self, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(step, future, current_correlation_id()))
+        queued = _Queued(step, future, current_correlation_id(), trace_context.get_current())
+        self._queue.append(queued)
         async with self._lock:
             if not future.done():  # else an earlier transaction took this step along
                 batch, self._queue = self._queue, []
@@ -253,7 +263,12 @@ class GroupCommit:
             results = []
             for item in batch:
                 bind_correlation_id(item.correlation_id)
-                results.append(await item.step(uow))
+                # The caller's trace too: its step may run in another caller's task.
+                token = trace_context.attach(item.trace)
+                try:
+                    results.append(await item.step(uow))
+                finally:
+                    trace_context.detach(token)
             await uow.commit()
         return results
 
@@ -263,3 +278,4 @@ class _Queued:
     step: Callable[[UnitOfWork], Awaitable[Any]]
     future: asyncio.Future[Any]
     correlation_id: str
+    trace: trace_context.Context

@@ -28,6 +28,7 @@ from shared.natsd import free_port, wait_for_port
 from shared.runtime import Runtime
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
+from shared.tracing import Tracing
 
 PATIENCE = float(os.environ.get("QCDC_TEST_PATIENCE", "1"))
 """The one factor every wait in the tests scales with: raise it on a slow or shared machine
@@ -172,6 +173,7 @@ class InProcessService:
     definition: ServiceDefinition
     settings: ServiceSettings
     clock: Clock | None = None
+    tracing: Tracing | None = None
     runtime: Runtime = field(init=False)
     _server: uvicorn.Server | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
@@ -181,7 +183,7 @@ class InProcessService:
         return f"http://127.0.0.1:{self.settings.http_port}"
 
     async def start(self) -> InProcessService:
-        self.runtime = self.definition.runtime(self.settings, self.clock)
+        self.runtime = self.definition.runtime(self.settings, self.clock, self.tracing)
         app = self.definition.app(self.runtime)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.settings.http_port, log_config=None, lifespan="on"
@@ -260,7 +262,7 @@ class ServiceProcess:
         deadline = time.monotonic() + patience(60)
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=patience(2)).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=patience(2)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

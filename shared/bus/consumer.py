@@ -26,6 +26,7 @@ from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import DeliverPolicy
+from opentelemetry.trace import SpanKind, StatusCode
 
 from shared.bus.envelope import Envelope, UndeliverableEvent, UnknownEventType, decode
 from shared.bus.streams import (
@@ -37,6 +38,9 @@ from shared.bus.streams import (
 )
 from shared.context import bind_correlation_id
 from shared.events import Event
+from shared.metrics import Metrics
+from shared.nats_auth import Durable
+from shared.tracing import OFF, Tracing, context_from
 from shared.uow import GroupCommit, UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -81,8 +85,14 @@ class IdempotentConsumer:
         *,
         max_deliver: int,
         backoff: Callable[[int], float] = backoff_seconds,
+        metrics: Metrics | None = None,
+        tracing: Tracing = OFF,
     ) -> None:
         self.spec = spec
+        self.metrics = metrics
+        self.tracing = tracing
+        self.durables: list[Durable] = []
+        """The JetStream durables bound for this consumer (its subjects' and its retries')."""
         self.uow_factory = uow_factory
         self.broker = broker
         self.max_deliver = max_deliver
@@ -90,6 +100,35 @@ class IdempotentConsumer:
         self._transactions = GroupCommit(uow_factory)
 
     async def handle(self, msg: NatsMessage) -> None:
+        if not self.tracing.enabled:
+            outcome = await self._handle(msg)
+        else:
+            outcome = await self._handle_traced(msg)
+        if self.metrics is not None:
+            self.metrics.events.labels(self.spec.durable, outcome).inc()
+
+    async def _handle_traced(self, msg: NatsMessage) -> str:
+        """The handling in a consumer span continuing the trace the event carries."""
+        raw = msg.raw_message
+        with self.tracing.tracer.start_as_current_span(
+            f"{self.spec.durable} process",
+            context=context_from(raw.headers or {}),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": self.spec.durable,
+                "messaging.message.id": (raw.headers or {}).get("ce-id", ""),
+                "cloudevents.event_type": (raw.headers or {}).get("ce-type", ""),
+            },
+        ) as span:
+            outcome = await self._handle(msg)
+            span.set_attribute("qcdc.outcome", outcome)
+            if outcome in ("retried", "dead_lettered"):
+                span.set_status(StatusCode.ERROR)
+            return outcome
+
+    async def _handle(self, msg: NatsMessage) -> str:
+        """Handle one message; return its outcome (handled, skipped, retried, dead_lettered)."""
         raw = msg.raw_message
         delivered = raw.metadata.num_delivered if raw.metadata else 1
         headers: Mapping[str, str] = raw.headers or {}
@@ -98,52 +137,57 @@ class IdempotentConsumer:
         except UnknownEventType as exc:
             log.info("event of an unknown type skipped", ce_type=str(exc))
             await msg.ack()
-            return
+            return "skipped"
         except UndeliverableEvent as exc:
-            await self._dead_letter(msg, exc.reason, delivered)
-            return
+            return await self._dead_letter(msg, exc.reason, delivered, "malformed")
         bind_correlation_id(envelope.correlation_id)
         structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
         handler = self.spec.handlers.get(type(event))
         if handler is None:
             await msg.ack()
-            return
+            return "skipped"
         if delivered > self.max_deliver:
-            await self._dead_letter(msg, f"not handled after {delivered - 1} deliveries", delivered)
-            return
+            reason = f"not handled after {delivered - 1} deliveries"
+            return await self._dead_letter(msg, reason, delivered, "max_deliveries")
         try:
-            await self._apply(handler, event, envelope)
+            applied = await self._apply(handler, event, envelope)
         except UndeliverableEvent as exc:
-            await self._dead_letter(msg, exc.reason, delivered)
+            return await self._dead_letter(msg, exc.reason, delivered, "undeliverable")
         except Exception as exc:
             if delivered >= self.max_deliver:
-                await self._dead_letter(
-                    msg, f"gave up after {delivered} attempts: {exc!r}"[:1000], delivered
-                )
-            else:
-                delay = self.backoff(delivered)
-                log.warning(
-                    "handler failed; will retry", error=repr(exc), attempt=delivered, retry_in=delay
-                )
-                await msg.nack(delay=delay)
+                reason = f"gave up after {delivered} attempts: {exc!r}"[:1000]
+                return await self._dead_letter(msg, reason, delivered, "gave_up")
+            delay = self.backoff(delivered)
+            log.warning(
+                "handler failed; will retry", error=repr(exc), attempt=delivered, retry_in=delay
+            )
+            await msg.nack(delay=delay)
+            return "retried"
         else:
             await msg.ack()
+            return "handled" if applied else "skipped"
         finally:
             structlog.contextvars.unbind_contextvars("event_id", "event_type")
 
-    async def _apply(self, handler: Handler, event: Event, envelope: Envelope) -> None:
+    async def _apply(self, handler: Handler, event: Event, envelope: Envelope) -> bool:
         """Handle the event in a transaction shared with the other events of this consumer
-        being handled at the same moment (a fetch brings several): one commit for all."""
+        being handled at the same moment (a fetch brings several): one commit for all.
+        False when the inbox says it was handled already."""
 
-        async def step(uow: UnitOfWork) -> None:
+        async def step(uow: UnitOfWork) -> bool:
             if not await uow.mark_handled(self.spec.durable, envelope.id, envelope.type):
                 log.info("event already handled; skipped", event_id=envelope.id)
-                return
+                return False
             await handler(event, envelope, uow)
+            return True
 
-        await self._transactions.run(step)
+        return await self._transactions.run(step)
 
-    async def _dead_letter(self, msg: NatsMessage, reason: str, delivered: int) -> None:
+    async def _dead_letter(
+        self, msg: NatsMessage, reason: str, delivered: int, reason_class: str
+    ) -> str:
+        """Publish the message to the dead letters and ack it ("dead_lettered"), or, when
+        the bus cannot take it now, leave it for another delivery ("retried")."""
         raw = msg.raw_message
         headers = {k: v for k, v in (raw.headers or {}).items() if k != "Nats-Msg-Id"}
         seq = raw.metadata.sequence.stream if raw.metadata else 0
@@ -168,8 +212,11 @@ class IdempotentConsumer:
             # Not acked: the message comes back and is dead-lettered when the bus can take it.
             log.warning("dead letter not written; will retry", error=repr(exc))
             await msg.nack(delay=self.backoff(delivered))
-            return
+            return "retried"
         await msg.ack()
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(self.spec.durable, reason_class).inc()
+        return "dead_lettered"
 
 
 def original_subject(subject: str, headers: Mapping[str, str]) -> str:
@@ -211,11 +258,18 @@ def register_consumer(
     max_deliver: int,
     ack_wait_seconds: float,
     batch_size: int,
+    metrics: Metrics | None = None,
+    tracing: Tracing = OFF,
 ) -> IdempotentConsumer:
     """Declare the durable pull consumer(s) on the broker, one per subject filter."""
-    consumer = IdempotentConsumer(spec, uow_factory, broker, max_deliver=max_deliver)
+    consumer = IdempotentConsumer(
+        spec, uow_factory, broker, max_deliver=max_deliver, metrics=metrics, tracing=tracing
+    )
+    if metrics is not None:
+        metrics.declare_consumer(spec.durable)
     for index, subject in enumerate(spec.subjects):
         durable = spec.durable if len(spec.subjects) == 1 else f"{spec.durable}-{index}"
+        consumer.durables.append(Durable(spec.stream.name, durable))
 
         async def on_message(msg: NatsMessage) -> None:
             await consumer.handle(msg)
@@ -249,6 +303,7 @@ def _subscribe_retries(
     spec = consumer.spec
     durable = f"{spec.durable}-retry"
     subject = retry_subject(spec.service, spec.name)
+    consumer.durables.append(Durable(DEAD_LETTER.name, durable))
 
     async def on_retry(msg: NatsMessage) -> None:
         await consumer.handle(msg)

@@ -5,7 +5,9 @@ Headers on every message:
 ``ce-type`` (``qcdc.<aggregate>.<event>.v1``), ``ce-time`` (RFC 3339, UTC),
 ``ce-subject`` (the unit path, dot-separated), ``ce-correlationid`` (carried from the HTTP
 request that started the chain), ``content-type`` (application/json) and ``Nats-Msg-Id``
-(equal to ``ce-id``, so JetStream drops a re-published event).
+(equal to ``ce-id``, so JetStream drops a re-published event). Optional: ``traceparent``
+and ``tracestate``, the W3C trace context of the CloudEvents distributed-tracing
+extension, on events recorded while a trace was being recorded (:mod:`shared.tracing`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 CORRELATION_HEADER = "ce-correlationid"
 REQUIRED_HEADERS = ("ce-specversion", "ce-id", "ce-source", "ce-type")
+TRACE_HEADERS = ("traceparent", "tracestate")
+"""The CloudEvents distributed-tracing extension's attributes, as W3C Trace Context names."""
 
 
 class UnknownEventType(Exception):
@@ -47,6 +51,7 @@ class Envelope:
     subject: str
     correlation_id: str
     nats_subject: str
+    traceparent: str | None = None
 
 
 def new_event_id() -> str:
@@ -60,8 +65,10 @@ def encode(
     correlation_id: str,
     event_id: str | None = None,
     time: datetime | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, str], bytes]:
-    """Return (NATS subject, headers, body) for an event."""
+    """Return (NATS subject, headers, body) for an event; ``trace``: the W3C trace context
+    (``traceparent``, ``tracestate``) to carry, when a trace is being recorded."""
     event_id = event_id or new_event_id()
     at = (time or datetime.now(UTC)).astimezone(UTC)
     headers = {
@@ -75,6 +82,8 @@ def encode(
         "content-type": CONTENT_TYPE,
         "Nats-Msg-Id": event_id,
     }
+    if trace:
+        headers.update((name, trace[name]) for name in TRACE_HEADERS if trace.get(name))
     return event.subject(), headers, event.model_dump_json().encode()
 
 
@@ -114,6 +123,7 @@ def decode(
         subject=headers.get("ce-subject", ""),
         correlation_id=headers.get(CORRELATION_HEADER) or headers["ce-id"],
         nats_subject=nats_subject,
+        traceparent=headers.get("traceparent") or None,
     )
     return envelope, event
 

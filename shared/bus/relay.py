@@ -20,11 +20,14 @@ import sqlalchemy as sa
 import structlog
 from nats.aio.client import Client
 from nats.js.api import PubAck
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus.publisher import PipelinedPublisher, PublishRefused
 from shared.clock import Clock
 from shared.db import MessagingTables
+from shared.metrics import Metrics, subject_template
+from shared.tracing import OFF, TRACEPARENT, Tracing, context_from, inject
 
 log = structlog.get_logger(__name__)
 
@@ -47,8 +50,12 @@ class OutboxRelay:
         window: int = 256,
         poll_seconds: float = 0.5,
         publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
+        metrics: Metrics | None = None,
+        tracing: Tracing = OFF,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics
+        self.tracing = tracing
         self.outbox = messaging.outbox
         self._connection = connection
         self._publisher: PipelinedPublisher | None = None
@@ -123,6 +130,8 @@ class OutboxRelay:
         finally:
             if published:
                 await self._mark_published(published)
+                if self.metrics is not None:
+                    self.metrics.outbox_published.inc(len(published))
         return len(published)
 
     async def _publish_in_order(self, rows: list[Any], published: list[int]) -> None:
@@ -139,13 +148,15 @@ class OutboxRelay:
         publisher = self.publisher()
         first, rest = rows[0], rows[1:]
         await self._settle(
-            first, await publisher.publish(first.subject, first.body, first.headers), published
+            first,
+            await publisher.publish(first.subject, first.body, self._traced(first.headers, first)),
+            published,
         )
         in_flight: deque[tuple[Any, asyncio.Future[PubAck]]] = deque()
         previous = first.event_id
         try:
             for row in rest:
-                headers = {**row.headers, EXPECTED_LAST_MSG_ID: previous}
+                headers = self._traced({**row.headers, EXPECTED_LAST_MSG_ID: previous}, row)
                 in_flight.append((row, await publisher.publish(row.subject, row.body, headers)))
                 previous = row.event_id
                 while in_flight and (len(in_flight) >= self.window or in_flight[0][1].done()):
@@ -157,6 +168,25 @@ class OutboxRelay:
         finally:
             for _, future in in_flight:
                 future.cancel()
+
+    def _traced(self, headers: dict[str, str], row: Any) -> dict[str, str]:
+        """With tracing on, a producer span for an event recorded within a trace, and its
+        context in the published ``traceparent`` (the consumer's span is its child)."""
+        if not self.tracing.enabled or TRACEPARENT not in headers:
+            return headers
+        headers = dict(headers)
+        with self.tracing.tracer.start_as_current_span(
+            f"{subject_template(row.subject)} publish",
+            context=context_from(headers),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject_template(row.subject),
+                "messaging.message.id": row.event_id,
+            },
+        ):
+            inject(headers)
+        return headers
 
     async def _settle(self, row: Any, future: asyncio.Future[PubAck], published: list[int]) -> bool:
         """Wait for one row's ack; False when the rows behind it must wait for the next

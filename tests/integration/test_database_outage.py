@@ -1,8 +1,9 @@
 """PostgreSQL going away under running services: every service's API answers 503 with
 ``Retry-After`` and the JSON error shape on every kind of route (reads, commands with a
 body, documents), never a 500, and a submission over the bus is answered "retry later";
-``/healthz`` says "not ready" meanwhile; when the database
-is back, so are the services, and a submission refused during the outage goes through.
+``/readyz`` (and its older name ``/healthz``) says "not ready" meanwhile, with the reason;
+when the database is back, so are the services, and a submission refused during the outage
+goes through.
 
 The services reach PostgreSQL through a TCP relay in the test; cutting it closes every
 connection and refuses new ones, as a stopped or unreachable server does."""
@@ -190,16 +191,29 @@ async def test_a_database_outage_is_a_503_and_not_ready_until_it_returns(
             asked = [*REQUESTS[name], *([("POST", "/reports", submission)] * (name == "reports"))]
             for method, path, options in asked:
                 _assert_unavailable(await client.request(method, path, **options))
-            health = await client.get("/healthz")
-            assert health.status_code == 503, health.text
-            assert health.json() == {"service": name, "database": "down", "nats": "ok"}
-            assert health.headers["Retry-After"] in ("1", "5")
+            for probe in ("/readyz", "/healthz"):  # /healthz: the older name
+                health = await client.get(probe)
+                assert health.status_code == 503, health.text
+                assert health.json() == {
+                    "service": name,
+                    "status": "not ready",
+                    "checks": {
+                        "database": "down",
+                        "nats": "ok",
+                        "streams": "ok",
+                        "consumers": "ok",
+                    },
+                    "reasons": ["the database is unreachable"],
+                }
+                assert health.headers["Retry-After"] in ("1", "5")
+            assert (await client.get("/livez")).status_code == 200
 
         await relay.join()
         for client in clients.values():
 
             async def ready(client: httpx.AsyncClient = client) -> bool:
-                return (await client.get("/healthz")).status_code == 200
+                answer = await client.get("/readyz")
+                return answer.status_code == 200 and answer.json()["status"] == "ready"
 
             await eventually(ready)
         submitted = await clients["reports"].post("/reports", **submission)

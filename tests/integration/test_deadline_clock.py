@@ -421,6 +421,10 @@ async def test_the_background_job_fires_on_its_own_and_survives_errors(
     await asyncio.sleep(0.5)
     assert len(bus_spy.of_type(APPROACHING)) == 6
     assert failures
+    async with reports.replicas[0].client() as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'qcdc_clock_steps_total{kind="approaching"} 6.0' in metrics
+    assert 'qcdc_clock_steps_total{kind="missed"} 0.0' in metrics
 
 
 @pytest.mark.parametrize("database_urls", ["sqlite"], indirect=True)

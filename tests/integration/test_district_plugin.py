@@ -144,6 +144,11 @@ async def test_a_commune_report_flows_through_its_district_into_the_province(
         services["province"].client() as home_affairs,
         services["district"].client() as district,
     ):
+        for client in (plans, home_affairs, district):
+            # Ready, and its consumers' lag readable, with its own least-privilege credential.
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert "qcdc_consumer_pending{" in (await client.get("/metrics")).text
         parent = await _issue_province_plan(plans)
         sub = (await plans.post("/plans", json=district_plan(parent["id"]))).json()
         assert (await plans.post(f"/plans/{sub['id']}/issue")).status_code == 200

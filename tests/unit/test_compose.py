@@ -104,8 +104,8 @@ def port_targets(svc: Service) -> set[int]:
     return targets
 
 
-def healthz_port(url: str) -> int:
-    match = re.fullmatch(r"https?://[^/:]+:(\d+)/healthz", url)
+def readyz_port(url: str) -> int:
+    match = re.fullmatch(r"https?://[^/:]+:(\d+)/readyz", url)
     assert match, f"no explicit port in {url}"
     return int(match.group(1))
 
@@ -377,9 +377,9 @@ def test_each_service_checks_its_own_http_port(compose: Compose) -> None:
         assert env.get("QCDC_HTTP_HOST") == "0.0.0.0", f"{name}: must listen on all interfaces"
         health = healthcheck_argv(svc)
         assert health[:2] == ["python", "-c"], f"{name}: healthcheck must use python"
-        urls = re.findall(r"https?://[^/'\"\s]+(?::\d+)?/healthz", " ".join(health))
-        assert len(urls) == 1, f"{name}: healthcheck must ask one /healthz URL: {health!r}"
-        checked = healthz_port(urls[0])
+        urls = re.findall(r"https?://[^/'\"\s]+(?::\d+)?/readyz", " ".join(health))
+        assert len(urls) == 1, f"{name}: healthcheck must ask one /readyz URL: {health!r}"
+        checked = readyz_port(urls[0])
         assert checked == port, f"{name}: healthcheck port {checked} != QCDC_HTTP_PORT {port}"
         assert port in port_targets(svc), f"{name}: port {port} is not published"
 

@@ -89,7 +89,7 @@ def test_the_bearer_scheme_is_declared_and_public_paths_are_exempt(
     assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
     assert document["security"] == [{openapi.BEARER: []}]
     public = {path for path, _, op in _operations(document) if op.get("security") == []}
-    assert public == {"/healthz", "/asyncapi.yaml"}
+    assert public == {"/healthz", "/livez", "/readyz", "/metrics", "/asyncapi.yaml"}
     assert public <= PUBLIC_PATHS
     protected = [op for path, _, op in _operations(document) if path not in public]
     assert protected and all("security" not in op for op in protected)  # the global one
@@ -123,8 +123,11 @@ async def test_every_request_body_example_passes_the_services_own_validation(
 ) -> None:
     """The schema cannot say everything a model checks (no control characters, NFC text,
     a CSV file's rows): each example is sent to the route, which must not refuse it. The
-    service has no database here, so what follows validation fails, as a 5xx."""
-    settings = definition.settings_type(database_url="sqlite+aiosqlite://", auth="open")
+    service has no database here, so what follows validation fails, as a 5xx. The
+    examples speak of the 2026 reporting year: the service's clock stands early in it."""
+    settings = definition.settings_type(
+        database_url="sqlite+aiosqlite://", auth="open", clock="fixed:2026-02-02T02:00:00Z"
+    )
     app = definition.app(definition.runtime(settings))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:

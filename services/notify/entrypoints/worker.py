@@ -27,6 +27,7 @@ from services.notify.adapters.mail import SmtpConfig, SmtpMailer
 from services.notify.adapters.webhook import Allowlist, WebhookSender
 from services.notify.handlers import delivery as handlers
 from services.notify.settings import NotifySettings
+from shared.events import Channel
 from shared.outage import log_failure
 from shared.runtime import Runtime
 
@@ -253,9 +254,15 @@ async def run_delivery_worker(runtime: Runtime) -> None:
     policy = policy_from(settings)
     writer = handlers.Writer(runtime.uow)
 
+    deliveries = runtime.metrics.deliveries
+    for channel in Channel:  # at 0 from the start, so rates work
+        for status in ("sent", "retry", "failed"):
+            deliveries.labels(channel.value, status)
+
     async def attempt(item: Job) -> None:
         assert isinstance(item, handlers.Claimed)
-        await handlers.attempt(writer, senders, policy, item)
+        status = await handlers.attempt(writer, senders, policy, item)
+        deliveries.labels(item.delivery.channel.value, status).inc()
 
     claim = functools.partial(handlers.claim_due, writer, policy, senders)
     dispatcher = Dispatcher(

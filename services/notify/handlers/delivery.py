@@ -393,23 +393,25 @@ async def _secrets(
 # --- one attempt -------------------------------------------------------------------------
 
 
-async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, item: Claimed) -> None:
-    """Send → record, for one claimed delivery."""
+async def attempt(writer: Writer, senders: Senders, policy: DeliveryPolicy, item: Claimed) -> str:
+    """Send → record, for one claimed delivery; returns its status after this attempt:
+    ``sent``, ``retry`` (another attempt is due later) or ``failed``."""
     delivery = item.delivery
     bind_correlation_id(delivery.correlation_id or delivery.key)
     outcome = await _send(senders, policy, item)
     if outcome is None:
         await writer.record_sent(delivery)
         log.info("notification delivered", key=delivery.key, attempts=delivery.attempts + 1)
-    else:
-        final = await writer.write(lambda uow: _record_failure(uow, delivery, outcome, policy))
-        log.warning(
-            "notification attempt failed",
-            key=delivery.key,
-            attempts=delivery.attempts + 1,
-            final=final,
-            error=outcome.error,
-        )
+        return "sent"
+    final = await writer.write(lambda uow: _record_failure(uow, delivery, outcome, policy))
+    log.warning(
+        "notification attempt failed",
+        key=delivery.key,
+        attempts=delivery.attempts + 1,
+        final=final,
+        error=outcome.error,
+    )
+    return "failed" if final else "retry"
 
 
 async def _send(senders: Senders, policy: DeliveryPolicy, item: Claimed) -> Outcome | None:

@@ -12,6 +12,7 @@ from collections import Counter
 
 import structlog
 
+from services.reports.domain.deadlines import StepKind
 from services.reports.handlers.clock import ClockRun, run_clock
 from services.reports.settings import ReportsSettings
 from shared.outage import log_failure
@@ -28,6 +29,9 @@ async def tick(runtime: Runtime, settings: ReportsSettings) -> ClockRun | None:
         log_failure(log, "deadline clock run failed; retrying at the next tick", exc)
         return None
     _log_run(run)
+    steps = runtime.metrics.clock_steps
+    for kind, count in Counter(fired.step.split("-", 1)[0] for fired in run.fired).items():
+        steps.labels(kind).inc(count)
     return run
 
 
@@ -62,6 +66,8 @@ async def run_deadline_clock(runtime: Runtime) -> None:
     settings = runtime.settings
     if not isinstance(settings, ReportsSettings):
         raise TypeError("the deadline clock needs the reports service's settings")
+    for kind in StepKind:  # at 0 from the start, so rates work
+        runtime.metrics.clock_steps.labels(kind.value)
     while True:
         await tick(runtime, settings)
         await asyncio.sleep(settings.clock_interval_seconds)

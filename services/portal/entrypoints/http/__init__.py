@@ -83,6 +83,10 @@ def create_portal_app(
         app.include_router(module.router)
     _error_pages(app)
 
+    # The portal owns no state: it is ready when it answers. Its live feed connects in the
+    # background, so a bus that is away only pauses the board's live updates (said here).
+    @app.get("/livez", include_in_schema=False)
+    @app.get("/readyz", include_in_schema=False)
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         return JSONResponse({"service": "portal", "nats": "ok" if parts.feed.connected else "down"})
