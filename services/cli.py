@@ -17,9 +17,10 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from services.nats_cli import nats_app
 from services.plans.entrypoints.cli import plans_app, units_app
@@ -33,8 +34,23 @@ if TYPE_CHECKING:
 
     from shared.service import ServiceDefinition
 
+HELP_ASKED = "qcdc.help_asked"
+
+
+class _Root(TyperGroup):
+    """Notes whether any help page is asked for, before the commands are resolved: the
+    root callback checks the data folder only for a command that will run."""
+
+    # ``ctx`` is typer's vendored click Context, which typer does not export by name.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[HELP_ASKED] = "--help" in args
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
-    help="QCDC: Grassroots Democracy Regulation plans and reports.", no_args_is_help=True
+    cls=_Root,
+    help="QCDC: Grassroots Democracy Regulation plans and reports.",
+    no_args_is_help=True,
 )
 bus_app = typer.Typer(help="The NATS JetStream bus.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Services' outboxes.", no_args_is_help=True)
@@ -243,7 +259,13 @@ def events_tail(
 
 @app.command()
 def up(
-    data_dir: Annotated[str, typer.Option(help="Where NATS, SQLite files and mail go.")] = "var",
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            envvar="QCDC_DATA_DIR",
+            help="Where NATS, SQLite files and mail go (default: var); created on first start.",
+        ),
+    ] = None,
     nats_port: Annotated[int, typer.Option(help="Embedded NATS port.")] = 14222,
     plans_port: int = 8301,
     reports_port: int = 8302,
@@ -261,15 +283,123 @@ def up(
             help="Seconds NATS, the mail sink and the services get to be ready.",
         ),
     ] = 120.0,
+    max_restarts: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="QCDC_UP_MAX_RESTARTS",
+            help="A part that fails this often within --restart-window stops the system.",
+        ),
+    ] = 5,
+    restart_window: Annotated[
+        float,
+        typer.Option(
+            min=1.0, envvar="QCDC_UP_RESTART_WINDOW", help="Seconds over which failures count."
+        ),
+    ] = 60.0,
 ) -> None:
-    """Start the embedded system: nats-server, the three services, a mail sink, demo data."""
+    """Start the embedded system: nats-server, the three services, a mail sink, demo data;
+    restart any part that exits, until Ctrl-C, SIGTERM or `qcdc down`."""
     from services.embedded import EmbeddedPorts, run_embedded
+    from services.supervisor import RestartPolicy
 
     ports = EmbeddedPorts(
         nats=nats_port, plans=plans_port, reports=reports_port, notify=notify_port, smtp=smtp_port
     )
-    code = run_embedded(data_dir, ports, seed=seed, secure=secure, start_timeout=start_timeout)
+    code = run_embedded(
+        data_dir or _data_dir(),
+        ports,
+        seed=seed,
+        secure=secure,
+        start_timeout=start_timeout,
+        policy=RestartPolicy(max_failures=max_restarts, window=restart_window),
+    )
     raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="The state file as it is.")] = False,
+) -> None:
+    """What `qcdc up` runs on the data folder: each part's pid, state and restarts; exit 1
+    when it is not running."""
+    import json
+    from pathlib import Path
+
+    from services.supervisor import read_state, supervisor_alive
+
+    root = Path(_data_dir()).resolve()
+    state = read_state(root)
+    if state is None or not supervisor_alive(state):
+        typer.echo(f"qcdc up is not running on {root}.")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(state, indent=2, ensure_ascii=False))
+        return
+    doing = "stopping" if state.get("stopping") else "running"
+    typer.echo(f"qcdc up {doing} on {root} (pid {state['pid']}, since {state['started_at']})")
+    for name, child in state["children"].items():
+        last = ""
+        if child["restarts"]:
+            last = f" (last exit {child['last_exit']}, restarted {child['last_restart_at']})"
+        typer.echo(
+            f"  {name:<9} pid {child['pid'] or '-':<8} {child['state']:<10} "
+            f"restarts {child['restarts']}{last}  {child['address']}"
+        )
+
+
+@app.command()
+def down(
+    timeout: Annotated[
+        float, typer.Option(min=1.0, help="Seconds to wait for everything to stop.")
+    ] = 120.0,
+) -> None:
+    """Stop the `qcdc up` running on the data folder (as Ctrl-C would) and wait for it."""
+    from pathlib import Path
+
+    from services.supervisor import read_state, stop_supervisor, supervisor_alive
+
+    root = Path(_data_dir()).resolve()
+    state = read_state(root)
+    if state is None or not supervisor_alive(state):
+        typer.echo(f"qcdc up is not running on {root}.")
+        return
+    typer.echo(f"stopping qcdc up (pid {state['pid']}) on {root}…")
+    if not stop_supervisor(state, timeout):
+        typer.echo(f"qcdc up (pid {state['pid']}) still runs after {timeout:g} s.", err=True)
+        raise typer.Exit(1)
+    typer.echo("stopped")
+
+
+def _data_dir() -> str:
+    """The data folder every command works on: --data-dir before the command, or
+    QCDC_DATA_DIR, or ``var``."""
+    return os.environ.get("QCDC_DATA_DIR") or "var"
+
+
+NO_DATA_FOLDER = {"up", "bus", "events", "deadletters", "nats"}
+"""Commands that create the data folder (up) or do not use it (the bus tools)."""
+STATE_COMMANDS = {"status", "down"}
+"""Commands that read the data folder whatever the database is."""
+
+
+def _refuse_a_missing_data_dir(command: str | None) -> None:
+    """Exit 2 rather than create empty databases in a folder that does not exist (a wrong
+    --data-dir or QCDC_DATA_DIR, or the wrong working directory)."""
+    if command is None or command in NO_DATA_FOLDER:
+        return
+    if command not in STATE_COMMANDS and os.environ.get("QCDC_DATABASE_URL"):
+        return  # the databases are elsewhere (PostgreSQL, or a file named explicitly)
+    from pathlib import Path
+
+    folder = Path(_data_dir()).resolve()
+    if not folder.is_dir():
+        typer.echo(
+            f"qcdc: the data folder {folder} does not exist (--data-dir, QCDC_DATA_DIR); "
+            "`qcdc up` creates it on its first start.",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 class _Console:
@@ -277,7 +407,22 @@ class _Console:
 
 
 @app.callback()
-def _set_up_logging(ctx: typer.Context) -> None:
+def _before_any_command(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            envvar="QCDC_DATA_DIR",
+            help="The data folder every command works on (default: var).",
+        ),
+    ] = None,
+) -> None:
+    # Every command, and the services it starts, read QCDC_DATA_DIR: one place sets it.
+    if data_dir:
+        os.environ["QCDC_DATA_DIR"] = data_dir
+    if not ctx.meta.get(HELP_ASKED):  # the commands' help pages need no data folder
+        _refuse_a_missing_data_dir(ctx.invoked_subcommand)
     # Runs before any command, and not for --help: structlog (and asyncio, which it imports)
     # would be a good part of what `qcdc --help` costs. A test's CliRunner keeps its logging.
     if isinstance(ctx.obj, _Console):
