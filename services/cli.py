@@ -326,12 +326,16 @@ def status(
     import json
     from pathlib import Path
 
-    from services.supervisor import read_state, supervisor_alive
+    from services.supervisor import orphans, read_state, supervisor_alive
 
     root = Path(_data_dir()).resolve()
     state = read_state(root)
     if state is None or not supervisor_alive(state):
+        left = orphans(state) if state is not None else {}
         typer.echo(f"qcdc up is not running on {root}.")
+        if left:
+            parts = ", ".join(f"{name} (pid {pid})" for name, pid in left.items())
+            typer.echo(f"Parts it left running: {parts}; `qcdc down` stops them.")
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(state, indent=2, ensure_ascii=False))
@@ -357,12 +361,31 @@ def down(
     """Stop the `qcdc up` running on the data folder (as Ctrl-C would) and wait for it."""
     from pathlib import Path
 
-    from services.supervisor import read_state, stop_supervisor, supervisor_alive
+    from services.supervisor import (
+        orphans,
+        read_state,
+        remove_state,
+        stop_orphans,
+        stop_supervisor,
+        supervisor_alive,
+    )
 
     root = Path(_data_dir()).resolve()
     state = read_state(root)
     if state is None or not supervisor_alive(state):
-        typer.echo(f"qcdc up is not running on {root}.")
+        left = orphans(state) if state is not None else {}
+        if not left:
+            typer.echo(f"qcdc up is not running on {root}.")
+            return
+        # qcdc up was killed outright: its parts outlived it (each in its process group).
+        typer.echo(f"qcdc up is gone; stopping what it left running: {', '.join(left)}…")
+        killed = stop_orphans(left, timeout / 2)
+        remove_state(root)
+        typer.echo(
+            f"stopped (killed after {timeout / 2:g} s: {', '.join(killed)})"
+            if killed
+            else "stopped"
+        )
         return
     typer.echo(f"stopping qcdc up (pid {state['pid']}) on {root}…")
     if not stop_supervisor(state, timeout):

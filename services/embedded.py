@@ -47,6 +47,7 @@ from services.supervisor import (
     RestartPolicy,
     Supervisor,
     log_tail,
+    orphans,
     read_state,
     remove_state,
     separator,
@@ -144,12 +145,24 @@ def already_running(root: Path) -> str | None:
     """A message if a ``qcdc up`` still runs on this data folder: two would share its
     databases and JetStream store."""
     state = read_state(root)
-    if state is None or not supervisor_alive(state):
+    if state is None:
         return None
+    if not supervisor_alive(state):
+        left = orphans(state)
+        if not left:
+            return None
+        return (
+            f"parts of an earlier qcdc up on {root} still run ({_pids(left)}); "
+            f"`qcdc --data-dir {root} down` stops them."
+        )
     return (
         f"qcdc up already runs on {root} (pid {state['pid']}); "
         f"`qcdc --data-dir {root} down` stops it."
     )
+
+
+def _pids(found: dict[str, int]) -> str:
+    return ", ".join(f"{name} pid {pid}" for name, pid in found.items())
 
 
 def port_problem(ports: EmbeddedPorts) -> str | None:

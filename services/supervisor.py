@@ -13,6 +13,7 @@ reads it; ``qcdc down`` sends SIGTERM to the supervisor's pid and waits for it t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -229,6 +230,58 @@ def supervisor_alive(state: dict[str, Any]) -> bool:
     except OSError:
         return True  # no /proc here: the pid alone has to do
     return b"up" in command.split(b"\0")
+
+
+def orphans(state: dict[str, Any]) -> dict[str, int]:
+    """Parts of a ``qcdc up`` that is gone (killed with SIGKILL: its children run in their
+    own process groups and outlive it) which still run: name → pid, in the state file's
+    order. A pid counts only while its process still mentions the data folder (a pid is
+    reused once its process is gone)."""
+    marker = str(state.get("data_dir", "")).encode()
+    found: dict[str, int] = {}
+    for name, child in state.get("children", {}).items():
+        pid = child.get("pid")
+        if marker and pid and _mentions(int(pid), marker):
+            found[name] = int(pid)
+    return found
+
+
+def _mentions(pid: int, marker: bytes) -> bool:
+    try:
+        proc = Path(f"/proc/{pid}")
+        return (
+            marker in (proc / "cmdline").read_bytes() or marker in (proc / "environ").read_bytes()
+        )
+    except OSError:
+        return False
+
+
+def stop_orphans(found: dict[str, int], timeout: float) -> list[str]:
+    """SIGTERM the services and the mail sink, then nats-server (the services drain while
+    it is up); SIGKILL what still runs after ``timeout``. The names that had to be killed."""
+    killed: list[str] = []
+    nats = {name: pid for name, pid in found.items() if name == "nats"}
+    for group in ({n: p for n, p in found.items() if n != "nats"}, nats):
+        for pid in group.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_alive(pid) for pid in group.values()):
+            time.sleep(0.1)
+        for name, pid in group.items():
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.append(name)
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; its parent has not collected it yet
 
 
 def stop_supervisor(state: dict[str, Any], timeout: float) -> bool:

@@ -5,6 +5,7 @@ work on a data folder that does not exist."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +14,19 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.embedded import already_running
 from services.supervisor import (
     Child,
     GaveUp,
     RestartPolicy,
     Supervisor,
+    orphans,
     read_state,
     separator,
     supervisor_alive,
     write_state,
 )
+from tests.support import patience
 
 
 def test_the_delay_doubles_with_each_recent_failure_up_to_its_cap() -> None:
@@ -130,3 +134,35 @@ def test_status_and_down_say_when_nothing_runs(tmp_path: Path) -> None:
     down = CliRunner().invoke(app, ["down"], env=env)
     assert down.exit_code == 0
     assert "not running" in down.output
+
+
+def test_down_stops_the_parts_a_killed_qcdc_up_left_running(tmp_path: Path) -> None:
+    """``qcdc up`` killed outright leaves its parts running (each in its own process group):
+    ``status`` names them, ``qcdc up`` refuses to start beside them, ``down`` stops them."""
+    waits = "import sys; sys.stdin.read()"  # runs until stopped
+    part = subprocess.Popen(
+        [sys.executable, "-c", waits, str(tmp_path)], stdin=subprocess.PIPE, process_group=0
+    )
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    children = {"reports": {"pid": part.pid}, "notify": {"pid": gone.pid}}
+    write_state(tmp_path, {"pid": gone.pid, "data_dir": str(tmp_path), "children": children})
+    try:
+        state = read_state(tmp_path)
+        assert state is not None and orphans(state) == {"reports": part.pid}
+        assert orphans({**state, "data_dir": str(tmp_path / "other")}) == {}
+        env = {"QCDC_DATA_DIR": str(tmp_path)}
+        status = CliRunner().invoke(app, ["status"], env=env)
+        assert status.exit_code == 1
+        assert f"Parts it left running: reports (pid {part.pid})" in status.output
+        assert already_running(tmp_path) == (
+            f"parts of an earlier qcdc up on {tmp_path} still run (reports pid {part.pid}); "
+            f"`qcdc --data-dir {tmp_path} down` stops them."
+        )
+        down = CliRunner().invoke(app, ["down"], env=env)
+        assert down.exit_code == 0, down.output
+        assert part.wait(patience(10)) == -signal.SIGTERM
+        assert read_state(tmp_path) is None
+    finally:
+        part.kill()
+        part.wait()
