@@ -161,8 +161,8 @@ class Supervisor:
         if recent >= self.policy.max_failures:
             child.restart_at = None
             raise GaveUp(
-                f"{child.name} {what}, its {recent}th failure within "
-                f"{self.policy.window:g} s (--max-restarts, --restart-window): stopping "
+                f"{child.name} {what}: {recent} failures within {self.policy.window:g} s "
+                f"(--max-restarts, --restart-window), so it is not started again; stopping "
                 f"everything. The end of {child.log_path} in its last run:\n{child.log_tail()}"
             )
         delay = self.policy.delay(recent)

@@ -91,9 +91,9 @@ class Up:
             raise AssertionError(message) from None
 
 
-def _start(data_dir: Path, log_name: str) -> Up:
+def _start(data_dir: Path, log_name: str, *options: str) -> Up:
     ports = _free_ports()
-    command = [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir), *options]
     for name, port in ports.items():
         command += [f"--{name}-port", str(port)]
     output_path = data_dir.parent / log_name
@@ -349,5 +349,34 @@ def test_up_restarts_a_killed_service_which_serves_again_and_loses_no_report(
     down = _qcdc(up.data_dir, "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert up.process.wait(patience(STOP_SECONDS)) == 0, up.output
+    assert _leftovers(up.data_dir) == []
+    assert _qcdc(up.data_dir, "status").returncode == 1
+
+
+def test_up_stops_everything_when_a_service_keeps_failing_and_shows_its_last_lines(
+    tmp_path: Path,
+) -> None:
+    up = _start(tmp_path / "var", "failing.out", "--no-seed", "--max-restarts", "2")
+    try:
+        up.wait_ready()
+        reports = _status(up.data_dir)["children"]["reports"]["pid"]
+        # A folder where its database was: every start of reports fails from now on.
+        (up.data_dir / "reports.db").rename(up.data_dir / "reports.db.moved")
+        (up.data_dir / "reports.db").mkdir()
+        os.kill(reports, signal.SIGKILL)
+        code = up.process.wait(patience(90))
+    finally:
+        if up.process.poll() is None:
+            up.interrupt()
+    output = up.output
+    assert code == 1, output
+    assert "reports exited with code -9; restarting it in 0.5 s" in output
+    assert "reports restarted (restart 1" in output
+    assert "2 failures within 60 s (--max-restarts, --restart-window)" in output
+    last_run = output.split("in its last run:", 1)[1]
+    assert "Is a directory" in last_run and "reports.db" in last_run  # its last words
+    log = (up.data_dir / "logs" / "reports.log").read_text(encoding="utf-8")
+    assert log.count(f"qcdc up (pid {up.process.pid}): reports") == 2  # start, restart 1
+    assert output.rstrip().endswith("stopped")
     assert _leftovers(up.data_dir) == []
     assert _qcdc(up.data_dir, "status").returncode == 1

@@ -83,7 +83,7 @@ def test_a_child_that_keeps_failing_stops_the_system_naming_it(tmp_path: Path) -
     with pytest.raises(GaveUp) as gave_up:
         supervisor.tend(1.7)  # failure 3 within 10 s
     message = str(gave_up.value)
-    assert message.startswith("crashing exited with code 3, its 3th failure within 10 s")
+    assert message.startswith("crashing exited with code 3: 3 failures within 10 s")
     assert "lỗi cấu hình" in message and "crashing restart 2 =====" in message
     assert "restart 1 =====" not in message  # the last run's lines only
 
