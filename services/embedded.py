@@ -189,6 +189,8 @@ class EmbeddedSystem:
     """nats-server, the services (in :data:`SERVICES` order), the mail sink."""
     started_at: str = field(default="", init=False)
     _http: httpx.Client = field(init=False)
+    _spawned: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
+    """Every child process started, whatever became of it: none is left behind."""
 
     def __post_init__(self) -> None:
         self.nats = OwnGroupNatsServer(self.root / "nats", self.ports.nats, host=HOST)
@@ -334,9 +336,11 @@ class EmbeddedSystem:
                 log.flush()
                 # Its own process group: a terminal's Ctrl-C reaches only us, and we stop
                 # the children in order rather than all at once.
-                process = subprocess.Popen(
-                    command, env=env(), stdout=log, stderr=subprocess.STDOUT, process_group=0
-                )
+                with _signals_held():  # a stop signal now would lose track of it
+                    process = subprocess.Popen(
+                        command, env=env(), stdout=log, stderr=subprocess.STDOUT, process_group=0
+                    )
+                    self._spawned.append(process)
             return process, offset
 
         return Child(name, log_path, launch, probe, address=address)
@@ -455,6 +459,9 @@ class EmbeddedSystem:
         _stop_all([c for c in self.children if c.name == SINK], 5.0)
         self.nats.stop()
         self.children = []
+        # A stop signal may have come between a restart's start and its bookkeeping.
+        _stop_processes([(str(p.args), p) for p in self._spawned], 5.0)
+        self._spawned = []
         self._http.close()
         remove_state(self.root)
 
@@ -487,6 +494,20 @@ class OwnGroupNatsServer(NatsServer):
             raise
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """A stop signal that comes meanwhile is raised when the block ends, not inside it.
+    (Not by blocking the signals: a child inherits the signal mask, and would never see
+    our SIGTERM.)"""
+    _held.append([])
+    try:
+        yield
+    finally:
+        held = _held.pop()
+        if held:
+            raise StopRequested(signal.Signals(held[0]).name)
+
+
 def _failure(child: Child, what: str) -> StartupFailed:
     return StartupFailed(
         f"{child.name} {what}; the end of {child.log_path} in this run:\n{child.log_tail()}"
@@ -505,20 +526,21 @@ def service_stop_grace() -> float:
 
 def _stop_all(children: list[Child], grace: float) -> None:
     """SIGTERM every child at once, wait up to ``grace`` seconds in total, then SIGKILL."""
-    running = [child for child in children if child.process is not None]
-    for child in running:
-        if child.exited() is None:
-            assert child.process is not None
-            child.process.terminate()
+    _stop_processes([(c.name, c.process) for c in children if c.process is not None], grace)
+
+
+def _stop_processes(processes: list[tuple[str, subprocess.Popen[bytes]]], grace: float) -> None:
+    for _, process in processes:
+        if process.poll() is None:
+            process.terminate()
     deadline = time.monotonic() + grace
-    for child in running:
-        assert child.process is not None
+    for name, process in processes:
         try:
-            child.process.wait(max(0.0, deadline - time.monotonic()))
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"{child.name} did not stop within {grace:.0f} s; killing it", flush=True)
-            child.process.kill()
-            child.process.wait()
+            print(f"{name} did not stop within {grace:.0f} s; killing it", flush=True)
+            process.kill()
+            process.wait()
 
 
 def _serve_command(service: str) -> list[str]:
@@ -557,7 +579,14 @@ async def _provision_streams(url: str, login: dict[str, str]) -> None:
 # --- signals ---------------------------------------------------------------------------
 
 
+_held: list[list[int]] = []
+"""Signals received inside :func:`_signals_held`, innermost block last."""
+
+
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    if _held:
+        _held[-1].append(signum)
+        return
     raise StopRequested(signal.Signals(signum).name)
 
 
