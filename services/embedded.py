@@ -65,6 +65,8 @@ HOST = "127.0.0.1"
 SERVICES = ("plans", "reports", "notify")
 """The services ``qcdc up`` runs, each on its port (:class:`EmbeddedPorts`), supervised."""
 SINK = "mailsink"
+READINESS = "/healthz"
+"""What a service answers 200 on once it is ready to serve."""
 WATCH_SECONDS = 0.2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 LOCAL_INTEGRATOR = "local"  # qcdc up --secure: credentials/integrator-local.env
@@ -369,13 +371,13 @@ class EmbeddedSystem:
         complete (migrated, connected to NATS, streams there, consumers bound), so its
         first answer means ready."""
         try:
-            return self._http.get(f"{self.url(service)}/healthz").status_code == 200
+            return self._http.get(f"{self.url(service)}{READINESS}").status_code == 200
         except httpx.HTTPError:
             return False
 
     def _awaited(self, child: Child) -> str:
         if child.name in SERVICES:
-            return f"did not answer {self.url(child.name)}/healthz"
+            return f"did not answer {self.url(child.name)}{READINESS}"
         return f"did not listen on {child.address}"
 
     def _limit(self) -> str:
