@@ -29,6 +29,7 @@ from shared.limits import BodySizeLimit
 from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
 from shared.security import Authentication, Caller, audit_forbidden, find_audit
+from shared.settings import ServiceSettings
 from shared.units import UnitCode
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
@@ -261,10 +262,12 @@ def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     """Run the app (and with it, through its lifespan, the service's bus runtime) until
-    SIGTERM or SIGINT, then drain: see :mod:`shared.runtime`."""
+    SIGTERM or SIGINT, then drain: see :mod:`shared.runtime`. An app without a runtime
+    (``app.state.runtime``) stops as uvicorn does, with the same bound for its requests."""
     import uvicorn
 
-    runtime: Runtime = app.state.runtime
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    settings = runtime.settings if runtime is not None else ServiceSettings()
     config = uvicorn.Config(
         app,
         host=host,
@@ -273,7 +276,7 @@ def serve(app: FastAPI, host: str, port: int) -> None:
         access_log=False,
         lifespan="on",
         # Requests in flight get a quarter of the stop's bound; the rest is the runtime's.
-        timeout_graceful_shutdown=max(1, round(runtime.settings.stop_timeout_seconds / 4)),
+        timeout_graceful_shutdown=max(1, round(settings.stop_timeout_seconds / 4)),
     )
     DrainingServer(config, runtime).run()
 
@@ -284,7 +287,7 @@ class DrainingServer(uvicorn_server.Server):
     the signal when done (uvicorn's way, which ends it as killed by SIGTERM). A second
     SIGINT forces the exit, as in uvicorn."""
 
-    def __init__(self, config: uvicorn_config.Config, runtime: Runtime) -> None:
+    def __init__(self, config: uvicorn_config.Config, runtime: Runtime | None) -> None:
         super().__init__(config)
         self.runtime = runtime
 
@@ -292,5 +295,6 @@ class DrainingServer(uvicorn_server.Server):
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
             return
-        self.runtime.begin_draining()
+        if self.runtime is not None:
+            self.runtime.begin_draining()
         self.should_exit = True

@@ -56,3 +56,10 @@ def test_the_stop_signal_drains_first_and_a_second_ctrl_c_forces() -> None:
     assert runtime.draining and server.should_exit and not server.force_exit
     server.handle_exit(signal.SIGINT, None)
     assert server.force_exit
+
+
+def test_an_app_without_a_runtime_stops_on_the_signal_too() -> None:
+    """The portal serves through the same function and has no bus runtime."""
+    server = DrainingServer(uvicorn.Config(FastAPI()), None)
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit and not server.force_exit
