@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for every qcdc process: `qcdc serve plans|reports|notify`, `qcdc bus provision`.
+# One image for every qcdc process: `qcdc serve plans|reports|notify|portal`, `qcdc bus provision`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -31,6 +31,6 @@ ENV QCDC_HTTP_HOST=0.0.0.0 \
 
 USER qcdc
 
-EXPOSE 8301 8302 8303
+EXPOSE 8301 8302 8303 8304
 
 CMD ["qcdc", "--help"]

@@ -9,7 +9,7 @@ STAMP = $(VENV)/.installed
 # Extra options for qcdc up, e.g. make run UP_ARGS="--data-dir /tmp/qcdc --no-seed"
 UP_ARGS =
 
-.PHONY: venv run test test-fast lint bench clean
+.PHONY: venv run test test-fast lint bench clean browser
 
 venv: $(STAMP)
 
@@ -27,12 +27,19 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services scripts tests bench examples
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
 
 # The unit tests alone (no servers): seconds, for the edit-test loop.
 test-fast: venv
 	$(BIN)/pytest -q tests/unit
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+CHROMIUM = /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
 # Benchmarks print JSON and compare against a baseline measured in the same run
 # (docs/performance.md). BENCH_ARGS="relay clock --rounds 3" runs some, several times.

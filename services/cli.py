@@ -79,6 +79,15 @@ class ServiceName(StrEnum):
     notify = "notify"
 
 
+class ServedName(StrEnum):
+    """What ``qcdc serve`` runs: the three services and the portal (which has no database)."""
+
+    plans = "plans"
+    reports = "reports"
+    notify = "notify"
+    portal = "portal"
+
+
 def definition(name: ServiceName | str) -> ServiceDefinition:
     module = importlib.import_module(f"services.{ServiceName(name).value}.bootstrap")
     service: ServiceDefinition = module.SERVICE
@@ -86,9 +95,14 @@ def definition(name: ServiceName | str) -> ServiceDefinition:
 
 
 @app.command()
-def serve(service: Annotated[ServiceName, typer.Argument(help="Which service to run.")]) -> None:
-    """Run one service: migrations, HTTP API, bus consumers and outbox relay."""
-    definition(service).serve()
+def serve(service: Annotated[ServedName, typer.Argument(help="Which service to run.")]) -> None:
+    """Run one service (migrations, HTTP API, bus consumers and outbox relay), or the portal."""
+    if service is ServedName.portal:
+        from services.portal.bootstrap import SERVICE as PORTAL
+
+        PORTAL.serve()
+        return
+    definition(service.value).serve()
 
 
 @app.command()

@@ -62,7 +62,7 @@ from shared.personal_data import new_key
 from shared.settings import ServiceSettings
 
 HOST = "127.0.0.1"
-SERVICES = ("plans", "reports", "notify")
+SERVICES = ("plans", "reports", "notify", "portal")
 """The services ``qcdc up`` runs, each on its port (:class:`EmbeddedPorts`), supervised."""
 SINK = "mailsink"
 READINESS = "/healthz"
@@ -79,6 +79,7 @@ class EmbeddedPorts:
     reports: int
     notify: int
     smtp: int
+    portal: int = 8304
 
     def uses(self) -> list[tuple[int, str, str]]:
         """(port, what it is for, the ``qcdc up`` option that changes it)."""
@@ -87,6 +88,7 @@ class EmbeddedPorts:
             (self.plans, "the plans API", "--plans-port"),
             (self.reports, "the reports API", "--reports-port"),
             (self.notify, "the notify API", "--notify-port"),
+            (self.portal, "the web portal", "--portal-port"),
             (self.smtp, "the mail sink (SMTP)", "--smtp-port"),
         ]
 
@@ -385,7 +387,13 @@ class EmbeddedSystem:
 
     def env(self, service: str) -> dict[str, str]:
         env = _child_env()
-        env.update(self.login(f"svc-{service}"))
+        try:
+            env.update(self.login(f"svc-{service}"))
+        except StartupFailed:
+            if service != "portal":
+                raise
+            # A data folder secured before the portal existed has no svc-portal user: the
+            # portal then serves its pages without live updates (regenerate to add it).
         if service in ("plans", "notify"):
             # Seals unit e-mail addresses on the bus: only these two hold it.
             env["QCDC_CONTACTS_KEY"] = self.contacts_key()
@@ -405,7 +413,17 @@ class EmbeddedSystem:
                 QCDC_SMTP_HOST=HOST,
                 QCDC_SMTP_PORT=str(self.ports.smtp),
                 QCDC_REPORTS_URL=self.url("reports"),
+                QCDC_PORTAL_URL=self.url("portal"),
             )
+        if service == "portal":
+            env.update(
+                QCDC_PLANS_URL=self.url("plans"),
+                QCDC_REPORTS_URL=self.url("reports"),
+                QCDC_NOTIFY_URL=self.url("notify"),
+                QCDC_PUBLIC_URL=self.url("portal"),
+            )
+            # The portal owns no database, and its NATS user only listens (the services' one).
+            env.pop("QCDC_DATABASE_URL", None)
         return env
 
     # --- run -----------------------------------------------------------------------------
@@ -413,7 +431,10 @@ class EmbeddedSystem:
     def print_summary(self, demo: str) -> None:
         lines = [f"QCDC is running; data in {self.root}"]
         for name in SERVICES:
-            lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
+            if name == "portal":
+                lines.append(f"  {name:<8} {self.url(name):<24} open this in a browser")
+            else:
+                lines.append(f"  {name:<8} {self.url(name):<24} docs: {self.url(name)}/docs")
         lines += [
             f"  {'API':<8} OPEN DEV MODE: no token needed, every caller here is an "
             f"administrator of everything (127.0.0.1 only; QCDC_AUTH=tokens elsewhere)",

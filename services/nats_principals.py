@@ -87,6 +87,7 @@ def principals(
         found.append(nats_auth.district_principal(unit, durables))
         taken += durables
     found += integrator_credentials(integrators, units, taken)
+    found.append(nats_auth.portal_principal())
     found.append(nats_auth.admin_principal())
     return found
 

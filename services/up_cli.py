@@ -25,6 +25,7 @@ def up(
     plans_port: int = 8301,
     reports_port: int = 8302,
     notify_port: int = 8303,
+    portal_port: Annotated[int, typer.Option(help="The web portal's port.")] = 8304,
     smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port.")] = 8025,
     seed: Annotated[bool, typer.Option(help="Seed demo units and a plan on first start.")] = True,
     secure: Annotated[
@@ -53,13 +54,18 @@ def up(
         ),
     ] = 60.0,
 ) -> None:
-    """Start the embedded system: nats-server, the three services, a mail sink, demo data;
-    restart any part that exits, until Ctrl-C, SIGTERM or `qcdc down`."""
+    """Start the embedded system: nats-server, the three services, the portal, a mail sink,
+    demo data; restart any part that exits, until Ctrl-C, SIGTERM or `qcdc down`."""
     from services.embedded import EmbeddedPorts, run_embedded
     from services.supervisor import RestartPolicy
 
     ports = EmbeddedPorts(
-        nats=nats_port, plans=plans_port, reports=reports_port, notify=notify_port, smtp=smtp_port
+        nats=nats_port,
+        plans=plans_port,
+        reports=reports_port,
+        notify=notify_port,
+        smtp=smtp_port,
+        portal=portal_port,
     )
     code = run_embedded(
         data_dir or _data_dir(),

@@ -20,15 +20,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn import config as uvicorn_config
 from uvicorn import server as uvicorn_server
 
-from shared import asyncapi
+from shared import asyncapi, openapi
 from shared.auth import Forbidden, Role, Unauthenticated
-from shared.context import bind_correlation_id, new_correlation_id
+from shared.context import bind_correlation_id, current_correlation_id, new_correlation_id
 from shared.db import SecurityTables
 from shared.errors import Missing, Refused
 from shared.limits import BodySizeLimit
 from shared.outage import database_outage, outage_message
 from shared.runtime import Runtime
-from shared.security import Authentication, Caller, audit_forbidden, find_audit
+from shared.security import (
+    PUBLIC_PATHS,
+    Authentication,
+    Caller,
+    audit_forbidden,
+    find_audit,
+)
 from shared.settings import ServiceSettings
 from shared.units import UnitCode
 
@@ -142,7 +148,16 @@ def create_app(
         async with runtime.running():
             yield
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    # /docs is served by shared.openapi from vendored files (no CDN); no ReDoc.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    openapi.install(app, PUBLIC_PATHS)
     app.state.runtime = runtime
     # Middlewares run outermost last-added: correlation ids, database outages (503), then
     # authentication (before anything reads the body, so no token means 401 whatever the
@@ -189,6 +204,19 @@ def create_app(
     async def missing(_request: Request, exc: Missing) -> JSONResponse:
         return JSONResponse({"error": {"message": exc.message}}, status_code=404)
 
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette's outermost middleware calls this for any fault nothing else handled,
+        # then re-raises it for the server's log: the caller gets the error shape and the
+        # id the log has, instead of plain text.
+        correlation_id = current_correlation_id()
+        message = f"internal error; the service logged it under correlation id {correlation_id}"
+        return JSONResponse(
+            {"error": {"message": message}},
+            status_code=500,
+            headers={CORRELATION_HTTP_HEADER: correlation_id},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -234,6 +262,20 @@ def create_app(
 
 def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
     router = APIRouter(tags=["audit"])
+
+    @router.get(
+        "/whoami",
+        tags=["security"],
+        summary="The caller, as this service sees it: unit and role of the token (the "
+        "portal reads it at sign-in); unit * in the open development mode",
+    )
+    async def whoami(principal: Caller) -> dict[str, Any]:
+        return {
+            "unit_code": principal.unit_code,
+            "unit_path": list(principal.unit_path),
+            "role": principal.role.value,
+            "token_id": principal.token_id,
+        }
 
     @router.get("/audit", summary="Who did what, and every refusal (administrators)")
     async def audit_log(

@@ -215,6 +215,22 @@ def district_event_subjects(
     return subjects
 
 
+PORTAL_SUBJECTS = ("qcdc.v1.report.>", "qcdc.v1.consolidation.>")
+"""What the portal listens to for its live board (services/portal/adapters/live.py)."""
+
+
+def portal_principal() -> Principal:
+    """``svc-portal``: the web portal only listens, with a plain subscription, to report and
+    consolidation events; it publishes nothing (its commands go to the services' APIs).
+    ``$JS.API.INFO`` is its one publish permission: it reveals nothing and keeps the allow
+    list from being empty."""
+    return Principal(
+        user="svc-portal",
+        description="the web portal: listens to report and consolidation events only",
+        permissions=Permissions(publish=(f"{JS_API}.INFO",), subscribe=(*PORTAL_SUBJECTS, INBOX)),
+    )
+
+
 def admin_principal() -> Principal:
     return Principal(
         user="admin",

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import sqlalchemy as sa
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -45,8 +44,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 ANONYMOUS = Principal("anonymous", "-", (), Role.INTEGRATOR)
 """Who the audit log names for a request without a valid token."""
-PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-"""Health and the API's own description: all that answers without a token."""
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi.yaml"}
+)
+"""Health and the APIs' own descriptions: all that answers without a token."""
+PUBLIC_PREFIX = "/docs/static/"
+"""Swagger UI's own files (shared/static/swagger-ui), public like /docs."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -170,7 +173,7 @@ class Authentication:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or _public(scope["path"]):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -181,13 +184,8 @@ class Authentication:
             headers = {"WWW-Authenticate": "Bearer"}
             await _answer(send, 401, exc.reason, headers)
             return
-        except (DBAPIError, OSError) as exc:
-            # The token store is this service's database: while it is away nobody can be
-            # identified, which is an outage to retry, not a refusal (nor a 500).
-            log.warning("cannot check a token: the database is unavailable", error=repr(exc))
-            message = "the service cannot check tokens right now; please retry"
-            await _answer(send, 503, message, {"Retry-After": "5"})
-            return
+        # A token store (this service's database) that is away raises on: the
+        # DatabaseOutage middleware around this one answers 503, as for any other route.
         scope.setdefault("state", {})["principal"] = principal
         if principal.role is Role.INTEGRATOR and request.method not in ("GET", "HEAD"):
             reason = "an integrator token only reads"
@@ -195,6 +193,10 @@ class Authentication:
             await _answer(send, 403, reason)
             return
         await self.app(scope, receive, send)
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
 
 
 async def _answer(

@@ -19,6 +19,11 @@ class NotifySettings(ServiceSettings):
     reports_url: str = Field(
         "http://127.0.0.1:8302", description="Public URL of the reports service, for links."
     )
+    portal_url: str = Field(
+        "",
+        description="Public base URL of the portal (services/portal): mails link to its pages; "
+        "empty: links lead to the services' APIs.",
+    )
     delivery_max_attempts: int = 8
     delivery_poll_seconds: float = 0.3
     delivery_lease_seconds: float = Field(

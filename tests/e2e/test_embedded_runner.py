@@ -29,7 +29,7 @@ from tests.support import patience
 
 pytestmark = pytest.mark.slow
 
-PORT_NAMES = ("nats", "plans", "reports", "notify", "smtp")
+PORT_NAMES = ("nats", "plans", "reports", "notify", "smtp", "portal")
 DEMO_UNIT = "03637"  # Xã Mường Kim, Lai Châu: the demo province is real (GSO codes)
 DEMO_FOCAL_EMAIL = demo_contacts(DEMO_UNIT)["focal_email"]
 START_SECONDS = 90.0
@@ -214,6 +214,12 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
     body = mail.get_body(("plain",))
     assert body is not None
     assert "Số tiếp nhận" in body.get_content()
+    # `make run` prints the portal's address; the mail's link leads to its page.
+    assert f"portal   {up.url('portal')}" in up.output
+    assert f"{up.url('portal')}/bao-cao/{receipt['report_id']}" in body.get_content()
+    with httpx.Client(base_url=up.url("portal"), timeout=10) as portal:
+        public = portal.get("/cong-khai")
+    assert public.status_code == 200 and "123/KH-UBND" in public.text
 
     assert _open_to_others(up.data_dir) == []
 

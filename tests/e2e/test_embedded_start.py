@@ -28,7 +28,7 @@ FAILS_AT_ONCE = "print('this run: the database is not there', flush=True); raise
 
 
 def _ports() -> EmbeddedPorts:
-    names = ("nats", "plans", "reports", "notify", "smtp")
+    names = ("nats", "plans", "reports", "notify", "smtp", "portal")
     ports: dict[str, int] = {}
     while len(set(ports.values())) < len(names):
         ports = {name: free_port() for name in names}
@@ -84,7 +84,14 @@ def test_a_failed_start_shows_this_runs_log_lines_only(
     system: Callable[[float], EmbeddedSystem],
     services_run: Callable[[dict[str, str]], None],
 ) -> None:
-    services_run({"plans": FAILS_AT_ONCE, "reports": NEVER_ANSWERS, "notify": NEVER_ANSWERS})
+    services_run(
+        {
+            "plans": FAILS_AT_ONCE,
+            "reports": NEVER_ANSWERS,
+            "notify": NEVER_ANSWERS,
+            "portal": NEVER_ANSWERS,
+        }
+    )
     up = system(120.0)
     with pytest.raises(StartupFailed) as failed:
         up.start()
@@ -101,7 +108,14 @@ def test_a_service_that_fails_is_reported_while_an_earlier_one_still_starts(
     services_run: Callable[[dict[str, str]], None],
 ) -> None:
     # All parts are watched at once: notify's failure does not wait for plans' time limit.
-    services_run({"plans": NEVER_ANSWERS, "reports": NEVER_ANSWERS, "notify": FAILS_AT_ONCE})
+    services_run(
+        {
+            "plans": NEVER_ANSWERS,
+            "reports": NEVER_ANSWERS,
+            "notify": FAILS_AT_ONCE,
+            "portal": NEVER_ANSWERS,
+        }
+    )
     up = system(120.0)
     with pytest.raises(StartupFailed) as failed:
         up.start()

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import nats.errors
 import pytest
@@ -399,28 +398,6 @@ async def test_qcdc_up_secure_hands_a_nodejs_client_a_working_read_only_credenti
     assert done.returncode == 0, (report, done.stderr)
     assert report["ids"] == [headers["ce-id"] for _, headers in sent]
     assert report["publish"].startswith("refused")
-
-
-async def test_the_documented_subtree_snippet_runs_with_a_subtree_credential(
-    history: History, sessions: dict[str, Session]
-) -> None:
-    """docs/events.md's "Subscribe to a subtree, replay from a date", for H801 instead of
-    H886, run as the H801 integrator: it creates what it says and replays the subtree."""
-    text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
-    section = text.split("### Subscribe to a subtree, replay from a date", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    code = code.replace("H886", "H801").replace("h886", "h801")
-    body = "\n".join(f"    {line}" for line in code.splitlines())
-    namespace: dict[str, Any] = {}
-    exec(f"async def snippet(js):\n{body}\n    return history\n", namespace)
-    found = await namespace["snippet"](sessions[SUBTREE].nc.jetstream(timeout=5))
-    subjects = {msg.subject for msg in found}
-    assert "qcdc.v1.deadline.missed.T89.H801.X80101" in subjects
-    assert all(subject.split(".")[4:6] == ["T89", "H801"] for subject in subjects)
-    js = sessions[SUBTREE].nc.jetstream(timeout=5)
-    for part in ("self", "below"):
-        info = await js.consumer_info(REPORTS.name, f"{SUBTREE}-reports-{part}")
-        assert info.config.durable_name == f"{SUBTREE}-reports-{part}"
 
 
 async def test_a_push_consumer_cannot_republish_history_onto_event_subjects(

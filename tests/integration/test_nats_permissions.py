@@ -310,6 +310,25 @@ async def test_an_integrator_reads_everything_and_publishes_nothing(connect: Con
     await integrator.violation("publish", f"$JS.API.CONSUMER.INFO.{REPORTS.name}.notify-reports")
 
 
+async def test_the_portal_hears_reports_and_publishes_nothing(connect: Connect) -> None:
+    portal = await connect("svc-portal")
+    heard: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_message(msg: Msg) -> None:
+        await heard.put(msg)
+
+    for subject in nats_auth.PORTAL_SUBJECTS:
+        await portal.nc.subscribe(subject, cb=on_message)
+    await portal.nc.flush()
+    reports = await connect("svc-reports")
+    await reports.publish_acked("qcdc.v1.report.accepted.T89.H802.X80201")
+    assert (await asyncio.wait_for(heard.get(), 5)).subject.startswith("qcdc.v1.report.accepted")
+
+    await portal.refused("qcdc.v1.report.submitted.T89.H801")
+    await portal.nc.subscribe("qcdc.v1.plan.>")
+    await portal.violation("subscription", "qcdc.v1.plan.>")
+
+
 def test_the_generated_files_are_secret(tmp_path: Path) -> None:
     bundle = nats_auth.credentials(principals(REGISTRY), existing={})
     nats_auth.write_bundle(tmp_path / "out", bundle)
@@ -386,6 +405,7 @@ def test_qcdc_nats_config_from_a_registry_export(tmp_path: Path) -> None:
         "district-H801",  # by kind
         "district-X80201",  # named: a two-level province delegates any subtree
         "integrator-dash",
+        "svc-portal",
         "admin",
     }
     auth = (out / "auth.conf").read_text(encoding="utf-8")

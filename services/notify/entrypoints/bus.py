@@ -51,7 +51,11 @@ def consumer_specs(settings: Any) -> list[ConsumerSpec]:
     assert isinstance(settings, NotifySettings)
     config = handlers.NotifyConfig(
         rules=load_rules(settings.rules_path),
-        links=Links(reports_url=settings.reports_url, plans_url=settings.plans_url),
+        links=Links(
+            reports_url=settings.reports_url,
+            plans_url=settings.plans_url,
+            portal_url=settings.portal_url,
+        ),
         contacts_key=settings.contacts_key,
     )
     handle: Handler = functools.partial(handlers.on_event, config=config)

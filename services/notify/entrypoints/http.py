@@ -23,6 +23,7 @@ from services.notify.domain.rules import event_type_of
 from services.notify.handlers import delivery as delivery_handlers
 from services.notify.handlers import subscriptions as handlers
 from services.notify.settings import NotifySettings
+from shared import openapi
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
 from shared.events import Channel
@@ -36,7 +37,21 @@ STATUSES = "^(" + "|".join(s.value for s in DeliveryStatus) + ")$"
 
 
 class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit_code": "H886",
+                    "include_subtree": True,
+                    "event_types": ["report.submitted", "deadline.missed"],
+                    "channel": "webhook",
+                    "address": "https://egov.anbinh.demo.gov.vn/hooks/qcdc",
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                }
+            ]
+        },
+    )
 
     unit_code: UnitCode
     include_subtree: bool = False
@@ -62,7 +77,10 @@ class SubscriptionIn(BaseModel):
 
 
 class SignatureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]},
+    )
 
     secret: PrintableText = Field(
         max_length=256, description="`whsec_` followed by base64 of 24 to 64 random bytes."
@@ -280,6 +298,7 @@ def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
         response_model=DeliveryOut,
         tags=["deliveries"],
         summary="Send a failed delivery again, with a fresh budget of attempts",
+        responses=openapi.conflict("The delivery is not a failed one."),
     )
     async def redeliver(key: Identifier, caller: Caller) -> DeliveryOut:
         async with runtime.uow() as uow:

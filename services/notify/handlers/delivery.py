@@ -242,6 +242,8 @@ class Writer:
             for item in batch:  # cancelled mid-batch (shutdown): nobody waits for ever
                 if not item.future.done():
                     item.future.set_exception(RuntimeError("delivery write abandoned"))
+                    # Its waiter may be cancelled too: no "exception never retrieved" noise.
+                    item.future.exception()
 
     async def _run_alone(self, item: Queued) -> None:
         try:

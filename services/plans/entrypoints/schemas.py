@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.plans.domain.plans import (
     AssigneeRule,
@@ -58,6 +58,24 @@ Tag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 
 
 class UnitIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "X30337",
+                    "name": "Ủy ban nhân dân xã Mỹ Hòa Hưng",
+                    "kind": "commune",
+                    "parent_code": "T89",
+                    "reports_to_code": "SNV",
+                    "contacts": {"focal_email": "vanphong@myhoahung.demo.gov.vn"},
+                    "tags": ["bien_gioi"],
+                    "established_on": "2025-07-01",
+                }
+            ]
+        },
+    )
+
     code: UnitCode
     name: NfcName = Field(min_length=1, max_length=256)
     kind: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
@@ -69,6 +87,21 @@ class UnitIn(Strict):
 
 
 class UnitPatch(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ủy ban nhân dân xã Mỹ Hòa Hưng",
+                    "contacts": {
+                        "focal_email": "vanphong@myhoahung.demo.gov.vn",
+                        "head_email": "chutich@myhoahung.demo.gov.vn",
+                    },
+                }
+            ]
+        },
+    )
+
     name: NfcName | None = Field(None, min_length=1, max_length=256)
     reports_to_code: UnitCode | None = None
     contacts: ContactsIn | None = None
@@ -76,6 +109,10 @@ class UnitPatch(Strict):
 
 
 class DissolveIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"on": "2025-06-30"}]}
+    )
+
     on: date
 
 
@@ -156,7 +193,46 @@ class SubPlanIn(Strict):
     due_before: date | None = None
 
 
+PLAN_EXAMPLE: dict[str, JsonValue] = {
+    "doc_number": "123/KH-UBND",
+    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2026",
+    "issuing_unit": "T89",
+    "issued_on": "2026-02-15",
+    "year": 2026,
+    "place": "An Bình",
+    "signer": {"name": "Lê Văn Nam", "position": "Phó Chủ tịch"},
+    "legal_basis": [
+        {
+            "number": "10/2022/QH15",
+            "date": "2022-11-10",
+            "issuer": "Quốc hội",
+            "title": "Luật Thực hiện dân chủ ở cơ sở",
+        }
+    ],
+    "content_areas": [
+        {"code": "1", "title": "Công tác lãnh đạo, chỉ đạo của cấp ủy Đảng, chính quyền"},
+        {"code": "6", "title": "Kiểm tra, đánh giá và chế độ báo cáo"},
+    ],
+    "assignees": {"kinds": ["department", "commune"]},
+    "schedule": [
+        {
+            "key": "six_month",
+            "kind": "six_month",
+            "title": "Báo cáo 6 tháng",
+            "period_start": "2025-12-15",
+            "period_end": "2026-06-14",
+            "due_before": "2026-06-20",
+            "receiving_unit": "SNV",
+        }
+    ],
+    "distribution": ["Bộ Nội vụ", "Thường trực Tỉnh ủy", "Lưu: VT, NC"],
+}
+"""A province's yearly plan, as the API and the CLI's YAML take it (the OpenAPI example)."""
+
+
 class PlanIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PLAN_EXAMPLE]})
+
     doc_number: DocNumber
     title: ShortText = Field(min_length=1)
     issuing_unit: UnitReference
@@ -272,6 +348,19 @@ class PlanOut(BaseModel):
 
 
 class AmendmentIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Điều chỉnh thời hạn báo cáo 6 tháng theo Công văn số 45/UBND-NC",
+                    "deadlines": {"six_month": "2026-06-20"},
+                    "add_units": ["X30337"],
+                }
+            ]
+        },
+    )
+
     reason: NfcText = Field(min_length=1, max_length=5000)
     deadlines: dict[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")], date] = Field(
         default_factory=dict, description="New 'before' date per schedule key."
@@ -281,14 +370,35 @@ class AmendmentIn(Strict):
 
 
 class CloseIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "Đã hoàn thành kế hoạch năm 2026"}]},
+    )
+
     reason: NfcText = Field("", max_length=5000)
 
 
 class RollOverIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"year": 2027}]})
+
     year: int = Field(ge=2000, le=2100)
 
 
 class SubPlanRegistrationIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit_code": "H886",
+                    "doc_number": "57/KH-UBND",
+                    "issued_on": "2026-03-02",
+                    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2026",
+                }
+            ]
+        },
+    )
+
     unit_code: UnitCode
     doc_number: DocNumber
     issued_on: date
@@ -296,6 +406,25 @@ class SubPlanRegistrationIn(Strict):
 
 
 class ReportRequestIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "requesting_unit": "SNV",
+                    "kind": "thematic",
+                    "topic": "Báo cáo chuyên đề về tổ chức hội nghị nhân dân ở thôn, tổ dân phố",
+                    "units": ["X30337", "STP"],
+                    "content_areas": ["1"],
+                    "indicators": ["conferences_held"],
+                    "period_start": "2026-01-01",
+                    "period_end": "2026-03-31",
+                    "due_before": "2026-04-15",
+                }
+            ]
+        },
+    )
+
     requesting_unit: UnitCode
     kind: ReportKind
     topic: ShortText = Field(min_length=1)
@@ -309,6 +438,20 @@ class ReportRequestIn(Strict):
 
 
 class DifficultyIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "plan_id": "pl-4f6c2a",
+                    "unit_code": "X30337",
+                    "content_area": "1",
+                    "description": "Thiếu kinh phí tổ chức hội nghị nhân dân ở các thôn vùng sâu",
+                }
+            ]
+        },
+    )
+
     plan_id: Identifier
     unit_code: UnitCode
     content_area: AreaCode | None = None
@@ -316,5 +459,17 @@ class DifficultyIn(Strict):
 
 
 class AnswerIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "answered_by": "SNV",
+                    "answer": "Đề nghị xã sử dụng kinh phí chi thường xuyên năm 2026",
+                }
+            ]
+        },
+    )
+
     answered_by: UnitCode = Field(description="The answering unit: the one it was raised to.")
     answer: NfcText = Field(min_length=1, max_length=10000)

@@ -17,6 +17,7 @@ from services.plans.entrypoints.schemas import (
     SubPlanRegistrationIn,
 )
 from services.plans.handlers import plans as handlers
+from shared import openapi
 from shared.errors import Missing
 from shared.limits import Identifier
 from shared.runtime import Runtime
@@ -133,6 +134,7 @@ def plan_routes(runtime: Runtime) -> APIRouter:
         "/plans/{plan_id}/sub-plans",
         status_code=status.HTTP_201_CREATED,
         summary="Register an assignee's own implementation plan (issued elsewhere)",
+        responses=openapi.conflict("The unit has already registered its plan."),
     )
     async def register_sub_plan(
         plan_id: Identifier, body: SubPlanRegistrationIn, caller: Caller, actor: Actor = "anonymous"

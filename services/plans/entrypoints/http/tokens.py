@@ -16,7 +16,12 @@ from shared.units import UnitCode
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"unit_code": "X30337", "role": "submitter", "valid_days": 365}]
+        },
+    )
 
     unit_code: UnitCode
     role: Role

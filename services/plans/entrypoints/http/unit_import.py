@@ -31,7 +31,24 @@ EXPORT_MEDIA_TYPES = {
     handlers.FileFormat.CSV: "text/csv; charset=utf-8",
     handlers.FileFormat.YAML: "application/yaml; charset=utf-8",
 }
-_TEXT_BODY = {"schema": {"type": "string"}}
+_CSV_EXAMPLE = """\
+code,name,kind,parent_code,reports_to_code,focal_email,tags
+T89,Ủy ban nhân dân tỉnh An Bình,province,,,,
+SNV,Sở Nội vụ,department,T89,,vanphong@snv.anbinh.demo.gov.vn,
+X30337,Ủy ban nhân dân xã Mỹ Hòa Hưng,commune,T89,SNV,vanphong@myhoahung.demo.gov.vn,bien_gioi
+"""
+_YAML_EXAMPLE = """\
+- {code: T89, name: Ủy ban nhân dân tỉnh An Bình, kind: province}
+- {code: SNV, name: Sở Nội vụ, kind: department, parent_code: T89}
+- code: X30337
+  name: Ủy ban nhân dân xã Mỹ Hòa Hưng
+  kind: commune
+  parent_code: T89
+  reports_to_code: SNV
+  contacts: {focal_email: vanphong@myhoahung.demo.gov.vn}
+  tags: [bien_gioi]
+"""
+_TEXT = {"type": "string"}
 _ERROR_EXAMPLE = {
     "error": {
         "message": "1 error in the file; nothing was imported",
@@ -79,7 +96,10 @@ def unit_import_routes(runtime: Runtime) -> APIRouter:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"text/csv": _TEXT_BODY, "application/yaml": _TEXT_BODY},
+                "content": {
+                    "text/csv": {"schema": _TEXT, "example": _CSV_EXAMPLE},
+                    "application/yaml": {"schema": _TEXT, "example": _YAML_EXAMPLE},
+                },
             }
         },
         responses={
@@ -118,7 +138,9 @@ def unit_import_routes(runtime: Runtime) -> APIRouter:
         summary="Export the registry, or a subtree, in the import format",
         response_class=Response,
         responses={
-            200: {"content": {"text/csv": _TEXT_BODY, "application/yaml": _TEXT_BODY}},
+            200: {
+                "content": {"text/csv": {"schema": _TEXT}, "application/yaml": {"schema": _TEXT}}
+            },
         },
     )
     async def export_units(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.entrypoints.schemas import DissolveIn, UnitIn, UnitOut, UnitPatch
 from services.plans.handlers import units as handlers
+from shared import openapi
 from shared.errors import Missing
 from shared.events import Contacts
 from shared.runtime import Runtime
@@ -19,7 +20,12 @@ from shared.units import UnitCode
 def unit_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["units"])
 
-    @router.post("/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut)
+    @router.post(
+        "/units",
+        status_code=status.HTTP_201_CREATED,
+        response_model=UnitOut,
+        responses=openapi.conflict("A unit with this code is already registered."),
+    )
     async def register_unit(body: UnitIn, caller: Caller) -> UnitOut:
         command = handlers.RegisterUnit(
             code=body.code,

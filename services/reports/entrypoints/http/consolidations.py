@@ -68,7 +68,19 @@ def signer_query(
 
 
 class PublishIn(KeyQuery):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "plan_id": "pl-4f6c2a",
+                    "schedule_key": "six_month",
+                    "receiving_unit": "SNV",
+                    "published_by": "Trần Văn Minh, Phó Giám đốc Sở Nội vụ",
+                }
+            ]
+        },
+    )
 
     published_by: NfcName = Field(
         min_length=1,

@@ -6,11 +6,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from services.reports.adapters.repositories import ObligationRepository, ReportRepository
+from services.reports.adapters.repositories import (
+    DeadlineStepRepository,
+    ObligationRepository,
+    ReportRepository,
+)
 from services.reports.adapters.storage import AttachmentStore
+from services.reports.domain.indicators import CATALOGUE, NOT_MORE_THAN
 from services.reports.domain.model import Obligation, ObligationStatus, Report
 from services.reports.handlers import intake as handlers
 from services.reports.handlers import review
@@ -24,7 +29,23 @@ from shared.units import NfcName, NfcText, UnitCode
 
 
 class SubmitReportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "obligation_id": "ob-7d1e90",
+                    "unit_code": "X30337",
+                    "submitted_by": "Nguyễn Thị Hoa, công chức Văn phòng - Thống kê",
+                    "narrative": {
+                        "1": "Đã tổ chức hội nghị quán triệt Quy chế dân chủ ở cơ sở tại 12 thôn.",
+                        "6": "Không có khiếu nại, tố cáo liên quan đến thực hiện dân chủ ở cơ sở.",
+                    },
+                    "indicators": {"complaints_received": 3, "complaints_resolved": 2},
+                }
+            ]
+        },
+    )
 
     obligation_id: Identifier
     unit_code: UnitCode
@@ -52,16 +73,63 @@ class ReportOut(ReceiptOut):
     narrative: dict[str, str]
     indicators: dict[str, Any]
     status: str
+    reviewed_at: datetime | None = None
+    reviewed_by_unit: str | None = None
+    review_reason: str | None = Field(None, description="Why it was returned for revision.")
 
 
 class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reviewer_unit": "SNV"}]}
+    )
 
     reviewer_unit: UnitCode
 
 
 class ReturnIn(ReviewIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reviewer_unit": "SNV",
+                    "reason": "Bổ sung số liệu về hội nghị nhân dân ở thôn, tổ dân phố",
+                }
+            ]
+        }
+    )
+
     reason: NfcText = Field(min_length=1, max_length=5000)
+
+
+class DeadlineChangeOut(BaseModel):
+    changed_at: datetime
+    old_due_at: datetime
+    new_due_at: datetime
+    cause: str
+    reclassified: list[dict[str, Any]] = Field(
+        description="Reports whose verdict changed: report_id, receipt_number, "
+        "on_time_before, on_time."
+    )
+
+
+class IndicatorOut(BaseModel):
+    code: str
+    label: str
+    unit: str
+    content_area: str
+    minimum: int = 0
+
+
+class NotMoreThanOut(BaseModel):
+    """The indicator ``part`` may never exceed ``whole``."""
+
+    part: str
+    whole: str
+
+
+class IndicatorCatalogueOut(BaseModel):
+    indicators: list[IndicatorOut]
+    not_more_than: list[NotMoreThanOut]
 
 
 class ObligationOut(BaseModel):
@@ -78,6 +146,18 @@ class ObligationOut(BaseModel):
     status: str
     waived_reason: str | None = None
     request_id: str | None = None
+    plan_closed: bool = Field(False, description="The plan was closed: nothing more is urged.")
+    next_step_at: datetime | None = Field(
+        None,
+        description="When the deadline clock next looks at it (a reminder or an urging may "
+        "be due then); null: nothing more will be sent (submitted, waived, plan closed, "
+        "urging ended, or another instance owns it).",
+    )
+    deadline_changes: list[DeadlineChangeOut] = Field(
+        default_factory=list,
+        description="Every move of the deadline and the reports it judged again (on "
+        "``GET /obligations/{id}`` only).",
+    )
 
 
 def _receipt(report: Report) -> ReceiptOut:
@@ -98,6 +178,9 @@ def _report_out(report: Report) -> ReportOut:
         narrative=report.narrative,
         indicators=report.indicators,
         status=report.status.value,
+        reviewed_at=report.reviewed_at,
+        reviewed_by_unit=report.reviewed_by_unit,
+        review_reason=report.review_reason,
     )
 
 
@@ -116,6 +199,8 @@ def _obligation_out(obligation: Obligation) -> ObligationOut:
         status=obligation.status.value,
         waived_reason=obligation.waived_reason,
         request_id=obligation.request_id,
+        plan_closed=obligation.plan_closed,
+        next_step_at=obligation.on_the_clock_at,
     )
 
 
@@ -238,12 +323,18 @@ def report_routes(runtime: Runtime) -> APIRouter:
         unit: UnitCode | None = None,
         status: ObligationStatus | None = None,
         plan_id: Identifier | None = None,
+        schedule_key: Annotated[Identifier | None, Query(max_length=64)] = None,
+        receiving_unit: UnitCode | None = None,
         *,
         caller: Caller,
     ) -> list[ObligationOut]:
         async with runtime.uow() as uow:
             found = await ObligationRepository(uow.session).find(
-                unit_code=unit, status=status, plan_id=plan_id
+                unit_code=unit,
+                status=status,
+                plan_id=plan_id,
+                schedule_key=schedule_key,
+                receiving_unit=receiving_unit,
             )
         # Only what the caller may read: its subtree's, and those addressed to its unit.
         return [
@@ -252,14 +343,41 @@ def report_routes(runtime: Runtime) -> APIRouter:
             if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)
         ]
 
+    @router.get(
+        "/indicators",
+        response_model=IndicatorCatalogueOut,
+        tags=["reports"],
+        summary="The indicator catalogue and the rules between indicators (for entry forms)",
+    )
+    async def indicator_catalogue() -> IndicatorCatalogueOut:
+        return IndicatorCatalogueOut(
+            indicators=[
+                IndicatorOut(code=i.code, label=i.label, unit=i.unit, content_area=i.content_area)
+                for i in CATALOGUE
+            ],
+            not_more_than=[NotMoreThanOut(part=p, whole=w) for p, w in NOT_MORE_THAN],
+        )
+
     @router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
     async def get_obligation(obligation_id: Identifier, caller: Caller) -> ObligationOut:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(obligation_id)
+            changes = await DeadlineStepRepository(uow.session).changes(obligation_id)
         if obligation is None:
             raise Missing(f"no obligation {obligation_id}")
         _may_read(caller, obligation, f"obligation {obligation_id}")
-        return _obligation_out(obligation)
+        found = _obligation_out(obligation)
+        found.deadline_changes = [
+            DeadlineChangeOut(
+                changed_at=c.changed_at,
+                old_due_at=c.old_due_at,
+                new_due_at=c.new_due_at,
+                cause=c.cause,
+                reclassified=c.reclassified,
+            )
+            for c in changes
+        ]
+        return found
 
     return router
 

@@ -1,0 +1,56 @@
+"""The portal's live feed: it starts before NATS does, keeps trying, and once connected
+passes each report event to the boards open on its plan entry and receiving unit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import nats
+
+from services.portal.adapters.live import BusFeed, LiveHub
+from services.portal.settings import PortalSettings
+from shared.natsd import NatsServer, free_port
+from tests.support import eventually
+
+
+async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Path) -> None:
+    port = free_port()
+    hub = LiveHub()
+    feed = BusFeed(PortalSettings(nats_url=f"nats://127.0.0.1:{port}"), hub)
+    await feed.start()  # nothing listens yet
+    assert not feed.connected
+    board = hub.listen(("p1", "six_month", "T89-SNV"))
+    server = NatsServer(tmp_path / "nats", port)
+    server.start()
+    try:
+
+        async def connected() -> bool:
+            return feed.connected
+
+        await eventually(connected)
+        client = await nats.connect(server.url)
+        body = {
+            "report_id": "r1",
+            "obligation": {
+                "plan_id": "p1",
+                "schedule_key": "six_month",
+                "receiving_unit": "T89-SNV",
+                "unit_code": "X001",
+            },
+        }
+        headers = {"ce-type": "qcdc.report.returned.v1"}
+        await client.publish(
+            "qcdc.v1.report.returned.T89.X001", json.dumps(body).encode(), headers=headers
+        )
+        await client.publish("qcdc.v1.plan.issued.T89", b"{}")  # not the board's business
+        await client.flush()
+        change = await asyncio.wait_for(board.get(), 10)
+        assert change is not None
+        assert (change.unit_code, change.event_type) == ("X001", "qcdc.report.returned.v1")
+        await client.close()
+    finally:
+        await feed.stop()
+        server.stop()
+    assert await board.get() is None  # stopping ends the open boards' streams
