@@ -17,14 +17,16 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from services.nats_cli import nats_app
 from services.plans.entrypoints.cli import plans_app, units_app
 from services.plans.entrypoints.cli.tokens import tokens_app
 from services.reports.entrypoints.cli import reports_app
+from services.up_cli import down, refuse_a_missing_data_dir, status, up
 from shared.clock import parse_instant
 from shared.files import keep_private
 
@@ -33,8 +35,23 @@ if TYPE_CHECKING:
 
     from shared.service import ServiceDefinition
 
+HELP_ASKED = "qcdc.help_asked"
+
+
+class _Root(TyperGroup):
+    """Notes whether any help page is asked for, before the commands are resolved: the
+    root callback checks the data folder only for a command that will run."""
+
+    # ``ctx`` is typer's vendored click Context, which typer does not export by name.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[HELP_ASKED] = "--help" in args
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
-    help="QCDC: Grassroots Democracy Regulation plans and reports.", no_args_is_help=True
+    cls=_Root,
+    help="QCDC: Grassroots Democracy Regulation plans and reports.",
+    no_args_is_help=True,
 )
 bus_app = typer.Typer(help="The NATS JetStream bus.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Services' outboxes.", no_args_is_help=True)
@@ -255,42 +272,9 @@ def events_tail(
     _on_bus(lambda nc: tail(nc, tail_subject(filter_), typer.echo, count))
 
 
-@app.command()
-def up(
-    data_dir: Annotated[str, typer.Option(help="Where NATS, SQLite files and mail go.")] = "var",
-    nats_port: Annotated[int, typer.Option(help="Embedded NATS port.")] = 14222,
-    plans_port: int = 8301,
-    reports_port: int = 8302,
-    notify_port: int = 8303,
-    portal_port: Annotated[int, typer.Option(help="The web portal's port.")] = 8304,
-    smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port.")] = 8025,
-    seed: Annotated[bool, typer.Option(help="Seed demo units and a plan on first start.")] = True,
-    secure: Annotated[
-        bool, typer.Option("--secure", help="Require NATS credentials (generated per service).")
-    ] = False,
-    start_timeout: Annotated[
-        float,
-        typer.Option(
-            min=1.0,
-            envvar="QCDC_START_TIMEOUT",
-            help="Seconds NATS, the mail sink and the services get to be ready.",
-        ),
-    ] = 120.0,
-) -> None:
-    """Start the embedded system: nats-server, the three services, the portal, a mail sink,
-    demo data."""
-    from services.embedded import EmbeddedPorts, run_embedded
-
-    ports = EmbeddedPorts(
-        nats=nats_port,
-        plans=plans_port,
-        reports=reports_port,
-        notify=notify_port,
-        smtp=smtp_port,
-        portal=portal_port,
-    )
-    code = run_embedded(data_dir, ports, seed=seed, secure=secure, start_timeout=start_timeout)
-    raise typer.Exit(code)
+app.command()(up)
+app.command()(status)
+app.command()(down)
 
 
 class _Console:
@@ -298,7 +282,22 @@ class _Console:
 
 
 @app.callback()
-def _set_up_logging(ctx: typer.Context) -> None:
+def _before_any_command(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            envvar="QCDC_DATA_DIR",
+            help="The data folder every command works on (default: var).",
+        ),
+    ] = None,
+) -> None:
+    # Every command, and the services it starts, read QCDC_DATA_DIR: one place sets it.
+    if data_dir:
+        os.environ["QCDC_DATA_DIR"] = data_dir
+    if not ctx.meta.get(HELP_ASKED):  # the commands' help pages need no data folder
+        refuse_a_missing_data_dir(ctx.invoked_subcommand)
     # Runs before any command, and not for --help: structlog (and asyncio, which it imports)
     # would be a good part of what `qcdc --help` costs. A test's CliRunner keeps its logging.
     if isinstance(ctx.obj, _Console):

@@ -6,8 +6,11 @@ services as separate processes on SQLite files, and on first start seeds the dem
 two-level province and the seed's plan (services/demo_seed.py). Everything lives in one
 data folder, so a second run resumes where the first stopped.
 
-Child processes are stopped in dependency order: the services first (they flush their
-outboxes and ack their messages while NATS is still up), then the mail sink and nats-server.
+Once everything is up, a child that exits is started again with backoff
+(:mod:`services.supervisor`); ``<data>/run/qcdc.json`` tells ``qcdc status`` and
+``qcdc down`` in another terminal what runs. Child processes are stopped in dependency
+order: the services first (they flush their outboxes and ack their messages while NATS is
+still up), then the mail sink and nats-server.
 
 The HTTP APIs run open (``QCDC_AUTH=open``: no tokens, every caller an administrator) on
 the loopback interface only, and the summary says so; everywhere else tokens are the default.
@@ -27,9 +30,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -37,15 +41,33 @@ import httpx
 import nats
 
 from services.demo_seed import SeedFailed, seed_demo
+from services.supervisor import (
+    Child,
+    GaveUp,
+    RestartPolicy,
+    Supervisor,
+    log_tail,
+    orphans,
+    read_state,
+    remove_state,
+    separator,
+    supervisor_alive,
+    write_state,
+)
 from shared import nats_auth
 from shared.bus.streams import provision
 from shared.files import private_dir, private_file
 from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
 from shared.personal_data import new_key
+from shared.settings import ServiceSettings
 
 HOST = "127.0.0.1"
 SERVICES = ("plans", "reports", "notify", "portal")
-STOP_GRACE_SECONDS = 15.0
+"""The services ``qcdc up`` runs, each on its port (:class:`EmbeddedPorts`), supervised."""
+SINK = "mailsink"
+READINESS = "/readyz"
+"""What a service answers 200 on once it is ready to serve."""
+WATCH_SECONDS = 0.2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 LOCAL_INTEGRATOR = "local"  # qcdc up --secure: credentials/integrator-local.env
 
@@ -84,16 +106,24 @@ class StopRequested(BaseException):
 
 
 def run_embedded(
-    data_dir: str, ports: EmbeddedPorts, *, seed: bool, start_timeout: float, secure: bool = False
+    data_dir: str,
+    ports: EmbeddedPorts,
+    *,
+    seed: bool,
+    start_timeout: float,
+    secure: bool = False,
+    policy: RestartPolicy | None = None,
 ) -> int:
-    """Run until a signal; 0 after a clean stop, 1 if a part failed, 2 if a port is taken.
+    """Run until a signal; 0 after a clean stop, 1 if a part failed to start or kept
+    failing, 2 if a port is taken or another ``qcdc up`` runs on the same data folder.
     NATS, the mail sink and the services get ``start_timeout`` seconds in all to be ready."""
-    problem = port_problem(ports)
+    root = Path(data_dir).resolve()
+    problem = already_running(root) or port_problem(ports)
     if problem:
         print(problem, file=sys.stderr)
         return 2
     system = EmbeddedSystem(
-        Path(data_dir).resolve(), ports, secure=secure, start_timeout=start_timeout
+        root, ports, secure=secure, start_timeout=start_timeout, policy=policy or RestartPolicy()
     )
     with _signals_raise():
         try:
@@ -103,7 +133,7 @@ def run_embedded(
             )
             system.print_summary(demo)
             return system.watch()
-        except (StartupFailed, SeedFailed) as exc:
+        except (StartupFailed, SeedFailed, GaveUp) as exc:
             print(f"qcdc up: {exc}", file=sys.stderr, flush=True)
             return 1
         except StopRequested:
@@ -113,6 +143,30 @@ def run_embedded(
             print("stopping…", flush=True)
             system.stop()
             print("stopped", flush=True)
+
+
+def already_running(root: Path) -> str | None:
+    """A message if a ``qcdc up`` still runs on this data folder: two would share its
+    databases and JetStream store."""
+    state = read_state(root)
+    if state is None:
+        return None
+    if not supervisor_alive(state):
+        left = orphans(state)
+        if not left:
+            return None
+        return (
+            f"parts of an earlier qcdc up on {root} still run ({_pids(left)}); "
+            f"`qcdc --data-dir {root} down` stops them."
+        )
+    return (
+        f"qcdc up already runs on {root} (pid {state['pid']}); "
+        f"`qcdc --data-dir {root} down` stops it."
+    )
+
+
+def _pids(found: dict[str, int]) -> str:
+    return ", ".join(f"{name} pid {pid}" for name, pid in found.items())
 
 
 def port_problem(ports: EmbeddedPorts) -> str | None:
@@ -127,51 +181,28 @@ def port_problem(ports: EmbeddedPorts) -> str | None:
     return None
 
 
-def log_tail(path: Path, offset: int, lines: int = 40) -> str:
-    """The last lines written to a log file after ``offset``: a log file is appended to at
-    every start, and what an earlier run wrote would mislead."""
-    try:
-        with path.open("rb") as log:
-            log.seek(offset)
-            text = log.read().decode("utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(nothing logged in this run)"
-
-
-@dataclass
-class Child:
-    """A child process whose output goes to a log file, from ``log_offset`` on."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log_offset: int = 0
-
-    def exited(self) -> int | None:
-        return self.process.poll()
-
-    def log_tail(self, lines: int = 40) -> str:
-        return log_tail(self.log_path, self.log_offset, lines)
-
-    def failure(self, what: str) -> StartupFailed:
-        return StartupFailed(
-            f"{self.name} {what}; the end of {self.log_path} in this run:\n{self.log_tail()}"
-        )
-
-
 @dataclass
 class EmbeddedSystem:
     root: Path
     ports: EmbeddedPorts
     secure: bool = False
     start_timeout: float = 120.0
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
     nats: OwnGroupNatsServer = field(init=False)
-    sink: Child | None = field(default=None, init=False)
-    services: list[Child] = field(default_factory=list, init=False)
+    children: list[Child] = field(default_factory=list, init=False)
+    """nats-server, the services (in :data:`SERVICES` order), the mail sink."""
+    started_at: str = field(default="", init=False)
+    _http: httpx.Client = field(init=False)
+    _spawned: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
+    """Every child process started, whatever became of it: none is left behind."""
 
     def __post_init__(self) -> None:
         self.nats = OwnGroupNatsServer(self.root / "nats", self.ports.nats, host=HOST)
+        self._http = httpx.Client(timeout=2.0)
+
+    @property
+    def services(self) -> list[Child]:
+        return [child for child in self.children if child.name in SERVICES]
 
     @property
     def logs(self) -> Path:
@@ -214,15 +245,24 @@ class EmbeddedSystem:
         private_dir(self.root)
         private_dir(self.logs)
         private_dir(self.mail)
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.save_state()  # from now on `qcdc down` can stop us, even while starting
         if self.secure:
             self.nats.authorization = self._authorization()
-        self._start_nats(deadline)
+        nats_child = self._nats_child(deadline)
+        self._start_nats(nats_child)
+        self.children.append(nats_child)
         asyncio.run(_provision_streams(self.nats.url, self.login("admin")))
         # Everything starts at once (none needs another to start): the services take longest.
         for name in SERVICES:
-            self.services.append(self._spawn(name, _serve_command(name), self.env(name)))
-        self.sink = self._spawn("mailsink", self._sink_command(), _child_env())
+            self._add(self._service_child(name))
+        self._add(self._sink_child())
         self._wait_ready(deadline)
+        self.save_state()
+
+    def _add(self, child: Child) -> None:
+        child.start()
+        self.children.append(child)
 
     def _authorization(self) -> str:
         """The generated users, made on first use: the province's services, the admin and
@@ -238,9 +278,25 @@ class EmbeddedSystem:
             nats_auth.write_bundle(self.credentials_dir, bundle)
         return auth.read_text(encoding="utf-8")
 
-    def _start_nats(self, deadline: float) -> None:
+    def _nats_child(self, deadline: float) -> Child:
+        def launch(start: int) -> tuple[subprocess.Popen[bytes], int]:
+            # The first start shares the start timeout; a restart gets a whole one.
+            timeout = max(0.0, deadline - time.monotonic()) if start == 0 else self.start_timeout
+            self.nats.start_within(timeout, start=start)
+            assert self.nats.process is not None
+            return self.nats.process, self.nats.log_offset
+
+        return Child(
+            "nats",
+            self.nats.log_path,
+            launch,
+            lambda: _listening(self.ports.nats),
+            address=self.nats.url,
+        )
+
+    def _start_nats(self, child: Child) -> None:
         try:
-            self.nats.start_within(max(0.0, deadline - time.monotonic()))
+            child.start()
         except (OSError, TimeoutError) as exc:
             log = self.nats.log_path
             raise StartupFailed(
@@ -248,55 +304,83 @@ class EmbeddedSystem:
                 f"{log_tail(log, self.nats.log_offset)}"
             ) from exc
 
-    def _sink_command(self) -> list[str]:
-        where = ["--host", HOST, "--port", str(self.ports.smtp), "--dir", str(self.mail)]
-        return [sys.executable, "-m", "services.mailsink", *where]
+    def _service_child(self, name: str) -> Child:
+        return self._child(
+            name,
+            _serve_command(name),
+            lambda: self.env(name),
+            lambda: self._serves(name),
+            self.url(name),
+        )
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> Child:
+    def _sink_child(self) -> Child:
+        where = ["--host", HOST, "--port", str(self.ports.smtp), "--dir", str(self.mail)]
+        return self._child(
+            SINK,
+            [sys.executable, "-m", "services.mailsink", *where],
+            _child_env,
+            lambda: _listening(self.ports.smtp),
+            f"smtp://{HOST}:{self.ports.smtp}",
+        )
+
+    def _child(
+        self,
+        name: str,
+        command: list[str],
+        env: Callable[[], dict[str, str]],
+        probe: Callable[[], bool],
+        address: str,
+    ) -> Child:
         log_path = private_file(self.logs / f"{name}.log")
-        with log_path.open("ab") as log:
-            offset = log.tell()  # the end of earlier runs' lines
-            # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the
-            # children in order rather than all at once.
-            process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0
-            )
-        return Child(name, process, log_path, offset)
+
+        def launch(start: int) -> tuple[subprocess.Popen[bytes], int]:
+            with log_path.open("ab") as log:
+                offset = log.tell()  # the end of earlier runs' lines
+                log.write(separator(name, start))
+                log.flush()
+                # Its own process group: a terminal's Ctrl-C reaches only us, and we stop
+                # the children in order rather than all at once.
+                with _signals_held():  # a stop signal now would lose track of it
+                    process = subprocess.Popen(
+                        command, env=env(), stdout=log, stderr=subprocess.STDOUT, process_group=0
+                    )
+                    self._spawned.append(process)
+            return process, offset
+
+        return Child(name, log_path, launch, probe, address=address)
 
     def _wait_ready(self, deadline: float) -> None:
         """Until the mail sink listens and every service answers /readyz, watching them all
-        at once: the first to exit fails the start at once, whichever it is."""
-        assert self.sink is not None
-        everything = [*self.services, self.sink]
-        waiting = everything
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                for child in everything:
-                    code = child.exited()
-                    if code is not None:
-                        raise child.failure(f"exited with code {code} while starting")
-                waiting = [child for child in waiting if not self._ready(child, client)]
-                if not waiting:
-                    return
-                if time.monotonic() > deadline:
-                    raise waiting[0].failure(f"{self._awaited(waiting[0])} within {self._limit()}")
-                time.sleep(0.05)
+        at once: the first to exit fails the start at once, whichever it is. (A child that
+        cannot start is a mistake to show, not to retry: restarts begin once all are up.)"""
+        waiting = list(self.children)
+        while True:
+            for child in self.children:
+                code = child.exited()
+                if code is not None:
+                    raise _failure(child, f"exited with code {code} while starting")
+            for child in waiting:
+                child.ready = child.probe()
+            waiting = [child for child in waiting if not child.ready]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise _failure(waiting[0], f"{self._awaited(waiting[0])} within {self._limit()}")
+            time.sleep(0.05)
 
-    def _ready(self, child: Child, client: httpx.Client) -> bool:
-        """The sink listens; a service answers /readyz. A service opens its HTTP port only
-        once its start-up is complete (migrated, connected to NATS, streams there, consumers
-        bound), so its first answer means ready."""
-        if child is self.sink:
-            return _listening(self.ports.smtp)
+    def _serves(self, service: str) -> bool:
+        """A service answers /readyz. It opens its HTTP port only once its start-up is
+        complete (migrated, connected to NATS, streams there, consumers bound), so its
+        first answer means ready."""
         try:
-            return client.get(f"{self.url(child.name)}/readyz").status_code == 200
+            return self._http.get(f"{self.url(service)}{READINESS}").status_code == 200
         except httpx.HTTPError:
             return False
 
     def _awaited(self, child: Child) -> str:
-        if child is self.sink:
-            return f"did not listen on port {self.ports.smtp}"
-        return f"did not answer {self.url(child.name)}/readyz"
+        if child.name in SERVICES:
+            return f"did not answer {self.url(child.name)}{READINESS}"
+        return f"did not listen on {child.address}"
 
     def _limit(self) -> str:
         return f"{self.start_timeout:g} s of the start (--start-timeout, QCDC_START_TIMEOUT)"
@@ -368,32 +452,41 @@ class EmbeddedSystem:
         return "OPEN DEV MODE: no credentials, anyone here may publish (--secure to require them)"
 
     def watch(self) -> int:
-        """Wait for a signal (which raises StopRequested); 1 if a child dies first."""
+        """Keep the children running until a signal (which raises StopRequested); raises
+        :class:`GaveUp` when one keeps failing."""
+        supervisor = Supervisor(self.children, self.policy, _say)
         while True:
-            for child in [*self.services, *([self.sink] if self.sink else [])]:
-                code = child.exited()
-                if code is not None:
-                    failure = child.failure(f"stopped unexpectedly (exit code {code})")
-                    print(f"qcdc up: {failure}", file=sys.stderr, flush=True)
-                    return 1
-            nats_process = self.nats.process
-            if nats_process is not None and nats_process.poll() is not None:
-                log = self.nats.log_path
-                tail = log_tail(log, self.nats.log_offset)
-                message = f"nats-server stopped unexpectedly; the end of {log} in this run:"
-                print(f"qcdc up: {message}\n{tail}", file=sys.stderr, flush=True)
-                return 1
-            time.sleep(0.5)
+            if supervisor.tend(time.monotonic()):
+                self.save_state()
+            time.sleep(WATCH_SECONDS)
+
+    def save_state(self, *, stopping: bool = False) -> None:
+        """What ``qcdc status`` shows from another terminal, and the pid ``qcdc down``
+        signals."""
+        write_state(
+            self.root,
+            {
+                "pid": os.getpid(),
+                "data_dir": str(self.root),
+                "started_at": self.started_at,
+                "stopping": stopping,
+                "children": {child.name: child.describe() for child in self.children},
+            },
+        )
 
     # --- stop ----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        _stop_all(self.services, STOP_GRACE_SECONDS)
-        self.services = []
-        if self.sink is not None:
-            _stop_all([self.sink], 5.0)
-            self.sink = None
+        self.save_state(stopping=True)
+        _stop_all(self.services, service_stop_grace())
+        _stop_all([c for c in self.children if c.name == SINK], 5.0)
         self.nats.stop()
+        self.children = []
+        # A stop signal may have come between a restart's start and its bookkeeping.
+        _stop_processes([(str(p.args), p) for p in self._spawned], 5.0)
+        self._spawned = []
+        self._http.close()
+        remove_state(self.root)
 
 
 class OwnGroupNatsServer(NatsServer):
@@ -407,11 +500,13 @@ class OwnGroupNatsServer(NatsServer):
     def start(self) -> None:
         self.start_within(15.0)
 
-    def start_within(self, timeout: float) -> None:
+    def start_within(self, timeout: float, *, start: int = 0) -> None:
         self.write_config()
         command = [str(nats_server_binary()), "-c", str(self.config_path)]
         with private_file(self.log_path).open("ab") as log:
             self.log_offset = log.tell()
+            log.write(separator("nats-server", start))
+            log.flush()
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, process_group=0
             )
@@ -422,19 +517,53 @@ class OwnGroupNatsServer(NatsServer):
             raise
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """A stop signal that comes meanwhile is raised when the block ends, not inside it.
+    (Not by blocking the signals: a child inherits the signal mask, and would never see
+    our SIGTERM.)"""
+    _held.append([])
+    try:
+        yield
+    finally:
+        held = _held.pop()
+        if held:
+            raise StopRequested(signal.Signals(held[0]).name)
+
+
+def _failure(child: Child, what: str) -> StartupFailed:
+    return StartupFailed(
+        f"{child.name} {what}; the end of {child.log_path} in this run:\n{child.log_tail()}"
+    )
+
+
+def _say(message: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S} qcdc up: {message}", flush=True)
+
+
+def service_stop_grace() -> float:
+    """How long a service gets to stop after SIGTERM before it is killed: its own bound
+    (``QCDC_STOP_TIMEOUT_SECONDS``) and a margin for the interpreter to wind down."""
+    return ServiceSettings().stop_timeout_seconds + 10.0
+
+
 def _stop_all(children: list[Child], grace: float) -> None:
     """SIGTERM every child at once, wait up to ``grace`` seconds in total, then SIGKILL."""
-    for child in children:
-        if child.exited() is None:
-            child.process.terminate()
+    _stop_processes([(c.name, c.process) for c in children if c.process is not None], grace)
+
+
+def _stop_processes(processes: list[tuple[str, subprocess.Popen[bytes]]], grace: float) -> None:
+    for _, process in processes:
+        if process.poll() is None:
+            process.terminate()
     deadline = time.monotonic() + grace
-    for child in children:
+    for name, process in processes:
         try:
-            child.process.wait(max(0.0, deadline - time.monotonic()))
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"{child.name} did not stop within {grace:.0f} s; killing it", flush=True)
-            child.process.kill()
-            child.process.wait()
+            print(f"{name} did not stop within {grace:.0f} s; killing it", flush=True)
+            process.kill()
+            process.wait()
 
 
 def _serve_command(service: str) -> list[str]:
@@ -473,7 +602,14 @@ async def _provision_streams(url: str, login: dict[str, str]) -> None:
 # --- signals ---------------------------------------------------------------------------
 
 
+_held: list[list[int]] = []
+"""Signals received inside :func:`_signals_held`, innermost block last."""
+
+
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    if _held:
+        _held[-1].append(signum)
+        return
     raise StopRequested(signal.Signals(signum).name)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from types import FrameType
 from typing import Annotated, Any
 
 import structlog
@@ -14,6 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn import config as uvicorn_config
+from uvicorn import server as uvicorn_server
 
 from shared import asyncapi, openapi
 from shared.auth import Forbidden, Role, Unauthenticated
@@ -33,6 +37,7 @@ from shared.security import (
     audit_forbidden,
     find_audit,
 )
+from shared.settings import ServiceSettings
 from shared.tracing import HttpTracing
 from shared.units import UnitCode
 
@@ -102,6 +107,29 @@ class DatabaseOutage:
             await unavailable(retry_after)(scope, receive, send)
 
 
+class Draining:
+    """ASGI middleware: once the service is stopping (:meth:`Runtime.begin_draining`), every
+    request is answered 503 with ``Retry-After`` and ``Connection: close`` before anything
+    runs, so nothing new is accepted that the stop could cut short; requests already
+    running finish. The client retries (a submission with the same ``Idempotency-Key``)
+    and reaches another replica, or this one once restarted."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.runtime.draining:
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"error": {"message": "the service is stopping; please retry shortly"}},
+            status_code=503,
+            headers={"Retry-After": "1", "Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
 def unavailable(retry_after: int) -> JSONResponse:
     return JSONResponse(
         {"error": {"message": outage_message(retry_after)}},
@@ -141,6 +169,8 @@ def create_app(
     app.add_middleware(Authentication, runtime=runtime)
     # Outside authentication: a token lookup that meets a database outage is a 503 too.
     app.add_middleware(DatabaseOutage)
+    # Outside the rest: a stopping service refuses a request before anything reads it.
+    app.add_middleware(Draining, runtime=runtime)
     app.add_middleware(CorrelationIds, service=runtime.service)
     # Outermost: every answer is counted and timed, 401s and 503s included; the route
     # template is known once the router has run.
@@ -301,9 +331,13 @@ def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
-    """Run the app (and with it, through its lifespan, the service's bus runtime)."""
+    """Run the app (and with it, through its lifespan, the service's bus runtime) until
+    SIGTERM or SIGINT, then drain: see :mod:`shared.runtime`. An app without a runtime
+    (``app.state.runtime``) stops as uvicorn does, with the same bound for its requests."""
     import uvicorn
 
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    settings = runtime.settings if runtime is not None else ServiceSettings()
     config = uvicorn.Config(
         app,
         host=host,
@@ -311,6 +345,26 @@ def serve(app: FastAPI, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        # Requests in flight get a quarter of the stop's bound; the rest is the runtime's.
+        timeout_graceful_shutdown=max(1, round(settings.stop_timeout_seconds / 4)),
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config, runtime).run()
+
+
+class DrainingServer(uvicorn_server.Server):
+    """uvicorn's server, but the stop signal first marks the runtime as draining (every new
+    request: 503) and the process then exits with 0 once drained, rather than re-raising
+    the signal when done (uvicorn's way, which ends it as killed by SIGTERM). A second
+    SIGINT forces the exit, as in uvicorn."""
+
+    def __init__(self, config: uvicorn_config.Config, runtime: Runtime | None) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+            return
+        if self.runtime is not None:
+            self.runtime.begin_draining()
+        self.should_exit = True

@@ -3,6 +3,15 @@
 A service's ``bootstrap.py`` builds a :class:`Runtime` with its own tables, migrations and
 consumer specs; its HTTP app starts and stops the runtime from its lifespan, so one process
 serves HTTP, consumes from the bus and relays its outbox.
+
+Stopping (SIGTERM) drains, within ``QCDC_STOP_TIMEOUT_SECONDS`` (T) in all: HTTP requests
+get 503 from the signal on and those in flight finish (up to T/4, :mod:`shared.http`);
+consumers fetch no more and their handlers in flight finish (up to T/4; a handler still
+running then is cancelled, its transaction rolled back and its message left unacked, so
+JetStream redelivers it); background jobs marked :func:`drains_on_stop` finish what they
+started (the delivery worker: every e-mail it began is sent and recorded) while the others
+are cancelled (their work is transactional); last, the outbox relay publishes every
+committed row (what remains at T waits in the outbox for the next start).
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +49,17 @@ from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
+BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
+DRAINS_ON_STOP = "__qcdc_drains_on_stop__"
+
+
+def drains_on_stop(job: BackgroundJob) -> BackgroundJob:
+    """Marks a background job that returns by itself once :attr:`Runtime.stopping` is set,
+    after finishing the work it started: stopping waits for it (within the bound) instead of
+    cancelling it."""
+    setattr(job, DRAINS_ON_STOP, True)
+    return job
+
 
 def make_broker(
     settings: ServiceSettings, service: str, metrics: Metrics | None = None
@@ -54,7 +75,9 @@ def make_broker(
         max_reconnect_attempts=-1,  # a service outlives any NATS outage
         reconnect_time_wait=1,
         connect_timeout=2,
-        graceful_timeout=10.0,
+        # Handlers in flight get this long to finish when the service stops (then they are
+        # cancelled and their messages left unacked): a quarter of the stop's bound.
+        graceful_timeout=settings.stop_timeout_seconds / 4,
         log_level=logging.DEBUG,  # per-message Received/Processed lines are debug detail
         logger=logging.getLogger(BUS_LOGGER),
         security=security,
@@ -70,9 +93,7 @@ class Runtime:
     migrations: Path
     consumers: list[ConsumerSpec] = field(default_factory=list)
     clock: Clock | None = None
-    background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = field(
-        default_factory=list
-    )
+    background_jobs: list[BackgroundJob] = field(default_factory=list)
     security: SecurityTables | None = None
     tracing: Tracing | None = None
     """None: as the ``OTEL_*`` settings say (off without them)."""
@@ -83,7 +104,14 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     broker: NatsBroker = field(init=False)
     relay: OutboxRelay = field(init=False)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    """Set when the service stops: jobs marked :func:`drains_on_stop` wind down."""
+    draining: bool = field(default=False, init=False)
+    """True from the stop signal on: HTTP requests are refused with 503."""
+    _drain_deadline: float = field(default=0.0, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _draining_tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
     _off_the_bus: Callable[[Event], Event] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -184,10 +212,14 @@ class Runtime:
         await self.connect()
         await self.ensure_streams()
         await self.broker.start()
-        self.spawn(self.relay.run())
+        self._relay_task = asyncio.create_task(self.relay.run())
         self.spawn(self._prune_outbox())
         for job in self.background_jobs:
-            self.spawn(job(self))
+            task = asyncio.create_task(job(self))
+            if getattr(job, DRAINS_ON_STOP, False):
+                self._draining_tasks.append(task)
+            else:
+                self._tasks.append(task)
         # What start-up built (modules, tables, models) lives as long as the process: out
         # of the collector's way, a full collection no longer walks it on every request.
         gc.freeze()
@@ -205,14 +237,25 @@ class Runtime:
                 log.exception("outbox prune failed")
             await asyncio.sleep(3600)
 
+    def begin_draining(self) -> None:
+        """From now on HTTP requests are refused (503) and stopping runs against the clock:
+        called on the stop signal, before the HTTP server waits for requests in flight."""
+        if self.draining:
+            return
+        self.draining = True
+        self._drain_deadline = time.monotonic() + self.settings.stop_timeout_seconds
+        log.info("stopping: new work refused, work in flight finishing", service=self.service)
+
+    def _remaining(self, reserve: float = 0.0) -> float:
+        return max(0.0, self._drain_deadline - time.monotonic() - reserve)
+
     async def stop(self) -> None:
-        self.relay.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        """Drain (see the module's description), then close the bus and the database."""
+        self.begin_draining()
+        self.stopping.set()
+        await self._stop_consuming()
+        await self._finish_jobs()
+        await self._drain_outbox()
         try:
             await self.broker.stop()
         except Exception as exc:  # NATS may already be gone; the database still closes cleanly
@@ -221,6 +264,52 @@ class Runtime:
         assert self.tracing is not None
         self.tracing.flush()
         log.info("service stopped", service=self.service)
+
+    async def _stop_consuming(self) -> None:
+        """No more fetches; handlers in flight finish (FastStream waits for them up to the
+        broker's graceful timeout, then cancels them: their messages stay unacked)."""
+        subscribers = list(self.broker.subscribers)
+        results = await asyncio.gather(*(s.stop() for s in subscribers), return_exceptions=True)
+        for failure in (r for r in results if isinstance(r, BaseException)):
+            log.warning("a consumer did not stop cleanly", error=repr(failure))
+
+    async def _finish_jobs(self) -> None:
+        """Jobs that drain finish what they started, leaving a quarter of the bound to the
+        outbox; every other job (and a draining one out of time) is cancelled."""
+        if self._draining_tasks:
+            reserve = self.settings.stop_timeout_seconds / 4
+            _, late = await asyncio.wait(self._draining_tasks, timeout=self._remaining(reserve))
+            if late:
+                log.warning("background work cut short by the stop timeout", jobs=len(late))
+        for task in [*self._tasks, *self._draining_tasks]:
+            task.cancel()
+        for task in [*self._tasks, *self._draining_tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._draining_tasks.clear()
+
+    async def _drain_outbox(self) -> None:
+        """Publish every committed outbox row, within what is left of the bound; what is
+        left after it waits in the outbox for the next start."""
+        self.relay.stop()
+        task, self._relay_task = self._relay_task, None
+        if task is not None:
+            # The relay ends after its batch in progress (or now, if it waits on NATS).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout=min(1.0, self._remaining()))
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        published = 0
+        try:
+            async with asyncio.timeout(self._remaining()):
+                while count := await self.relay.publish_pending():
+                    published += count
+        except Exception as exc:  # NATS away or out of time: the rows are safe where they are
+            log.warning("outbox not drained; it is published at the next start", error=repr(exc))
+        else:
+            log.info("outbox drained", published=published)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:

@@ -6,7 +6,7 @@ composition root's shared half, so the three services are wired the same way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +20,12 @@ from shared.db import MessagingTables, SecurityTables
 from shared.files import keep_private
 from shared.http import audit_routes, create_app, serve
 from shared.logging import configure_logging
-from shared.runtime import Runtime
+from shared.runtime import BackgroundJob, Runtime
 from shared.security import check_open_mode, oidc_verifier
 from shared.settings import ServiceSettings
 from shared.tracing import Tracing
 
-BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
+__all__ = ["BackgroundJob", "ServiceDefinition"]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,11 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 20
     outbox_retention_days: int = Field(400, description="Published outbox rows kept this long.")
     outbox_poll_seconds: float = 0.5
+    stop_timeout_seconds: float = Field(
+        20.0,
+        description="After SIGTERM: the most a service takes to drain (HTTP requests in "
+        "flight, handlers, the outbox, deliveries) before it exits anyway.",
+    )
 
     def resolved_database_url(self, service: str) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir}/{service}.db"

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -88,9 +91,9 @@ class Up:
             raise AssertionError(message) from None
 
 
-def _start(data_dir: Path, log_name: str) -> Up:
+def _start(data_dir: Path, log_name: str, *options: str) -> Up:
     ports = _free_ports()
-    command = [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir), *options]
     for name, port in ports.items():
         command += [f"--{name}-port", str(port)]
     output_path = data_dir.parent / log_name
@@ -251,3 +254,135 @@ def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> Non
     assert f"Port {ports['nats']}" in result.stderr
     assert "--nats-port" in result.stderr
     assert not (tmp_path / "var").exists()
+
+
+def _qcdc(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A ``qcdc`` command from another terminal, on the same data folder."""
+    command = [sys.executable, "-m", "services", "--data-dir", str(data_dir), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=patience(60))
+
+
+def _status(data_dir: Path) -> dict[str, Any]:
+    done = _qcdc(data_dir, "status", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    state: dict[str, Any] = json.loads(done.stdout)
+    return state
+
+
+def _submit_until_acknowledged(
+    reports: httpx.Client, obligation: dict[str, Any], key: str
+) -> dict[str, Any]:
+    """As a client does: the same request, with the same Idempotency-Key, until it is
+    acknowledged (201, or 200 when the first attempt was stored but its answer lost)."""
+
+    def attempt() -> dict[str, Any] | None:
+        try:
+            response = reports.post(
+                "/reports",
+                json={"obligation_id": obligation["id"], "unit_code": DEMO_UNIT},
+                headers={"Idempotency-Key": key},
+            )
+        except httpx.TransportError:
+            return None  # the service is down or restarting
+        if response.status_code >= 500:
+            return None
+        assert response.status_code in (200, 201), response.text
+        receipt: dict[str, Any] = response.json()
+        return receipt
+
+    return _poll(attempt, patience(60), f"an acknowledgement of {key}")
+
+
+def _receipt_counts(mail_dir: Path) -> Counter[str]:
+    """How many receipt e-mails ("[Xác nhận] … <receipt number>") each receipt got."""
+    counts: Counter[str] = Counter()
+    for path in mail_dir.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        subject = str(message["Subject"])
+        if subject.startswith("[Xác nhận]"):
+            counts[subject.rsplit(" ", 1)[-1]] += 1
+    return counts
+
+
+def test_up_restarts_a_killed_service_which_serves_again_and_loses_no_report(
+    run_up: Callable[[str], Up],
+) -> None:
+    up = run_up("supervised.out")
+    before = _status(up.data_dir)
+    assert {c["state"] for c in before["children"].values()} == {"ready"}
+    assert before["pid"] == up.process.pid
+    killed = before["children"]["reports"]["pid"]
+
+    receipts: list[dict[str, Any]] = []
+    with httpx.Client(base_url=up.url("reports"), timeout=patience(10)) as reports:
+        obligation = _poll(
+            lambda: reports.get("/obligations", params={"unit": DEMO_UNIT}).json() or None,
+            patience(30),
+            f"an obligation of {DEMO_UNIT}",
+        )[0]
+        for n in range(6):
+            if n == 3:
+                os.kill(killed, signal.SIGKILL)  # as the OOM killer would
+            receipts.append(_submit_until_acknowledged(reports, obligation, f"supervised-{n}"))
+
+        def restarted() -> dict[str, Any] | None:
+            child: dict[str, Any] = _status(up.data_dir)["children"]["reports"]
+            return child if child["state"] == "ready" else None
+
+        child = _poll(restarted, patience(30), "reports ready again in qcdc status")
+        assert child["restarts"] == 1 and child["last_exit"] == -signal.SIGKILL
+        assert child["pid"] != killed
+        for receipt in receipts:  # every acknowledged report is there, once
+            kept = reports.get(f"/reports/{receipt['report_id']}")
+            assert kept.status_code == 200, kept.text
+        assert len({r["report_id"] for r in receipts}) == len(receipts)
+
+    numbers = {r["receipt_number"] for r in receipts}
+    _poll(
+        lambda: True if set(_receipt_counts(up.data_dir / "mail")) >= numbers else None,
+        patience(60),
+        f"receipt e-mails for {sorted(numbers)}",
+    )
+    counts = _receipt_counts(up.data_dir / "mail")
+    assert {n: counts[n] for n in numbers} == dict.fromkeys(numbers, 1)
+    assert "reports exited with code -9; restarting it in 0.5 s" in up.output
+    assert "reports is serving again (restart 1)" in up.output
+    log = (up.data_dir / "logs" / "reports.log").read_text(encoding="utf-8")
+    assert f"qcdc up (pid {up.process.pid}): reports restart 1 =====" in log
+
+    status = _qcdc(up.data_dir, "status")
+    assert "reports" in status.stdout and "restarts 1" in status.stdout
+    down = _qcdc(up.data_dir, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert up.process.wait(patience(STOP_SECONDS)) == 0, up.output
+    assert _leftovers(up.data_dir) == []
+    assert _qcdc(up.data_dir, "status").returncode == 1
+
+
+def test_up_stops_everything_when_a_service_keeps_failing_and_shows_its_last_lines(
+    tmp_path: Path,
+) -> None:
+    up = _start(tmp_path / "var", "failing.out", "--no-seed", "--max-restarts", "2")
+    try:
+        up.wait_ready()
+        reports = _status(up.data_dir)["children"]["reports"]["pid"]
+        # A folder where its database was: every start of reports fails from now on.
+        (up.data_dir / "reports.db").rename(up.data_dir / "reports.db.moved")
+        (up.data_dir / "reports.db").mkdir()
+        os.kill(reports, signal.SIGKILL)
+        code = up.process.wait(patience(90))
+    finally:
+        if up.process.poll() is None:
+            up.interrupt()
+    output = up.output
+    assert code == 1, output
+    assert "reports exited with code -9; restarting it in 0.5 s" in output
+    assert "reports restarted (restart 1" in output
+    assert "2 failures within 60 s (--max-restarts, --restart-window)" in output
+    last_run = output.split("in its last run:", 1)[1]
+    assert "Is a directory" in last_run and "reports.db" in last_run  # its last words
+    log = (up.data_dir / "logs" / "reports.log").read_text(encoding="utf-8")
+    assert log.count(f"qcdc up (pid {up.process.pid}): reports") == 2  # start, restart 1
+    assert output.rstrip().endswith("stopped")
+    assert _leftovers(up.data_dir) == []
+    assert _qcdc(up.data_dir, "status").returncode == 1

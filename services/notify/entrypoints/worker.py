@@ -29,7 +29,7 @@ from services.notify.handlers import delivery as handlers
 from services.notify.settings import NotifySettings
 from shared.events import Channel
 from shared.outage import log_failure
-from shared.runtime import Runtime
+from shared.runtime import Runtime, drains_on_stop
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +203,11 @@ class Dispatcher:
         except TimeoutError:
             self._news = True
 
+    async def finish(self) -> None:
+        """Wait for the attempts in flight to end, each sent and recorded (on a graceful
+        stop: nothing is left half-sent for the next run to send again)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel attempts in flight (on shutdown): their leases hand them to the next run."""
         for task in list(self._tasks):
@@ -245,7 +250,10 @@ def mail_limit(settings: NotifySettings) -> int:
     return max(1, min(MAIL_AHEAD * settings.smtp_connections, settings.delivery_concurrency // 2))
 
 
+@drains_on_stop
 async def run_delivery_worker(runtime: Runtime) -> None:
+    """Until the service stops: then it claims nothing more and returns once the attempts
+    it started are sent and recorded (the runtime cancels it if that takes too long)."""
     settings = runtime.settings
     assert isinstance(settings, NotifySettings)
     mailer = mailer_from(settings)
@@ -273,15 +281,18 @@ async def run_delivery_worker(runtime: Runtime) -> None:
     )
     try:
         with handlers.NEW_DELIVERIES.listening(dispatcher.news):
-            await _loop(claim, dispatcher, settings.delivery_poll_seconds)
+            await _loop(claim, dispatcher, settings.delivery_poll_seconds, runtime.stopping)
+        await dispatcher.finish()
     finally:
         await dispatcher.close()
         await webhooks.aclose()
         await mailer.aclose()
 
 
-async def _loop(claim: Claim, dispatcher: Dispatcher, poll_seconds: float) -> None:
-    while True:
+async def _loop(
+    claim: Claim, dispatcher: Dispatcher, poll_seconds: float, stopping: asyncio.Event
+) -> None:
+    while not stopping.is_set():
         dispatcher.arm()  # before claiming, so a wake-up meanwhile is not missed
         try:
             started = await dispatch_once(claim, dispatcher)
