@@ -109,7 +109,7 @@ def provision(
             servers=servers, user=settings.nats_user, password=settings.nats_password
         )
         try:
-            await provision_streams(nc.jetstream())
+            await provision_streams(nc.jetstream(), replicas=settings.stream_replicas)
         finally:
             await nc.close()
 

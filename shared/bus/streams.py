@@ -3,6 +3,11 @@
 Streams keep years of history on disk, deduplicate on ``Nats-Msg-Id`` over a window long
 enough to cover an outbox relay retrying after a lost publish ack, and are provisioned once
 (``qcdc bus provision``) rather than by every service at start-up.
+
+On a NATS cluster every stream is kept on ``replicas`` servers (``QCDC_STREAM_REPLICAS``,
+3 on a 3-node cluster): a write is acknowledged once a majority holds it, so one node may
+die without losing an acknowledged event. Provisioning again with another count rescales
+existing streams in place (docs/operations.md, *A clustered bus*).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class StreamSpec:
     subjects: tuple[str, ...]
     description: str
 
-    def config(self) -> StreamConfig:
+    def config(self, replicas: int = 1) -> StreamConfig:
         return StreamConfig(
             name=self.name,
             description=self.description,
@@ -38,7 +43,7 @@ class StreamSpec:
             discard=DiscardPolicy.OLD,
             max_age=float(HISTORY_YEARS * YEAR_SECONDS),
             duplicate_window=float(DUPLICATE_WINDOW_SECONDS),
-            num_replicas=1,
+            num_replicas=replicas,
         )
 
 
@@ -92,12 +97,14 @@ def retry_subject(service: str, consumer: str) -> str:
     return f"{RETRY_PREFIX}{service}.{consumer}"
 
 
-async def provision(js: JetStreamContext, streams: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
-    """Create or update the streams; safe to run again."""
+async def provision(
+    js: JetStreamContext, streams: tuple[StreamSpec, ...] = ALL_STREAMS, *, replicas: int = 1
+) -> None:
+    """Create or update the streams, each on ``replicas`` servers; safe to run again."""
     for spec in streams:
         try:
             await js.stream_info(spec.name)
         except NotFoundError:
-            await js.add_stream(spec.config())
+            await js.add_stream(spec.config(replicas))
         else:
-            await js.update_stream(spec.config())
+            await js.update_stream(spec.config(replicas))
