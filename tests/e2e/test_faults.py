@@ -164,14 +164,15 @@ async def _replicas_current(cluster: NatsCluster) -> bool:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("victim", ["reports", "notify"])
 async def test_two_replicas_of_every_service_one_killed_mid_burst(
     tmp_path: Path,
     nats_server: NatsServer,
     smtp_inbox: SmtpInbox,
     postgres_url_factory: Factory,
-    victim: str,
 ) -> None:
+    """A reports replica dies under its senders (a third into the burst), then a notify
+    replica with deliveries leased (two thirds in): the survivors take over intake, the
+    shared durable consumers and the dead one's leases."""
     databases = await postgres_urls(postgres_url_factory)
     async with running(
         tmp_path,
@@ -185,7 +186,9 @@ async def test_two_replicas_of_every_service_one_killed_mid_burst(
         burst = Burst(reports, obligations, per_obligation=40)
         task = asyncio.create_task(burst.run())
         await burst.reached(burst.size // 3)
-        await asyncio.to_thread(services[victim][0].kill)
+        await asyncio.to_thread(services["reports"][0].kill)
+        await burst.reached(burst.size * 2 // 3)
+        await asyncio.to_thread(services["notify"][0].kill)
         await task
         # Senders told "not received" (their replica died under them) try again elsewhere.
         await burst.retry_unacknowledged(reports[1])
@@ -195,7 +198,7 @@ async def test_two_replicas_of_every_service_one_killed_mid_burst(
             notify_db=databases["notify"],
             nats_url=nats_server.url,
             inbox=smtp_inbox,
-            smtp_repeats=DELIVERY_CONCURRENCY if victim == "notify" else 0,
+            smtp_repeats=DELIVERY_CONCURRENCY,
         )
 
 
@@ -207,8 +210,8 @@ async def test_a_burst_larger_than_the_consumers_can_take(
         tmp_path, nats_url=nats_server.url, databases=databases, smtp=smtp_inbox
     ) as services:
         reports_url = services["reports"][0].url
-        obligations = await open_obligations(services["plans"][0].url, reports_url, 40)
-        burst = Burst([reports_url], obligations, per_obligation=BACKPRESSURE_SUBMISSIONS // 40)
+        obligations = await open_obligations(services["plans"][0].url, reports_url, 20)
+        burst = Burst([reports_url], obligations, per_obligation=BACKPRESSURE_SUBMISSIONS // 20)
         probes: list[float] = []
         task = asyncio.create_task(burst.run())
         await _probe_until(task, reports_url, next(iter(obligations)), probes)
@@ -227,8 +230,10 @@ async def test_a_burst_larger_than_the_consumers_can_take(
         f"receipts behind intake at its end: {backlog}; peak RSS (MiB): {peaks}"
     )
     assert backlog > 0, "the consumers kept up: not a burst larger than they can take"
-    assert p99(probes) < patience(2.0), "intake stopped answering under the burst"
-    assert p99(burst.latencies) < patience(3.0)
+    # Bounds for a machine with room to breathe (p99 well under a second on an idle
+    # 2-core machine); the burst's 20 senders at once are what a reader waits behind.
+    assert p99(probes) < patience(5.0), "intake stopped answering under the burst"
+    assert p99(burst.latencies) < patience(5.0)
     assert max(peaks.values()) < 600, f"memory grew with the backlog: {peaks}"
 
 
