@@ -19,6 +19,7 @@ import nats
 from nats.aio.client import Client
 from nats.js.api import RawStreamMsg
 
+from services.doctor import Status, bus_findings
 from shared.bus.envelope import encode
 from shared.bus.streams import ALL_STREAMS, PLANS, provision
 from shared.events import UnitRegistered
@@ -131,3 +132,23 @@ def _qcdc(*args: str) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+async def test_the_doctor_names_streams_on_fewer_servers_than_configured(
+    nats_server: NatsServer,
+) -> None:
+    """Provisioned before QCDC_STREAM_REPLICAS was raised: `qcdc bus provision` is due."""
+    nc = await _connect(nats_server.url)
+    try:
+        await provision(nc.jetstream())
+    finally:
+        await nc.close()
+    as_declared = await bus_findings(ServiceSettings(nats_url=nats_server.url))
+    assert all(f.status is Status.OK for f in as_declared if f.what.startswith("stream ")), [
+        f.line() for f in as_declared
+    ]
+    raised = await bus_findings(ServiceSettings(nats_url=nats_server.url, stream_replicas=3))
+    streams = [f for f in raised if f.what.startswith("stream ")]
+    assert len(streams) == len(ALL_STREAMS)
+    for finding in streams:
+        assert finding.status is Status.WARNING and "num_replicas" in finding.detail, finding
