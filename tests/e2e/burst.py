@@ -143,6 +143,8 @@ class Burst:
     unacknowledged: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Idempotency-Key -> (obligation, unit)."""
     latencies: list[float] = field(default_factory=list)
+    refusals: int = 0
+    """Answers other than 201, and requests that got no answer, retried or not."""
     _thresholds: list[tuple[int, asyncio.Event]] = field(default_factory=list)
     _failures: list[tuple[int, asyncio.Event]] = field(default_factory=list)
 
@@ -178,7 +180,7 @@ class Burst:
         try:
             await asyncio.gather(
                 *(
-                    self._submit_all(clients[n % len(clients)], obligation, unit)
+                    self._submit_all(clients[n % len(clients)], clients, obligation, unit)
                     for n, (obligation, unit) in enumerate(self.obligations.items())
                 )
             )
@@ -186,9 +188,21 @@ class Burst:
             for client in clients:
                 await client.aclose()
 
-    async def _submit_all(self, client: httpx.AsyncClient, obligation: str, unit: str) -> None:
+    async def _submit_all(
+        self,
+        client: httpx.AsyncClient,
+        clients: list[httpx.AsyncClient],
+        obligation: str,
+        unit: str,
+    ) -> None:
         for version in range(self.per_obligation):
-            await self.submit(client, obligation, unit, f"{obligation}-{version}")
+            key = f"{obligation}-{version}"
+            await self.submit(client, obligation, unit, key)
+            # A sender refused by one replica tries the others at once, with the same key
+            # (with one replica, it leaves that to retry_unacknowledged).
+            for other in clients:
+                if key in self.unacknowledged and other is not client:
+                    await self.submit(other, obligation, unit, key)
 
     async def submit(self, client: httpx.AsyncClient, obligation: str, unit: str, key: str) -> None:
         started = time.monotonic()
@@ -209,6 +223,7 @@ class Burst:
         # Never a 4xx: the requests are valid; a fault may only make the service unavailable.
         assert response is None or response.status_code >= 500, response.text
         self.unacknowledged[key] = (obligation, unit)
+        self.refusals += 1
         self._notify(self._failures, len(self.unacknowledged))
 
     async def retry_unacknowledged(self, reports_url: str) -> None:

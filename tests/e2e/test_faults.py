@@ -190,6 +190,7 @@ async def test_two_replicas_of_every_service_one_killed_mid_burst(
         await burst.reached(burst.size * 2 // 3)
         await asyncio.to_thread(services["notify"][0].kill)
         await task
+        assert burst.refusals, "the reports replica died between the burst's requests"
         # Senders told "not received" (their replica died under them) try again elsewhere.
         await burst.retry_unacknowledged(reports[1])
         await check_invariant(
