@@ -54,20 +54,15 @@ async def postgres_urls(make: Factory) -> dict[str, str]:
 
 
 @pytest.fixture
-async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    """Three nodes, every stream on all three, provisioned once before any service starts
-    (as in production: ``qcdc bus provision`` with ``QCDC_STREAM_REPLICAS=3``)."""
-    cluster = NatsCluster(tmp_path / "cluster")
-    await asyncio.to_thread(cluster.start, patience(30))
+async def replicated_bus(nats_cluster: NatsCluster) -> NatsCluster:
+    """Every stream on all three nodes, provisioned once before any service starts (as in
+    production: ``qcdc bus provision`` with ``QCDC_STREAM_REPLICAS=3``)."""
+    nc = await nats.connect(nats_cluster.url.split(","))
     try:
-        nc = await nats.connect(cluster.url.split(","))
-        try:
-            await provision(nc.jetstream(timeout=patience(20)), replicas=3)
-        finally:
-            await nc.close()
-        yield cluster
+        await provision(nc.jetstream(timeout=patience(20)), replicas=3)
     finally:
-        await asyncio.to_thread(cluster.stop)
+        await nc.close()
+    return nats_cluster
 
 
 @contextlib.asynccontextmanager
@@ -103,8 +98,9 @@ async def running(
 
 
 async def test_a_cluster_node_killed_and_brought_back_mid_burst(
-    tmp_path: Path, nats_cluster: NatsCluster, smtp_inbox: SmtpInbox
+    tmp_path: Path, replicated_bus: NatsCluster, smtp_inbox: SmtpInbox
 ) -> None:
+    nats_cluster = replicated_bus
     databases = sqlite_urls(tmp_path)
     async with running(
         tmp_path,

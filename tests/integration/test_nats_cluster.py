@@ -55,10 +55,12 @@ async def _plans_messages(url: str) -> int:
         await nc.close()
 
 
-async def test_a_single_server_moves_to_a_cluster_with_its_streams(tmp_path: Path) -> None:
+async def test_a_single_server_moves_to_a_cluster_with_its_streams(
+    tmp_path: Path, nats_cluster: NatsCluster
+) -> None:
     single = NatsServer(tmp_path / "single", free_port())
     await asyncio.to_thread(single.start)
-    cluster = NatsCluster(tmp_path / "cluster")
+    cluster = nats_cluster
     try:
         nc = await _connect(single.url)
         js = nc.jetstream()
@@ -67,7 +69,6 @@ async def test_a_single_server_moves_to_a_cluster_with_its_streams(tmp_path: Pat
             subject, headers, body = encode(_unit(n), source="/qcdc/tests", correlation_id="c")
             await js.publish(subject, body, headers=headers)
         await nc.close()
-        await asyncio.to_thread(cluster.start, patience(30))
         moved = await asyncio.to_thread(
             _qcdc, "bus", "copy", "--from", single.url, "--nats-url", cluster.url
         )
@@ -109,7 +110,6 @@ async def test_a_single_server_moves_to_a_cluster_with_its_streams(tmp_path: Pat
         await eventually(served_by_the_others, timeout=30, interval=0.2)
     finally:
         await asyncio.to_thread(single.stop)
-        await asyncio.to_thread(cluster.stop)
 
 
 async def _first_message(url: str) -> RawStreamMsg:
