@@ -39,7 +39,7 @@ from tests.support import ServiceProcess, SmtpInbox, eventually, patience
 pytestmark = pytest.mark.slow
 
 BACKPRESSURE_SUBMISSIONS = int(os.environ.get("QCDC_BURST_SUBMISSIONS", "2000"))
-"""The backpressure burst: 2,000 by default (about a minute on an idle 2-core machine);
+"""The backpressure burst: 2,000 by default (70 s on a 2-core machine busy with other work);
 ``QCDC_BURST_SUBMISSIONS=20000`` for the full size the issue names (docs/performance.md)."""
 
 Factory = Callable[[], Awaitable[str]]
@@ -227,8 +227,8 @@ async def test_a_burst_larger_than_the_consumers_can_take(
         f"receipts behind intake at its end: {backlog}; peak RSS (MiB): {peaks}"
     )
     assert backlog > 0, "the consumers kept up: not a burst larger than they can take"
-    # Bounds for a machine with room to breathe (p99 well under a second on an idle
-    # 2-core machine); the burst's 20 senders at once are what a reader waits behind.
+    # Measured p99: about 0.9 s for both on a 2-core machine busy with other work (load 7),
+    # 2.6 s at load 11; the burst's 20 senders at once are what a reader waits behind.
     assert p99(probes) < patience(5.0), "intake stopped answering under the burst"
     assert p99(burst.latencies) < patience(5.0)
     assert max(peaks.values()) < 600, f"memory grew with the backlog: {peaks}"
