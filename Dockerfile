@@ -9,10 +9,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The whole project (what .dockerignore lets through): pyproject.toml, README.md, shared/,
-# services/ and data/ when it exists.
-COPY . /app
-RUN pip install --no-cache-dir .
+# The dependencies first, in their own layer, from pyproject.toml alone: a change to the
+# code reuses it, only a change to the pins rebuilds it. Only the project's dependencies
+# (never the `dev` extra: no test or lint tools in the image), at the versions pinned there.
+COPY pyproject.toml /app/pyproject.toml
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Then the code, installed without resolving anything again. data/ holds the importable
+# plans and unit kinds (`qcdc plans import data/plans/...` from /app).
+COPY README.md /app/README.md
+COPY shared /app/shared
+COPY services /app/services
+COPY data /app/data
+RUN pip install --no-cache-dir --no-deps .
 
 # Unprivileged user; /var/lib/qcdc is its data folder (the reports service keeps its
 # attachments there, on a volume). A named volume mounted there inherits this ownership.

@@ -140,12 +140,51 @@ def provision(
             servers=servers, user=settings.nats_user, password=settings.nats_password
         )
         try:
-            await provision_streams(nc.jetstream())
+            await provision_streams(nc.jetstream(), replicas=settings.stream_replicas)
         finally:
             await nc.close()
 
     asyncio.run(_run())
     typer.echo("streams ready: " + ", ".join(spec.name for spec in ALL_STREAMS))
+
+
+@bus_app.command("copy")
+def copy(
+    source: Annotated[
+        str,
+        typer.Option("--from", help="The old bus, e.g. nats://old-host:4222 (comma-separated)."),
+    ],
+    nats_url: Annotated[
+        str | None, typer.Option(help="The new bus. Default: QCDC_NATS_URL.")
+    ] = None,
+) -> None:
+    """Copy every stream's messages, in order, from another bus onto this one (provisioned
+    first, with QCDC_STREAM_REPLICAS): moving from one nats-server to a cluster."""
+    import asyncio
+
+    import nats
+
+    from shared.bus.streams import copy_streams
+    from shared.bus.streams import provision as provision_streams
+    from shared.settings import ServiceSettings
+
+    settings = ServiceSettings()
+    login = {"user": settings.nats_user, "password": settings.nats_password}
+
+    async def _run() -> dict[str, int]:
+        old = await nats.connect(servers=[u.strip() for u in source.split(",")], **login)
+        new = await nats.connect(
+            servers=[u.strip() for u in (nats_url or settings.nats_url).split(",")], **login
+        )
+        try:
+            await provision_streams(new.jetstream(), replicas=settings.stream_replicas)
+            return await copy_streams(old.jetstream(), new.jetstream())
+        finally:
+            await old.close()
+            await new.close()
+
+    copied = asyncio.run(_run())
+    typer.echo("copied: " + ", ".join(f"{name} {n}" for name, n in copied.items()))
 
 
 @outbox_app.command("replay")

@@ -59,17 +59,17 @@ def _problem(what: str, detail: str) -> Finding:
 # --- the bus ------------------------------------------------------------------------------
 
 
-async def _stream_findings(nc: Client, spec: StreamSpec) -> list[Finding]:
+async def _stream_findings(nc: Client, spec: StreamSpec, replicas: int = 1) -> list[Finding]:
     js = nc.jetstream()
     what = f"stream {spec.name}"
     try:
         info = await js.stream_info(spec.name)
     except NotFoundError:
         return [_problem(what, "missing; create it with `qcdc bus provision`")]
-    wanted, found = spec.config(), info.config
+    wanted, found = spec.config(replicas), info.config
     differences = [
         name
-        for name in ("subjects", "storage", "max_age", "duplicate_window")
+        for name in ("subjects", "storage", "max_age", "duplicate_window", "num_replicas")
         if _normal(getattr(found, name)) != _normal(getattr(wanted, name))
     ]
     state = f"{info.state.messages} messages, {info.state.bytes} bytes"
@@ -123,7 +123,7 @@ async def bus_findings(settings: ServiceSettings) -> list[Finding]:
         async with operator_connection(settings) as nc:
             findings = [_ok("NATS", f"answers at {settings.nats_url}")]
             for spec in ALL_STREAMS:
-                findings += await _stream_findings(nc, spec)
+                findings += await _stream_findings(nc, spec, settings.stream_replicas)
             findings.append(await _dead_letter_finding(nc))
             return findings
     except BusToolError as exc:

@@ -166,6 +166,11 @@ async def migrate(engine: AsyncEngine, script_location: Path) -> None:
         command.upgrade(config, "head")
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas of a service starting together (or upgraded together) migrate one
+            # at a time: the others wait here, then find the database at head. The lock is
+            # the transaction's, released at its commit or rollback.
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('qcdc-migrate'))"))
         await conn.run_sync(_upgrade)
 
 

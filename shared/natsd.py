@@ -19,6 +19,8 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,12 +44,18 @@ def nats_server_binary() -> Path:
 
 
 def render_config(
-    *, host: str, port: int, store_dir: Path, monitor_port: int | None = None, extra: str = ""
+    *,
+    host: str,
+    port: int,
+    store_dir: Path,
+    monitor_port: int | None = None,
+    extra: str = "",
+    server_name: str = "qcdc-embedded",
 ) -> str:
     lines = [
         f'host: "{host}"',
         f"port: {port}",
-        'server_name: "qcdc-embedded"',
+        f'server_name: "{server_name}"',
         "max_payload: 8MB",
         "jetstream {",
         f'  store_dir: "{store_dir}"',
@@ -98,6 +106,9 @@ class NatsServer:
     extra_config: str = ""
     authorization: str = ""
     """An ``authorization { users = [...] }`` block; empty: open dev mode, no credentials."""
+    server_name: str = "qcdc-embedded"
+    """Unique within a cluster: JetStream's replication tells the servers apart by it."""
+    monitor_port: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -120,7 +131,12 @@ class NatsServer:
         private_dir(self.data_dir)
         extra = "\n".join(part for part in (self.extra_config, self.authorization) if part)
         text = render_config(
-            host=self.host, port=self.port, store_dir=self.data_dir / "jetstream", extra=extra
+            host=self.host,
+            port=self.port,
+            store_dir=self.data_dir / "jetstream",
+            monitor_port=self.monitor_port,
+            extra=extra,
+            server_name=self.server_name,
         )
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -161,3 +177,86 @@ class NatsServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def cluster_block(name: str, host: str, listen_port: int, route_ports: list[int]) -> str:
+    """The ``cluster { }`` block joining one node to the others (a route to itself is
+    ignored, so every node gets the same list)."""
+    routes = ", ".join(f'"nats-route://{host}:{port}"' for port in route_ports)
+    return "\n".join(
+        [
+            "cluster {",
+            f'  name: "{name}"',
+            f'  listen: "{host}:{listen_port}"',
+            f"  routes: [{routes}]",
+            "}",
+        ]
+    )
+
+
+@dataclass
+class NatsCluster:
+    """``size`` nats-servers on loopback forming one JetStream cluster, each with its own
+    store under ``data_dir/<node>``: start, stop, kill or restart any node.
+
+    Clients connect with :attr:`url` (every node, comma-separated, as ``QCDC_NATS_URL``
+    takes it); streams replicated on every node (``QCDC_STREAM_REPLICAS=3``) survive the
+    loss of one node without losing an acknowledged write."""
+
+    data_dir: Path
+    size: int = 3
+    host: str = "127.0.0.1"
+    name: str = "qcdc"
+    nodes: list[NatsServer] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        route_ports = [free_port(self.host) for _ in range(self.size)]
+        for index in range(self.size):
+            node = f"{self.name}-{index + 1}"
+            self.nodes.append(
+                NatsServer(
+                    self.data_dir / node,
+                    free_port(self.host),
+                    host=self.host,
+                    extra_config=cluster_block(
+                        self.name, self.host, route_ports[index], route_ports
+                    ),
+                    server_name=node,
+                    monitor_port=free_port(self.host),
+                )
+            )
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        self.wait_healthy(timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Until every running node says JetStream is healthy: a meta leader elected and
+        its streams and consumers current (the monitoring endpoint's ``/healthz``)."""
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            while not node_healthy(node):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{node.server_name} not healthy after {timeout} s")
+                time.sleep(0.1)
+
+
+def node_healthy(node: NatsServer) -> bool:
+    assert node.monitor_port is not None
+    url = f"http://{node.host}:{node.monitor_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -205,7 +205,7 @@ class Runtime:
 
     async def ensure_streams(self) -> None:
         if self.settings.bus_provision:
-            await provision(self.jetstream())
+            await provision(self.jetstream(), replicas=self.settings.stream_replicas)
 
     async def start(self) -> None:
         await self.migrate()

@@ -50,6 +50,13 @@ class ServiceSettings(BaseSettings):
     clock: str = Field("system", description="system | fixed:<instant> | file:<path> | offset:<s>")
     data_dir: str = Field("var", description="Folder for SQLite files and stored attachments.")
     bus_provision: bool = Field(True, description="Create/update the JetStream streams at start.")
+    stream_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Servers each stream is kept on: 1 on a single nats-server, 3 on a "
+        "3-node cluster (a majority must hold a write before it is acknowledged).",
+    )
     consumer_max_deliver: int = Field(8, description="Attempts before a message is dead-lettered.")
     consumer_ack_wait_seconds: float = 30.0
     consumer_batch_size: int = 20

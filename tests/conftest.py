@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.natsd import NatsServer, free_port
+from shared.natsd import NatsCluster, NatsServer, free_port
 from tests.support import BusSpy, SmtpInbox, patience
 
 TEST_TIME_LIMIT = 300.0
@@ -26,6 +26,16 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
+    """Three nats-servers on loopback in one JetStream cluster, healthy (a metadata leader
+    elected); streams are the test's to provision, e.g. with ``replicas=3``."""
+    cluster = NatsCluster(tmp_path / "cluster")
+    await asyncio.to_thread(cluster.start, patience(30))
+    yield cluster
+    await asyncio.to_thread(cluster.stop)
 
 
 async def _create_database() -> str:

@@ -3,15 +3,23 @@
 Streams keep years of history on disk, deduplicate on ``Nats-Msg-Id`` over a window long
 enough to cover an outbox relay retrying after a lost publish ack, and are provisioned once
 (``qcdc bus provision``) rather than by every service at start-up.
+
+On a NATS cluster every stream is kept on ``replicas`` servers (``QCDC_STREAM_REPLICAS``,
+3 on a 3-node cluster): a write is acknowledged once a majority holds it, so one node may
+die without losing an acknowledged event. Provisioning again with another count rescales
+existing streams in place (docs/operations.md, *A clustered bus*).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
+
+COPY_BATCH = 256
 
 YEAR_SECONDS = 365 * 24 * 3600
 HISTORY_YEARS = 10
@@ -28,7 +36,7 @@ class StreamSpec:
     subjects: tuple[str, ...]
     description: str
 
-    def config(self) -> StreamConfig:
+    def config(self, replicas: int = 1) -> StreamConfig:
         return StreamConfig(
             name=self.name,
             description=self.description,
@@ -38,7 +46,7 @@ class StreamSpec:
             discard=DiscardPolicy.OLD,
             max_age=float(HISTORY_YEARS * YEAR_SECONDS),
             duplicate_window=float(DUPLICATE_WINDOW_SECONDS),
-            num_replicas=1,
+            num_replicas=replicas,
         )
 
 
@@ -92,12 +100,55 @@ def retry_subject(service: str, consumer: str) -> str:
     return f"{RETRY_PREFIX}{service}.{consumer}"
 
 
-async def provision(js: JetStreamContext, streams: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
-    """Create or update the streams; safe to run again."""
+async def provision(
+    js: JetStreamContext, streams: tuple[StreamSpec, ...] = ALL_STREAMS, *, replicas: int = 1
+) -> None:
+    """Create or update the streams, each on ``replicas`` servers; safe to run again."""
     for spec in streams:
         try:
             await js.stream_info(spec.name)
         except NotFoundError:
-            await js.add_stream(spec.config())
+            await js.add_stream(spec.config(replicas))
         else:
-            await js.update_stream(spec.config())
+            await js.update_stream(spec.config(replicas))
+
+
+async def copy_streams(
+    source: JetStreamContext,
+    target: JetStreamContext,
+    streams: tuple[StreamSpec, ...] = ALL_STREAMS,
+) -> dict[str, int]:
+    """Every message of every stream of ``source``, in order, published again on
+    ``target`` (provisioned beforehand) with its subject, headers and body: moving a
+    deployment to another bus, e.g. from one server to a cluster, where the servers' stores
+    cannot be carried over. ``Nats-Msg-Id`` travels in the headers, so a copy interrupted and
+    run again adds nothing twice within the duplicate window; consumers' inboxes drop the
+    rest. The publication times are the copy's. Messages copied, per stream."""
+    copied: dict[str, int] = {}
+    for spec in streams:
+        try:
+            state = (await source.stream_info(spec.name)).state
+        except NotFoundError:
+            continue
+        copied[spec.name] = 0
+        if not state.messages:
+            continue
+        pending = []
+        for seq in range(state.first_seq, state.last_seq + 1):
+            try:
+                message = await source.get_msg(spec.name, seq)
+            except NotFoundError:
+                continue  # deleted, or aged out meanwhile
+            assert message.subject is not None
+            pending.append(
+                await target.publish_async(
+                    message.subject, message.data or b"", headers=message.headers
+                )
+            )
+            if len(pending) >= COPY_BATCH:
+                await asyncio.gather(*pending)
+                copied[spec.name] += len(pending)
+                pending = []
+        await asyncio.gather(*pending)
+        copied[spec.name] += len(pending)
+    return copied

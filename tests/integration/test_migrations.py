@@ -4,6 +4,7 @@ migration (or the reverse) fails here, not in an operator's upgrade."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.notify.adapters import db as notify_db
 from services.notify.bootstrap import SERVICE as NOTIFY
@@ -20,6 +22,7 @@ from services.plans.adapters import db as plans_db
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.adapters import db as reports_db
 from services.reports.bootstrap import SERVICE as REPORTS
+from shared.db import migrate
 from shared.service import ServiceDefinition
 
 SERVICES: dict[str, tuple[ServiceDefinition, sa.MetaData]] = {
@@ -107,3 +110,21 @@ async def test_keys_given_before_0009_stay_the_units_own(database_urls: dict[str
         ("T89-STP", "k-1", "r-1")
     ]
     assert left is None and areas is None
+
+
+@pytest.mark.postgres
+async def test_replicas_starting_together_migrate_one_at_a_time(
+    postgres_url_factory: Any,
+) -> None:
+    """Two replicas of reports migrating one empty PostgreSQL database at once: both reach
+    head (without the lock, the second fails creating tables the first already made)."""
+    url = await postgres_url_factory()
+    engines = [create_async_engine(url) for _ in range(2)]
+    try:
+        await asyncio.gather(*(migrate(engine, REPORTS.migrations) for engine in engines))
+        async with engines[0].connect() as connection:
+            diffs = await connection.run_sync(_differences, reports_db.metadata)
+        assert diffs == []
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -110,13 +110,23 @@ def readyz_port(url: str) -> int:
     return int(match.group(1))
 
 
-def bind_mounts(svc: Service) -> dict[str, Path]:
+_DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def interpolated(value: str, env: dict[str, str] | None = None) -> str:
+    """``${VAR:-default}`` as Compose reads it with ``env`` for the environment (none: the
+    defaults, as on a host without a ``.env``)."""
+    return _DEFAULTED.sub(lambda m: (env or {}).get(m.group(1)) or m.group(2), value)
+
+
+def bind_mounts(svc: Service, env: dict[str, str] | None = None) -> dict[str, Path]:
     """Container path -> host path, for bind mounts of files relative to compose.yaml."""
     mounts: dict[str, Path] = {}
     for entry in svc.get("volumes") or []:
         if isinstance(entry, dict):
             if entry.get("type") == "bind":
-                mounts[str(entry["target"])] = (ROOT / str(entry["source"])).resolve()
+                source = interpolated(str(entry["source"]), env)
+                mounts[str(entry["target"])] = (ROOT / source).resolve()
             continue
         source, target, *_ = str(entry).split(":")
         if source.startswith((".", "/")):
@@ -446,13 +456,25 @@ def test_reports_keeps_attachments_on_a_volume(compose: Compose) -> None:
     )
 
 
-def test_nats_config_is_durable_and_monitored(compose: Compose) -> None:
-    nats = services_of(compose)["nats"]
+@pytest.mark.parametrize(
+    ("service", "env"),
+    [
+        ("nats", {}),
+        # The `cluster` profile: its first node, and the two others.
+        ("nats", {"QCDC_NATS_CONFIG": "cluster.conf"}),
+        ("nats-2", {}),
+        ("nats-3", {}),
+    ],
+)
+def test_nats_config_is_durable_and_monitored(
+    compose: Compose, service: str, env: dict[str, str]
+) -> None:
+    nats = services_of(compose)[service]
     argv = container_argv(nats)
     config_flags = {"-c", "--config"}
     assert any(flag in argv for flag in config_flags), f"nats runs without a config: {argv}"
     config_path = next(argv[i + 1] for i, arg in enumerate(argv) if arg in config_flags)
-    mounts = bind_mounts(nats)
+    mounts = bind_mounts(nats, env)
     assert config_path in mounts, f"{config_path} is not mounted from the repository"
     config_file = mounts[config_path]
     assert config_file.is_relative_to(ROOT) and config_file.is_file(), config_file
