@@ -27,6 +27,9 @@ from shared.events import (
     ObligationRef,
     PlanAmended,
     PlanIssued,
+    RecommendationAnswered,
+    RecommendationImplementationReported,
+    RecommendationRegistered,
     ReportAccepted,
     ReportRequested,
     ReportReturned,
@@ -64,6 +67,9 @@ EVENT_LABELS: dict[str, str] = {
     "qcdc.plan.amended.v1": "Kế hoạch sửa đổi",
     "qcdc.difficulty.raised.v1": "Vướng mắc",
     "qcdc.difficulty.answered.v1": "Trả lời vướng mắc",
+    "qcdc.recommendation.registered.v1": "Kiến nghị sau giám sát cần trả lời",
+    "qcdc.recommendation.answered.v1": "Trả lời kiến nghị sau giám sát",
+    "qcdc.recommendation.implementation_reported.v1": "Kết quả thực hiện kiến nghị",
 }
 """Headings of the digest, in the order it lists them: what needs action first."""
 
@@ -289,6 +295,50 @@ def _difficulty_answered(event: DifficultyAnswered, facts: Facts) -> dict[str, A
     }
 
 
+def _recommendation(
+    event: RecommendationRegistered | RecommendationAnswered | RecommendationImplementationReported,
+    facts: Facts,
+) -> dict[str, Any]:
+    return {
+        "unit_name": facts.name(event.addressed_unit),
+        "registered_by_name": facts.name(event.registered_by_unit),
+        "source_organisation": event.source_organisation,
+        "topic": event.topic,
+        "link": facts.links.obligations(),
+    }
+
+
+def _recommendation_registered(event: RecommendationRegistered, facts: Facts) -> dict[str, Any]:
+    return {
+        **_recommendation(event, facts),
+        "content": event.content,
+        "received_on": format_date(event.received_on),
+        "answer_last_day": format_date(ict_date(event.answer_due_at)),
+        "link": facts.links.obligation(event.obligation_id),
+    }
+
+
+def _recommendation_answered(event: RecommendationAnswered, facts: Facts) -> dict[str, Any]:
+    return {
+        **_recommendation(event, facts),
+        "answer": event.answer,
+        "answered_at": format_instant(event.answered_at),
+        "on_time": event.on_time,
+    }
+
+
+def _recommendation_implementation(
+    event: RecommendationImplementationReported, facts: Facts
+) -> dict[str, Any]:
+    return {
+        **_recommendation(event, facts),
+        "content": event.content,
+        "report_number": event.report_number,
+        "completed": event.completed,
+        "reported_at": format_instant(event.reported_at),
+    }
+
+
 _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     DeadlineApproaching: _approaching,
     DeadlineMissed: _missed,
@@ -300,6 +350,9 @@ _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     ReportRequested: _requested,
     DifficultyRaised: _difficulty,
     DifficultyAnswered: _difficulty_answered,
+    RecommendationRegistered: _recommendation_registered,
+    RecommendationAnswered: _recommendation_answered,
+    RecommendationImplementationReported: _recommendation_implementation,
 }
 
 
