@@ -61,6 +61,9 @@ from shared.events import (
     ObligationRef,
     PlanAmended,
     PlanIssued,
+    RecommendationAnswered,
+    RecommendationImplementationReported,
+    RecommendationRegistered,
     ReportKind,
     ReportReturned,
     ReportSubmitted,
@@ -840,3 +843,74 @@ def test_the_rules_file_in_the_docs_loads(tmp_path: Path) -> None:
         "unit.head",
     ]
     assert not [r for r in book.rules if r.event_type == "qcdc.report.accepted.v1"]
+
+
+SOURCE = "Ban Thường trực Ủy ban MTTQ Việt Nam huyện Tân Phú"
+TOPIC = "Công khai thu, chi quỹ đầu tư xây dựng"
+
+
+def test_a_recommendation_goes_to_the_addressed_unit_and_its_answers_to_the_registrar() -> None:
+    registered = RecommendationRegistered(
+        unit_path=PATH,
+        recommendation_id="r-1",
+        source_organisation=SOURCE,
+        topic=TOPIC,
+        content="Đề nghị niêm yết công khai theo quý.",
+        addressed_unit="X80101",
+        registered_by_unit="H801",
+        received_on=date(2023, 3, 6),
+        answer_due_at=last_instant_before(date(2023, 4, 6)),
+        obligation_id="o-9",
+    )
+    answered = RecommendationAnswered(
+        unit_path=PATH,
+        recommendation_id="r-1",
+        addressed_unit="X80101",
+        registered_by_unit="H801",
+        source_organisation=SOURCE,
+        topic=TOPIC,
+        answer="Đã niêm yết từ quý II.",
+        answered_at=datetime(2023, 4, 7, 2, 0, tzinfo=UTC),
+        on_time=False,
+    )
+    book = rulebook()
+    assert [(r.template, [t.key for t in r.to]) for r in book.for_event(registered)] == [
+        ("recommendation_registered", ["unit"])
+    ]
+    assert role_codes("unit", registered) == ["X80101"]
+    assert role_codes("receiving_unit", answered) == ["H801"]
+    assert [r.template for r in book.for_event(answered)] == ["recommendation_answered"]
+
+    subject, text, html = rendered(registered, "recommendation_registered")
+    assert subject == (
+        "[Kiến nghị sau giám sát] Ủy ban nhân dân xã Tân An – trả lời trước hết ngày 05/04/2023"
+    )
+    assert f"{SOURCE} kiến nghị Ủy ban nhân dân xã Tân An sau giám sát:" in text
+    assert "Đơn vị ghi nhận: Ủy ban nhân dân huyện Tân Phú" in text
+    assert "https://bc.qcdc.vn/obligations/o-9" in text and "o-9" in html
+    subject, text, _ = rendered(answered, "recommendation_answered", audience="receiving_unit")
+    assert subject.endswith("(quá hạn)")
+    assert "Đã niêm yết từ quý II." in text and "09:00 07/04/2023 (quá hạn)" in text
+    assert all(unicodedata.is_normalized("NFC", part) for part in (subject, text))
+
+
+def test_an_implementation_report_says_whether_it_closes_the_recommendation() -> None:
+    event = RecommendationImplementationReported(
+        unit_path=PATH,
+        recommendation_id="r-1",
+        addressed_unit="X80101",
+        registered_by_unit="H801",
+        source_organisation=SOURCE,
+        topic=TOPIC,
+        report_number=2,
+        content="Đã công khai đầy đủ.",
+        completed=True,
+        reported_at=datetime(2023, 7, 5, 2, 0, tzinfo=UTC),
+    )
+    subject, text, _ = rendered(
+        event, "recommendation_implementation_reported", audience="receiving_unit"
+    )
+    assert subject == (
+        f"[Thực hiện kiến nghị] Ủy ban nhân dân xã Tân An báo cáo lần 2 – {TOPIC} (đã hoàn thành)"
+    )
+    assert "đã thực hiện xong, kiến nghị được khép lại" in text
