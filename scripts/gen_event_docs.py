@@ -433,10 +433,20 @@ def examples() -> dict[type[Event], Event]:
         DeadlineApproaching(
             unit_path=COMMUNE,
             obligation=_obligation(),
-            days_before=3,
+            days_before=1,
             fire_on=date(2023, 6, 2),
+            steps=[1],
+            working_days_left=0,
         ),
-        DeadlineMissed(unit_path=COMMUNE, obligation=_obligation(), step=1, escalated=False),
+        DeadlineMissed(
+            unit_path=COMMUNE,
+            obligation=_obligation(),
+            step=4,
+            escalated=True,
+            escalated_to_receiving_unit=True,
+            final=False,
+            urge_max_steps=5,
+        ),
         ConsolidationPublished(
             unit_path=DISTRICT,
             consolidation_id="c5d4e3f2-a1b0-4c9d-8e7f-6a5b4c3d2e1f",

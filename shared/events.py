@@ -382,8 +382,22 @@ class DeadlineApproaching(Event):
     event = "approaching"
 
     obligation: ObligationRef
-    days_before: int = Field(description="The configured offset this reminder is for.")
+    days_before: int = Field(
+        description="The configured offset this reminder is for (the smallest of ``steps``)."
+    )
     fire_on: date = Field(description="The working day the reminder was planned for (ICT).")
+    steps: list[int] = Field(
+        default_factory=list,
+        description="Every configured offset this one reminder covers, largest first: the "
+        "working calendar put them on the same day (a long holiday, Tết). Empty from "
+        "producers before it was added: just ``days_before``.",
+    )
+    working_days_left: int | None = Field(
+        None,
+        description="Working days after ``fire_on`` up to and including the last on-time "
+        "day (``obligation.due_at``, ICT): 0 on the last working day. None from producers "
+        "before it was added.",
+    )
 
 
 class DeadlineMissed(Event):
@@ -395,6 +409,17 @@ class DeadlineMissed(Event):
     obligation: ObligationRef
     step: int = Field(description="0 when the deadline passes, then 1, 2, … per urging step.")
     escalated: bool = Field(False, description="True once the unit's head is to be told too.")
+    escalated_to_receiving_unit: bool = Field(
+        False, description="True once the receiving unit's leadership is to be told too."
+    )
+    final: bool = Field(
+        False,
+        description="The last urging: no more follow; the daily digest of the receiving "
+        "unit lists the obligation until it is met, waived or its deadline moves.",
+    )
+    urge_max_steps: int | None = Field(
+        None, description="How many urgings the sender's settings make (the last is final)."
+    )
 
 
 class ConsolidationPublished(Event):

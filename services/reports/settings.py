@@ -58,8 +58,23 @@ class ReportsSettings(ServiceSettings):
         description="Calendar days, from the day received, within which the addressed unit "
         "answers a recommendation after supervision in writing (docs/reports.md: why 30).",
     )
-    urge_every_working_days: int = Field(3, description="Urging step interval after a miss.")
-    escalate_after_steps: int = Field(2, description="Urging steps before the head is told.")
+    urge_every_working_days: int = Field(
+        3, ge=1, description="Working days between urgings after a missed deadline."
+    )
+    escalate_after_steps: int = Field(
+        2, ge=1, description="From this urging on, the head of the late unit is told too."
+    )
+    escalate_to_receiving_after_steps: int = Field(
+        4,
+        ge=1,
+        description="From this urging on, the receiving unit's leadership is told too.",
+    )
+    urge_max_steps: int = Field(
+        5,
+        ge=0,
+        description="Urgings after a missed deadline; the last one says so, and after it only "
+        "the daily digest lists the report still missing. 0: none.",
+    )
     clock_interval_seconds: float = Field(30.0, description="How often the deadline clock runs.")
     clock_batch_size: int = Field(
         1000, ge=1, description="Obligations the deadline clock fires in one transaction."

@@ -220,7 +220,7 @@ async def test_who_gets_what_from_plan_to_urging(system: System) -> None:
     reminder = await inbox.one(H801, "[Nhắc hạn]")
     assert same_subject(reminder, f"[Nhắc hạn] {SUBJECT_TAIL} – hạn 09/06/2023")
     assert "Hạn nộp: trước ngày 10/06/2023 (ngày cuối cùng: 09/06/2023)" in reminder.text
-    assert "sắp đến hạn nộp (còn 7 ngày)" in reminder.text
+    assert "đúng hạn là 23:59 09/06/2023 (còn 5 ngày làm việc, không kể hôm nay)" in reminder.text
     assert "Kính gửi: Ủy ban nhân dân huyện Tân Phú," in reminder.text
     assert (await inbox.one(WATCHER, "[Nhắc hạn]")).subject == reminder.subject
     logged = await system.deliveries(unit="H801", event_type="deadline.approaching")

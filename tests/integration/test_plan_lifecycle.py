@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
+from shared.clock import ManualClock
 from shared.natsd import NatsServer
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 
@@ -135,7 +137,10 @@ async def services(
         settings = service_settings(
             definition, nats_url=nats_server.url, database_url=database_urls[definition.name]
         )
-        running[definition.name] = await InProcessService(definition, settings).start()
+        # The plans are for 2023: the services live early that year (a request or an
+        # amendment may not set a deadline that has passed).
+        clock = ManualClock(datetime(2023, 1, 20, 2, 0, tzinfo=UTC))
+        running[definition.name] = await InProcessService(definition, settings, clock).start()
     yield running
     for service in running.values():
         await service.stop()

@@ -20,6 +20,7 @@ from services.reports.domain.deadlines import (
     decide,
     event_for,
     first_step_at,
+    messages,
     missed_step,
     next_step_after,
     schedule_fingerprint,
@@ -258,12 +259,14 @@ def test_the_schedule_fingerprint_changes_with_what_steps_depend_on() -> None:
         ClockRules(reminder_offsets_days=(14, 7, 3, 1)),
         ClockRules(urge_every_working_days=5),
         ClockRules(escalate_after_steps=3),
+        ClockRules(escalate_to_receiving_after_steps=3),
+        ClockRules(urge_max_steps=9),
     ]
     assert all(schedule_fingerprint(rules) != schedule_fingerprint(RULES) for rules in changed)
     assert f"holidays={HOLIDAYS_VERSION}" in schedule_fingerprint(RULES)
 
 
-def obligation() -> Obligation:
+def obligation(due_at: datetime = SIX_MONTH_DUE) -> Obligation:
     return Obligation(
         id="o-1",
         plan_id="p-1",
@@ -274,7 +277,7 @@ def obligation() -> Obligation:
         receiving_unit="SNV",
         period_start=date(2022, 12, 15),
         period_end=date(2023, 6, 14),
-        due_at=SIX_MONTH_DUE,
+        due_at=due_at,
     )
 
 
@@ -301,4 +304,72 @@ def test_rules_refuse_nonsense() -> None:
         ClockRules(reminder_offsets_days=(0,))
     with pytest.raises(ValueError):
         ClockRules(urge_every_working_days=0)
+    with pytest.raises(ValueError):
+        ClockRules(urge_max_steps=-1)
+    with pytest.raises(ValueError):
+        ClockRules(escalate_to_receiving_after_steps=0)
     assert Step(StepKind.URGE, 3, SIX_MONTH_DUE).name == "urge-3"
+
+
+# --- one message per day, time left in working days ---------------------------------------
+
+TET_2026_DUE = last_instant_before(date(2026, 2, 24))
+"""Last on-time day Monday 23/02/2026; Tết Bính Ngọ is 16–20/02: 7, 3 and 1 days before
+all move back to Friday 13/02, ten calendar days but one working day before the end."""
+
+
+def test_working_days_between_count_neither_weekends_nor_holidays() -> None:
+    assert VIETNAM.between(date(2026, 2, 13), date(2026, 2, 23)) == 1
+    assert VIETNAM.between(date(2023, 6, 2), date(2023, 6, 9)) == 5
+    assert VIETNAM.between(date(2023, 6, 9), date(2023, 6, 9)) == 0
+    assert VIETNAM.between(date(2023, 6, 12), date(2023, 6, 9)) == 0
+
+
+def test_reminders_on_one_day_make_one_message_covering_every_step() -> None:
+    decision = decide(TET_2026_DUE, ict(2026, 2, 13, 8, 0), set(), RULES)
+    assert names(decision.fire) == ["approaching-7", "approaching-3", "approaching-1"]
+    found = messages(decision.fire, obligation(due_at=TET_2026_DUE), RULES)
+    assert len(found) == 1
+    reminder, covered = found[0]
+    assert isinstance(reminder, DeadlineApproaching)
+    assert names(covered) == names(decision.fire)
+    assert reminder.steps == [7, 3, 1] and reminder.days_before == 1
+    assert (reminder.fire_on, reminder.working_days_left) == (date(2026, 2, 13), 1)
+
+
+def test_reminders_on_different_days_stay_separate_messages() -> None:
+    fire = (*approaching_steps(SIX_MONTH_DUE, RULES), missed_step(SIX_MONTH_DUE))
+    found = messages(fire, obligation(), RULES)
+    assert [len(steps) for _, steps in found] == [1, 1, 1, 1]
+    left = [e.working_days_left for e, _ in found if isinstance(e, DeadlineApproaching)]
+    assert left == [5, 3, 1]  # Fri 02/06 → Fri 09/06; Tue 06/06; Thu 08/06
+
+
+def test_urging_stops_after_its_count_and_the_last_says_so() -> None:
+    rules = ClockRules(urge_max_steps=3, escalate_to_receiving_after_steps=3)
+    urges = list(urge_steps(SIX_MONTH_DUE, rules))
+    assert names(urges) == ["urge-1", "urge-2", "urge-3"]
+    assert next_step_after(SIX_MONTH_DUE, urges[-1].planned_for, rules) is None
+    events = [event_for(s, obligation(), rules) for s in (missed_step(SIX_MONTH_DUE), *urges)]
+    flags = [
+        (e.step, e.escalated, e.escalated_to_receiving_unit, e.final)
+        for e in events
+        if isinstance(e, DeadlineMissed)
+    ]
+    assert flags == [
+        (0, False, False, False),
+        (1, False, False, False),
+        (2, True, False, False),
+        (3, True, True, True),
+    ]
+    much_later = urges[-1].planned_for + timedelta(days=300)
+    recorded = {s.name for s in steps_until(SIX_MONTH_DUE, much_later, rules)}
+    assert not decide(SIX_MONTH_DUE, much_later, recorded, rules)
+
+
+def test_without_urging_the_miss_is_final() -> None:
+    rules = ClockRules(urge_max_steps=0)
+    assert list(urge_steps(SIX_MONTH_DUE, rules)) == []
+    miss = event_for(missed_step(SIX_MONTH_DUE), obligation(), rules)
+    assert isinstance(miss, DeadlineMissed) and miss.final
+    assert next_step_after(SIX_MONTH_DUE, missed_step(SIX_MONTH_DUE).planned_for, rules) is None

@@ -172,6 +172,7 @@ def clock_histories(draw: st.DrawFn) -> tuple[ClockRules, datetime, list[datetim
             draw(st.lists(st.integers(1, 30), max_size=4, unique=True).map(sorted))[::-1]
         ),
         urge_every_working_days=draw(st.integers(1, 5)),
+        urge_max_steps=draw(st.integers(0, 8)),
     )
     due_at = last_instant_before(draw(st.dates(date(2023, 1, 1), date(2030, 12, 31))))
     start = due_at - timedelta(days=45)
@@ -209,7 +210,9 @@ def test_deciding_only_when_the_next_step_comes_fires_what_deciding_every_run_fi
             next_step = None  # off the clock while submitted
             continue
         if next_step is None:
-            next_step = RECONSIDER  # returned for revision, awaited again
+            # Returned for revision, awaited again (or the urgings ended: reconsidering
+            # then finds nothing to fire).
+            next_step = RECONSIDER
         full = decide(due_at, now, recorded_every, rules)
         every_run += [s.name for s in full.fire]
         recorded_every |= {s.name for s in (*full.fire, *full.skip)}
@@ -223,7 +226,12 @@ def test_deciding_only_when_the_next_step_comes_fires_what_deciding_every_run_fi
             incremental += [s.name for s in decision.fire]
             recorded |= {s.name for s in (*decision.fire, *decision.skip)}
             next_step = this.next_step_at(due_at)
-            assert next_step is not None and next_step > now
+            # None only once the last urging is planned: nothing more for the clock to do.
+            assert next_step is None or next_step > now
+            if next_step is None:
+                last = list(schedule(due_at, rules))[-1]
+                assert last.planned_for <= now and last.name in recorded
+                assert not ClockPass(now + timedelta(days=400), rules).decide(due_at, recorded)
         else:
             assert not this.decide(due_at, recorded)  # nothing would have fired anyway
     assert incremental == every_run

@@ -19,6 +19,7 @@ from services.notify.adapters.db import (
     SubscriptionRepository,
     messaging,
 )
+from services.notify.adapters.overdue import OverdueRepository
 from services.notify.adapters.templates import Facts, Links, digest_context, event_context, render
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.domain.model import (
@@ -60,6 +61,7 @@ from shared.events import (
     Event,
     ObligationRef,
     PlanAmended,
+    PlanClosed,
     PlanIssued,
     RecommendationAnswered,
     RecommendationImplementationReported,
@@ -70,6 +72,7 @@ from shared.events import (
     ScheduleChange,
     ScheduledReport,
     UnitRegistered,
+    UnitUpdated,
 )
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
@@ -390,6 +393,58 @@ def test_a_reminder_shows_the_last_on_time_day_in_its_subject() -> None:
     assert "https://bc.qcdc.vn/obligations/o-1" in text
     assert "Kính gửi: Ủy ban nhân dân xã Tân An," in text
     assert 'href="https://bc.qcdc.vn/obligations/o-1"' in html
+
+
+def test_a_reminder_counts_working_days_and_states_the_last_instant() -> None:
+    merged = DeadlineApproaching(
+        unit_path=PATH,
+        obligation=obligation(),
+        days_before=1,
+        fire_on=date(2023, 6, 2),
+        steps=[7, 3, 1],
+        working_days_left=5,
+    )
+    _, text, html = rendered(merged, "deadline_approaching")
+    assert "thời điểm cuối cùng được tính là đúng hạn là 23:59 09/06/2023" in text
+    assert "(còn 5 ngày làm việc, không kể hôm nay)" in text and "còn 7 ngày" not in text
+    assert "còn 5 ngày làm việc" in html
+    last = merged.model_copy(update={"working_days_left": 0})
+    _, text, _ = rendered(last, "deadline_approaching")
+    assert "(hôm nay là ngày làm việc cuối cùng trước hạn)" in text
+
+
+def test_the_last_urging_goes_to_the_receiving_units_leadership_and_says_so() -> None:
+    event = DeadlineMissed(
+        unit_path=PATH,
+        obligation=obligation(),
+        step=5,
+        escalated=True,
+        escalated_to_receiving_unit=True,
+        final=True,
+        urge_max_steps=5,
+    )
+    found = resolve(
+        rulebook().for_event(event),
+        {
+            "unit": [contact("X80101", "dm@tanan.vn", "ct@tanan.vn")],
+            "receiving_unit": [contact("H801", "dm@tanphu.vn", "ct@tanphu.vn")],
+        },
+    )
+    assert addresses(found) == ["dm@tanan.vn", "dm@tanphu.vn", "ct@tanan.vn", "ct@tanphu.vn"]
+    assert (found[-1].audience, found[-1].person) == ("receiving_unit", "head")
+    subject, text, _ = rendered(
+        event,
+        "deadline_missed",
+        recipient_name="Ủy ban nhân dân huyện Tân Phú",
+        audience="receiving_unit",
+        person="head",
+    )
+    assert subject.endswith("– báo cáo lãnh đạo Ủy ban nhân dân huyện Tân Phú – lần cuối")
+    assert "Đề nghị lãnh đạo Ủy ban nhân dân huyện Tân Phú chỉ đạo, đôn đốc" in text
+    assert "Đây là lần đôn đốc cuối cùng (5/5)" in text
+    not_yet = event.model_copy(update={"escalated_to_receiving_unit": False, "final": False})
+    assert len(resolve(rulebook().for_event(not_yet), {})) == 0
+    assert [r.when for r in rulebook().for_event(not_yet)] == [None, "escalated"]
 
 
 def test_the_texts_are_vietnamese_in_nfc() -> None:
@@ -914,3 +969,103 @@ def test_an_implementation_report_says_whether_it_closes_the_recommendation() ->
         f"[Thực hiện kiến nghị] Ủy ban nhân dân xã Tân An báo cáo lần 2 – {TOPIC} (đã hoàn thành)"
     )
     assert "đã thực hiện xong, kiến nghị được khép lại" in text
+
+
+# --- reports overdue after their last urging ------------------------------------------------
+
+
+def final_miss(obligation_id: str, unit: str = "X80101", key: str = "six_month") -> DeadlineMissed:
+    ref = obligation(unit).model_copy(update={"obligation_id": obligation_id, "schedule_key": key})
+    return DeadlineMissed(
+        unit_path=PATH, obligation=ref, step=5, escalated=True, final=True, urge_max_steps=5
+    )
+
+
+async def overdue_ids(db: Db) -> list[str]:
+    async with db.uow() as uow:
+        return [o.obligation_id for o in await OverdueRepository(uow.session).received_by(["H801"])]
+
+
+async def test_the_overdue_list_is_withdrawn_by_whatever_ends_the_lateness(db: Db) -> None:
+    await register(db)
+    for index, key in enumerate(("six_month", "annual", "k-3", "k-4", "k-5")):
+        await db.handle(final_miss(f"o-{index}", key=key), f"m-{index}")
+    await db.handle(missed(3, escalated=True), "m-not-final")  # not final: not listed
+    await db.handle(final_miss("o-0"), "m-again")  # listed once
+    assert sorted(await overdue_ids(db)) == ["o-0", "o-1", "o-2", "o-3", "o-4"]
+
+    submitted = ReportSubmitted(
+        unit_path=PATH,
+        report_id="r-1",
+        receipt_number="BC-2023-000001",
+        version=1,
+        obligation=final_miss("o-0").obligation,
+        submitted_at=datetime(2023, 7, 1, tzinfo=UTC),
+        on_time=False,
+    )
+    await db.handle(submitted, "s-1")
+    assert sorted(await overdue_ids(db)) == ["o-1", "o-2", "o-3", "o-4"]
+    moved = PlanAmended(
+        unit_path=["T89"],
+        plan_id="p-1",
+        amendment=1,
+        schedule_changes=[ScheduleChange(key="annual", old_due_at=DUE_AT, new_due_at=DUE_AT)],
+    )
+    await db.handle(moved, "a-1")
+    assert sorted(await overdue_ids(db)) == ["o-2", "o-3", "o-4"]
+    other_plan = PlanClosed(unit_path=["T89"], plan_id="p-2", closed_at=DUE_AT)
+    await db.handle(other_plan, "c-2")
+    assert len(await overdue_ids(db)) == 3
+    dissolved = UnitUpdated(
+        **unit_event("X80101", PATH, "vp@x80101.vn").model_dump(exclude={"active"}), active=False
+    )
+    await db.handle(dissolved, "u-9")
+    assert await overdue_ids(db) == []
+
+
+async def test_the_digest_lists_reports_overdue_after_their_urging_every_day(db: Db) -> None:
+    await register(db)
+    await db.handle(final_miss("o-1"), "m-1")
+    db.clock.set(datetime(2023, 6, 20, 1, 0, tzinfo=UTC))  # 08:00 ICT
+    [key] = await assemble_digests(db.uow, db.clock, hour=7)
+    [digest] = [d for d in await db.deliveries() if d.key == key]
+    assert digest.recipient == "vp@h801.vn"
+    assert digest.subject == "Tổng hợp thông báo ngày 20/06/2023 (1 báo cáo quá hạn chưa nộp)"
+    assert "Tổng hợp thông báo ngày 20/06/2023: 1 báo cáo quá hạn chưa nộp." in digest.text
+    assert "Báo cáo 6 tháng của Ủy ban nhân dân xã Tân An theo Kế hoạch 123/KH-UBND" in digest.text
+    assert await assemble_digests(db.uow, db.clock, hour=7) == []  # one a day
+    db.clock.set(datetime(2023, 6, 21, 1, 0, tzinfo=UTC))
+    assert len(await assemble_digests(db.uow, db.clock, hour=7)) == 1  # and the next day
+
+
+async def test_reminder_and_urging_mail_not_yet_sent_is_withdrawn_once_reported(db: Db) -> None:
+    await register(db)
+    await db.handle(missed(1), "m-1")  # pending: the mail server is down, say
+    other = missed(1).model_copy(
+        update={"obligation": obligation().model_copy(update={"obligation_id": "o-other"})}
+    )
+    await db.handle(other, "m-2")
+    found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
+    sent = next(d for d in found if d.event_id == "m-1")  # one went out already
+    async with db.uow() as uow:
+        await DeliveryRepository(uow.session).update(sent.key, status="sent")
+        await uow.commit()
+    submitted = ReportSubmitted(
+        unit_path=PATH,
+        report_id="r-1",
+        receipt_number="BC-2023-000001",
+        version=1,
+        obligation=obligation(),
+        submitted_at=datetime(2023, 6, 16, tzinfo=UTC),
+        on_time=False,
+    )
+    await db.handle(submitted, "s-1")
+    found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
+    statuses = {(d.event_id, d.status) for d in found if d.key != sent.key}
+    assert statuses == {
+        ("m-1", DeliveryStatus.WITHDRAWN),
+        ("m-2", DeliveryStatus.PENDING),  # another obligation's
+    }
+    assert next(d for d in found if d.key == sent.key).status is DeliveryStatus.SENT
+    receipts = await db.deliveries(event_type="qcdc.report.submitted.v1")
+    assert receipts and DeliveryStatus.WITHDRAWN not in {d.status for d in receipts}

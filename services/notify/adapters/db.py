@@ -74,6 +74,36 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_due_by_channel", "status", "channel", "next_attempt_at"),
 )
 
+overdue_reports = sa.Table(
+    "overdue_reports",
+    metadata,
+    # Reports still missing after their last urging: the receiving unit's daily digest
+    # lists them until submitted, waived (unit removed or dissolved), the plan closed or
+    # the deadline moved (migration 0007; repository in :mod:`overdue`).
+    sa.Column("obligation_id", sa.String(64), primary_key=True),
+    sa.Column("plan_id", sa.String(64), nullable=False, index=True),
+    sa.Column("schedule_key", sa.String(64), nullable=False),
+    sa.Column("unit_code", sa.String(32), nullable=False, index=True),
+    sa.Column("receiving_unit", sa.String(32), nullable=False, index=True),
+    sa.Column("report_kind", sa.String(16), nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("plan_doc_number", sa.String(64), nullable=False, server_default=""),
+    sa.Column("urgings", sa.Integer, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+)
+
+deadline_mail = sa.Table(
+    "deadline_mail",
+    metadata,
+    # Which obligation each reminder or urging e-mail is about: one not yet sent when the
+    # obligation stops awaiting a report is withdrawn (migration 0007; :mod:`overdue`).
+    sa.Column("delivery_key", sa.String(64), primary_key=True),
+    sa.Column("obligation_id", sa.String(64), nullable=False, index=True),
+    sa.Column("plan_id", sa.String(64), nullable=False, index=True),
+    sa.Column("schedule_key", sa.String(64), nullable=False),
+    sa.Column("unit_code", sa.String(32), nullable=False, index=True),
+)
+
 subscriptions = sa.Table(
     "subscriptions",
     metadata,

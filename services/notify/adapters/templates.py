@@ -8,7 +8,7 @@ and ``due_last_day`` (09/06/2023, the last day a report is on time, what subject
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.notify.adapters.overdue import Overdue
 from services.notify.domain.model import REPORT_KIND_LABELS
 from shared.bus.envelope import Envelope
 from shared.events import (
@@ -172,8 +173,21 @@ def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
 
 
 def _approaching(event: DeadlineApproaching, facts: Facts) -> dict[str, Any]:
-    days_left = (ict_date(event.obligation.due_at) - event.fire_on).days
-    return {**_obligation(event.obligation, facts), "days_left": max(0, days_left)}
+    """Time left as the sender's working calendar counts it; from a sender before
+    ``working_days_left`` existed, calendar days (``working_days`` false)."""
+    working = event.working_days_left is not None
+    days_left = (
+        event.working_days_left
+        if event.working_days_left is not None
+        else (ict_date(event.obligation.due_at) - event.fire_on).days
+    )
+    return {
+        **_obligation(event.obligation, facts),
+        "days_left": max(0, days_left),
+        "working_days": working,
+        "due_last_instant": format_instant(event.obligation.due_at),
+        "steps": event.steps or [event.days_before],
+    }
 
 
 def _missed(event: DeadlineMissed, facts: Facts) -> dict[str, Any]:
@@ -181,6 +195,9 @@ def _missed(event: DeadlineMissed, facts: Facts) -> dict[str, Any]:
         **_obligation(event.obligation, facts),
         "step": event.step,
         "escalated": event.escalated,
+        "escalated_to_receiving_unit": event.escalated_to_receiving_unit,
+        "final": event.final,
+        "urge_max_steps": event.urge_max_steps,
         "as_of": format_date(facts.envelope.time),
     }
 
@@ -373,4 +390,19 @@ def digest_context(
         "recipient_name": recipient_name,
         "count": len(items),
         "sections": [{"heading": h, "items": entries} for h, entries in sections.items()],
+        "overdue": [],
     }
+
+
+def overdue_lines(overdue: Sequence[Overdue], names: Mapping[str, str]) -> list[dict[str, str]]:
+    """The digest's list of reports still missing after their last urging."""
+    return [
+        {
+            "unit_name": names.get(o.unit_code, o.unit_code),
+            "kind_label": REPORT_KIND_LABELS[o.report_kind],
+            "plan_doc_number": o.plan_doc_number,
+            "due_last_day": format_date(o.due_at),
+            "urgings": str(o.urgings),
+        }
+        for o in overdue
+    ]

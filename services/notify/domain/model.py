@@ -37,6 +37,9 @@ class DeliveryStatus(StrEnum):
     HELD = "held"
     """Kept for the recipient's daily digest; the sender never takes it. The digest job
     marks it ``sent`` once it is part of a digest (``digested_in``)."""
+    WITHDRAWN = "withdrawn"
+    """A reminder or urging e-mail not sent (nor digested): before it went out, its
+    obligation stopped awaiting a report (submitted, waived, plan closed, deadline moved)."""
 
 
 @dataclass(frozen=True)

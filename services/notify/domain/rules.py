@@ -85,6 +85,11 @@ DEFAULT_RULES: dict[str, list[dict[str, Any]]] = {
     "deadline.missed": [
         {"template": "deadline_missed", "to": ["unit.focal", "receiving_unit.focal"]},
         {"template": "deadline_missed", "to": ["unit.head"], "when": "escalated"},
+        {
+            "template": "deadline_missed",
+            "to": ["receiving_unit.head"],
+            "when": "escalated_to_receiving_unit",
+        },
     ],
     "report.submitted": [
         {"template": "report_submitted", "to": ["unit.focal"]},

@@ -6,6 +6,10 @@ normal pending delivery whose key is derived from the recipient and the date, so
 often the job runs, on however many replicas, there is one digest per recipient per day.
 The held messages are marked ``sent`` with ``digested_in`` = the digest's key, in the same
 transaction. Messages held after that day's digest wait for the next one.
+
+The digest of a receiving unit's focal person also lists the reports still missing after
+their last urging (:mod:`services.notify.adapters.overdue`): every day, until each is
+submitted, waived, its plan closed or its deadline moved. That list alone makes a digest.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from services.notify.adapters.db import (
     DeliveryRepository,
     SubscriptionRepository,
 )
-from services.notify.adapters.templates import digest_context, render
+from services.notify.adapters.overdue import OverdueRepository
+from services.notify.adapters.templates import digest_context, overdue_lines, render
 from services.notify.domain.model import (
     DIGEST_EVENT_TYPE,
+    Contact,
     Delivery,
     Message,
     delivery_key,
@@ -49,6 +55,7 @@ async def assemble_digests(uow_factory: UnitOfWorkFactory, clock: Clock, *, hour
         return []
     async with uow_factory() as uow:
         recipients = await DeliveryRepository(uow.session).held_recipients(now)
+        recipients += list(await _overdue_receivers(uow))
     made = []
     for recipient in dict.fromkeys(r.lower() for r in recipients):
         async with uow_factory() as uow:
@@ -60,23 +67,48 @@ async def assemble_digests(uow_factory: UnitOfWorkFactory, clock: Clock, *, hour
     return made
 
 
+async def _overdue_receivers(uow: UnitOfWork) -> dict[str, Contact]:
+    """Focal addresses of the receiving units with reports overdue after their urging, to
+    the contact (the addressee of their digest)."""
+    codes = await OverdueRepository(uow.session).receiving_units()
+    found = await ContactRepository(uow.session).get_many(codes)
+    return {c.focal_email.lower(): c for c in found.values() if c.focal_email}
+
+
 async def _assemble(uow: UnitOfWork, recipient: str, day: date, now: datetime) -> str | None:
     repository = DeliveryRepository(uow.session)
     key = delivery_key(digest_event_id(day), recipient, Channel.EMAIL)
     if await repository.get(key) is not None:
         return None  # today's digest went out; what was held since waits for tomorrow's
     held = await repository.held_for(recipient, now)
-    if not held:
+    receivers = {
+        c.unit_code: c
+        for address, c in (await _overdue_receivers(uow)).items()
+        if address == recipient.lower()
+    }
+    overdue = await OverdueRepository(uow.session).received_by(receivers)
+    if not held and not overdue:
         return None
-    unit_code, unit_path, name = await _addressee(uow, held[0])
+    if held:
+        unit_code, unit_path, name = await _addressee(uow, held[0])
+        address = held[0].recipient
+    else:
+        contact = next(iter(receivers.values()))
+        unit_code, unit_path, name = contact.unit_code, contact.unit_path, contact.name
+        address = contact.focal_email or recipient
+    names = await ContactRepository(uow.session).get_many({o.unit_code for o in overdue})
     items = [(d.event_type, d.subject, d.created_at) for d in held]
-    context = {**digest_context(format_date(day), name, items), "person": "focal"}
+    context = {
+        **digest_context(format_date(day), name, items),
+        "overdue": overdue_lines(overdue, {code: c.name for code, c in names.items()}),
+        "person": "focal",
+    }
     subject, text, html = render("digest", context)
     message = Message(
         event_id=digest_event_id(day),
         event_type=DIGEST_EVENT_TYPE,
         channel=Channel.EMAIL,
-        recipient=held[0].recipient,
+        recipient=address,
         unit_path=unit_path,
         correlation_id=f"{digest_event_id(day)}-{key[:12]}",
         subject=subject,

@@ -22,6 +22,7 @@ from services.notify.adapters.db import (
     KnownPlan,
     PlanRepository,
 )
+from services.notify.adapters.overdue import OverdueRepository
 from services.notify.adapters.templates import Facts, Links, event_context, render
 from services.notify.domain.model import Contact, Message, Subscription
 from services.notify.domain.rules import (
@@ -77,6 +78,7 @@ async def on_event(
 ) -> None:
     """Any consumed event: remember what later events need, then record its deliveries."""
     plan, assignees = await _remember(event, uow, config.contacts_key)
+    await OverdueRepository(uow.session).track(event, uow.clock.now())
     rules = config.rules.for_event(event)
     matching = await subscriptions.matching(uow, envelope.type, event.unit_path)
     if not rules and not matching:
@@ -96,6 +98,7 @@ async def on_event(
     messages = _emails(event, facts, recipients, matching)
     messages += [subscriptions.webhook_message(event, envelope, s) for s in matching if _hook(s)]
     await _record(messages, event, uow)
+    await OverdueRepository(uow.session).remember_mail(event, messages)
 
 
 # --- what notify remembers ------------------------------------------------------------

@@ -221,14 +221,17 @@ class Plan:
                     field=f"schedule.{index}.due_before",
                 )
 
-    def amend(self, amendment: Amendment, registry: dict[str, Unit]) -> PlanAmended:
+    def amend(
+        self, amendment: Amendment, registry: dict[str, Unit], now: datetime | None = None
+    ) -> PlanAmended:
+        """``now``: a deadline may not be moved to an instant already past."""
         if self.status not in (PlanStatus.ISSUED, PlanStatus.AMENDED):
             raise PlanRefused(
                 f"plan {self.doc_number} is {self.status.value}; only an issued plan can be amended"
             )
         if not (amendment.deadlines or amendment.add_units or amendment.remove_units):
             raise PlanRefused("the amendment changes nothing")
-        changes = self._move_deadlines(amendment.deadlines)
+        changes = self._move_deadlines(amendment.deadlines, now)
         added = self._add_assignees(amendment.add_units, registry)
         removed = self._remove_assignees(amendment.remove_units)
         self.status = PlanStatus.AMENDED
@@ -249,7 +252,9 @@ class Plan:
         self.events.append(event)
         return event
 
-    def _move_deadlines(self, deadlines: dict[str, date]) -> list[ScheduleChange]:
+    def _move_deadlines(
+        self, deadlines: dict[str, date], now: datetime | None
+    ) -> list[ScheduleChange]:
         by_key = {entry.key: i for i, entry in enumerate(self.schedule)}
         changes = []
         for key, due_before in deadlines.items():
@@ -264,6 +269,12 @@ class Plan:
             if due_before == old.due_before:
                 continue
             new = replace(old, due_before=due_before)
+            if now is not None and new.due_at <= now:
+                # Moved into the past, every unit would at once be overdue and urged.
+                raise PlanRefused(
+                    f"the new deadline (before {due_before:%d/%m/%Y}) has already passed",
+                    field=f"deadlines.{key}",
+                )
             self.schedule[by_key[key]] = new
             changes.append(ScheduleChange(key=key, old_due_at=old.due_at, new_due_at=new.due_at))
         return changes

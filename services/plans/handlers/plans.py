@@ -188,8 +188,8 @@ async def amend_plan(
     plan = await _plan(plans, plan_id)
     registry = await UnitRepository(uow.session).all()
     _may_plan_for(caller, plan, registry)
-    event = plan.amend(amendment, registry)
     now = uow.clock.now()
+    event = plan.amend(amendment, registry, now)
     await plans.save(plan, now)
     await plans.record(
         plan.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from services.plans.adapters.repositories import (
     DifficultyRepository,
@@ -33,7 +33,7 @@ from shared.indicators import BY_CODE as INDICATORS
 from shared.indicators import unknown_codes
 from shared.security import audit, authorize
 from shared.uow import UnitOfWork
-from shared.vntime import last_instant_before
+from shared.vntime import format_date, format_instant, last_instant_before
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Pri
         )
     if not command.units:
         raise PlanRefused("a request names at least one unit", field="units")
+    _check_deadline_ahead(command.due_before, uow.clock.now())
     registry = await UnitRepository(uow.session).all()
     requester = registry.get(command.requesting_unit)
     if requester is None or not requester.active:
@@ -137,6 +138,19 @@ async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Pri
     audit(uow, caller, "report.requested", request_id)
     await uow.commit()
     return request_id
+
+
+def _check_deadline_ahead(due_before: date, now: datetime) -> None:
+    """A request issued today cannot be due already: its units would at once be told it is
+    overdue and urged."""
+    due_at = last_instant_before(due_before)
+    if due_at <= now:
+        raise PlanRefused(
+            f"the deadline (before {due_before:%d/%m/%Y}, last on-time instant "
+            f"{format_instant(due_at)} ICT) has passed: a request issued on "
+            f"{format_date(now)} must be due after it",
+            field="due_before",
+        )
 
 
 def _check_areas_of(plan: Plan, codes: Sequence[str], where: str) -> None:

@@ -33,6 +33,8 @@ obligations = sa.Table(
     # When the deadline clock next has something to decide; NULL (and out of the index)
     # unless the obligation is owned here and awaits a report. A pass is a range scan of it.
     sa.Column("next_step_at", UTCDateTime, nullable=True),
+    # The plan was closed: nothing more is urged, whatever the status (kept for the record).
+    sa.Column("plan_closed", sa.Boolean, nullable=False, server_default=sa.false()),
     # Content area codes its narrative may speak to; NULL where none are known.
     sa.Column("content_areas", sa.JSON, nullable=True),
     sa.Index(
@@ -111,6 +113,20 @@ deadline_steps = sa.Table(
     sa.Column("planned_for", UTCDateTime, nullable=False),
     sa.Column("fired_at", UTCDateTime, nullable=False),
     sa.Column("event_id", sa.String(64), nullable=False),
+)
+
+deadline_changes = sa.Table(
+    "deadline_changes",
+    metadata,
+    # Every move of an obligation's deadline, and the reports whose verdict (on time or
+    # late) it changed: the history behind a report counted on time after an extension.
+    sa.Column("obligation_id", sa.ForeignKey("obligations.id"), primary_key=True),
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("old_due_at", UTCDateTime, nullable=False),
+    sa.Column("new_due_at", UTCDateTime, nullable=False),
+    sa.Column("cause", sa.Text, nullable=False, server_default=""),
+    sa.Column("reclassified", sa.JSON, nullable=False),
 )
 
 deadline_clock_rules = sa.Table(

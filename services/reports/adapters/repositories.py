@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import (
+    deadline_changes,
     deadline_clock_rules,
     deadline_steps,
     idempotency_keys,
@@ -62,6 +63,7 @@ def _to_obligation(row: Any) -> Obligation:
         request_id,
         owned,
         next_step_at,
+        plan_closed,
         content_areas,
     ) = row[:OBLIGATION_COLUMNS]
     return Obligation(
@@ -82,6 +84,7 @@ def _to_obligation(row: Any) -> Obligation:
         request_id=request_id,
         owned=owned,
         next_step_at=next_step_at,
+        plan_closed=plan_closed,
         content_areas=None if content_areas is None else tuple(content_areas),
     )
 
@@ -156,6 +159,7 @@ class ObligationRepository:
                 request_id=obligation.request_id,
                 owned=obligation.owned,
                 next_step_at=obligation.on_the_clock_at,
+                plan_closed=obligation.plan_closed,
                 content_areas=(
                     None if obligation.content_areas is None else list(obligation.content_areas)
                 ),
@@ -187,6 +191,7 @@ class ObligationRepository:
                 waived_reason=obligation.waived_reason,
                 due_at=obligation.due_at,
                 next_step_at=obligation.on_the_clock_at,
+                plan_closed=obligation.plan_closed,
             )
         )
 
@@ -266,6 +271,7 @@ class ObligationRepository:
             .where(
                 obligations.c.owned.is_(sa.true()),
                 obligations.c.status.in_(AWAITING),
+                obligations.c.plan_closed.is_(sa.false()),
             )
             .values(next_step_at=RECONSIDER)
         )
@@ -293,6 +299,19 @@ class StepRow(NamedTuple):
     planned_for: datetime
     fired_at: datetime
     event_id: str
+
+
+class DeadlineChange(NamedTuple):
+    """A row of ``deadline_changes``: a deadline moved, and the verdicts it changed."""
+
+    obligation_id: str
+    event_id: str
+    changed_at: datetime
+    old_due_at: datetime
+    new_due_at: datetime
+    cause: str
+    reclassified: list[dict[str, Any]]
+    """``{"report_id", "receipt_number", "on_time_before", "on_time"}`` per report."""
 
 
 class DeadlineStepRepository:
@@ -333,6 +352,23 @@ class DeadlineStepRepository:
         await self.session.execute(
             deadline_steps.delete().where(deadline_steps.c.obligation_id == obligation_id)
         )
+
+    async def record_change(self, change: DeadlineChange) -> None:
+        """Keep a move of the deadline (once per obligation and event)."""
+        await self.session.execute(
+            self._dialect()
+            .insert(deadline_changes)
+            .values(**change._asdict())
+            .on_conflict_do_nothing(index_elements=["obligation_id", "event_id"])
+        )
+
+    async def changes(self, obligation_id: str) -> list[DeadlineChange]:
+        rows = await self.session.execute(
+            sa.select(*(deadline_changes.c[name] for name in DeadlineChange._fields))
+            .where(deadline_changes.c.obligation_id == obligation_id)
+            .order_by(deadline_changes.c.changed_at)
+        )
+        return [DeadlineChange(*row) for row in rows]
 
     async def schedule(self) -> str | None:
         """The fingerprint of the schedule the stored next steps were computed with."""
@@ -393,6 +429,13 @@ class ReportRepository:
             )
         ).all()
         return [_to_report(row) for row in rows]
+
+    async def reclassify(self, changed: Sequence[Report]) -> None:
+        """Store the verdicts a moved deadline changed."""
+        for report in changed:
+            await self.session.execute(
+                reports.update().where(reports.c.id == report.id).values(on_time=report.on_time)
+            )
 
     async def save_review(
         self, report: Report, *, reviewer: str, at: datetime, reason: str | None = None

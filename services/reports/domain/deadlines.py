@@ -11,10 +11,19 @@ are recorded in ``deadline_steps``:
   to the previous working day. Vietnam makes some Saturdays working days to bridge a holiday
   (04/05/2024); the ``holidays`` package knows them and so do we.
 - ``missed-0`` the instant after the deadline (``due_at`` + 1 µs).
-- ``urge-<k>`` for k = 1, 2, …: 08:00 ICT on the (k × M)-th working day after the last
-  on-time day (M = ``urge_every_working_days``, default 3), for as long as nothing is
-  submitted. ``escalated`` (the unit's head is told too) from step ``escalate_after_steps``
-  on (default 2: ``urge-2``).
+- ``urge-<k>`` for k = 1 … K: 08:00 ICT on the (k × M)-th working day after the last
+  on-time day (M = ``urge_every_working_days``, default 3; K = ``urge_max_steps``, default
+  5), for as long as nothing is submitted. ``escalated`` (the unit's head is told too) from
+  step ``escalate_after_steps`` on (default 2: ``urge-2``); ``escalated_to_receiving_unit``
+  (the receiving unit's leadership is told too) from step
+  ``escalate_to_receiving_after_steps`` on (default 4). ``urge-K`` is ``final``: after it the
+  clock has nothing more to do for the obligation (only the daily digest lists it).
+
+One message per day. Reminders go out at 08:00 ICT on their day, so offsets that the
+working-day shift puts on the same day (a long holiday, Tết) are planned at the same instant:
+they fire as one ``DeadlineApproaching`` whose ``steps`` lists them all, each still
+recorded. Every reminder states the working days left (:meth:`WorkingCalendar.between`), not
+calendar days across a holiday.
 
 Catch-up. The clock runs every few seconds, so normally one step at a time becomes due. After
 downtime (or for an obligation opened late) several may be due at once; only the ones that
@@ -23,7 +32,7 @@ still make sense fire, and the others are recorded as skipped so that they never
 - approaching steps: only those planned at the latest moment that has passed, and only while
   the deadline is still ahead. A 7-day reminder sent 2 days before the deadline would
   mislead; after the deadline a reminder is pointless (``missed-0`` says it). Offsets that the
-  working-day shift put on the same moment all fire: each is on time.
+  working-day shift put on the same moment all fire, as one message.
 - ``missed-0`` fires once the deadline has passed, however late the clock noticed.
 - urge steps: only the latest one that has passed (it carries the right step number and
   escalation).
@@ -101,6 +110,16 @@ class WorkingCalendar:
             day += timedelta(days=1)
         return day
 
+    def between(self, start: date, end: date) -> int:
+        """Working days after ``start`` up to and including ``end`` (0 when ``end`` is not
+        after ``start``): what is left on ``start`` for a deadline whose last day is
+        ``end``, today not counted."""
+        count, day = 0, start
+        while day < end:
+            day += timedelta(days=1)
+            count += self.is_working_day(day)
+        return count
+
 
 VIETNAM = WorkingCalendar("VN")
 
@@ -112,12 +131,21 @@ class ClockRules:
     reminder_offsets_days: tuple[int, ...] = (7, 3, 1)
     urge_every_working_days: int = 3
     escalate_after_steps: int = 2
+    """From this urging step on, the unit's head is told too."""
+    escalate_to_receiving_after_steps: int = 4
+    """From this urging step on, the receiving unit's leadership is told too."""
+    urge_max_steps: int = 5
+    """Urgings after the miss; 0: none. After the last only the daily digest lists it."""
 
     def __post_init__(self) -> None:
         if any(offset < 1 for offset in self.reminder_offsets_days):
             raise ValueError("reminder offsets are whole days before the deadline, at least 1")
         if self.urge_every_working_days < 1:
             raise ValueError("urge_every_working_days must be at least 1")
+        if self.urge_max_steps < 0:
+            raise ValueError("urge_max_steps must be 0 or more")
+        if min(self.escalate_after_steps, self.escalate_to_receiving_after_steps) < 1:
+            raise ValueError("escalation steps are urging step numbers, at least 1")
 
 
 class StepKind(StrEnum):
@@ -164,12 +192,10 @@ def missed_step(due_at: datetime) -> Step:
 def urge_steps(
     due_at: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
 ) -> Iterator[Step]:
-    """Urge steps, endlessly; the caller stops when they are in the future."""
+    """The ``urge_max_steps`` urge steps, in order."""
     day = ict_date(due_at)
-    number = 0
-    while True:
+    for number in range(1, rules.urge_max_steps + 1):
         day = calendar.after(day, rules.urge_every_working_days)
-        number += 1
         yield Step(StepKind.URGE, number, at_reminder_time(day))
 
 
@@ -177,7 +203,7 @@ def schedule(
     due_at: datetime, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
 ) -> Iterator[Step]:
     """Every step of an obligation, in the order they are planned: the reminders (all
-    before the deadline), the miss, then the urgings (endless, like the urging itself)."""
+    before the deadline), the miss, then the urgings (``urge_max_steps`` of them)."""
     yield from approaching_steps(due_at, rules, calendar)
     yield missed_step(due_at)
     yield from urge_steps(due_at, rules, calendar)
@@ -197,7 +223,7 @@ def next_step_after(
     calendar: WorkingCalendar = VIETNAM,
 ) -> datetime | None:
     """When the first step planned strictly after ``after`` is planned (``after`` None: the
-    first step of all); None when no step comes after it (never today: urging is endless).
+    first step of all); None when no step comes after it (the last urging has passed).
     Once the clock has decided at ``after``, this is when it has something to decide next."""
     for step in schedule(due_at, rules, calendar):
         if after is None or step.planned_for > after:
@@ -222,6 +248,8 @@ def schedule_fingerprint(rules: ClockRules, calendar: WorkingCalendar = VIETNAM)
     return (
         f"offsets={offsets} urge_every={rules.urge_every_working_days} "
         f"escalate_after={rules.escalate_after_steps} "
+        f"escalate_to_receiving_after={rules.escalate_to_receiving_after_steps} "
+        f"urge_max={rules.urge_max_steps} "
         f"calendar={calendar.country} holidays={HOLIDAYS_VERSION}"
     )
 
@@ -337,17 +365,56 @@ def decide(
     return ClockPass(now, rules, calendar).decide(due_at, recorded)
 
 
-def event_for(step: Step, obligation: Obligation, rules: ClockRules) -> Event:
+def messages(
+    fire: Sequence[Step],
+    obligation: Obligation,
+    rules: ClockRules,
+    calendar: WorkingCalendar = VIETNAM,
+) -> list[tuple[Event, tuple[Step, ...]]]:
+    """The events for the steps that fire now, each with the steps it covers: approaching
+    steps planned at the same instant (the calendar moved them onto one day) make one."""
+    reminders: dict[datetime, list[Step]] = {}
+    found: list[tuple[Event, tuple[Step, ...]]] = []
+    for step in fire:
+        if step.kind is StepKind.APPROACHING:
+            reminders.setdefault(step.planned_for, []).append(step)
+        else:
+            found.append((event_for(step, obligation, rules), (step,)))
+    for group in reminders.values():
+        found.append((reminder_for(group, obligation, calendar), tuple(group)))
+    found.sort(key=lambda pair: pair[1][0].planned_for)
+    return found
+
+
+def reminder_for(
+    steps: Sequence[Step], obligation: Obligation, calendar: WorkingCalendar = VIETNAM
+) -> DeadlineApproaching:
+    """One reminder for approaching steps planned on the same day."""
+    offsets = sorted((s.number for s in steps), reverse=True)
+    fire_on = steps[0].fire_on
+    return DeadlineApproaching(
+        unit_path=obligation.unit_path,
+        obligation=obligation.ref(),
+        days_before=offsets[-1],
+        fire_on=fire_on,
+        steps=offsets,
+        working_days_left=calendar.between(fire_on, ict_date(obligation.due_at)),
+    )
+
+
+def event_for(
+    step: Step, obligation: Obligation, rules: ClockRules, calendar: WorkingCalendar = VIETNAM
+) -> Event:
     if step.kind is StepKind.APPROACHING:
-        return DeadlineApproaching(
-            unit_path=obligation.unit_path,
-            obligation=obligation.ref(),
-            days_before=step.number,
-            fire_on=step.fire_on,
-        )
+        return reminder_for([step], obligation, calendar)
+    urging = step.kind is StepKind.URGE
     return DeadlineMissed(
         unit_path=obligation.unit_path,
         obligation=obligation.ref(),
         step=step.number,
-        escalated=step.number >= rules.escalate_after_steps,
+        escalated=urging and step.number >= rules.escalate_after_steps,
+        escalated_to_receiving_unit=urging
+        and step.number >= rules.escalate_to_receiving_after_steps,
+        final=step.number == rules.urge_max_steps if urging else rules.urge_max_steps == 0,
+        urge_max_steps=rules.urge_max_steps,
     )

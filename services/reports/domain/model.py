@@ -109,6 +109,8 @@ class Obligation:
     """When the deadline clock next has something to decide for this obligation: never later
     than its next unrecorded step (earlier only costs the clock a decision that fires
     nothing). Only :attr:`on_the_clock_at` is stored."""
+    plan_closed: bool = False
+    """The plan was closed: nothing more is urged (the status stays as it was)."""
     content_areas: tuple[str, ...] | None = None
     """The content area codes a narrative may speak to (the plan's, or those a request asks
     for); None where none are known (a request without a plan, rows from before 0009)."""
@@ -122,8 +124,23 @@ class Obligation:
     @property
     def on_the_clock_at(self) -> datetime | None:
         """``next_step_at`` as stored: None (off the clock's scan) unless this instance owns
-        the obligation and it awaits a report, however its status got there."""
-        return self.next_step_at if self.owned and self.awaits_report else None
+        the obligation, it awaits a report, however its status got there, and its plan is
+        not closed."""
+        on_the_clock = self.owned and self.awaits_report and not self.plan_closed
+        return self.next_step_at if on_the_clock else None
+
+    def move_deadline(self, due_at: datetime, reports: list[Report]) -> list[Report]:
+        """The deadline moves (an amendment): every report already submitted is judged
+        again against it (submitted by the new deadline: on time). Returns the reports whose
+        verdict changed; the caller keeps the history."""
+        self.due_at = due_at
+        changed = []
+        for report in reports:
+            on_time = is_on_time(report.submitted_at, due_at)
+            if on_time != report.on_time:
+                report.on_time = on_time
+                changed.append(report)
+        return changed
 
     def waive(self, reason: str) -> bool:
         """Release the unit from an obligation it has not met; submissions already made

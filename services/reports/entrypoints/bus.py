@@ -20,6 +20,7 @@ from shared.bus.streams import PLANS, REPORTS
 from shared.errors import Missing, Refused
 from shared.events import (
     PlanAmended,
+    PlanClosed,
     PlanIssued,
     ReportAccepted,
     ReportRequested,
@@ -53,6 +54,7 @@ def consumer_specs(settings: ServiceSettings) -> list[ConsumerSpec]:
             handlers={
                 PlanIssued: owned(handlers.on_plan_issued),
                 PlanAmended: owned(handlers.on_plan_amended),
+                PlanClosed: handlers.on_plan_closed,
             },
         ),
         ConsumerSpec(

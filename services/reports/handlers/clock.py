@@ -49,7 +49,7 @@ from services.reports.domain.deadlines import (
     ClockPass,
     ClockRules,
     WorkingCalendar,
-    event_for,
+    messages,
     schedule_fingerprint,
 )
 from services.reports.domain.model import Obligation
@@ -64,6 +64,8 @@ def rules_from(settings: ReportsSettings) -> ClockRules:
         reminder_offsets_days=tuple(settings.reminder_offsets_days),
         urge_every_working_days=settings.urge_every_working_days,
         escalate_after_steps=settings.escalate_after_steps,
+        escalate_to_receiving_after_steps=settings.escalate_to_receiving_after_steps,
+        urge_max_steps=settings.urge_max_steps,
     )
 
 
@@ -274,13 +276,16 @@ def _decide(
     # Every step planned up to now is recorded after this: the next one is all that counts.
     obligation.next_step_at = decisions.next_step_at(obligation.due_at)
     batch.next_steps[obligation.id] = obligation.on_the_clock_at
-    events = [event_for(step, obligation, decisions.rules) for step in decision.fire]
+    # Steps the calendar put on one day make one message; each is recorded with its id.
+    found = messages(decision.fire, obligation, decisions.rules, decisions.calendar)
     now = decisions.now
-    for step, event_id in zip(decision.fire, uow.publish(*events), strict=True):
-        batch.steps.append(StepRow(obligation.id, step.name, step.planned_for, now, event_id))
-        batch.fired.append(
-            Fired(obligation.id, obligation.unit_code, step.name, event_id, step.planned_for)
-        )
+    event_ids = uow.publish(*(event for event, _ in found))
+    for (_, steps), event_id in zip(found, event_ids, strict=True):
+        for step in steps:
+            batch.steps.append(StepRow(obligation.id, step.name, step.planned_for, now, event_id))
+            batch.fired.append(
+                Fired(obligation.id, obligation.unit_code, step.name, event_id, step.planned_for)
+            )
     for step in decision.skip:
         batch.steps.append(StepRow(obligation.id, step.name, step.planned_for, now, SKIPPED))
         batch.skipped.append((obligation.id, step.name))

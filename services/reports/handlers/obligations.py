@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import structlog
 
 from services.reports.adapters.repositories import (
+    DeadlineChange,
     DeadlineStepRepository,
     ObligationRepository,
+    ReportRepository,
+    StepRow,
     UnitDirectory,
 )
-from services.reports.domain.deadlines import ClockRules, first_step_at
+from services.reports.domain.deadlines import (
+    SKIPPED,
+    ClockRules,
+    first_step_at,
+    next_step_after,
+    steps_until,
+)
 from services.reports.domain.model import (
     Obligation,
     Ownership,
@@ -21,6 +32,7 @@ from services.reports.domain.model import (
 from shared.bus.envelope import Envelope
 from shared.events import (
     PlanAmended,
+    PlanClosed,
     PlanIssued,
     ReportRequested,
     UnitRegistered,
@@ -80,24 +92,19 @@ async def on_report_requested(
 
 async def on_plan_amended(
     event: PlanAmended,
-    _envelope: Envelope,
+    envelope: Envelope,
     uow: UnitOfWork,
     *,
     ownership: Ownership,
     rules: ClockRules,
 ) -> None:
     """Deadlines move, added assignees get obligations, removed ones are waived; reports
-    already submitted stay as they are."""
+    already submitted are judged again against the moved deadline (history kept)."""
     repository = ObligationRepository(uow.session)
-    steps = DeadlineStepRepository(uow.session)
     for change in event.schedule_changes:
         for obligation in await repository.find(plan_id=event.plan_id, schedule_key=change.key):
-            obligation.due_at = change.new_due_at
-            # Steps already taken toward the old deadline say nothing about the new one:
-            # the new schedule starts from its first step (the catch-up rules decide).
-            obligation.next_step_at = first_step_at(obligation.due_at, rules)
-            await repository.save(obligation)
-            await steps.delete_all(obligation.id)
+            cause = f"amendment {event.amendment} of plan {event.doc_number}".strip()
+            await _move_deadline(uow, obligation, change.new_due_at, envelope, cause, rules)
     heading = PlanHeading(
         event.plan_id,
         event.doc_number,
@@ -105,18 +112,102 @@ async def on_plan_amended(
         await repository.content_areas_of_plan(event.plan_id),
     )
     for obligation in obligations_for(heading, event.schedule, event.added_assignees):
+        # The amendment's mail tells an added unit what it owes: its steps start after it.
         existing = await repository.get(obligation.id)
         if existing is None:
             await _open(repository, [obligation], uow, ownership, rules)
-        elif existing.reopen():  # reconsidered at the clock's next pass
+            await _start_after(uow, obligation, envelope.time, rules)
+        elif existing.reopen():
             existing.due_at = obligation.due_at
-            await repository.save(existing)
+            await _start_after(uow, existing, envelope.time, rules)
     reason = f"removed from plan {event.doc_number} by amendment {event.amendment}"
     for code in event.removed_assignees:
         for obligation in await repository.find(plan_id=event.plan_id, unit_code=code):
             if obligation.waive(f"{reason}: {event.reason}" if event.reason else reason):
                 await repository.save(obligation)
     log.info("plan amendment applied", plan_id=event.plan_id, amendment=event.amendment)
+
+
+async def _move_deadline(
+    uow: UnitOfWork,
+    obligation: Obligation,
+    due_at: datetime,
+    envelope: Envelope,
+    cause: str,
+    rules: ClockRules,
+) -> None:
+    """Move one obligation's deadline: judge its reports again, keep the history, and
+    restart its deadline steps on the new schedule.
+
+    Steps taken toward the old deadline say nothing about the new one, so they go. Steps
+    of the new schedule already planned when the amendment was made are recorded as
+    skipped: the amendment's own message states the new deadline, and one message per
+    unit is what it gets (not a reminder, an overdue notice and an urging per
+    obligation). The clock takes the obligation up again at its next step."""
+    old_due_at = obligation.due_at
+    reports = ReportRepository(uow.session)
+    changed = obligation.move_deadline(due_at, await reports.versions(obligation.id))
+    await reports.reclassify(changed)
+    steps = DeadlineStepRepository(uow.session)
+    await steps.record_change(
+        DeadlineChange(
+            obligation_id=obligation.id,
+            event_id=envelope.id,
+            changed_at=envelope.time,
+            old_due_at=old_due_at,
+            new_due_at=due_at,
+            cause=cause,
+            reclassified=[
+                {
+                    "report_id": r.id,
+                    "receipt_number": r.receipt_number,
+                    "on_time_before": not r.on_time,
+                    "on_time": r.on_time,
+                }
+                for r in changed
+            ],
+        )
+    )
+    await _start_after(uow, obligation, envelope.time, rules)
+    if changed:
+        log.info(
+            "reports judged again against a moved deadline",
+            obligation_id=obligation.id,
+            reports=[r.id for r in changed],
+        )
+
+
+async def _start_after(
+    uow: UnitOfWork, obligation: Obligation, announced_at: datetime, rules: ClockRules
+) -> None:
+    """Restart an obligation's deadline steps after ``announced_at``, when a message told
+    the unit its deadline (an amendment): the steps recorded so far go, those of its
+    schedule planned up to then are recorded as skipped, and the clock takes it up at
+    the next one."""
+    steps = DeadlineStepRepository(uow.session)
+    await steps.delete_all(obligation.id)
+    if obligation.owned:
+        now = uow.clock.now()
+        announced = steps_until(obligation.due_at, announced_at, rules)
+        await steps.record(
+            [StepRow(obligation.id, s.name, s.planned_for, now, SKIPPED) for s in announced]
+        )
+    obligation.next_step_at = next_step_after(obligation.due_at, announced_at, rules)
+    await ObligationRepository(uow.session).save(obligation)
+
+
+async def on_plan_closed(event: PlanClosed, _envelope: Envelope, uow: UnitOfWork) -> None:
+    """A closed plan urges nobody: its obligations leave the deadline clock at once. What
+    each unit owed and sent stays as it was (a unit that never reported is still
+    missing in the consolidation)."""
+    repository = ObligationRepository(uow.session)
+    closed = 0
+    for obligation in await repository.find(plan_id=event.plan_id):
+        if not obligation.plan_closed:
+            obligation.plan_closed = True
+            await repository.save(obligation)
+            closed += 1
+    log.info("plan closed; obligations off the clock", plan_id=event.plan_id, obligations=closed)
 
 
 async def on_unit_registered(event: UnitRegistered, _envelope: Envelope, uow: UnitOfWork) -> None:

@@ -9,7 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from services.reports.adapters.repositories import ObligationRepository, ReportRepository
+from services.reports.adapters.repositories import (
+    DeadlineStepRepository,
+    ObligationRepository,
+    ReportRepository,
+)
 from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.indicators import CATALOGUE, NOT_MORE_THAN
 from services.reports.domain.model import Obligation, ObligationStatus, Report
@@ -68,6 +72,17 @@ class ReturnIn(ReviewIn):
     reason: NfcText = Field(min_length=1, max_length=5000)
 
 
+class DeadlineChangeOut(BaseModel):
+    changed_at: datetime
+    old_due_at: datetime
+    new_due_at: datetime
+    cause: str
+    reclassified: list[dict[str, Any]] = Field(
+        description="Reports whose verdict changed: report_id, receipt_number, "
+        "on_time_before, on_time."
+    )
+
+
 class IndicatorOut(BaseModel):
     code: str
     label: str
@@ -102,6 +117,18 @@ class ObligationOut(BaseModel):
     status: str
     waived_reason: str | None = None
     request_id: str | None = None
+    plan_closed: bool = Field(False, description="The plan was closed: nothing more is urged.")
+    next_step_at: datetime | None = Field(
+        None,
+        description="When the deadline clock next looks at it (a reminder or an urging may "
+        "be due then); null: nothing more will be sent (submitted, waived, plan closed, "
+        "urging ended, or another instance owns it).",
+    )
+    deadline_changes: list[DeadlineChangeOut] = Field(
+        default_factory=list,
+        description="Every move of the deadline and the reports it judged again (on "
+        "``GET /obligations/{id}`` only).",
+    )
 
 
 def _receipt(report: Report) -> ReceiptOut:
@@ -143,6 +170,8 @@ def _obligation_out(obligation: Obligation) -> ObligationOut:
         status=obligation.status.value,
         waived_reason=obligation.waived_reason,
         request_id=obligation.request_id,
+        plan_closed=obligation.plan_closed,
+        next_step_at=obligation.on_the_clock_at,
     )
 
 
@@ -304,10 +333,22 @@ def report_routes(runtime: Runtime) -> APIRouter:
     async def get_obligation(obligation_id: Identifier, caller: Caller) -> ObligationOut:
         async with runtime.uow() as uow:
             obligation = await ObligationRepository(uow.session).get(obligation_id)
+            changes = await DeadlineStepRepository(uow.session).changes(obligation_id)
         if obligation is None:
             raise Missing(f"no obligation {obligation_id}")
         _may_read(caller, obligation, f"obligation {obligation_id}")
-        return _obligation_out(obligation)
+        found = _obligation_out(obligation)
+        found.deadline_changes = [
+            DeadlineChangeOut(
+                changed_at=c.changed_at,
+                old_due_at=c.old_due_at,
+                new_due_at=c.new_due_at,
+                cause=c.cause,
+                reclassified=c.reclassified,
+            )
+            for c in changes
+        ]
+        return found
 
     return router
 

@@ -1,7 +1,7 @@
 """idempotency keys scoped to the submitting unit; content areas of each obligation
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-29 05:00:00.000000
 
 An Idempotency-Key belongs to the unit that submitted with it (``idempotency_keys``,
@@ -20,7 +20,7 @@ import shared.db
 
 
 revision: str = '0009'
-down_revision: str | None = '0007'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,169 @@
+"""What notify keeps about obligations that await a report, and drops at once when they stop
+awaiting one.
+
+- ``overdue_reports``: reports still missing after their last urging, what the receiving
+  unit's daily digest lists once the urging has ended. An entry is made by the final
+  ``DeadlineMissed``.
+- ``deadline_mail``: the obligation of each reminder or urging e-mail. One still pending
+  (or held for a digest) is ``withdrawn``, never sent, when its obligation stops awaiting a
+  report (a backlog behind a failing mail server must not urge a unit that has reported).
+
+Both end with whatever ends the obligation's lateness: the report submitted, the unit
+removed from the plan (waived) or dissolved, the plan closed, or the deadline moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify.adapters.db import deadline_mail, deliveries, overdue_reports
+from services.notify.domain.model import DeliveryStatus, Message
+from shared.events import (
+    Channel,
+    DeadlineApproaching,
+    DeadlineMissed,
+    Event,
+    PlanAmended,
+    PlanClosed,
+    ReportKind,
+    ReportSubmitted,
+    UnitUpdated,
+)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    obligation_id: str
+    unit_code: str
+    receiving_unit: str
+    report_kind: ReportKind
+    due_at: datetime
+    plan_doc_number: str
+    urgings: int
+    since: datetime
+
+
+def ended_by(event: Event) -> list[dict[str, Any]]:
+    """The obligations an event stops awaiting a report, as column filters (a list value:
+    any of them)."""
+    if isinstance(event, ReportSubmitted):
+        return [{"obligation_id": event.obligation.obligation_id}]
+    if isinstance(event, PlanClosed):
+        return [{"plan_id": event.plan_id}]
+    if isinstance(event, UnitUpdated) and not event.active:
+        return [{"unit_code": event.code}]
+    found: list[dict[str, Any]] = []
+    if isinstance(event, PlanAmended):
+        keys = [change.key for change in event.schedule_changes]
+        if keys:
+            found.append({"plan_id": event.plan_id, "schedule_key": keys})
+        if event.removed_assignees:
+            found.append({"plan_id": event.plan_id, "unit_code": list(event.removed_assignees)})
+    return found
+
+
+class OverdueRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def track(self, event: Event, now: datetime) -> None:
+        """Keep both in step with one event: what it ends goes first."""
+        for where in ended_by(event):
+            await self._end(where)
+        if isinstance(event, DeadlineMissed) and event.final:
+            await self._add(event, now)
+
+    async def _end(self, where: dict[str, Any]) -> None:
+        def on(table: sa.Table) -> list[sa.ColumnElement[bool]]:
+            return [
+                table.c[name].in_(value) if isinstance(value, list) else table.c[name] == value
+                for name, value in where.items()
+            ]
+
+        await self.session.execute(overdue_reports.delete().where(*on(overdue_reports)))
+        mail = sa.select(deadline_mail.c.delivery_key).where(*on(deadline_mail))
+        waiting = (DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value)
+        await self.session.execute(
+            deliveries.update()
+            .where(deliveries.c.key.in_(mail), deliveries.c.status.in_(waiting))
+            .values(status=DeliveryStatus.WITHDRAWN.value)
+        )
+
+    async def remember_mail(self, event: Event, messages: Sequence[Message]) -> None:
+        """Which obligation the e-mails of a deadline event are about."""
+        if not isinstance(event, DeadlineApproaching | DeadlineMissed):
+            return
+        ref = event.obligation
+        rows = [
+            {
+                "delivery_key": m.key,
+                "obligation_id": ref.obligation_id,
+                "plan_id": ref.plan_id,
+                "schedule_key": ref.schedule_key,
+                "unit_code": ref.unit_code,
+            }
+            for m in messages
+            if m.channel is Channel.EMAIL
+        ]
+        if rows:
+            await self.session.execute(
+                self._dialect()
+                .insert(deadline_mail)
+                .on_conflict_do_nothing(index_elements=["delivery_key"]),
+                rows,
+            )
+
+    def _dialect(self) -> Any:
+        return postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+
+    async def _add(self, event: DeadlineMissed, now: datetime) -> None:
+        ref = event.obligation
+        await self.session.execute(
+            self._dialect()
+            .insert(overdue_reports)
+            .values(
+                obligation_id=ref.obligation_id,
+                plan_id=ref.plan_id,
+                schedule_key=ref.schedule_key,
+                unit_code=ref.unit_code,
+                receiving_unit=ref.receiving_unit,
+                report_kind=ref.report_kind.value,
+                due_at=ref.due_at,
+                plan_doc_number=ref.plan_doc_number,
+                urgings=event.step,
+                since=now,
+            )
+            .on_conflict_do_nothing(index_elements=["obligation_id"])
+        )
+
+    async def receiving_units(self) -> list[str]:
+        query = sa.select(overdue_reports.c.receiving_unit).distinct()
+        return sorted((await self.session.scalars(query)).all())
+
+    async def received_by(self, receiving_units: Iterable[str]) -> list[Overdue]:
+        table = overdue_reports.c
+        query = (
+            sa.select(overdue_reports)
+            .where(table.receiving_unit.in_(list(receiving_units)))
+            .order_by(table.due_at, table.unit_code)
+        )
+        return [
+            Overdue(
+                obligation_id=row.obligation_id,
+                unit_code=row.unit_code,
+                receiving_unit=row.receiving_unit,
+                report_kind=ReportKind(row.report_kind),
+                due_at=row.due_at,
+                plan_doc_number=row.plan_doc_number,
+                urgings=row.urgings,
+                since=row.since,
+            )
+            for row in await self.session.execute(query)
+        ]
