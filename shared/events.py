@@ -288,7 +288,7 @@ class TokenIssued(Event):
     token_id: str
     token_hash: str = Field(description="SHA-256 (hex) of the token.")
     unit_code: UnitCode
-    role: str = Field(description="submitter, reviewer, planner, administrator, integrator")
+    role: str = Field(description="submitter, reviewer, planner, administrator, integrator, front")
     expires_at: AwareDatetime | None = None
     issued_by: str = ""
 

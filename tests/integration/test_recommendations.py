@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from docx import Document
@@ -162,6 +163,7 @@ async def harness(database_urls: dict[str, str], tmp_path: Path) -> AsyncIterato
         database_url=database_urls["reports"],
         clock=f"file:{clock_file}",
         recommendation_answer_days=ANSWER_DAYS,
+        auth="open",  # for the HTTP test; the handler tests pass their callers explicitly
     )
     async with REPORTS.offline(settings) as runtime:
         found = Harness(runtime, settings, clock_file)
@@ -328,3 +330,43 @@ async def test_only_the_addressed_unit_answers_and_the_front_registers_only_belo
             await handlers.report_implementation(
                 handlers.ReportImplementation(found.id, "Đang làm"), uow, caller=commune("X001")
             )
+
+
+async def test_over_http_bad_input_is_explained_and_the_history_is_kept(harness: Harness) -> None:
+    harness.at(ict(2023, 3, 6, 9))
+    app = REPORTS.app(harness.runtime)
+    body = {
+        "source_organisation": "Ban Thường trực Ủy ban MTTQ Việt Nam xã Tân An",
+        "topic": "Thu, chi quỹ",
+        "content": "Đề nghị công khai.",
+        "addressed_unit": "X001",
+        "received_on": "2023-03-06",
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://qcdc") as http:
+        unknown = await http.post("/recommendations", json={**body, "addressed_unit": "X999"})
+        assert unknown.status_code == 422
+        assert unknown.json()["error"]["field"] == "addressed_unit"
+        future = await http.post("/recommendations", json={**body, "received_on": "2023-03-07"})
+        assert future.status_code == 422
+        assert future.json()["error"]["field"] == "received_on"
+        empty = await http.post("/recommendations", json={**body, "content": ""})
+        assert empty.status_code == 422 and "content" in empty.text
+        created = await http.post("/recommendations", json=body)
+        assert created.status_code == 201, created.text
+        found = created.json()
+        assert found["status"] == "awaiting_answer"
+        assert found["answer_due_at"] == "2023-03-20T16:59:59.999999Z"
+        rid = found["id"]
+        early = await http.post(f"/recommendations/{rid}/implementation", json={"content": "x"})
+        assert early.status_code == 422
+        answered = await http.post(f"/recommendations/{rid}/answer", json={"answer": "Đã làm."})
+        assert answered.status_code == 200 and answered.json()["number"] == 1
+        again = await http.post(f"/recommendations/{rid}/answer", json={"answer": "Lần nữa."})
+        assert again.status_code == 422
+        done = {"content": "Hoàn thành.", "completed": True}
+        assert (await http.post(f"/recommendations/{rid}/implementation", json=done)).is_success
+        read = (await http.get(f"/recommendations/{rid}")).json()
+        assert read["status"] == "closed"
+        assert [e["kind"] for e in read["history"]] == ["answer", "implementation"]
+        assert (await http.get("/recommendations/nope")).status_code == 404
