@@ -904,8 +904,8 @@ SOURCE = "Ban Thường trực Ủy ban MTTQ Việt Nam huyện Tân Phú"
 TOPIC = "Công khai thu, chi quỹ đầu tư xây dựng"
 
 
-def test_a_recommendation_goes_to_the_addressed_unit_and_its_answers_to_the_registrar() -> None:
-    registered = RecommendationRegistered(
+def recommendation_registered() -> RecommendationRegistered:
+    return RecommendationRegistered(
         unit_path=PATH,
         recommendation_id="r-1",
         source_organisation=SOURCE,
@@ -917,7 +917,10 @@ def test_a_recommendation_goes_to_the_addressed_unit_and_its_answers_to_the_regi
         answer_due_at=last_instant_before(date(2023, 4, 6)),
         obligation_id="o-9",
     )
-    answered = RecommendationAnswered(
+
+
+def recommendation_answered() -> RecommendationAnswered:
+    return RecommendationAnswered(
         unit_path=PATH,
         recommendation_id="r-1",
         addressed_unit="X80101",
@@ -928,6 +931,10 @@ def test_a_recommendation_goes_to_the_addressed_unit_and_its_answers_to_the_regi
         answered_at=datetime(2023, 4, 7, 2, 0, tzinfo=UTC),
         on_time=False,
     )
+
+
+def test_a_recommendation_goes_to_the_addressed_unit_and_its_answers_to_the_registrar() -> None:
+    registered, answered = recommendation_registered(), recommendation_answered()
     book = rulebook()
     assert [(r.template, [t.key for t in r.to]) for r in book.for_event(registered)] == [
         ("recommendation_registered", ["unit"])
@@ -1069,3 +1076,15 @@ async def test_reminder_and_urging_mail_not_yet_sent_is_withdrawn_once_reported(
     assert next(d for d in found if d.key == sent.key).status is DeliveryStatus.SENT
     receipts = await db.deliveries(event_type="qcdc.report.submitted.v1")
     assert receipts and DeliveryStatus.WITHDRAWN not in {d.status for d in receipts}
+
+
+async def test_the_source_organisation_hears_the_answer_through_the_unit_that_registered_it(
+    db: Db,
+) -> None:
+    await register(db)
+    await db.handle(recommendation_registered(), "r-e1")
+    await db.handle(recommendation_answered(), "r-e2")
+    registered = await db.deliveries(event_type="qcdc.recommendation.registered.v1")
+    answered = await db.deliveries(event_type="qcdc.recommendation.answered.v1")
+    assert [d.recipient for d in registered] == ["vp@x80101.vn"]
+    assert [d.recipient for d in answered] == ["vp@h801.vn"]
