@@ -1088,3 +1088,34 @@ async def test_the_source_organisation_hears_the_answer_through_the_unit_that_re
     answered = await db.deliveries(event_type="qcdc.recommendation.answered.v1")
     assert [d.recipient for d in registered] == ["vp@x80101.vn"]
     assert [d.recipient for d in answered] == ["vp@h801.vn"]
+
+
+def test_a_reminder_to_answer_a_recommendation_names_the_answer_and_the_day_received() -> None:
+    ref = ObligationRef(
+        obligation_id="o-9",
+        plan_id="",
+        schedule_key="recommendation-r-1",
+        report_kind=ReportKind.AD_HOC,
+        unit_code="X80101",
+        receiving_unit="H801",
+        period_start=date(2023, 3, 6),
+        period_end=date(2023, 3, 6),
+        due_at=last_instant_before(date(2023, 4, 6)),
+        plan_title=f"Trả lời kiến nghị sau giám sát: {TOPIC}",
+    )
+    event = DeadlineApproaching(
+        unit_path=PATH, obligation=ref, days_before=3, fire_on=date(2023, 4, 2)
+    )
+    subject, text, html = rendered(event, "deadline_approaching")
+    assert subject.startswith(
+        "[Nhắc hạn] Văn bản trả lời kiến nghị sau giám sát của Ủy ban nhân dân xã Tân An"
+    )
+    assert f"- Nội dung: Trả lời kiến nghị sau giám sát: {TOPIC}\n" in text
+    assert "- Ngày nhận kiến nghị: 06/03/2023\n" in text
+    assert "Kỳ số liệu" not in text and "Kỳ số liệu" not in html
+    subject, text, _ = rendered(missed_of(ref), "deadline_missed")
+    assert "- Ngày nhận kiến nghị: 06/03/2023\n" in text and "Kỳ số liệu" not in text
+
+
+def missed_of(ref: ObligationRef) -> DeadlineMissed:
+    return DeadlineMissed(unit_path=PATH, obligation=ref, step=0)

@@ -157,12 +157,23 @@ def _deadline(due_at: datetime) -> dict[str, str]:
     }
 
 
+RECOMMENDATION_KEY = "recommendation-"
+"""Schedule key prefix of the obligation to answer a recommendation after supervision: its
+reminders name the answer, not a report, and the day received, not a data period."""
+
+
 def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
+    recommendation = ref.schedule_key.startswith(RECOMMENDATION_KEY)
     return {
         "unit_code": ref.unit_code,
         "unit_name": facts.name(ref.unit_code),
         "receiving_name": facts.name(ref.receiving_unit),
-        "kind_label": REPORT_KIND_LABELS[ref.report_kind],
+        "recommendation": recommendation,
+        "kind_label": (
+            "Văn bản trả lời kiến nghị sau giám sát"
+            if recommendation
+            else REPORT_KIND_LABELS[ref.report_kind]
+        ),
         "plan_doc_number": ref.plan_doc_number or facts.plan_doc_number,
         "plan_title": ref.plan_title or facts.plan_title,
         "period_start": format_date(ref.period_start),
