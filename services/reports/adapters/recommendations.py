@@ -113,3 +113,17 @@ class RecommendationRepository:
             .order_by(recommendations.c.received_on, recommendations.c.id)
         )
         return [_recommendation(row, []) for row in rows]
+
+    async def of_units(
+        self, unit_codes: Collection[str] | None, status: str | None
+    ) -> list[Recommendation]:
+        """Newest received first, without their history; ``unit_codes`` None: every unit.
+        (Recommendations are counted in thousands a year, not millions: read scopes, which
+        are paths, are applied by the caller.)"""
+        query = sa.select(recommendations)
+        if unit_codes is not None:
+            query = query.where(recommendations.c.addressed_unit.in_(list(unit_codes)))
+        if status is not None:
+            query = query.where(recommendations.c.status == status)
+        query = query.order_by(recommendations.c.received_on.desc(), recommendations.c.id)
+        return [_recommendation(row, []) for row in await self.session.execute(query)]

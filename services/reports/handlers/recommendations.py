@@ -16,6 +16,7 @@ from services.reports.domain.recommendations import (
     Entry,
     Recommendation,
     RecommendationRefused,
+    RecommendationStatus,
     answer_due_at,
 )
 from shared.auth import Forbidden, Principal, Role
@@ -193,3 +194,23 @@ async def recommendation(
         raise Missing(f"no recommendation {recommendation_id}")
     caller.require_read(found.addressed_path, found.registered_by_unit, "this recommendation")
     return found
+
+
+async def recommendations_of(
+    uow: UnitOfWork,
+    *,
+    caller: Principal,
+    addressed_unit: str | None = None,
+    status: RecommendationStatus | None = None,
+    limit: int = 500,
+) -> list[Recommendation]:
+    """The recommendations the caller may read: addressed to a unit of its subtree, or
+    registered by its own unit; one addressed unit's when given."""
+    codes: list[str] | None = None
+    if addressed_unit is not None:
+        codes = [addressed_unit]
+    found = await RecommendationRepository(uow.session).of_units(
+        codes, status.value if status else None
+    )
+    readable = [r for r in found if caller.may_read(r.addressed_path, r.registered_by_unit)]
+    return readable[:limit]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.reports.domain.recommendations import Entry, Recommendation
+from services.reports.domain.recommendations import Entry, Recommendation, RecommendationStatus
 from services.reports.handlers import recommendations as handlers
 from services.reports.handlers.clock import rules_from
 from services.reports.settings import ReportsSettings
@@ -125,6 +126,23 @@ def recommendation_routes(runtime: Runtime) -> APIRouter:
                 ownership=settings.ownership(),
             )
         return _out(found)
+
+    @router.get(
+        "/recommendations",
+        response_model=list[RecommendationOut],
+        summary="Recommendations the caller may read, newest received first (no history)",
+    )
+    async def listing(
+        caller: Caller,
+        addressed_unit: Annotated[UnitCode | None, Query()] = None,
+        status: Annotated[RecommendationStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> list[RecommendationOut]:
+        async with runtime.uow() as uow:
+            found = await handlers.recommendations_of(
+                uow, caller=caller, addressed_unit=addressed_unit, status=status, limit=limit
+            )
+        return [_out(r) for r in found]
 
     @router.get("/recommendations/{recommendation_id}", response_model=RecommendationOut)
     async def get(recommendation_id: Identifier, caller: Caller) -> RecommendationOut:
