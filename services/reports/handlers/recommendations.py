@@ -19,7 +19,7 @@ from services.reports.domain.recommendations import (
     RecommendationStatus,
     answer_due_at,
 )
-from shared.auth import Forbidden, Principal, Role
+from shared.auth import Principal, Role
 from shared.errors import Missing
 from shared.security import audit, authorize
 from shared.uow import UnitOfWork
@@ -132,8 +132,7 @@ async def _addressed(
         unit_path=found.addressed_path,
     )
     obligation = await ObligationRepository(uow.session).get(found.obligation_id)
-    if obligation is None:  # written together with the recommendation: never apart
-        raise Forbidden(f"recommendation {recommendation_id} has no answer obligation")
+    assert obligation is not None  # written with the recommendation, in one transaction
     return found, obligation
 
 
