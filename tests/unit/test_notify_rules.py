@@ -1090,8 +1090,8 @@ async def test_the_source_organisation_hears_the_answer_through_the_unit_that_re
     assert [d.recipient for d in answered] == ["vp@h801.vn"]
 
 
-def test_a_reminder_to_answer_a_recommendation_names_the_answer_and_the_day_received() -> None:
-    ref = ObligationRef(
+def recommendation_ref() -> ObligationRef:
+    return ObligationRef(
         obligation_id="o-9",
         plan_id="",
         schedule_key="recommendation-r-1",
@@ -1103,6 +1103,10 @@ def test_a_reminder_to_answer_a_recommendation_names_the_answer_and_the_day_rece
         due_at=last_instant_before(date(2023, 4, 6)),
         plan_title=f"Trả lời kiến nghị sau giám sát: {TOPIC}",
     )
+
+
+def test_a_reminder_to_answer_a_recommendation_names_the_answer_and_the_day_received() -> None:
+    ref = recommendation_ref()
     event = DeadlineApproaching(
         unit_path=PATH, obligation=ref, days_before=3, fire_on=date(2023, 4, 2)
     )
@@ -1119,3 +1123,13 @@ def test_a_reminder_to_answer_a_recommendation_names_the_answer_and_the_day_rece
 
 def missed_of(ref: ObligationRef) -> DeadlineMissed:
     return DeadlineMissed(unit_path=PATH, obligation=ref, step=0)
+
+
+async def test_an_unanswered_recommendation_urges_the_commune_without_a_plan(db: Db) -> None:
+    await register(db)
+    final = DeadlineMissed(
+        unit_path=PATH, obligation=recommendation_ref(), step=5, final=True, urge_max_steps=5
+    )
+    await db.handle(final, "r-m5")
+    found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
+    assert sorted(d.recipient for d in found) == ["vp@h801.vn", "vp@x80101.vn"]
