@@ -10,7 +10,9 @@ The rules (pure):
 - a **reviewer** reviews only reports sent to its own unit (it is their receiving unit);
 - a **planner** issues and changes plans only as its own unit (the issuing unit);
 - an **administrator** manages units, tokens and subscriptions within its own subtree;
-- a **read-only integrator** reads, never writes.
+- a **read-only integrator** reads, never writes;
+- a **front** user (Fatherland Front) registers recommendations after supervision for the
+  units of its subtree.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class Role(StrEnum):
     PLANNER = "planner"
     ADMINISTRATOR = "administrator"
     INTEGRATOR = "integrator"
+    FRONT = "front"
+    """A Fatherland Front (or socio-political organisation) user: registers the
+    recommendations it made after supervising the units of its subtree, and reads them."""
 
 
 class Unauthenticated(Exception):

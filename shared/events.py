@@ -288,7 +288,7 @@ class TokenIssued(Event):
     token_id: str
     token_hash: str = Field(description="SHA-256 (hex) of the token.")
     unit_code: UnitCode
-    role: str = Field(description="submitter, reviewer, planner, administrator, integrator")
+    role: str = Field(description="submitter, reviewer, planner, administrator, integrator, front")
     expires_at: AwareDatetime | None = None
     issued_by: str = ""
 
@@ -447,6 +447,68 @@ class ConsolidationPublished(Event):
     published_at: AwareDatetime
 
 
+# --- recommendations after supervision (published by the reports service) -------------
+
+
+class RecommendationRegistered(Event):
+    """A recommendation after supervision (kiến nghị sau giám sát) of the Fatherland Front or
+    a socio-political organisation was registered for a unit (subject: the addressed unit's
+    path); an obligation to answer it in writing is open from now on."""
+
+    aggregate = "recommendation"
+    event = "registered"
+
+    recommendation_id: str
+    source_organisation: NfcText = Field(
+        description="The organisation that supervised and recommends, e.g. 'Ủy ban Mặt trận "
+        "Tổ quốc Việt Nam xã …'."
+    )
+    topic: NfcText = Field(description="The supervision topic (nội dung giám sát).")
+    content: NfcText = Field(description="What is recommended.")
+    addressed_unit: UnitCode = Field(description="The unit that must answer.")
+    registered_by_unit: UnitCode = Field(
+        description="The unit that registered it: the addressed unit, or the unit of the "
+        "Fatherland Front user who did."
+    )
+    received_on: date = Field(description="Date the addressed unit received it.")
+    answer_due_at: AwareDatetime = Field(description="Last on-time instant of the answer.")
+    obligation_id: str = Field(description="The answer obligation (reminders and urging).")
+
+
+class RecommendationAnswered(Event):
+    """The addressed unit answered a recommendation in writing (subject: its path)."""
+
+    aggregate = "recommendation"
+    event = "answered"
+
+    recommendation_id: str
+    addressed_unit: UnitCode
+    registered_by_unit: UnitCode
+    source_organisation: NfcText
+    topic: NfcText
+    answer: NfcText
+    answered_at: AwareDatetime
+    on_time: bool = Field(description="Answered by answer_due_at.")
+
+
+class RecommendationImplementationReported(Event):
+    """The addressed unit reported how it implements an answered recommendation; the report
+    marked ``completed`` closes it (subject: the addressed unit's path)."""
+
+    aggregate = "recommendation"
+    event = "implementation_reported"
+
+    recommendation_id: str
+    addressed_unit: UnitCode
+    registered_by_unit: UnitCode
+    source_organisation: NfcText
+    topic: NfcText
+    report_number: int = Field(description="1 for the first implementation report, then 2, …")
+    content: NfcText
+    completed: bool = Field(description="True when this report closes the recommendation.")
+    reported_at: AwareDatetime
+
+
 # --- notifications (published by the notify service) ----------------------------------
 
 
@@ -501,6 +563,9 @@ CATALOGUE: tuple[type[Event], ...] = (
     DeadlineApproaching,
     DeadlineMissed,
     ConsolidationPublished,
+    RecommendationRegistered,
+    RecommendationAnswered,
+    RecommendationImplementationReported,
     NotificationDelivered,
     NotificationFailed,
     TokenIssued,

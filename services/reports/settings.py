@@ -51,6 +51,13 @@ class ReportsSettings(ServiceSettings):
         default_factory=lambda: [7, 3, 1],
         description="DeadlineApproaching this many days before each deadline.",
     )
+    recommendation_answer_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="Calendar days, from the day received, within which the addressed unit "
+        "answers a recommendation after supervision in writing (docs/reports.md: why 30).",
+    )
     urge_every_working_days: int = Field(
         3, ge=1, description="Working days between urgings after a missed deadline."
     )

@@ -66,8 +66,13 @@ PLANS = StreamSpec(
 REPORTS = StreamSpec(
     "QCDC_REPORTS",
     "reports",
-    ("qcdc.v1.report.>", "qcdc.v1.deadline.>", "qcdc.v1.consolidation.>"),
-    "Report intake and review, the deadline clock, consolidations",
+    (
+        "qcdc.v1.report.>",
+        "qcdc.v1.deadline.>",
+        "qcdc.v1.consolidation.>",
+        "qcdc.v1.recommendation.>",
+    ),
+    "Report intake and review, the deadline clock, consolidations, recommendations",
 )
 NOTIFY = StreamSpec(
     "QCDC_NOTIFY",

@@ -400,5 +400,10 @@ def test_documents_render_from_the_consolidation(result: Consolidation) -> None:
     ]
     assert "An Bình, ngày 20 tháng 6 năm 2023" in heading[1].text
     workbook = load_workbook(io.BytesIO(render_xlsx(result)))
-    assert workbook.sheetnames == ["Tổng quan", "Tình hình nộp báo cáo", "Chỉ tiêu"]
+    assert workbook.sheetnames == [
+        "Tổng quan",
+        "Tình hình nộp báo cáo",
+        "Chỉ tiêu",
+        "Kiến nghị sau giám sát",
+    ]
     assert workbook["Tình hình nộp báo cáo"].max_row == 1 + 6

@@ -30,6 +30,7 @@ OWNER_STREAM = {
     "report": REPORTS.name,
     "deadline": REPORTS.name,
     "consolidation": REPORTS.name,
+    "recommendation": REPORTS.name,
     "notification": NOTIFY.name,
 }
 TOKEN = r"[a-z][a-z_]*"

@@ -63,6 +63,9 @@ from shared.events import (
     PlanAmended,
     PlanClosed,
     PlanIssued,
+    RecommendationAnswered,
+    RecommendationImplementationReported,
+    RecommendationRegistered,
     ReportKind,
     ReportReturned,
     ReportSubmitted,
@@ -897,6 +900,84 @@ def test_the_rules_file_in_the_docs_loads(tmp_path: Path) -> None:
     assert not [r for r in book.rules if r.event_type == "qcdc.report.accepted.v1"]
 
 
+SOURCE = "Ban Thường trực Ủy ban MTTQ Việt Nam huyện Tân Phú"
+TOPIC = "Công khai thu, chi quỹ đầu tư xây dựng"
+
+
+def recommendation_registered() -> RecommendationRegistered:
+    return RecommendationRegistered(
+        unit_path=PATH,
+        recommendation_id="r-1",
+        source_organisation=SOURCE,
+        topic=TOPIC,
+        content="Đề nghị niêm yết công khai theo quý.",
+        addressed_unit="X80101",
+        registered_by_unit="H801",
+        received_on=date(2023, 3, 6),
+        answer_due_at=last_instant_before(date(2023, 4, 6)),
+        obligation_id="o-9",
+    )
+
+
+def recommendation_answered() -> RecommendationAnswered:
+    return RecommendationAnswered(
+        unit_path=PATH,
+        recommendation_id="r-1",
+        addressed_unit="X80101",
+        registered_by_unit="H801",
+        source_organisation=SOURCE,
+        topic=TOPIC,
+        answer="Đã niêm yết từ quý II.",
+        answered_at=datetime(2023, 4, 7, 2, 0, tzinfo=UTC),
+        on_time=False,
+    )
+
+
+def test_a_recommendation_goes_to_the_addressed_unit_and_its_answers_to_the_registrar() -> None:
+    registered, answered = recommendation_registered(), recommendation_answered()
+    book = rulebook()
+    assert [(r.template, [t.key for t in r.to]) for r in book.for_event(registered)] == [
+        ("recommendation_registered", ["unit"])
+    ]
+    assert role_codes("unit", registered) == ["X80101"]
+    assert role_codes("receiving_unit", answered) == ["H801"]
+    assert [r.template for r in book.for_event(answered)] == ["recommendation_answered"]
+
+    subject, text, html = rendered(registered, "recommendation_registered")
+    assert subject == (
+        "[Kiến nghị sau giám sát] Ủy ban nhân dân xã Tân An – trả lời trước hết ngày 05/04/2023"
+    )
+    assert f"{SOURCE} kiến nghị Ủy ban nhân dân xã Tân An sau giám sát:" in text
+    assert "Đơn vị ghi nhận: Ủy ban nhân dân huyện Tân Phú" in text
+    assert "https://bc.qcdc.vn/obligations/o-9" in text and "o-9" in html
+    subject, text, _ = rendered(answered, "recommendation_answered", audience="receiving_unit")
+    assert subject.endswith("(quá hạn)")
+    assert "Đã niêm yết từ quý II." in text and "09:00 07/04/2023 (quá hạn)" in text
+    assert all(unicodedata.is_normalized("NFC", part) for part in (subject, text))
+
+
+def test_an_implementation_report_says_whether_it_closes_the_recommendation() -> None:
+    event = RecommendationImplementationReported(
+        unit_path=PATH,
+        recommendation_id="r-1",
+        addressed_unit="X80101",
+        registered_by_unit="H801",
+        source_organisation=SOURCE,
+        topic=TOPIC,
+        report_number=2,
+        content="Đã công khai đầy đủ.",
+        completed=True,
+        reported_at=datetime(2023, 7, 5, 2, 0, tzinfo=UTC),
+    )
+    subject, text, _ = rendered(
+        event, "recommendation_implementation_reported", audience="receiving_unit"
+    )
+    assert subject == (
+        f"[Thực hiện kiến nghị] Ủy ban nhân dân xã Tân An báo cáo lần 2 – {TOPIC} (đã hoàn thành)"
+    )
+    assert "đã thực hiện xong, kiến nghị được khép lại" in text
+
+
 # --- reports overdue after their last urging ------------------------------------------------
 
 
@@ -995,3 +1076,60 @@ async def test_reminder_and_urging_mail_not_yet_sent_is_withdrawn_once_reported(
     assert next(d for d in found if d.key == sent.key).status is DeliveryStatus.SENT
     receipts = await db.deliveries(event_type="qcdc.report.submitted.v1")
     assert receipts and DeliveryStatus.WITHDRAWN not in {d.status for d in receipts}
+
+
+async def test_the_source_organisation_hears_the_answer_through_the_unit_that_registered_it(
+    db: Db,
+) -> None:
+    await register(db)
+    await db.handle(recommendation_registered(), "r-e1")
+    await db.handle(recommendation_answered(), "r-e2")
+    registered = await db.deliveries(event_type="qcdc.recommendation.registered.v1")
+    answered = await db.deliveries(event_type="qcdc.recommendation.answered.v1")
+    assert [d.recipient for d in registered] == ["vp@x80101.vn"]
+    assert [d.recipient for d in answered] == ["vp@h801.vn"]
+
+
+def recommendation_ref() -> ObligationRef:
+    return ObligationRef(
+        obligation_id="o-9",
+        plan_id="",
+        schedule_key="recommendation-r-1",
+        report_kind=ReportKind.AD_HOC,
+        unit_code="X80101",
+        receiving_unit="H801",
+        period_start=date(2023, 3, 6),
+        period_end=date(2023, 3, 6),
+        due_at=last_instant_before(date(2023, 4, 6)),
+        plan_title=f"Trả lời kiến nghị sau giám sát: {TOPIC}",
+    )
+
+
+def test_a_reminder_to_answer_a_recommendation_names_the_answer_and_the_day_received() -> None:
+    ref = recommendation_ref()
+    event = DeadlineApproaching(
+        unit_path=PATH, obligation=ref, days_before=3, fire_on=date(2023, 4, 2)
+    )
+    subject, text, html = rendered(event, "deadline_approaching")
+    assert subject.startswith(
+        "[Nhắc hạn] Văn bản trả lời kiến nghị sau giám sát của Ủy ban nhân dân xã Tân An"
+    )
+    assert f"- Nội dung: Trả lời kiến nghị sau giám sát: {TOPIC}\n" in text
+    assert "- Ngày nhận kiến nghị: 06/03/2023\n" in text
+    assert "Kỳ số liệu" not in text and "Kỳ số liệu" not in html
+    subject, text, _ = rendered(missed_of(ref), "deadline_missed")
+    assert "- Ngày nhận kiến nghị: 06/03/2023\n" in text and "Kỳ số liệu" not in text
+
+
+def missed_of(ref: ObligationRef) -> DeadlineMissed:
+    return DeadlineMissed(unit_path=PATH, obligation=ref, step=0)
+
+
+async def test_an_unanswered_recommendation_urges_the_commune_without_a_plan(db: Db) -> None:
+    await register(db)
+    final = DeadlineMissed(
+        unit_path=PATH, obligation=recommendation_ref(), step=5, final=True, urge_max_steps=5
+    )
+    await db.handle(final, "r-m5")
+    found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
+    assert sorted(d.recipient for d in found) == ["vp@h801.vn", "vp@x80101.vn"]

@@ -142,7 +142,12 @@ def test_notification_events_name_the_unit_reached_and_mask_addresses_in_errors(
 
 def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
     names = {cls.subject_prefix() for cls in district_event_names()}
-    owned = ("qcdc.v1.report.", "qcdc.v1.deadline.", "qcdc.v1.consolidation.")
+    owned = (
+        "qcdc.v1.report.",
+        "qcdc.v1.deadline.",
+        "qcdc.v1.consolidation.",
+        "qcdc.v1.recommendation.",
+    )
     assert all(name.startswith(owned) for name in names)  # nothing of plans or notify
     assert names >= {
         "qcdc.v1.report.submitted",

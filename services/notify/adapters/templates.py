@@ -28,6 +28,9 @@ from shared.events import (
     ObligationRef,
     PlanAmended,
     PlanIssued,
+    RecommendationAnswered,
+    RecommendationImplementationReported,
+    RecommendationRegistered,
     ReportAccepted,
     ReportRequested,
     ReportReturned,
@@ -65,6 +68,9 @@ EVENT_LABELS: dict[str, str] = {
     "qcdc.plan.amended.v1": "Kế hoạch sửa đổi",
     "qcdc.difficulty.raised.v1": "Vướng mắc",
     "qcdc.difficulty.answered.v1": "Trả lời vướng mắc",
+    "qcdc.recommendation.registered.v1": "Kiến nghị sau giám sát cần trả lời",
+    "qcdc.recommendation.answered.v1": "Trả lời kiến nghị sau giám sát",
+    "qcdc.recommendation.implementation_reported.v1": "Kết quả thực hiện kiến nghị",
 }
 """Headings of the digest, in the order it lists them: what needs action first."""
 
@@ -151,12 +157,23 @@ def _deadline(due_at: datetime) -> dict[str, str]:
     }
 
 
+RECOMMENDATION_KEY = "recommendation-"
+"""Schedule key prefix of the obligation to answer a recommendation after supervision: its
+reminders name the answer, not a report, and the day received, not a data period."""
+
+
 def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
+    recommendation = ref.schedule_key.startswith(RECOMMENDATION_KEY)
     return {
         "unit_code": ref.unit_code,
         "unit_name": facts.name(ref.unit_code),
         "receiving_name": facts.name(ref.receiving_unit),
-        "kind_label": REPORT_KIND_LABELS[ref.report_kind],
+        "recommendation": recommendation,
+        "kind_label": (
+            "Văn bản trả lời kiến nghị sau giám sát"
+            if recommendation
+            else REPORT_KIND_LABELS[ref.report_kind]
+        ),
         "plan_doc_number": ref.plan_doc_number or facts.plan_doc_number,
         "plan_title": ref.plan_title or facts.plan_title,
         "period_start": format_date(ref.period_start),
@@ -306,6 +323,50 @@ def _difficulty_answered(event: DifficultyAnswered, facts: Facts) -> dict[str, A
     }
 
 
+def _recommendation(
+    event: RecommendationRegistered | RecommendationAnswered | RecommendationImplementationReported,
+    facts: Facts,
+) -> dict[str, Any]:
+    return {
+        "unit_name": facts.name(event.addressed_unit),
+        "registered_by_name": facts.name(event.registered_by_unit),
+        "source_organisation": event.source_organisation,
+        "topic": event.topic,
+        "link": facts.links.obligations(),
+    }
+
+
+def _recommendation_registered(event: RecommendationRegistered, facts: Facts) -> dict[str, Any]:
+    return {
+        **_recommendation(event, facts),
+        "content": event.content,
+        "received_on": format_date(event.received_on),
+        "answer_last_day": format_date(ict_date(event.answer_due_at)),
+        "link": facts.links.obligation(event.obligation_id),
+    }
+
+
+def _recommendation_answered(event: RecommendationAnswered, facts: Facts) -> dict[str, Any]:
+    return {
+        **_recommendation(event, facts),
+        "answer": event.answer,
+        "answered_at": format_instant(event.answered_at),
+        "on_time": event.on_time,
+    }
+
+
+def _recommendation_implementation(
+    event: RecommendationImplementationReported, facts: Facts
+) -> dict[str, Any]:
+    return {
+        **_recommendation(event, facts),
+        "content": event.content,
+        "report_number": event.report_number,
+        "completed": event.completed,
+        "reported_at": format_instant(event.reported_at),
+    }
+
+
 _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     DeadlineApproaching: _approaching,
     DeadlineMissed: _missed,
@@ -317,6 +378,9 @@ _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     ReportRequested: _requested,
     DifficultyRaised: _difficulty,
     DifficultyAnswered: _difficulty_answered,
+    RecommendationRegistered: _recommendation_registered,
+    RecommendationAnswered: _recommendation_answered,
+    RecommendationImplementationReported: _recommendation_implementation,
 }
 
 

@@ -37,6 +37,9 @@ from shared.events import (
     Event,
     PlanAmended,
     PlanIssued,
+    RecommendationAnswered,
+    RecommendationImplementationReported,
+    RecommendationRegistered,
     ReportAccepted,
     ReportRequested,
     ReportReturned,
@@ -59,8 +62,21 @@ _OBLIGATION_EVENTS = (
     DeadlineApproaching,
     DeadlineMissed,
 )
+_RECOMMENDATION_EVENTS = (
+    RecommendationRegistered,
+    RecommendationAnswered,
+    RecommendationImplementationReported,
+)
+"""Their ``unit`` is the addressed unit; their ``receiving_unit`` the unit that registered
+the recommendation (the source organisation's channel: the Front's own unit, or the
+addressed unit that received it)."""
 _ROLE_EVENTS: dict[str, tuple[type[Event], ...]] = {
-    "receiving_unit": (*_OBLIGATION_EVENTS, ConsolidationPublished, DifficultyRaised),
+    "receiving_unit": (
+        *_OBLIGATION_EVENTS,
+        ConsolidationPublished,
+        DifficultyRaised,
+        *_RECOMMENDATION_EVENTS,
+    ),
     "assignees": (PlanIssued, PlanAmended, ReportRequested),
 }
 
@@ -96,6 +112,15 @@ DEFAULT_RULES: dict[str, list[dict[str, Any]]] = {
     ],
     # The unit that raised it hears each answer (unit: the raiser).
     "difficulty.answered": [{"template": "difficulty_answered", "to": ["unit.focal"]}],
+    # The addressed unit learns what it must answer, and by when; the unit that registered
+    # it (for the source organisation) hears the answer and each implementation report.
+    "recommendation.registered": [{"template": "recommendation_registered", "to": ["unit.focal"]}],
+    "recommendation.answered": [
+        {"template": "recommendation_answered", "to": ["receiving_unit.focal"]}
+    ],
+    "recommendation.implementation_reported": [
+        {"template": "recommendation_implementation_reported", "to": ["receiving_unit.focal"]}
+    ],
 }
 
 SUBSCRIBER_TEMPLATES: dict[str, str] = {
@@ -109,6 +134,9 @@ SUBSCRIBER_TEMPLATES: dict[str, str] = {
     "qcdc.request.issued.v1": "report_requested",
     "qcdc.difficulty.raised.v1": "difficulty_raised",
     "qcdc.difficulty.answered.v1": "difficulty_answered",
+    "qcdc.recommendation.registered.v1": "recommendation_registered",
+    "qcdc.recommendation.answered.v1": "recommendation_answered",
+    "qcdc.recommendation.implementation_reported.v1": "recommendation_implementation_reported",
 }
 """What an e-mail subscriber gets per event type: the observer's view (a subscriber to
 ``report.submitted`` is told a report arrived, not handed the submitter's receipt)."""
@@ -122,6 +150,7 @@ SUBSCRIBABLE_AGGREGATES = (
     "report",
     "deadline",
     "consolidation",
+    "recommendation",
 )
 """What notify consumes and offers to subscribers. Not its own notifications (a delivery of
 NotificationDelivered would cause another one, without end), nor anything not meant for
@@ -279,6 +308,8 @@ def role_codes(role: str, event: Event, plan_assignees: Sequence[str] = ()) -> l
         return [event.obligation.receiving_unit]
     if role == "receiving_unit" and isinstance(event, ConsolidationPublished):
         return [event.receiving_unit]
+    if role == "receiving_unit" and isinstance(event, _RECOMMENDATION_EVENTS):
+        return [event.registered_by_unit]
     if role == "receiving_unit" and isinstance(event, DifficultyRaised):
         return [event.raised_to] if event.raised_to else []
     if role == "assignees":

@@ -31,6 +31,7 @@ CONSUMERS: tuple[tuple[str, StreamSpec, str], ...] = (
     ("reports", REPORTS, "report"),
     ("deadlines", REPORTS, "deadline"),
     ("consolidations", REPORTS, "consolidation"),
+    ("recommendations", REPORTS, "recommendation"),
 )
 
 

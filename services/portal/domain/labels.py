@@ -12,6 +12,7 @@ ROLE_LABELS = {
     "planner": "Cán bộ lập kế hoạch",
     "administrator": "Quản trị",
     "integrator": "Chỉ đọc",
+    "front": "Mặt trận Tổ quốc (kiến nghị sau giám sát)",
 }
 
 KIND_LABELS = {

@@ -159,3 +159,35 @@ receipt_counters = sa.Table(
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("last_number", sa.Integer, nullable=False),
 )
+
+recommendations = sa.Table(
+    "recommendations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("source_organisation", sa.Text, nullable=False),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("addressed_unit", sa.String(32), nullable=False, index=True),
+    sa.Column("addressed_path", sa.JSON, nullable=False),
+    sa.Column("registered_by_unit", sa.String(32), nullable=False),
+    sa.Column("received_on", sa.Date, nullable=False),
+    sa.Column("registered_at", UTCDateTime, nullable=False),
+    sa.Column("answer_due_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("answered_at", UTCDateTime, nullable=True),
+    sa.Column("answered_on_time", sa.Boolean, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+)
+
+recommendation_history = sa.Table(
+    "recommendation_history",
+    metadata,
+    # The answer and every implementation report, in order: never changed once written.
+    sa.Column("recommendation_id", sa.ForeignKey("recommendations.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("by_unit", sa.String(32), nullable=False),
+    sa.Column("completed", sa.Boolean, nullable=False),
+)

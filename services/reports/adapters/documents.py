@@ -58,6 +58,7 @@ from services.reports.domain.consolidation import (
     committee_locality,
     is_peoples_committee,
 )
+from services.reports.domain.recommendation_counts import RecommendationCounts
 from shared.events import ReportKind
 from shared.spreadsheets import reads_as_formula
 from shared.vntime import ICT
@@ -88,6 +89,14 @@ KIND_LABELS: dict[str, str] = {
 SHEET_SUMMARY = "Tổng quan"
 SHEET_STATUS = "Tình hình nộp báo cáo"
 SHEET_INDICATORS = "Chỉ tiêu"
+SHEET_RECOMMENDATIONS = "Kiến nghị sau giám sát"
+RECOMMENDATION_HEADER = (
+    "Số kiến nghị nhận được",
+    "Trả lời đúng hạn",
+    "Trả lời quá hạn",
+    "Chưa trả lời",
+    "Đã thực hiện xong",
+)
 
 
 # --- wording --------------------------------------------------------------------------------
@@ -625,6 +634,31 @@ def _narrative_section(out: _Body, c: Consolidation) -> None:
                 _para(out, line, indent=True)
 
 
+def _recommendation_figures(n: RecommendationCounts) -> list[int]:
+    return [n.received, n.answered_on_time, n.answered_late, n.unanswered, n.implemented]
+
+
+def _recommendation_section(out: _Body, c: Consolidation) -> None:
+    _para(out, "IV. VIỆC TRẢ LỜI, THỰC HIỆN KIẾN NGHỊ SAU GIÁM SÁT", bold=True)
+    r = c.recommendations
+    if not r.total.received:
+        _para(out, "Trong kỳ, các đơn vị không nhận được kiến nghị sau giám sát.", indent=True)
+        return
+    _para(
+        out,
+        "Kiến nghị của Mặt trận Tổ quốc Việt Nam và các tổ chức chính trị - xã hội sau giám "
+        "sát, gửi các đơn vị trong kỳ số liệu:",
+        indent=True,
+    )
+    rows = [
+        (str(i), u.name, *[vn_number(v) for v in _recommendation_figures(u)])
+        for i, u in enumerate(r.by_unit, start=1)
+    ]
+    rows.append(("", "Tổng cộng", *[vn_number(v) for v in _recommendation_figures(r.total)]))
+    header = ("TT", "Đơn vị", *RECOMMENDATION_HEADER)
+    _grid(out, header, rows, (10, 50, 21, 21, 21, 21, 21), numeric_from=2)
+
+
 def _closing(out: _Body, c: Consolidation, signer: Signer) -> None:
     summary = summary_line(c)
     _para(
@@ -660,6 +694,7 @@ def render_docx(
     _submission_section(out, consolidation)
     _indicator_section(out, consolidation)
     _narrative_section(out, consolidation)
+    _recommendation_section(out, consolidation)
     _closing(out, consolidation, signer or Signer())
     doc.core_properties.title = nfc(summary_line(consolidation))
     doc.core_properties.author = nfc(issuer(consolidation))
@@ -774,6 +809,14 @@ def _indicator_sheet_rows(c: Consolidation) -> list[list[object]]:
     ]
 
 
+def _recommendation_sheet_rows(c: Consolidation) -> list[list[object]]:
+    r = c.recommendations
+    return [
+        *[[u.code, u.name, *_recommendation_figures(u)] for u in r.by_unit],
+        ["", "Tổng cộng", *_recommendation_figures(r.total)],
+    ]
+
+
 def render_xlsx(consolidation: Consolidation) -> bytes:
     c = consolidation
     workbook = Workbook(write_only=True)
@@ -798,6 +841,14 @@ def render_xlsx(consolidation: Consolidation) -> bytes:
     header = ("Mã chỉ tiêu", "Chỉ tiêu", "Đơn vị tính", "Tổng số", *group_header)
     indicator_widths = (28, 60, 12, 10, *[18] * len(group_header))
     _sheet(workbook, SHEET_INDICATORS, header, _indicator_sheet_rows(c), indicator_widths)
+    recommendation_header = ("Mã đơn vị", "Tên đơn vị", *RECOMMENDATION_HEADER)
+    _sheet(
+        workbook,
+        SHEET_RECOMMENDATIONS,
+        recommendation_header,
+        _recommendation_sheet_rows(c),
+        (14, 40, *[16] * len(RECOMMENDATION_HEADER)),
+    )
     workbook.properties.title = nfc(summary_line(c))
     workbook.properties.creator = nfc(issuer(c))
     buffer = io.BytesIO()

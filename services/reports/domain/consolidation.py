@@ -53,6 +53,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.reports.domain.indicators import CATALOGUE
 from services.reports.domain.model import Obligation, ObligationStatus
+from services.reports.domain.recommendation_counts import RecommendationSummary, summarise
+from services.reports.domain.recommendations import Recommendation
 
 DEFAULT_GROUP_KIND = "district"
 NO_GROUP_LABEL = "Không thuộc cấp huyện"
@@ -249,6 +251,9 @@ class Consolidation(_Out):
     narratives: list[NarrativeArea]
     reports_counted: int
     prefill: Prefill
+    recommendations: RecommendationSummary = RecommendationSummary()
+    """Recommendations after supervision addressed to the expected units within the period
+    (empty in versions published before they were counted)."""
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -609,6 +614,7 @@ def consolidate(
     content_areas: Mapping[str, str] | None = None,
     kind_labels: Mapping[str, str] = DEFAULT_KIND_LABELS,
     group_kind: str = DEFAULT_GROUP_KIND,
+    recommendations: Iterable[Recommendation] = (),
 ) -> Consolidation:
     """Consolidate the reports of ``obligations`` (one plan and schedule key) that go to
     ``receiving_unit``; obligations to other units are ignored. ``submissions`` holds every
@@ -622,8 +628,10 @@ def consolidate(
     counts = _counts(lists)
     indicators = _indicator_totals(rows)
     narratives = _narratives(rows, content_areas or {})
+    heading = _heading(mine, mine[0].plan_id, mine[0].schedule_key)
+    expected = {s.code: s.name for s in statuses}
     return Consolidation(
-        heading=_heading(mine, mine[0].plan_id, mine[0].schedule_key),
+        heading=heading,
         receiving_unit=receiving_unit_of(receiving_unit, units),
         as_of=as_of,
         counts=counts,
@@ -637,4 +645,7 @@ def consolidate(
         narratives=narratives,
         reports_counted=sum(1 for r in rows if r.counted),
         prefill=_prefill(indicators, narratives),
+        recommendations=summarise(
+            recommendations, expected, heading.period_start, heading.period_end
+        ),
     )

@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import consolidations, obligations, reports, units
+from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import ObligationRepository
 from services.reports.domain.consolidation import (
     Consolidation,
@@ -191,12 +192,18 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
     found = await _obligations(key, uow.session)
     all_units = await _receiver_and_units(key.receiving_unit, found, uow.session)
     submissions = await _submissions(key, uow.session)
+    recommendations = await RecommendationRepository(uow.session).addressed_to(
+        {o.unit_code for o in found},
+        min(o.period_start for o in found),
+        max(o.period_end for o in found),
+    )
     return consolidate(
         receiving_unit=key.receiving_unit,
         obligations=found,
         submissions=submissions,
         units=all_units,
         as_of=uow.clock.now(),
+        recommendations=recommendations,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.reports.entrypoints.http.consolidations import consolidation_routes
+from services.reports.entrypoints.http.recommendations import recommendation_routes
 from services.reports.entrypoints.http.reports import report_routes
 from shared.runtime import Runtime
 
@@ -13,4 +14,5 @@ def build_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
     router.include_router(report_routes(runtime))
     router.include_router(consolidation_routes(runtime))
+    router.include_router(recommendation_routes(runtime))
     return router

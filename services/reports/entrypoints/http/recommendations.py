@@ -1,0 +1,174 @@
+"""HTTP API of recommendations after supervision: register, answer, report implementation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.reports.domain.recommendations import Entry, Recommendation, RecommendationStatus
+from services.reports.handlers import recommendations as handlers
+from services.reports.handlers.clock import rules_from
+from services.reports.settings import ReportsSettings
+from shared.limits import Identifier
+from shared.runtime import Runtime
+from shared.security import Caller
+from shared.units import NfcName, NfcText, UnitCode
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_organisation: NfcName = Field(min_length=1, max_length=512)
+    topic: NfcName = Field(min_length=1, max_length=512)
+    content: NfcText = Field(min_length=1, max_length=20000)
+    addressed_unit: UnitCode
+    received_on: date
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: NfcText = Field(min_length=1, max_length=20000)
+
+
+class ImplementationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: NfcText = Field(min_length=1, max_length=20000)
+    completed: bool = False
+
+
+class EntryOut(BaseModel):
+    number: int
+    kind: str
+    text: str
+    at: datetime
+    by_unit: str
+    completed: bool
+
+
+class RecommendationOut(BaseModel):
+    id: str
+    source_organisation: str
+    topic: str
+    content: str
+    addressed_unit: str
+    registered_by_unit: str
+    received_on: date
+    answer_due_at: datetime
+    obligation_id: str
+    status: str
+    answered_at: datetime | None
+    answered_on_time: bool | None
+    closed_at: datetime | None
+    history: list[EntryOut]
+
+
+def _entry_out(entry: Entry) -> EntryOut:
+    return EntryOut(
+        number=entry.number,
+        kind=entry.kind.value,
+        text=entry.text,
+        at=entry.at,
+        by_unit=entry.by_unit,
+        completed=entry.completed,
+    )
+
+
+def _out(r: Recommendation) -> RecommendationOut:
+    return RecommendationOut(
+        id=r.id,
+        source_organisation=r.source_organisation,
+        topic=r.topic,
+        content=r.content,
+        addressed_unit=r.addressed_unit,
+        registered_by_unit=r.registered_by_unit,
+        received_on=r.received_on,
+        answer_due_at=r.answer_due_at,
+        obligation_id=r.obligation_id,
+        status=r.status.value,
+        answered_at=r.answered_at,
+        answered_on_time=r.answered_on_time,
+        closed_at=r.closed_at,
+        history=[_entry_out(e) for e in r.history],
+    )
+
+
+def recommendation_routes(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["recommendations"])
+    settings = runtime.settings
+    assert isinstance(settings, ReportsSettings)
+
+    @router.post(
+        "/recommendations",
+        status_code=status.HTTP_201_CREATED,
+        response_model=RecommendationOut,
+        summary="Register a recommendation after supervision; opens its answer obligation",
+    )
+    async def register(body: RegisterIn, caller: Caller) -> RecommendationOut:
+        command = handlers.RegisterRecommendation(
+            source_organisation=body.source_organisation,
+            topic=body.topic,
+            content=body.content,
+            addressed_unit=body.addressed_unit,
+            received_on=body.received_on,
+        )
+        async with runtime.uow() as uow:
+            found = await handlers.register_recommendation(
+                command,
+                uow,
+                caller=caller,
+                answer_days=settings.recommendation_answer_days,
+                rules=rules_from(settings),
+                ownership=settings.ownership(),
+            )
+        return _out(found)
+
+    @router.get(
+        "/recommendations",
+        response_model=list[RecommendationOut],
+        summary="Recommendations the caller may read, newest received first (no history)",
+    )
+    async def listing(
+        caller: Caller,
+        addressed_unit: Annotated[UnitCode | None, Query()] = None,
+        status: Annotated[RecommendationStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> list[RecommendationOut]:
+        async with runtime.uow() as uow:
+            found = await handlers.recommendations_of(
+                uow, caller=caller, addressed_unit=addressed_unit, status=status, limit=limit
+            )
+        return [_out(r) for r in found]
+
+    @router.get("/recommendations/{recommendation_id}", response_model=RecommendationOut)
+    async def get(recommendation_id: Identifier, caller: Caller) -> RecommendationOut:
+        async with runtime.uow() as uow:
+            return _out(await handlers.recommendation(recommendation_id, uow, caller=caller))
+
+    @router.post(
+        "/recommendations/{recommendation_id}/answer",
+        response_model=EntryOut,
+        summary="The addressed unit's written answer; meets the answer obligation",
+    )
+    async def answer(recommendation_id: Identifier, body: AnswerIn, caller: Caller) -> EntryOut:
+        command = handlers.AnswerRecommendation(recommendation_id, body.answer)
+        async with runtime.uow() as uow:
+            return _entry_out(await handlers.answer_recommendation(command, uow, caller=caller))
+
+    @router.post(
+        "/recommendations/{recommendation_id}/implementation",
+        response_model=EntryOut,
+        summary="An implementation report; completed=true closes the recommendation",
+    )
+    async def implementation(
+        recommendation_id: Identifier, body: ImplementationIn, caller: Caller
+    ) -> EntryOut:
+        command = handlers.ReportImplementation(recommendation_id, body.content, body.completed)
+        async with runtime.uow() as uow:
+            return _entry_out(await handlers.report_implementation(command, uow, caller=caller))
+
+    return router

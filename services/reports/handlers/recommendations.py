@@ -1,0 +1,215 @@
+"""Handlers for recommendations after supervision: register, answer, report implementation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+import structlog
+
+from services.reports.adapters.recommendations import RecommendationRepository
+from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
+from services.reports.domain.deadlines import ClockRules, first_step_at
+from services.reports.domain.model import Obligation, Ownership
+from services.reports.domain.recommendations import (
+    Entry,
+    Recommendation,
+    RecommendationRefused,
+    RecommendationStatus,
+    answer_due_at,
+)
+from shared.auth import Principal, Role
+from shared.errors import Missing
+from shared.security import audit, authorize
+from shared.uow import UnitOfWork
+from shared.vntime import ict_date
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RegisterRecommendation:
+    source_organisation: str
+    topic: str
+    content: str
+    addressed_unit: str
+    received_on: date
+
+
+@dataclass(frozen=True)
+class AnswerRecommendation:
+    recommendation_id: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class ReportImplementation:
+    recommendation_id: str
+    content: str
+    completed: bool = False
+
+
+def _may_register(caller: Principal, unit: str, path: list[str]) -> None:
+    """The addressed unit registers what it received; a Fatherland Front user registers
+    what it recommended to a unit of its subtree."""
+    if caller.role is Role.FRONT:
+        caller.require_subtree(path, "register recommendations")
+        return
+    authorize(
+        caller,
+        Role.SUBMITTER,
+        Role.ADMINISTRATOR,
+        unit=unit,
+        doing="register recommendations",
+        unit_path=path,
+    )
+
+
+async def register_recommendation(
+    command: RegisterRecommendation,
+    uow: UnitOfWork,
+    *,
+    caller: Principal,
+    answer_days: int,
+    rules: ClockRules,
+    ownership: Ownership = Ownership(),
+) -> Recommendation:
+    """Register a recommendation and open its answer obligation, due ``answer_days`` after
+    the day it was received; the deadline clock reminds and urges like any obligation."""
+    unit = await UnitDirectory(uow.session).get(command.addressed_unit)
+    if unit is None:
+        raise RecommendationRefused(
+            f"unit {command.addressed_unit} is not known to this reports service",
+            field="addressed_unit",
+        )
+    path = list(unit["path"])
+    _may_register(caller, command.addressed_unit, path)
+    if not ownership.owns(path):
+        raise RecommendationRefused(
+            f"unit {command.addressed_unit} is served by another instance (its district's)",
+            field="addressed_unit",
+        )
+    now = uow.clock.now()
+    if command.received_on > ict_date(now):
+        raise RecommendationRefused("received_on is in the future", field="received_on")
+    recommendation = Recommendation(
+        id=str(uuid.uuid4()),
+        source_organisation=command.source_organisation,
+        topic=command.topic,
+        content=command.content,
+        addressed_unit=command.addressed_unit,
+        addressed_path=path,
+        registered_by_unit=command.addressed_unit if caller.unit_code == "*" else caller.unit_code,
+        received_on=command.received_on,
+        registered_at=now,
+        answer_due_at=answer_due_at(command.received_on, answer_days),
+    )
+    obligation = recommendation.answer_obligation()
+    obligation.next_step_at = first_step_at(obligation.due_at, rules)
+    await RecommendationRepository(uow.session).add(recommendation)
+    await ObligationRepository(uow.session).add_if_missing(obligation, now)
+    recommendation.registered()
+    uow.publish(*recommendation.events)
+    audit(uow, caller, "recommendation.registered", recommendation.id)
+    await uow.commit()
+    log.info("recommendation registered", recommendation_id=recommendation.id)
+    return recommendation
+
+
+async def _addressed(
+    recommendation_id: str, uow: UnitOfWork, caller: Principal, doing: str
+) -> tuple[Recommendation, Obligation]:
+    found = await RecommendationRepository(uow.session).get(recommendation_id, lock=True)
+    if found is None:
+        raise Missing(f"no recommendation {recommendation_id}")
+    authorize(
+        caller,
+        Role.SUBMITTER,
+        Role.ADMINISTRATOR,
+        unit=found.addressed_unit,
+        doing=doing,
+        unit_path=found.addressed_path,
+    )
+    obligation = await ObligationRepository(uow.session).get(found.obligation_id)
+    assert obligation is not None  # written with the recommendation, in one transaction
+    return found, obligation
+
+
+async def _store(
+    recommendation: Recommendation,
+    entry: Entry,
+    obligation: Obligation,
+    uow: UnitOfWork,
+    caller: Principal,
+    action: str,
+) -> None:
+    await RecommendationRepository(uow.session).save(recommendation, entry)
+    await ObligationRepository(uow.session).save(obligation)
+    uow.publish(*recommendation.events)
+    audit(uow, caller, action, recommendation.id)
+    await uow.commit()
+
+
+async def answer_recommendation(
+    command: AnswerRecommendation, uow: UnitOfWork, *, caller: Principal
+) -> Entry:
+    """The addressed unit's written answer: it closes the answer obligation."""
+    recommendation, obligation = await _addressed(
+        command.recommendation_id, uow, caller, "answer recommendations"
+    )
+    entry = recommendation.answer(
+        command.answer, at=uow.clock.now(), by_unit=caller.unit_code, obligation=obligation
+    )
+    await _store(recommendation, entry, obligation, uow, caller, "recommendation.answered")
+    log.info("recommendation answered", recommendation_id=recommendation.id)
+    return entry
+
+
+async def report_implementation(
+    command: ReportImplementation, uow: UnitOfWork, *, caller: Principal
+) -> Entry:
+    """An implementation report of the addressed unit; ``completed`` closes it."""
+    recommendation, obligation = await _addressed(
+        command.recommendation_id, uow, caller, "report on recommendations"
+    )
+    entry = recommendation.report_implementation(
+        command.content,
+        at=uow.clock.now(),
+        by_unit=caller.unit_code,
+        completed=command.completed,
+    )
+    await _store(recommendation, entry, obligation, uow, caller, "recommendation.implementation")
+    return entry
+
+
+async def recommendation(
+    recommendation_id: str, uow: UnitOfWork, *, caller: Principal
+) -> Recommendation:
+    """A recommendation with its history, for who may read it: the addressed unit's
+    subtree, and the unit that registered it."""
+    found = await RecommendationRepository(uow.session).get(recommendation_id)
+    if found is None:
+        raise Missing(f"no recommendation {recommendation_id}")
+    caller.require_read(found.addressed_path, found.registered_by_unit, "this recommendation")
+    return found
+
+
+async def recommendations_of(
+    uow: UnitOfWork,
+    *,
+    caller: Principal,
+    addressed_unit: str | None = None,
+    status: RecommendationStatus | None = None,
+    limit: int = 500,
+) -> list[Recommendation]:
+    """The recommendations the caller may read: addressed to a unit of its subtree, or
+    registered by its own unit; one addressed unit's when given."""
+    codes: list[str] | None = None
+    if addressed_unit is not None:
+        codes = [addressed_unit]
+    found = await RecommendationRepository(uow.session).of_units(
+        codes, status.value if status else None
+    )
+    readable = [r for r in found if caller.may_read(r.addressed_path, r.registered_by_unit)]
+    return readable[:limit]
