@@ -282,7 +282,14 @@ async def test_the_other_pages_work_and_are_accessible(
     await reviewer.get_by_label("Trả lời").fill("Tính mỗi buổi tiếp theo lịch đã niêm yết.")
     await reviewer.get_by_role("button", name="Gửi trả lời").click()
     await expect(reviewer.locator(".answer")).to_contain_text("Tính mỗi buổi tiếp")
+    # Answers are a thread: a second one is kept beside the first, and the raiser reads both.
+    await reviewer.get_by_label("Trả lời thêm").fill("Buổi tiếp đột xuất cũng được tính.")
+    await reviewer.get_by_role("button", name="Gửi trả lời").click()
+    await expect(reviewer.locator(".answer")).to_have_count(2)
     await pages.check(reviewer, "vuong-mac")
+    await commune.goto(system.portal_url + "/vuong-mac")
+    await expect(commune.locator(".answer").nth(1)).to_contain_text("Buổi tiếp đột xuất")
+    await expect(commune.get_by_role("button", name="Gửi trả lời")).to_have_count(0)
 
     await reviewer.goto(
         f"{system.portal_url}/tong-hop?plan_id={system.plan_id}&schedule_key=six_month"

@@ -19,7 +19,21 @@ from shared.units import NfcName, NfcText, UnitCode
 
 
 class RegisterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source_organisation": "Ủy ban Mặt trận Tổ quốc Việt Nam xã Tân An",
+                    "topic": "Giám sát việc công khai thông tin ở thôn, tổ dân phố",
+                    "content": "Đề nghị Ủy ban nhân dân xã niêm yết công khai dự toán ngân "
+                    "sách xã tại nhà văn hóa các thôn trong thời hạn quy định.",
+                    "addressed_unit": "X30337",
+                    "received_on": "2026-03-02",
+                }
+            ]
+        },
+    )
 
     source_organisation: NfcName = Field(min_length=1, max_length=512)
     topic: NfcName = Field(min_length=1, max_length=512)
@@ -29,13 +43,33 @@ class RegisterIn(BaseModel):
 
 
 class AnswerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "answer": "Ủy ban nhân dân xã tiếp thu kiến nghị; dự toán ngân sách xã "
+                    "được niêm yết tại nhà văn hóa các thôn từ ngày 10/3/2026."
+                }
+            ]
+        },
+    )
 
     answer: NfcText = Field(min_length=1, max_length=20000)
 
 
 class ImplementationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "content": "Đã niêm yết công khai tại 8/8 thôn; biên bản niêm yết kèm theo.",
+                    "completed": True,
+                }
+            ]
+        },
+    )
 
     content: NfcText = Field(min_length=1, max_length=20000)
     completed: bool = False
