@@ -174,8 +174,10 @@ def test_build_email_uses_the_delivery_key_as_message_id_and_utf8_parts() -> Non
 
 
 def test_receipt_message_from_a_report_submitted_event() -> None:
+    from services.notify.adapters.templates import Facts, event_context
     from services.notify.domain.model import Contact
-    from services.notify.handlers.events import Links, receipt_message
+    from services.notify.domain.rules import Recipient
+    from services.notify.handlers.events import Links, email_message
     from shared.bus.envelope import decode, encode
     from shared.events import ObligationRef, ReportSubmitted
 
@@ -209,7 +211,12 @@ def test_receipt_message_from_a_report_submitted_event() -> None:
         focal_email="Dau-Moi@HoaBac.vn",
         head_email=None,
     )
-    message = receipt_message(event, envelope, contact, Links("https://qcdc.example.vn/"))
+    # The receipt as the default rule addresses it: the submitting unit's focal person.
+    facts = Facts(
+        envelope=envelope, links=Links("https://qcdc.example.vn/"), names={"X30337": contact.name}
+    )
+    recipient = Recipient("Dau-Moi@HoaBac.vn", contact, "report_submitted", "unit", "focal")
+    message = email_message(event, envelope, recipient, event_context(event, facts))
     assert message.recipient == "Dau-Moi@HoaBac.vn"
     assert message.channel is Channel.EMAIL
     assert message.event_id == EVENT_ID

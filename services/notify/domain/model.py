@@ -101,10 +101,6 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2**attempts))
 
 
-def lease_expired(leased_until: datetime | None, now: datetime) -> bool:
-    return leased_until is None or leased_until <= now
-
-
 @dataclass(frozen=True)
 class Delivery:
     """One message's delivery record: what to send, and what happened so far."""

@@ -341,18 +341,6 @@ async def claim_due(
     return await writer.write(step)
 
 
-async def deliver_due(
-    uow_factory: UnitOfWorkFactory, senders: Senders, policy: DeliveryPolicy, *, limit: int = 20
-) -> int:
-    """Attempt every due delivery one after the other; return how many were attempted.
-    (The worker runs attempts concurrently; this is for one-off runs and tests.)"""
-    writer = Writer(uow_factory)
-    claimed = await claim_due(writer, policy, senders, limit=limit)
-    for item in claimed:
-        await attempt(writer, senders, policy, item)
-    return len(claimed)
-
-
 def _lease(policy: DeliveryPolicy, senders: Senders, channel: Channel) -> timedelta:
     """A webhook attempt may take its whole timeout: the lease must outlast it, or another
     worker would take over a request still in flight."""

@@ -46,13 +46,12 @@ from shared.events import (
     PlanAmended,
     PlanIssued,
     ReportRequested,
-    ReportSubmitted,
     UnitRegistered,
 )
 from shared.personal_data import ContactsUnreadable, unseal
 from shared.uow import UnitOfWork
 
-__all__ = ["ContactUnknown", "Links", "NotifyConfig", "on_event", "receipt_message"]
+__all__ = ["ContactUnknown", "Links", "NotifyConfig", "on_event"]
 
 log = structlog.get_logger(__name__)
 
@@ -315,17 +314,6 @@ def email_message(
         text=text,
         html=html,
     )
-
-
-def receipt_message(
-    event: ReportSubmitted, envelope: Envelope, contact: Contact, links: Links
-) -> Message:
-    """The receipt to the submitting unit's focal person."""
-    if not contact.focal_email:
-        raise UndeliverableEvent(f"unit {contact.unit_code} has no focal e-mail for a receipt")
-    facts = Facts(envelope=envelope, links=links, names={contact.unit_code: contact.name})
-    recipient = Recipient(contact.focal_email, contact, "report_submitted", "unit", "focal")
-    return email_message(event, envelope, recipient, event_context(event, facts))
 
 
 async def _record(messages: Sequence[Message], event: Event, uow: UnitOfWork) -> None:

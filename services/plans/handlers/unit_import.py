@@ -65,7 +65,6 @@ COLUMNS = (
     "established_on",
 )
 REQUIRED_COLUMNS = ("code", "name", "kind")
-CONTACT_FIELDS = ("focal_email", "head_email", "webhook_url")
 REFERENCE_FIELDS = ("parent_code", "reports_to_code")
 
 
