@@ -15,6 +15,7 @@ Each consumer is a durable JetStream pull consumer with explicit acks. For every
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -267,61 +268,53 @@ def register_consumer(
     )
     if metrics is not None:
         metrics.declare_consumer(spec.durable)
+    pull = _PullSettings(max_deliver, ack_wait_seconds, batch_size)
     for index, subject in enumerate(spec.subjects):
         durable = spec.durable if len(spec.subjects) == 1 else f"{spec.durable}-{index}"
-        consumer.durables.append(Durable(spec.stream.name, durable))
-
-        async def on_message(msg: NatsMessage) -> None:
-            await consumer.handle(msg)
-
-        broker.subscriber(
-            subject,
-            stream=JStream(spec.stream.name, declare=False),
-            durable=durable,
-            pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
-            config=ConsumerConfig(
-                durable_name=durable,
-                ack_policy=JsAckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                max_deliver=max_deliver + 1,
-                ack_wait=ack_wait_seconds,
-                filter_subject=subject,
-            ),
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,
-            title=f"{spec.durable}:{subject}",
-        )(on_message)
-    _subscribe_retries(broker, consumer, max_deliver, ack_wait_seconds)
+        _subscribe(broker, consumer, spec.stream.name, durable, subject, pull)
+    # The consumer's own retry subject, where an operator sends back a dead letter whose
+    # cause is fixed. The inbox still guards it: a letter sent back twice is handled once.
+    retries = retry_subject(spec.service, spec.name)
+    one_by_one = dataclasses.replace(pull, batch_size=1)
+    _subscribe(broker, consumer, DEAD_LETTER.name, f"{spec.durable}-retry", retries, one_by_one)
     return consumer
 
 
-def _subscribe_retries(
-    broker: NatsBroker, consumer: IdempotentConsumer, max_deliver: int, ack_wait_seconds: float
-) -> None:
-    """The consumer's own retry subject, where an operator sends back a dead letter whose
-    cause is fixed. The inbox still guards it: a letter sent back twice is handled once."""
-    spec = consumer.spec
-    durable = f"{spec.durable}-retry"
-    subject = retry_subject(spec.service, spec.name)
-    consumer.durables.append(Durable(DEAD_LETTER.name, durable))
+@dataclass(frozen=True)
+class _PullSettings:
+    max_deliver: int
+    ack_wait_seconds: float
+    batch_size: int
 
-    async def on_retry(msg: NatsMessage) -> None:
+
+def _subscribe(
+    broker: NatsBroker,
+    consumer: IdempotentConsumer,
+    stream: str,
+    durable: str,
+    subject: str,
+    pull: _PullSettings,
+) -> None:
+    """One durable pull consumer of ``subject`` on ``stream``, handled by ``consumer``."""
+    consumer.durables.append(Durable(stream, durable))
+
+    async def on_message(msg: NatsMessage) -> None:
         await consumer.handle(msg)
 
     broker.subscriber(
         subject,
-        stream=JStream(DEAD_LETTER.name, declare=False),
+        stream=JStream(stream, declare=False),
         durable=durable,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        pull_sub=PullSub(batch_size=pull.batch_size, timeout=1.0),
         config=ConsumerConfig(
             durable_name=durable,
             ack_policy=JsAckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            max_deliver=max_deliver + 1,
-            ack_wait=ack_wait_seconds,
+            max_deliver=pull.max_deliver + 1,
+            ack_wait=pull.ack_wait_seconds,
             filter_subject=subject,
         ),
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_body,
         title=f"{durable}:{subject}",
-    )(on_retry)
+    )(on_message)
