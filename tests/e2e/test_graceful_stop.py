@@ -20,7 +20,8 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.natsd import NatsServer, free_port
-from tests.e2e.test_resilience import PLAN, RECEIPT, UNIT_COUNT, _units
+from tests.e2e.burst import PLAN, RECEIPT, units
+from tests.e2e.test_resilience import UNIT_COUNT
 from tests.support import ServiceProcess, SmtpInbox, eventually, patience
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def processes(
 @pytest.fixture
 async def obligations(processes: dict[str, ServiceProcess]) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=processes["plans"].url, timeout=patience(10)) as plans:
-        for unit in _units():
+        for unit in units(UNIT_COUNT):
             assert (await plans.post("/units", json=unit)).status_code == 201
         draft = (await plans.post("/plans", json=PLAN)).json()
         assert (await plans.post(f"/plans/{draft['id']}/issue")).status_code == 200

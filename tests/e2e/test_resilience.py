@@ -13,52 +13,13 @@ import nats
 import pytest
 
 from shared.natsd import NatsServer, free_port
+from tests.e2e.burst import PLAN, RECEIPT, units
 from tests.support import ServiceProcess, SmtpInbox, eventually, patience
 
 pytestmark = pytest.mark.slow
 
 UNIT_COUNT = 8
-RECEIPT = "[Xác nhận]"
 DELIVERY_CONCURRENCY = 4
-
-
-def _units() -> list[dict[str, Any]]:
-    units: list[dict[str, Any]] = [
-        {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
-        {"code": "SNV", "name": "Sở Nội vụ", "kind": "department", "parent_code": "T89"},
-    ]
-    for n in range(UNIT_COUNT):
-        units.append(
-            {
-                "code": f"X{n:05d}",
-                "name": f"Ủy ban nhân dân xã Số {n}",
-                "kind": "commune",
-                "parent_code": "T89",
-                "reports_to_code": "SNV",
-                "contacts": {"focal_email": f"xa{n}@demo.gov.vn"},
-            }
-        )
-    return units
-
-
-PLAN = {
-    "doc_number": "123/KH-UBND",
-    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-    "issuing_unit": "T89",
-    "issued_on": "2023-02-15",
-    "year": 2023,
-    "assignees": {"kinds": ["commune"]},
-    "schedule": [
-        {
-            "key": "six_month",
-            "kind": "six_month",
-            "period_start": "2022-12-15",
-            "period_end": "2023-06-08",
-            "due_before": "2023-06-10",
-            "receiving_unit": "SNV",
-        }
-    ],
-}
 
 
 @pytest.fixture
@@ -98,7 +59,7 @@ def processes(
 @pytest.fixture
 async def obligations(processes: dict[str, ServiceProcess]) -> AsyncIterator[list[str]]:
     async with httpx.AsyncClient(base_url=processes["plans"].url, timeout=patience(10)) as plans:
-        for unit in _units():
+        for unit in units(UNIT_COUNT):
             assert (await plans.post("/units", json=unit)).status_code == 201
         draft = (await plans.post("/plans", json=PLAN)).json()
         assert (await plans.post(f"/plans/{draft['id']}/issue")).status_code == 200
