@@ -145,6 +145,25 @@ class ScheduledReport(BaseModel):
     receiving_unit: UnitCode
 
 
+class StaffConferenceSchedule(BaseModel):
+    """What a plan asks of the agencies and public service units it binds: their annual
+    conference of officials, civil servants and employees (hội nghị cán bộ, công chức, viên
+    chức và người lao động), held and recorded by a deadline (seed part II.4)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field("staff_conference", description="Schedule key of the obligations it opens.")
+    title: NfcText = ""
+    unit_kinds: list[str] = Field(
+        description="Kinds of the assignees that owe a conference, e.g. department, "
+        "public_service_unit."
+    )
+    held_from: date = Field(description="First day a conference counts for the plan's year.")
+    due_before: date = Field(description="The plan's 'before <date>' as written.")
+    due_at: AwareDatetime = Field(description="Last on-time instant (UTC).")
+    receiving_unit: UnitCode = Field(description="The unit that follows the records up.")
+
+
 class PlanIssued(Event):
     """A plan was issued; ``assignees`` are the concrete units it binds."""
 
@@ -165,6 +184,11 @@ class PlanIssued(Event):
     )
     parent_plan_id: str | None = Field(
         None, description="Set when this plan implements another (a unit's sub-plan)."
+    )
+    staff_conference: StaffConferenceSchedule | None = Field(
+        None,
+        description="Set when the plan asks its agencies and public service units to record "
+        "their annual staff conference.",
     )
 
 
@@ -192,6 +216,9 @@ class PlanAmended(Event):
     schedule_changes: list[ScheduleChange] = Field(default_factory=list)
     schedule: list[ScheduledReport] = Field(
         default_factory=list, description="The whole schedule after the amendment."
+    )
+    staff_conference: StaffConferenceSchedule | None = Field(
+        None, description="The staff conference requirement after the amendment, if any."
     )
 
 
@@ -509,6 +536,48 @@ class RecommendationImplementationReported(Event):
     reported_at: AwareDatetime
 
 
+# --- staff conferences (published by the reports service) ------------------------------
+
+
+class ConferenceRecorded(Event):
+    """An agency or public service unit recorded that it held its annual conference of
+    officials, civil servants and employees (subject: its path); the obligation the plan
+    opened for it is met."""
+
+    aggregate = "conference"
+    event = "recorded"
+
+    conference_id: str
+    plan_id: str
+    plan_doc_number: str = ""
+    unit_code: UnitCode
+    receiving_unit: UnitCode
+    year: int = Field(description="The plan year the conference is for.")
+    held_on: date = Field(description="Day the conference was held (ICT).")
+    participants: int | None = Field(None, description="How many took part, when given.")
+    due_at: AwareDatetime = Field(description="Last on-time instant the plan set.")
+    on_time: bool = Field(description="Held on or before the last on-time day (ICT).")
+    recorded_at: AwareDatetime
+    obligation_id: str
+
+
+class ConferenceMinutesAttached(Event):
+    """The minutes (biên bản) of a recorded conference were attached (subject: the unit's
+    path). Carries the file's name and digest, never its content."""
+
+    aggregate = "conference"
+    event = "minutes_attached"
+
+    conference_id: str
+    plan_id: str
+    unit_code: UnitCode
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    attached_at: AwareDatetime
+
+
 # --- notifications (published by the notify service) ----------------------------------
 
 
@@ -566,6 +635,8 @@ CATALOGUE: tuple[type[Event], ...] = (
     RecommendationRegistered,
     RecommendationAnswered,
     RecommendationImplementationReported,
+    ConferenceRecorded,
+    ConferenceMinutesAttached,
     NotificationDelivered,
     NotificationFailed,
     TokenIssued,

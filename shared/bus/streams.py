@@ -71,8 +71,10 @@ REPORTS = StreamSpec(
         "qcdc.v1.deadline.>",
         "qcdc.v1.consolidation.>",
         "qcdc.v1.recommendation.>",
+        "qcdc.v1.conference.>",
     ),
-    "Report intake and review, the deadline clock, consolidations, recommendations",
+    "Report intake and review, the deadline clock, consolidations, recommendations, "
+    "staff conferences",
 )
 NOTIFY = StreamSpec(
     "QCDC_NOTIFY",

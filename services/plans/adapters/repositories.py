@@ -18,12 +18,14 @@ from services.plans.adapters.db import (
     units,
 )
 from services.plans.domain.plans import (
+    DEFAULT_CONFERENCE_KINDS,
     AssigneeRule,
     LegalDocument,
     Plan,
     PlanStatus,
     ScheduleEntry,
     Signer,
+    StaffConferenceRequirement,
     SubPlanRequirement,
 )
 from services.plans.domain.units import Unit
@@ -114,6 +116,11 @@ def _details(plan: Plan) -> dict[str, Any]:
         },
         "distribution": plan.distribution,
         "difficulties_to": plan.difficulties_to,
+        "staff_conference": {
+            "required": plan.staff_conference.required,
+            "due_before": _iso(plan.staff_conference.due_before),
+            "unit_kinds": list(plan.staff_conference.unit_kinds),
+        },
     }
 
 
@@ -150,6 +157,15 @@ def _plan_values(plan: Plan) -> dict[str, Any]:
         "parent_plan_id": plan.parent_plan_id,
         "amendments": plan.amendments,
     }
+
+
+def _staff_conference(stored: dict[str, Any]) -> StaffConferenceRequirement:
+    """Plans stored before staff conferences were asked for require none."""
+    return StaffConferenceRequirement(
+        required=bool(stored.get("required", False)),
+        due_before=_day(stored.get("due_before")),
+        unit_kinds=tuple(stored.get("unit_kinds") or DEFAULT_CONFERENCE_KINDS),
+    )
 
 
 def _to_plan(row: Any) -> Plan:
@@ -197,6 +213,7 @@ def _to_plan(row: Any) -> Plan:
             required=bool(sub_plan.get("required", False)),
             due_before=_day(sub_plan.get("due_before")),
         ),
+        staff_conference=_staff_conference(details.get("staff_conference") or {}),
         distribution=list(details.get("distribution", [])),
         parent_plan_id=row.parent_plan_id,
         difficulties_to=details.get("difficulties_to"),

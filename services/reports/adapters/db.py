@@ -191,3 +191,34 @@ recommendation_history = sa.Table(
     sa.Column("by_unit", sa.String(32), nullable=False),
     sa.Column("completed", sa.Boolean, nullable=False),
 )
+
+conferences = sa.Table(
+    "conferences",
+    metadata,
+    # A staff conference recorded by the unit that held it: one per conference obligation.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("obligation_id", sa.ForeignKey("obligations.id"), nullable=False, unique=True),
+    sa.Column("plan_id", sa.String(64), nullable=False, index=True),
+    sa.Column("unit_code", sa.String(32), nullable=False, index=True),
+    sa.Column("unit_path", sa.JSON, nullable=False),
+    sa.Column("receiving_unit", sa.String(32), nullable=False),
+    sa.Column("held_on", sa.Date, nullable=False),
+    sa.Column("participants", sa.Integer, nullable=True),
+    sa.Column("on_time", sa.Boolean, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Column("recorded_by_unit", sa.String(32), nullable=False),
+)
+
+conference_minutes = sa.Table(
+    "conference_minutes",
+    metadata,
+    # The minutes' files, in the attachment store (content-addressed, like reports' files).
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("conference_id", sa.ForeignKey("conferences.id"), nullable=False, index=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(128), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("stored_as", sa.String(512), nullable=False),
+    sa.Column("attached_at", UTCDateTime, nullable=False),
+)
