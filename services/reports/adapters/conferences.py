@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reports.adapters.db import conference_minutes, conferences
+from services.reports.adapters.db import conference_minutes, conferences, units
 from services.reports.domain.conferences import Conference, Minutes
 
 _COLUMNS = (
@@ -84,6 +84,12 @@ class ConferenceRepository:
         if obligation_ids is not None:
             query = query.where(conferences.c.obligation_id.in_(list(obligation_ids)))
         return await self._with_minutes((await self.session.execute(query)).all())
+
+    async def unit_names(self, codes: Collection[str]) -> dict[str, str]:
+        """Names of the units of the read model (a nation's units fit in one IN list only in
+        chunks: the callers ask for the units owing conferences to one receiving unit)."""
+        query = sa.select(units.c.code, units.c.name).where(units.c.code.in_(list(codes)))
+        return {row.code: row.name for row in await self.session.execute(query)}
 
     async def _with_minutes(self, rows: Collection[Any]) -> list[Conference]:
         ids = [row.id for row in rows]

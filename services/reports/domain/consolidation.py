@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from services.reports.domain.conference_counts import ConferenceSummary
 from services.reports.domain.indicators import CATALOGUE
 from services.reports.domain.model import Obligation, ObligationStatus
 from services.reports.domain.recommendation_counts import RecommendationSummary, summarise
@@ -254,6 +255,9 @@ class Consolidation(_Out):
     recommendations: RecommendationSummary = RecommendationSummary()
     """Recommendations after supervision addressed to the expected units within the period
     (empty in versions published before they were counted)."""
+    conferences: ConferenceSummary = ConferenceSummary()
+    """Staff conferences of the plan followed up by the receiving unit (empty when the plan
+    asks for none, and in versions published before they were counted)."""
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -615,6 +619,7 @@ def consolidate(
     kind_labels: Mapping[str, str] = DEFAULT_KIND_LABELS,
     group_kind: str = DEFAULT_GROUP_KIND,
     recommendations: Iterable[Recommendation] = (),
+    conferences: ConferenceSummary = ConferenceSummary(),
 ) -> Consolidation:
     """Consolidate the reports of ``obligations`` (one plan and schedule key) that go to
     ``receiving_unit``; obligations to other units are ignored. ``submissions`` holds every
@@ -648,4 +653,5 @@ def consolidate(
         recommendations=summarise(
             recommendations, expected, heading.period_start, heading.period_end
         ),
+        conferences=conferences,
     )

@@ -4,6 +4,7 @@ attach its minutes, and say where each unit stands."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,6 +13,7 @@ import structlog
 from services.reports.adapters.conferences import ConferenceRepository
 from services.reports.adapters.repositories import ObligationRepository
 from services.reports.adapters.storage import AttachmentStore
+from services.reports.domain.conference_counts import ConferenceSummary, summarise_conferences
 from services.reports.domain.conferences import (
     CONFERENCE_KEY,
     Conference,
@@ -191,3 +193,22 @@ async def states(
     by_obligation = {c.obligation_id: c for c in held}
     now = uow.clock.now()
     return [state_of(o, by_obligation.get(o.id), now) for o in owed]
+
+
+async def followed_up_by(
+    plan_id: str, receiving_unit: str, uow: UnitOfWork, names: Mapping[str, str]
+) -> ConferenceSummary:
+    """The plan's staff conferences that ``receiving_unit`` follows up, counted for its
+    consolidation (:mod:`services.reports.domain.conference_counts`)."""
+    owed = await ObligationRepository(uow.session).find(
+        plan_id=plan_id, schedule_key=CONFERENCE_KEY, receiving_unit=receiving_unit
+    )
+    if not owed:
+        return ConferenceSummary()
+    held = await ConferenceRepository(uow.session).find(obligation_ids=[o.id for o in owed])
+    by_obligation = {c.obligation_id: c for c in held}
+    now = uow.clock.now()
+    unknown = {o.unit_code for o in owed} - set(names)
+    if unknown:
+        names = {**names, **await ConferenceRepository(uow.session).unit_names(unknown)}
+    return summarise_conferences((state_of(o, by_obligation.get(o.id), now) for o in owed), names)

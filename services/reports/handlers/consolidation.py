@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reports.adapters.db import consolidations, obligations, reports, units
 from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import ObligationRepository
+from services.reports.domain.conferences import CONFERENCE_KEY
 from services.reports.domain.consolidation import (
     Consolidation,
     SubmissionFacts,
@@ -33,6 +34,7 @@ from services.reports.domain.consolidation import (
     consolidate,
 )
 from services.reports.domain.model import Obligation
+from services.reports.handlers import conferences as conference_handlers
 from shared.auth import Principal, Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
@@ -80,6 +82,11 @@ class PublishedConsolidation:
 
 async def _obligations(key: ConsolidationKey, session: AsyncSession) -> list[Obligation]:
     """The obligations to consolidate, or a 404 saying which part of the key is unknown."""
+    if key.schedule_key == CONFERENCE_KEY:
+        raise Missing(
+            "staff conferences are not reports: every consolidation of the plan counts them "
+            "(conferences), and GET /conferences lists them"
+        )
     of_entry = await ObligationRepository(session).find(
         plan_id=key.plan_id, schedule_key=key.schedule_key
     )
@@ -197,6 +204,9 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         min(o.period_start for o in found),
         max(o.period_end for o in found),
     )
+    conferences = await conference_handlers.followed_up_by(
+        key.plan_id, key.receiving_unit, uow, {code: u.name for code, u in all_units.items()}
+    )
     return consolidate(
         receiving_unit=key.receiving_unit,
         obligations=found,
@@ -204,6 +214,7 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         units=all_units,
         as_of=uow.clock.now(),
         recommendations=recommendations,
+        conferences=conferences,
     )
 
 
