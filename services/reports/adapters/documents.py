@@ -48,6 +48,7 @@ from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
 from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
 from services.reports.adapters.document_formats import Edition, Signer
+from services.reports.domain.conference_counts import UnitConference
 from services.reports.domain.consolidation import (
     PEOPLES_COMMITTEE,
     Consolidation,
@@ -58,7 +59,6 @@ from services.reports.domain.consolidation import (
     committee_locality,
     is_peoples_committee,
 )
-from services.reports.domain.conference_counts import UnitConference
 from services.reports.domain.recommendation_counts import RecommendationCounts
 from shared.events import ReportKind
 from shared.spreadsheets import reads_as_formula
@@ -876,19 +876,20 @@ def _recommendation_sheet_rows(c: Consolidation) -> list[list[object]]:
 
 def _conference_sheet_rows(c: Consolidation) -> list[list[object]]:
     n = c.conferences.total
+    units: list[list[object]] = [
+        [
+            u.code,
+            u.name,
+            conference_state_text(u),
+            f"{u.held_on:%d/%m/%Y}" if u.held_on else "",
+            u.participants if u.participants is not None else "",
+            u.minutes,
+            ict_stamp(u.due_at),
+        ]
+        for u in c.conferences.by_unit
+    ]
     return [
-        *[
-            [
-                u.code,
-                u.name,
-                conference_state_text(u),
-                f"{u.held_on:%d/%m/%Y}" if u.held_on else "",
-                u.participants if u.participants is not None else "",
-                u.minutes,
-                ict_stamp(u.due_at),
-            ]
-            for u in c.conferences.by_unit
-        ],
+        *units,
         ["", "Tổng số đơn vị phải tổ chức", n.expected, "", "", "", ""],
         ["", "Đã tổ chức đúng hạn", n.held_on_time, "", "", "", ""],
         ["", "Đã tổ chức quá hạn", n.held_late, "", "", "", ""],
