@@ -1,0 +1,235 @@
+"""Staff conferences end to end, on SQLite and PostgreSQL with the real bus: the plans and
+reports services in-process on a real nats-server. A plan that asks for the annual staff
+conference (default deadline: before 1 April of the plan year) opens one obligation per
+department and public service unit it binds, none for communes; a department records its
+conference over HTTP, with its minutes; the other department records nothing. The reports
+API that feeds the portal's board, the consolidation JSON, its DOCX and its XLSX show the
+first as held on time and the second as missing (overdue once the deadline passed), and the
+event goes out on ``qcdc.v1.conference.recorded.<path>``."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from docx import Document
+from openpyxl import load_workbook  # type: ignore[import-untyped]
+
+from services.plans.bootstrap import SERVICE as PLANS
+from services.reports.bootstrap import SERVICE as REPORTS
+from shared.clock import ManualClock
+from shared.natsd import NatsServer
+from shared.vntime import ICT
+from tests.support import BusSpy, InProcessService, eventually, service_settings
+
+UNITS: list[dict[str, Any]] = [
+    {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
+    {"code": "SNV", "name": "Sở Nội vụ", "kind": "department", "parent_code": "T89",
+     "tags": ["home_affairs"]},
+    {"code": "STP", "name": "Sở Tư pháp", "kind": "department", "parent_code": "T89",
+     "reports_to_code": "SNV"},
+    {"code": "BVT", "name": "Bệnh viện Đa khoa tỉnh", "kind": "public_service_unit",
+     "parent_code": "T89", "reports_to_code": "SNV"},
+    {"code": "X001", "name": "Ủy ban nhân dân xã Tân An", "kind": "commune",
+     "parent_code": "T89", "reports_to_code": "SNV"},
+]  # fmt: skip
+PLAN: dict[str, Any] = {
+    "doc_number": "123/KH-UBND",
+    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
+    "issuing_unit": "T89",
+    "issued_on": "2023-01-16",
+    "year": 2023,
+    "assignees": {"kinds": ["department", "public_service_unit", "commune"]},
+    "schedule": [
+        {
+            "key": "six_month",
+            "kind": "six_month",
+            "title": "Báo cáo kết quả thực hiện 06 tháng",
+            "period_start": "2022-12-15",
+            "period_end": "2023-06-08",
+            "due_before": "2023-06-10",
+            "receiving_unit": "tag:home_affairs",
+        }
+    ],
+    "staff_conference": {"required": True},
+}
+RECORDED = "qcdc.conference.recorded.v1"
+PDF = b"%PDF-1.4\n% bien ban hoi nghi\n"
+
+
+def ict(year: int, month: int, day: int, hour: int = 9) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=ICT).astimezone(UTC)
+
+
+@dataclass
+class System:
+    plans: InProcessService
+    reports: InProcessService
+    clock: ManualClock
+
+
+@pytest.fixture
+async def system(nats_server: NatsServer, database_urls: dict[str, str]) -> AsyncIterator[System]:
+    clock = ManualClock(ict(2023, 1, 16))
+    running: dict[str, InProcessService] = {}
+    for definition in (PLANS, REPORTS):
+        settings = service_settings(
+            definition,
+            nats_url=nats_server.url,
+            database_url=database_urls[definition.name],
+            clock_interval_seconds=3600,
+        )
+        running[definition.name] = await InProcessService(definition, settings, clock).start()
+    yield System(running["plans"], running["reports"], clock)
+    for service in reversed(running.values()):
+        await service.stop()
+
+
+def _docx_conference_rows(content: bytes) -> list[list[str]]:
+    for table in Document(io.BytesIO(content)).tables:
+        header = [cell.text for cell in table.rows[0].cells]
+        if "Ngày tổ chức" in header:
+            return [[cell.text for cell in row.cells] for row in table.rows]
+    raise AssertionError("the DOCX has no table of staff conferences")
+
+
+async def test_a_unit_without_its_conference_shows_as_missing_and_one_with_it_as_held(
+    system: System, bus_spy: BusSpy
+) -> None:
+    async with system.plans.client() as plans:
+        for unit in UNITS:
+            response = await plans.post("/units", json=unit)
+            assert response.status_code == 201, response.text
+        draft = await plans.post("/plans", json=PLAN)
+        assert draft.status_code == 201, draft.text
+        plan_id = draft.json()["id"]
+        assert draft.json()["staff_conference"]["unit_kinds"] == [
+            "department",
+            "public_service_unit",
+        ]
+        issued = await plans.post(f"/plans/{plan_id}/issue")
+        assert issued.status_code == 200, issued.text
+
+    async with system.reports.client() as reports:
+
+        async def owed() -> list[dict[str, Any]]:
+            found = await reports.get("/conferences", params={"plan_id": plan_id})
+            listed: list[dict[str, Any]] = found.json() if found.status_code == 200 else []
+            return listed if len(listed) == 3 else []
+
+        # Departments and the public service unit owe one; the commune does not. Due by the
+        # end of 31/03/2023 (ICT), followed up by Home Affairs (the plan's receiving unit).
+        states = {s["unit_code"]: s for s in await eventually(owed)}
+        assert set(states) == {"SNV", "STP", "BVT"}
+        assert {s["due_at"] for s in states.values()} == {"2023-03-31T16:59:59.999999Z"}
+        assert {s["receiving_unit"] for s in states.values()} == {"SNV"}
+        assert {s["state"] for s in states.values()} == {"missing"}
+
+        # A report cannot stand in for the conference.
+        wrong = await reports.post(
+            "/reports",
+            json={"obligation_id": states["STP"]["obligation_id"], "unit_code": "STP"},
+        )
+        assert wrong.status_code == 422, wrong.text
+        assert "POST /conferences" in wrong.json()["error"]["message"]
+
+        system.clock.set(ict(2023, 2, 10))
+        body = {"plan_id": plan_id, "unit_code": "STP", "held_on": "2023-02-08"}
+        future = await reports.post("/conferences", json={**body, "held_on": "2023-02-11"})
+        assert future.status_code == 422 and future.json()["error"]["field"] == "held_on"
+        before = await reports.post("/conferences", json={**body, "held_on": "2022-12-28"})
+        assert before.status_code == 422 and "previous year" in before.text
+        nobody = await reports.post("/conferences", json={**body, "participants": 0})
+        assert nobody.status_code == 422
+        commune = await reports.post("/conferences", json={**body, "unit_code": "X001"})
+        assert commune.status_code == 404
+        recorded = await reports.post("/conferences", json={**body, "participants": 42})
+        assert recorded.status_code == 201, recorded.text
+        conference = recorded.json()
+        assert (conference["on_time"], conference["participants"]) == (True, 42)
+        again = await reports.post("/conferences", json=body)
+        assert again.status_code == 409
+        minutes = await reports.put(
+            f"/conferences/{conference['id']}/minutes/biên bản hội nghị.pdf",
+            content=PDF,
+            headers={"Content-Type": "application/pdf"},
+        )
+        assert minutes.status_code == 201, minutes.text
+        fake = await reports.put(
+            f"/conferences/{conference['id']}/minutes/x.pdf",
+            content=b"not a pdf",
+            headers={"Content-Type": "application/pdf"},
+        )
+        assert fake.status_code == 422
+        download = await reports.get(
+            f"/conferences/{conference['id']}/minutes/{minutes.json()['id']}"
+        )
+        assert download.content == PDF
+
+        # After the deadline: STP held on time; SNV and BVT missing and overdue.
+        system.clock.set(ict(2023, 4, 3))
+        states = {
+            s["unit_code"]: s
+            for s in (await reports.get("/conferences", params={"plan_id": plan_id})).json()
+        }
+        assert states["STP"]["state"] == "held_on_time"
+        assert states["STP"]["conference"]["minutes"][0]["filename"] == "biên bản hội nghị.pdf"
+        assert [(states[c]["state"], states[c]["overdue"]) for c in ("SNV", "BVT")] == [
+            ("missing", True),
+            ("missing", True),
+        ]
+
+        key = {"plan_id": plan_id, "schedule_key": "six_month", "receiving_unit": "SNV"}
+        found = (await reports.get("/consolidations", params=key)).json()
+        summary = found["conferences"]
+        assert summary["total"] == {
+            "expected": 3,
+            "held": 1,
+            "held_on_time": 1,
+            "held_late": 0,
+            "missing": 2,
+            "overdue": 2,
+        }
+        assert [(u["code"], u["state"]) for u in summary["by_unit"]] == [
+            ("BVT", "missing"),
+            ("SNV", "missing"),
+            ("STP", "held_on_time"),
+        ]
+        docx = await reports.get("/consolidations", params={**key, "format": "docx"})
+        assert docx.status_code == 200, docx.text
+        assert _docx_conference_rows(docx.content) == [
+            ["TT", "Đơn vị", "Tình trạng", "Ngày tổ chức", "Số người tham dự", "Biên bản"],
+            ["1", "Bệnh viện Đa khoa tỉnh", "Chưa tổ chức (đã quá hạn)", "", "", "Chưa có"],
+            ["2", "Sở Nội vụ", "Chưa tổ chức (đã quá hạn)", "", "", "Chưa có"],
+            ["3", "Sở Tư pháp", "Đã tổ chức đúng hạn", "08/02/2023", "42", "Có"],
+        ]
+        xlsx = await reports.get("/consolidations", params={**key, "format": "xlsx"})
+        sheet = load_workbook(io.BytesIO(xlsx.content))["Hội nghị CBCCVC"]
+        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+        assert rows[1:4] == [
+            ["BVT", "Bệnh viện Đa khoa tỉnh", "Chưa tổ chức (đã quá hạn)", None, None, 0,
+             "31/03/2023 23:59"],
+            ["SNV", "Sở Nội vụ", "Chưa tổ chức (đã quá hạn)", None, None, 0, "31/03/2023 23:59"],
+            ["STP", "Sở Tư pháp", "Đã tổ chức đúng hạn", "08/02/2023", 42, 1, "31/03/2023 23:59"],
+        ]  # fmt: skip
+        assert [r[1:3] for r in rows[4:]] == [
+            ["Tổng số đơn vị phải tổ chức", 3],
+            ["Đã tổ chức đúng hạn", 1],
+            ["Đã tổ chức quá hạn", 0],
+            ["Chưa tổ chức", 2],
+        ]
+        direct = await reports.get(
+            "/consolidations", params={**key, "schedule_key": "staff_conference"}
+        )
+        assert direct.status_code == 404
+
+    (seen,) = await bus_spy.wait_for_type(RECORDED)
+    assert seen.subject == "qcdc.v1.conference.recorded.T89.STP"
+    assert seen.headers["Nats-Msg-Id"] == seen.headers["ce-id"]
+    event = json.loads(seen.data)
+    assert (event["held_on"], event["on_time"], event["year"]) == ("2023-02-08", True, 2023)
