@@ -162,6 +162,20 @@ RECOMMENDATION_KEY = "recommendation-"
 reminders name the answer, not a report, and the day received, not a data period."""
 
 
+CONFERENCE_KEY = "staff_conference"
+"""Schedule key of a staff conference obligation: its reminders name the conference's
+minutes, not a report."""
+CONFERENCE_LABEL = "Biên bản Hội nghị cán bộ, công chức, viên chức và người lao động"
+
+
+def _kind_label(ref: ObligationRef, recommendation: bool) -> str:
+    if recommendation:
+        return "Văn bản trả lời kiến nghị sau giám sát"
+    if ref.schedule_key == CONFERENCE_KEY:
+        return CONFERENCE_LABEL
+    return REPORT_KIND_LABELS[ref.report_kind]
+
+
 def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
     recommendation = ref.schedule_key.startswith(RECOMMENDATION_KEY)
     return {
@@ -169,11 +183,7 @@ def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
         "unit_name": facts.name(ref.unit_code),
         "receiving_name": facts.name(ref.receiving_unit),
         "recommendation": recommendation,
-        "kind_label": (
-            "Văn bản trả lời kiến nghị sau giám sát"
-            if recommendation
-            else REPORT_KIND_LABELS[ref.report_kind]
-        ),
+        "kind_label": _kind_label(ref, recommendation),
         "plan_doc_number": ref.plan_doc_number or facts.plan_doc_number,
         "plan_title": ref.plan_title or facts.plan_title,
         "period_start": format_date(ref.period_start),
