@@ -147,6 +147,7 @@ def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
         "qcdc.v1.deadline.",
         "qcdc.v1.consolidation.",
         "qcdc.v1.recommendation.",
+        "qcdc.v1.conference.",
     )
     assert all(name.startswith(owned) for name in names)  # nothing of plans or notify
     assert names >= {
@@ -156,6 +157,8 @@ def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
         "qcdc.v1.deadline.approaching",
         "qcdc.v1.deadline.missed",
         "qcdc.v1.consolidation.published",
+        "qcdc.v1.conference.recorded",
+        "qcdc.v1.conference.minutes_attached",
     }
     subjects = district_event_subjects(("T89", "H801"))
     assert all("*" not in s for s in subjects)
