@@ -9,23 +9,39 @@ event goes out on ``qcdc.v1.conference.recorded.<path>``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from docx import Document
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from services.plans.bootstrap import SERVICE as PLANS
+from services.portal.entrypoints.http import create_portal_app
+from services.portal.settings import PortalSettings
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from shared.natsd import NatsServer
+from shared.natsd import NatsServer, free_port
 from shared.vntime import ICT
-from tests.support import BusSpy, InProcessService, eventually, service_settings
+from tests.support import (
+    DEFAULT_TIMEOUT,
+    BusSpy,
+    InProcessService,
+    eventually,
+    patience,
+    service_settings,
+)
 
 UNITS: list[dict[str, Any]] = [
     {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
@@ -90,6 +106,49 @@ async def system(nats_server: NatsServer, database_urls: dict[str, str]) -> Asyn
         await service.stop()
 
 
+@contextlib.asynccontextmanager
+async def portal_client(system: System, root: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The portal on real HTTP in front of the services (QCDC_AUTH=open: the sign-in page
+    asks which unit to work as), with a client signed in as Home Affairs' reviewer."""
+    port = free_port()
+    settings = PortalSettings(
+        http_port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        plans_url=system.plans.url,
+        reports_url=system.reports.url,
+        data_dir=str(root),
+        portal_secret="a secret for the staff conference tests only",
+        public_token="open",
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_portal_app(settings), host="127.0.0.1", port=port, log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + patience(DEFAULT_TIMEOUT)
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise RuntimeError("the portal did not start")
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=settings.public_url) as client:
+            page = await client.get("/dang-nhap")
+            match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert match is not None, page.text
+            form = {"csrf": match.group(1), "token": "", "unit_code": "SNV", "role": "reviewer"}
+            signed = await client.post("/dang-nhap", data=form)
+            assert signed.status_code in (200, 303), signed.text
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _row(html: str, row_id: str) -> str:
+    match = re.search(rf'<tr id="{row_id}">(.*?)</tr>', html, re.S)
+    assert match is not None, f"no row {row_id}"
+    return match.group(1)
+
+
 def _docx_conference_rows(content: bytes) -> list[list[str]]:
     for table in Document(io.BytesIO(content)).tables:
         header = [cell.text for cell in table.rows[0].cells]
@@ -99,7 +158,7 @@ def _docx_conference_rows(content: bytes) -> list[list[str]]:
 
 
 async def test_a_unit_without_its_conference_shows_as_missing_and_one_with_it_as_held(
-    system: System, bus_spy: BusSpy
+    system: System, bus_spy: BusSpy, tmp_path: Path
 ) -> None:
     async with system.plans.client() as plans:
         for unit in UNITS:
@@ -227,6 +286,24 @@ async def test_a_unit_without_its_conference_shows_as_missing_and_one_with_it_as
             "/consolidations", params={**key, "schedule_key": "staff_conference"}
         )
         assert direct.status_code == 404
+
+    # The portal, on real HTTP: the board of the six-month report to Home Affairs, the
+    # department's page, and the public page of the plan (no sign-in, no personal data).
+    async with portal_client(system, tmp_path) as portal:
+        board = await portal.get("/theo-doi", params=key)
+        assert board.status_code == 200, board.text
+        assert "Chưa tổ chức – đã quá hạn" in _row(board.text, "conference-SNV")
+        assert "Chưa tổ chức – đã quá hạn" in _row(board.text, "conference-BVT")
+        assert "Đã tổ chức đúng hạn (ngày 08/02/2023)" in _row(board.text, "conference-STP")
+        unit_page = await portal.get("/don-vi/BVT")
+        assert unit_page.status_code == 200, unit_page.text
+        assert "Chưa tổ chức" in _row(unit_page.text, "conference-BVT")
+        public = await portal.get(f"/cong-khai/ke-hoach/{plan_id}")
+        assert public.status_code == 200, public.text
+        assert "1/3 cơ quan, đơn vị đã tổ chức" in public.text
+        assert "Đã tổ chức đúng hạn" in _row(public.text, "pub-conference-STP")
+        assert "Chưa tổ chức" in _row(public.text, "pub-conference-BVT")
+        assert "@" not in public.text
 
     (seen,) = await bus_spy.wait_for_type(RECORDED)
     assert seen.subject == "qcdc.v1.conference.recorded.T89.STP"
