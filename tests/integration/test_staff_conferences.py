@@ -107,9 +107,8 @@ async def system(nats_server: NatsServer, database_urls: dict[str, str]) -> Asyn
 
 
 @contextlib.asynccontextmanager
-async def portal_client(system: System, root: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The portal on real HTTP in front of the services (QCDC_AUTH=open: the sign-in page
-    asks which unit to work as), with a client signed in as Home Affairs' reviewer."""
+async def portal_server(system: System, root: Path) -> AsyncIterator[str]:
+    """The portal on real HTTP in front of the services; its base URL."""
     port = free_port()
     settings = PortalSettings(
         http_port=port,
@@ -130,17 +129,28 @@ async def portal_client(system: System, root: Path) -> AsyncIterator[httpx.Async
             raise RuntimeError("the portal did not start")
         await asyncio.sleep(0.02)
     try:
-        async with httpx.AsyncClient(base_url=settings.public_url) as client:
-            page = await client.get("/dang-nhap")
-            match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-            assert match is not None, page.text
-            form = {"csrf": match.group(1), "token": "", "unit_code": "SNV", "role": "reviewer"}
-            signed = await client.post("/dang-nhap", data=form)
-            assert signed.status_code in (200, 303), signed.text
-            yield client
+        yield settings.public_url
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def signed_in(url: str, unit: str, role: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in to the portal (QCDC_AUTH=open: the sign-in page asks which unit
+    and role to work as)."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        page = await client.get("/dang-nhap")
+        form = {"csrf": _csrf(page.text), "token": "", "unit_code": unit, "role": role}
+        signed = await client.post("/dang-nhap", data=form)
+        assert signed.status_code in (200, 303), signed.text
+        yield client
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match is not None, html
+    return match.group(1)
 
 
 def _row(html: str, row_id: str) -> str:
@@ -289,7 +299,26 @@ async def test_a_unit_without_its_conference_shows_as_missing_and_one_with_it_as
 
     # The portal, on real HTTP: the board of the six-month report to Home Affairs, the
     # department's page, and the public page of the plan (no sign-in, no personal data).
-    async with portal_client(system, tmp_path) as portal:
+    async with system.reports.client() as reports:
+        body = {
+            "source_organisation": "Ban Thường trực Ủy ban MTTQ Việt Nam tỉnh An Bình",
+            "topic": "Công khai tài chính của Sở",
+            "content": "Đề nghị Sở công khai dự toán.",
+            "addressed_unit": "STP",
+            "received_on": "2023-03-01",
+        }
+        registered = await reports.post("/recommendations", json=body)
+        assert registered.status_code == 201, registered.text
+        secret_answer = "Sở đã niêm yết dự toán tại trụ sở; người liên hệ: ông Nguyễn Văn A."
+        answer = {"answer": secret_answer}
+        answered = await reports.post(
+            f"/recommendations/{registered.json()['id']}/answer", json=answer
+        )
+        assert answered.status_code == 200, answered.text
+    async with (
+        portal_server(system, tmp_path) as url,
+        signed_in(url, "SNV", "reviewer") as portal,
+    ):
         board = await portal.get("/theo-doi", params=key)
         assert board.status_code == 200, board.text
         assert "Chưa tổ chức – đã quá hạn" in _row(board.text, "conference-SNV")
@@ -304,9 +333,40 @@ async def test_a_unit_without_its_conference_shows_as_missing_and_one_with_it_as
         assert "Đã tổ chức đúng hạn" in _row(public.text, "pub-conference-STP")
         assert "Chưa tổ chức" in _row(public.text, "pub-conference-BVT")
         assert "@" not in public.text
+        front_page = await portal.get("/cong-khai")
+        assert "Công khai tài chính của Sở" in front_page.text
+        assert "Nguyễn Văn A" not in front_page.text and secret_answer not in front_page.text
+        # On the board: Sở Tư pháp received one recommendation, answered late (received
+        # 01/03, answered 03/04: past the default answer period).
+        assert re.search(
+            r"<th scope=\"row\">Sở Tư pháp</th><td>1</td><td>0</td><td>1</td><td>0</td><td>0</td>",
+            (await portal.get("/theo-doi", params=key)).text,
+        )
 
-    (seen,) = await bus_spy.wait_for_type(RECORDED)
-    assert seen.subject == "qcdc.v1.conference.recorded.T89.STP"
+        # The public service unit records its conference through the portal's form, late.
+        async with signed_in(url, "BVT", "submitter") as unit:
+            path = f"/hoi-nghi/{states['BVT']['obligation_id']}"
+            page = await unit.get(path)
+            assert page.status_code == 200 and "Chưa tổ chức – đã quá hạn" in page.text
+            form = {"csrf": _csrf(page.text), "held_on": "2023-04-05", "participants": ""}
+            refused = await unit.post(path, data=form)
+            assert refused.status_code == 422
+            assert "Ngày tổ chức không hợp lệ" in refused.text
+            form["held_on"] = "2023-04-02"
+            files = {"minutes": ("biên bản.pdf", PDF, "application/pdf")}
+            done = await unit.post(path, data=form, files=files, follow_redirects=True)
+            assert done.status_code == 200, done.text
+            assert "Đã tổ chức ngày 02/04/2023 (quá hạn)" in done.text
+            assert "Đã đính kèm biên bản biên bản.pdf" in done.text
+        board = await portal.get("/theo-doi", params=key)
+        assert "Đã tổ chức quá hạn (ngày 02/04/2023)" in _row(board.text, "conference-BVT")
+
+    seen, late = await bus_spy.wait_for_type(RECORDED, count=2)
+    assert [seen.subject, late.subject] == [
+        "qcdc.v1.conference.recorded.T89.STP",
+        "qcdc.v1.conference.recorded.T89.BVT",
+    ]
+    assert json.loads(late.data)["on_time"] is False
     assert seen.headers["Nats-Msg-Id"] == seen.headers["ce-id"]
     event = json.loads(seen.data)
     assert (event["held_on"], event["on_time"], event["year"]) == ("2023-02-08", True, 2023)

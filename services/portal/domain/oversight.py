@@ -171,3 +171,19 @@ def public_recommendations(
         for r in recommendations
         if r.get("status") in ("answered", "closed")
     ]
+
+
+CONFERENCE_REFUSALS = {
+    "held_on": "Ngày tổ chức không hợp lệ: không được sau hôm nay và phải từ ngày 01/01 của "
+    "năm kế hoạch.",
+    "participants": "Số người tham dự phải là số nguyên từ 1 trở lên.",
+}
+
+
+def conference_refusal(status: int, field: str | None) -> str:
+    """Why the reports service refused to record a conference, in Vietnamese."""
+    if status == 409:
+        return "Hội nghị của đơn vị theo kế hoạch này đã được ghi nhận."
+    return CONFERENCE_REFUSALS.get(
+        field or "", "Chưa ghi nhận được hội nghị: hãy kiểm tra ngày tổ chức và số người dự."
+    )
