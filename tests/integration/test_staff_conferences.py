@@ -344,17 +344,17 @@ async def test_a_unit_without_its_conference_shows_as_missing_and_one_with_it_as
         )
 
         # The public service unit records its conference through the portal's form, late.
-        async with signed_in(url, "BVT", "submitter") as unit:
+        async with signed_in(url, "BVT", "submitter") as bvt:
             path = f"/hoi-nghi/{states['BVT']['obligation_id']}"
-            page = await unit.get(path)
+            page = await bvt.get(path)
             assert page.status_code == 200 and "Chưa tổ chức – đã quá hạn" in page.text
             form = {"csrf": _csrf(page.text), "held_on": "2023-04-05", "participants": ""}
-            refused = await unit.post(path, data=form)
+            refused = await bvt.post(path, data=form)
             assert refused.status_code == 422
             assert "Ngày tổ chức không hợp lệ" in refused.text
             form["held_on"] = "2023-04-02"
             files = {"minutes": ("biên bản.pdf", PDF, "application/pdf")}
-            done = await unit.post(path, data=form, files=files, follow_redirects=True)
+            done = await bvt.post(path, data=form, files=files, follow_redirects=True)
             assert done.status_code == 200, done.text
             assert "Đã tổ chức ngày 02/04/2023 (quá hạn)" in done.text
             assert "Đã đính kèm biên bản biên bản.pdf" in done.text
