@@ -17,7 +17,7 @@ from services.reports.domain.conferences import (
     record_conference,
     state_of,
 )
-from services.reports.domain.model import ObligationStatus
+from services.reports.domain.model import Obligation, ObligationStatus
 from shared.errors import Conflict
 from shared.vntime import ICT
 from tests.unit.test_plans_domain import build_registry, plan
@@ -58,7 +58,7 @@ def test_a_default_deadline_already_past_at_issue_is_refused_with_the_field() ->
         outside.issue(build_registry())
 
 
-def _obligations() -> list:  # type: ignore[type-arg]
+def _obligations() -> list[Obligation]:
     event = plan(RULE, staff_conference=StaffConferenceRequirement(required=True)).issue(
         build_registry()
     )
