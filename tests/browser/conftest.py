@@ -76,6 +76,9 @@ PLAN: dict[str, Any] = {
             "receiving_unit": "tag:home_affairs",
         }
     ],
+    # Communes hold no staff conference by default; here they do, so that a commune's
+    # conference page is shown and checked (kinds are data).
+    "staff_conference": {"required": True, "unit_kinds": ["commune"]},
 }
 
 
