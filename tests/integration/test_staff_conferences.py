@@ -370,3 +370,37 @@ async def test_a_unit_without_its_conference_shows_as_missing_and_one_with_it_as
     assert seen.headers["Nats-Msg-Id"] == seen.headers["ce-id"]
     event = json.loads(seen.data)
     assert (event["held_on"], event["on_time"], event["year"]) == ("2023-02-08", True, 2023)
+
+
+async def test_an_amendment_opens_the_conference_of_an_added_unit_and_waives_a_removed_one(
+    system: System,
+) -> None:
+    async with system.plans.client() as plans:
+        for unit in UNITS:
+            assert (await plans.post("/units", json=unit)).status_code == 201
+        plan_id = (await plans.post("/plans", json=PLAN)).json()["id"]
+        assert (await plans.post(f"/plans/{plan_id}/issue")).status_code == 200
+        added = {"code": "SXD", "name": "Sở Xây dựng", "kind": "department",
+                 "parent_code": "T89", "reports_to_code": "SNV"}  # fmt: skip
+        assert (await plans.post("/units", json=added)).status_code == 201
+        amendment = {"reason": "Bổ sung Sở Xây dựng", "add_units": ["SXD"], "remove_units": ["BVT"]}
+        amended = await plans.post(f"/plans/{plan_id}/amendments", json=amendment)
+        assert amended.status_code == 200, amended.text
+
+    async with system.reports.client() as reports:
+
+        async def amended_states() -> dict[str, str]:
+            found = await reports.get("/conferences", params={"plan_id": plan_id})
+            states = {s["unit_code"]: s["state"] for s in found.json()}
+            return states if states.get("SXD") and states.get("BVT") == "waived" else {}
+
+        assert await eventually(amended_states) == {
+            "SNV": "missing",
+            "STP": "missing",
+            "BVT": "waived",
+            "SXD": "missing",
+        }
+        key = {"plan_id": plan_id, "schedule_key": "six_month", "receiving_unit": "SNV"}
+        summary = (await reports.get("/consolidations", params=key)).json()["conferences"]
+        assert [u["code"] for u in summary["by_unit"]] == ["SNV", "STP", "SXD"]
+        assert (summary["total"]["expected"], summary["total"]["missing"]) == (3, 3)
