@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Literal
 
 from services.reports.domain.model import Obligation, ObligationStatus, obligation_id
 from shared.errors import Conflict, Refused
@@ -193,6 +194,9 @@ def record_conference(
     return conference
 
 
+StateName = Literal["held_on_time", "held_late", "missing", "waived"]
+
+
 @dataclass(frozen=True)
 class ConferenceState:
     """Where one unit stands with its conference for one plan: ``held_on_time``,
@@ -201,13 +205,14 @@ class ConferenceState:
 
     obligation: Obligation
     conference: Conference | None
-    state: str
+    state: StateName
     overdue: bool
 
 
 def state_of(
     obligation: Obligation, conference: Conference | None, now: datetime
 ) -> ConferenceState:
+    state: StateName
     if conference is not None:
         state = "held_on_time" if conference.on_time else "held_late"
     elif obligation.status is ObligationStatus.WAIVED:

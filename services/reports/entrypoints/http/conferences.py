@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.reports.adapters.storage import AttachmentStore
-from services.reports.domain.conferences import Conference, ConferenceState, Minutes
+from services.reports.domain.conferences import (
+    Conference,
+    ConferenceState,
+    Minutes,
+    StateName,
+)
 from services.reports.entrypoints.http.reports import _read_limited
 from services.reports.handlers import conferences as handlers
 from services.reports.handlers.intake import Attach, AttachmentRules
@@ -83,7 +88,7 @@ class ConferenceStateOut(BaseModel):
     receiving_unit: str
     held_from: date
     due_at: datetime
-    state: Literal["held_on_time", "held_late", "missing", "waived"]
+    state: StateName
     overdue: bool = Field(description="Missing and its deadline has passed.")
     conference: ConferenceOut | None
 
@@ -126,7 +131,7 @@ def _state_out(s: ConferenceState) -> ConferenceStateOut:
         receiving_unit=o.receiving_unit,
         held_from=o.period_start,
         due_at=o.due_at,
-        state=s.state,  # type: ignore[arg-type]
+        state=s.state,
         overdue=s.overdue,
         conference=_out(s.conference) if s.conference else None,
     )
