@@ -31,6 +31,8 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.portal.entrypoints.http import create_portal_app
 from services.portal.settings import PortalSettings
 from services.reports.bootstrap import SERVICE as REPORTS
+from services.reports.handlers.clock import run_clock
+from services.reports.settings import ReportsSettings
 from shared.clock import ManualClock
 from shared.natsd import NatsServer, free_port
 from shared.vntime import ICT
@@ -404,3 +406,45 @@ async def test_an_amendment_opens_the_conference_of_an_added_unit_and_waives_a_r
         summary = (await reports.get("/consolidations", params=key)).json()["conferences"]
         assert [u["code"] for u in summary["by_unit"]] == ["SNV", "STP", "SXD"]
         assert (summary["total"]["expected"], summary["total"]["missing"]) == (3, 3)
+
+
+async def test_the_deadline_clock_reminds_and_urges_a_unit_that_has_not_recorded_it(
+    system: System, bus_spy: BusSpy
+) -> None:
+    async with system.plans.client() as plans:
+        for unit in UNITS:
+            assert (await plans.post("/units", json=unit)).status_code == 201
+        plan_id = (await plans.post("/plans", json=PLAN)).json()["id"]
+        assert (await plans.post(f"/plans/{plan_id}/issue")).status_code == 200
+    async with system.reports.client() as reports:
+
+        async def owed() -> dict[str, str]:
+            found = (await reports.get("/conferences", params={"plan_id": plan_id})).json()
+            return {s["unit_code"]: s["obligation_id"] for s in found} if len(found) == 3 else {}
+
+        obligations = await eventually(owed)
+        # STP records before the reminders; the others do not.
+        system.clock.set(ict(2023, 2, 10))
+        body = {"plan_id": plan_id, "unit_code": "STP", "held_on": "2023-02-08"}
+        assert (await reports.post("/conferences", json=body)).status_code == 201
+    settings = system.reports.settings
+    assert isinstance(settings, ReportsSettings)
+    uow = system.reports.runtime.uow
+    # Due by the end of Friday 31/03/2023: 7 days before is Friday 24/03 (a working day).
+    week = await run_clock(ict(2023, 3, 24, 8), uow, settings)
+    reminded = {f.obligation_id: f.step for f in week.fired}
+    assert reminded == {
+        obligations["SNV"]: "approaching-7",
+        obligations["BVT"]: "approaching-7",
+    }
+    missed = await run_clock(ict(2023, 4, 1, 8), uow, settings)
+    assert {f.obligation_id for f in missed.fired if f.step == "missed-0"} == {
+        obligations["SNV"],
+        obligations["BVT"],
+    }
+    approaching = await bus_spy.wait_for_type("qcdc.deadline.approaching.v1", count=2)
+    refs = [json.loads(seen.data)["obligation"] for seen in approaching]
+    assert {(r["unit_code"], r["schedule_key"]) for r in refs} == {
+        ("SNV", "staff_conference"),
+        ("BVT", "staff_conference"),
+    }
