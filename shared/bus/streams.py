@@ -71,8 +71,9 @@ REPORTS = StreamSpec(
         "qcdc.v1.deadline.>",
         "qcdc.v1.consolidation.>",
         "qcdc.v1.recommendation.>",
+        "qcdc.v1.inspection.>",
     ),
-    "Report intake and review, the deadline clock, consolidations, recommendations",
+    "Report intake and review, the deadline clock, consolidations, recommendations, inspections",
 )
 NOTIFY = StreamSpec(
     "QCDC_NOTIFY",

@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import consolidations, obligations, reports, units
+from services.reports.adapters.inspections import InspectionRepository
 from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import ObligationRepository
 from services.reports.domain.consolidation import (
@@ -197,6 +198,11 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         min(o.period_start for o in found),
         max(o.period_end for o in found),
     )
+    inspections = await InspectionRepository(uow.session).planned_for(
+        {o.unit_code for o in found},
+        min(o.period_start for o in found),
+        max(o.period_end for o in found),
+    )
     return consolidate(
         receiving_unit=key.receiving_unit,
         obligations=found,
@@ -204,6 +210,7 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         units=all_units,
         as_of=uow.clock.now(),
         recommendations=recommendations,
+        inspections=inspections,
     )
 
 

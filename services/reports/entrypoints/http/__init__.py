@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.reports.entrypoints.http import inspections
 from services.reports.entrypoints.http.consolidations import consolidation_routes
 from services.reports.entrypoints.http.recommendations import recommendation_routes
 from services.reports.entrypoints.http.reports import report_routes
@@ -15,4 +16,5 @@ def build_routes(runtime: Runtime) -> APIRouter:
     router.include_router(report_routes(runtime))
     router.include_router(consolidation_routes(runtime))
     router.include_router(recommendation_routes(runtime))
+    router.include_router(inspections.router)
     return router
