@@ -147,6 +147,7 @@ def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
         "qcdc.v1.deadline.",
         "qcdc.v1.consolidation.",
         "qcdc.v1.recommendation.",
+        "qcdc.v1.inspection.",
     )
     assert all(name.startswith(owned) for name in names)  # nothing of plans or notify
     assert names >= {

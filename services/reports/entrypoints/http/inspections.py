@@ -38,6 +38,7 @@ class ScheduleIn(BaseModel):
                 {
                     "kind": "inspection",
                     "topic": TOPIC,
+                    "inspecting_unit": "H886",
                     "inspected_units": ["X30337", "X30338"],
                     "planned_start": "2026-09-07",
                     "planned_end": "2026-09-18",
