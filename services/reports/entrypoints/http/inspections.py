@@ -30,7 +30,7 @@ router = APIRouter(tags=["inspections"])
 TOPIC = "Kiểm tra việc thực hiện Quy chế dân chủ ở cơ sở năm 2023"
 
 
-class ScheduleIn(BaseModel):
+class ScheduleInspectionIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -125,7 +125,7 @@ class FollowUpIn(BaseModel):
     done: bool = Field(False, description="The action is carried out: asks for its closing.")
 
 
-class CloseIn(BaseModel):
+class CloseActionIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"note": "Đã kiểm tra biên bản niêm yết; đạt yêu cầu."}]},
@@ -134,7 +134,7 @@ class CloseIn(BaseModel):
     note: NfcText = Field("", max_length=5000)
 
 
-class ReturnIn(BaseModel):
+class ReturnActionIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -270,7 +270,7 @@ def _settings(runtime: RuntimeDep) -> ReportsSettings:
     response_model=InspectionOut,
     summary="Schedule an inspection or survey of units the inspecting unit has authority over",
 )
-async def schedule(body: ScheduleIn, runtime: RuntimeDep, caller: Caller) -> InspectionOut:
+async def schedule(body: ScheduleInspectionIn, runtime: RuntimeDep, caller: Caller) -> InspectionOut:
     command = handlers.ScheduleInspection(
         kind=body.kind,
         topic=body.topic,
@@ -369,7 +369,7 @@ async def follow_up(
     summary="The inspecting unit closes an action reported done",
 )
 async def close(
-    action_id: Identifier, body: CloseIn, runtime: RuntimeDep, caller: Caller
+    action_id: Identifier, body: CloseActionIn, runtime: RuntimeDep, caller: Caller
 ) -> StepOut:
     command = handlers.DecideAction(action_id, body.note)
     async with runtime.uow() as uow:
@@ -382,7 +382,7 @@ async def close(
     summary="The inspecting unit returns an action reported done: it is open and urged again",
 )
 async def send_back(
-    action_id: Identifier, body: ReturnIn, runtime: RuntimeDep, caller: Caller
+    action_id: Identifier, body: ReturnActionIn, runtime: RuntimeDep, caller: Caller
 ) -> StepOut:
     command = handlers.DecideAction(action_id, body.reason)
     async with runtime.uow() as uow:
