@@ -40,10 +40,11 @@ from services.reports.domain.inspections import (
     InspectionRefused,
     RequiredAction,
 )
-from services.reports.domain.model import Ownership
+from services.reports.domain.model import Ownership, ReportRefused
 from services.reports.handlers import inspections as handlers
 from services.reports.handlers.clock import follow_schedule, rules_from, run_clock
 from services.reports.handlers.consolidation import ConsolidationKey, current
+from services.reports.handlers.intake import SubmitReport, submit_report
 from services.reports.handlers.obligations import on_plan_issued, on_unit_registered
 from services.reports.settings import ReportsSettings
 from shared.auth import Forbidden, Principal, Role
@@ -426,6 +427,11 @@ async def test_only_the_inspecting_unit_decides_and_only_over_units_it_has_autho
     # Nothing reported done: nothing to close.
     with pytest.raises(InspectionRefused, match="only an action reported done"):
         await harness.close(action)
+    # The follow-up is not met by a report submitted to its obligation.
+    submission = SubmitReport(action.obligation_id, "X001", submitted_by="Văn phòng")
+    async with harness.runtime.uow() as uow:
+        with pytest.raises(ReportRefused, match="/follow-ups"):
+            await submit_report(submission, uow, caller=commune("X001"))
 
 
 async def test_over_http_bad_input_is_explained_and_the_follow_up_is_kept(

@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from services.reports.domain.model import RECONSIDER, Obligation, ObligationStatus, obligation_id
+from services.reports.domain.model import (
+    FOLLOW_UP_PREFIX,
+    RECONSIDER,
+    Obligation,
+    ObligationStatus,
+    obligation_id,
+)
 from shared.errors import Refused
 from shared.events import (
     Event,
@@ -40,7 +46,7 @@ from shared.events import (
 )
 from shared.vntime import is_on_time, last_instant_before
 
-SCHEDULE_PREFIX = "inspection-"
+SCHEDULE_PREFIX = FOLLOW_UP_PREFIX
 """Schedule key of a follow-up obligation: ``inspection-<action id>`` (its plan id is empty)."""
 
 KIND_LABELS = {InspectionKind.INSPECTION: "kiểm tra", InspectionKind.SURVEY: "khảo sát"}

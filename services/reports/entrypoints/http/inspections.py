@@ -270,7 +270,9 @@ def _settings(runtime: RuntimeDep) -> ReportsSettings:
     response_model=InspectionOut,
     summary="Schedule an inspection or survey of units the inspecting unit has authority over",
 )
-async def schedule(body: ScheduleInspectionIn, runtime: RuntimeDep, caller: Caller) -> InspectionOut:
+async def schedule(
+    body: ScheduleInspectionIn, runtime: RuntimeDep, caller: Caller
+) -> InspectionOut:
     command = handlers.ScheduleInspection(
         kind=body.kind,
         topic=body.topic,
