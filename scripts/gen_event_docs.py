@@ -292,6 +292,19 @@ def _commune() -> Assignee:
     )
 
 
+def _inspection_action() -> dict[str, Any]:
+    """What every example event about an inspection's action says of it."""
+    return {
+        "unit_path": COMMUNE,
+        "inspection_id": INSPECTION_ID,
+        "action_id": INSPECTION_ACTION_ID,
+        "topic": INSPECTION_TOPIC,
+        "inspecting_unit": "H886",
+        "inspected_unit": COMMUNE[-1],
+        "action": "Niêm yết công khai dự toán ngân sách xã tại 8/8 ấp.",
+    }
+
+
 def examples() -> dict[type[Event], Event]:
     """One plausible instance of every event, with the seed's 2023 plan as background."""
     # Fields added to ReportSubmitted within v1; filled in when the model has them.
@@ -549,13 +562,7 @@ def examples() -> dict[type[Event], Event]:
             ],
         ),
         InspectionActionReported(
-            unit_path=COMMUNE,
-            inspection_id=INSPECTION_ID,
-            action_id=INSPECTION_ACTION_ID,
-            topic=INSPECTION_TOPIC,
-            inspecting_unit="H886",
-            inspected_unit=COMMUNE[-1],
-            action="Niêm yết công khai dự toán ngân sách xã tại 8/8 ấp.",
+            **_inspection_action(),
             report_number=1,
             content="Đã niêm yết tại 8/8 ấp; biên bản kèm theo.",
             done=True,
@@ -563,25 +570,13 @@ def examples() -> dict[type[Event], Event]:
             on_time=True,
         ),
         InspectionActionClosed(
-            unit_path=COMMUNE,
-            inspection_id=INSPECTION_ID,
-            action_id=INSPECTION_ACTION_ID,
-            topic=INSPECTION_TOPIC,
-            inspecting_unit="H886",
-            inspected_unit=COMMUNE[-1],
-            action="Niêm yết công khai dự toán ngân sách xã tại 8/8 ấp.",
+            **_inspection_action(),
             note="Đã kiểm tra biên bản niêm yết; đạt yêu cầu.",
             closed_at=_at("2023-10-12T15:00:00+07:00"),
             on_time=True,
         ),
         InspectionActionReturned(
-            unit_path=COMMUNE,
-            inspection_id=INSPECTION_ID,
-            action_id=INSPECTION_ACTION_ID,
-            topic=INSPECTION_TOPIC,
-            inspecting_unit="H886",
-            inspected_unit=COMMUNE[-1],
-            action="Niêm yết công khai dự toán ngân sách xã tại 8/8 ấp.",
+            **_inspection_action(),
             reason="Biên bản niêm yết chưa có xác nhận của trưởng ấp.",
             returned_at=_at("2023-10-11T15:00:00+07:00"),
             due_at=_at("2023-10-15T23:59:59.999999+07:00"),

@@ -12,27 +12,19 @@ Every expected figure is worked out by hand below."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date, datetime
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from docx import Document
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
-from services.notify.bootstrap import SERVICE as NOTIFY
-from services.plans.bootstrap import SERVICE as PLANS
-from services.reports.adapters.db import obligations
 from services.reports.adapters.documents import render_docx, render_xlsx
 from services.reports.bootstrap import SERVICE as REPORTS
-from services.reports.domain.deadlines import schedule_fingerprint
 from services.reports.domain.inspections import (
     Action,
     FindingInput,
@@ -40,47 +32,23 @@ from services.reports.domain.inspections import (
     InspectionRefused,
     RequiredAction,
 )
-from services.reports.domain.model import Ownership, ReportRefused
+from services.reports.domain.model import ReportRefused
 from services.reports.handlers import inspections as handlers
-from services.reports.handlers.clock import follow_schedule, rules_from, run_clock
+from services.reports.handlers.clock import rules_from
 from services.reports.handlers.consolidation import ConsolidationKey, current
 from services.reports.handlers.intake import SubmitReport, submit_report
-from services.reports.handlers.obligations import on_plan_issued, on_unit_registered
-from services.reports.settings import ReportsSettings
 from shared.auth import Forbidden, Principal, Role
-from shared.bus.envelope import Envelope
-from shared.clock import FileClock, ManualClock
-from shared.events import (
-    Assignee,
-    InspectionKind,
-    PlanIssued,
-    ReportKind,
-    ScheduledReport,
-    UnitRegistered,
-)
-from shared.natsd import NatsServer, free_port
+from shared.events import InspectionKind, ReportKind
 from shared.runtime import Runtime
-from shared.vntime import ICT, last_instant_before
+from shared.vntime import last_instant_before
 from tests.integration.test_plan_lifecycle import UNITS as REGISTRY
-from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings
+from tests.integration.test_recommendations import PLAN_ID, Harness, commune, ict
+from tests.integration.test_recommendations import harness as harness  # the fixture
+from tests.integration.test_recommendations_bus import System
+from tests.integration.test_recommendations_bus import system as system  # the fixture
+from tests.support import BusSpy, eventually
 
-PLAN_ID = "kh-qcdc-2023"
 TOPIC = "Kiểm tra việc thực hiện Quy chế dân chủ ở cơ sở quý I năm 2023"
-UNITS = {
-    "T89": (["T89"], "province", "Ủy ban nhân dân tỉnh An Bình", None),
-    "SNV": (["T89", "SNV"], "department", "Sở Nội vụ", "T89"),
-    "X001": (["T89", "X001"], "commune", "Ủy ban nhân dân xã Tân An", "SNV"),
-    "X002": (["T89", "X002"], "commune", "Ủy ban nhân dân xã Hòa Bắc", "SNV"),
-}
-ENVELOPE = Envelope(
-    id="e-1",
-    source="/qcdc/plans",
-    type="qcdc.plan.issued.v1",
-    time=datetime(2023, 1, 16, tzinfo=UTC),
-    subject="T89",
-    correlation_id="inspection-test",
-    nats_subject="qcdc.v1.plan.issued.T89",
-)
 FIGURES = (
     "scheduled",
     "done",
@@ -93,52 +61,23 @@ HOME_AFFAIRS = Principal("tok-SNV", "SNV", ("T89", "SNV"), Role.REVIEWER)
 """A reviewer of Home Affairs, which the communes report to: it inspects them."""
 
 
-def ict(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=ICT).astimezone(UTC)
-
-
-def commune(code: str) -> Principal:
-    return Principal(f"tok-{code}", code, tuple(UNITS[code][0]), Role.SUBMITTER)
-
-
-def plan_issued() -> PlanIssued:
-    return PlanIssued(
-        unit_path=["T89"],
-        plan_id=PLAN_ID,
-        doc_number="123/KH-UBND",
-        title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        issuing_unit="T89",
-        issued_on=date(2023, 1, 16),
-        year=2023,
-        assignees=[
-            Assignee(code=c, unit_path=UNITS[c][0], kind=UNITS[c][1]) for c in ("X001", "X002")
-        ],
-        schedule=[
-            ScheduledReport(
-                key="six_month",
-                kind=ReportKind.SIX_MONTH,
-                period_start=date(2022, 12, 15),
-                period_end=date(2023, 6, 14),
-                due_before=date(2023, 6, 20),
-                due_at=last_instant_before(date(2023, 6, 20)),
-                receiving_unit="SNV",
-            )
-        ],
-    )
-
-
 def finding(content: str, *actions: tuple[str, date]) -> FindingInput:
     return FindingInput(content, tuple(RequiredAction(text, due) for text, due in actions))
 
 
 @dataclass
-class Harness:
-    runtime: Runtime
-    settings: ReportsSettings
-    clock_file: Path
+class Inspections:
+    """The recommendations' harness (units T89, SNV, X001, X002; the six-month report to
+    Home Affairs; a file clock), driving inspections."""
+
+    base: Harness
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.base.runtime
 
     def at(self, instant: datetime) -> None:
-        FileClock.write(self.clock_file, instant)
+        self.base.at(instant)
 
     async def schedule(
         self,
@@ -158,7 +97,7 @@ class Harness:
         command = handlers.RecordFindings(found.id, code, conducted_on, "Kết luận.", given)
         async with self.runtime.uow() as uow:
             return await handlers.record_findings(
-                command, uow, caller=HOME_AFFAIRS, rules=rules_from(self.settings)
+                command, uow, caller=HOME_AFFAIRS, rules=rules_from(self.base.settings)
             )
 
     async def report(self, action: Action, text: str, done: bool) -> None:
@@ -181,52 +120,18 @@ class Harness:
             return await handlers.action(action.id, uow, caller=HOME_AFFAIRS)
 
     async def fired(self, at: datetime, obligation_id: str) -> list[str]:
-        run = await run_clock(at, self.runtime.uow, self.settings)
-        assert run.failed == []
-        return [f.step for f in run.fired if f.obligation_id == obligation_id]
+        return await self.base.fired(at, obligation_id)
 
     async def obligation(self, obligation_id: str) -> Any:
-        async with self.runtime.uow() as uow:
-            query = sa.select(obligations).where(obligations.c.id == obligation_id)
-            return (await uow.session.execute(query)).one()
+        return await self.base.obligation(obligation_id)
 
     async def outbox(self) -> list[tuple[str, dict[str, Any]]]:
-        table = self.runtime.messaging.outbox
-        async with self.runtime.uow() as uow:
-            rows = await uow.session.execute(
-                sa.select(table.c.subject, table.c.body).order_by(table.c.seq)
-            )
-            return [(r.subject, json.loads(r.body)) for r in rows]
+        return await self.base.outbox()
 
 
 @pytest.fixture
-async def harness(database_urls: dict[str, str], tmp_path: Path) -> AsyncIterator[Harness]:
-    clock_file = tmp_path / "clock"
-    FileClock.write(clock_file, ict(2023, 1, 16, 9))
-    settings = ReportsSettings(
-        database_url=database_urls["reports"],
-        clock=f"file:{clock_file}",
-        auth="open",  # for the HTTP test; the handler tests pass their callers explicitly
-    )
-    async with REPORTS.offline(settings) as runtime:
-        found = Harness(runtime, settings, clock_file)
-        await follow_schedule(runtime.uow, schedule_fingerprint(rules_from(settings)))
-        async with runtime.uow() as uow:
-            for code, (path, kind, name, reports_to) in UNITS.items():
-                event = UnitRegistered(
-                    unit_path=path,
-                    code=code,
-                    name=name,
-                    kind=kind,
-                    parent_code="T89" if code != "T89" else None,
-                    reports_to_code=reports_to,
-                )
-                await on_unit_registered(event, ENVELOPE, uow)
-            await on_plan_issued(
-                plan_issued(), ENVELOPE, uow, ownership=Ownership(), rules=rules_from(settings)
-            )
-            await uow.commit()
-        yield found
+def inspections(harness: Harness) -> Inspections:
+    return Inspections(harness)
 
 
 def _docx_rows(content: bytes) -> list[list[str]]:
@@ -238,19 +143,19 @@ def _docx_rows(content: bytes) -> list[list[str]]:
 
 
 async def test_findings_open_follow_ups_whose_completion_the_consolidation_counts(
-    harness: Harness,
+    inspections: Inspections,
 ) -> None:
     # Home Affairs schedules an inspection of both communes, 06–17/03/2023; and a survey of
     # Hòa Bắc in May that is never carried out; and one in July, after the six-month period.
-    harness.at(ict(2023, 3, 1, 9))
-    inspection = await harness.schedule(("X001", "X002"), date(2023, 3, 6), date(2023, 3, 17))
+    inspections.at(ict(2023, 3, 1, 9))
+    inspection = await inspections.schedule(("X001", "X002"), date(2023, 3, 6), date(2023, 3, 17))
     survey = InspectionKind.SURVEY
-    await harness.schedule(("X002",), date(2023, 5, 2), date(2023, 5, 5), survey)
-    await harness.schedule(("X001",), date(2023, 7, 3), date(2023, 7, 7), survey)
+    await inspections.schedule(("X002",), date(2023, 5, 2), date(2023, 5, 5), survey)
+    await inspections.schedule(("X001",), date(2023, 7, 3), date(2023, 7, 7), survey)
 
     # Tân An: two findings, one action each (due 31/03 and 14/04).
-    harness.at(ict(2023, 3, 8, 15))
-    first, second = await harness.findings(
+    inspections.at(ict(2023, 3, 8, 15))
+    first, second = await inspections.findings(
         inspection,
         "X001",
         date(2023, 3, 8),
@@ -263,18 +168,18 @@ async def test_findings_open_follow_ups_whose_completion_the_consolidation_count
             ("Hoàn thiện sổ tiếp công dân.", date(2023, 4, 14)),
         ),
     )
-    row = await harness.obligation(first.obligation_id)
+    row = await inspections.obligation(first.obligation_id)
     assert (row.unit_code, row.receiving_unit, row.status) == ("X001", "SNV", "open")
     assert row.due_at == last_instant_before(date(2023, 4, 1))  # the end of 31/03, ICT
     assert row.schedule_key == f"inspection-{first.id}"
     assert row.report_kind == ReportKind.AD_HOC.value and row.plan_id == ""
-    assert (await harness.obligation(second.obligation_id)).due_at == last_instant_before(
+    assert (await inspections.obligation(second.obligation_id)).due_at == last_instant_before(
         date(2023, 4, 15)
     )
 
     # Hòa Bắc: one finding, its action due Friday 24/03/2023, never reported on.
-    harness.at(ict(2023, 3, 15, 9))
-    (ignored,) = await harness.findings(
+    inspections.at(ict(2023, 3, 15, 9))
+    (ignored,) = await inspections.findings(
         inspection,
         "X002",
         date(2023, 3, 15),
@@ -286,7 +191,7 @@ async def test_findings_open_follow_ups_whose_completion_the_consolidation_count
     # 17/03 (Fri), 21/03 (Tue), 23/03 (Thu); never on the weekend; then it is missed.
     fired: dict[date, list[str]] = {}
     for day in range(16, 25):
-        steps = await harness.fired(ict(2023, 3, day, 8), ignored.obligation_id)
+        steps = await inspections.fired(ict(2023, 3, day, 8), ignored.obligation_id)
         if steps:
             fired[date(2023, 3, day)] = steps
     assert fired == {
@@ -294,37 +199,37 @@ async def test_findings_open_follow_ups_whose_completion_the_consolidation_count
         date(2023, 3, 21): ["approaching-3"],
         date(2023, 3, 23): ["approaching-1"],
     }
-    assert "missed-0" in await harness.fired(ict(2023, 3, 27, 8), ignored.obligation_id)
+    assert "missed-0" in await inspections.fired(ict(2023, 3, 27, 8), ignored.obligation_id)
 
     # The first action: reported done on time (30/03), closed after its deadline (03/04):
     # closed on time, since the report that was accepted came in time.
-    harness.at(ict(2023, 3, 30, 10))
-    await harness.report(first, "Đã niêm yết tại 8/8 thôn.", done=True)
-    row = await harness.obligation(first.obligation_id)
+    inspections.at(ict(2023, 3, 30, 10))
+    await inspections.report(first, "Đã niêm yết tại 8/8 thôn.", done=True)
+    row = await inspections.obligation(first.obligation_id)
     assert (row.status, row.next_step_at) == ("submitted", None)  # off the clock
-    assert await harness.fired(ict(2023, 3, 31, 8), first.obligation_id) == []
-    harness.at(ict(2023, 4, 3, 9))
-    await harness.close(first)
-    assert (await harness.obligation(first.obligation_id)).status == "accepted"
+    assert await inspections.fired(ict(2023, 3, 31, 8), first.obligation_id) == []
+    inspections.at(ict(2023, 4, 3, 9))
+    await inspections.close(first)
+    assert (await inspections.obligation(first.obligation_id)).status == "accepted"
 
     # The second: a progress report, then done too late (20/04), returned, done again,
     # closed: closed late. The return puts its obligation back on the clock.
-    harness.at(ict(2023, 4, 10, 9))
-    await harness.report(second, "Đang hoàn thiện sổ.", done=False)
-    assert (await harness.obligation(second.obligation_id)).status == "open"
-    harness.at(ict(2023, 4, 20, 9))
-    await harness.report(second, "Đã hoàn thiện sổ.", done=True)
-    harness.at(ict(2023, 4, 21, 9))
+    inspections.at(ict(2023, 4, 10, 9))
+    await inspections.report(second, "Đang hoàn thiện sổ.", done=False)
+    assert (await inspections.obligation(second.obligation_id)).status == "open"
+    inspections.at(ict(2023, 4, 20, 9))
+    await inspections.report(second, "Đã hoàn thiện sổ.", done=True)
+    inspections.at(ict(2023, 4, 21, 9))
     with pytest.raises(InspectionRefused, match="reported done"):
-        await harness.report(second, "Thêm nữa.", done=True)
-    await harness.send_back(second, "Sổ chưa có chữ ký của người tiếp.")
-    row = await harness.obligation(second.obligation_id)
+        await inspections.report(second, "Thêm nữa.", done=True)
+    await inspections.send_back(second, "Sổ chưa có chữ ký của người tiếp.")
+    row = await inspections.obligation(second.obligation_id)
     assert row.status == "returned" and row.next_step_at is not None
-    harness.at(ict(2023, 4, 25, 9))
-    await harness.report(second, "Đã bổ sung chữ ký.", done=True)
-    harness.at(ict(2023, 4, 26, 9))
-    await harness.close(second)
-    read = await harness.read(second)
+    inspections.at(ict(2023, 4, 25, 9))
+    await inspections.report(second, "Đã bổ sung chữ ký.", done=True)
+    inspections.at(ict(2023, 4, 26, 9))
+    await inspections.close(second)
+    read = await inspections.read(second)
     assert (read.status.value, read.closed_on_time) == ("closed", False)
     assert [(s.number, s.kind.value, s.done, s.by_unit) for s in read.history] == [
         (1, "report", False, "X001"),
@@ -334,10 +239,10 @@ async def test_findings_open_follow_ups_whose_completion_the_consolidation_count
         (5, "closed", True, "SNV"),
     ]
     with pytest.raises(InspectionRefused, match="closed"):
-        await harness.report(second, "Lại.", done=False)
+        await inspections.report(second, "Lại.", done=False)
 
     # The events wait in the outbox under each inspected commune's path.
-    subjects = [s for s, _ in await harness.outbox() if ".inspection." in s]
+    subjects = [s for s, _ in await inspections.outbox() if ".inspection." in s]
     assert subjects == [
         "qcdc.v1.inspection.scheduled.T89.X001",
         "qcdc.v1.inspection.scheduled.T89.X002",
@@ -353,15 +258,15 @@ async def test_findings_open_follow_ups_whose_completion_the_consolidation_count
         "qcdc.v1.inspection.action_reported.T89.X001",
         "qcdc.v1.inspection.action_closed.T89.X001",
     ]
-    recorded = next(b for s, b in await harness.outbox() if "findings_recorded.T89.X001" in s)
+    recorded = next(b for s, b in await inspections.outbox() if "findings_recorded.T89.X001" in s)
     assert [len(f["actions"]) for f in recorded["findings"]] == [1, 1]
     assert recorded["findings"][0]["actions"][0]["obligation_id"] == first.obligation_id
 
     # The six-month consolidation to Home Affairs: Tân An inspected once (the July survey
     # starts after the period), done, 2 actions: 1 closed on time, 1 closed late; Hòa Bắc
     # scheduled twice, done once, 1 action open.
-    harness.at(ict(2023, 5, 10, 9))
-    async with harness.runtime.uow() as uow:
+    inspections.at(ict(2023, 5, 10, 9))
+    async with inspections.runtime.uow() as uow:
         found = await current(ConsolidationKey(PLAN_ID, "six_month", "SNV"), uow)
     counted = found.to_json()["inspections"]
     assert [[u["code"], *[u[k] for k in FIGURES]] for u in counted["by_unit"]] == [
@@ -396,49 +301,49 @@ async def test_findings_open_follow_ups_whose_completion_the_consolidation_count
 
 
 async def test_only_the_inspecting_unit_decides_and_only_over_units_it_has_authority_over(
-    harness: Harness,
+    inspections: Inspections,
 ) -> None:
-    harness.at(ict(2023, 3, 1, 9))
+    inspections.at(ict(2023, 3, 1, 9))
     # A commune neither has X002 below it nor receives its reports.
     other = Principal("rev-X001", "X001", ("T89", "X001"), Role.REVIEWER)
     with pytest.raises(InspectionRefused, match="cannot inspect it"):
-        await harness.schedule(("X002",), date(2023, 3, 6), date(2023, 3, 10), caller=other)
+        await inspections.schedule(("X002",), date(2023, 3, 6), date(2023, 3, 10), caller=other)
     # A submitter does not schedule inspections, even of its own unit's subtree.
     with pytest.raises(Forbidden):
-        await harness.schedule(
+        await inspections.schedule(
             ("X001",), date(2023, 3, 6), date(2023, 3, 10), caller=commune("X001")
         )
-    inspection = await harness.schedule(("X001",), date(2023, 3, 6), date(2023, 3, 10))
-    harness.at(ict(2023, 3, 8, 9))
-    (action,) = await harness.findings(
+    inspection = await inspections.schedule(("X001",), date(2023, 3, 6), date(2023, 3, 10))
+    inspections.at(ict(2023, 3, 8, 9))
+    (action,) = await inspections.findings(
         inspection, "X001", date(2023, 3, 8), finding("Tồn tại.", ("Khắc phục.", date(2023, 3, 31)))
     )
     # Another commune may not report on it; the commune may not close it.
-    async with harness.runtime.uow() as uow:
+    async with inspections.runtime.uow() as uow:
         with pytest.raises(Forbidden):
             await handlers.report_follow_up(
                 handlers.ReportFollowUp(action.id, "x", True), uow, caller=commune("X002")
             )
-    async with harness.runtime.uow() as uow:
+    async with inspections.runtime.uow() as uow:
         with pytest.raises(Forbidden):
             await handlers.close_action(
                 handlers.DecideAction(action.id, ""), uow, caller=commune("X001")
             )
     # Nothing reported done: nothing to close.
     with pytest.raises(InspectionRefused, match="only an action reported done"):
-        await harness.close(action)
+        await inspections.close(action)
     # The follow-up is not met by a report submitted to its obligation.
     submission = SubmitReport(action.obligation_id, "X001", submitted_by="Văn phòng")
-    async with harness.runtime.uow() as uow:
+    async with inspections.runtime.uow() as uow:
         with pytest.raises(ReportRefused, match="/follow-ups"):
             await submit_report(submission, uow, caller=commune("X001"))
 
 
 async def test_over_http_bad_input_is_explained_and_the_follow_up_is_kept(
-    harness: Harness,
+    inspections: Inspections,
 ) -> None:
-    harness.at(ict(2023, 3, 6, 9))
-    app = REPORTS.app(harness.runtime)
+    inspections.at(ict(2023, 3, 6, 9))
+    app = REPORTS.app(inspections.runtime)
     body = {
         "kind": "inspection",
         "topic": TOPIC,
@@ -514,7 +419,7 @@ async def test_over_http_bad_input_is_explained_and_the_follow_up_is_kept(
         assert (await http.get("/inspections/nope")).status_code == 404
         listed = await http.get("/inspections", params={"inspected_unit": "X002"})
         assert [i["id"] for i in listed.json()] == [inspection_id]
-    async with harness.runtime.uow() as uow:
+    async with inspections.runtime.uow() as uow:
         # Read scopes: the inspected commune sees it, a stranger does not.
         assert [i.id for i in await handlers.inspections_of(uow, caller=commune("X001"))] == [
             inspection_id
@@ -526,37 +431,6 @@ async def test_over_http_bad_input_is_explained_and_the_follow_up_is_kept(
 COMMUNE = "X80101"
 FOCAL = "vanphong@tanan.gov.vn"
 DISTRICT_FOCAL = "vanphong@tanphu.gov.vn"
-
-
-@dataclass
-class System:
-    plans: InProcessService
-    reports: InProcessService
-    inbox: SmtpInbox
-
-
-@pytest.fixture
-async def system(nats_server: NatsServer, database_urls: dict[str, str]) -> AsyncIterator[System]:
-    inbox = SmtpInbox(asyncio.get_running_loop(), free_port())
-    inbox.start()
-    clock = ManualClock(datetime(2023, 3, 6, 9, 0, tzinfo=ICT).astimezone(UTC))
-    extra: dict[str, dict[str, Any]] = {
-        "reports": {"clock_interval_seconds": 3600},
-        "notify": {"smtp_port": inbox.port, "delivery_poll_seconds": 0.05},
-    }
-    running: dict[str, InProcessService] = {}
-    for definition in (PLANS, REPORTS, NOTIFY):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=database_urls[definition.name],
-            **extra.get(definition.name, {}),
-        )
-        running[definition.name] = await InProcessService(definition, settings, clock).start()
-    yield System(running["plans"], running["reports"], inbox)
-    for service in reversed(running.values()):
-        await service.stop()
-    inbox.stop()
 
 
 async def test_findings_travel_the_bus_and_reach_the_commune_and_its_report_the_district(

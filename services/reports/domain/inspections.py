@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from services.reports.domain.model import (
     FOLLOW_UP_PREFIX,
@@ -149,6 +150,18 @@ class Action:
             obligation_id=self.obligation_id,
         )
 
+    def _about(self) -> dict[str, Any]:
+        """What every event about this action says of it."""
+        return {
+            "unit_path": self.unit_path,
+            "inspection_id": self.inspection_id,
+            "action_id": self.id,
+            "topic": self.topic,
+            "inspecting_unit": self.inspecting_unit,
+            "inspected_unit": self.unit_code,
+            "action": self.content,
+        }
+
     def _step(self, kind: StepKind, text: str, at: datetime, by_unit: str, done: bool) -> Step:
         step = Step(len(self.history) + 1, kind, text, at, by_unit, done)
         self.history.append(step)
@@ -174,13 +187,7 @@ class Action:
             obligation.status = ObligationStatus.SUBMITTED
         self.events.append(
             InspectionActionReported(
-                unit_path=self.unit_path,
-                inspection_id=self.inspection_id,
-                action_id=self.id,
-                topic=self.topic,
-                inspecting_unit=self.inspecting_unit,
-                inspected_unit=self.unit_code,
-                action=self.content,
+                **self._about(),
                 report_number=sum(s.kind is StepKind.REPORT for s in self.history),
                 content=text,
                 done=done,
@@ -208,13 +215,7 @@ class Action:
         obligation.status = ObligationStatus.ACCEPTED
         self.events.append(
             InspectionActionClosed(
-                unit_path=self.unit_path,
-                inspection_id=self.inspection_id,
-                action_id=self.id,
-                topic=self.topic,
-                inspecting_unit=self.inspecting_unit,
-                inspected_unit=self.unit_code,
-                action=self.content,
+                **self._about(),
                 note=note,
                 closed_at=at,
                 on_time=self.closed_on_time,
@@ -235,13 +236,7 @@ class Action:
         obligation.next_step_at = RECONSIDER
         self.events.append(
             InspectionActionReturned(
-                unit_path=self.unit_path,
-                inspection_id=self.inspection_id,
-                action_id=self.id,
-                topic=self.topic,
-                inspecting_unit=self.inspecting_unit,
-                inspected_unit=self.unit_code,
-                action=self.content,
+                **self._about(),
                 reason=reason,
                 returned_at=at,
                 due_at=self.due_at,
