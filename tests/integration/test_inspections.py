@@ -419,6 +419,12 @@ async def test_over_http_bad_input_is_explained_and_the_follow_up_is_kept(
         assert (await http.get("/inspections/nope")).status_code == 404
         listed = await http.get("/inspections", params={"inspected_unit": "X002"})
         assert [i["id"] for i in listed.json()] == [inspection_id]
+        todo = await http.get(
+            "/inspection-actions", params={"inspected_unit": "X001", "status": "closed"}
+        )
+        assert [a["id"] for a in todo.json()] == [action["id"]]
+        assert (await http.get("/inspection-actions", params={"status": "open"})).json() == []
+        assert (await http.get("/inspection-actions", params={"status": "done"})).status_code == 422
     async with inspections.runtime.uow() as uow:
         # Read scopes: the inspected commune sees it, a stranger does not.
         assert [i.id for i in await handlers.inspections_of(uow, caller=commune("X001"))] == [

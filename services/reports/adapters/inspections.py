@@ -259,6 +259,36 @@ class InspectionRepository:
         )
         return _action(row, _inspection(heading.one()), [_step(h) for h in history])
 
+    async def actions(
+        self, inspected_unit: str | None, inspecting_unit: str | None, status: str | None
+    ) -> list[Action]:
+        """Actions without their history, the nearest deadline first (read scopes, which are
+        paths, are applied by the caller)."""
+        query = sa.select(inspection_actions, *[c.label(f"i_{c.name}") for c in inspections.c])
+        query = query.join(inspections, inspections.c.id == inspection_actions.c.inspection_id)
+        if inspected_unit is not None:
+            query = query.where(inspection_actions.c.unit_code == inspected_unit)
+        if inspecting_unit is not None:
+            query = query.where(inspections.c.inspecting_unit == inspecting_unit)
+        if status is not None:
+            query = query.where(inspection_actions.c.status == status)
+        query = query.order_by(inspection_actions.c.due_at, inspection_actions.c.id)
+        found = []
+        for row in await self.session.execute(query):
+            heading = Inspection(
+                id=row.i_id,
+                kind=InspectionKind(row.i_kind),
+                topic=row.i_topic,
+                inspecting_unit=row.i_inspecting_unit,
+                inspecting_path=list(row.i_inspecting_path),
+                planned_start=row.i_planned_start,
+                planned_end=row.i_planned_end,
+                registered_at=row.i_registered_at,
+                plan_id=row.i_plan_id,
+            )
+            found.append(_action(row, heading, []))
+        return found
+
     async def save_action(self, action: Action, new: Step) -> None:
         """Store the action's state and its one new history step."""
         await self.session.execute(

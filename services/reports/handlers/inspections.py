@@ -14,6 +14,7 @@ from services.reports.adapters.repositories import ObligationRepository, UnitDir
 from services.reports.domain.deadlines import ClockRules, first_step_at
 from services.reports.domain.inspections import (
     Action,
+    ActionStatus,
     FindingInput,
     InspectedUnit,
     Inspection,
@@ -316,3 +317,20 @@ async def action(action_id: str, uow: UnitOfWork, *, caller: Principal) -> Actio
         raise Missing(f"no inspection action {action_id}")
     caller.require_read(found.unit_path, found.inspecting_unit, "this inspection action")
     return found
+
+
+async def actions_of(
+    uow: UnitOfWork,
+    *,
+    caller: Principal,
+    inspected_unit: str | None = None,
+    inspecting_unit: str | None = None,
+    status: ActionStatus | None = None,
+    limit: int = 500,
+) -> list[Action]:
+    """The actions the caller may read (its subtree's, or those it inspects), nearest
+    deadline first, without their history."""
+    found = await InspectionRepository(uow.session).actions(
+        inspected_unit, inspecting_unit, status.value if status else None
+    )
+    return [a for a in found if caller.may_read(a.unit_path, a.inspecting_unit)][:limit]

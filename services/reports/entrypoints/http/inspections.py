@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.reports.domain.inspections import (
     Action,
+    ActionStatus,
     FindingInput,
     InspectedUnit,
     Inspection,
@@ -344,6 +345,31 @@ async def findings(
     async with runtime.uow() as uow:
         found = await handlers.inspection(inspection_id, uow, caller=caller)
     return _unit_out(found.unit(body.inspected_unit))
+
+
+@router.get(
+    "/inspection-actions",
+    response_model=list[ActionOut],
+    summary="Required actions the caller may read, nearest deadline first (no history)",
+)
+async def action_listing(
+    runtime: RuntimeDep,
+    caller: Caller,
+    inspected_unit: Annotated[UnitCode | None, Query()] = None,
+    inspecting_unit: Annotated[UnitCode | None, Query()] = None,
+    status: Annotated[ActionStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> list[ActionOut]:
+    async with runtime.uow() as uow:
+        found = await handlers.actions_of(
+            uow,
+            caller=caller,
+            inspected_unit=inspected_unit,
+            inspecting_unit=inspecting_unit,
+            status=status,
+            limit=limit,
+        )
+    return [_action_out(a) for a in found]
 
 
 @router.get("/inspection-actions/{action_id}", response_model=ActionOut)
