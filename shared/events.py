@@ -536,6 +536,128 @@ class RecommendationImplementationReported(Event):
     reported_at: AwareDatetime
 
 
+# --- inspections and surveys (published by the reports service) -----------------------
+
+
+class InspectionKind(StrEnum):
+    INSPECTION = "inspection"
+    """Kiểm tra."""
+    SURVEY = "survey"
+    """Khảo sát."""
+
+
+class InspectionScheduled(Event):
+    """An inspecting unit scheduled an inspection or survey (kiểm tra, khảo sát) of how the
+    Regulation is implemented. One event per inspected unit (subject: its path)."""
+
+    aggregate = "inspection"
+    event = "scheduled"
+
+    inspection_id: str
+    kind: InspectionKind
+    topic: NfcText = Field(description="What is inspected or surveyed (nội dung).")
+    inspecting_unit: UnitCode = Field(description="The unit that inspects.")
+    inspected_unit: UnitCode = Field(description="The unit this event is about.")
+    inspected_units: list[UnitCode] = Field(description="Every unit the inspection covers.")
+    planned_start: date = Field(description="First day of the planned window.")
+    planned_end: date = Field(description="Last day of the planned window.")
+    plan_id: str | None = Field(None, description="The plan the inspection carries out, if any.")
+
+
+class InspectionAction(BaseModel):
+    """A required action (kiến nghị khắc phục) of a finding, with its deadline."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action_id: str
+    number: int = Field(description="1, 2, … within its finding.")
+    content: NfcText
+    due_at: AwareDatetime = Field(description="Last on-time instant of the follow-up.")
+    obligation_id: str = Field(description="The follow-up obligation (reminders, urging).")
+
+
+class InspectionFinding(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    number: int = Field(description="1, 2, … within the inspected unit.")
+    content: NfcText
+    actions: list[InspectionAction] = Field(default_factory=list)
+
+
+class InspectionFindingsRecorded(Event):
+    """The inspecting unit recorded what it found at one inspected unit (subject: that
+    unit's path): the inspection is done there; each required action opens a follow-up
+    obligation of the inspected unit, due at the action's deadline."""
+
+    aggregate = "inspection"
+    event = "findings_recorded"
+
+    inspection_id: str
+    kind: InspectionKind
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    conducted_on: date = Field(description="Day the inspection of this unit concluded.")
+    conclusion: NfcText = Field("", description="The overall conclusion (kết luận).")
+    findings: list[InspectionFinding] = Field(default_factory=list)
+
+
+class InspectionActionReported(Event):
+    """The inspected unit reported on a required action (subject: its path); a report with
+    ``done`` asks the inspecting unit to close the action."""
+
+    aggregate = "inspection"
+    event = "action_reported"
+
+    inspection_id: str
+    action_id: str
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    action: NfcText = Field(description="The required action reported on.")
+    report_number: int = Field(description="1 for the first follow-up report, then 2, …")
+    content: NfcText
+    done: bool = Field(description="The unit says the action is carried out.")
+    reported_at: AwareDatetime
+    on_time: bool = Field(description="Reported by the action's deadline.")
+
+
+class InspectionActionClosed(Event):
+    """The inspecting unit closed a required action after the inspected unit reported it
+    done (subject: the inspected unit's path)."""
+
+    aggregate = "inspection"
+    event = "action_closed"
+
+    inspection_id: str
+    action_id: str
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    action: NfcText
+    note: NfcText = ""
+    closed_at: AwareDatetime
+    on_time: bool = Field(description="The report that closed it was made by the deadline.")
+
+
+class InspectionActionReturned(Event):
+    """The inspecting unit did not accept a report that an action is done: the follow-up
+    obligation is open again (subject: the inspected unit's path)."""
+
+    aggregate = "inspection"
+    event = "action_returned"
+
+    inspection_id: str
+    action_id: str
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    action: NfcText
+    reason: NfcText
+    returned_at: AwareDatetime
+    due_at: AwareDatetime = Field(description="The action's deadline, unchanged.")
+
+
 # --- staff conferences (published by the reports service) ------------------------------
 
 
@@ -635,6 +757,11 @@ CATALOGUE: tuple[type[Event], ...] = (
     RecommendationRegistered,
     RecommendationAnswered,
     RecommendationImplementationReported,
+    InspectionScheduled,
+    InspectionFindingsRecorded,
+    InspectionActionReported,
+    InspectionActionClosed,
+    InspectionActionReturned,
     ConferenceRecorded,
     ConferenceMinutesAttached,
     NotificationDelivered,

@@ -71,10 +71,11 @@ REPORTS = StreamSpec(
         "qcdc.v1.deadline.>",
         "qcdc.v1.consolidation.>",
         "qcdc.v1.recommendation.>",
+        "qcdc.v1.inspection.>",
         "qcdc.v1.conference.>",
     ),
     "Report intake and review, the deadline clock, consolidations, recommendations, "
-    "staff conferences",
+    "inspections, staff conferences",
 )
 NOTIFY = StreamSpec(
     "QCDC_NOTIFY",

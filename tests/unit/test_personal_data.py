@@ -147,6 +147,7 @@ def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
         "qcdc.v1.deadline.",
         "qcdc.v1.consolidation.",
         "qcdc.v1.recommendation.",
+        "qcdc.v1.inspection.",
         "qcdc.v1.conference.",
     )
     assert all(name.startswith(owned) for name in names)  # nothing of plans or notify
@@ -165,3 +166,6 @@ def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
     assert "qcdc.v1.report.submitted.T89.H801" in subjects
     assert "qcdc.v1.report.accepted.T89.H801" not in subjects  # its own is Home Affairs'
     assert "qcdc.v1.report.accepted.T89.H801.>" in subjects
+    # Inspections of its communes are a district instance's to publish, named one by one.
+    assert "qcdc.v1.inspection.findings_recorded.T89.H801.>" in subjects
+    assert "qcdc.v1.inspection.action_closed.T89.H801.>" in subjects

@@ -59,6 +59,7 @@ from services.reports.domain.consolidation import (
     committee_locality,
     is_peoples_committee,
 )
+from services.reports.domain.inspection_counts import InspectionCounts
 from services.reports.domain.recommendation_counts import RecommendationCounts
 from shared.events import ReportKind
 from shared.spreadsheets import reads_as_formula
@@ -97,6 +98,15 @@ RECOMMENDATION_HEADER = (
     "Trả lời quá hạn",
     "Chưa trả lời",
     "Đã thực hiện xong",
+)
+SHEET_INSPECTIONS = "Kiểm tra, khảo sát"
+INSPECTION_HEADER = (
+    "Lượt kiểm tra, khảo sát theo kế hoạch",
+    "Đã thực hiện",
+    "Số việc phải khắc phục",
+    "Khắc phục xong đúng hạn",
+    "Khắc phục xong quá hạn",
+    "Chưa khắc phục xong",
 )
 
 SHEET_CONFERENCES = "Hội nghị CBCCVC"
@@ -668,6 +678,43 @@ def _recommendation_section(out: _Body, c: Consolidation) -> None:
     _grid(out, header, rows, (10, 50, 21, 21, 21, 21, 21), numeric_from=2)
 
 
+def _inspection_figures(n: InspectionCounts) -> list[int]:
+    return [
+        n.scheduled,
+        n.done,
+        n.actions_required,
+        n.actions_closed_on_time,
+        n.actions_closed_late,
+        n.actions_open,
+    ]
+
+
+def _inspection_section(out: _Body, c: Consolidation) -> None:
+    _para(out, "V. CÔNG TÁC KIỂM TRA, KHẢO SÁT VÀ VIỆC KHẮC PHỤC SAU KIỂM TRA", bold=True)
+    n = c.inspections
+    if not n.total.scheduled:
+        _para(
+            out,
+            "Trong kỳ, không có cuộc kiểm tra, khảo sát việc thực hiện Quy chế dân chủ ở cơ sở "
+            "tại các đơn vị.",
+            indent=True,
+        )
+        return
+    _para(
+        out,
+        "Kiểm tra, khảo sát việc thực hiện Quy chế dân chủ ở cơ sở tại các đơn vị theo kế "
+        "hoạch trong kỳ số liệu và việc khắc phục những tồn tại, hạn chế được chỉ ra:",
+        indent=True,
+    )
+    rows = [
+        (str(i), u.name, *[vn_number(v) for v in _inspection_figures(u)])
+        for i, u in enumerate(n.by_unit, start=1)
+    ]
+    rows.append(("", "Tổng cộng", *[vn_number(v) for v in _inspection_figures(n.total)]))
+    header = ("TT", "Đơn vị", *INSPECTION_HEADER)
+    _grid(out, header, rows, (10, 45, 18, 18, 18, 18, 18, 20), numeric_from=2)
+
+
 def conference_state_text(u: UnitConference) -> str:
     text = CONFERENCE_STATE_LABELS.get(u.state, u.state)
     return f"{text} (đã quá hạn)" if u.overdue else text
@@ -697,7 +744,7 @@ def _conference_section(out: _Body, c: Consolidation) -> None:
         return
     _para(
         out,
-        "V. TỔ CHỨC HỘI NGHỊ CÁN BỘ, CÔNG CHỨC, VIÊN CHỨC VÀ NGƯỜI LAO ĐỘNG",
+        "VI. TỔ CHỨC HỘI NGHỊ CÁN BỘ, CÔNG CHỨC, VIÊN CHỨC VÀ NGƯỜI LAO ĐỘNG",
         bold=True,
     )
     due = c.conferences.by_unit[0].due_at.astimezone(ICT)
@@ -751,6 +798,7 @@ def render_docx(
     _indicator_section(out, consolidation)
     _narrative_section(out, consolidation)
     _recommendation_section(out, consolidation)
+    _inspection_section(out, consolidation)
     _conference_section(out, consolidation)
     _closing(out, consolidation, signer or Signer())
     doc.core_properties.title = nfc(summary_line(consolidation))
@@ -874,6 +922,14 @@ def _recommendation_sheet_rows(c: Consolidation) -> list[list[object]]:
     ]
 
 
+def _inspection_sheet_rows(c: Consolidation) -> list[list[object]]:
+    n = c.inspections
+    return [
+        *[[u.code, u.name, *_inspection_figures(u)] for u in n.by_unit],
+        ["", "Tổng cộng", *_inspection_figures(n.total)],
+    ]
+
+
 def _conference_sheet_rows(c: Consolidation) -> list[list[object]]:
     n = c.conferences.total
     units: list[list[object]] = [
@@ -944,6 +1000,13 @@ def render_xlsx(consolidation: Consolidation) -> bytes:
         recommendation_header,
         _recommendation_sheet_rows(c),
         (14, 40, *[16] * len(RECOMMENDATION_HEADER)),
+    )
+    _sheet(
+        workbook,
+        SHEET_INSPECTIONS,
+        ("Mã đơn vị", "Tên đơn vị", *INSPECTION_HEADER),
+        _inspection_sheet_rows(c),
+        (14, 40, *[16] * len(INSPECTION_HEADER)),
     )
     _conference_sheet(workbook, c)
     workbook.properties.title = nfc(summary_line(c))

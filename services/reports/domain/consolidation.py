@@ -53,6 +53,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.reports.domain.conference_counts import ConferenceSummary
 from services.reports.domain.indicators import CATALOGUE
+from services.reports.domain.inspection_counts import InspectionSummary, summarise_inspections
+from services.reports.domain.inspections import Inspection
 from services.reports.domain.model import Obligation, ObligationStatus
 from services.reports.domain.recommendation_counts import RecommendationSummary, summarise
 from services.reports.domain.recommendations import Recommendation
@@ -255,6 +257,10 @@ class Consolidation(_Out):
     recommendations: RecommendationSummary = RecommendationSummary()
     """Recommendations after supervision addressed to the expected units within the period
     (empty in versions published before they were counted)."""
+    inspections: InspectionSummary = InspectionSummary()
+    """Inspections and surveys of the expected units planned to start within the period,
+    and the follow-up of the actions their findings require (empty in versions published
+    before they were counted)."""
     conferences: ConferenceSummary = ConferenceSummary()
     """Staff conferences of the plan followed up by the receiving unit (empty when the plan
     asks for none, and in versions published before they were counted)."""
@@ -619,6 +625,7 @@ def consolidate(
     kind_labels: Mapping[str, str] = DEFAULT_KIND_LABELS,
     group_kind: str = DEFAULT_GROUP_KIND,
     recommendations: Iterable[Recommendation] = (),
+    inspections: Iterable[Inspection] = (),
     conferences: ConferenceSummary = ConferenceSummary(),
 ) -> Consolidation:
     """Consolidate the reports of ``obligations`` (one plan and schedule key) that go to
@@ -652,6 +659,9 @@ def consolidate(
         prefill=_prefill(indicators, narratives),
         recommendations=summarise(
             recommendations, expected, heading.period_start, heading.period_end
+        ),
+        inspections=summarise_inspections(
+            inspections, expected, heading.period_start, heading.period_end
         ),
         conferences=conferences,
     )

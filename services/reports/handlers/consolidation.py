@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import consolidations, obligations, reports, units
+from services.reports.adapters.inspections import InspectionRepository
 from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import ObligationRepository
 from services.reports.domain.conferences import CONFERENCE_KEY
@@ -204,6 +205,11 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         min(o.period_start for o in found),
         max(o.period_end for o in found),
     )
+    inspections = await InspectionRepository(uow.session).planned_for(
+        {o.unit_code for o in found},
+        min(o.period_start for o in found),
+        max(o.period_end for o in found),
+    )
     conferences = await conference_handlers.followed_up_by(
         key.plan_id, key.receiving_unit, uow, {code: u.name for code, u in all_units.items()}
     )
@@ -214,6 +220,7 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         units=all_units,
         as_of=uow.clock.now(),
         recommendations=recommendations,
+        inspections=inspections,
         conferences=conferences,
     )
 

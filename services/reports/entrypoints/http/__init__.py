@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.reports.entrypoints.http import inspections
 from services.reports.entrypoints.http.conferences import router as conference_router
 from services.reports.entrypoints.http.consolidations import consolidation_routes
 from services.reports.entrypoints.http.recommendations import recommendation_routes
@@ -16,5 +17,6 @@ def build_routes(runtime: Runtime) -> APIRouter:
     router.include_router(report_routes(runtime))
     router.include_router(consolidation_routes(runtime))
     router.include_router(recommendation_routes(runtime))
+    router.include_router(inspections.router)
     router.include_router(conference_router)
     return router

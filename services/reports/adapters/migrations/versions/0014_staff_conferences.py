@@ -1,7 +1,7 @@
 """staff conferences and their minutes
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-29 08:20:00.000000
 
 A staff conference (hội nghị cán bộ, công chức, viên chức và người lao động) recorded by the
@@ -18,7 +18,7 @@ import shared.db
 
 
 revision: str = '0014'
-down_revision: str | None = '0012'
+down_revision: str | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
