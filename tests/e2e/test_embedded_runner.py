@@ -32,16 +32,21 @@ pytestmark = pytest.mark.slow
 PORT_NAMES = ("nats", "plans", "reports", "notify", "smtp", "portal")
 DEMO_UNIT = "03637"  # Xã Mường Kim, Lai Châu: the demo province is real (GSO codes)
 DEMO_FOCAL_EMAIL = demo_contacts(DEMO_UNIT)["focal_email"]
-START_SECONDS = 90.0
+START_SECONDS = 180.0
+"""qcdc up starts (within its --start-timeout) and seeds the demo."""
 STOP_SECONDS = 30.0
 T = TypeVar("T")
 
 
-def _free_ports() -> dict[str, int]:
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(PORT_NAMES):
+def _free_ports(nats_nodes: int = 1) -> dict[str, int]:
+    """A free port for each part; with ``nats_nodes`` above 1, the ports after the NATS
+    one are free too (``qcdc up --cluster`` gives them to the other nodes)."""
+    while True:
         ports = {name: free_port() for name in PORT_NAMES}
-    return ports
+        more = [ports["nats"] + n for n in range(1, nats_nodes)]
+        taken = [*ports.values(), *more]
+        if len(set(taken)) == len(taken) and all(port_is_free("127.0.0.1", p) for p in more):
+            return ports
 
 
 def _poll(probe: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -77,13 +82,13 @@ class Up:
             assert code is None, f"qcdc up exited with {code}:\n{self.output}"
             return True if "Ctrl-C to stop." in self.output else None
 
-        _poll(ready, START_SECONDS, f"'Ctrl-C to stop.' from qcdc up:\n{self.output}")
+        _poll(ready, patience(START_SECONDS), f"'Ctrl-C to stop.' from qcdc up:\n{self.output}")
 
     def interrupt(self) -> int:
         """Ctrl-C; the exit code, or SIGKILL and a failure if it does not stop in time."""
         self.process.send_signal(signal.SIGINT)
         try:
-            return self.process.wait(STOP_SECONDS)
+            return self.process.wait(patience(STOP_SECONDS))
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -91,9 +96,10 @@ class Up:
             raise AssertionError(message) from None
 
 
-def _start(data_dir: Path, log_name: str, *options: str) -> Up:
-    ports = _free_ports()
+def _start(data_dir: Path, log_name: str, *options: str, nats_nodes: int = 1) -> Up:
+    ports = _free_ports(nats_nodes)
     command = [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir), *options]
+    command += ["--start-timeout", str(patience(120))]
     for name, port in ports.items():
         command += [f"--{name}-port", str(port)]
     output_path = data_dir.parent / log_name
@@ -170,7 +176,7 @@ def _submit_demo_report(reports: httpx.Client) -> dict[str, Any]:
         ).json()
         return found or None  # obligations follow PlanIssued over the bus
 
-    obligation = _poll(open_obligations, 30, f"open obligation of {DEMO_UNIT}")[0]
+    obligation = _poll(open_obligations, patience(30), f"open obligation of {DEMO_UNIT}")[0]
     response = reports.post(
         "/reports",
         json={
@@ -207,7 +213,7 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
 
     mail = _poll(
         lambda: _receipt_mail(up.data_dir / "mail", receipt["receipt_number"]),
-        30,
+        patience(30),
         f"e-mail for receipt {receipt['receipt_number']} in {up.data_dir / 'mail'}",
     )
     assert [a.addr_spec for a in mail["To"].addresses] == [DEMO_FOCAL_EMAIL]
