@@ -525,7 +525,9 @@ class EmbeddedSystem:
             return []
         return [
             f"  {'':<8} a cluster of {self.cluster} nodes, every stream on each "
-            f"(QCDC_STREAM_REPLICAS={self.cluster}); stores in {self.nats_cluster.data_dir}"
+            f"(QCDC_STREAM_REPLICAS={self.cluster}); stores in {self.nats_cluster.data_dir}",
+            f"  {'':<8} the bus tools and `qcdc doctor` here: QCDC_NATS_URL={self.nats_url} "
+            f"QCDC_STREAM_REPLICAS={self.cluster}",
         ]
 
     def _nats_mode(self) -> str:
