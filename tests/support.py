@@ -223,8 +223,6 @@ def scratch_dir(prefix: str) -> str:
 def service_settings(definition: ServiceDefinition, **overrides: Any) -> ServiceSettings:
     values = {
         "http_port": free_port(),
-        # Attachments and other files: the test's own folder, unless it names one.
-        "data_dir": scratch_dir(f"{definition.name}-"),
         # Open on the loopback interface: these tests are about other things; tokens are
         # tested where they matter (test_auth.py, test_authority.py).
         "auth": "open",
@@ -233,6 +231,13 @@ def service_settings(definition: ServiceDefinition, **overrides: Any) -> Service
         "consumer_ack_wait_seconds": 5.0,
         **overrides,
     }
+    # Nothing shared with another test run on this machine: attachments and other files in
+    # the test's own folder, and mail (where a test names no SMTP server) to a port of its
+    # own where nothing listens, never the 8025 of a `qcdc up` running here.
+    if "data_dir" not in values:
+        values["data_dir"] = scratch_dir(f"{definition.name}-")
+    if "smtp_port" in definition.settings_type.model_fields and "smtp_port" not in values:
+        values["smtp_port"] = free_port()
     return definition.settings_type(**values)
 
 
