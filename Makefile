@@ -27,8 +27,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services scripts tests bench examples
 
+# Two pytest-xdist workers: each file on one worker, the end-to-end files (processes under
+# bursts) all on one (tests/conftest.py). TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: lint browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The unit tests alone (no servers): seconds, for the edit-test loop.
 test-fast: venv
