@@ -111,19 +111,8 @@ async def bus_spy(nats_server: NatsServer) -> AsyncIterator[BusSpy]:
     await spy.stop()
 
 
-PROCESS_HEAVY = "tests/e2e/"
-"""Tests that run the services as processes under bursts: one worker runs them all, one
-after another (``make test`` runs pytest-xdist with ``--dist loadgroup``)."""
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The per-test limit scales with the same factor as every wait (tests/support.py).
-    Under pytest-xdist each file's tests stay on one worker (module-scoped fixtures are made
-    once), and the end-to-end files share one worker: two bursts of processes at once on a
-    2-core machine would only slow each other down past their bounds."""
+    """The per-test limit scales with the same factor as every wait (tests/support.py)."""
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(patience(TEST_TIME_LIMIT)))
-        path = item.nodeid.split("::", 1)[0]
-        group = "e2e" if path.startswith(PROCESS_HEAVY) else path
-        item.add_marker(pytest.mark.xdist_group(group))
