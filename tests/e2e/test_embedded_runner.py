@@ -223,7 +223,7 @@ def test_up_seeds_mails_a_receipt_stops_cleanly_and_resumes(
     # `make run` prints the portal's address; the mail's link leads to its page.
     assert f"portal   {up.url('portal')}" in up.output
     assert f"{up.url('portal')}/bao-cao/{receipt['report_id']}" in body.get_content()
-    with httpx.Client(base_url=up.url("portal"), timeout=10) as portal:
+    with httpx.Client(base_url=up.url("portal"), timeout=patience(10)) as portal:
         public = portal.get("/cong-khai")
     assert public.status_code == 200 and "123/KH-UBND" in public.text
 
