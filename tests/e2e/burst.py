@@ -240,9 +240,10 @@ class Burst:
 
 
 CATCH_UP_SECONDS = 180.0
-SECONDS_PER_RECEIPT = 0.05
-"""Notify mails at least 20 receipts a second even on a busy 2-core machine (about 65-85 on
-an idle one: docs/performance.md); waits grow with the backlog by this much a receipt."""
+SECONDS_PER_RECEIPT = 0.1
+"""Notify mails at least 10 receipts a second even on a 2-core machine at load 25 (21
+measured there draining the 20,000 burst; 65-85 on an idle one: docs/performance.md);
+waits grow with the backlog by this much a receipt."""
 
 
 def catch_up_seconds(reports: int) -> float:
