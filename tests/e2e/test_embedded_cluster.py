@@ -16,12 +16,12 @@ import nats
 import pytest
 
 from tests.e2e.test_embedded_runner import (
-    DEMO_UNIT,
     STOP_SECONDS,
+    _assert_each_mailed_once,
+    _demo_obligation,
     _leftovers,
     _poll,
     _qcdc,
-    _receipt_counts,
     _start,
     _status,
     _submit_until_acknowledged,
@@ -63,11 +63,7 @@ def test_up_cluster_3_loses_nothing_when_a_node_is_killed_and_restarts_it(
 
         receipts: list[dict[str, Any]] = []
         with httpx.Client(base_url=up.url("reports"), timeout=patience(10)) as reports:
-            obligation = _poll(
-                lambda: reports.get("/obligations", params={"unit": DEMO_UNIT}).json() or None,
-                patience(30),
-                f"an obligation of {DEMO_UNIT}",
-            )[0]
+            obligation = _demo_obligation(reports)
             receipts.append(_submit_until_acknowledged(reports, obligation, "cluster-1"))
             # The node leading the reports' stream: its loss forces an election.
             replicas, leader, _ = asyncio.run(_reports_stream(nats_url))
@@ -81,14 +77,7 @@ def test_up_cluster_3_loses_nothing_when_a_node_is_killed_and_restarts_it(
                 assert kept.status_code == 200, kept.text
         assert len({r["report_id"] for r in receipts}) == 2
 
-        numbers = {r["receipt_number"] for r in receipts}
-        _poll(
-            lambda: True if set(_receipt_counts(up.data_dir / "mail")) >= numbers else None,
-            patience(90),
-            f"receipt e-mails for {sorted(numbers)}",
-        )
-        counts = _receipt_counts(up.data_dir / "mail")
-        assert {n: counts[n] for n in numbers} == dict.fromkeys(numbers, 1)
+        _assert_each_mailed_once(up.data_dir / "mail", receipts)
 
         def restarted() -> dict[str, Any] | None:
             node: dict[str, Any] = _status(up.data_dir)["children"][victim]
