@@ -27,8 +27,12 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services scripts tests bench examples
 
+# Two pytest-xdist workers, each file on one worker (its module-scoped fixtures made once).
+# TEST_WORKERS=0 runs the suite in one process. (Not --dist loadgroup: with pytest 9.2 it
+# silently ignores the groups, pytest-dev/pytest-xdist#1386.)
+TEST_WORKERS ?= 2
 test: lint browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The unit tests alone (no servers): seconds, for the edit-test loop.
 test-fast: venv

@@ -6,6 +6,11 @@ services as separate processes on SQLite files, and on first start seeds the dem
 two-level province and the seed's plan (services/demo_seed.py). Everything lives in one
 data folder, so a second run resumes where the first stopped.
 
+With ``cluster=3`` (``qcdc up --cluster 3``) the bus is three nats-servers on loopback
+forming one JetStream cluster, each with its own store under ``<data>/nats/cluster``, and
+every stream kept on all three (``QCDC_STREAM_REPLICAS=3``; the services get every node in
+``QCDC_NATS_URL``): one node may die and the system goes on; the supervisor brings it back.
+
 Once everything is up, a child that exits is started again with backoff
 (:mod:`services.supervisor`); ``<data>/run/qcdc.json`` tells ``qcdc status`` and
 ``qcdc down`` in another terminal what runs. Child processes are stopped in dependency
@@ -46,6 +51,7 @@ from services.supervisor import (
     GaveUp,
     RestartPolicy,
     Supervisor,
+    is_nats,
     log_tail,
     orphans,
     read_state,
@@ -57,7 +63,14 @@ from services.supervisor import (
 from shared import nats_auth
 from shared.bus.streams import provision
 from shared.files import private_dir, private_file
-from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
+from shared.natsd import (
+    NatsCluster,
+    NatsServer,
+    nats_server_binary,
+    node_healthy,
+    port_is_free,
+    wait_for_port,
+)
 from shared.personal_data import new_key
 from shared.settings import ServiceSettings
 
@@ -81,10 +94,18 @@ class EmbeddedPorts:
     smtp: int
     portal: int = 8304
 
-    def uses(self) -> list[tuple[int, str, str]]:
+    def nats_ports(self, nodes: int = 1) -> list[int]:
+        """The client ports of ``nodes`` nats-servers: ``--nats-port`` and the ones after it."""
+        return [self.nats + n for n in range(nodes)]
+
+    def uses(self, nats_nodes: int = 1) -> list[tuple[int, str, str]]:
         """(port, what it is for, the ``qcdc up`` option that changes it)."""
+        nats = [
+            (port, "NATS" if nats_nodes == 1 else f"NATS node {n + 1}", "--nats-port")
+            for n, port in enumerate(self.nats_ports(nats_nodes))
+        ]
         return [
-            (self.nats, "NATS", "--nats-port"),
+            *nats,
             (self.plans, "the plans API", "--plans-port"),
             (self.reports, "the reports API", "--reports-port"),
             (self.notify, "the notify API", "--notify-port"),
@@ -113,17 +134,24 @@ def run_embedded(
     start_timeout: float,
     secure: bool = False,
     policy: RestartPolicy | None = None,
+    cluster: int = 1,
 ) -> int:
     """Run until a signal; 0 after a clean stop, 1 if a part failed to start or kept
     failing, 2 if a port is taken or another ``qcdc up`` runs on the same data folder.
-    NATS, the mail sink and the services get ``start_timeout`` seconds in all to be ready."""
+    NATS, the mail sink and the services get ``start_timeout`` seconds in all to be ready.
+    ``cluster``: how many nats-servers form the bus (1, or 3 for a replicated one)."""
     root = Path(data_dir).resolve()
-    problem = already_running(root) or port_problem(ports)
+    problem = already_running(root) or port_problem(ports, cluster)
     if problem:
         print(problem, file=sys.stderr)
         return 2
     system = EmbeddedSystem(
-        root, ports, secure=secure, start_timeout=start_timeout, policy=policy or RestartPolicy()
+        root,
+        ports,
+        secure=secure,
+        start_timeout=start_timeout,
+        policy=policy or RestartPolicy(),
+        cluster=cluster,
     )
     with _signals_raise():
         try:
@@ -169,10 +197,10 @@ def _pids(found: dict[str, int]) -> str:
     return ", ".join(f"{name} pid {pid}" for name, pid in found.items())
 
 
-def port_problem(ports: EmbeddedPorts) -> str | None:
+def port_problem(ports: EmbeddedPorts, nats_nodes: int = 1) -> str | None:
     """A message for the first port that is given twice or already in use, if any."""
     seen: dict[int, str] = {}
-    for port, what, option in ports.uses():
+    for port, what, option in ports.uses(nats_nodes):
         if port in seen:
             return f"Port {port} is given both for {seen[port]} and {what}; change {option}."
         seen[port] = what
@@ -188,9 +216,14 @@ class EmbeddedSystem:
     secure: bool = False
     start_timeout: float = 120.0
     policy: RestartPolicy = field(default_factory=RestartPolicy)
+    cluster: int = 1
+    """nats-servers forming the bus; above 1, a JetStream cluster with every stream on each."""
     nats: OwnGroupNatsServer = field(init=False)
+    """The one nats-server (its folder also keeps the generated credentials)."""
+    nats_cluster: NatsCluster | None = field(default=None, init=False)
+    """The cluster's nodes instead, with ``cluster`` above 1."""
     children: list[Child] = field(default_factory=list, init=False)
-    """nats-server, the services (in :data:`SERVICES` order), the mail sink."""
+    """nats-server(s), the services (in :data:`SERVICES` order), the mail sink."""
     started_at: str = field(default="", init=False)
     _http: httpx.Client = field(init=False)
     _spawned: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
@@ -198,7 +231,26 @@ class EmbeddedSystem:
 
     def __post_init__(self) -> None:
         self.nats = OwnGroupNatsServer(self.root / "nats", self.ports.nats, host=HOST)
+        if self.cluster > 1:
+            self.nats_cluster = NatsCluster(
+                self.root / "nats" / "cluster",
+                self.cluster,
+                host=HOST,
+                client_ports=self.ports.nats_ports(self.cluster),
+                node_type=OwnGroupNatsServer,
+            )
         self._http = httpx.Client(timeout=2.0)
+
+    @property
+    def nats_nodes(self) -> list[OwnGroupNatsServer]:
+        if self.nats_cluster is None:
+            return [self.nats]
+        return [n for n in self.nats_cluster.nodes if isinstance(n, OwnGroupNatsServer)]
+
+    @property
+    def nats_url(self) -> str:
+        """Every node, comma-separated, as ``QCDC_NATS_URL`` takes it."""
+        return ",".join(node.url for node in self.nats_nodes)
 
     @property
     def services(self) -> list[Child]:
@@ -248,11 +300,16 @@ class EmbeddedSystem:
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.save_state()  # from now on `qcdc down` can stop us, even while starting
         if self.secure:
-            self.nats.authorization = self._authorization()
-        nats_child = self._nats_child(deadline)
-        self._start_nats(nats_child)
-        self.children.append(nats_child)
-        asyncio.run(_provision_streams(self.nats.url, self.login("admin")))
+            authorization = self._authorization()
+            for node in self.nats_nodes:
+                node.authorization = authorization
+        for index, node in enumerate(self.nats_nodes):
+            name = "nats" if self.nats_cluster is None else f"nats-{index + 1}"
+            nats_child = self._nats_child(name, node, deadline)
+            self._start_nats(nats_child, node)
+            self.children.append(nats_child)
+        self._wait_cluster(deadline)
+        asyncio.run(_provision_streams(self.nats_url, self.login("admin"), self.cluster))
         # Everything starts at once (none needs another to start): the services take longest.
         for name in SERVICES:
             self._add(self._service_child(name))
@@ -278,30 +335,45 @@ class EmbeddedSystem:
             nats_auth.write_bundle(self.credentials_dir, bundle)
         return auth.read_text(encoding="utf-8")
 
-    def _nats_child(self, deadline: float) -> Child:
+    def _nats_child(self, name: str, node: OwnGroupNatsServer, deadline: float) -> Child:
         def launch(start: int) -> tuple[subprocess.Popen[bytes], int]:
             # The first start shares the start timeout; a restart gets a whole one.
             timeout = max(0.0, deadline - time.monotonic()) if start == 0 else self.start_timeout
-            self.nats.start_within(timeout, start=start)
-            assert self.nats.process is not None
-            return self.nats.process, self.nats.log_offset
+            node.start_within(timeout, start=start)
+            assert node.process is not None
+            return node.process, node.log_offset
 
-        return Child(
-            "nats",
-            self.nats.log_path,
-            launch,
-            lambda: _listening(self.ports.nats),
-            address=self.nats.url,
-        )
+        def probe() -> bool:
+            # A cluster node serves once its JetStream is current with the others' (its
+            # monitoring /healthz); a single server once it listens.
+            return node_healthy(node) if node.monitor_port else _listening(node.port)
 
-    def _start_nats(self, child: Child) -> None:
+        return Child(name, node.log_path, launch, probe, address=node.url)
+
+    def _start_nats(self, child: Child, node: OwnGroupNatsServer) -> None:
         try:
             child.start()
         except (OSError, TimeoutError) as exc:
-            log = self.nats.log_path
+            log = node.log_path
             raise StartupFailed(
-                f"nats-server did not start ({exc}); the end of {log} in this run:\n"
-                f"{log_tail(log, self.nats.log_offset)}"
+                f"{node.server_name} did not start ({exc}); the end of {log} in this run:\n"
+                f"{log_tail(log, node.log_offset)}"
+            ) from exc
+
+    def _wait_cluster(self, deadline: float) -> None:
+        """Until the cluster's nodes elected a JetStream leader: streams can be made."""
+        if self.nats_cluster is None:
+            return
+        try:
+            self.nats_cluster.wait_healthy(max(0.0, deadline - time.monotonic()))
+        except TimeoutError as exc:
+            lines = "\n".join(
+                f"{node.log_path}:\n{log_tail(node.log_path, node.log_offset, 10)}"
+                for node in self.nats_nodes
+            )
+            raise StartupFailed(
+                f"the NATS cluster did not form ({exc}) within {self._limit()}; "
+                f"the end of the nodes' logs:\n{lines}"
             ) from exc
 
     def _service_child(self, name: str) -> Child:
@@ -398,7 +470,8 @@ class EmbeddedSystem:
             # Seals unit e-mail addresses on the bus: only these two hold it.
             env["QCDC_CONTACTS_KEY"] = self.contacts_key()
         env.update(
-            QCDC_NATS_URL=self.nats.url,
+            QCDC_NATS_URL=self.nats_url,
+            QCDC_STREAM_REPLICAS=str(self.cluster),
             QCDC_DATABASE_URL=f"sqlite+aiosqlite:///{self.root / service}.db",
             QCDC_HTTP_HOST=HOST,
             QCDC_HTTP_PORT=str(self.ports.service(service)),
@@ -438,13 +511,24 @@ class EmbeddedSystem:
         lines += [
             f"  {'API':<8} OPEN DEV MODE: no token needed, every caller here is an "
             f"administrator of everything (127.0.0.1 only; QCDC_AUTH=tokens elsewhere)",
-            f"  {'NATS':<8} {self.nats.url}  {self._nats_mode()}",
+            f"  {'NATS':<8} {self.nats_url}  {self._nats_mode()}",
+            *self._cluster_summary(),
             f"  {'mail':<8} smtp://{HOST}:{self.ports.smtp} → {self.mail}",
             f"  {'logs':<8} {self.logs}",
             demo,
             "Ctrl-C to stop.",
         ]
         print("\n".join(lines), flush=True)
+
+    def _cluster_summary(self) -> list[str]:
+        if self.nats_cluster is None:
+            return []
+        return [
+            f"  {'':<8} a cluster of {self.cluster} nodes, every stream on each "
+            f"(QCDC_STREAM_REPLICAS={self.cluster}); stores in {self.nats_cluster.data_dir}",
+            f"  {'':<8} the bus tools and `qcdc doctor` here: QCDC_NATS_URL={self.nats_url} "
+            f"QCDC_STREAM_REPLICAS={self.cluster}",
+        ]
 
     def _nats_mode(self) -> str:
         if self.secure:
@@ -480,7 +564,9 @@ class EmbeddedSystem:
         self.save_state(stopping=True)
         _stop_all(self.services, service_stop_grace())
         _stop_all([c for c in self.children if c.name == SINK], 5.0)
-        self.nats.stop()
+        _stop_all([c for c in self.children if is_nats(c.name)], 10.0)
+        for node in self.nats_nodes:
+            node.stop()  # one started by a restart a stop signal interrupted
         self.children = []
         # A stop signal may have come between a restart's start and its bookkeeping.
         _stop_processes([(str(p.args), p) for p in self._spawned], 5.0)
@@ -581,11 +667,12 @@ def _listening(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-async def _provision_streams(url: str, login: dict[str, str]) -> None:
-    """Create the streams, as the admin when NATS is secured (services may not)."""
+async def _provision_streams(url: str, login: dict[str, str], replicas: int = 1) -> None:
+    """Create the streams, each on ``replicas`` servers, as the admin when NATS is secured
+    (services may not)."""
     try:
         connection = await nats.connect(
-            url,
+            url.split(","),
             connect_timeout=5,
             max_reconnect_attempts=3,
             user=login.get("QCDC_NATS_USER"),
@@ -594,7 +681,7 @@ async def _provision_streams(url: str, login: dict[str, str]) -> None:
     except Exception as exc:  # nats-py raises several kinds; all mean the same here
         raise StartupFailed(f"cannot connect to {url} to provision streams: {exc!r}") from exc
     try:
-        await provision(connection.jetstream())
+        await provision(connection.jetstream(timeout=20), replicas=replicas)
     finally:
         await connection.close()
 

@@ -1,10 +1,11 @@
 """Keeping ``qcdc up``'s children running: restarts with backoff, a limit, a state file.
 
-A child (nats-server, a service, the mail sink) that exits while the system runs is started
-again after a delay that doubles with each failure in the recent window (0.5 s, 1 s, 2 s …
-up to 30 s); each restart is printed, written as a separator into the child's log, and
-counted in the state file. A child that fails ``max_failures`` times within ``window``
-seconds is not restarted again: the supervisor stops everything and shows its last lines.
+A child (nats-server or each node of a cluster, a service, the mail sink) that exits while
+the system runs is started again after a delay that doubles with each failure in the
+recent window (0.5 s, 1 s, 2 s … up to 30 s); each restart is printed, written as a
+separator into the child's log, and counted in the state file. A child that fails
+``max_failures`` times within ``window`` seconds is not restarted again: the supervisor
+stops everything and shows its last lines.
 
 The state file (``<data>/run/qcdc.json``) tells other terminals what runs on that data
 folder: the supervisor's pid, each child's pid, port, state and restarts. ``qcdc status``
@@ -260,8 +261,8 @@ def stop_orphans(found: dict[str, int], timeout: float) -> list[str]:
     """SIGTERM the services and the mail sink, then nats-server (the services drain while
     it is up); SIGKILL what still runs after ``timeout``. The names that had to be killed."""
     killed: list[str] = []
-    nats = {name: pid for name, pid in found.items() if name == "nats"}
-    for group in ({n: p for n, p in found.items() if n != "nats"}, nats):
+    nats = {name: pid for name, pid in found.items() if is_nats(name)}
+    for group in ({n: p for n, p in found.items() if n not in nats}, nats):
         for pid in group.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -274,6 +275,11 @@ def stop_orphans(found: dict[str, int], timeout: float) -> list[str]:
                     os.kill(pid, signal.SIGKILL)
                 killed.append(name)
     return killed
+
+
+def is_nats(name: str) -> bool:
+    """``nats``, or a cluster node's ``nats-<n>``."""
+    return name == "nats" or name.startswith("nats-")
 
 
 def _alive(pid: int) -> bool:

@@ -21,7 +21,21 @@ def up(
             help="Where NATS, SQLite files and mail go (default: var); created on first start.",
         ),
     ] = None,
-    nats_port: Annotated[int, typer.Option(help="Embedded NATS port.")] = 14222,
+    nats_port: Annotated[
+        int,
+        typer.Option(
+            help="Embedded NATS port (with --cluster, the first node's; the next ones follow)."
+        ),
+    ] = 14222,
+    cluster: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=5,
+            help="nats-servers forming the bus: 3 runs a JetStream cluster on loopback with "
+            "every stream on each node (QCDC_STREAM_REPLICAS=3), so one node may die.",
+        ),
+    ] = 1,
     plans_port: int = 8301,
     reports_port: int = 8302,
     notify_port: int = 8303,
@@ -54,8 +68,9 @@ def up(
         ),
     ] = 60.0,
 ) -> None:
-    """Start the embedded system: nats-server, the three services, the portal, a mail sink,
-    demo data; restart any part that exits, until Ctrl-C, SIGTERM or `qcdc down`."""
+    """Start the embedded system: nats-server (or a cluster of them), the three services,
+    the portal, a mail sink, demo data; restart any part that exits, until Ctrl-C, SIGTERM
+    or `qcdc down`."""
     from services.embedded import EmbeddedPorts, run_embedded
     from services.supervisor import RestartPolicy
 
@@ -74,6 +89,7 @@ def up(
         secure=secure,
         start_timeout=start_timeout,
         policy=RestartPolicy(max_failures=max_restarts, window=restart_window),
+        cluster=cluster,
     )
     raise typer.Exit(code)
 

@@ -207,16 +207,25 @@ class NatsCluster:
     size: int = 3
     host: str = "127.0.0.1"
     name: str = "qcdc"
+    client_ports: list[int] | None = None
+    """Each node's client port, in order; None: free ports. Routes and monitoring always
+    take free ports: only the nodes use them."""
+    node_type: type[NatsServer] = NatsServer
+    """The class each node is made with (``qcdc up`` starts them in their own process
+    groups)."""
     nodes: list[NatsServer] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
+        clients = self.client_ports or [free_port(self.host) for _ in range(self.size)]
+        if len(clients) != self.size:
+            raise ValueError(f"{self.size} nodes need {self.size} client ports, not {clients}")
         route_ports = [free_port(self.host) for _ in range(self.size)]
         for index in range(self.size):
             node = f"{self.name}-{index + 1}"
             self.nodes.append(
-                NatsServer(
+                self.node_type(
                     self.data_dir / node,
-                    free_port(self.host),
+                    clients[index],
                     host=self.host,
                     extra_config=cluster_block(
                         self.name, self.host, route_ports[index], route_ports

@@ -12,12 +12,19 @@ import asyncpg
 import pytest
 
 from shared.natsd import NatsCluster, NatsServer, free_port
-from tests.support import BusSpy, SmtpInbox, patience
+from tests.support import SCRATCH, BusSpy, SmtpInbox, patience
 
 TEST_TIME_LIMIT = 300.0
 """Seconds a test may take on an idle machine (pytest-timeout), scaled by the patience factor."""
 
 POSTGRES_DSN = os.environ.get("QCDC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Files a service writes where a test names no folder go under this session's
+    temporary folder (tests/support.py ``scratch_dir``), not into the clone's ``var``."""
+    SCRATCH.append(tmp_path_factory.mktemp("scratch"))
 
 
 @pytest.fixture

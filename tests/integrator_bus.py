@@ -7,6 +7,7 @@ published by the service that owns them, with that service's own credential.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -162,13 +163,17 @@ def npm_ready(package_dir: Path) -> str | None:
     to skip when Node.js or npm is not on the machine, None when ready."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         return "Node.js and npm are not installed (apt-get install nodejs npm)"
-    if not (package_dir / "node_modules").is_dir():
-        cache = Path(os.environ.get("QCDC_NPM_CACHE", ROOT / ".npm-cache"))
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--cache", str(cache)],
-            cwd=package_dir,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
+    # One install at a time: a second test run (or xdist worker) on the same clone would
+    # otherwise run `npm ci` in the same folder at once, each deleting the other's files.
+    with (package_dir / ".npm-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (package_dir / "node_modules" / ".package-lock.json").is_file():
+            cache = Path(os.environ.get("QCDC_NPM_CACHE", ROOT / ".npm-cache"))
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--cache", str(cache)],
+                cwd=package_dir,
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
     return None

@@ -25,6 +25,7 @@ from tests.e2e.test_embedded_runner import (  # noqa: F401
     _submit_demo_report,
     run_up,
 )
+from tests.support import patience
 
 pytestmark = pytest.mark.slow
 
@@ -54,11 +55,11 @@ def test_no_email_address_in_any_event_after_the_demo(
     run_up: Callable[[str], Up],  # noqa: F811
 ) -> None:
     up = run_up("demo.out")
-    with httpx.Client(base_url=up.url("reports"), timeout=10) as reports:
+    with httpx.Client(base_url=up.url("reports"), timeout=patience(10)) as reports:
         receipt = _submit_demo_report(reports)  # signed "Nguyễn Thị Lan"
     mail = _poll(
         lambda: _receipt_mail(up.data_dir / "mail", receipt["receipt_number"]),
-        30,
+        patience(30),
         f"e-mail for receipt {receipt['receipt_number']}",
     )
     nats_url = f"nats://127.0.0.1:{up.ports['nats']}"
@@ -68,7 +69,7 @@ def test_no_email_address_in_any_event_after_the_demo(
         delivered = [m for m in messages if m[0].startswith("qcdc.v1.notification.delivered.")]
         return messages if any(b"report.submitted" in body for _, _, body in delivered) else None
 
-    messages = _poll(receipt_delivered, 30, "NotificationDelivered of the receipt")
+    messages = _poll(receipt_delivered, patience(30), "NotificationDelivered of the receipt")
 
     # The addresses were there, and were used: the mail went to the commune's focal person.
     assert [a.addr_spec for a in mail["To"].addresses] == [DEMO_FOCAL_EMAIL]

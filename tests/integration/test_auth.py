@@ -21,7 +21,7 @@ from shared.clock import ManualClock
 from shared.events import Contacts
 from shared.natsd import NatsServer
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
-from tests.support import InProcessService, eventually, service_settings
+from tests.support import InProcessService, eventually, patience, service_settings
 
 NOW = datetime(2023, 2, 1, 2, 0, tzinfo=UTC)
 PROBE = {"plans": "/units", "reports": "/obligations", "notify": "/subscriptions"}
@@ -85,7 +85,7 @@ async def register_units_at_console(plans: InProcessService) -> None:
 
 def _as(service: InProcessService, token: Any | None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token.token}"} if token else {}
-    return httpx.AsyncClient(base_url=service.url, headers=headers, timeout=10)
+    return httpx.AsyncClient(base_url=service.url, headers=headers, timeout=patience(10))
 
 
 async def _known(service: InProcessService, token: Any) -> None:

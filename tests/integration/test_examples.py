@@ -28,6 +28,7 @@ from tests.integrator_bus import (
     start_secured_bus,
     unit_events,
 )
+from tests.support import patience
 
 USER = "integrator-egov-h801"
 SUBTREE = ["T89", "H801"]
@@ -64,7 +65,7 @@ def _run(command: list[str], bus: SecuredBus, cwd: Path) -> dict[str, list[str]]
         env={**os.environ, **bus.env(USER)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         check=False,
     )
     assert done.returncode == 0, done.stderr

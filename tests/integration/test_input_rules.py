@@ -24,7 +24,14 @@ from shared.clock import ManualClock
 from shared.events import Contacts
 from shared.natsd import NatsServer
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS, district_plan
-from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings
+from tests.support import (
+    BusSpy,
+    InProcessService,
+    SmtpInbox,
+    eventually,
+    patience,
+    service_settings,
+)
 
 NOW = datetime(2023, 2, 1, 2, 0, tzinfo=UTC)
 PROBE = {"plans": "/units", "reports": "/obligations", "notify": "/subscriptions"}
@@ -105,7 +112,7 @@ async def province(
 
 def _as(service: InProcessService, token: Any) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token.token}"}
-    return httpx.AsyncClient(base_url=service.url, headers=headers, timeout=10)
+    return httpx.AsyncClient(base_url=service.url, headers=headers, timeout=patience(10))
 
 
 async def _known(service: InProcessService, token: Any) -> None:

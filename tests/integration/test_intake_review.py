@@ -17,7 +17,7 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.natsd import NatsServer
 from tests.integration.test_plan_lifecycle import _issue_province_plan, district_plan
-from tests.support import BusSpy, InProcessService, eventually, service_settings
+from tests.support import BusSpy, InProcessService, eventually, patience, service_settings
 
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
@@ -208,16 +208,20 @@ async def test_submission_over_nats_request_reply_is_idempotent(
             }
         ).encode()
         subject = "qcdc.v1.rpc.report.submit.T89.T89-STP"
-        first = json.loads((await nc.request(subject, body, timeout=10)).data)
-        again = json.loads((await nc.request(subject, body, timeout=10)).data)
+        first = json.loads((await nc.request(subject, body, timeout=patience(10))).data)
+        again = json.loads((await nc.request(subject, body, timeout=patience(10))).data)
         changed_body = json.loads(body) | {"indicators": {"conferences_held": 2}}
         changed = json.loads(
-            (await nc.request(subject, json.dumps(changed_body).encode(), timeout=10)).data
+            (
+                await nc.request(subject, json.dumps(changed_body).encode(), timeout=patience(10))
+            ).data
         )
         wrong_path = json.loads(
-            (await nc.request("qcdc.v1.rpc.report.submit.T89.H802", body, timeout=10)).data
+            (
+                await nc.request("qcdc.v1.rpc.report.submit.T89.H802", body, timeout=patience(10))
+            ).data
         )
-        malformed = json.loads((await nc.request(subject, b"{", timeout=10)).data)
+        malformed = json.loads((await nc.request(subject, b"{", timeout=patience(10))).data)
     finally:
         await nc.close()
     assert first["receipt_number"] == again["receipt_number"]

@@ -37,7 +37,7 @@ from tests.integrator_bus import (
     start_secured_bus,
     unit_events,
 )
-from tests.support import eventually
+from tests.support import eventually, patience
 
 DOC = ROOT / "docs" / "integrators.md"
 SUBTREE_USER = "integrator-egov-h801"
@@ -95,7 +95,7 @@ def test_the_credentials_block_makes_what_the_page_says(tmp_path: Path) -> None:
         env={**os.environ, "PATH": f"{scripts}:{os.environ.get('PATH', '')}"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -133,7 +133,7 @@ def _run(folder: Path, bus: SecuredBus, user: str, *args: str) -> list[list[str]
         env={**os.environ, **bus.env(user)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         check=False,
     )
     assert done.returncode == 0, done.stderr

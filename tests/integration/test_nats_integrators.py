@@ -44,7 +44,7 @@ from tests.integrator_bus import (
     start_secured_bus,
     unit_events,
 )
-from tests.support import DEFAULT_TIMEOUT
+from tests.support import DEFAULT_TIMEOUT, patience
 
 REFUSED_WITHIN = 0.5
 SUBTREE = "integrator-egov-h801"
@@ -131,7 +131,7 @@ def _name(user: str, purpose: str) -> str:
 async def test_an_integrator_lists_streams_and_reads_history_every_way(
     history: History, sessions: dict[str, Session]
 ) -> None:
-    js = sessions["integrator-dash"].nc.jetstream(timeout=5)
+    js = sessions["integrator-dash"].nc.jetstream(timeout=patience(5))
     streams = {info.config.name: info.state.messages for info in await js.streams_info()}
     assert streams == {PLANS.name: 5, REPORTS.name: 2, NOTIFY.name: 0, DEAD_LETTER.name: 1}
     assert await js.find_stream_name_by_subject("qcdc.v1.token.issued.T89") == PLANS.name
@@ -143,7 +143,7 @@ async def test_an_integrator_lists_streams_and_reads_history_every_way(
         ordered_consumer=True,
         config=ConsumerConfig(name=_name("integrator-dash", "ordered")),
     )
-    subjects = [(await ordered.next_msg(timeout=5)).subject for _ in range(5)]
+    subjects = [(await ordered.next_msg(timeout=patience(5))).subject for _ in range(5)]
     assert subjects == [subject for subject, _ in history.sent[:5]]
     await ordered.unsubscribe()
 
@@ -158,7 +158,7 @@ async def test_an_integrator_lists_streams_and_reads_history_every_way(
             ack_policy=AckPolicy.EXPLICIT,
         ),
     )
-    batch = await reader.fetch(5, timeout=2)
+    batch = await reader.fetch(5, timeout=patience(2))
     assert [m.subject.removeprefix("qcdc.v1.unit.registered.") for m in batch] == [
         "T89.H801",
         "T89.H801.X80101",
@@ -176,14 +176,17 @@ async def test_an_integrator_lists_streams_and_reads_history_every_way(
             deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=history.later
         ),
     )
-    assert len(await since.fetch(5, timeout=2)) == 2
+    assert len(await since.fetch(5, timeout=patience(2))) == 2
     from_seq = await js.pull_subscribe(
         "qcdc.v1.unit.>",
         durable=_name("integrator-dash", "seq"),
         stream=PLANS.name,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=4),
     )
-    assert [m.metadata.sequence.stream for m in await from_seq.fetch(5, timeout=2)] == [4, 5]
+    assert [m.metadata.sequence.stream for m in await from_seq.fetch(5, timeout=patience(2))] == [
+        4,
+        5,
+    ]
     assert (await js.get_msg(PLANS.name, 1)).subject == "qcdc.v1.unit.registered.T89"
 
 
@@ -242,13 +245,13 @@ async def test_a_subtree_integrator_reads_its_subtree_only(
     history: History, sessions: dict[str, Session]
 ) -> None:
     session = sessions[SUBTREE]
-    js = session.nc.jetstream(timeout=5)
+    js = session.nc.jetstream(timeout=patience(5))
     assert {s.config.name for s in await js.streams_info()} >= {PLANS.name, REPORTS.name}
     got: list[str] = []
     for pattern in ["qcdc.v1.*.*.T89.H801", "qcdc.v1.*.*.T89.H801.>"]:
         name = _name(SUBTREE, "units")
         reader = await js.pull_subscribe(pattern, durable=name, stream=PLANS.name)
-        got += [m.subject for m in await reader.fetch(5, timeout=2)]
+        got += [m.subject for m in await reader.fetch(5, timeout=patience(2))]
     assert got == ["qcdc.v1.unit.registered.T89.H801", "qcdc.v1.unit.registered.T89.H801.X80101"]
 
     refused = session.nc.jetstream(timeout=REFUSED_WITHIN)
@@ -311,7 +314,7 @@ def _node(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         check=False,
     )
 
@@ -359,7 +362,7 @@ def test_qcdc_nats_config_makes_subtree_integrators_and_compose_loads_them(
         [str(nats_server_binary()), "-c", str(deploy / "nats-server.conf"), "-t"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=patience(30),
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
@@ -408,7 +411,7 @@ async def test_a_push_consumer_cannot_republish_history_onto_event_subjects(
     there and no stream stores anything. A control consumer on the integrator's inbox
     gets the same history meanwhile, so the absence is not a matter of waiting."""
     nc = sessions["integrator-dash"].nc
-    js = nc.jetstream(timeout=5)
+    js = nc.jetstream(timeout=patience(5))
     admin = await history.bus.connect("admin")
     before = (await admin.jetstream().stream_info(REPORTS.name)).state.messages
     heard: list[str] = []

@@ -27,6 +27,7 @@ from shared.db import MessagingTables, create_engine, messaging_tables
 from shared.events import UnitRegistered
 from shared.natsd import NatsServer
 from shared.uow import UnitOfWork
+from tests.support import patience
 
 ROWS = 1300  # more than one batch of 500, several windows of 64
 
@@ -62,7 +63,13 @@ async def connection(nats_server: NatsServer) -> AsyncIterator[Client]:
 
 def _relay(engine: AsyncEngine, messaging: MessagingTables, nc: Client) -> OutboxRelay:
     return OutboxRelay(
-        engine, messaging, lambda: nc, SystemClock(), batch_size=500, window=64, publish_timeout=2
+        engine,
+        messaging,
+        lambda: nc,
+        SystemClock(),
+        batch_size=500,
+        window=64,
+        publish_timeout=patience(2),
     )
 
 

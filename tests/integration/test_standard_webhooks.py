@@ -35,7 +35,7 @@ from tests.integration.test_webhooks import (
     submitted,
     subscribe,
 )
-from tests.support import DEFAULT_TIMEOUT, InProcessService, eventually
+from tests.support import DEFAULT_TIMEOUT, InProcessService, eventually, patience
 
 ROOT = Path(__file__).resolve().parents[2]
 # The webhook tests' fixtures: notify in-process, local receivers, a JetStream client.
@@ -150,7 +150,7 @@ def example_receiver(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Pope
     assert json.loads(process.stdout.readline()) == {"listening": port}
     yield f"http://127.0.0.1:{port}/qcdc/events", secret, process
     process.terminate()
-    process.wait(timeout=10)
+    process.wait(timeout=patience(10))
 
 
 async def test_the_example_receiver_verifies_a_real_delivery(

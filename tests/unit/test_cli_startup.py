@@ -191,3 +191,29 @@ def test_up_refuses_a_start_timeout_below_one_second(captured_up: _Captured) -> 
     result = CliRunner().invoke(app, ["up", "--start-timeout", "0"])
     assert result.exit_code == 2
     assert captured_up.calls == []
+
+
+def test_up_takes_the_size_of_its_nats_cluster(captured_up: _Captured) -> None:
+    assert CliRunner().invoke(app, ["up", "--cluster", "3"]).exit_code == 0
+    assert CliRunner().invoke(app, ["up"]).exit_code == 0
+    assert [call["cluster"] for call in captured_up.calls] == [3, 1]
+    assert CliRunner().invoke(app, ["up", "--cluster", "0"]).exit_code == 2
+
+
+def test_a_taken_port_of_a_later_cluster_node_is_named_before_anything_starts() -> None:
+    import socket
+
+    from services.embedded import EmbeddedPorts, port_problem
+    from shared.natsd import free_port
+
+    ports = EmbeddedPorts(nats=free_port(), plans=1, reports=2, notify=3, smtp=4, portal=5)
+    assert ports.nats_ports(3) == [ports.nats, ports.nats + 1, ports.nats + 2]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        try:
+            taken.bind(("127.0.0.1", ports.nats + 2))
+        except OSError:
+            pytest.skip(f"port {ports.nats + 2} is taken by something else here")
+        taken.listen()
+        problem = port_problem(ports, 3) or ""
+    assert f"Port {ports.nats + 2} for NATS node 3 is already in use" in problem
+    assert "--nats-port" in problem

@@ -88,11 +88,18 @@ class OverdueRepository:
             ]
 
         await self.session.execute(overdue_reports.delete().where(*on(overdue_reports)))
+        # The keys first, then the deliveries by key. Given the keys as a subquery, SQLite
+        # walked the status index over every waiting delivery for each event (every
+        # report submitted ends one): 39 ms an event with 14,000 receipts waiting, so a
+        # backlog slowed its own draining. Most events end no deadline mail at all.
         mail = sa.select(deadline_mail.c.delivery_key).where(*on(deadline_mail))
+        keys = list((await self.session.scalars(mail)).all())
+        if not keys:
+            return
         waiting = (DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value)
         await self.session.execute(
             deliveries.update()
-            .where(deliveries.c.key.in_(mail), deliveries.c.status.in_(waiting))
+            .where(deliveries.c.key.in_(keys), deliveries.c.status.in_(waiting))
             .values(status=DeliveryStatus.WITHDRAWN.value)
         )
 
