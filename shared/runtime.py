@@ -36,7 +36,7 @@ from shared.bus.consumer import ConsumerSpec, register_consumer
 from shared.bus.relay import OutboxRelay
 from shared.bus.streams import PLANS, provision
 from shared.clock import Clock, clock_from_spec
-from shared.db import MessagingTables, SecurityTables, create_engine, migrate
+from shared.db import MessagingTables, SecurityTables, capacity, create_engine, migrate
 from shared.events import Event, TokenIssued, TokenRevoked
 from shared.logging import BUS_LOGGER
 from shared.metrics import Metrics
@@ -45,7 +45,7 @@ from shared.personal_data import off_the_bus
 from shared.security import on_token_issued, on_token_revoked
 from shared.settings import ServiceSettings
 from shared.tracing import Tracing, tracing_from_environment
-from shared.uow import UnitOfWork
+from shared.uow import GroupCommit, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +113,7 @@ class Runtime:
     _draining_tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
     _off_the_bus: Callable[[Event], Event] = field(init=False)
+    _grouped: GroupCommit | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._off_the_bus = off_the_bus(self.settings.contacts_key)
@@ -187,6 +188,15 @@ class Runtime:
             security=self.security,
             outgoing=self._off_the_bus,
         )
+
+    @property
+    def grouped(self) -> GroupCommit:
+        """Units of work of concurrent requests (report intake) sharing transactions when
+        they would otherwise wait for one: one commit for many (:class:`GroupCommit`), as
+        many at once as the engine admits."""
+        if self._grouped is None:
+            self._grouped = GroupCommit(self.uow, lanes=capacity(self.engine))
+        return self._grouped
 
     async def migrate(self) -> None:
         await migrate(self.engine, self.migrations)
