@@ -85,6 +85,10 @@ def make_broker(
     )
 
 
+GROUPED_AT_MOST = 16
+"""Requests in one shared transaction at most (:attr:`Runtime.grouped`)."""
+
+
 @dataclass
 class Runtime:
     service: str
@@ -193,9 +197,11 @@ class Runtime:
     def grouped(self) -> GroupCommit:
         """Units of work of concurrent requests (report intake) sharing transactions when
         they would otherwise wait for one: one commit for many (:class:`GroupCommit`), as
-        many at once as the engine admits."""
+        many at once as the engine admits, each of at most ``GROUPED_AT_MOST`` requests
+        (so that none waits behind a long transaction)."""
         if self._grouped is None:
-            self._grouped = GroupCommit(self.uow, lanes=capacity(self.engine))
+            lanes = capacity(self.engine)
+            self._grouped = GroupCommit(self.uow, lanes=lanes, max_batch=GROUPED_AT_MOST)
         return self._grouped
 
     async def migrate(self) -> None:

@@ -220,8 +220,13 @@ class GroupCommit:
     id and trace context, which the events it publishes carry.
     """
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, lanes: int = 1) -> None:
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, lanes: int = 1, max_batch: int | None = None
+    ) -> None:
         self.uow_factory = uow_factory
+        self.max_batch = max_batch
+        """At most this many steps in one transaction (the oldest first): a step waits for
+        a bounded transaction, not for everything queued before it."""
         self._queue: list[_Queued] = []
         self._lanes = asyncio.Semaphore(lanes)
 
@@ -229,9 +234,12 @@ class GroupCommit:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         queued = _Queued(step, future, current_correlation_id(), trace_context.get_current())
         self._queue.append(queued)
-        async with self._lanes:
-            if self._queue and not queued.taken:  # else a transaction took this step along
-                batch, self._queue = self._queue, []
+        while not queued.taken:  # else a transaction took this step along
+            async with self._lanes:
+                if queued.taken:
+                    break
+                size = self.max_batch or len(self._queue)
+                batch, self._queue = self._queue[:size], self._queue[size:]
                 for item in batch:
                     item.taken = True
                 await self._commit(batch)

@@ -273,3 +273,22 @@ async def test_group_commit_shares_transactions_and_answers_each_caller_after_it
     assert all(committed_when_answered) and len(committed_when_answered) == 19
     assert sorted(row.id for row in await db.rows(db.things)) == [n for n in range(20) if n != 15]
     assert len(await db.rows(db.messaging.outbox)) == 19
+
+
+async def test_group_commit_bounds_its_transactions_and_keeps_order(db: Db) -> None:
+    group = GroupCommit(db.uow, lanes=1, max_batch=3)
+    order: list[int] = []
+
+    async def insert(n: int) -> int:
+        async def step(uow: UnitOfWork) -> int:
+            await uow.session.execute(db.things.insert().values(id=n, name=f"thing {n}"))
+            uow.publish(unit_event(f"X{n}"))
+            order.append(n)
+            return n
+
+        return await group.run(step)
+
+    assert await asyncio.gather(*(insert(n) for n in range(10))) == list(range(10))
+    assert order == list(range(10))
+    # The first alone, then the nine that queued behind it three at a time.
+    assert len(db.commits) == 4
