@@ -86,7 +86,10 @@ def make_broker(
 
 
 GROUPED_AT_MOST = 16
-"""Requests in one shared transaction at most (:attr:`Runtime.grouped`)."""
+"""Requests in one shared transaction at most (:attr:`Runtime.grouped`) with one writer."""
+GROUPED_AT_MOST_SIDE_BY_SIDE = 4
+"""The same where transactions run side by side (PostgreSQL): a request that waits for a
+shared one waits for a few others' statements only."""
 
 
 @dataclass
@@ -197,11 +200,13 @@ class Runtime:
     def grouped(self) -> GroupCommit:
         """Units of work of concurrent requests (report intake) sharing transactions when
         they would otherwise wait for one: one commit for many (:class:`GroupCommit`), as
-        many at once as the engine admits, each of at most ``GROUPED_AT_MOST`` requests
-        (so that none waits behind a long transaction)."""
+        many at once as the engine admits. A shared transaction runs its requests one
+        after another on one connection, so it is kept short where transactions can run
+        side by side (PostgreSQL), and longer where they cannot (SQLite's one writer)."""
         if self._grouped is None:
             lanes = capacity(self.engine)
-            self._grouped = GroupCommit(self.uow, lanes=lanes, max_batch=GROUPED_AT_MOST)
+            at_most = GROUPED_AT_MOST if lanes == 1 else GROUPED_AT_MOST_SIDE_BY_SIDE
+            self._grouped = GroupCommit(self.uow, lanes=lanes, max_batch=at_most)
         return self._grouped
 
     async def migrate(self) -> None:
