@@ -60,10 +60,11 @@ async def submit_report(
     caller commits (a transaction shared with other submissions, :class:`GroupCommit`),
     and answers only after that."""
     obligations = ObligationRepository(uow.session)
-    found = await obligations.get_with_last_version(command.obligation_id)
+    # The unit's earlier report with this key is read with the obligation (one round trip).
+    found = await obligations.get_with_last_version(command.obligation_id, command.idempotency_key)
     if found is None:
         raise Missing(f"no obligation {command.obligation_id}")
-    obligation, last_version = found
+    obligation, last_version, keyed_report_id = found
     # Who may act for the unit comes first, so that a key never opens another unit's receipt.
     authorize(
         caller,
@@ -80,10 +81,10 @@ async def submit_report(
             field="unit_code",
         )
     reports = ReportRepository(uow.session)
-    if command.idempotency_key:
-        earlier = await reports.by_idempotency_key(obligation.unit_code, command.idempotency_key)
-        if earlier is not None:
-            return await _replay(command, earlier, uow, caller, commit=commit)
+    if keyed_report_id is not None:
+        earlier = await reports.get(keyed_report_id)
+        assert earlier is not None  # a key always names a report
+        return await _replay(command, earlier, uow, caller, commit=commit)
     if not obligation.owned:
         raise ReportRefused(
             f"reports of unit {obligation.unit_code} are taken by another instance "
