@@ -101,6 +101,11 @@ _CAPACITY: weakref.WeakKeyDictionary[sa.Engine, int] = weakref.WeakKeyDictionary
 _ADMISSION: weakref.WeakKeyDictionary[sa.Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
+def capacity(engine: AsyncEngine) -> int:
+    """How many units of work the engine admits at once (1 for SQLite on disk)."""
+    return _CAPACITY.get(engine.sync_engine, 1)
+
+
 def admission(engine: AsyncEngine) -> asyncio.Semaphore | None:
     """Where a unit of work waits for one of the engine's connections, first come first
     served. SQLAlchemy's async pool queue lets a newcomer take a connection just returned

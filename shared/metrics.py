@@ -216,11 +216,14 @@ class Metrics:
 
 class HttpMetrics:
     """ASGI middleware: one counter increment and one histogram observation per request,
-    labelled with the route template the router matched (never the concrete path)."""
+    labelled with the route template the router matched (never the concrete path). The
+    labelled children are looked up once per method, route and status (a bounded set),
+    not through the registry's lock on every request."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -239,12 +242,17 @@ class HttpMetrics:
             await self.app(scope, receive, watch)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED_ROUTE
-            method = scope["method"]
-            self.metrics.http_requests.labels(method, template, str(status)).inc()
-            self.metrics.http_duration.labels(method, template).observe(
-                time.perf_counter() - started
-            )
+            key = (scope["method"], getattr(route, "path", None) or UNMATCHED_ROUTE, status)
+            children = self._children.get(key)
+            if children is None:
+                method, template, _ = key
+                children = self._children[key] = (
+                    self.metrics.http_requests.labels(method, template, str(status)),
+                    self.metrics.http_duration.labels(method, template),
+                )
+            requests, duration = children
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
 
 
 def subject_template(subject: str) -> str:

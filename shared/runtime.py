@@ -36,7 +36,7 @@ from shared.bus.consumer import ConsumerSpec, register_consumer
 from shared.bus.relay import OutboxRelay
 from shared.bus.streams import PLANS, provision
 from shared.clock import Clock, clock_from_spec
-from shared.db import MessagingTables, SecurityTables, create_engine, migrate
+from shared.db import MessagingTables, SecurityTables, capacity, create_engine, migrate
 from shared.events import Event, TokenIssued, TokenRevoked
 from shared.logging import BUS_LOGGER
 from shared.metrics import Metrics
@@ -45,7 +45,7 @@ from shared.personal_data import off_the_bus
 from shared.security import on_token_issued, on_token_revoked
 from shared.settings import ServiceSettings
 from shared.tracing import Tracing, tracing_from_environment
-from shared.uow import UnitOfWork
+from shared.uow import GroupCommit, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +85,13 @@ def make_broker(
     )
 
 
+GROUPED_AT_MOST = 16
+"""Requests in one shared transaction at most (:attr:`Runtime.grouped`) with one writer."""
+GROUPED_AT_MOST_SIDE_BY_SIDE = 4
+"""The same where transactions run side by side (PostgreSQL): a request that waits for a
+shared one waits for a few others' statements only."""
+
+
 @dataclass
 class Runtime:
     service: str
@@ -113,6 +120,7 @@ class Runtime:
     _draining_tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
     _off_the_bus: Callable[[Event], Event] = field(init=False)
+    _grouped: GroupCommit | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._off_the_bus = off_the_bus(self.settings.contacts_key)
@@ -187,6 +195,19 @@ class Runtime:
             security=self.security,
             outgoing=self._off_the_bus,
         )
+
+    @property
+    def grouped(self) -> GroupCommit:
+        """Units of work of concurrent requests (report intake) sharing transactions when
+        they would otherwise wait for one: one commit for many (:class:`GroupCommit`), as
+        many at once as the engine admits. A shared transaction runs its requests one
+        after another on one connection, so it is kept short where transactions can run
+        side by side (PostgreSQL), and longer where they cannot (SQLite's one writer)."""
+        if self._grouped is None:
+            lanes = capacity(self.engine)
+            at_most = GROUPED_AT_MOST if lanes == 1 else GROUPED_AT_MOST_SIDE_BY_SIDE
+            self._grouped = GroupCommit(self.uow, lanes=lanes, max_batch=at_most)
+        return self._grouped
 
     async def migrate(self) -> None:
         await migrate(self.engine, self.migrations)

@@ -14,6 +14,7 @@ is no ambient or default caller: a route outside the middleware has none, and is
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,6 +62,52 @@ PUBLIC_PATHS = frozenset(
 PUBLIC_PREFIX = "/docs/static/"
 """Swagger UI's own files (shared/static/swagger-ui), public like /docs."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+TOKEN_CACHE_SECONDS = 5.0
+"""How long a service trusts a token it looked up without looking again. A revocation
+handled by this process takes effect at once (:func:`on_token_revoked`); one handled only by
+another replica of the service, within this time. Expiry is checked on every request."""
+TOKEN_CACHE_SIZE = 10_000
+
+
+class TokenCache:
+    """The token records one service looked up recently, by token hash: without it every
+    request of a token holder began with a transaction of its own to read its token.
+
+    Only tokens found are kept (an unknown token is looked up again: it may be issued
+    meanwhile). A revocation handled in this process invalidates every entry of every
+    cache, once its transaction has committed, and any lookup that began before that
+    commit is not kept (:attr:`generation`), so a revoked token is never served from here.
+    """
+
+    generation = 0
+    """Bumped by each revocation handled in this process (all services in it)."""
+
+    def __init__(self, seconds: float = TOKEN_CACHE_SECONDS, size: int = TOKEN_CACHE_SIZE) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: dict[str, tuple[float, int, TokenRecord]] = {}
+
+    def get(self, token_hash: str) -> TokenRecord | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        until, generation, record = entry
+        if generation != TokenCache.generation or time.monotonic() >= until:
+            del self._entries[token_hash]
+            return None
+        return record
+
+    def put(self, token_hash: str, record: TokenRecord, generation: int) -> None:
+        """Keep ``record``, read when :attr:`generation` was ``generation``."""
+        if generation != TokenCache.generation:
+            return  # a revocation committed while it was read: it may be stale
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[token_hash] = (time.monotonic() + self.seconds, generation, record)
+
+    @staticmethod
+    def invalidate() -> None:
+        TokenCache.generation += 1
 
 
 class TokenStore:
@@ -94,9 +141,12 @@ class TokenStore:
         )
 
     async def find(self, token: str) -> TokenRecord | None:
+        return await self.find_hash(hash_token(token))
+
+    async def find_hash(self, token_hash: str) -> TokenRecord | None:
         row = (
             await self.session.execute(
-                sa.select(self.table).where(self.table.c.token_hash == hash_token(token))
+                sa.select(self.table).where(self.table.c.token_hash == token_hash)
             )
         ).first()
         if row is None:
@@ -171,6 +221,12 @@ async def on_token_issued(event: TokenIssued, _envelope: Envelope, uow: UnitOfWo
 async def on_token_revoked(event: TokenRevoked, _envelope: Envelope, uow: UnitOfWork) -> None:
     assert uow.security is not None
     await TokenStore(uow.security, uow.session).revoked(event)
+    # Now (nothing cached from here on is trusted) and once the revocation is visible to
+    # every lookup (one that read the token before that is not kept).
+    TokenCache.invalidate()
+    sa.event.listen(
+        uow.session.sync_session, "after_commit", lambda _s: TokenCache.invalidate(), once=True
+    )
 
 
 class Authentication:
@@ -181,6 +237,7 @@ class Authentication:
     def __init__(self, app: ASGIApp, runtime: Any) -> None:
         self.app = app
         self.runtime = runtime
+        self.tokens = TokenCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _public(scope["path"]):
@@ -188,7 +245,7 @@ class Authentication:
             return
         request = Request(scope)
         try:
-            principal = await identify(request, self.runtime)
+            principal = await identify(request, self.runtime, self.tokens)
         except Unauthenticated as exc:
             await _audit_refusal(self.runtime, request, "unauthenticated", exc.reason)
             headers = {"WWW-Authenticate": "Bearer"}
@@ -220,7 +277,7 @@ async def _answer(
     await send({"type": "http.response.body", "body": body})
 
 
-async def identify(request: Request, runtime: Any) -> Principal:
+async def identify(request: Request, runtime: Any, cache: TokenCache | None = None) -> Principal:
     """The caller, from its bearer token; in open mode (``qcdc up`` only) the open
     development principal, which the service announced at start."""
     if runtime.settings.auth == "open":
@@ -231,7 +288,7 @@ async def identify(request: Request, runtime: Any) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API token: Authorization: Bearer <token>")
-    return await _principal_of(request, runtime, token.strip())
+    return await _principal_of(request, runtime, token.strip(), cache or TokenCache())
 
 
 def caller(request: Request) -> Principal:
@@ -257,15 +314,20 @@ def check_open_mode(settings: ServiceSettings, host: str) -> None:
         )
 
 
-async def _principal_of(request: Request, runtime: Any, token: str) -> Principal:
+async def _principal_of(request: Request, runtime: Any, token: str, cache: TokenCache) -> Principal:
     """An API token of ours, or else a token of the identity provider, if one is set up."""
     oidc: OidcVerifier | None = getattr(request.app.state, "oidc", None)
     if oidc is not None and not token.startswith(TOKEN_PREFIX):
         return await oidc.principal(token)
-    async with runtime.uow() as uow:
-        record = await TokenStore(runtime.security, uow.session).find(token)
+    token_hash = hash_token(token)
+    record = cache.get(token_hash)
     if record is None:
-        raise Unauthenticated("unknown token")
+        generation = TokenCache.generation
+        async with runtime.uow() as uow:
+            record = await TokenStore(runtime.security, uow.session).find_hash(token_hash)
+        if record is None:
+            raise Unauthenticated("unknown token")
+        cache.put(token_hash, record, generation)
     return record.check(runtime.now_clock.now())
 
 

@@ -210,25 +210,38 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 class GroupCommit:
     """Runs the database steps of concurrent callers in as few transactions as it can.
 
-    A caller's step joins a queue; one transaction at a time runs every step queued so far
-    and commits them together, so N events handled at once cost one commit (one fsync)
-    instead of N. If that transaction fails, each of its steps runs again alone, so one bad
-    step fails only its own caller. Each step runs under its caller's correlation id and
-    trace context, which the events it publishes carry.
+    A caller's step joins a queue; a transaction (up to ``lanes`` at once) runs every step
+    queued so far and commits them together, so N callers at once cost one commit (one
+    fsync) instead of N, and the audit and outbox rows of all of them go in one statement
+    each. Under light load each step has its transaction to itself; steps share one only
+    when they would otherwise wait for one. Each caller's future resolves after the commit
+    that holds its step. If that transaction fails, each of its steps runs again alone, so
+    one bad step fails only its own caller. Each step runs under its caller's correlation
+    id and trace context, which the events it publishes carry.
     """
 
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, lanes: int = 1, max_batch: int | None = None
+    ) -> None:
         self.uow_factory = uow_factory
+        self.max_batch = max_batch
+        """At most this many steps in one transaction (the oldest first): a step waits for
+        a bounded transaction, not for everything queued before it."""
         self._queue: list[_Queued] = []
-        self._lock = asyncio.Lock()
+        self._lanes = asyncio.Semaphore(lanes)
 
     async def run(self, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         queued = _Queued(step, future, current_correlation_id(), trace_context.get_current())
         self._queue.append(queued)
-        async with self._lock:
-            if not future.done():  # else an earlier transaction took this step along
-                batch, self._queue = self._queue, []
+        while not queued.taken:  # else a transaction took this step along
+            async with self._lanes:
+                if queued.taken:
+                    break
+                size = self.max_batch or len(self._queue)
+                batch, self._queue = self._queue[:size], self._queue[size:]
+                for item in batch:
+                    item.taken = True
                 await self._commit(batch)
         result: T = await future
         return result
@@ -273,9 +286,11 @@ class GroupCommit:
         return results
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Queued:
     step: Callable[[UnitOfWork], Awaitable[Any]]
     future: asyncio.Future[Any]
     correlation_id: str
     trace: trace_context.Context
+    taken: bool = False
+    """A transaction has taken the step (it resolves the future once committed)."""

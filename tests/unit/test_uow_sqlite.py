@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from shared.clock import ManualClock
 from shared.context import bind_correlation_id
 from shared.db import MessagingTables, UTCDateTime, create_engine, messaging_tables
 from shared.events import UnitRegistered
-from shared.uow import UnitOfWork
+from shared.uow import GroupCommit, UnitOfWork
 
 PG_URL = "postgresql+asyncpg://nobody@127.0.0.1:1/none"  # never connected to
 NOW = datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC)
@@ -237,3 +238,57 @@ def test_utc_datetime_bind_refuses_naive_on_any_dialect() -> None:
         with pytest.raises(ValueError, match="naive"):
             column_type.process_bind_param(datetime(2023, 6, 9), dialect)
         assert column_type.process_bind_param(None, dialect) is None
+
+
+async def test_group_commit_shares_transactions_and_answers_each_caller_after_its_commit(
+    db: Db,
+) -> None:
+    """Concurrent steps share commits; each caller's answer comes once its row is
+    committed; a failing step fails only its own caller."""
+    committed_when_answered: list[bool] = []
+    group = GroupCommit(db.uow, lanes=1)
+
+    async def insert(n: int, bad: int = -1) -> int:
+        async def step(uow: UnitOfWork) -> int:
+            await uow.session.execute(db.things.insert().values(id=n, name=f"thing {n}"))
+            if n == bad:
+                raise ValueError("bad step")
+            uow.publish(unit_event(f"X{n}"))
+            return n
+
+        done = await group.run(step)
+        committed_when_answered.append(n in {row.id for row in await db.rows(db.things)})
+        return done
+
+    assert await asyncio.gather(*(insert(n) for n in range(10))) == list(range(10))
+    # The first step ran alone; the nine that queued behind it shared one transaction.
+    assert len(db.commits) == 2
+    results = await asyncio.gather(
+        *(insert(n, bad=15) for n in range(10, 20)), return_exceptions=True
+    )
+    assert isinstance(results[5], ValueError)
+    assert [r for r in results if not isinstance(r, Exception)] == [
+        n for n in range(10, 20) if n != 15
+    ]
+    assert all(committed_when_answered) and len(committed_when_answered) == 19
+    assert sorted(row.id for row in await db.rows(db.things)) == [n for n in range(20) if n != 15]
+    assert len(await db.rows(db.messaging.outbox)) == 19
+
+
+async def test_group_commit_bounds_its_transactions_and_keeps_order(db: Db) -> None:
+    group = GroupCommit(db.uow, lanes=1, max_batch=3)
+    order: list[int] = []
+
+    async def insert(n: int) -> int:
+        async def step(uow: UnitOfWork) -> int:
+            await uow.session.execute(db.things.insert().values(id=n, name=f"thing {n}"))
+            uow.publish(unit_event(f"X{n}"))
+            order.append(n)
+            return n
+
+        return await group.run(step)
+
+    assert await asyncio.gather(*(insert(n) for n in range(10))) == list(range(10))
+    assert order == list(range(10))
+    # The first alone, then the nine that queued behind it three at a time.
+    assert len(db.commits) == 4

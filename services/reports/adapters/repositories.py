@@ -119,22 +119,34 @@ class ObligationRepository:
         ).first()
         return _to_obligation(row) if row else None
 
-    async def get_with_last_version(self, obligation_id: str) -> tuple[Obligation, int] | None:
-        """The obligation and the version of its latest report (0 if none), in one query:
-        what a submission needs to read."""
+    async def get_with_last_version(
+        self, obligation_id: str, idempotency_key: str | None = None
+    ) -> tuple[Obligation, int, str | None] | None:
+        """The obligation, the version of its latest report (0 if none) and the report its
+        unit already submitted with ``idempotency_key`` (None if none), in one query: what
+        a submission needs to read."""
         last_version = (
             sa.select(sa.func.coalesce(sa.func.max(reports.c.version), 0))
             .where(reports.c.obligation_id == obligations.c.id)
             .scalar_subquery()
         )
-        row = (
-            await self.session.execute(
-                sa.select(obligations, last_version.label("last_version")).where(
-                    obligations.c.id == obligation_id
-                )
+        keyed = (
+            sa.select(idempotency_keys.c.report_id)
+            .where(
+                idempotency_keys.c.unit_code == obligations.c.unit_code,
+                idempotency_keys.c.idempotency_key == idempotency_key,
             )
-        ).first()
-        return (_to_obligation(row), int(row.last_version)) if row else None
+            .scalar_subquery()
+        )
+        query = sa.select(
+            obligations,
+            last_version.label("last_version"),
+            (keyed if idempotency_key else sa.null()).label("keyed_report_id"),
+        ).where(obligations.c.id == obligation_id)
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        return _to_obligation(row), int(row.last_version), row.keyed_report_id
 
     async def add_if_missing(self, obligation: Obligation, opened_at: datetime) -> bool:
         if await self.get(obligation.id) is not None:
@@ -395,20 +407,6 @@ class ReportRepository:
     async def get(self, report_id: str) -> Report | None:
         row = (
             await self.session.execute(sa.select(reports).where(reports.c.id == report_id))
-        ).first()
-        return _to_report(row) if row else None
-
-    async def by_idempotency_key(self, unit_code: str, key: str) -> Report | None:
-        """The report ``unit_code`` submitted with ``key``: keys are the unit's own."""
-        row = (
-            await self.session.execute(
-                sa.select(reports)
-                .join(idempotency_keys, idempotency_keys.c.report_id == reports.c.id)
-                .where(
-                    idempotency_keys.c.unit_code == unit_code,
-                    idempotency_keys.c.idempotency_key == key,
-                )
-            )
         ).first()
         return _to_report(row) if row else None
 

@@ -80,6 +80,9 @@ class WorkingCalendar:
 
     def __init__(self, country: str = "VN") -> None:
         self.country = country
+        self._working: dict[date, bool] = {}
+        """Each day asked, answered once: the clock asks about the same few hundred days
+        for every obligation of a pass (the holidays package answers slowly)."""
 
     @functools.cached_property
     def _holidays(self) -> holidays.HolidayBase:
@@ -91,7 +94,10 @@ class WorkingCalendar:
         return holidays.country_holidays(self.country)
 
     def is_working_day(self, day: date) -> bool:
-        return bool(self._holidays.is_working_day(day))
+        working = self._working.get(day)
+        if working is None:
+            working = self._working[day] = bool(self._holidays.is_working_day(day))
+        return working
 
     def on_or_before(self, day: date) -> date:
         """``day`` if it is a working day, else the working day before it."""

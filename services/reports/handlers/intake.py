@@ -53,15 +53,19 @@ async def submit_report(
     ownership: Ownership = Ownership(),
     *,
     caller: Principal,
+    commit: bool = True,
 ) -> Submission:
     """Take a report in. A retry with the submitting unit's Idempotency-Key answers with the
     earlier receipt, after the same checks of who is asking as the first request, and is
-    audited; the same key with a different submission is refused."""
+    audited; the same key with a different submission is refused. ``commit=False``: the
+    caller commits (a transaction shared with other submissions, :class:`GroupCommit`),
+    and answers only after that."""
     obligations = ObligationRepository(uow.session)
-    found = await obligations.get_with_last_version(command.obligation_id)
+    # The unit's earlier report with this key is read with the obligation (one round trip).
+    found = await obligations.get_with_last_version(command.obligation_id, command.idempotency_key)
     if found is None:
         raise Missing(f"no obligation {command.obligation_id}")
-    obligation, last_version = found
+    obligation, last_version, keyed_report_id = found
     # Who may act for the unit comes first, so that a key never opens another unit's receipt.
     authorize(
         caller,
@@ -78,10 +82,10 @@ async def submit_report(
             field="unit_code",
         )
     reports = ReportRepository(uow.session)
-    if command.idempotency_key:
-        earlier = await reports.by_idempotency_key(obligation.unit_code, command.idempotency_key)
-        if earlier is not None:
-            return await _replay(command, earlier, uow, caller)
+    if keyed_report_id is not None:
+        earlier = await reports.get(keyed_report_id)
+        assert earlier is not None  # a key always names a report
+        return await _replay(command, earlier, uow, caller, commit=commit)
     if not obligation.owned:
         raise ReportRefused(
             f"reports of unit {obligation.unit_code} are taken by another instance "
@@ -109,13 +113,8 @@ async def submit_report(
     await obligations.save(obligation)
     uow.publish(*obligation.events)
     audit(uow, caller, "report.submitted", report.id)
-    await uow.commit()
-    log.info(
-        "report submitted",
-        report_id=report.id,
-        receipt=report.receipt_number,
-        on_time=report.on_time,
-    )
+    if commit:
+        await uow.commit()
     return Submission(report, replayed=False)
 
 
@@ -131,7 +130,7 @@ def same_submission(command: SubmitReport, report: Report) -> bool:
 
 
 async def _replay(
-    command: SubmitReport, earlier: Report, uow: UnitOfWork, caller: Principal
+    command: SubmitReport, earlier: Report, uow: UnitOfWork, caller: Principal, *, commit: bool
 ) -> Submission:
     if not same_submission(command, earlier):
         raise ReportRefused(
@@ -140,8 +139,8 @@ async def _replay(
             field="idempotency_key",
         )
     audit(uow, caller, "report.submission_replayed", earlier.id)
-    await uow.commit()
-    log.info("submission replayed", report_id=earlier.id, receipt=earlier.receipt_number)
+    if commit:
+        await uow.commit()
     return Submission(earlier, replayed=True)
 
 
@@ -235,12 +234,19 @@ async def attach(
 async def submit_with_retry(
     runtime: Runtime, command: SubmitReport, *, caller: Principal
 ) -> Submission:
-    """Submit; when two submissions with the same key race, the loser answers with the
-    winner's receipt (the unique key makes the second insert fail)."""
+    """Submit, answering once the submission is committed. Concurrent submissions share a
+    transaction when they would otherwise wait for one (``runtime.grouped``): one commit,
+    one fsync, for many, each still on disk before its receipt is answered. When two
+    submissions with the same key race, the loser answers with the winner's receipt (the
+    unique key makes the second insert fail)."""
+    ownership = _ownership(runtime)
+
+    async def step(uow: UnitOfWork) -> Submission:
+        return await submit_report(command, uow, ownership, caller=caller, commit=False)
+
     for attempt in range(2):
         try:
-            async with runtime.uow() as uow:
-                return await submit_report(command, uow, _ownership(runtime), caller=caller)
+            submission = await runtime.grouped.run(step)
         except IntegrityError:
             if attempt == 1 or not command.idempotency_key:
                 raise
@@ -249,6 +255,18 @@ async def submit_with_retry(
             # is renewed, and nothing was written; the submission goes through once more.
             if attempt == 1 or not exc.connection_invalidated:
                 raise
+        else:
+            report = submission.report
+            if submission.replayed:
+                log.info("submission replayed", report_id=report.id, receipt=report.receipt_number)
+            else:
+                log.info(
+                    "report submitted",
+                    report_id=report.id,
+                    receipt=report.receipt_number,
+                    on_time=report.on_time,
+                )
+            return submission
     raise AssertionError("unreachable")
 
 
