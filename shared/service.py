@@ -18,7 +18,7 @@ from shared.bus.consumer import ConsumerSpec
 from shared.clock import Clock
 from shared.db import MessagingTables, SecurityTables
 from shared.files import keep_private
-from shared.http import audit_routes, create_app, serve
+from shared.http import audit_api, create_app, serve
 from shared.logging import configure_logging
 from shared.runtime import BackgroundJob, Runtime
 from shared.security import check_open_mode, oidc_verifier
@@ -76,7 +76,7 @@ class ServiceDefinition:
         app.state.oidc = oidc_verifier(runtime.settings) if self.security is not None else None
         app.include_router(self.routes(runtime))
         if self.security is not None:
-            app.include_router(audit_routes(runtime, self.security))
+            app.include_router(audit_api)
         return app
 
     @asynccontextmanager

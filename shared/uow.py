@@ -16,6 +16,7 @@ from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from opentelemetry import context as trace_context
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Principal
@@ -205,6 +206,30 @@ COPY_FROM = 100
 """Events in one commit from which their outbox rows are copied in on PostgreSQL."""
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+async def twice(
+    uows: UnitOfWorkFactory,
+    step: Callable[[UnitOfWork], Awaitable[T]],
+    *,
+    on_conflict: bool = True,
+) -> T:
+    """Run ``step`` in a unit of work of its own, and once more in a fresh one when it
+    meets a unique constraint another transaction took first (``on_conflict``: the second
+    attempt sees the winner's row) or a pooled connection that died with its server (the
+    pool is renewed, and nothing was written). Handlers use it instead of catching the
+    database driver's errors themselves."""
+    for attempt in range(2):
+        try:
+            async with uows() as uow:
+                return await step(uow)
+        except IntegrityError:
+            if attempt == 1 or not on_conflict:
+                raise
+        except DBAPIError as exc:
+            if attempt == 1 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 class GroupCommit:

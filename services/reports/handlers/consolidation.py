@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import consolidations, obligations, reports, units
 from services.reports.adapters.recommendations import RecommendationRepository
-from services.reports.adapters.repositories import ObligationRepository
+from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
 from services.reports.domain.consolidation import (
     Consolidation,
     SubmissionFacts,
@@ -37,7 +37,7 @@ from shared.auth import Principal, Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
 from shared.security import audit, authorize
-from shared.uow import UnitOfWork
+from shared.uow import UnitOfWork, UnitOfWorkFactory, twice
 
 log = structlog.get_logger(__name__)
 
@@ -356,3 +356,32 @@ async def published_version(consolidation_id: str, uow: UnitOfWork) -> Published
     if row is None:
         raise Missing(f"no published consolidation {consolidation_id}")
     return _published(row)
+
+
+async def may_read_live(key: ConsolidationKey, uow: UnitOfWork, *, caller: Principal) -> None:
+    """The live consolidation (every unit's narratives and figures) is the receiving unit's:
+    its own tokens and those above it read it. Published versions are the public results."""
+    unit = await UnitDirectory(uow.session).get(key.receiving_unit)
+    path = list(unit["path"]) if unit else [key.receiving_unit]
+    caller.require_read(path, key.receiving_unit, f"the consolidation of {key.receiving_unit}")
+
+
+async def read_current(
+    key: ConsolidationKey, uows: UnitOfWorkFactory, *, caller: Principal
+) -> Consolidation:
+    """The live consolidation, if the caller may read it, in a unit of work of its own
+    (closed before the caller renders a document of it)."""
+    async with uows() as uow:
+        await may_read_live(key, uow, caller=caller)
+        return await current(key, uow)
+
+
+async def publish_once(
+    command: PublishConsolidation, uows: UnitOfWorkFactory, *, caller: Principal
+) -> PublishedConsolidation:
+    """Publish; when another publication took this version number first, the next one."""
+
+    async def step(uow: UnitOfWork) -> PublishedConsolidation:
+        return await publish(command, uow, caller=caller)
+
+    return await twice(uows, step)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.reports.adapters.db import attachments
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
@@ -18,12 +17,10 @@ from services.reports.domain.model import (
     Report,
     ReportRefused,
 )
-from services.reports.settings import ReportsSettings
 from shared.auth import Principal, Role
 from shared.errors import Missing
-from shared.runtime import Runtime
 from shared.security import audit, authorize
-from shared.uow import UnitOfWork
+from shared.uow import UnitOfWork, UnitOfWorkFactory, twice
 from shared.vntime import ict_date
 
 log = structlog.get_logger(__name__)
@@ -231,25 +228,12 @@ async def attach(
 
 
 async def submit_with_retry(
-    runtime: Runtime, command: SubmitReport, *, caller: Principal
+    uows: UnitOfWorkFactory, command: SubmitReport, ownership: Ownership, *, caller: Principal
 ) -> Submission:
     """Submit; when two submissions with the same key race, the loser answers with the
     winner's receipt (the unique key makes the second insert fail)."""
-    for attempt in range(2):
-        try:
-            async with runtime.uow() as uow:
-                return await submit_report(command, uow, _ownership(runtime), caller=caller)
-        except IntegrityError:
-            if attempt == 1 or not command.idempotency_key:
-                raise
-        except DBAPIError as exc:
-            # A pooled connection that died with its server (PostgreSQL restarted): the pool
-            # is renewed, and nothing was written; the submission goes through once more.
-            if attempt == 1 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
 
+    async def step(uow: UnitOfWork) -> Submission:
+        return await submit_report(command, uow, ownership, caller=caller)
 
-def _ownership(runtime: Runtime) -> Ownership:
-    settings = runtime.settings
-    return settings.ownership() if isinstance(settings, ReportsSettings) else Ownership()
+    return await twice(uows, step, on_conflict=bool(command.idempotency_key))
