@@ -51,6 +51,7 @@ class UnitOfWork:
         self.security = security
         self._audits: list[dict[str, str]] = []
         self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self._session: AsyncSession | None = None
         self._admission: asyncio.Semaphore | None = None
 
@@ -68,6 +69,7 @@ class UnitOfWork:
         self._session = self._sessions()
         self._pending.clear()
         self._audits.clear()
+        self._after_commit.clear()
         await self._session.begin()
         return self
 
@@ -153,6 +155,12 @@ class UnitOfWork:
             }
         )
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the next commit succeeds (once, however often it is
+        asked for); never if the work is rolled back."""
+        if callback not in self._after_commit:
+            self._after_commit.append(callback)
+
     async def commit(self) -> None:
         if self._audits and self.security is not None:
             now = self.clock.now()
@@ -181,6 +189,9 @@ class UnitOfWork:
         self._pending.clear()
         if had_events and self._on_commit is not None:
             self._on_commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     async def _copy_to_outbox(self) -> bool:
         """Many events at once (the deadline clock's batches) on PostgreSQL: COPY their

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -329,6 +329,16 @@ class SubscriptionRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def signing(self, ids: Collection[str]) -> dict[str, tuple[str, SignatureScheme]]:
+        """Each webhook subscription's HMAC secret and signature scheme (those with one)."""
+        columns = [subscriptions.c.id, subscriptions.c.secret, subscriptions.c.signature_scheme]
+        rows = await self.session.execute(sa.select(*columns).where(subscriptions.c.id.in_(ids)))
+        return {
+            row.id: (str(row.secret), SignatureScheme(row.signature_scheme))
+            for row in rows
+            if row.secret
+        }
+
     async def deactivate(self, subscription_id: str) -> bool:
         result = await self.session.execute(
             subscriptions.update().where(subscriptions.c.id == subscription_id).values(active=False)
@@ -457,6 +467,25 @@ class DeliveryRepository:
         )
         return [_to_delivery(row) for row in await self.session.execute(statement)]
 
+    async def due(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        relay: str,
+        skip_destinations: Collection[str] = (),
+        skip_keys: Collection[str] = (),
+    ) -> list[Any]:
+        """Due deliveries (key, channel, destination, due_at), the longest due first: one
+        look per kind, each a range scan of an index that stops after ``limit`` rows
+        however many wait: pending e-mails (unless ``relay`` is among the destinations to
+        skip), pending webhooks (but to hosts to skip), and attempts whose lease ran out."""
+        rows: list[Any] = []
+        for query in _due_queries(now, limit, relay, skip_destinations, skip_keys):
+            rows += (await self.session.execute(query)).all()
+        rows.sort(key=lambda row: (row.due_at, row.key))
+        return rows
+
     async def search(self, where: DeliveryFilter) -> list[Delivery]:
         query = sa.select(deliveries).order_by(deliveries.c.created_at.desc(), deliveries.c.key)
         if where.unit_code:
@@ -582,3 +611,37 @@ def _destination(message: Message) -> str:
     if message.channel is Channel.EMAIL:
         return message.recipient.rsplit("@", 1)[-1].lower()
     return urlsplit(message.recipient).hostname or ""
+
+
+def _due_queries(
+    now: datetime,
+    limit: int,
+    relay: str,
+    skip_destinations: Collection[str],
+    skip_keys: Collection[str],
+) -> list[sa.Select[Any]]:
+    """The looks of :meth:`DeliveryRepository.due`."""
+    c = deliveries.c
+    pending = c.status == DeliveryStatus.PENDING.value
+    hosts = [d for d in skip_destinations if d != relay]
+    webhooks = sa.and_(pending, c.channel == Channel.WEBHOOK.value, c.next_attempt_at <= now)
+    looks = [
+        (webhooks & c.destination.not_in(hosts) if hosts else webhooks, c.next_attempt_at),
+        (sa.and_(c.status == DeliveryStatus.SENDING.value, c.leased_until <= now), c.leased_until),
+    ]
+    if relay not in skip_destinations:
+        mail = sa.and_(pending, c.channel == Channel.EMAIL.value, c.next_attempt_at <= now)
+        looks.insert(0, (mail, c.next_attempt_at))
+    queries = []
+    for where, due_at in looks:
+        query = (
+            sa.select(c.key, c.channel, c.destination, due_at.label("due_at"))
+            .where(where)
+            .order_by(due_at)
+            .limit(limit)
+        )
+        if skip_keys:
+            query = query.where(c.key.not_in(list(skip_keys)))
+        # Replicas on PostgreSQL pick disjoint batches instead of queueing on each other's rows.
+        queries.append(query.with_for_update(skip_locked=True))
+    return queries

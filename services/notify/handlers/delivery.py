@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-import sqlalchemy as sa
 import structlog
 
-from services.notify.adapters.db import DeliveryRepository, deliveries, subscriptions
+from services.notify.adapters.db import DeliveryRepository, SubscriptionRepository
 from services.notify.adapters.mail import Envelope, compose
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import (
@@ -269,38 +268,6 @@ class Writer:
 # --- picking and claiming ---------------------------------------------------------------
 
 
-def _due_queries(
-    now: datetime, limit: int, skip_destinations: Collection[str], skip_keys: Collection[str]
-) -> list[sa.Select[Any]]:
-    """One look per kind of due delivery, each a range scan of an index that stops after
-    ``limit`` rows however many wait: pending e-mails (unless the relay is at its limit),
-    pending webhooks (but to hosts at their limit), and attempts whose lease ran out."""
-    c = deliveries.c
-    pending = c.status == DeliveryStatus.PENDING.value
-    hosts = [d for d in skip_destinations if d != RELAY]
-    webhooks = sa.and_(pending, c.channel == Channel.WEBHOOK.value, c.next_attempt_at <= now)
-    looks = [
-        (webhooks & c.destination.not_in(hosts) if hosts else webhooks, c.next_attempt_at),
-        (sa.and_(c.status == DeliveryStatus.SENDING.value, c.leased_until <= now), c.leased_until),
-    ]
-    if RELAY not in skip_destinations:
-        mail = sa.and_(pending, c.channel == Channel.EMAIL.value, c.next_attempt_at <= now)
-        looks.insert(0, (mail, c.next_attempt_at))
-    queries = []
-    for where, due_at in looks:
-        query = (
-            sa.select(c.key, c.channel, c.destination, due_at.label("due_at"))
-            .where(where)
-            .order_by(due_at)
-            .limit(limit)
-        )
-        if skip_keys:
-            query = query.where(c.key.not_in(list(skip_keys)))
-        # Replicas on PostgreSQL pick disjoint batches instead of queueing on each other's rows.
-        queries.append(query.with_for_update(skip_locked=True))
-    return queries
-
-
 async def claim_due(
     writer: Writer,
     policy: DeliveryPolicy,
@@ -320,10 +287,9 @@ async def claim_due(
 
     async def step(uow: UnitOfWork) -> list[Claimed]:
         now = _wall_clock()
-        rows = []
-        for query in _due_queries(now, limit, skip_destinations, skip_keys):
-            rows += (await uow.session.execute(query)).all()
-        rows.sort(key=lambda row: (row.due_at, row.key))
+        rows = await DeliveryRepository(uow.session).due(
+            now, limit, relay=RELAY, skip_destinations=skip_destinations, skip_keys=skip_keys
+        )
         chosen = choose([Due(row.key, _destination(row.channel, row.destination)) for row in rows])
         if not chosen:
             return []
@@ -367,15 +333,7 @@ async def _secrets(
         for d in claimed
         if d.channel is Channel.WEBHOOK and d.subscription_id is not None
     }
-    if not ids:
-        return {}
-    columns = [subscriptions.c.id, subscriptions.c.secret, subscriptions.c.signature_scheme]
-    rows = await uow.session.execute(sa.select(*columns).where(subscriptions.c.id.in_(ids)))
-    return {
-        row.id: (str(row.secret), SignatureScheme(row.signature_scheme))
-        for row in rows
-        if row.secret
-    }
+    return await SubscriptionRepository(uow.session).signing(ids) if ids else {}
 
 
 # --- one attempt -------------------------------------------------------------------------

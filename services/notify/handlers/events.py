@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
 from services.notify.adapters.db import (
@@ -332,10 +331,4 @@ async def _record(messages: Sequence[Message], event: Event, uow: UnitOfWork) ->
 def _wake_worker_after_commit(uow: UnitOfWork) -> None:
     """Once this transaction commits, the delivery worker can send at once (it would find
     the deliveries at its next poll anyway)."""
-    session = uow.session.sync_session
-    if not sa.event.contains(session, "after_commit", _ring):
-        sa.event.listen(session, "after_commit", _ring, once=True)
-
-
-def _ring(_session: Any) -> None:
-    NEW_DELIVERIES.ring()
+    uow.after_commit(NEW_DELIVERIES.ring)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import (
+    attachments,
     deadline_changes,
     deadline_clock_rules,
     deadline_steps,
@@ -391,6 +392,10 @@ class DeadlineStepRepository:
 class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def add_attachment(self, record: dict[str, Any]) -> None:
+        """A file attached to a report (its bytes are in the attachment store)."""
+        await self.session.execute(attachments.insert().values(**record))
 
     async def get(self, report_id: str) -> Report | None:
         row = (

@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 
-from services.reports.adapters.db import attachments
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.model import (
@@ -221,7 +220,7 @@ async def attach(
         "stored_as": stored.relative_path,
         "created_at": uow.clock.now(),
     }
-    await uow.session.execute(attachments.insert().values(**record))
+    await ReportRepository(uow.session).add_attachment(record)
     audit(uow, caller, "report.attachment_added", f"{command.report_id} {name}")
     await uow.commit()
     return record

@@ -16,7 +16,14 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.reports.adapters.document_formats import DOCX_TYPE, XLSX_TYPE, Edition, Signer
-from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
+from services.reports.domain.consolidation import (
+    Consolidation,
+    ConsolidationKey,
+    Counts,
+    Prefill,
+    PublishedConsolidation,
+    Rates,
+)
 from services.reports.entrypoints.dependencies import Settings
 from services.reports.handlers import consolidation as handlers
 from shared.dependencies import Uow, UowFactory
@@ -42,16 +49,16 @@ class KeyQuery(BaseModel):
     schedule_key: Key
     receiving_unit: UnitCode
 
-    def key(self) -> handlers.ConsolidationKey:
-        return handlers.ConsolidationKey(self.plan_id, self.schedule_key, self.receiving_unit)
+    def key(self) -> ConsolidationKey:
+        return ConsolidationKey(self.plan_id, self.schedule_key, self.receiving_unit)
 
 
 def key_query(
     plan_id: Annotated[Identifier, Query(max_length=64)],
     schedule_key: Annotated[Identifier, Query(max_length=64)],
     receiving_unit: UnitCode,
-) -> handlers.ConsolidationKey:
-    return handlers.ConsolidationKey(plan_id, schedule_key, receiving_unit)
+) -> ConsolidationKey:
+    return ConsolidationKey(plan_id, schedule_key, receiving_unit)
 
 
 def signer_query(
@@ -104,7 +111,7 @@ class PublishedWithContent(PublishedOut):
     consolidation: dict[str, Any]
 
 
-def _published_out(published: handlers.PublishedConsolidation) -> PublishedOut:
+def _published_out(published: PublishedConsolidation) -> PublishedOut:
     return PublishedOut(
         id=published.id,
         plan_id=published.key.plan_id,
@@ -162,7 +169,7 @@ router = APIRouter(tags=["consolidations"])
     summary="The consolidation as it stands now (reports that arrived since are in it)",
 )
 async def current(
-    key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
+    key: Annotated[ConsolidationKey, Depends(key_query)],
     signer: Annotated[Signer, Depends(signer_query)],
     caller: Caller,
     uows: UowFactory,
@@ -182,7 +189,7 @@ async def current(
     "with (a district reporting its communes' totals upward)",
 )
 async def prefill(
-    key: Annotated[handlers.ConsolidationKey, Depends(key_query)], caller: Caller, uows: UowFactory
+    key: Annotated[ConsolidationKey, Depends(key_query)], caller: Caller, uows: UowFactory
 ) -> Prefill:
     return (await handlers.read_current(key, uows, caller=caller)).prefill
 
@@ -211,7 +218,7 @@ async def publish(
     summary="Published versions, oldest first",
 )
 async def versions(
-    key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
+    key: Annotated[ConsolidationKey, Depends(key_query)],
     uow: Uow,
 ) -> list[PublishedOut]:
     found = await handlers.published_versions(key, uow)
