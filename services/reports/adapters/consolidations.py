@@ -19,17 +19,9 @@ from services.reports.domain.consolidation import (
     UnitFacts,
 )
 from services.reports.domain.model import Obligation
+from shared.mapping import RowMapping
 
-
-def _facts(row: Any) -> UnitFacts:
-    return UnitFacts(
-        code=row.code,
-        name=row.name,
-        kind=row.kind,
-        path=tuple(row.path),
-        parent_code=row.parent_code,
-        reports_to_code=row.reports_to_code,
-    )
+UNIT_FACTS = RowMapping(UnitFacts, units)
 
 
 _UNIT_COLUMNS = (
@@ -108,7 +100,7 @@ class ConsolidationSource:
             chunk = wanted[start : start + UNITS_PER_QUERY]
             query = sa.select(*_UNIT_COLUMNS).where(units.c.code.in_(chunk))
             rows = (await self.session.execute(query)).all()
-            found.update((row.code, _facts(row)) for row in rows)
+            found.update((row.code, UNIT_FACTS.from_mapping(row)) for row in rows)
         return found
 
 

@@ -1,0 +1,148 @@
+"""Rows and domain objects, mapped once per table: no repository copies fields by hand.
+
+A :class:`RowMapping` pairs a domain dataclass with a table. It reads the dataclass's fields
+and their types once, and from them converts both ways: a column holding an enum's value
+becomes the enum, a JSON list becomes the tuple or list the field declares, a JSON object a
+fresh dict; and back (an enum to its value, a tuple to a list). Columns the dataclass has
+no field for are left out when reading (``opened_at``); fields the table has no column for
+take their defaults (``events``). A column whose stored value is not simply a field's (an
+obligation's ``next_step_at`` is when the clock next looks at it, not the field) is given
+by ``written``::
+
+    OBLIGATIONS = RowMapping(Obligation, obligations,
+                             written={"next_step_at": lambda o: o.on_the_clock_at})
+    obligation = OBLIGATIONS.from_row(row)           # a row of sa.select(obligations, …)
+    await session.execute(obligations.insert().values(**OBLIGATIONS.values(obligation)))
+
+Reading is by position (the table's columns first, in its order, as ``sa.select(table)``
+gives them): a repository converting a hundred thousand rows in a pass pays no lookup by
+name; :meth:`RowMapping.from_mapping` reads by name, for rows of other shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+T = TypeVar("T")
+Convert = Callable[[Any], Any]
+
+
+def _reader(hint: Any) -> Convert | None:
+    """How a stored value becomes the field's type; None: as it is."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        convert = _reader(inner[0]) if len(inner) == 1 else None
+        if convert is None:
+            return None
+        return lambda value: None if value is None else convert(value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        members = {member.value: member for member in hint}
+        return members.__getitem__
+    if origin is tuple or hint is tuple:
+        return tuple
+    if origin is list or hint is list:
+        return list
+    if origin is dict or hint is dict:
+        return dict
+    return None
+
+
+def _stored(value: Any) -> Any:
+    """A field's value as a column stores it."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class RowMapping(Generic[T]):
+    """How one dataclass maps to one table (see the module's documentation)."""
+
+    def __init__(
+        self,
+        cls: type[T],
+        table: sa.Table,
+        *,
+        renamed: Mapping[str, str] | None = None,
+        written: Mapping[str, Callable[[T], Any]] | None = None,
+        read: Mapping[str, Convert] | None = None,
+        given: tuple[str, ...] = (),
+    ) -> None:
+        """``renamed``: column → field where the names differ; ``written``: column → how
+        its value comes from the object (instead of the field of its name); ``read``:
+        field → conversion, where the field's type does not say it; ``given``: fields
+        without a column that the reader passes (``from_row(row, history=…)``)."""
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not a dataclass")
+        self.cls = cls
+        self.table = table
+        hints = typing.get_type_hints(cls)
+        fields = {f.name for f in dataclasses.fields(cls) if f.init}
+        renamed = dict(renamed or {})
+        read = dict(read or {})
+        self._written = dict(written or {})
+        self._plan: list[tuple[str, int, Convert | None]] = []
+        self._columns: list[tuple[str, str]] = []
+        for index, column in enumerate(table.columns):
+            name = renamed.get(column.name, column.name)
+            if name not in fields:
+                continue
+            self._plan.append((name, index, read.get(name, _reader(hints[name]))))
+            self._columns.append((column.name, name))
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.init
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+            and f.name not in {name for name, _, _ in self._plan}
+            and f.name not in given
+        ]
+        if missing:
+            raise TypeError(f"{table.name} has no column for {cls.__name__}.{missing[0]}")
+
+    def from_row(self, row: Any, **given: Any) -> T:
+        """The object of a row whose first columns are the table's, in its order."""
+        return self.cls(
+            **{
+                name: value if convert is None or value is None else convert(value)
+                for name, index, convert in self._plan
+                for value in (row[index],)
+            },
+            **given,
+        )
+
+    def from_mapping(self, row: Mapping[str, Any] | Any, **given: Any) -> T:
+        """The object of a row read by column name (a ``RowMapping`` or a ``Row``)."""
+        found = row if isinstance(row, Mapping) else row._mapping
+        columns = [c.name for c in self.table.columns]
+        return self.cls(
+            **{
+                name: value if convert is None or value is None else convert(value)
+                for name, index, convert in self._plan
+                for value in (found[columns[index]],)
+            },
+            **given,
+        )
+
+    def values(self, obj: T, **extra: Any) -> dict[str, Any]:
+        """The row of an object, for an insert: each mapped column, and ``extra``."""
+        row = {column: _stored(getattr(obj, name)) for column, name in self._columns}
+        for column, value_of in self._written.items():
+            row[column] = _stored(value_of(obj))
+        row.update(extra)
+        return row
+
+    def changes(self, obj: T, *columns: str) -> dict[str, Any]:
+        """Some columns of an object's row, for an update."""
+        row = self.values(obj)
+        return {column: row[column] for column in columns}
