@@ -60,7 +60,7 @@ from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.support import machine, percentiles, scratch_database
-from services.notify.adapters.db import DeliveryRepository
+from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.mail import MAIL_POLICY, build_email
 from services.notify.domain.model import Message
 from shared.bus.envelope import encode

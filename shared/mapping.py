@@ -35,14 +35,18 @@ Convert = Callable[[Any], Any]
 
 
 def _reader(hint: Any) -> Convert | None:
-    """How a stored value becomes the field's type; None: as it is."""
+    """How a stored value becomes the field's type (NULL stays None); None: as it is."""
+    convert = _converter(hint)
+    if convert is None:
+        return None
+    return lambda value: None if value is None else convert(value)
+
+
+def _converter(hint: Any) -> Convert | None:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
-        convert = _reader(inner[0]) if len(inner) == 1 else None
-        if convert is None:
-            return None
-        return lambda value: None if value is None else convert(value)
+        return _converter(inner[0]) if len(inner) == 1 else None
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         members = {member.value: member for member in hint}
         return members.__getitem__
@@ -79,7 +83,8 @@ class RowMapping(Generic[T]):
     ) -> None:
         """``renamed``: column → field where the names differ; ``written``: column → how
         its value comes from the object (instead of the field of its name); ``read``:
-        field → conversion, where the field's type does not say it; ``given``: fields
+        field → conversion of the stored value (NULL included), where the field's type does
+        not say it; ``given``: fields
         without a column that the reader passes (``from_row(row, history=…)``)."""
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls.__name__} is not a dataclass")
@@ -114,9 +119,8 @@ class RowMapping(Generic[T]):
         """The object of a row whose first columns are the table's, in its order."""
         return self.cls(
             **{
-                name: value if convert is None or value is None else convert(value)
+                name: row[index] if convert is None else convert(row[index])
                 for name, index, convert in self._plan
-                for value in (row[index],)
             },
             **given,
         )
@@ -127,9 +131,8 @@ class RowMapping(Generic[T]):
         columns = [c.name for c in self.table.columns]
         return self.cls(
             **{
-                name: value if convert is None or value is None else convert(value)
+                name: found[columns[index]] if convert is None else convert(found[columns[index]])
                 for name, index, convert in self._plan
-                for value in (found[columns[index]],)
             },
             **given,
         )

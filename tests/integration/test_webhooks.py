@@ -19,7 +19,8 @@ import pytest
 import uvicorn
 from nats.js.client import JetStreamContext
 
-from services.notify.adapters.db import ContactRepository, subscriptions
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.db import subscriptions
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.handlers import delivery as delivery_handlers
 from shared.bus.envelope import encode

@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notify.adapters.db import DeliveryFilter
+from services.notify.adapters.deliveries import DeliveryFilter
 from services.notify.domain.model import (
     Delivery,
     DeliveryStatus,

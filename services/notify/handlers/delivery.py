@@ -29,8 +29,9 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from services.notify.adapters.db import DeliveryRepository, SubscriptionRepository
+from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.mail import Envelope, compose
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import (
     Delivery,

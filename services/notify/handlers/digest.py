@@ -18,12 +18,10 @@ from datetime import date, datetime
 
 import structlog
 
-from services.notify.adapters.db import (
-    ContactRepository,
-    DeliveryRepository,
-    SubscriptionRepository,
-)
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.overdue import OverdueRepository
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.templates import digest_context, overdue_lines, render
 from services.notify.domain.model import (
     DIGEST_EVENT_TYPE,

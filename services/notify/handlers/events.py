@@ -15,12 +15,9 @@ from typing import Any
 
 import structlog
 
-from services.notify.adapters.db import (
-    ContactRepository,
-    DeliveryRepository,
-    KnownPlan,
-    PlanRepository,
-)
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.deliveries import DeliveryRepository
+from services.notify.adapters.known_plans import KnownPlan, PlanRepository
 from services.notify.adapters.overdue import OverdueRepository
 from services.notify.adapters.templates import Facts, Links, event_context, render
 from services.notify.domain.model import Contact, Message, Subscription

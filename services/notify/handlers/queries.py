@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from services.notify.adapters.db import (
-    ContactRepository,
-    DeliveryFilter,
-    DeliveryRepository,
-    SubscriptionRepository,
-)
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.deliveries import DeliveryFilter, DeliveryRepository
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.domain.model import Delivery, Subscription
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from urllib.parse import urlsplit
 
-from services.notify.adapters.db import ContactRepository, SubscriptionRepository
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.webhook import standard_key
 from services.notify.domain.model import Message, SignatureScheme, Subscription, host_allowed
 from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
