@@ -3,7 +3,8 @@
 A :class:`RowMapping` pairs a domain dataclass with a table. It reads the dataclass's fields
 and their types once, and from them converts both ways: a column holding an enum's value
 becomes the enum, a JSON list becomes the tuple or list the field declares, a JSON object a
-fresh dict; and back (an enum to its value, a tuple to a list). Columns the dataclass has
+fresh dict, a JSON object the pydantic model a field declares; and back (an enum to its
+value, a tuple to a list, a model to its JSON). Columns the dataclass has
 no field for are left out when reading (``opened_at``); fields the table has no column for
 take their defaults (``events``). A column whose stored value is not simply a field's (an
 obligation's ``next_step_at`` is when the clock next looks at it, not the field) is given
@@ -28,6 +29,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+import pydantic
 import sqlalchemy as sa
 
 T = TypeVar("T")
@@ -47,6 +49,8 @@ def _converter(hint: Any) -> Convert | None:
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         return _converter(inner[0]) if len(inner) == 1 else None
+    if isinstance(hint, type) and issubclass(hint, pydantic.BaseModel):
+        return hint.model_validate
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         members = {member.value: member for member in hint}
         return members.__getitem__
@@ -65,6 +69,8 @@ def _stored(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
     return value
 
 

@@ -28,6 +28,7 @@ from shared.events import Event
 from shared.tracing import current_trace_headers
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class UnitOfWork:
@@ -53,6 +54,7 @@ class UnitOfWork:
         self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
         self._after_commit: list[Callable[[], None]] = []
         self._session: AsyncSession | None = None
+        self._repositories: dict[type[Any], Any] = {}
         self._admission: asyncio.Semaphore | None = None
 
     @property
@@ -60,6 +62,16 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("the unit of work is not open")
         return self._session
+
+    def repository(self, kind: type[R]) -> R:
+        """This unit of work's repository of a kind (one per kind, on its session):
+        ``uow.repository(ReportRepository).get(report_id)``. Handlers reach their
+        repositories only through this, so a test's fake unit of work can hand them
+        in-memory ones."""
+        found = self._repositories.get(kind)
+        if found is None:
+            found = self._repositories[kind] = kind(self.session)  # type: ignore[call-arg]
+        return found  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> Self:
         engine = self._sessions.kw.get("bind")
@@ -70,6 +82,7 @@ class UnitOfWork:
         self._pending.clear()
         self._audits.clear()
         self._after_commit.clear()
+        self._repositories.clear()
         await self._session.begin()
         return self
 
@@ -86,6 +99,7 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
+            self._repositories.clear()
             if self._admission is not None:
                 self._admission.release()
 

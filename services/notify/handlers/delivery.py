@@ -288,13 +288,13 @@ async def claim_due(
 
     async def step(uow: UnitOfWork) -> list[Claimed]:
         now = _wall_clock()
-        rows = await DeliveryRepository(uow.session).due(
+        rows = await uow.repository(DeliveryRepository).due(
             now, limit, relay=RELAY, skip_destinations=skip_destinations, skip_keys=skip_keys
         )
         chosen = choose([Due(row.key, _destination(row.channel, row.destination)) for row in rows])
         if not chosen:
             return []
-        claimed = await DeliveryRepository(uow.session).claim_many(
+        claimed = await uow.repository(DeliveryRepository).claim_many(
             [item.key for item in chosen],
             now,
             lease=now + policy.lease,
@@ -334,7 +334,7 @@ async def _secrets(
         for d in claimed
         if d.channel is Channel.WEBHOOK and d.subscription_id is not None
     }
-    return await SubscriptionRepository(uow.session).signing(ids) if ids else {}
+    return await uow.repository(SubscriptionRepository).signing(ids) if ids else {}
 
 
 # --- one attempt -------------------------------------------------------------------------
@@ -420,7 +420,7 @@ async def _send_webhook(
 async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) -> None:
     """Deliveries the receivers accepted, each with its correlation id: ``sent`` in one
     statement, and a NotificationDelivered each."""
-    await DeliveryRepository(uow.session).mark_sent(
+    await uow.repository(DeliveryRepository).mark_sent(
         [(delivery.key, delivery.attempts + 1) for delivery, _ in sent], _wall_clock()
     )
     for delivery, correlation_id in sent:
@@ -452,7 +452,7 @@ async def _record_failure(
         await _fail(uow, delivery, attempts, outcome.error)
         return True
     delay = outcome.retry_after if outcome.retry_after is not None else backoff(this_round)
-    await DeliveryRepository(uow.session).update(
+    await uow.repository(DeliveryRepository).update(
         delivery.key,
         status=DeliveryStatus.PENDING.value,
         attempts=attempts,
@@ -464,7 +464,7 @@ async def _record_failure(
 
 
 async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) -> None:
-    await DeliveryRepository(uow.session).update(
+    await uow.repository(DeliveryRepository).update(
         delivery.key,
         status=DeliveryStatus.FAILED.value,
         attempts=attempts,
@@ -491,7 +491,7 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
 async def redeliver(key: str, uow: UnitOfWork, *, caller: Principal) -> Delivery:
     """Put a failed delivery back in the queue, due now, with a fresh budget of attempts
     (the unit's own tokens, or an administrator above it); all attempts stay counted."""
-    repository = DeliveryRepository(uow.session)
+    repository = uow.repository(DeliveryRepository)
     found = await repository.get(key)
     if found is None:
         raise Missing(f"no delivery {key}")

@@ -73,7 +73,7 @@ async def on_event(
 ) -> None:
     """Any consumed event: remember what later events need, then record its deliveries."""
     plan, assignees = await _remember(event, uow, config.contacts_key)
-    await OverdueRepository(uow.session).track(event, uow.clock.now())
+    await uow.repository(OverdueRepository).track(event, uow.clock.now())
     rules = config.rules.for_event(event)
     matching = await subscriptions.matching(uow, envelope.type, event.unit_path)
     if not rules and not matching:
@@ -93,7 +93,7 @@ async def on_event(
     messages = _emails(event, facts, recipients, matching)
     messages += [subscriptions.webhook_message(event, envelope, s) for s in matching if _hook(s)]
     await _record(messages, event, uow)
-    await OverdueRepository(uow.session).remember_mail(event, messages)
+    await uow.repository(OverdueRepository).remember_mail(event, messages)
 
 
 # --- what notify remembers ------------------------------------------------------------
@@ -104,10 +104,10 @@ async def _remember(
 ) -> tuple[KnownPlan | None, list[str]]:
     """Contacts from unit events; plans and their assignees from plan events, since
     PlanAmended carries only changes. Returns the event's plan and its assignees."""
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     now = uow.clock.now()
     if isinstance(event, UnitRegistered):
-        await ContactRepository(uow.session).save(contact_of(event, contacts_key), now)
+        await uow.repository(ContactRepository).save(contact_of(event, contacts_key), now)
         return None, []
     if isinstance(event, PlanIssued):
         plan = KnownPlan(event.plan_id, event.doc_number, event.title, event.issuing_unit)
@@ -192,7 +192,7 @@ async def _contacts(
     wanted = {key: role_codes(t.role, event, assignees) for key, t in targets.items()}
     codes = [c for found in wanted.values() for c in found]
     codes += mentioned_units(event) + _assignee_codes(event) + [s.unit_code for s in matching]
-    contacts = await ContactRepository(uow.session).get_many(codes)
+    contacts = await uow.repository(ContactRepository).get_many(codes)
     for key, found in wanted.items():
         missing = [c for c in found if c not in contacts]
         if missing and targets[key].role in REQUIRED_ROLES:
@@ -221,7 +221,7 @@ async def _contacts_by_target(
     result: dict[str, list[Contact]] = {}
     for key, target in targets.items():
         if target.tag is not None:
-            result[key] = await ContactRepository(uow.session).with_tag(target.tag)
+            result[key] = await uow.repository(ContactRepository).with_tag(target.tag)
             if not result[key]:
                 log.warning("no unit carries the tag; rule skipped", tag=target.tag)
         else:
@@ -318,7 +318,7 @@ async def _record(messages: Sequence[Message], event: Event, uow: UnitOfWork) ->
     first: dict[str, Message] = {}
     for message in messages:
         first.setdefault(message.key, message)
-    await DeliveryRepository(uow.session).add_all_missing(
+    await uow.repository(DeliveryRepository).add_all_missing(
         list(first.values()), event.unit_path[-1], uow.clock.now()
     )
     if any(not m.digest for m in first.values()):

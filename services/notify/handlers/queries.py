@@ -33,7 +33,7 @@ def may_read_body(caller: Principal, delivery: Delivery) -> None:
 async def unit_paths(uow: UnitOfWork, codes: set[str]) -> dict[str, list[str]]:
     """Each unit's path, as the registry's events told notify (a unit not heard of yet is
     only its own)."""
-    contacts = await ContactRepository(uow.session).get_many(sorted(codes))
+    contacts = await uow.repository(ContactRepository).get_many(sorted(codes))
     return {code: contacts[code].unit_path if code in contacts else [code] for code in codes}
 
 
@@ -41,14 +41,14 @@ async def subscriptions(
     uow: UnitOfWork, unit: str | None, *, caller: Principal
 ) -> list[Subscription]:
     not_an_integrator(caller, "subscriptions")
-    found = await SubscriptionRepository(uow.session).find(unit)
+    found = await uow.repository(SubscriptionRepository).find(unit)
     paths = await unit_paths(uow, {s.unit_code for s in found})
     return [s for s in found if caller.covers(paths[s.unit_code])]
 
 
 async def subscription(subscription_id: str, uow: UnitOfWork, *, caller: Principal) -> Subscription:
     not_an_integrator(caller, "subscriptions")
-    found = await SubscriptionRepository(uow.session).get(subscription_id)
+    found = await uow.repository(SubscriptionRepository).get(subscription_id)
     if found is None:
         raise Missing(f"no subscription {subscription_id}")
     path = (await unit_paths(uow, {found.unit_code}))[found.unit_code]
@@ -60,14 +60,14 @@ async def deliveries(
     where: DeliveryFilter, uow: UnitOfWork, *, caller: Principal
 ) -> list[Delivery]:
     not_an_integrator(caller, "the delivery log")
-    found = await DeliveryRepository(uow.session).search(where)
+    found = await uow.repository(DeliveryRepository).search(where)
     return [d for d in found if caller.covers(d.unit_path)]
 
 
 async def delivery(key: str, uow: UnitOfWork, *, caller: Principal) -> Delivery:
     """One delivery with the message as sent, for its recipient's unit and those above."""
     not_an_integrator(caller, "the delivery log")
-    found = await DeliveryRepository(uow.session).get(key)
+    found = await uow.repository(DeliveryRepository).get(key)
     if found is None:
         raise Missing(f"no delivery {key}")
     may_read_body(caller, found)

@@ -27,38 +27,11 @@ from services.plans.domain.plans import (
     SubPlanRequirement,
 )
 from services.plans.domain.units import Unit
-from shared.events import Contacts, ContentArea, ReportKind
+from shared.events import ContentArea, ReportKind
+from shared.mapping import RowMapping
 
-
-def _to_unit(row: Any) -> Unit:
-    return Unit(
-        code=row.code,
-        name=row.name,
-        kind=row.kind,
-        path=list(row.path),
-        parent_code=row.parent_code,
-        reports_to_code=row.reports_to_code,
-        contacts=Contacts.model_validate(row.contacts),
-        tags=tuple(row.tags or ()),
-        active=row.active,
-        established_on=row.established_on,
-        dissolved_on=row.dissolved_on,
-    )
-
-
-def _unit_values(unit: Unit) -> dict[str, Any]:
-    return {
-        "name": unit.name,
-        "kind": unit.kind,
-        "parent_code": unit.parent_code,
-        "reports_to_code": unit.reports_to_code,
-        "path": unit.path,
-        "contacts": unit.contacts.model_dump(),
-        "tags": list(unit.tags),
-        "active": unit.active,
-        "established_on": unit.established_on,
-        "dissolved_on": unit.dissolved_on,
-    }
+UNITS = RowMapping(Unit, units, read={"tags": lambda tags: tuple(tags or ())})
+"""A unit is a row of ``units`` (its ``position`` and times are the row's own)."""
 
 
 class UnitRepository:
@@ -67,20 +40,17 @@ class UnitRepository:
 
     async def get(self, code: str) -> Unit | None:
         row = (await self.session.execute(sa.select(units).where(units.c.code == code))).first()
-        return _to_unit(row) if row else None
+        return UNITS.from_row(row) if row else None
 
     async def all(self) -> dict[str, Unit]:
         rows = (await self.session.execute(sa.select(units).order_by(units.c.position))).all()
-        return {row.code: _to_unit(row) for row in rows}
+        return {row.code: UNITS.from_row(row) for row in rows}
 
     async def add(self, unit: Unit, registered_at: datetime) -> None:
         position = await self.session.scalar(sa.select(sa.func.count()).select_from(units))
         await self.session.execute(
             units.insert().values(
-                code=unit.code,
-                position=int(position or 0),
-                registered_at=registered_at,
-                **_unit_values(unit),
+                **UNITS.values(unit, position=int(position or 0), registered_at=registered_at)
             )
         )
 
@@ -88,7 +58,7 @@ class UnitRepository:
         await self.session.execute(
             units.update()
             .where(units.c.code == unit.code)
-            .values(updated_at=updated_at, **_unit_values(unit))
+            .values(**UNITS.values(unit, updated_at=updated_at))
         )
 
 

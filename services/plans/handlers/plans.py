@@ -55,12 +55,12 @@ class SubPlanStatus:
 
 
 async def draft_plan(command: DraftPlan, uow: UnitOfWork, *, caller: Principal) -> Plan:
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     plan = _resolved(command.plan, command.province, registry)
     _may_plan_for(caller, plan, registry)
     plan.id = str(uuid.uuid4())
     plan.status = PlanStatus.DRAFT
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     if plan.parent_plan_id:
         parent = await plans.get(plan.parent_plan_id)
         if parent is None:
@@ -145,10 +145,10 @@ async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
 async def issue_plan(
     plan_id: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     plan = await _plan(plans, plan_id)
     parent = await _plan(plans, plan.parent_plan_id) if plan.parent_plan_id else None
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     _may_plan_for(caller, plan, registry)
     event = plan.issue(registry, parent)
     now = uow.clock.now()
@@ -184,9 +184,9 @@ async def amend_plan(
     *,
     caller: Principal,
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     plan = await _plan(plans, plan_id)
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.amend(amendment, registry, now)
@@ -207,9 +207,9 @@ async def amend_plan(
 async def close_plan(
     plan_id: str, reason: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     plan = await _plan(plans, plan_id)
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.close(reason, now, registry)
@@ -224,9 +224,9 @@ async def close_plan(
 async def roll_over_plan(
     plan_id: str, year: int, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     source = await _plan(plans, plan_id)
-    _may_plan_for(caller, source, await UnitRepository(uow.session).all())
+    _may_plan_for(caller, source, await uow.repository(UnitRepository).all())
     copy = source.roll_over(str(uuid.uuid4()), year)
     now = uow.clock.now()
     await plans.add(copy, now)
@@ -245,7 +245,7 @@ async def roll_over_plan(
 async def register_sub_plan(
     command: RegisterSubPlan, uow: UnitOfWork, *, caller: Principal
 ) -> None:
-    unit = await UnitRepository(uow.session).get(command.unit_code)
+    unit = await uow.repository(UnitRepository).get(command.unit_code)
     authorize(
         caller,
         Role.PLANNER,
@@ -260,7 +260,7 @@ async def register_sub_plan(
 
 
 async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     parent = await _plan(plans, command.parent_plan_id)
     if command.unit_code not in parent.assignees:
         raise PlanRefused(
@@ -268,12 +268,12 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
             field="unit_code",
         )
     check_not_before_parent(command.issued_on, parent, "issued_on")
-    register = SubPlanRepository(uow.session)
+    register = uow.repository(SubPlanRepository)
     if await register.exists(parent.id, command.unit_code):
         raise Conflict(
             f"unit {command.unit_code} has already registered its plan", field="unit_code"
         )
-    unit = await UnitRepository(uow.session).get(command.unit_code)
+    unit = await uow.repository(UnitRepository).get(command.unit_code)
     assert unit is not None
     now = uow.clock.now()
     await register.add(
@@ -305,7 +305,7 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
 
 
 async def sub_plan_status(plan_id: str, uow: UnitOfWork) -> SubPlanStatus:
-    plan = await _plan(PlanRepository(uow.session), plan_id)
-    registered = await SubPlanRepository(uow.session).registered(plan.id)
+    plan = await _plan(uow.repository(PlanRepository), plan_id)
+    registered = await uow.repository(SubPlanRepository).registered(plan.id)
     done = {row["unit_code"] for row in registered}
     return SubPlanStatus(registered, [code for code in plan.assignees if code not in done])

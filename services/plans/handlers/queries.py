@@ -26,7 +26,7 @@ async def units(
     active: bool | None = None,
 ) -> list[Unit]:
     """The registry, or the units of a kind, strictly below a unit, (in)active."""
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     return [
         u
         for u in registry.values()
@@ -37,7 +37,7 @@ async def units(
 
 
 async def unit(code: str, uow: UnitOfWork) -> Unit:
-    found = await UnitRepository(uow.session).get(code)
+    found = await uow.repository(UnitRepository).get(code)
     if found is None:
         raise Missing(f"no unit {code}")
     return found
@@ -50,13 +50,13 @@ async def plans(
     issuing_unit: str | None = None,
     status: str | None = None,
 ) -> list[Plan]:
-    return await PlanRepository(uow.session).find(
+    return await uow.repository(PlanRepository).find(
         year=year, issuing_unit=issuing_unit, status=status
     )
 
 
 async def plan(plan_id: str, uow: UnitOfWork) -> Plan:
-    found = await PlanRepository(uow.session).get(plan_id)
+    found = await uow.repository(PlanRepository).get(plan_id)
     if found is None:
         raise Missing(f"no plan {plan_id}")
     return found
@@ -64,19 +64,19 @@ async def plan(plan_id: str, uow: UnitOfWork) -> Plan:
 
 async def plan_history(plan_id: str, uow: UnitOfWork) -> list[dict[str, Any]]:
     await plan(plan_id, uow)
-    return await PlanRepository(uow.session).history(plan_id)
+    return await uow.repository(PlanRepository).history(plan_id)
 
 
 async def report_requests(uow: UnitOfWork, requesting_unit: str | None) -> list[dict[str, Any]]:
-    return await ReportRequestRepository(uow.session).find(requesting_unit)
+    return await uow.repository(ReportRequestRepository).find(requesting_unit)
 
 
 async def difficulties(uow: UnitOfWork, plan_id: str | None) -> list[dict[str, Any]]:
-    return await DifficultyRepository(uow.session).find(plan_id)
+    return await uow.repository(DifficultyRepository).find(plan_id)
 
 
 async def difficulty(difficulty_id: str, uow: UnitOfWork) -> dict[str, Any]:
-    found = await DifficultyRepository(uow.session).get(difficulty_id)
+    found = await uow.repository(DifficultyRepository).get(difficulty_id)
     if found is None:
         raise Missing(f"no difficulty {difficulty_id}")
     return found

@@ -518,7 +518,7 @@ async def import_units(
     parsed: ParsedFile, uow: UnitOfWork, kinds: Mapping[str, UnitKind] | None = None
 ) -> ImportCounts:
     """Import every row of ``parsed`` in one unit of work, or none (ImportRefused)."""
-    repository = UnitRepository(uow.session)
+    repository = uow.repository(UnitRepository)
     registry = await repository.all()
     plan = plan_import(parsed, registry, load_unit_kinds() if kinds is None else kinds)
     known = dict(registry)
@@ -603,7 +603,7 @@ def render(rows: Iterable[UnitRow], file_format: FileFormat) -> str:
 
 
 async def export_units(uow: UnitOfWork, file_format: FileFormat, under: str | None = None) -> str:
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     return render(export_rows(registry, under), file_format)
 
 

@@ -87,11 +87,11 @@ async def _receiver_and_units(
 
 async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
     """The consolidation as the database stands now."""
-    source = ConsolidationSource(uow.session)
+    source = uow.repository(ConsolidationSource)
     found = await _obligations(key, source)
     all_units = await _receiver_and_units(key.receiving_unit, found, source)
     submissions = await source.submissions(key)
-    recommendations = await RecommendationRepository(uow.session).addressed_to(
+    recommendations = await uow.repository(RecommendationRepository).addressed_to(
         {o.unit_code for o in found},
         min(o.period_start for o in found),
         max(o.period_end for o in found),
@@ -161,7 +161,7 @@ async def publish(
         unit=command.key.receiving_unit,
         doing="publish consolidations",
     )
-    versions = ConsolidationRepository(uow.session)
+    versions = uow.repository(ConsolidationRepository)
     latest = await versions.latest(command.key)
     if latest is not None and _content(latest.consolidation) == _content(consolidation):
         log.info("consolidation unchanged", consolidation_id=latest.id, version=latest.version)
@@ -201,11 +201,11 @@ async def published_versions(
     key: ConsolidationKey, uow: UnitOfWork
 ) -> list[PublishedConsolidation]:
     """Every published version for the key, oldest first."""
-    return await ConsolidationRepository(uow.session).versions(key)
+    return await uow.repository(ConsolidationRepository).versions(key)
 
 
 async def published_version(consolidation_id: str, uow: UnitOfWork) -> PublishedConsolidation:
-    found = await ConsolidationRepository(uow.session).get(consolidation_id)
+    found = await uow.repository(ConsolidationRepository).get(consolidation_id)
     if found is None:
         raise Missing(f"no published consolidation {consolidation_id}")
     return found
@@ -214,7 +214,7 @@ async def published_version(consolidation_id: str, uow: UnitOfWork) -> Published
 async def may_read_live(key: ConsolidationKey, uow: UnitOfWork, *, caller: Principal) -> None:
     """The live consolidation (every unit's narratives and figures) is the receiving unit's:
     its own tokens and those above it read it. Published versions are the public results."""
-    unit = await UnitDirectory(uow.session).get(key.receiving_unit)
+    unit = await uow.repository(UnitDirectory).get(key.receiving_unit)
     path = list(unit["path"]) if unit else [key.receiving_unit]
     caller.require_read(path, key.receiving_unit, f"the consolidation of {key.receiving_unit}")
 

@@ -52,7 +52,7 @@ async def submit_report(
     """Take a report in. A retry with the submitting unit's Idempotency-Key answers with the
     earlier receipt, after the same checks of who is asking as the first request, and is
     audited; the same key with a different submission is refused."""
-    obligations = ObligationRepository(uow.session)
+    obligations = uow.repository(ObligationRepository)
     found = await obligations.get_with_last_version(command.obligation_id)
     if found is None:
         raise Missing(f"no obligation {command.obligation_id}")
@@ -72,7 +72,7 @@ async def submit_report(
             f"not {command.unit_code}",
             field="unit_code",
         )
-    reports = ReportRepository(uow.session)
+    reports = uow.repository(ReportRepository)
     if command.idempotency_key:
         earlier = await reports.by_idempotency_key(obligation.unit_code, command.idempotency_key)
         if earlier is not None:
@@ -196,10 +196,10 @@ async def attach(
     caller: Principal,
 ) -> dict[str, Any]:
     name = check_attachment(command, rules)
-    report = await ReportRepository(uow.session).get(command.report_id)
+    report = await uow.repository(ReportRepository).get(command.report_id)
     if report is None:
         raise Missing(f"no report {command.report_id}")
-    obligation = await ObligationRepository(uow.session).get(report.obligation_id)
+    obligation = await uow.repository(ObligationRepository).get(report.obligation_id)
     assert obligation is not None
     authorize(
         caller,
@@ -220,7 +220,7 @@ async def attach(
         "stored_as": stored.relative_path,
         "created_at": uow.clock.now(),
     }
-    await ReportRepository(uow.session).add_attachment(record)
+    await uow.repository(ReportRepository).add_attachment(record)
     audit(uow, caller, "report.attachment_added", f"{command.report_id} {name}")
     await uow.commit()
     return record

@@ -22,10 +22,10 @@ def may_read(caller: Principal, obligation: Obligation, what: str) -> None:
 
 
 async def report(report_id: str, uow: UnitOfWork, *, caller: Principal) -> Report:
-    found = await ReportRepository(uow.session).get(report_id)
+    found = await uow.repository(ReportRepository).get(report_id)
     if found is None:
         raise Missing(f"no report {report_id}")
-    obligation = await ObligationRepository(uow.session).get(found.obligation_id)
+    obligation = await uow.repository(ObligationRepository).get(found.obligation_id)
     assert obligation is not None  # a report always belongs to an obligation
     may_read(caller, obligation, f"report {report_id}")
     return found
@@ -33,11 +33,11 @@ async def report(report_id: str, uow: UnitOfWork, *, caller: Principal) -> Repor
 
 async def versions(obligation_id: str, uow: UnitOfWork, *, caller: Principal) -> list[Report]:
     """Every version submitted for an obligation, oldest first."""
-    obligation = await ObligationRepository(uow.session).get(obligation_id)
+    obligation = await uow.repository(ObligationRepository).get(obligation_id)
     if obligation is None:
         raise Missing(f"no obligation {obligation_id}")
     may_read(caller, obligation, f"the reports of obligation {obligation_id}")
-    return await ReportRepository(uow.session).versions(obligation_id)
+    return await uow.repository(ReportRepository).versions(obligation_id)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ async def obligations(
     where: ObligationFilter, uow: UnitOfWork, *, caller: Principal
 ) -> list[Obligation]:
     """Only what the caller may read: its subtree's, and those addressed to its unit."""
-    found = await ObligationRepository(uow.session).find(
+    found = await uow.repository(ObligationRepository).find(
         unit_code=where.unit_code,
         status=where.status,
         plan_id=where.plan_id,
@@ -67,8 +67,8 @@ async def obligation(
     obligation_id: str, uow: UnitOfWork, *, caller: Principal
 ) -> tuple[Obligation, list[DeadlineChange]]:
     """An obligation and every move of its deadline."""
-    found = await ObligationRepository(uow.session).get(obligation_id)
+    found = await uow.repository(ObligationRepository).get(obligation_id)
     if found is None:
         raise Missing(f"no obligation {obligation_id}")
     may_read(caller, found, f"obligation {obligation_id}")
-    return found, await DeadlineStepRepository(uow.session).changes(obligation_id)
+    return found, await uow.repository(DeadlineStepRepository).changes(obligation_id)
