@@ -80,7 +80,7 @@ ENTRYPOINTS = _files(
     *(f"services/{s}/entrypoints/http/*.py" for s in SERVICES if s != "notify"),
     "shared/http.py",
 )
-HANDLERS = _files(*(f"services/{s}/handlers/*.py" for s in SERVICES))
+HANDLERS = _files(*(f"services/{s}/handlers/**/*.py" for s in SERVICES))
 
 
 @pytest.mark.parametrize("path", ENTRYPOINTS, ids=lambda p: str(p.relative_to(ROOT)))
