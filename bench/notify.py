@@ -60,6 +60,7 @@ from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.support import machine, percentiles, scratch_database
+from services.natsd import NatsServer, free_port, wait_for_port
 from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.mail import MAIL_POLICY, build_email
 from services.notify.domain.model import Message
@@ -75,7 +76,6 @@ from shared.events import (
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer, free_port, wait_for_port
 
 DELIVERED = "qcdc.notification.delivered.v1"
 FAILED = "qcdc.notification.failed.v1"

@@ -40,7 +40,9 @@ from types import FrameType
 import httpx
 import nats
 
+from services import nats_auth
 from services.demo_seed import SeedFailed, seed_demo
+from services.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
 from services.supervisor import (
     Child,
     GaveUp,
@@ -54,10 +56,8 @@ from services.supervisor import (
     supervisor_alive,
     write_state,
 )
-from shared import nats_auth
 from shared.bus.streams import provision
 from shared.files import private_dir, private_file
-from shared.natsd import NatsServer, nats_server_binary, port_is_free, wait_for_port
 from shared.personal_data import new_key
 from shared.settings import ServiceSettings
 

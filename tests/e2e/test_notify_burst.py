@@ -15,6 +15,7 @@ import nats
 import pytest
 from nats.js.client import JetStreamContext
 
+from services.natsd import NatsServer, free_port
 from shared.bus.envelope import encode
 from shared.events import (
     Contacts,
@@ -24,7 +25,6 @@ from shared.events import (
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer, free_port
 from tests.support import Received, ServiceProcess, SmtpInbox, eventually, patience
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from shared.bus.envelope import encode
 from shared.events import (
@@ -21,7 +22,6 @@ from shared.events import (
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer
 from tests.support import BusSpy, InProcessService, SmtpInbox, service_settings
 
 DEAD_LETTERS = "qcdc.v1.deadletter.notify.reports"

@@ -19,6 +19,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from nats.js.client import JetStreamContext
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
@@ -33,7 +34,6 @@ from shared.events import (
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer
 from shared.service import ServiceDefinition
 from tests.support import InProcessService, SmtpInbox, eventually, patience, service_settings
 

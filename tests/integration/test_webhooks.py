@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from nats.js.client import JetStreamContext
 
+from services.natsd import NatsServer
 from services.notify.adapters.contacts import ContactRepository
 from services.notify.adapters.db import subscriptions
 from services.notify.bootstrap import SERVICE as NOTIFY
@@ -32,7 +33,6 @@ from shared.events import (
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer
 from tests.support import (
     BusSpy,
     InProcessService,
