@@ -44,7 +44,20 @@ def _reader(hint: Any) -> Convert | None:
     return lambda value: None if value is None else convert(value)
 
 
+def _nested(hint: Any) -> bool:
+    """The type holds dataclasses, models or enums inside containers: JSON, read and
+    written by pydantic (a plan's schedule entries, its assignee rule, its legal basis)."""
+    if dataclasses.is_dataclass(hint):
+        return True
+    return any(
+        _nested(arg) or (isinstance(arg, type) and issubclass(arg, pydantic.BaseModel | enum.Enum))
+        for arg in typing.get_args(hint)
+    )
+
+
 def _converter(hint: Any) -> Convert | None:
+    if _nested(hint):
+        return pydantic.TypeAdapter(hint).validate_python
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -61,6 +74,14 @@ def _converter(hint: Any) -> Convert | None:
     if origin is dict or hint is dict:
         return dict
     return None
+
+
+def _writer(hint: Any) -> Convert:
+    """How a field's value becomes what its column stores."""
+    if _nested(hint):
+        adapter = pydantic.TypeAdapter(hint)
+        return lambda value: adapter.dump_python(value, mode="json")
+    return _stored
 
 
 def _stored(value: Any) -> Any:
@@ -86,11 +107,13 @@ class RowMapping(Generic[T]):
         written: Mapping[str, Callable[[T], Any]] | None = None,
         read: Mapping[str, Convert] | None = None,
         given: tuple[str, ...] = (),
+        packed: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         """``renamed``: column → field where the names differ; ``written``: column → how
         its value comes from the object (instead of the field of its name); ``read``:
         field → conversion of the stored value (NULL included), where the field's type does
-        not say it; ``given``: fields
+        not say it; ``packed``: a JSON column → the fields it holds as one object (a
+        field missing from it, or null, takes its default); ``given``: fields
         without a column that the reader passes (``from_row(row, history=…)``)."""
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls.__name__} is not a dataclass")
@@ -102,13 +125,23 @@ class RowMapping(Generic[T]):
         read = dict(read or {})
         self._written = dict(written or {})
         self._plan: list[tuple[str, int, Convert | None]] = []
-        self._columns: list[tuple[str, str]] = []
+        self._columns: list[tuple[str, str, Convert]] = []
+        self._packed: list[tuple[int, str, list[tuple[str, Convert, Convert]]]] = []
+        packed = dict(packed or {})
         for index, column in enumerate(table.columns):
+            if column.name in packed:
+                parts = [
+                    (name, _converter(hints[name]) or (lambda v: v), _writer(hints[name]))
+                    for name in packed[column.name]
+                ]
+                self._packed.append((index, column.name, parts))
+                continue
             name = renamed.get(column.name, column.name)
             if name not in fields:
                 continue
             self._plan.append((name, index, read.get(name, _reader(hints[name]))))
-            self._columns.append((column.name, name))
+            self._columns.append((column.name, name, _writer(hints[name])))
+        unpacked = {name for _, _, parts in self._packed for name, _, _ in parts}
         missing = [
             f.name
             for f in dataclasses.fields(cls)
@@ -117,6 +150,7 @@ class RowMapping(Generic[T]):
             and f.default_factory is dataclasses.MISSING
             and f.name not in {name for name, _, _ in self._plan}
             and f.name not in given
+            and f.name not in unpacked
         ]
         if missing:
             raise TypeError(f"{table.name} has no column for {cls.__name__}.{missing[0]}")
@@ -128,8 +162,18 @@ class RowMapping(Generic[T]):
                 name: row[index] if convert is None else convert(row[index])
                 for name, index, convert in self._plan
             },
+            **self._unpacked(row),
             **given,
         )
+
+    def _unpacked(self, row: Any) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for index, _column, parts in self._packed:
+            held = row[index] or {}
+            for name, convert, _write in parts:
+                if held.get(name) is not None:
+                    found[name] = convert(held[name])
+        return found
 
     def from_mapping(self, row: Mapping[str, Any] | Any, **given: Any) -> T:
         """The object of a row read by column name (a ``RowMapping`` or a ``Row``)."""
@@ -140,12 +184,15 @@ class RowMapping(Generic[T]):
                 name: found[columns[index]] if convert is None else convert(found[columns[index]])
                 for name, index, convert in self._plan
             },
+            **self._unpacked([found[column] for column in columns]),
             **given,
         )
 
     def values(self, obj: T, **extra: Any) -> dict[str, Any]:
         """The row of an object, for an insert: each mapped column, and ``extra``."""
-        row = {column: _stored(getattr(obj, name)) for column, name in self._columns}
+        row = {column: write(getattr(obj, name)) for column, name, write in self._columns}
+        for _index, column, parts in self._packed:
+            row[column] = {name: write(getattr(obj, name)) for name, _read, write in parts}
         for column, value_of in self._written.items():
             row[column] = _stored(value_of(obj))
         row.update(extra)

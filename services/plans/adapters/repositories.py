@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,16 +18,9 @@ from services.plans.adapters.db import (
     units,
 )
 from services.plans.domain.plans import (
-    AssigneeRule,
-    LegalDocument,
     Plan,
-    PlanStatus,
-    ScheduleEntry,
-    Signer,
-    SubPlanRequirement,
 )
 from services.plans.domain.units import Unit
-from shared.events import ContentArea, ReportKind
 from shared.mapping import RowMapping
 
 UNITS = RowMapping(Unit, units, read={"tags": lambda tags: tuple(tags or ())})
@@ -62,117 +55,22 @@ class UnitRepository:
         )
 
 
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None
-
-
-def _day(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None
-
-
-def _details(plan: Plan) -> dict[str, Any]:
-    return {
-        "signer": {"name": plan.signer.name, "position": plan.signer.position},
-        "legal_basis": [
-            {"number": d.number, "date": _iso(d.date), "issuer": d.issuer, "title": d.title}
-            for d in plan.legal_basis
-        ],
-        "on_request": [kind.value for kind in plan.on_request],
-        "sub_plan": {
-            "required": plan.sub_plan.required,
-            "due_before": _iso(plan.sub_plan.due_before),
-        },
-        "distribution": plan.distribution,
-        "difficulties_to": plan.difficulties_to,
-    }
-
-
-def _plan_values(plan: Plan) -> dict[str, Any]:
-    return {
-        "doc_number": plan.doc_number,
-        "title": plan.title,
-        "issuing_unit": plan.issuing_unit,
-        "issued_on": plan.issued_on,
-        "year": plan.year,
-        "place": plan.place,
-        "status": plan.status.value,
-        "content_areas": [area.model_dump() for area in plan.content_areas],
-        "assignee_rule": {
-            "kinds": list(plan.assignee_rule.kinds),
-            "kinds_via_parent": list(plan.assignee_rule.kinds_via_parent),
-            "subtrees": list(plan.assignee_rule.subtrees),
-            "units": list(plan.assignee_rule.units),
-        },
-        "schedule": [
-            {
-                "key": e.key,
-                "kind": e.kind.value,
-                "title": e.title,
-                "period_start": e.period_start.isoformat(),
-                "period_end": e.period_end.isoformat(),
-                "due_before": e.due_before.isoformat(),
-                "receiving_unit": e.receiving_unit,
-            }
-            for e in plan.schedule
-        ],
-        "assignees": plan.assignees,
-        "details": _details(plan),
-        "parent_plan_id": plan.parent_plan_id,
-        "amendments": plan.amendments,
-    }
-
-
-def _to_plan(row: Any) -> Plan:
-    rule = row.assignee_rule
-    details = row.details or {}
-    sub_plan = details.get("sub_plan") or {}
-    signer = details.get("signer") or {}
-    return Plan(
-        id=row.id,
-        doc_number=row.doc_number,
-        title=row.title,
-        issuing_unit=row.issuing_unit,
-        issued_on=row.issued_on,
-        year=row.year,
-        place=row.place,
-        signer=Signer(name=signer.get("name", ""), position=signer.get("position", "")),
-        legal_basis=[
-            LegalDocument(
-                number=d["number"], date=_day(d["date"]), issuer=d["issuer"], title=d["title"]
-            )
-            for d in details.get("legal_basis", [])
-        ],
-        status=PlanStatus(row.status),
-        content_areas=[ContentArea.model_validate(a) for a in row.content_areas],
-        assignee_rule=AssigneeRule(
-            kinds=tuple(rule.get("kinds", ())),
-            kinds_via_parent=tuple(rule.get("kinds_via_parent", ())),
-            subtrees=tuple(rule.get("subtrees", ())),
-            units=tuple(rule.get("units", ())),
-        ),
-        schedule=[
-            ScheduleEntry(
-                key=e["key"],
-                kind=ReportKind(e["kind"]),
-                title=e["title"],
-                period_start=date.fromisoformat(e["period_start"]),
-                period_end=date.fromisoformat(e["period_end"]),
-                due_before=date.fromisoformat(e["due_before"]),
-                receiving_unit=e["receiving_unit"],
-            )
-            for e in row.schedule
-        ],
-        on_request=tuple(ReportKind(k) for k in details.get("on_request", [])),
-        sub_plan=SubPlanRequirement(
-            required=bool(sub_plan.get("required", False)),
-            due_before=_day(sub_plan.get("due_before")),
-        ),
-        distribution=list(details.get("distribution", [])),
-        parent_plan_id=row.parent_plan_id,
-        difficulties_to=details.get("difficulties_to"),
-        assignees=list(row.assignees),
-        amendments=row.amendments,
-    )
+PLANS = RowMapping(
+    Plan,
+    plans,
+    packed={
+        "details": (
+            "signer",
+            "legal_basis",
+            "on_request",
+            "sub_plan",
+            "distribution",
+            "difficulties_to",
+        )
+    },
+)
+"""A plan is a row of ``plans``; what it has beyond the listing's columns is one JSON
+object, ``details``."""
 
 
 class PlanRepository:
@@ -181,7 +79,7 @@ class PlanRepository:
 
     async def get(self, plan_id: str) -> Plan | None:
         row = (await self.session.execute(sa.select(plans).where(plans.c.id == plan_id))).first()
-        return _to_plan(row) if row else None
+        return PLANS.from_row(row) if row else None
 
     async def find(
         self, *, year: int | None = None, issuing_unit: str | None = None, status: str | None = None
@@ -193,16 +91,16 @@ class PlanRepository:
             query = query.where(plans.c.issuing_unit == issuing_unit)
         if status:
             query = query.where(plans.c.status == status)
-        return [_to_plan(row) for row in (await self.session.execute(query)).all()]
+        return [PLANS.from_row(row) for row in (await self.session.execute(query)).all()]
 
     async def add(self, plan: Plan, now: datetime) -> None:
         await self.session.execute(
-            plans.insert().values(id=plan.id, created_at=now, updated_at=now, **_plan_values(plan))
+            plans.insert().values(**PLANS.values(plan, created_at=now, updated_at=now))
         )
 
     async def save(self, plan: Plan, now: datetime) -> None:
         await self.session.execute(
-            plans.update().where(plans.c.id == plan.id).values(updated_at=now, **_plan_values(plan))
+            plans.update().where(plans.c.id == plan.id).values(**PLANS.values(plan, updated_at=now))
         )
 
     async def record(
