@@ -202,3 +202,20 @@ class RowMapping(Generic[T]):
         """Some columns of an object's row, for an update."""
         row = self.values(obj)
         return {column: row[column] for column in columns}
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def shown(model: type[M], obj: object, **values: Any) -> M:
+    """The API model of a domain object: each of the model's fields from the object's
+    attribute of the same name (enums become their values, tuples lists, nested dataclasses
+    their models), except those given in ``values``."""
+    if not values:
+        return model.model_validate(obj, from_attributes=True)
+    found = {
+        name: getattr(obj, name)
+        for name in model.model_fields
+        if name not in values and hasattr(obj, name)
+    }
+    return model.model_validate({**found, **values}, from_attributes=True)

@@ -43,6 +43,9 @@ class ServiceDefinition:
     """Request-reply subscribers, registered on the runtime's broker."""
     security: SecurityTables | None = None
     """API tokens and audit log tables: the service's HTTP API requires authentication."""
+    refine_openapi: Callable[[dict[str, Any], Any], None] | None = None
+    """What the OpenAPI document says that depends on this instance's settings (the routes
+    are module-level, shared by every app): called with the document and the settings."""
 
     def settings(self) -> ServiceSettings:
         return self.settings_type()
@@ -75,6 +78,9 @@ class ServiceDefinition:
         app = create_app(runtime, title=self.title, description=self.description)
         app.state.oidc = oidc_verifier(runtime.settings) if self.security is not None else None
         app.include_router(self.routes(runtime))
+        if self.refine_openapi is not None:
+            refine, settings = self.refine_openapi, runtime.settings
+            app.state.refine_openapi = lambda document: refine(document, settings)
         if self.security is not None:
             app.include_router(audit_api)
         return app

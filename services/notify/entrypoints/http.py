@@ -23,6 +23,7 @@ from shared import openapi
 from shared.dependencies import Uow
 from shared.events import Channel
 from shared.limits import Identifier, PrintableText
+from shared.mapping import shown
 from shared.runtime import Runtime
 from shared.security import Caller
 from shared.units import UnitCode
@@ -124,50 +125,15 @@ class DeliveryDetail(DeliveryOut):
 
 
 def _subscription_out(subscription: Subscription) -> SubscriptionOut:
-    return SubscriptionOut(
-        id=subscription.id,
-        unit_code=subscription.unit_code,
-        include_subtree=subscription.include_subtree,
-        event_types=list(subscription.event_types),
-        channel=subscription.channel.value,
-        address=subscription.address,
-        has_secret=bool(subscription.secret),
-        signature_scheme=subscription.signature_scheme.value,
-        digest=subscription.digest,
-        active=subscription.active,
-        created_at=subscription.created_at,
-    )
+    return shown(SubscriptionOut, subscription, has_secret=bool(subscription.secret))
 
 
 def _out(delivery: Delivery) -> DeliveryOut:
-    return DeliveryOut(
-        key=delivery.key,
-        event_id=delivery.event_id,
-        event_type=delivery.event_type,
-        channel=delivery.channel.value,
-        recipient=delivery.recipient,
-        unit_code=delivery.unit_code,
-        unit_path=delivery.unit_path,
-        subject=delivery.subject,
-        status=delivery.status.value,
-        attempts=delivery.attempts,
-        last_error=delivery.last_error,
-        created_at=delivery.created_at,
-        delivered_at=delivery.delivered_at,
-        next_attempt_at=delivery.next_attempt_at,
-        subscription_id=delivery.subscription_id,
-        digest=delivery.digest,
-        digested_in=delivery.digested_in,
-    )
+    return shown(DeliveryOut, delivery)
 
 
 def _detail(delivery: Delivery) -> DeliveryDetail:
-    return DeliveryDetail(
-        **_out(delivery).model_dump(),
-        text=delivery.text,
-        html=delivery.html,
-        payload=delivery.payload,
-    )
+    return shown(DeliveryDetail, delivery)
 
 
 router = APIRouter()

@@ -6,8 +6,9 @@ on (unit of work, settings, caller) it declares as arguments (:mod:`shared.depen
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
-from fastapi.routing import APIRoute
 
 from services.reports.entrypoints.http import consolidations, recommendations, reports
 from services.reports.settings import ReportsSettings
@@ -18,11 +19,12 @@ def build_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
     for module in (reports, consolidations, recommendations):
         router.include_router(module.router)
-    # The attachment types are this instance's settings: say them in its OpenAPI document
-    # (on this app's copy of the route; the module's router is shared by every app).
-    settings = runtime.settings
-    assert isinstance(settings, ReportsSettings)
-    for route in router.routes:
-        if isinstance(route, APIRoute) and route.path == reports.ATTACHMENT_PATH:
-            route.openapi_extra = reports.attachment_body(settings)
     return router
+
+
+def refine_openapi(document: dict[str, Any], settings: Any) -> None:
+    """The attachment types are this instance's settings: say them in its document (the
+    module-level route says the defaults)."""
+    assert isinstance(settings, ReportsSettings)
+    operation = document["paths"][reports.ATTACHMENT_PATH]["put"]
+    operation["requestBody"] = reports.attachment_body(settings)["requestBody"]

@@ -28,6 +28,7 @@ from services.reports.entrypoints.dependencies import Settings
 from services.reports.handlers import consolidation as handlers
 from shared.dependencies import Uow, UowFactory
 from shared.limits import Identifier
+from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 from shared.vntime import ICT
@@ -112,14 +113,12 @@ class PublishedWithContent(PublishedOut):
 
 
 def _published_out(published: PublishedConsolidation) -> PublishedOut:
-    return PublishedOut(
-        id=published.id,
+    return shown(
+        PublishedOut,
+        published,
         plan_id=published.key.plan_id,
         schedule_key=published.key.schedule_key,
         receiving_unit=published.key.receiving_unit,
-        version=published.version,
-        published_at=published.published_at,
-        published_by=published.published_by,
         counts=published.consolidation.counts,
         rates=published.consolidation.rates,
     )

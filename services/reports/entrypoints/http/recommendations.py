@@ -14,6 +14,7 @@ from services.reports.handlers import recommendations as handlers
 from services.reports.handlers.clock import rules_from
 from shared.dependencies import Uow
 from shared.limits import Identifier
+from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 
@@ -102,33 +103,11 @@ class RecommendationOut(BaseModel):
 
 
 def _entry_out(entry: Entry) -> EntryOut:
-    return EntryOut(
-        number=entry.number,
-        kind=entry.kind.value,
-        text=entry.text,
-        at=entry.at,
-        by_unit=entry.by_unit,
-        completed=entry.completed,
-    )
+    return shown(EntryOut, entry)
 
 
 def _out(r: Recommendation) -> RecommendationOut:
-    return RecommendationOut(
-        id=r.id,
-        source_organisation=r.source_organisation,
-        topic=r.topic,
-        content=r.content,
-        addressed_unit=r.addressed_unit,
-        registered_by_unit=r.registered_by_unit,
-        received_on=r.received_on,
-        answer_due_at=r.answer_due_at,
-        obligation_id=r.obligation_id,
-        status=r.status.value,
-        answered_at=r.answered_at,
-        answered_on_time=r.answered_on_time,
-        closed_at=r.closed_at,
-        history=[_entry_out(e) for e in r.history],
-    )
+    return shown(RecommendationOut, r)
 
 
 router = APIRouter(tags=["recommendations"])

@@ -18,6 +18,7 @@ from services.reports.handlers import queries, review
 from services.reports.settings import ReportsSettings
 from shared.dependencies import Uow, UowFactory
 from shared.limits import Identifier, allow_body
+from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 
@@ -155,47 +156,15 @@ class ObligationOut(BaseModel):
 
 
 def _receipt(report: Report) -> ReceiptOut:
-    return ReceiptOut(
-        report_id=report.id,
-        receipt_number=report.receipt_number,
-        obligation_id=report.obligation_id,
-        version=report.version,
-        submitted_at=report.submitted_at,
-        on_time=report.on_time,
-    )
+    return shown(ReceiptOut, report)
 
 
 def _report_out(report: Report) -> ReportOut:
-    return ReportOut(
-        **_receipt(report).model_dump(),
-        submitted_by=report.submitted_by,
-        narrative=report.narrative,
-        indicators=report.indicators,
-        status=report.status.value,
-        reviewed_at=report.reviewed_at,
-        reviewed_by_unit=report.reviewed_by_unit,
-        review_reason=report.review_reason,
-    )
+    return shown(ReportOut, report)
 
 
 def _obligation_out(obligation: Obligation) -> ObligationOut:
-    return ObligationOut(
-        id=obligation.id,
-        plan_id=obligation.plan_id,
-        schedule_key=obligation.schedule_key,
-        report_kind=obligation.report_kind.value,
-        unit_code=obligation.unit_code,
-        unit_path=obligation.unit_path,
-        receiving_unit=obligation.receiving_unit,
-        period_start=obligation.period_start,
-        period_end=obligation.period_end,
-        due_at=obligation.due_at,
-        status=obligation.status.value,
-        waived_reason=obligation.waived_reason,
-        request_id=obligation.request_id,
-        plan_closed=obligation.plan_closed,
-        next_step_at=obligation.on_the_clock_at,
-    )
+    return shown(ObligationOut, obligation, next_step_at=obligation.on_the_clock_at)
 
 
 router = APIRouter()
@@ -368,16 +337,7 @@ async def indicator_catalogue() -> IndicatorCatalogueOut:
 async def get_obligation(obligation_id: Identifier, caller: Caller, uow: Uow) -> ObligationOut:
     obligation, changes = await queries.obligation(obligation_id, uow, caller=caller)
     found = _obligation_out(obligation)
-    found.deadline_changes = [
-        DeadlineChangeOut(
-            changed_at=c.changed_at,
-            old_due_at=c.old_due_at,
-            new_due_at=c.new_due_at,
-            cause=c.cause,
-            reclassified=c.reclassified,
-        )
-        for c in changes
-    ]
+    found.deadline_changes = [shown(DeadlineChangeOut, c) for c in changes]
     return found
 
 
