@@ -178,3 +178,9 @@ def redirect(path: str) -> RedirectResponse:
 
 def sign_in_url(next_path: str) -> str:
     return f"/dang-nhap?next={quote(next_path, safe='')}"
+
+
+SignedIn = Annotated[Session, Depends(signed_in)]
+"""A page's signed-in session (or off to the sign-in page and back)."""
+Form = Annotated[dict[str, str], Depends(checked_form)]
+"""A posted form whose CSRF token was checked."""
