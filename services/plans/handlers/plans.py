@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import structlog
@@ -20,7 +20,7 @@ from services.plans.domain.plans import (
 from services.plans.domain.units import Unit, UnitRefused, resolve_reference
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Missing
-from shared.events import SubPlanRegistered
+from shared.events import Event, SubPlanRegistered
 from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 
@@ -142,6 +142,27 @@ async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
     return plan
 
 
+async def _keep(
+    uow: UnitOfWork,
+    plans: PlanRepository,
+    plan: Plan,
+    event: Event,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+    *,
+    caller: Principal,
+    now: datetime | None = None,
+) -> None:
+    """Store a plan's change with its line of history and its event, and audit it as
+    ``plan.<action>``; the caller commits."""
+    now = now or uow.clock.now()
+    await plans.save(plan, now)
+    await plans.record(plan.id, at=now, actor=actor, action=action, details=details)
+    uow.publish(event)
+    audit(uow, caller, f"plan.{action}", plan.id)
+
+
 async def issue_plan(
     plan_id: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
@@ -151,12 +172,8 @@ async def issue_plan(
     registry = await uow.repository(UnitRepository).all()
     _may_plan_for(caller, plan, registry)
     event = plan.issue(registry, parent)
-    now = uow.clock.now()
-    await plans.save(plan, now)
-    await plans.record(
-        plan.id, at=now, actor=actor, action="issued", details={"assignees": plan.assignees}
-    )
-    uow.publish(event)
+    details = {"assignees": plan.assignees}
+    await _keep(uow, plans, plan, event, actor, "issued", details, caller=caller)
     if parent is not None:
         await _register_sub_plan(
             RegisterSubPlan(
@@ -170,7 +187,6 @@ async def issue_plan(
             ),
             uow,
         )
-    audit(uow, caller, "plan.issued", plan.id)
     await uow.commit()
     log.info("plan issued", plan_id=plan.id, assignees=len(plan.assignees))
     return plan
@@ -190,16 +206,8 @@ async def amend_plan(
     _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.amend(amendment, registry, now)
-    await plans.save(plan, now)
-    await plans.record(
-        plan.id,
-        at=now,
-        actor=actor,
-        action="amended",
-        details=event.model_dump(mode="json", exclude={"unit_path"}),
-    )
-    uow.publish(event)
-    audit(uow, caller, "plan.amended", plan.id)
+    details = event.model_dump(mode="json", exclude={"unit_path"})
+    await _keep(uow, plans, plan, event, actor, "amended", details, caller=caller, now=now)
     await uow.commit()
     return plan
 
@@ -213,10 +221,9 @@ async def close_plan(
     _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.close(reason, now, registry)
-    await plans.save(plan, now)
-    await plans.record(plan.id, at=now, actor=actor, action="closed", details={"reason": reason})
-    uow.publish(event)
-    audit(uow, caller, "plan.closed", plan.id)
+    await _keep(
+        uow, plans, plan, event, actor, "closed", {"reason": reason}, caller=caller, now=now
+    )
     await uow.commit()
     return plan
 
