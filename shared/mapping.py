@@ -167,9 +167,16 @@ class RowMapping(Generic[T]):
         )
 
     def _unpacked(self, row: Any) -> dict[str, Any]:
+        return self._unpack([(parts, row[index]) for index, _column, parts in self._packed])
+
+    def _unpacked_by_name(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return self._unpack([(parts, row[column]) for _index, column, parts in self._packed])
+
+    @staticmethod
+    def _unpack(packs: list[tuple[list[tuple[str, Convert, Convert]], Any]]) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        for index, _column, parts in self._packed:
-            held = row[index] or {}
+        for parts, held in packs:
+            held = held or {}
             for name, convert, _write in parts:
                 if held.get(name) is not None:
                     found[name] = convert(held[name])
@@ -184,7 +191,7 @@ class RowMapping(Generic[T]):
                 name: found[columns[index]] if convert is None else convert(found[columns[index]])
                 for name, index, convert in self._plan
             },
-            **self._unpacked([found[column] for column in columns]),
+            **self._unpacked_by_name(found),
             **given,
         )
 

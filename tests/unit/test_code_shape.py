@@ -125,3 +125,43 @@ def test_the_check_finds_a_nested_route(tmp_path: Path) -> None:
     found = _nested_routes(sample)
     assert len(found) == 2
     assert "build defines a route" in found[0]
+
+
+ADAPTERS = _files(*(f"services/{s}/adapters/**/*.py" for s in SERVICES))
+COPIED_FIELDS = 4
+"""A call given this many ``name=row.name`` arguments copies a row by hand."""
+
+
+def _hand_copies(path: Path) -> list[str]:
+    """Calls that copy a row's columns into an object one by one (``Report(id=row.id,
+    obligation_id=row.obligation_id, …)``): shared.mapping.RowMapping declares that once."""
+    found = []
+    for call in ast.walk(_tree(path)):
+        if not isinstance(call, ast.Call):
+            continue
+        copied = 0
+        for keyword in call.keywords:
+            value = keyword.value
+            while isinstance(value, ast.Call) and value.args:  # list(row.x), tuple(row.x)
+                value = value.args[0]
+            if (
+                isinstance(value, ast.Attribute)
+                and isinstance(value.value, ast.Name)
+                and value.value.id in ("row", "r")
+                and value.attr == keyword.arg
+            ):
+                copied += 1
+        if copied >= COPIED_FIELDS:
+            found.append(f"{_where(path, call)} copies {copied} columns by hand")
+    return found
+
+
+@pytest.mark.parametrize("path", ADAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_adapters_map_rows_without_copying_them_by_hand(path: Path) -> None:
+    assert _hand_copies(path) == []
+
+
+def test_the_check_finds_a_hand_copy(tmp_path: Path) -> None:
+    sample = tmp_path / "copying.py"
+    sample.write_text("def f(row):\n    return X(id=row.id, a=row.a, b=list(row.b), c=row.c)\n")
+    assert len(_hand_copies(sample)) == 1

@@ -22,6 +22,27 @@ from services.reports.domain.model import Obligation
 from shared.mapping import RowMapping
 
 UNIT_FACTS = RowMapping(UnitFacts, units)
+SUBMISSIONS = RowMapping(
+    SubmissionFacts,
+    reports,
+    renamed={"id": "report_id"},
+    read={"narrative": lambda value: value or {}, "indicators": lambda value: value or {}},
+)
+"""A version of a report, as a consolidation counts it (a row of ``reports``' columns)."""
+PUBLISHED = RowMapping(
+    PublishedConsolidation,
+    consolidations,
+    renamed={"content": "consolidation"},
+    read={"consolidation": Consolidation.model_validate},
+    given=("key",),
+    written={
+        "plan_id": lambda p: p.key.plan_id,
+        "schedule_key": lambda p: p.key.schedule_key,
+        "receiving_unit": lambda p: p.key.receiving_unit,
+        "content": lambda p: p.consolidation.to_json(),
+    },
+)
+"""A published version: its key is three columns, its consolidation the JSON content."""
 
 
 _UNIT_COLUMNS = (
@@ -77,20 +98,7 @@ class ConsolidationSource:
                 obligations.c.receiving_unit == key.receiving_unit,
             )
         )
-        return [
-            SubmissionFacts(
-                obligation_id=row.obligation_id,
-                report_id=row.id,
-                version=row.version,
-                receipt_number=row.receipt_number,
-                submitted_at=row.submitted_at,
-                on_time=row.on_time,
-                status=row.status,
-                narrative=row.narrative or {},
-                indicators=row.indicators or {},
-            )
-            for row in (await self.session.execute(query)).all()
-        ]
+        return [SUBMISSIONS.from_mapping(row) for row in await self.session.execute(query)]
 
     async def units(self, codes: Iterable[str]) -> dict[str, UnitFacts]:
         """The units named, as a consolidation knows them (no contacts)."""
@@ -135,26 +143,9 @@ class ConsolidationRepository:
     async def add(self, published: PublishedConsolidation) -> None:
         """Two publications racing for one version number: the unique constraint refuses
         the second (IntegrityError), and the caller retries."""
-        await self.session.execute(
-            consolidations.insert().values(
-                id=published.id,
-                plan_id=published.key.plan_id,
-                schedule_key=published.key.schedule_key,
-                receiving_unit=published.key.receiving_unit,
-                version=published.version,
-                published_at=published.published_at,
-                published_by=published.published_by,
-                content=published.consolidation.to_json(),
-            )
-        )
+        await self.session.execute(consolidations.insert().values(**PUBLISHED.values(published)))
 
 
 def _published(row: Any) -> PublishedConsolidation:
-    return PublishedConsolidation(
-        id=row.id,
-        key=ConsolidationKey(row.plan_id, row.schedule_key, row.receiving_unit),
-        version=row.version,
-        published_at=row.published_at,
-        published_by=row.published_by,
-        consolidation=Consolidation.model_validate(row.content),
-    )
+    key = ConsolidationKey(row.plan_id, row.schedule_key, row.receiving_unit)
+    return PUBLISHED.from_row(row, key=key)
