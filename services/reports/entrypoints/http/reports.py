@@ -156,11 +156,11 @@ class ObligationOut(BaseModel):
 
 
 def _receipt(report: Report) -> ReceiptOut:
-    return shown(ReceiptOut, report)
+    return shown(ReceiptOut, report, report_id=report.id)
 
 
 def _report_out(report: Report) -> ReportOut:
-    return shown(ReportOut, report)
+    return shown(ReportOut, report, report_id=report.id)
 
 
 def _obligation_out(obligation: Obligation) -> ObligationOut:
