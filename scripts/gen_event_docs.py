@@ -33,6 +33,8 @@ from shared.events import (
     CATALOGUE,
     Assignee,
     Channel,
+    ConferenceMinutesAttached,
+    ConferenceRecorded,
     ConsolidationPublished,
     Contacts,
     ContentArea,
@@ -41,6 +43,14 @@ from shared.events import (
     DifficultyAnswered,
     DifficultyRaised,
     Event,
+    InspectionAction,
+    InspectionActionClosed,
+    InspectionActionReported,
+    InspectionActionReturned,
+    InspectionFinding,
+    InspectionFindingsRecorded,
+    InspectionKind,
+    InspectionScheduled,
     NotificationDelivered,
     NotificationFailed,
     ObligationRef,
@@ -57,6 +67,7 @@ from shared.events import (
     ReportSubmitted,
     ScheduleChange,
     ScheduledReport,
+    StaffConferenceSchedule,
     SubPlanRegistered,
     TokenIssued,
     TokenRevoked,
@@ -216,6 +227,9 @@ EVENT_NOTES: dict[str, str] = {}
 PROVINCE = ["T89"]
 DISTRICT = ["T89", "H886"]
 COMMUNE = ["T89", "H886", "X30337"]
+INSPECTION_ID = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+INSPECTION_ACTION_ID = "6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e"
+INSPECTION_TOPIC = "Kiểm tra việc thực hiện Quy chế dân chủ ở cơ sở năm 2023"
 HOME_AFFAIRS = "SNV"
 PLAN_ID = "0f6b7c4e-2a55-4d0e-9b1d-6f0d3c2b8a11"
 SUB_PLAN_ID = "3c9a1d2e-7b4f-4e6a-8c5d-1f2e3a4b5c6d"
@@ -281,6 +295,19 @@ def _commune() -> Assignee:
     )
 
 
+def _inspection_action() -> dict[str, Any]:
+    """What every example event about an inspection's action says of it."""
+    return {
+        "unit_path": COMMUNE,
+        "inspection_id": INSPECTION_ID,
+        "action_id": INSPECTION_ACTION_ID,
+        "topic": INSPECTION_TOPIC,
+        "inspecting_unit": "H886",
+        "inspected_unit": COMMUNE[-1],
+        "action": "Niêm yết công khai dự toán ngân sách xã tại 8/8 ấp.",
+    }
+
+
 def examples() -> dict[type[Event], Event]:
     """One plausible instance of every event, with the seed's 2023 plan as background."""
     # Fields added to ReportSubmitted within v1; filled in when the model has them.
@@ -335,6 +362,14 @@ def examples() -> dict[type[Event], Event]:
             ],
             schedule=_schedule(),
             sub_plan_due_at=last_instant_before(date(2023, 3, 1)),
+            staff_conference=StaffConferenceSchedule(
+                title="Hội nghị cán bộ, công chức, viên chức và người lao động năm 2023",
+                unit_kinds=["department", "public_service_unit"],
+                held_from=date(2023, 1, 1),
+                due_before=date(2023, 4, 1),
+                due_at=last_instant_before(date(2023, 4, 1)),
+                receiving_unit="SNV",
+            ),
         ),
         PlanAmended(
             unit_path=PROVINCE,
@@ -498,6 +533,90 @@ def examples() -> dict[type[Event], Event]:
             content="Đã niêm yết bảng thu, chi quý II tại nhà văn hóa các ấp.",
             completed=True,
             reported_at=_at("2023-07-05T09:00:00+07:00"),
+        ),
+        InspectionScheduled(
+            unit_path=COMMUNE,
+            inspection_id=INSPECTION_ID,
+            kind=InspectionKind.INSPECTION,
+            topic=INSPECTION_TOPIC,
+            inspecting_unit="H886",
+            inspected_unit=COMMUNE[-1],
+            inspected_units=[COMMUNE[-1], "X30338"],
+            planned_start=date(2023, 9, 11),
+            planned_end=date(2023, 9, 22),
+            plan_id=SUB_PLAN_ID,
+        ),
+        InspectionFindingsRecorded(
+            unit_path=COMMUNE,
+            inspection_id=INSPECTION_ID,
+            kind=InspectionKind.INSPECTION,
+            topic=INSPECTION_TOPIC,
+            inspecting_unit="H886",
+            inspected_unit=COMMUNE[-1],
+            conducted_on=date(2023, 9, 13),
+            conclusion="Ủy ban nhân dân xã cơ bản thực hiện tốt; còn hạn chế về công khai.",
+            findings=[
+                InspectionFinding(
+                    number=1,
+                    content="Chưa niêm yết công khai dự toán ngân sách xã tại các ấp.",
+                    actions=[
+                        InspectionAction(
+                            action_id=INSPECTION_ACTION_ID,
+                            number=1,
+                            content="Niêm yết công khai dự toán ngân sách xã tại 8/8 ấp.",
+                            due_at=_at("2023-10-15T23:59:59.999999+07:00"),
+                            obligation_id="3c4d5e6f-7081-5b92-8c3d-4e5f6a7b8c9d",
+                        )
+                    ],
+                ),
+                InspectionFinding(number=2, content="Tiếp công dân đúng quy định."),
+            ],
+        ),
+        InspectionActionReported(
+            **_inspection_action(),
+            report_number=1,
+            content="Đã niêm yết tại 8/8 ấp; biên bản kèm theo.",
+            done=True,
+            reported_at=_at("2023-10-10T09:00:00+07:00"),
+            on_time=True,
+        ),
+        InspectionActionClosed(
+            **_inspection_action(),
+            note="Đã kiểm tra biên bản niêm yết; đạt yêu cầu.",
+            closed_at=_at("2023-10-12T15:00:00+07:00"),
+            on_time=True,
+        ),
+        InspectionActionReturned(
+            **_inspection_action(),
+            reason="Biên bản niêm yết chưa có xác nhận của trưởng ấp.",
+            returned_at=_at("2023-10-11T15:00:00+07:00"),
+            due_at=_at("2023-10-15T23:59:59.999999+07:00"),
+        ),
+        ConferenceRecorded(
+            unit_path=["T89", "STP"],
+            conference_id="3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d",
+            plan_id=PLAN_ID,
+            plan_doc_number="123/KH-UBND",
+            unit_code="STP",
+            receiving_unit="SNV",
+            year=2023,
+            held_on=date(2023, 2, 8),
+            participants=42,
+            due_at=last_instant_before(date(2023, 4, 1)),
+            on_time=True,
+            recorded_at=_at("2023-02-10T09:00:00+07:00"),
+            obligation_id="5c4d3e2f-1a0b-5c9d-8e7f-6a5b4c3d2e1f",
+        ),
+        ConferenceMinutesAttached(
+            unit_path=["T89", "STP"],
+            conference_id="3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d",
+            plan_id=PLAN_ID,
+            unit_code="STP",
+            filename="Biên bản hội nghị CBCCVC 2023.pdf",
+            content_type="application/pdf",
+            size=182734,
+            sha256="9f2c1e0b7a6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b",
+            attached_at=_at("2023-02-10T09:05:00+07:00"),
         ),
         NotificationDelivered(
             unit_path=COMMUNE,

@@ -214,17 +214,14 @@ def district_event_subjects(
     return subjects
 
 
-"""What the portal listens to for its live board (services/portal/adapters/live.py)."""
-
-
 def portal_principal() -> Principal:
-    """``svc-portal``: the web portal only listens, with a plain subscription, to report and
-    consolidation events; it publishes nothing (its commands go to the services' APIs).
-    ``$JS.API.INFO`` is its one publish permission: it reveals nothing and keeps the allow
-    list from being empty."""
+    """``svc-portal``: the web portal only listens, with a plain subscription, to report,
+    consolidation and staff conference events; it publishes nothing (its commands go to the
+    services' APIs). ``$JS.API.INFO`` is its one publish permission: it reveals nothing and
+    keeps the allow list from being empty."""
     return Principal(
         user="svc-portal",
-        description="the web portal: listens to report and consolidation events only",
+        description="the web portal: listens to report, consolidation and conference events only",
         permissions=Permissions(publish=(f"{JS_API}.INFO",), subscribe=(*PORTAL_SUBJECTS, INBOX)),
     )
 

@@ -145,6 +145,25 @@ class ScheduledReport(BaseModel):
     receiving_unit: UnitCode
 
 
+class StaffConferenceSchedule(BaseModel):
+    """What a plan asks of the agencies and public service units it binds: their annual
+    conference of officials, civil servants and employees (hội nghị cán bộ, công chức, viên
+    chức và người lao động), held and recorded by a deadline (seed part II.4)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field("staff_conference", description="Schedule key of the obligations it opens.")
+    title: NfcText = ""
+    unit_kinds: list[str] = Field(
+        description="Kinds of the assignees that owe a conference, e.g. department, "
+        "public_service_unit."
+    )
+    held_from: date = Field(description="First day a conference counts for the plan's year.")
+    due_before: date = Field(description="The plan's 'before <date>' as written.")
+    due_at: AwareDatetime = Field(description="Last on-time instant (UTC).")
+    receiving_unit: UnitCode = Field(description="The unit that follows the records up.")
+
+
 class PlanIssued(Event):
     """A plan was issued; ``assignees`` are the concrete units it binds."""
 
@@ -165,6 +184,11 @@ class PlanIssued(Event):
     )
     parent_plan_id: str | None = Field(
         None, description="Set when this plan implements another (a unit's sub-plan)."
+    )
+    staff_conference: StaffConferenceSchedule | None = Field(
+        None,
+        description="Set when the plan asks its agencies and public service units to record "
+        "their annual staff conference.",
     )
 
 
@@ -192,6 +216,9 @@ class PlanAmended(Event):
     schedule_changes: list[ScheduleChange] = Field(default_factory=list)
     schedule: list[ScheduledReport] = Field(
         default_factory=list, description="The whole schedule after the amendment."
+    )
+    staff_conference: StaffConferenceSchedule | None = Field(
+        None, description="The staff conference requirement after the amendment, if any."
     )
 
 
@@ -509,6 +536,170 @@ class RecommendationImplementationReported(Event):
     reported_at: AwareDatetime
 
 
+# --- inspections and surveys (published by the reports service) -----------------------
+
+
+class InspectionKind(StrEnum):
+    INSPECTION = "inspection"
+    """Kiểm tra."""
+    SURVEY = "survey"
+    """Khảo sát."""
+
+
+class InspectionScheduled(Event):
+    """An inspecting unit scheduled an inspection or survey (kiểm tra, khảo sát) of how the
+    Regulation is implemented. One event per inspected unit (subject: its path)."""
+
+    aggregate = "inspection"
+    event = "scheduled"
+
+    inspection_id: str
+    kind: InspectionKind
+    topic: NfcText = Field(description="What is inspected or surveyed (nội dung).")
+    inspecting_unit: UnitCode = Field(description="The unit that inspects.")
+    inspected_unit: UnitCode = Field(description="The unit this event is about.")
+    inspected_units: list[UnitCode] = Field(description="Every unit the inspection covers.")
+    planned_start: date = Field(description="First day of the planned window.")
+    planned_end: date = Field(description="Last day of the planned window.")
+    plan_id: str | None = Field(None, description="The plan the inspection carries out, if any.")
+
+
+class InspectionAction(BaseModel):
+    """A required action (kiến nghị khắc phục) of a finding, with its deadline."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action_id: str
+    number: int = Field(description="1, 2, … within its finding.")
+    content: NfcText
+    due_at: AwareDatetime = Field(description="Last on-time instant of the follow-up.")
+    obligation_id: str = Field(description="The follow-up obligation (reminders, urging).")
+
+
+class InspectionFinding(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    number: int = Field(description="1, 2, … within the inspected unit.")
+    content: NfcText
+    actions: list[InspectionAction] = Field(default_factory=list)
+
+
+class InspectionFindingsRecorded(Event):
+    """The inspecting unit recorded what it found at one inspected unit (subject: that
+    unit's path): the inspection is done there; each required action opens a follow-up
+    obligation of the inspected unit, due at the action's deadline."""
+
+    aggregate = "inspection"
+    event = "findings_recorded"
+
+    inspection_id: str
+    kind: InspectionKind
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    conducted_on: date = Field(description="Day the inspection of this unit concluded.")
+    conclusion: NfcText = Field("", description="The overall conclusion (kết luận).")
+    findings: list[InspectionFinding] = Field(default_factory=list)
+
+
+class InspectionActionReported(Event):
+    """The inspected unit reported on a required action (subject: its path); a report with
+    ``done`` asks the inspecting unit to close the action."""
+
+    aggregate = "inspection"
+    event = "action_reported"
+
+    inspection_id: str
+    action_id: str
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    action: NfcText = Field(description="The required action reported on.")
+    report_number: int = Field(description="1 for the first follow-up report, then 2, …")
+    content: NfcText
+    done: bool = Field(description="The unit says the action is carried out.")
+    reported_at: AwareDatetime
+    on_time: bool = Field(description="Reported by the action's deadline.")
+
+
+class InspectionActionClosed(Event):
+    """The inspecting unit closed a required action after the inspected unit reported it
+    done (subject: the inspected unit's path)."""
+
+    aggregate = "inspection"
+    event = "action_closed"
+
+    inspection_id: str
+    action_id: str
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    action: NfcText
+    note: NfcText = ""
+    closed_at: AwareDatetime
+    on_time: bool = Field(description="The report that closed it was made by the deadline.")
+
+
+class InspectionActionReturned(Event):
+    """The inspecting unit did not accept a report that an action is done: the follow-up
+    obligation is open again (subject: the inspected unit's path)."""
+
+    aggregate = "inspection"
+    event = "action_returned"
+
+    inspection_id: str
+    action_id: str
+    topic: NfcText
+    inspecting_unit: UnitCode
+    inspected_unit: UnitCode
+    action: NfcText
+    reason: NfcText
+    returned_at: AwareDatetime
+    due_at: AwareDatetime = Field(description="The action's deadline, unchanged.")
+
+
+# --- staff conferences (published by the reports service) ------------------------------
+
+
+class ConferenceRecorded(Event):
+    """An agency or public service unit recorded that it held its annual conference of
+    officials, civil servants and employees (subject: its path); the obligation the plan
+    opened for it is met."""
+
+    aggregate = "conference"
+    event = "recorded"
+
+    conference_id: str
+    plan_id: str
+    plan_doc_number: str = ""
+    unit_code: UnitCode
+    receiving_unit: UnitCode
+    year: int = Field(description="The plan year the conference is for.")
+    held_on: date = Field(description="Day the conference was held (ICT).")
+    participants: int | None = Field(None, description="How many took part, when given.")
+    due_at: AwareDatetime = Field(description="Last on-time instant the plan set.")
+    on_time: bool = Field(description="Held on or before the last on-time day (ICT).")
+    recorded_at: AwareDatetime
+    obligation_id: str
+
+
+class ConferenceMinutesAttached(Event):
+    """The minutes (biên bản) of a recorded conference were attached (subject: the unit's
+    path). Carries the file's name and digest, never its content."""
+
+    aggregate = "conference"
+    event = "minutes_attached"
+
+    conference_id: str
+    plan_id: str
+    unit_code: UnitCode
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    attached_at: AwareDatetime
+
+
 # --- notifications (published by the notify service) ----------------------------------
 
 
@@ -566,6 +757,13 @@ CATALOGUE: tuple[type[Event], ...] = (
     RecommendationRegistered,
     RecommendationAnswered,
     RecommendationImplementationReported,
+    InspectionScheduled,
+    InspectionFindingsRecorded,
+    InspectionActionReported,
+    InspectionActionClosed,
+    InspectionActionReturned,
+    ConferenceRecorded,
+    ConferenceMinutesAttached,
     NotificationDelivered,
     NotificationFailed,
     TokenIssued,

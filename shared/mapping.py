@@ -131,7 +131,11 @@ class RowMapping(Generic[T]):
         for index, column in enumerate(table.columns):
             if column.name in packed:
                 parts = [
-                    (name, _converter(hints[name]) or (lambda v: v), _writer(hints[name]))
+                    (
+                        name,
+                        read.get(name) or _converter(hints[name]) or (lambda v: v),
+                        _writer(hints[name]),
+                    )
                     for name in packed[column.name]
                 ]
                 self._packed.append((index, column.name, parts))

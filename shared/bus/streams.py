@@ -71,8 +71,11 @@ REPORTS = StreamSpec(
         "qcdc.v1.deadline.>",
         "qcdc.v1.consolidation.>",
         "qcdc.v1.recommendation.>",
+        "qcdc.v1.inspection.>",
+        "qcdc.v1.conference.>",
     ),
-    "Report intake and review, the deadline clock, consolidations, recommendations",
+    "Report intake and review, the deadline clock, consolidations, recommendations, "
+    "inspections, staff conferences",
 )
 NOTIFY = StreamSpec(
     "QCDC_NOTIFY",
@@ -167,5 +170,6 @@ class Durable:
     name: str
 
 
-PORTAL_SUBJECTS = ("qcdc.v1.report.>", "qcdc.v1.consolidation.>")
-"""What the portal's live feed listens to (its NATS credential allows these and no more)."""
+PORTAL_SUBJECTS = ("qcdc.v1.report.>", "qcdc.v1.consolidation.>", "qcdc.v1.conference.>")
+"""What the portal's live feed listens to for its board (services/portal/adapters/live.py);
+its NATS credential allows these and no more."""

@@ -35,7 +35,13 @@ from shared.auth import CONSOLE, Role
 from shared.clock import ManualClock
 from shared.events import Contacts
 from tests.browser.idp import AUDIENCE, CLIENT_ID, TestProvider
-from tests.support import DEFAULT_TIMEOUT, InProcessService, eventually, service_settings
+from tests.support import (
+    DEFAULT_TIMEOUT,
+    InProcessService,
+    eventually,
+    patience,
+    service_settings,
+)
 
 CHROMIUM = Path(os.environ.get("QCDC_CHROMIUM", "/usr/bin/chromium"))
 NOW = datetime(2023, 2, 1, 2, 0, tzinfo=UTC)
@@ -76,6 +82,9 @@ PLAN: dict[str, Any] = {
             "receiving_unit": "tag:home_affairs",
         }
     ],
+    # Communes hold no staff conference by default; here they do, so that a commune's
+    # conference page is shown and checked (kinds are data).
+    "staff_conference": {"required": True, "unit_kinds": ["commune"]},
 }
 
 
@@ -97,6 +106,27 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+# Playwright's own 30 s actions and 5 s assertions, scaled like every other wait.
+PLAYWRIGHT_ACTION_MS = patience(30) * 1000
+PLAYWRIGHT_EXPECT_MS = patience(5) * 1000
+
+
+def _scale_waits(browser: Any) -> None:
+    """Every context of ``browser`` and every ``expect`` wait as long as QCDC_TEST_PATIENCE
+    says: on a busy machine a page takes longer to answer without anything being wrong."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=PLAYWRIGHT_EXPECT_MS)
+    open_context = browser.new_context
+
+    async def new_context(**options: Any) -> Any:
+        context = await open_context(**options)
+        context.set_default_timeout(PLAYWRIGHT_ACTION_MS)
+        return context
+
+    browser.new_context = new_context
+
+
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser(chromium: Path) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
@@ -106,6 +136,7 @@ async def browser(chromium: Path) -> AsyncIterator[Any]:
         launched = await playwright.chromium.launch(
             executable_path=str(chromium), args=["--no-sandbox"]
         )
+        _scale_waits(launched)
         yield launched
         await launched.close()
 

@@ -331,6 +331,37 @@ async def test_the_other_pages_work_and_are_accessible(
         await context.close()
 
 
+async def test_a_unit_records_its_staff_conference_with_its_minutes(
+    system: System, browser: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    pages = Pages(tmp_path / "screenshots")
+    context = await browser.new_context(viewport=DESKTOP, bypass_csp=True, locale="vi-VN")
+    page = await context.new_page()
+    await sign_in(page, system, system.tokens["commune2"])
+    await page.get_by_role("link", name=re.compile("Ghi nhận hội nghị")).click()
+    await page.wait_for_url("**/hoi-nghi/**")
+    await expect(page.locator("#conference-state")).to_have_text("Chưa tổ chức")
+    await pages.check(page, "hoi-nghi")
+    await page.get_by_label("Ngày tổ chức hội nghị").fill("2023-01-20")
+    await page.get_by_label("Số người tham dự (không bắt buộc)").fill("25")
+    await page.get_by_label(re.compile("^Biên bản hội nghị")).set_input_files(
+        files=[{"name": "bien-ban.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
+    await page.get_by_role("button", name="Ghi nhận đã tổ chức hội nghị").click()
+    await expect(page.locator("#conference-state")).to_contain_text(
+        "Đã tổ chức ngày 20/01/2023 (đúng hạn), 25 người tham dự"
+    )
+    await expect(page.locator("#attachment-status")).to_contain_text("bien-ban.pdf")
+    await pages.check(page, "hoi-nghi-da-ghi-nhan")
+    await page.goto(f"{system.portal_url}/cong-khai/ke-hoach/{system.plan_id}")
+    await expect(page.locator("#pub-conference-X002")).to_contain_text("Đã tổ chức đúng hạn")
+    await expect(page.locator("#pub-conference-X003")).to_contain_text("Chưa tổ chức")
+    await pages.check(page, "cong-khai-hoi-nghi")
+    await context.close()
+
+
 async def test_sign_in_with_the_identity_provider(system: System, browser: Any) -> None:
     """Authorization code with PKCE: the provider signs the user in, the portal exchanges the
     code with its verifier, and the services accept the access token as the user's own."""

@@ -22,6 +22,7 @@ async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Pa
     await feed.start()  # nothing listens yet
     assert not feed.connected
     board = hub.listen(("p1", "six_month", "T89-SNV"))
+    elsewhere = hub.listen(("p1", "six_month", "H801"))
     server = NatsServer(tmp_path / "nats", port)
     server.start()
     try:
@@ -45,10 +46,29 @@ async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Pa
             "qcdc.v1.report.returned.T89.X001", json.dumps(body).encode(), headers=headers
         )
         await client.publish("qcdc.v1.plan.issued.T89", b"{}")  # not the board's business
+        # A staff conference recorded concerns every board of its plan and receiving unit.
+        conference = {
+            "conference_id": "c1",
+            "plan_id": "p1",
+            "unit_code": "T89-STP",
+            "receiving_unit": "T89-SNV",
+        }
+        await client.publish(
+            "qcdc.v1.conference.recorded.T89.T89-STP",
+            json.dumps(conference).encode(),
+            headers={"ce-type": "qcdc.conference.recorded.v1"},
+        )
         await client.flush()
         change = await asyncio.wait_for(board.get(), 10)
         assert change is not None
         assert (change.unit_code, change.event_type) == ("X001", "qcdc.report.returned.v1")
+        recorded = await asyncio.wait_for(board.get(), 10)
+        assert recorded is not None
+        assert (recorded.unit_code, recorded.event_type) == (
+            "T89-STP",
+            "qcdc.conference.recorded.v1",
+        )
+        assert elsewhere.empty()  # another receiving unit's board is not told
         await client.close()
     finally:
         await feed.stop()

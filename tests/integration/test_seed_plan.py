@@ -136,13 +136,18 @@ async def test_the_seed_plan_opens_the_expected_obligations_with_before_deadline
             if r["kind"] in ("department", "public_service_unit", "district")
             and r["code"] != "T89-SNV"
         }  # Home Affairs receives, it does not owe itself
+        # Part II.4: every department and public service unit, Home Affairs included, owes
+        # its annual staff conference.
+        holding = {r["code"] for r in rows if r["kind"] in ("department", "public_service_unit")}
         async with reports.client() as client:
 
             async def all_open() -> list[Any]:
                 found: list[Any] = (await client.get("/obligations")).json()
-                return found if len(found) == 2 * len(owing) else []
+                return found if len(found) == 2 * len(owing) + len(holding) else []
 
-            obligations = await eventually(all_open)
+            everything = await eventually(all_open)
+            obligations = [o for o in everything if o["schedule_key"] != "staff_conference"]
+            conferences = [o for o in everything if o["schedule_key"] == "staff_conference"]
             six_month = {o["unit_code"]: o for o in obligations if o["schedule_key"] == "six_month"}
             on_time = await client.post(
                 "/reports", json={"obligation_id": six_month["H801"]["id"], "unit_code": "H801"}
@@ -154,6 +159,8 @@ async def test_the_seed_plan_opens_the_expected_obligations_with_before_deadline
     finally:
         await reports.stop()
     assert {o["unit_code"] for o in obligations} == owing
+    assert {o["unit_code"] for o in conferences} == holding
+    assert {o["due_at"] for o in conferences} == {"2023-03-31T16:59:59.999999Z"}  # before 1/4
     assert {o["due_at"] for o in six_month.values()} == {LAST_ON_TIME["six_month"]}
     assert {o["receiving_unit"] for o in obligations} == {"T89-SNV"}
     assert on_time.json()["on_time"] is True

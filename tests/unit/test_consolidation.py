@@ -405,5 +405,6 @@ def test_documents_render_from_the_consolidation(result: Consolidation) -> None:
         "Tình hình nộp báo cáo",
         "Chỉ tiêu",
         "Kiến nghị sau giám sát",
+        "Kiểm tra, khảo sát",
     ]
     assert workbook["Tình hình nộp báo cáo"].max_row == 1 + 6

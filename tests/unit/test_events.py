@@ -31,6 +31,8 @@ OWNER_STREAM = {
     "deadline": REPORTS.name,
     "consolidation": REPORTS.name,
     "recommendation": REPORTS.name,
+    "inspection": REPORTS.name,
+    "conference": REPORTS.name,
     "notification": NOTIFY.name,
 }
 TOKEN = r"[a-z][a-z_]*"

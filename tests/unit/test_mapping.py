@@ -93,6 +93,11 @@ def test_a_plan_keeps_its_stored_format_and_comes_back_equal() -> None:
         "sub_plan": {"required": True, "due_before": "2023-03-01"},
         "distribution": ["Sở Nội vụ"],
         "difficulties_to": "SNV",
+        "staff_conference": {
+            "required": False,
+            "due_before": None,
+            "unit_kinds": ["department", "public_service_unit"],
+        },
     }
     assert PLANS.from_row(_row(PLANS, values)) == plan
 

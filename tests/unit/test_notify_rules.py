@@ -56,6 +56,11 @@ from shared.events import (
     DeadlineMissed,
     DifficultyRaised,
     Event,
+    InspectionAction,
+    InspectionActionReported,
+    InspectionFinding,
+    InspectionFindingsRecorded,
+    InspectionKind,
     ObligationRef,
     PlanAmended,
     PlanClosed,
@@ -1130,3 +1135,103 @@ async def test_an_unanswered_recommendation_urges_the_commune_without_a_plan(db:
     await db.handle(final, "r-m5")
     found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
     assert sorted(d.recipient for d in found) == ["vp@h801.vn", "vp@x80101.vn"]
+
+
+def inspection_findings() -> InspectionFindingsRecorded:
+    return InspectionFindingsRecorded(
+        unit_path=PATH,
+        inspection_id="i-1",
+        kind=InspectionKind.SURVEY,
+        topic="Khảo sát thực hiện QCDC",
+        inspecting_unit="H801",
+        inspected_unit="X80101",
+        conducted_on=date(2023, 3, 8),
+        findings=[
+            InspectionFinding(
+                number=1,
+                content="Chưa công khai dự toán.",
+                actions=[
+                    InspectionAction(
+                        action_id="a-1",
+                        number=1,
+                        content="Niêm yết dự toán.",
+                        due_at=last_instant_before(date(2023, 4, 1)),
+                        obligation_id="o-a1",
+                    )
+                ],
+            )
+        ],
+    )
+
+
+def inspection_reported() -> InspectionActionReported:
+    return InspectionActionReported(
+        unit_path=PATH,
+        inspection_id="i-1",
+        action_id="a-1",
+        topic="Khảo sát thực hiện QCDC",
+        inspecting_unit="H801",
+        inspected_unit="X80101",
+        action="Niêm yết dự toán.",
+        report_number=2,
+        content="Đã niêm yết.",
+        done=True,
+        reported_at=datetime(2023, 4, 3, 2, tzinfo=UTC),
+        on_time=False,
+    )
+
+
+def test_findings_go_to_the_inspected_unit_with_each_deadline_and_reports_to_the_inspector() -> (
+    None
+):
+    subject, text, html = rendered(inspection_findings(), "inspection_findings_recorded")
+    assert subject == "[Kết luận khảo sát] Ủy ban nhân dân xã Tân An – 1 việc phải khắc phục"
+    assert (
+        "1.1. Yêu cầu khắc phục: Niêm yết dự toán. – hạn báo cáo kết quả: hết ngày 31/03/2023"
+        in text
+    )
+    assert "o-a1" in text and "hết ngày 31/03/2023" in html
+    subject, text, _ = rendered(
+        inspection_reported(), "inspection_action_reported", audience="receiving_unit"
+    )
+    assert subject.endswith("báo cáo lần 2 – Khảo sát thực hiện QCDC (đã khắc phục xong)")
+    assert "(quá hạn)" in text
+
+
+async def test_the_inspected_unit_hears_the_findings_and_the_inspecting_unit_the_report(
+    db: Db,
+) -> None:
+    await register(db)
+    await db.handle(inspection_findings(), "i-e1")
+    await db.handle(inspection_reported(), "i-e2")
+    findings = await db.deliveries(event_type="qcdc.inspection.findings_recorded.v1")
+    reported = await db.deliveries(event_type="qcdc.inspection.action_reported.v1")
+    assert [d.recipient for d in findings] == ["vp@x80101.vn"]
+    assert [d.recipient for d in reported] == ["vp@h801.vn"]
+
+
+def test_a_reminder_of_a_follow_up_names_it_and_the_day_the_inspection_concluded() -> None:
+    ref = ObligationRef(
+        obligation_id="o-a1",
+        plan_id="",
+        schedule_key="inspection-a-1",
+        report_kind=ReportKind.AD_HOC,
+        unit_code="X80101",
+        receiving_unit="H801",
+        period_start=date(2023, 3, 8),
+        period_end=date(2023, 3, 8),
+        due_at=last_instant_before(date(2023, 4, 1)),
+        plan_title="Khắc phục sau khảo sát: Khảo sát thực hiện QCDC",
+    )
+    event = DeadlineApproaching(
+        unit_path=PATH, obligation=ref, days_before=3, fire_on=date(2023, 3, 28)
+    )
+    subject, text, html = rendered(event, "deadline_approaching")
+    assert subject.startswith(
+        "[Nhắc hạn] Báo cáo kết quả khắc phục sau kiểm tra, khảo sát của Ủy ban nhân dân xã Tân An"
+    )
+    assert "- Nội dung: Khắc phục sau khảo sát: Khảo sát thực hiện QCDC\n" in text
+    assert "- Ngày kết luận kiểm tra, khảo sát: 08/03/2023\n" in text
+    assert "Kỳ số liệu" not in text and "Kỳ số liệu" not in html
+    _, text, _ = rendered(missed_of(ref), "deadline_missed")
+    assert "- Ngày kết luận kiểm tra, khảo sát: 08/03/2023\n" in text

@@ -147,6 +147,8 @@ def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
         "qcdc.v1.deadline.",
         "qcdc.v1.consolidation.",
         "qcdc.v1.recommendation.",
+        "qcdc.v1.inspection.",
+        "qcdc.v1.conference.",
     )
     assert all(name.startswith(owned) for name in names)  # nothing of plans or notify
     assert names >= {
@@ -156,9 +158,14 @@ def test_a_districts_event_names_are_the_reports_services_spelled_out() -> None:
         "qcdc.v1.deadline.approaching",
         "qcdc.v1.deadline.missed",
         "qcdc.v1.consolidation.published",
+        "qcdc.v1.conference.recorded",
+        "qcdc.v1.conference.minutes_attached",
     }
     subjects = district_event_subjects(("T89", "H801"))
     assert all("*" not in s for s in subjects)
     assert "qcdc.v1.report.submitted.T89.H801" in subjects
     assert "qcdc.v1.report.accepted.T89.H801" not in subjects  # its own is Home Affairs'
     assert "qcdc.v1.report.accepted.T89.H801.>" in subjects
+    # Inspections of its communes are a district instance's to publish, named one by one.
+    assert "qcdc.v1.inspection.findings_recorded.T89.H801.>" in subjects
+    assert "qcdc.v1.inspection.action_closed.T89.H801.>" in subjects

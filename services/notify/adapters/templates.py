@@ -25,6 +25,12 @@ from shared.events import (
     DifficultyAnswered,
     DifficultyRaised,
     Event,
+    InspectionActionClosed,
+    InspectionActionReported,
+    InspectionActionReturned,
+    InspectionFindingsRecorded,
+    InspectionKind,
+    InspectionScheduled,
     ObligationRef,
     PlanAmended,
     PlanIssued,
@@ -71,6 +77,11 @@ EVENT_LABELS: dict[str, str] = {
     "qcdc.recommendation.registered.v1": "Kiến nghị sau giám sát cần trả lời",
     "qcdc.recommendation.answered.v1": "Trả lời kiến nghị sau giám sát",
     "qcdc.recommendation.implementation_reported.v1": "Kết quả thực hiện kiến nghị",
+    "qcdc.inspection.findings_recorded.v1": "Kết luận kiểm tra, khảo sát cần khắc phục",
+    "qcdc.inspection.action_returned.v1": "Việc khắc phục chưa được chấp nhận",
+    "qcdc.inspection.scheduled.v1": "Lịch kiểm tra, khảo sát",
+    "qcdc.inspection.action_reported.v1": "Báo cáo khắc phục sau kiểm tra",
+    "qcdc.inspection.action_closed.v1": "Việc khắc phục đã hoàn thành",
 }
 """Headings of the digest, in the order it lists them: what needs action first."""
 
@@ -162,18 +173,36 @@ RECOMMENDATION_KEY = "recommendation-"
 reminders name the answer, not a report, and the day received, not a data period."""
 
 
+FOLLOW_UP_KEY = "inspection-"
+"""Schedule key prefix of the obligation to report that an action required by an
+inspection's findings is carried out: its reminders name the follow-up and the day the
+inspection concluded."""
+CONFERENCE_KEY = "staff_conference"
+"""Schedule key of a staff conference obligation: its reminders name the conference's
+minutes, not a report."""
+CONFERENCE_LABEL = "Biên bản Hội nghị cán bộ, công chức, viên chức và người lao động"
+
+
+def _kind_label(ref: ObligationRef, recommendation: bool, follow_up: bool) -> str:
+    if recommendation:
+        return "Văn bản trả lời kiến nghị sau giám sát"
+    if follow_up:
+        return "Báo cáo kết quả khắc phục sau kiểm tra, khảo sát"
+    if ref.schedule_key == CONFERENCE_KEY:
+        return CONFERENCE_LABEL
+    return REPORT_KIND_LABELS[ref.report_kind]
+
+
 def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
     recommendation = ref.schedule_key.startswith(RECOMMENDATION_KEY)
+    follow_up = ref.schedule_key.startswith(FOLLOW_UP_KEY)
     return {
         "unit_code": ref.unit_code,
         "unit_name": facts.name(ref.unit_code),
         "receiving_name": facts.name(ref.receiving_unit),
         "recommendation": recommendation,
-        "kind_label": (
-            "Văn bản trả lời kiến nghị sau giám sát"
-            if recommendation
-            else REPORT_KIND_LABELS[ref.report_kind]
-        ),
+        "follow_up": follow_up,
+        "kind_label": _kind_label(ref, recommendation, follow_up),
         "plan_doc_number": ref.plan_doc_number or facts.plan_doc_number,
         "plan_title": ref.plan_title or facts.plan_title,
         "period_start": format_date(ref.period_start),
@@ -367,6 +396,94 @@ def _recommendation_implementation(
     }
 
 
+INSPECTION_KIND_LABELS = {InspectionKind.INSPECTION: "kiểm tra", InspectionKind.SURVEY: "khảo sát"}
+
+_InspectionEvent = (
+    InspectionScheduled
+    | InspectionFindingsRecorded
+    | InspectionActionReported
+    | InspectionActionClosed
+    | InspectionActionReturned
+)
+
+
+def _inspection(event: _InspectionEvent, facts: Facts) -> dict[str, Any]:
+    return {
+        "unit_name": facts.name(event.inspected_unit),
+        "inspecting_name": facts.name(event.inspecting_unit),
+        "topic": event.topic,
+        "link": facts.links.obligations(),
+    }
+
+
+def _inspection_scheduled(event: InspectionScheduled, facts: Facts) -> dict[str, Any]:
+    return {
+        **_inspection(event, facts),
+        "kind_label": INSPECTION_KIND_LABELS[event.kind],
+        "planned_start": format_date(event.planned_start),
+        "planned_end": format_date(event.planned_end),
+        "unit_count": len(event.inspected_units),
+    }
+
+
+def _inspection_findings(event: InspectionFindingsRecorded, facts: Facts) -> dict[str, Any]:
+    return {
+        **_inspection(event, facts),
+        "kind_label": INSPECTION_KIND_LABELS[event.kind],
+        "conducted_on": format_date(event.conducted_on),
+        "conclusion": event.conclusion,
+        "findings": [
+            {
+                "number": f.number,
+                "content": f.content,
+                "actions": [
+                    {
+                        "number": a.number,
+                        "content": a.content,
+                        "due_last_day": format_date(a.due_at),
+                        "link": facts.links.obligation(a.obligation_id),
+                    }
+                    for a in f.actions
+                ],
+            }
+            for f in event.findings
+        ],
+        "action_count": sum(len(f.actions) for f in event.findings),
+    }
+
+
+def _inspection_reported(event: InspectionActionReported, facts: Facts) -> dict[str, Any]:
+    return {
+        **_inspection(event, facts),
+        "action": event.action,
+        "content": event.content,
+        "report_number": event.report_number,
+        "done": event.done,
+        "on_time": event.on_time,
+        "reported_at": format_instant(event.reported_at),
+    }
+
+
+def _inspection_closed(event: InspectionActionClosed, facts: Facts) -> dict[str, Any]:
+    return {
+        **_inspection(event, facts),
+        "action": event.action,
+        "note": event.note,
+        "on_time": event.on_time,
+        "closed_at": format_instant(event.closed_at),
+    }
+
+
+def _inspection_returned(event: InspectionActionReturned, facts: Facts) -> dict[str, Any]:
+    return {
+        **_inspection(event, facts),
+        "action": event.action,
+        "reason": event.reason,
+        "returned_at": format_instant(event.returned_at),
+        **_deadline(event.due_at),
+    }
+
+
 _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     DeadlineApproaching: _approaching,
     DeadlineMissed: _missed,
@@ -381,6 +498,11 @@ _BUILDERS: dict[type[Event], Callable[[Any, Facts], dict[str, Any]]] = {
     RecommendationRegistered: _recommendation_registered,
     RecommendationAnswered: _recommendation_answered,
     RecommendationImplementationReported: _recommendation_implementation,
+    InspectionScheduled: _inspection_scheduled,
+    InspectionFindingsRecorded: _inspection_findings,
+    InspectionActionReported: _inspection_reported,
+    InspectionActionClosed: _inspection_closed,
+    InspectionActionReturned: _inspection_returned,
 }
 
 

@@ -35,6 +35,11 @@ from shared.events import (
     DifficultyAnswered,
     DifficultyRaised,
     Event,
+    InspectionActionClosed,
+    InspectionActionReported,
+    InspectionActionReturned,
+    InspectionFindingsRecorded,
+    InspectionScheduled,
     PlanAmended,
     PlanIssued,
     RecommendationAnswered,
@@ -70,12 +75,22 @@ _RECOMMENDATION_EVENTS = (
 """Their ``unit`` is the addressed unit; their ``receiving_unit`` the unit that registered
 the recommendation (the source organisation's channel: the Front's own unit, or the
 addressed unit that received it)."""
+_INSPECTION_EVENTS = (
+    InspectionScheduled,
+    InspectionFindingsRecorded,
+    InspectionActionReported,
+    InspectionActionClosed,
+    InspectionActionReturned,
+)
+"""Their ``unit`` is the inspected unit; their ``receiving_unit`` the inspecting unit (it
+receives the follow-up reports)."""
 _ROLE_EVENTS: dict[str, tuple[type[Event], ...]] = {
     "receiving_unit": (
         *_OBLIGATION_EVENTS,
         ConsolidationPublished,
         DifficultyRaised,
         *_RECOMMENDATION_EVENTS,
+        *_INSPECTION_EVENTS,
     ),
     "assignees": (PlanIssued, PlanAmended, ReportRequested),
 }
@@ -121,6 +136,20 @@ DEFAULT_RULES: dict[str, list[dict[str, Any]]] = {
     "recommendation.implementation_reported": [
         {"template": "recommendation_implementation_reported", "to": ["receiving_unit.focal"]}
     ],
+    # The inspected unit learns of the inspection, its findings and the actions required
+    # (with their deadlines), and whether each action it reported done is closed or
+    # returned; the inspecting unit hears each follow-up report.
+    "inspection.scheduled": [{"template": "inspection_scheduled", "to": ["unit.focal"]}],
+    "inspection.findings_recorded": [
+        {"template": "inspection_findings_recorded", "to": ["unit.focal"]}
+    ],
+    "inspection.action_reported": [
+        {"template": "inspection_action_reported", "to": ["receiving_unit.focal"]}
+    ],
+    "inspection.action_closed": [{"template": "inspection_action_closed", "to": ["unit.focal"]}],
+    "inspection.action_returned": [
+        {"template": "inspection_action_returned", "to": ["unit.focal"]}
+    ],
 }
 
 SUBSCRIBER_TEMPLATES: dict[str, str] = {
@@ -137,6 +166,11 @@ SUBSCRIBER_TEMPLATES: dict[str, str] = {
     "qcdc.recommendation.registered.v1": "recommendation_registered",
     "qcdc.recommendation.answered.v1": "recommendation_answered",
     "qcdc.recommendation.implementation_reported.v1": "recommendation_implementation_reported",
+    "qcdc.inspection.scheduled.v1": "inspection_scheduled",
+    "qcdc.inspection.findings_recorded.v1": "inspection_findings_recorded",
+    "qcdc.inspection.action_reported.v1": "inspection_action_reported",
+    "qcdc.inspection.action_closed.v1": "inspection_action_closed",
+    "qcdc.inspection.action_returned.v1": "inspection_action_returned",
 }
 """What an e-mail subscriber gets per event type: the observer's view (a subscriber to
 ``report.submitted`` is told a report arrived, not handed the submitter's receipt)."""
@@ -151,6 +185,7 @@ SUBSCRIBABLE_AGGREGATES = (
     "deadline",
     "consolidation",
     "recommendation",
+    "inspection",
 )
 """What notify consumes and offers to subscribers. Not its own notifications (a delivery of
 NotificationDelivered would cause another one, without end), nor anything not meant for
@@ -310,6 +345,8 @@ def role_codes(role: str, event: Event, plan_assignees: Sequence[str] = ()) -> l
         return [event.receiving_unit]
     if role == "receiving_unit" and isinstance(event, _RECOMMENDATION_EVENTS):
         return [event.registered_by_unit]
+    if role == "receiving_unit" and isinstance(event, _INSPECTION_EVENTS):
+        return [event.inspecting_unit]
     if role == "receiving_unit" and isinstance(event, DifficultyRaised):
         return [event.raised_to] if event.raised_to else []
     if role == "assignees":

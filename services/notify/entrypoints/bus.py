@@ -32,6 +32,7 @@ CONSUMERS: tuple[tuple[str, StreamSpec, str], ...] = (
     ("deadlines", REPORTS, "deadline"),
     ("consolidations", REPORTS, "consolidation"),
     ("recommendations", REPORTS, "recommendation"),
+    ("inspections", REPORTS, "inspection"),
 )
 
 

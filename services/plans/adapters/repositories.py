@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +18,9 @@ from services.plans.adapters.db import (
     units,
 )
 from services.plans.domain.plans import (
+    DEFAULT_CONFERENCE_KINDS,
     Plan,
+    StaffConferenceRequirement,
 )
 from services.plans.domain.units import Unit
 from shared.mapping import RowMapping
@@ -66,11 +68,23 @@ PLANS = RowMapping(
             "sub_plan",
             "distribution",
             "difficulties_to",
+            "staff_conference",
         )
     },
+    read={"staff_conference": lambda stored: _staff_conference(stored or {})},
 )
 """A plan is a row of ``plans``; what it has beyond the listing's columns is one JSON
 object, ``details``."""
+
+
+def _staff_conference(stored: dict[str, Any]) -> StaffConferenceRequirement:
+    """Plans stored before staff conferences were asked for require none."""
+    due_before = stored.get("due_before")
+    return StaffConferenceRequirement(
+        required=bool(stored.get("required", False)),
+        due_before=date.fromisoformat(due_before) if due_before else None,
+        unit_kinds=tuple(stored.get("unit_kinds") or DEFAULT_CONFERENCE_KINDS),
+    )
 
 
 class PlanRepository:

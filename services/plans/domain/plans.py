@@ -19,6 +19,7 @@ from shared.events import (
     ReportKind,
     ScheduleChange,
     ScheduledReport,
+    StaffConferenceSchedule,
 )
 from shared.vntime import last_instant_before
 
@@ -103,6 +104,31 @@ class SubPlanRequirement:
     due_before: date | None = None
 
 
+CONFERENCE_KEY = "staff_conference"
+DEFAULT_CONFERENCE_KINDS = ("department", "public_service_unit")
+"""Unit kinds that hold a conference of officials, civil servants and employees: state
+administrative agencies and public service units (Decree 04/2015/NĐ-CP; Law 10/2022/QH15,
+chapter IV). A project default: a plan names other kinds (kinds are data)."""
+CONFERENCE_DEFAULT_MONTH = 4
+"""Default deadline: before 1 April of the plan year, i.e. within the first quarter. A
+project default (the annual conference is commonly held in the first quarter; the plan sets
+its own date with ``staff_conference.due_before``)."""
+
+
+@dataclass(frozen=True)
+class StaffConferenceRequirement:
+    """Each assignee of ``unit_kinds`` records its annual staff conference (seed part II.4),
+    held on or after 1 January of the plan year and before ``due_before`` (default: before
+    1 April of the plan year, see :data:`CONFERENCE_DEFAULT_MONTH`)."""
+
+    required: bool = False
+    due_before: date | None = None
+    unit_kinds: tuple[str, ...] = DEFAULT_CONFERENCE_KINDS
+
+    def deadline(self, year: int) -> date:
+        return self.due_before or date(year, CONFERENCE_DEFAULT_MONTH, 1)
+
+
 @dataclass(frozen=True)
 class Amendment:
     """What an amendment changes: deadlines by schedule key, assignees added or removed."""
@@ -129,6 +155,7 @@ class Plan:
     schedule: list[ScheduleEntry] = field(default_factory=list)
     on_request: tuple[ReportKind, ...] = ()
     sub_plan: SubPlanRequirement = field(default_factory=SubPlanRequirement)
+    staff_conference: StaffConferenceRequirement = field(default_factory=StaffConferenceRequirement)
     distribution: list[str] = field(default_factory=list)
     parent_plan_id: str | None = None
     difficulties_to: str | None = None
@@ -170,12 +197,63 @@ class Plan:
                 else None
             ),
             parent_plan_id=self.parent_plan_id,
+            staff_conference=self.conference_schedule(registry),
         )
         self.events.append(event)
         return event
 
+    def conference_schedule(self, registry: dict[str, Unit]) -> StaffConferenceSchedule | None:
+        """The staff conference requirement as the bus carries it; its records are followed
+        up by the receiving unit of the plan's annual report (else of its first entry, else
+        the issuer)."""
+        requirement = self.staff_conference
+        if not requirement.required:
+            return None
+        receiving = next(
+            (e.receiving_unit for e in self.schedule if e.kind is ReportKind.ANNUAL),
+            self.schedule[0].receiving_unit if self.schedule else self.issuing_unit,
+        )
+        due_before = requirement.deadline(self.year)
+        return StaffConferenceSchedule(
+            key=CONFERENCE_KEY,
+            title=f"Hội nghị cán bộ, công chức, viên chức và người lao động năm {self.year}",
+            unit_kinds=list(requirement.unit_kinds),
+            held_from=date(self.year, 1, 1),
+            due_before=due_before,
+            due_at=last_instant_before(due_before),
+            receiving_unit=receiving,
+        )
+
+    def _check_conference(self) -> None:
+        requirement = self.staff_conference
+        if not requirement.required:
+            return
+        due_before = requirement.deadline(self.year)
+        if due_before <= self.issued_on:
+            default = "" if requirement.due_before else " (the default: before 1 April)"
+            raise PlanRefused(
+                f"the staff conference deadline{default} must fall after the date of issue: "
+                "set staff_conference.due_before",
+                field="staff_conference.due_before",
+            )
+        if not date(self.year, 1, 1) < due_before <= date(self.year + 1, 1, 1):
+            raise PlanRefused(
+                f"the staff conference deadline must fall within the plan year {self.year}",
+                field="staff_conference.due_before",
+            )
+        if any(entry.key == CONFERENCE_KEY for entry in self.schedule):
+            raise PlanRefused(
+                f"schedule key {CONFERENCE_KEY!r} is the staff conference's", field="schedule"
+            )
+        if not requirement.unit_kinds:
+            raise PlanRefused(
+                "name the unit kinds that hold a staff conference",
+                field="staff_conference.unit_kinds",
+            )
+
     def _check_schedule(self, registry: dict[str, Unit]) -> None:
-        if not self.schedule and not self.sub_plan.required:
+        self._check_conference()
+        if not self.schedule and not self.sub_plan.required and not self.staff_conference.required:
             raise PlanRefused(
                 "the plan asks nothing of its assignees: no reporting schedule, no sub-plan",
                 field="schedule",
@@ -248,6 +326,7 @@ class Plan:
             removed_assignees=removed,
             schedule_changes=changes,
             schedule=[entry.to_event() for entry in self.schedule],
+            staff_conference=self.conference_schedule(registry),
         )
         self.events.append(event)
         return event
@@ -346,6 +425,12 @@ class Plan:
                 self.sub_plan,
                 due_before=shift_years(self.sub_plan.due_before, years)
                 if self.sub_plan.due_before
+                else None,
+            ),
+            staff_conference=replace(
+                self.staff_conference,
+                due_before=shift_years(self.staff_conference.due_before, years)
+                if self.staff_conference.due_before
                 else None,
             ),
             distribution=list(self.distribution),

@@ -9,11 +9,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.plans.domain.plans import (
+    DEFAULT_CONFERENCE_KINDS,
     AssigneeRule,
     LegalDocument,
     Plan,
     ScheduleEntry,
     Signer,
+    StaffConferenceRequirement,
     SubPlanRequirement,
 )
 from services.plans.domain.units import Unit
@@ -182,6 +184,36 @@ class SubPlanIn(Strict):
     due_before: date | None = None
 
 
+class StaffConferenceIn(Strict):
+    """The annual conference of officials, civil servants and employees (seed part II.4)."""
+
+    required: bool = True
+    due_before: date | None = Field(
+        None,
+        description="The plan's 'before <date>' for holding it; default: before 1 April of "
+        "the plan year (within the first quarter, a project default).",
+    )
+    unit_kinds: list[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]] = Field(
+        default_factory=lambda: list(DEFAULT_CONFERENCE_KINDS),
+        min_length=1,
+        description="Kinds of the assignees that hold one (default: department, "
+        "public_service_unit).",
+    )
+
+    def requirement(self) -> StaffConferenceRequirement:
+        return StaffConferenceRequirement(
+            required=self.required, due_before=self.due_before, unit_kinds=tuple(self.unit_kinds)
+        )
+
+    @classmethod
+    def of(cls, requirement: StaffConferenceRequirement) -> StaffConferenceIn:
+        return cls(
+            required=requirement.required,
+            due_before=requirement.due_before,
+            unit_kinds=list(requirement.unit_kinds),
+        )
+
+
 PLAN_EXAMPLE: dict[str, JsonValue] = {
     "doc_number": "123/KH-UBND",
     "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2026",
@@ -235,6 +267,9 @@ class PlanIn(Strict):
     schedule: list[ScheduleEntryIn] = Field(default_factory=list, max_length=50)
     on_request: list[ReportKind] = Field(default_factory=list)
     sub_plan: SubPlanIn = Field(default_factory=lambda: SubPlanIn(required=False))
+    staff_conference: StaffConferenceIn = Field(
+        default_factory=lambda: StaffConferenceIn(required=False)
+    )
     distribution: list[ShortText] = Field(default_factory=list, max_length=100)
     parent_plan_id: Identifier | None = None
     difficulties_to: UnitReference | None = Field(
@@ -274,6 +309,7 @@ class PlanIn(Strict):
             sub_plan=SubPlanRequirement(
                 required=self.sub_plan.required, due_before=self.sub_plan.due_before
             ),
+            staff_conference=self.staff_conference.requirement(),
             distribution=list(self.distribution),
             parent_plan_id=self.parent_plan_id,
             difficulties_to=self.difficulties_to,
@@ -294,6 +330,7 @@ class PlanOut(BaseModel):
     content_areas: list[ContentArea]
     schedule: list[ScheduleEntryIn]
     sub_plan: SubPlanIn
+    staff_conference: StaffConferenceIn | None = None
     legal_basis: list[LegalDocumentIn]
     distribution: list[str]
     difficulties_to: str | None = None
@@ -327,6 +364,7 @@ class PlanOut(BaseModel):
             sub_plan=SubPlanIn(
                 required=plan.sub_plan.required, due_before=plan.sub_plan.due_before
             ),
+            staff_conference=StaffConferenceIn.of(plan.staff_conference),
             legal_basis=[
                 LegalDocumentIn(number=d.number, date=d.date, issuer=d.issuer, title=d.title)
                 for d in plan.legal_basis

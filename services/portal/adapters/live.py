@@ -1,6 +1,7 @@
 """Live updates for the board: a plain NATS subscription (no durable consumer: a board that
-missed something while disconnected reads the API again on its next load) to report and
-consolidation events, fanned out to the browsers' server-sent event streams."""
+missed something while disconnected reads the API again on its next load) to report,
+consolidation and staff conference events, fanned out to the browsers' server-sent event
+streams."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from shared.bus.streams import PORTAL_SUBJECTS as SUBJECTS
 
 log = structlog.get_logger(__name__)
 QUEUE_SIZE = 100
+ANY_ENTRY = "*"
+"""The schedule key of a change that concerns every board of a plan and receiving unit: a
+staff conference recorded (each board shows the conferences the receiving unit follows)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ def change_of(subject: str, headers: dict[str, str], data: bytes) -> Change | No
         return None
     nested = body.get("obligation")
     ref: dict[str, Any] = nested if isinstance(nested, dict) else body
+    if "conference_id" in body and "schedule_key" not in body:
+        ref = {**body, "schedule_key": ANY_ENTRY}
     try:
         return Change(
             plan_id=str(ref["plan_id"]),
@@ -77,7 +83,9 @@ class LiveHub:
     def publish(self, change: Change) -> None:
         key = (change.plan_id, change.schedule_key, change.receiving_unit)
         for queue, wanted in list(self.listeners.items()):
-            if wanted == key:
+            if wanted == key or (
+                change.schedule_key == ANY_ENTRY and (wanted[0], wanted[2]) == (key[0], key[2])
+            ):
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(change)
 

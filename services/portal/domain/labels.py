@@ -31,6 +31,16 @@ REPORT_KIND_LABELS = {
     "sub_plan": "Kế hoạch triển khai",
 }
 
+CONFERENCE_OBLIGATION = "Hội nghị cán bộ, công chức, viên chức và người lao động"
+
+
+def obligation_title(obligation: dict[str, object]) -> str:
+    """What an obligation asks for: its report kind, or the staff conference."""
+    if obligation.get("schedule_key") == "staff_conference":
+        return CONFERENCE_OBLIGATION
+    return label(REPORT_KIND_LABELS, str(obligation.get("report_kind", "")))
+
+
 OBLIGATION_LABELS = {
     "open": "Chưa nộp",
     "submitted": "Đã nộp, chờ xem xét",

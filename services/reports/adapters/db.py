@@ -191,3 +191,106 @@ recommendation_history = sa.Table(
     sa.Column("by_unit", sa.String(32), nullable=False),
     sa.Column("completed", sa.Boolean, nullable=False),
 )
+
+# --- inspections and surveys (reports migration 0013) ----------------------------------
+
+inspections = sa.Table(
+    "inspections",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("inspecting_unit", sa.String(32), nullable=False, index=True),
+    sa.Column("inspecting_path", sa.JSON, nullable=False),
+    sa.Column("plan_id", sa.String(64), nullable=True),
+    sa.Column("planned_start", sa.Date, nullable=False, index=True),
+    sa.Column("planned_end", sa.Date, nullable=False),
+    sa.Column("registered_at", UTCDateTime, nullable=False),
+)
+
+inspected_units = sa.Table(
+    "inspected_units",
+    metadata,
+    # One row per inspection and inspected unit; the findings make it done.
+    sa.Column("inspection_id", sa.ForeignKey("inspections.id"), primary_key=True),
+    sa.Column("unit_code", sa.String(32), primary_key=True, index=True),
+    sa.Column("unit_path", sa.JSON, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("conducted_on", sa.Date, nullable=True),
+    sa.Column("conclusion", sa.Text, nullable=False, server_default=""),
+    sa.Column("findings_recorded_at", UTCDateTime, nullable=True),
+)
+
+inspection_findings = sa.Table(
+    "inspection_findings",
+    metadata,
+    sa.Column("inspection_id", sa.ForeignKey("inspections.id"), primary_key=True),
+    sa.Column("unit_code", sa.String(32), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("content", sa.Text, nullable=False),
+)
+
+inspection_actions = sa.Table(
+    "inspection_actions",
+    metadata,
+    # A required action of a finding; its follow-up obligation is ``inspection-<id>``.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("inspection_id", sa.ForeignKey("inspections.id"), nullable=False, index=True),
+    sa.Column("unit_code", sa.String(32), nullable=False, index=True),
+    sa.Column("unit_path", sa.JSON, nullable=False),
+    sa.Column("finding_number", sa.Integer, nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("conducted_on", sa.Date, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("done_reported_at", UTCDateTime, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("closed_on_time", sa.Boolean, nullable=True),
+)
+
+inspection_action_history = sa.Table(
+    "inspection_action_history",
+    metadata,
+    # Follow-up reports, closings and returns, in order: never changed once written.
+    sa.Column("action_id", sa.ForeignKey("inspection_actions.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("by_unit", sa.String(32), nullable=False),
+    sa.Column("done", sa.Boolean, nullable=False),
+)
+
+# --- staff conferences (reports migration 0014) ------------------------------------------
+
+conferences = sa.Table(
+    "conferences",
+    metadata,
+    # A staff conference recorded by the unit that held it: one per conference obligation.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("obligation_id", sa.ForeignKey("obligations.id"), nullable=False, unique=True),
+    sa.Column("plan_id", sa.String(64), nullable=False, index=True),
+    sa.Column("unit_code", sa.String(32), nullable=False, index=True),
+    sa.Column("unit_path", sa.JSON, nullable=False),
+    sa.Column("receiving_unit", sa.String(32), nullable=False),
+    sa.Column("held_on", sa.Date, nullable=False),
+    sa.Column("participants", sa.Integer, nullable=True),
+    sa.Column("on_time", sa.Boolean, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Column("recorded_by_unit", sa.String(32), nullable=False),
+)
+
+conference_minutes = sa.Table(
+    "conference_minutes",
+    metadata,
+    # The minutes' files, in the attachment store (content-addressed, like reports' files).
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("conference_id", sa.ForeignKey("conferences.id"), nullable=False, index=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(128), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("stored_as", sa.String(512), nullable=False),
+    sa.Column("attached_at", UTCDateTime, nullable=False),
+)

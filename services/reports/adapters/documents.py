@@ -48,6 +48,7 @@ from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
 from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
 from services.reports.adapters.document_formats import Edition, Signer
+from services.reports.domain.conference_counts import UnitConference
 from services.reports.domain.consolidation import (
     PEOPLES_COMMITTEE,
     Consolidation,
@@ -58,6 +59,7 @@ from services.reports.domain.consolidation import (
     committee_locality,
     is_peoples_committee,
 )
+from services.reports.domain.inspection_counts import InspectionCounts
 from services.reports.domain.recommendation_counts import RecommendationCounts
 from shared.events import ReportKind
 from shared.spreadsheets import reads_as_formula
@@ -97,6 +99,23 @@ RECOMMENDATION_HEADER = (
     "Chưa trả lời",
     "Đã thực hiện xong",
 )
+SHEET_INSPECTIONS = "Kiểm tra, khảo sát"
+INSPECTION_HEADER = (
+    "Lượt kiểm tra, khảo sát theo kế hoạch",
+    "Đã thực hiện",
+    "Số việc phải khắc phục",
+    "Khắc phục xong đúng hạn",
+    "Khắc phục xong quá hạn",
+    "Chưa khắc phục xong",
+)
+
+SHEET_CONFERENCES = "Hội nghị CBCCVC"
+CONFERENCE_STATE_LABELS = {
+    "held_on_time": "Đã tổ chức đúng hạn",
+    "held_late": "Đã tổ chức quá hạn",
+    "missing": "Chưa tổ chức",
+}
+CONFERENCE_HEADER = ("Tình trạng", "Ngày tổ chức", "Số người tham dự", "Biên bản")
 
 
 # --- wording --------------------------------------------------------------------------------
@@ -659,6 +678,90 @@ def _recommendation_section(out: _Body, c: Consolidation) -> None:
     _grid(out, header, rows, (10, 50, 21, 21, 21, 21, 21), numeric_from=2)
 
 
+def _inspection_figures(n: InspectionCounts) -> list[int]:
+    return [
+        n.scheduled,
+        n.done,
+        n.actions_required,
+        n.actions_closed_on_time,
+        n.actions_closed_late,
+        n.actions_open,
+    ]
+
+
+def _inspection_section(out: _Body, c: Consolidation) -> None:
+    _para(out, "V. CÔNG TÁC KIỂM TRA, KHẢO SÁT VÀ VIỆC KHẮC PHỤC SAU KIỂM TRA", bold=True)
+    n = c.inspections
+    if not n.total.scheduled:
+        _para(
+            out,
+            "Trong kỳ, không có cuộc kiểm tra, khảo sát việc thực hiện Quy chế dân chủ ở cơ sở "
+            "tại các đơn vị.",
+            indent=True,
+        )
+        return
+    _para(
+        out,
+        "Kiểm tra, khảo sát việc thực hiện Quy chế dân chủ ở cơ sở tại các đơn vị theo kế "
+        "hoạch trong kỳ số liệu và việc khắc phục những tồn tại, hạn chế được chỉ ra:",
+        indent=True,
+    )
+    rows = [
+        (str(i), u.name, *[vn_number(v) for v in _inspection_figures(u)])
+        for i, u in enumerate(n.by_unit, start=1)
+    ]
+    rows.append(("", "Tổng cộng", *[vn_number(v) for v in _inspection_figures(n.total)]))
+    header = ("TT", "Đơn vị", *INSPECTION_HEADER)
+    _grid(out, header, rows, (10, 45, 18, 18, 18, 18, 18, 20), numeric_from=2)
+
+
+def conference_state_text(u: UnitConference) -> str:
+    text = CONFERENCE_STATE_LABELS.get(u.state, u.state)
+    return f"{text} (đã quá hạn)" if u.overdue else text
+
+
+def _conference_cells(u: UnitConference) -> list[str]:
+    return [
+        conference_state_text(u),
+        f"{u.held_on:%d/%m/%Y}" if u.held_on else "",
+        vn_number(u.participants) if u.participants else "",
+        "Có" if u.minutes else "Chưa có",
+    ]
+
+
+def conference_total_line(c: Consolidation) -> str:
+    n = c.conferences.total
+    return (
+        f"{n.held}/{n.expected} đơn vị đã tổ chức (đúng hạn {n.held_on_time}, quá hạn "
+        f"{n.held_late}); {n.missing} đơn vị chưa tổ chức"
+        + (f", trong đó {n.overdue} đơn vị đã quá hạn" if n.overdue else "")
+    )
+
+
+def _conference_section(out: _Body, c: Consolidation) -> None:
+    """Staff conferences of the plan followed up by the receiving unit; none: no section."""
+    if not c.conferences.total.expected:
+        return
+    _para(
+        out,
+        "VI. TỔ CHỨC HỘI NGHỊ CÁN BỘ, CÔNG CHỨC, VIÊN CHỨC VÀ NGƯỜI LAO ĐỘNG",
+        bold=True,
+    )
+    due = c.conferences.by_unit[0].due_at.astimezone(ICT)
+    _para(
+        out,
+        f"Hội nghị cán bộ, công chức, viên chức và người lao động năm {due.year} của các cơ "
+        f"quan, đơn vị (hạn tổ chức: hết ngày {due:%d/%m/%Y}): {conference_total_line(c)}.",
+        indent=True,
+    )
+    rows = [
+        (str(i), u.name, *_conference_cells(u))
+        for i, u in enumerate(c.conferences.by_unit, start=1)
+    ]
+    header = ("TT", "Đơn vị", *CONFERENCE_HEADER)
+    _grid(out, header, rows, (10, 55, 40, 25, 20, 15), numeric_from=4)
+
+
 def _closing(out: _Body, c: Consolidation, signer: Signer) -> None:
     summary = summary_line(c)
     _para(
@@ -695,6 +798,8 @@ def render_docx(
     _indicator_section(out, consolidation)
     _narrative_section(out, consolidation)
     _recommendation_section(out, consolidation)
+    _inspection_section(out, consolidation)
+    _conference_section(out, consolidation)
     _closing(out, consolidation, signer or Signer())
     doc.core_properties.title = nfc(summary_line(consolidation))
     doc.core_properties.author = nfc(issuer(consolidation))
@@ -817,6 +922,53 @@ def _recommendation_sheet_rows(c: Consolidation) -> list[list[object]]:
     ]
 
 
+def _inspection_sheet_rows(c: Consolidation) -> list[list[object]]:
+    n = c.inspections
+    return [
+        *[[u.code, u.name, *_inspection_figures(u)] for u in n.by_unit],
+        ["", "Tổng cộng", *_inspection_figures(n.total)],
+    ]
+
+
+def _conference_sheet_rows(c: Consolidation) -> list[list[object]]:
+    n = c.conferences.total
+    units: list[list[object]] = [
+        [
+            u.code,
+            u.name,
+            conference_state_text(u),
+            f"{u.held_on:%d/%m/%Y}" if u.held_on else "",
+            u.participants if u.participants is not None else "",
+            u.minutes,
+            ict_stamp(u.due_at),
+        ]
+        for u in c.conferences.by_unit
+    ]
+    return [
+        *units,
+        ["", "Tổng số đơn vị phải tổ chức", n.expected, "", "", "", ""],
+        ["", "Đã tổ chức đúng hạn", n.held_on_time, "", "", "", ""],
+        ["", "Đã tổ chức quá hạn", n.held_late, "", "", "", ""],
+        ["", "Chưa tổ chức", n.missing, "", "", "", ""],
+    ]
+
+
+def _conference_sheet(workbook: Workbook, c: Consolidation) -> None:
+    if not c.conferences.total.expected:
+        return
+    header = (
+        "Mã đơn vị",
+        "Tên đơn vị",
+        "Tình trạng",
+        "Ngày tổ chức",
+        "Số người tham dự",
+        "Số tệp biên bản",
+        "Hạn tổ chức (ICT)",
+    )
+    widths = (14, 40, 30, 14, 16, 14, 18)
+    _sheet(workbook, SHEET_CONFERENCES, header, _conference_sheet_rows(c), widths)
+
+
 def render_xlsx(consolidation: Consolidation) -> bytes:
     c = consolidation
     workbook = Workbook(write_only=True)
@@ -849,6 +1001,14 @@ def render_xlsx(consolidation: Consolidation) -> bytes:
         _recommendation_sheet_rows(c),
         (14, 40, *[16] * len(RECOMMENDATION_HEADER)),
     )
+    _sheet(
+        workbook,
+        SHEET_INSPECTIONS,
+        ("Mã đơn vị", "Tên đơn vị", *INSPECTION_HEADER),
+        _inspection_sheet_rows(c),
+        (14, 40, *[16] * len(INSPECTION_HEADER)),
+    )
+    _conference_sheet(workbook, c)
     workbook.properties.title = nfc(summary_line(c))
     workbook.properties.creator = nfc(issuer(c))
     buffer = io.BytesIO()

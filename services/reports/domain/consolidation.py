@@ -51,7 +51,10 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from services.reports.domain.conference_counts import ConferenceSummary
 from services.reports.domain.indicators import CATALOGUE
+from services.reports.domain.inspection_counts import InspectionSummary, summarise_inspections
+from services.reports.domain.inspections import Inspection
 from services.reports.domain.model import Obligation, ObligationStatus
 from services.reports.domain.recommendation_counts import RecommendationSummary, summarise
 from services.reports.domain.recommendations import Recommendation
@@ -254,6 +257,13 @@ class Consolidation(_Out):
     recommendations: RecommendationSummary = RecommendationSummary()
     """Recommendations after supervision addressed to the expected units within the period
     (empty in versions published before they were counted)."""
+    inspections: InspectionSummary = InspectionSummary()
+    """Inspections and surveys of the expected units planned to start within the period,
+    and the follow-up of the actions their findings require (empty in versions published
+    before they were counted)."""
+    conferences: ConferenceSummary = ConferenceSummary()
+    """Staff conferences of the plan followed up by the receiving unit (empty when the plan
+    asks for none, and in versions published before they were counted)."""
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -615,6 +625,8 @@ def consolidate(
     kind_labels: Mapping[str, str] = DEFAULT_KIND_LABELS,
     group_kind: str = DEFAULT_GROUP_KIND,
     recommendations: Iterable[Recommendation] = (),
+    inspections: Iterable[Inspection] = (),
+    conferences: ConferenceSummary = ConferenceSummary(),
 ) -> Consolidation:
     """Consolidate the reports of ``obligations`` (one plan and schedule key) that go to
     ``receiving_unit``; obligations to other units are ignored. ``submissions`` holds every
@@ -648,6 +660,10 @@ def consolidate(
         recommendations=summarise(
             recommendations, expected, heading.period_start, heading.period_end
         ),
+        inspections=summarise_inspections(
+            inspections, expected, heading.period_start, heading.period_end
+        ),
+        conferences=conferences,
     )
 
 

@@ -30,6 +30,10 @@ RECONSIDER = datetime(1970, 1, 1, tzinfo=UTC)
 report returned for revision: which steps were recorded is the clock's to read): earlier
 than any step, so the deadline clock decides for it at its next pass."""
 OBLIGATION_NAMESPACE = uuid.UUID("6f1b8f0e-9a43-4c3e-9d7e-4f7a2d3c1b10")
+FOLLOW_UP_PREFIX = "inspection-"
+"""Schedule key prefix of the follow-up of an inspection's action
+(:mod:`services.reports.domain.inspections`): answered by a follow-up report there, never by
+a report submitted to the obligation."""
 
 
 class ObligationStatus(StrEnum):
@@ -184,6 +188,13 @@ class Obligation:
         """Refuse, before anything is numbered, a report this obligation cannot take."""
         if self.status in (ObligationStatus.ACCEPTED, ObligationStatus.WAIVED):
             raise ReportRefused(f"this obligation is {self.status.value}; nothing to submit")
+        if self.schedule_key.startswith(FOLLOW_UP_PREFIX):
+            action = self.schedule_key.removeprefix(FOLLOW_UP_PREFIX)
+            raise ReportRefused(
+                "this obligation follows up an inspection: report on it with "
+                f"POST /inspection-actions/{action}/follow-ups",
+                field="obligation_id",
+            )
         # Absent: a system that submits for the unit may not know a person. Given but
         # empty: a form left blank, which must not become an anonymous official report.
         if submitted_by is not None and not submitted_by.strip():

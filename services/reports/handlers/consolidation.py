@@ -21,8 +21,10 @@ from typing import Any
 import structlog
 
 from services.reports.adapters.consolidations import ConsolidationRepository, ConsolidationSource
+from services.reports.adapters.inspections import InspectionRepository
 from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import UnitDirectory
+from services.reports.domain.conferences import CONFERENCE_KEY
 from services.reports.domain.consolidation import (
     Consolidation,
     ConsolidationKey,
@@ -31,6 +33,7 @@ from services.reports.domain.consolidation import (
     consolidate,
 )
 from services.reports.domain.model import Obligation
+from services.reports.handlers import conferences as conference_handlers
 from shared.auth import Principal, Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
@@ -56,6 +59,11 @@ class PublishConsolidation:
 
 async def _obligations(key: ConsolidationKey, source: ConsolidationSource) -> list[Obligation]:
     """The obligations to consolidate, or a 404 saying which part of the key is unknown."""
+    if key.schedule_key == CONFERENCE_KEY:
+        raise Missing(
+            "staff conferences are not reports: every consolidation of the plan counts them "
+            "(conferences), and GET /conferences lists them"
+        )
     of_entry = await source.obligations(key.plan_id, key.schedule_key)
     if not of_entry:
         if not await source.plan_known(key.plan_id):
@@ -96,6 +104,14 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         min(o.period_start for o in found),
         max(o.period_end for o in found),
     )
+    inspections = await uow.repository(InspectionRepository).planned_for(
+        {o.unit_code for o in found},
+        min(o.period_start for o in found),
+        max(o.period_end for o in found),
+    )
+    conferences = await conference_handlers.followed_up_by(
+        key.plan_id, key.receiving_unit, uow, {code: u.name for code, u in all_units.items()}
+    )
     return consolidate(
         receiving_unit=key.receiving_unit,
         obligations=found,
@@ -103,6 +119,8 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
         units=all_units,
         as_of=uow.clock.now(),
         recommendations=recommendations,
+        inspections=inspections,
+        conferences=conferences,
     )
 
 

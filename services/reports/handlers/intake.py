@@ -11,6 +11,7 @@ import structlog
 
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.adapters.storage import AttachmentStore
+from services.reports.domain.conferences import check_not_conference
 from services.reports.domain.model import (
     Ownership,
     Report,
@@ -84,6 +85,7 @@ async def submit_report(
             field="unit_code",
         )
     # Before a receipt number is taken.
+    check_not_conference(obligation)
     obligation.check_submission(command.indicators, command.narrative, command.submitted_by)
     now = uow.clock.now()
     report = obligation.submit(

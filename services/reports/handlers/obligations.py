@@ -29,6 +29,7 @@ from services.reports.domain.model import (
     obligations_for_plan,
     obligations_for_request,
 )
+from services.reports.handlers import conferences
 from shared.bus.envelope import Envelope
 from shared.events import (
     PlanAmended,
@@ -67,6 +68,8 @@ async def on_plan_issued(
     rules: ClockRules,
 ) -> None:
     found = obligations_for_plan(event)
+    areas = tuple(area.code for area in event.content_areas) or None
+    found += conferences.obligations_of_plan_event(event, event.assignees, areas)
     opened = await _open(uow.repository(ObligationRepository), found, uow, ownership, rules)
     log.info("obligations opened", plan_id=event.plan_id, opened=opened)
 
@@ -111,7 +114,11 @@ async def on_plan_amended(
         event.title,
         await repository.content_areas_of_plan(event.plan_id),
     )
-    for obligation in obligations_for(heading, event.schedule, event.added_assignees):
+    added = obligations_for(heading, event.schedule, event.added_assignees)
+    added += conferences.obligations_of_plan_event(
+        event, event.added_assignees, heading.content_areas
+    )
+    for obligation in added:
         # The amendment's mail tells an added unit what it owes: its steps start after it.
         existing = await repository.get(obligation.id)
         if existing is None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from services.portal.adapters.api import ApiError
-from services.portal.domain import board
+from services.portal.domain import board, oversight
 from services.portal.domain.session import Session
 from services.portal.entrypoints.http.common import SignedIn, portal, render
 from shared.vntime import ICT
@@ -78,9 +78,20 @@ async def board_page(
         "chart": board.chart_svg(shown, due_at, today),
         "percent": board.percent_text,
         "live": portal(request).feed.connected,
+        **_oversight(consolidation),
     }
     template = "board_live.html.j2" if fragment else "board.html.j2"
     return render(request, template, context)
+
+
+def _oversight(consolidation: dict[str, Any]) -> dict[str, Any]:
+    """Staff conferences and recommendations per unit, from the same consolidation."""
+    return {
+        "conferences": oversight.conference_rows(consolidation.get("conferences") or {}),
+        "recommendations": oversight.recommendation_rows(
+            consolidation.get("recommendations") or {}
+        ),
+    }
 
 
 @router.get("/theo-doi/su-kien")

@@ -40,6 +40,7 @@ templates.env.globals.update(
     REPORT_LABELS=labels.REPORT_LABELS,
     PLAN_LABELS=labels.PLAN_LABELS,
     DELIVERY_LABELS=labels.DELIVERY_LABELS,
+    obligation_title=labels.obligation_title,
 )
 
 

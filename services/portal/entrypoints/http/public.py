@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.portal.adapters.api import ApiError, Service
-from services.portal.domain import board
+from services.portal.domain import board, oversight
 from services.portal.entrypoints.http.common import portal, render
 
 router = APIRouter()
@@ -43,7 +43,21 @@ def _cacheable(request: Request, response: Response) -> Response:
 async def public_plans(request: Request) -> Response:
     plans = await _read(request, "plans", "/plans")
     plans = [p for p in plans if p["status"] in ("issued", "amended", "closed")]
-    return _cacheable(request, render(request, "public_plans.html.j2", {"plans": plans}))
+    context = {"plans": plans, **await _public_recommendations(request)}
+    return _cacheable(request, render(request, "public_plans.html.j2", context))
+
+
+async def _public_recommendations(request: Request) -> dict[str, Any]:
+    """Answered and closed recommendations after supervision: organisation, topic, unit and
+    dates, never the texts (which officials wrote) nor who wrote them."""
+    try:
+        found, units = await asyncio.gather(
+            _read(request, "reports", "/recommendations"), _read(request, "plans", "/units")
+        )
+    except ApiError:
+        return {"recommendations": [], "recommendations_unavailable": True}
+    names = {u["code"]: u["name"] for u in units}
+    return {"recommendations": oversight.public_recommendations(found, names)}
 
 
 @router.get("/cong-khai/ke-hoach/{plan_id}")
@@ -57,11 +71,16 @@ async def public_plan(request: Request, plan_id: str) -> Response:
     entries = await asyncio.gather(
         *(_entry(request, plan_id, entry["key"], entry) for entry in plan["schedule"])
     )
+    try:
+        states = await _read(request, "reports", "/conferences", {"plan_id": plan_id})
+    except ApiError:
+        states = []
     context = {
         "plan": plan,
         "bound": sorted(names.get(code, code) for code in plan["assignees"]),
         "entries": entries,
         "percent": board.percent_text,
+        "conferences": oversight.conference_rows_of_states(states, names),
     }
     return _cacheable(request, render(request, "public_plan.html.j2", context))
 

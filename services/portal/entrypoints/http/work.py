@@ -4,6 +4,7 @@ difficulties (raise, read, answer), report requests, and the delivery log."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.portal.adapters.api import ApiError
-from services.portal.domain import board
+from services.portal.domain import board, oversight
 from services.portal.domain.entry import indicator_fields, refusal_message
 from services.portal.domain.session import Session
 from services.portal.entrypoints.http.common import (
@@ -55,8 +56,32 @@ async def unit_page(request: Request, session: SignedIn, code: str) -> Response:
         "unit": unit,
         "items": list(zip(obligations, all_versions, strict=True)),
         "deliveries": deliveries,
+        **await _unit_oversight(request, session, unit),
     }
     return render(request, "unit.html.j2", context)
+
+
+async def _unit_oversight(
+    request: Request, session: Session, unit: dict[str, Any]
+) -> dict[str, Any]:
+    """The unit's staff conference per plan and its recommendations after supervision."""
+    api, code = portal(request).api, unit["code"]
+    conferences, recommendations = await asyncio.gather(
+        api.get("reports", "/conferences", session.token, {"unit": code}),
+        api.get("reports", "/recommendations", session.token, {"addressed_unit": code}),
+    )
+    rows = [
+        replace(row, name=f"Kế hoạch {state['plan_doc_number']}")
+        for row, state in zip(
+            oversight.conference_rows_of_states(conferences, {}), conferences, strict=True
+        )
+    ]
+    tally = oversight.recommendation_tally(recommendations, code, unit["name"])
+    return {
+        "conferences": rows,
+        "first_column": "Kế hoạch",
+        "recommendations": [tally] if tally.received else [],
+    }
 
 
 @router.get("/tong-hop")

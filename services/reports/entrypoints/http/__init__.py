@@ -10,14 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.reports.entrypoints.http import consolidations, recommendations, reports
+from services.reports.entrypoints.http import (
+    conferences,
+    consolidations,
+    inspections,
+    recommendations,
+    reports,
+)
 from services.reports.settings import ReportsSettings
 from shared.runtime import Runtime
 
 
 def build_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
-    for module in (reports, consolidations, recommendations):
+    for module in (reports, consolidations, recommendations, inspections, conferences):
         router.include_router(module.router)
     return router
 
