@@ -69,10 +69,10 @@ from bench.support import machine, scratch_database
 from services.reports.adapters import db as tables
 from services.reports.adapters.document_formats import Edition, Signer
 from services.reports.adapters.documents import render_docx, render_xlsx
-from services.reports.domain.consolidation import Consolidation
+from services.reports.domain.consolidation import Consolidation, ConsolidationKey
 from services.reports.domain.indicators import CATALOGUE
 from services.reports.entrypoints.http.consolidations import json_response
-from services.reports.handlers.consolidation import ConsolidationKey, current
+from services.reports.handlers.consolidation import current
 from shared.clock import ManualClock
 from shared.db import create_engine, migrate
 from shared.uow import UnitOfWork

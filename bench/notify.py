@@ -44,7 +44,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
@@ -60,7 +60,8 @@ from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.support import machine, percentiles, scratch_database
-from services.notify.adapters.db import DeliveryRepository
+from services.natsd import NatsServer, free_port, wait_for_port
+from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.mail import MAIL_POLICY, build_email
 from services.notify.domain.model import Message
 from shared.bus.envelope import encode
@@ -68,14 +69,11 @@ from shared.bus.streams import provision
 from shared.db import create_engine
 from shared.events import (
     Channel,
-    Contacts,
     Event,
-    ObligationRef,
-    ReportKind,
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer, free_port, wait_for_port
+from tests import builders
 
 DELIVERED = "qcdc.notification.delivered.v1"
 FAILED = "qcdc.notification.failed.v1"
@@ -102,55 +100,22 @@ def _focal(n: int) -> str:
 
 
 def units(count: int) -> list[UnitRegistered]:
-    found = [
-        UnitRegistered(unit_path=["T89"], code="T89", name="Ủy ban nhân dân tỉnh", kind="province"),
-        UnitRegistered(
-            unit_path=["T89", "SNV"],
-            code="SNV",
-            name="Sở Nội vụ",
-            kind="department",
-            parent_code="T89",
-            tags=["home_affairs"],
-            contacts=Contacts(focal_email=f"vanphong.snv@{DOMAIN}"),
+    return [
+        *builders.province(home_affairs_focal=f"vanphong.snv@{DOMAIN}"),
+        *(
+            builders.unit_below(_code(n), f"Ủy ban nhân dân xã Số {n}", _focal(n))
+            for n in range(count)
         ),
     ]
-    for n in range(count):
-        found.append(
-            UnitRegistered(
-                unit_path=["T89", _code(n)],
-                code=_code(n),
-                name=f"Ủy ban nhân dân xã Số {n}",
-                kind="commune",
-                parent_code="T89",
-                reports_to_code="SNV",
-                contacts=Contacts(focal_email=_focal(n)),
-            )
-        )
-    return found
 
 
 def submitted(n: int) -> ReportSubmitted:
-    unit = _code(n)
-    return ReportSubmitted(
-        unit_path=["T89", unit],
+    return builders.submitted(
+        _code(n),
         report_id=f"r-{n}",
         receipt_number=f"BC-2026-{n + 1:06d}",
-        version=1,
-        obligation=ObligationRef(
-            obligation_id=f"o-{unit}",
-            plan_id="p-1",
-            schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH,
-            unit_code=unit,
-            receiving_unit="SNV",
-            period_start=date(2025, 12, 15),
-            period_end=date(2026, 6, 14),
-            due_at=datetime(2026, 6, 9, 16, 59, 59, 999999, tzinfo=UTC),
-            plan_doc_number="123/KH-UBND",
-            plan_title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2026",
-        ),
+        year=2026,
         submitted_at=datetime.now(UTC),
-        on_time=True,
     )
 
 

@@ -27,13 +27,13 @@ from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.support import machine, scratch_database
+from services.natsd import NatsServer, free_port
 from shared.bus.envelope import encode
 from shared.bus.relay import OutboxRelay
 from shared.bus.streams import PLANS, provision
 from shared.clock import SystemClock
 from shared.db import create_engine, messaging_tables
 from shared.events import Contacts, UnitRegistered
-from shared.natsd import NatsServer, free_port
 from shared.uow import UnitOfWork
 
 

@@ -23,8 +23,8 @@ from cryptography.fernet import Fernet
 from nats.aio.client import Client
 
 from bench.support import scratch_database
+from services.natsd import NatsServer, free_port, wait_for_port
 from shared.bus.streams import provision
-from shared.natsd import NatsServer, free_port, wait_for_port
 
 SERVICES = ("plans", "reports", "notify")
 

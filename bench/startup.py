@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from shared.natsd import NatsServer, free_port
+from services.natsd import NatsServer, free_port
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.02

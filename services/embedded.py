@@ -45,7 +45,16 @@ from types import FrameType
 import httpx
 import nats
 
+from services import nats_auth
 from services.demo_seed import SeedFailed, seed_demo
+from services.natsd import (
+    NatsCluster,
+    NatsServer,
+    nats_server_binary,
+    node_healthy,
+    port_is_free,
+    wait_for_port,
+)
 from services.supervisor import (
     Child,
     GaveUp,
@@ -60,17 +69,8 @@ from services.supervisor import (
     supervisor_alive,
     write_state,
 )
-from shared import nats_auth
 from shared.bus.streams import provision
 from shared.files import private_dir, private_file
-from shared.natsd import (
-    NatsCluster,
-    NatsServer,
-    nats_server_binary,
-    node_healthy,
-    port_is_free,
-    wait_for_port,
-)
 from shared.personal_data import new_key
 from shared.settings import ServiceSettings
 

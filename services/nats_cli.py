@@ -1,7 +1,7 @@
 """``qcdc nats …``: NATS credentials and permissions generated from the unit registry.
 
 Who gets which permissions is worked out in :mod:`services.nats_principals` (which imports
-every service) and :mod:`shared.nats_auth`; the command imports them when it runs, so that
+every service) and :mod:`services.nats_auth`; the command imports them when it runs, so that
 building the CLI stays light.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from shared.nats_auth import Credential
+    from services.nats_auth import Credential
 
 nats_app = typer.Typer(help="NATS credentials and subject permissions.", no_args_is_help=True)
 
@@ -53,8 +53,8 @@ def config(
     """Generate the nats-server authorization block and one env file per credential."""
     import asyncio
 
+    from services import nats_auth
     from services.nats_principals import principals, registry_from_database, registry_from_file
-    from shared import nats_auth
 
     try:
         registry = registry_from_file(units) if units else asyncio.run(registry_from_database())
@@ -77,7 +77,7 @@ def config(
 
 
 def _summary(out: Path, bundle: Sequence[Credential], before: Mapping[str, str]) -> None:
-    from shared import nats_auth
+    from services import nats_auth
 
     typer.echo(f"{out / nats_auth.AUTH_FILE}: {len(bundle)} user(s) (mode 0600)")
     for credential in bundle:

@@ -4,7 +4,7 @@ unit registry (for ``qcdc nats config`` and ``qcdc up --secure``).
 This module knows every service (to list the durable consumers each one creates, whose
 names the JetStream permissions must spell out), so it lives beside the CLI's composition
 root rather than in ``shared``; the permission rules themselves are in
-:mod:`shared.nats_auth`.
+:mod:`services.nats_auth`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from services import nats_auth, nats_integrators
+from services.nats_auth import Principal, RegistryError, RegistryUnit
+from services.nats_integrators import IntegratorSpec
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.bootstrap import SERVICE as PLANS
 from services.plans.handlers import unit_import
 from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.settings import ReportsSettings
-from shared import nats_auth, nats_integrators
-from shared.nats_auth import Durable, Principal, RegistryError, RegistryUnit
-from shared.nats_integrators import IntegratorSpec
+from shared.bus.streams import Durable
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 

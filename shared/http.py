@@ -22,7 +22,7 @@ from uvicorn import server as uvicorn_server
 from shared import asyncapi, openapi
 from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, current_correlation_id, new_correlation_id
-from shared.db import SecurityTables
+from shared.dependencies import RuntimeDep, Uow
 from shared.errors import Missing, Refused
 from shared.health import readiness
 from shared.limits import BodySizeLimit
@@ -237,97 +237,106 @@ def create_app(
             status_code=422,
         )
 
-    @app.get(
-        "/asyncapi.yaml",
-        tags=["operations"],
-        summary="The bus contract as an AsyncAPI 3.0 document (public, like /openapi.json)",
-        response_class=Response,
-        responses={200: {"content": {ASYNCAPI_MEDIA_TYPE: {}}}},
-    )
-    async def asyncapi_document() -> Response:
-        return Response(asyncapi.served(), media_type=ASYNCAPI_MEDIA_TYPE)
-
-    @app.get("/livez", tags=["operations"])
-    async def livez() -> dict[str, str]:
-        """The process answers (restart it if this fails); says nothing of its parts."""
-        return {"service": runtime.service, "status": "alive"}
-
-    @app.get("/readyz", tags=["operations"])
-    async def readyz() -> JSONResponse:
-        """Ready for work: the database answers and is migrated to head, NATS is
-        connected, the streams and this service's durable consumers exist. 503 with the
-        reasons otherwise (the service keeps accepting what it can meanwhile: submissions
-        wait in the outbox while NATS is away)."""
-        found = await readiness(runtime)
-        headers = {"Retry-After": str(found.retry_after)} if found.retry_after else None
-        status = 200 if found.ready else 503
-        return JSONResponse(found.body(runtime.service), status_code=status, headers=headers)
-
-    # The older name of /readyz, kept for probes configured with it.
-    app.add_api_route("/healthz", readyz, methods=["GET"], tags=["operations"])
-
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics of this service process",
-        response_class=Response,
-        responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}},
-    )
-    async def metrics() -> Response:
-        connected = runtime.broker.connection.is_connected
-        jetstream = runtime.jetstream() if connected else None
-        await runtime.metrics.refresh(
-            engine=runtime.engine,
-            outbox=runtime.messaging.outbox,
-            now=runtime.now_clock.now(),
-            jetstream=jetstream,
-            durables=runtime.durables,
-        )
-        return Response(runtime.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
-
+    app.include_router(operations)
     return app
 
 
-def audit_routes(runtime: Runtime, security: SecurityTables) -> APIRouter:
-    router = APIRouter(tags=["audit"])
+operations = APIRouter(tags=["operations"])
+"""Every service's own routes: its contracts, liveness, readiness and metrics."""
 
-    @router.get(
-        "/whoami",
-        tags=["security"],
-        summary="The caller, as this service sees it: unit and role of the token (the "
-        "portal reads it at sign-in); unit * in the open development mode",
+
+@operations.get(
+    "/asyncapi.yaml",
+    summary="The bus contract as an AsyncAPI 3.0 document (public, like /openapi.json)",
+    response_class=Response,
+    responses={200: {"content": {ASYNCAPI_MEDIA_TYPE: {}}}},
+)
+async def asyncapi_document() -> Response:
+    return Response(asyncapi.served(), media_type=ASYNCAPI_MEDIA_TYPE)
+
+
+@operations.get("/livez")
+async def livez(runtime: RuntimeDep) -> dict[str, str]:
+    """The process answers (restart it if this fails); says nothing of its parts."""
+    return {"service": runtime.service, "status": "alive"}
+
+
+@operations.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Ready for work: the database answers and is migrated to head, NATS is
+    connected, the streams and this service's durable consumers exist. 503 with the
+    reasons otherwise (the service keeps accepting what it can meanwhile: submissions
+    wait in the outbox while NATS is away)."""
+    found = await readiness(runtime)
+    headers = {"Retry-After": str(found.retry_after)} if found.retry_after else None
+    status = 200 if found.ready else 503
+    return JSONResponse(found.body(runtime.service), status_code=status, headers=headers)
+
+
+# The older name of /readyz, kept for probes configured with it.
+operations.add_api_route("/healthz", readyz, methods=["GET"])
+
+
+@operations.get(
+    "/metrics",
+    summary="Prometheus metrics of this service process",
+    response_class=Response,
+    responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}},
+)
+async def metrics(runtime: RuntimeDep) -> Response:
+    connected = runtime.broker.connection.is_connected
+    jetstream = runtime.jetstream() if connected else None
+    await runtime.metrics.refresh(
+        engine=runtime.engine,
+        outbox=runtime.messaging.outbox,
+        now=runtime.now_clock.now(),
+        jetstream=jetstream,
+        durables=runtime.durables,
     )
-    async def whoami(principal: Caller) -> dict[str, Any]:
-        return {
-            "unit_code": principal.unit_code,
-            "unit_path": list(principal.unit_path),
-            "role": principal.role.value,
-            "token_id": principal.token_id,
-        }
+    return Response(runtime.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
-    @router.get("/audit", summary="Who did what, and every refusal (administrators)")
-    async def audit_log(
-        unit: UnitCode | None = None,
-        action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")] = None,
-        outcome: Annotated[str | None, Query(pattern="^(done|forbidden|unauthenticated)$")] = None,
-        since: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        *,
-        caller: Caller,
-    ) -> list[dict[str, Any]]:
-        caller.require(Role.ADMINISTRATOR)
-        async with runtime.uow() as uow:
-            return await find_audit(
-                uow.session,
-                security,
-                unit=unit,
-                action=action,
-                outcome=outcome,
-                since=since,
-                limit=limit,
-            )
 
-    return router
+audit_api = APIRouter(tags=["audit"])
+"""Who the caller is, and the audit log: for services whose API requires authentication."""
+
+
+@audit_api.get(
+    "/whoami",
+    tags=["security"],
+    summary="The caller, as this service sees it: unit and role of the token (the "
+    "portal reads it at sign-in); unit * in the open development mode",
+)
+async def whoami(principal: Caller) -> dict[str, Any]:
+    return {
+        "unit_code": principal.unit_code,
+        "unit_path": list(principal.unit_path),
+        "role": principal.role.value,
+        "token_id": principal.token_id,
+    }
+
+
+@audit_api.get("/audit", summary="Who did what, and every refusal (administrators)")
+async def audit_log(
+    unit: UnitCode | None = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")] = None,
+    outcome: Annotated[str | None, Query(pattern="^(done|forbidden|unauthenticated)$")] = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    *,
+    caller: Caller,
+    uow: Uow,
+) -> list[dict[str, Any]]:
+    caller.require(Role.ADMINISTRATOR)
+    assert uow.security is not None  # the router is included only where it is
+    return await find_audit(
+        uow.session,
+        uow.security,
+        unit=unit,
+        action=action,
+        outcome=outcome,
+        since=since,
+        limit=limit,
+    )
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:

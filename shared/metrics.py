@@ -44,7 +44,7 @@ from prometheus_client import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.nats_auth import Durable
+from shared.bus.streams import Durable
 
 log = structlog.get_logger(__name__)
 

@@ -172,7 +172,11 @@ def install(app: FastAPI, public_paths: frozenset[str]) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = describe(app, public_paths)
+            document = describe(app, public_paths)
+            refine = getattr(app.state, "refine_openapi", None)
+            if refine is not None:
+                refine(document)  # what differs by instance (ServiceDefinition.refine_openapi)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

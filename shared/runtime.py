@@ -34,13 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.consumer import ConsumerSpec, register_consumer
 from shared.bus.relay import OutboxRelay
-from shared.bus.streams import PLANS, provision
+from shared.bus.streams import PLANS, Durable, provision
 from shared.clock import Clock, clock_from_spec
 from shared.db import MessagingTables, SecurityTables, capacity, create_engine, migrate
 from shared.events import Event, TokenIssued, TokenRevoked
 from shared.logging import BUS_LOGGER
 from shared.metrics import Metrics
-from shared.nats_auth import Durable
 from shared.personal_data import off_the_bus
 from shared.security import on_token_issued, on_token_revoked
 from shared.settings import ServiceSettings

@@ -18,7 +18,7 @@ from shared.bus.consumer import ConsumerSpec
 from shared.clock import Clock
 from shared.db import MessagingTables, SecurityTables
 from shared.files import keep_private
-from shared.http import audit_routes, create_app, serve
+from shared.http import audit_api, create_app, serve
 from shared.logging import configure_logging
 from shared.runtime import BackgroundJob, Runtime
 from shared.security import check_open_mode, oidc_verifier
@@ -43,6 +43,9 @@ class ServiceDefinition:
     """Request-reply subscribers, registered on the runtime's broker."""
     security: SecurityTables | None = None
     """API tokens and audit log tables: the service's HTTP API requires authentication."""
+    refine_openapi: Callable[[dict[str, Any], Any], None] | None = None
+    """What the OpenAPI document says that depends on this instance's settings (the routes
+    are module-level, shared by every app): called with the document and the settings."""
 
     def settings(self) -> ServiceSettings:
         return self.settings_type()
@@ -75,8 +78,11 @@ class ServiceDefinition:
         app = create_app(runtime, title=self.title, description=self.description)
         app.state.oidc = oidc_verifier(runtime.settings) if self.security is not None else None
         app.include_router(self.routes(runtime))
+        if self.refine_openapi is not None:
+            refine, settings = self.refine_openapi, runtime.settings
+            app.state.refine_openapi = lambda document: refine(document, settings)
         if self.security is not None:
-            app.include_router(audit_routes(runtime, self.security))
+            app.include_router(audit_api)
         return app
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from opentelemetry import context as trace_context
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Principal
@@ -27,6 +28,7 @@ from shared.events import Event
 from shared.tracing import current_trace_headers
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class UnitOfWork:
@@ -50,7 +52,9 @@ class UnitOfWork:
         self.security = security
         self._audits: list[dict[str, str]] = []
         self._pending: list[tuple[str, dict[str, str], bytes, str, str]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self._session: AsyncSession | None = None
+        self._repositories: dict[type[Any], Any] = {}
         self._admission: asyncio.Semaphore | None = None
 
     @property
@@ -58,6 +62,16 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("the unit of work is not open")
         return self._session
+
+    def repository(self, kind: type[R]) -> R:
+        """This unit of work's repository of a kind (one per kind, on its session):
+        ``uow.repository(ReportRepository).get(report_id)``. Handlers reach their
+        repositories only through this, so a test's fake unit of work can hand them
+        in-memory ones."""
+        found = self._repositories.get(kind)
+        if found is None:
+            found = self._repositories[kind] = kind(self.session)  # type: ignore[call-arg]
+        return found  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> Self:
         engine = self._sessions.kw.get("bind")
@@ -67,6 +81,8 @@ class UnitOfWork:
         self._session = self._sessions()
         self._pending.clear()
         self._audits.clear()
+        self._after_commit.clear()
+        self._repositories.clear()
         await self._session.begin()
         return self
 
@@ -83,6 +99,7 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
+            self._repositories.clear()
             if self._admission is not None:
                 self._admission.release()
 
@@ -152,6 +169,12 @@ class UnitOfWork:
             }
         )
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the next commit succeeds (once, however often it is
+        asked for); never if the work is rolled back."""
+        if callback not in self._after_commit:
+            self._after_commit.append(callback)
+
     async def commit(self) -> None:
         if self._audits and self.security is not None:
             now = self.clock.now()
@@ -180,6 +203,9 @@ class UnitOfWork:
         self._pending.clear()
         if had_events and self._on_commit is not None:
             self._on_commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     async def _copy_to_outbox(self) -> bool:
         """Many events at once (the deadline clock's batches) on PostgreSQL: COPY their
@@ -205,6 +231,32 @@ COPY_FROM = 100
 """Events in one commit from which their outbox rows are copied in on PostgreSQL."""
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+async def twice(
+    uows: UnitOfWorkFactory | GroupCommit,
+    step: Callable[[UnitOfWork], Awaitable[T]],
+    *,
+    on_conflict: bool = True,
+) -> T:
+    """Run ``step`` in a unit of work of its own, and once more in a fresh one when it
+    meets a unique constraint another transaction took first (``on_conflict``: the second
+    attempt sees the winner's row) or a pooled connection that died with its server (the
+    pool is renewed, and nothing was written). Handlers use it instead of catching the
+    database driver's errors themselves."""
+    for attempt in range(2):
+        try:
+            if isinstance(uows, GroupCommit):  # the step's transaction is shared; it commits
+                return await uows.run(step)
+            async with uows() as uow:
+                return await step(uow)
+        except IntegrityError:
+            if attempt == 1 or not on_conflict:
+                raise
+        except DBAPIError as exc:
+            if attempt == 1 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 class GroupCommit:

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.natsd import NatsCluster, NatsServer, free_port
+from services.natsd import NatsCluster, NatsServer, free_port
 from tests.support import SCRATCH, BusSpy, SmtpInbox, patience
 
 TEST_TIME_LIMIT = 300.0

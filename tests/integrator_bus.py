@@ -19,13 +19,13 @@ from pathlib import Path
 import nats
 from nats.aio.client import Client
 
+from services import nats_auth
+from services.nats_auth import RegistryUnit
 from services.nats_principals import principals
-from shared import nats_auth
+from services.natsd import NatsServer, free_port
 from shared.bus.envelope import encode
 from shared.bus.streams import provision
 from shared.events import DeadlineMissed, Event, ObligationRef, ReportKind, UnitRegistered
-from shared.nats_auth import RegistryUnit
-from shared.natsd import NatsServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = [

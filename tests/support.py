@@ -24,8 +24,8 @@ from aiosmtpd.controller import Controller
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from services.natsd import free_port, wait_for_port
 from shared.clock import Clock
-from shared.natsd import free_port, wait_for_port
 from shared.runtime import Runtime
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings

@@ -7,7 +7,7 @@ from pathlib import Path
 from services.reports.adapters.db import messaging, security
 from services.reports.entrypoints.bus import consumer_specs, register_submit_responder
 from services.reports.entrypoints.clock import run_deadline_clock
-from services.reports.entrypoints.http import build_routes
+from services.reports.entrypoints.http import build_routes, refine_openapi
 from services.reports.settings import ReportsSettings
 from shared.service import ServiceDefinition
 
@@ -23,4 +23,5 @@ SERVICE = ServiceDefinition(
     routes=build_routes,
     background_jobs=(run_deadline_clock,),
     responders=(register_submit_responder,),
+    refine_openapi=refine_openapi,
 )

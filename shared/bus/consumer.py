@@ -33,6 +33,7 @@ from shared.bus.envelope import Envelope, UndeliverableEvent, UnknownEventType, 
 from shared.bus.streams import (
     DEAD_LETTER,
     RETRY_PREFIX,
+    Durable,
     StreamSpec,
     dead_letter_subject,
     retry_subject,
@@ -40,7 +41,6 @@ from shared.bus.streams import (
 from shared.context import bind_correlation_id
 from shared.events import Event
 from shared.metrics import Metrics
-from shared.nats_auth import Durable
 from shared.tracing import OFF, Tracing, context_from
 from shared.uow import GroupCommit, UnitOfWork
 

@@ -160,3 +160,16 @@ async def copy_streams(
         await asyncio.gather(*pending)
         copied[spec.name] += len(pending)
     return copied
+
+
+@dataclass(frozen=True)
+class Durable:
+    """A durable JetStream consumer a principal creates and reads."""
+
+    stream: str
+    name: str
+
+
+PORTAL_SUBJECTS = ("qcdc.v1.report.>", "qcdc.v1.consolidation.>", "qcdc.v1.conference.>")
+"""What the portal's live feed listens to for its board (services/portal/adapters/live.py);
+its NATS credential allows these and no more."""

@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
+from services.natsd import NatsServer, free_port
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.bootstrap import SERVICE as PLANS
@@ -33,7 +34,6 @@ from services.reports.bootstrap import SERVICE as REPORTS
 from shared.auth import CONSOLE, Role
 from shared.clock import ManualClock
 from shared.events import Contacts
-from shared.natsd import NatsServer, free_port
 from tests.browser.idp import AUDIENCE, CLIENT_ID, TestProvider
 from tests.support import (
     DEFAULT_TIMEOUT,

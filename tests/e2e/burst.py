@@ -25,7 +25,7 @@ import nats
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.natsd import free_port
+from services.natsd import free_port
 from tests.support import ServiceProcess, SmtpInbox, eventually, patience
 
 RECEIPT = "[Xác nhận]"

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from services.natsd import free_port, port_is_free
 from services.plans.handlers.unit_import import demo_contacts
-from shared.natsd import free_port, port_is_free
 from tests.support import patience
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 
 from services import embedded
 from services.embedded import EmbeddedPorts, EmbeddedSystem, StartupFailed
-from shared.natsd import free_port
+from services.natsd import free_port
 from tests.support import patience
 
 pytestmark = pytest.mark.slow

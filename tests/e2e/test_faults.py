@@ -19,8 +19,8 @@ import nats
 import pytest
 from sqlalchemy.engine import make_url
 
+from services.natsd import NatsCluster, NatsServer
 from shared.bus.streams import provision
-from shared.natsd import NatsCluster, NatsServer
 from tests.e2e.burst import (
     DELIVERY_CONCURRENCY,
     SERVICES,

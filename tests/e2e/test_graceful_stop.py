@@ -19,7 +19,7 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from shared.natsd import NatsServer, free_port
+from services.natsd import NatsServer, free_port
 from tests.e2e.burst import PLAN, RECEIPT, units
 from tests.e2e.test_resilience import UNIT_COUNT
 from tests.support import ServiceProcess, SmtpInbox, eventually, patience

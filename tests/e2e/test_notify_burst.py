@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,14 @@ import nats
 import pytest
 from nats.js.client import JetStreamContext
 
+from services.natsd import NatsServer, free_port
 from shared.bus.envelope import encode
 from shared.events import (
-    Contacts,
     Event,
-    ObligationRef,
-    ReportKind,
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer, free_port
+from tests import builders
 from tests.support import Received, ServiceProcess, SmtpInbox, eventually, patience
 
 pytestmark = pytest.mark.slow
@@ -36,56 +33,25 @@ DELIVERY_CONCURRENCY = 16
 
 
 def _units() -> list[UnitRegistered]:
-    units = [
-        UnitRegistered(unit_path=["T89"], code="T89", name="Ủy ban nhân dân tỉnh", kind="province"),
-        UnitRegistered(
-            unit_path=["T89", "SNV"],
-            code="SNV",
-            name="Sở Nội vụ",
-            kind="department",
-            parent_code="T89",
-            tags=["home_affairs"],
-            contacts=Contacts(focal_email="vanphong@snv.demo.gov.vn"),
+    return [
+        *builders.province(home_affairs_focal="vanphong@snv.demo.gov.vn"),
+        # Five mail domains, so the per-destination limit is in play.
+        *(
+            builders.unit_below(
+                f"X{n:05d}", f"Ủy ban nhân dân xã Số {n}", f"xa{n}@huyen{n % 5}.demo.gov.vn"
+            )
+            for n in range(UNIT_COUNT)
         ),
     ]
-    for n in range(UNIT_COUNT):
-        units.append(
-            UnitRegistered(
-                unit_path=["T89", f"X{n:05d}"],
-                code=f"X{n:05d}",
-                name=f"Ủy ban nhân dân xã Số {n}",
-                kind="commune",
-                parent_code="T89",
-                reports_to_code="SNV",
-                # Five mail domains, so the per-destination limit is in play.
-                contacts=Contacts(focal_email=f"xa{n}@huyen{n % 5}.demo.gov.vn"),
-            )
-        )
-    return units
 
 
 def _submitted(n: int) -> ReportSubmitted:
     unit = f"X{n % UNIT_COUNT:05d}"
-    return ReportSubmitted(
-        unit_path=["T89", unit],
+    return builders.submitted(
+        unit,
         report_id=f"r-{n}",
         receipt_number=f"{unit}-2023-{n:04d}",
         version=n // UNIT_COUNT + 1,
-        obligation=ObligationRef(
-            obligation_id=f"o-{unit}",
-            plan_id="p-1",
-            schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH,
-            unit_code=unit,
-            receiving_unit="SNV",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 6, 14),
-            due_at=datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC),
-            plan_doc_number="123/KH-UBND",
-            plan_title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        ),
-        submitted_at=datetime(2023, 6, 1, 2, 0, tzinfo=UTC),
-        on_time=True,
     )
 
 

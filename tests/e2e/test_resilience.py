@@ -12,7 +12,7 @@ import httpx
 import nats
 import pytest
 
-from shared.natsd import NatsServer, free_port
+from services.natsd import NatsServer, free_port
 from tests.e2e.burst import PLAN, RECEIPT, units
 from tests.support import ServiceProcess, SmtpInbox, eventually, patience
 

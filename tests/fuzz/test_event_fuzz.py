@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
+from services.natsd import NatsServer
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.bus.consumer import ORIGINAL_SUBJECT_HEADER, REASON_HEADER, TRUNCATED_HEADER
 from shared.bus.envelope import UndeliverableEvent, UnknownEventType, decode, encode
@@ -41,7 +42,6 @@ from shared.events import (
     ScheduledReport,
     UnitRegistered,
 )
-from shared.natsd import NatsServer
 from shared.vntime import last_instant_before
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 

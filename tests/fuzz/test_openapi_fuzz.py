@@ -26,10 +26,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Err
 from schemathesis.core.transport import Response
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.natsd import NatsServer
 from shared.service import ServiceDefinition
 from tests.integration.scenario import PLAN, register_units_and_issue_plan
 from tests.support import InProcessService, SmtpInbox, eventually, service_settings

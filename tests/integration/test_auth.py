@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.bootstrap import SERVICE as PLANS
@@ -19,7 +20,6 @@ from services.reports.bootstrap import SERVICE as REPORTS
 from shared.auth import CONSOLE, Role
 from shared.clock import ManualClock
 from shared.events import Contacts
-from shared.natsd import NatsServer
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
 from tests.support import InProcessService, eventually, patience, service_settings
 

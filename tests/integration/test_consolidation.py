@@ -23,10 +23,10 @@ from docx import Document
 from docx.document import Document as DocxDocument
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from shared.natsd import NatsServer
 from shared.vntime import ICT
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 

@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from shared.bus.envelope import encode
 from shared.events import (
     Contacts,
-    ObligationRef,
-    ReportKind,
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer
+from tests import builders
 from tests.support import BusSpy, InProcessService, SmtpInbox, service_settings
 
 DEAD_LETTERS = "qcdc.v1.deadletter.notify.reports"
@@ -39,25 +38,12 @@ def _unit(code: str, email: str) -> UnitRegistered:
 
 
 def _submitted(unit: str, receipt: str) -> ReportSubmitted:
-    return ReportSubmitted(
-        unit_path=["T89", unit],
+    return builders.submitted(
+        unit,
         report_id=f"r-{receipt}",
         receipt_number=receipt,
-        version=1,
-        obligation=ObligationRef(
-            obligation_id="o-1",
-            plan_id="p-1",
-            schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH,
-            unit_code=unit,
-            receiving_unit="SNV",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 6, 14),
-            due_at=datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC),
-            plan_doc_number="123/KH-UBND",
-        ),
+        obligation_id="o-1",
         submitted_at=datetime(2023, 6, 1, 3, 0, tzinfo=UTC),
-        on_time=True,
     )
 
 

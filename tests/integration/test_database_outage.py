@@ -21,10 +21,10 @@ import nats
 import pytest
 from sqlalchemy.engine import make_url
 
+from services.natsd import NatsServer, free_port
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.natsd import NatsServer, free_port
 from tests.integration.scenario import register_units_and_issue_plan
 from tests.support import InProcessService, eventually, patience, service_settings
 

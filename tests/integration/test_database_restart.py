@@ -9,9 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.natsd import NatsServer
 from tests.conftest import POSTGRES_DSN
 from tests.integration.scenario import register_units_and_issue_plan
 from tests.support import InProcessService, eventually, service_settings

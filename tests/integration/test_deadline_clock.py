@@ -17,6 +17,7 @@ import nats
 import pytest
 import sqlalchemy as sa
 
+from services.natsd import NatsServer
 from services.reports.adapters.db import deadline_steps
 from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.domain.deadlines import SKIPPED
@@ -33,7 +34,6 @@ from shared.events import (
     ReportRequested,
     ScheduledReport,
 )
-from shared.natsd import NatsServer
 from shared.vntime import ICT, last_instant_before
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 

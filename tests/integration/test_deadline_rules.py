@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from docx import Document
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+from services.natsd import NatsServer, free_port
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.adapters.db import deadline_changes, deadline_steps
@@ -28,7 +29,6 @@ from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.handlers.clock import run_clock
 from services.reports.settings import ReportsSettings
 from shared.clock import ManualClock
-from shared.natsd import NatsServer, free_port
 from shared.vntime import ICT
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
 from tests.support import (

@@ -22,14 +22,14 @@ import nats.errors
 import pytest
 from nats.js.errors import NotFoundError
 
+from services import nats_auth
+from services.nats_auth import Credential, RegistryUnit
 from services.nats_principals import principals
+from services.natsd import NatsServer, free_port
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared import nats_auth
 from shared.bus.streams import REPORTS as REPORTS_STREAM
 from shared.bus.streams import provision
-from shared.nats_auth import Credential, RegistryUnit
-from shared.natsd import NatsServer, free_port
 from shared.service import ServiceDefinition
 from tests.integration.test_plan_lifecycle import UNITS, _issue_province_plan, district_plan
 from tests.support import InProcessService, eventually, service_settings

@@ -25,6 +25,7 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from services.reports.adapters.documents import render_docx, render_xlsx
 from services.reports.bootstrap import SERVICE as REPORTS
+from services.reports.domain.consolidation import ConsolidationKey
 from services.reports.domain.inspections import (
     Action,
     FindingInput,
@@ -35,7 +36,7 @@ from services.reports.domain.inspections import (
 from services.reports.domain.model import ReportRefused
 from services.reports.handlers import inspections as handlers
 from services.reports.handlers.clock import rules_from
-from services.reports.handlers.consolidation import ConsolidationKey, current
+from services.reports.handlers.consolidation import current
 from services.reports.handlers.intake import SubmitReport, submit_report
 from shared.auth import Forbidden, Principal, Role
 from shared.events import InspectionKind, ReportKind

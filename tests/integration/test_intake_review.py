@@ -13,9 +13,9 @@ import httpx
 import nats
 import pytest
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.natsd import NatsServer
 from tests.integration.test_plan_lifecycle import _issue_province_plan, district_plan
 from tests.support import BusSpy, InProcessService, eventually, patience, service_settings
 

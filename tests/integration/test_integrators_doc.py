@@ -21,12 +21,12 @@ from types import ModuleType
 
 import pytest
 
+from services.nats_auth import read_env_file
 from services.notify.adapters.webhook import new_standard_secret, signature_headers
 from services.notify.domain.model import SignatureScheme
 from services.notify.handlers.subscriptions import cloudevent_json
 from shared.bus.envelope import decode, encode
 from shared.events import Event
-from shared.nats_auth import read_env_file
 from tests.integrator_bus import (
     REGISTRY,
     ROOT,

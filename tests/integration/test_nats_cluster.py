@@ -20,10 +20,10 @@ from nats.aio.client import Client
 from nats.js.api import RawStreamMsg
 
 from services.doctor import Status, bus_findings
+from services.natsd import NatsCluster, NatsServer, free_port
 from shared.bus.envelope import encode
 from shared.bus.streams import ALL_STREAMS, PLANS, provision
 from shared.events import UnitRegistered
-from shared.natsd import NatsCluster, NatsServer, free_port
 from shared.settings import ServiceSettings
 from tests.support import eventually, patience
 

@@ -29,11 +29,11 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from typer.testing import CliRunner
 
+from services import nats_auth
 from services.cli import app
 from services.embedded import EmbeddedPorts, EmbeddedSystem
-from shared import nats_auth
+from services.natsd import NatsServer, free_port, nats_server_binary
 from shared.bus.streams import DEAD_LETTER, NOTIFY, PLANS, REPORTS
-from shared.natsd import NatsServer, free_port, nats_server_binary
 from tests.integrator_bus import (
     ROOT,
     SecuredBus,

@@ -29,12 +29,12 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, PubAck
 from typer.testing import CliRunner
 
+from services import nats_auth
 from services.cli import app
+from services.nats_auth import RegistryUnit
 from services.nats_principals import principals
-from shared import nats_auth
-from shared.bus.streams import ALL_STREAMS, REPORTS, provision
-from shared.nats_auth import RegistryUnit
-from shared.natsd import NatsServer, free_port, nats_server_binary
+from services.natsd import NatsServer, free_port, nats_server_binary
+from shared.bus.streams import ALL_STREAMS, PORTAL_SUBJECTS, REPORTS, provision
 
 REFUSED_WITHIN = 0.5  # a JetStream publish that gets no PubAck in this time was refused
 
@@ -317,7 +317,7 @@ async def test_the_portal_hears_reports_and_publishes_nothing(connect: Connect) 
     async def on_message(msg: Msg) -> None:
         await heard.put(msg)
 
-    for subject in nats_auth.PORTAL_SUBJECTS:
+    for subject in PORTAL_SUBJECTS:
         await portal.nc.subscribe(subject, cb=on_message)
     await portal.nc.flush()
     reports = await connect("svc-reports")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.natsd import NatsServer, free_port
 from services.notify.adapters.mail import SmtpConfig, SmtpMailer, build_email
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
@@ -21,7 +22,6 @@ from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.handlers.clock import run_clock
 from services.reports.settings import ReportsSettings
 from shared.clock import ManualClock
-from shared.natsd import NatsServer, free_port
 from shared.vntime import ICT
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
 from tests.support import InProcessService, Received, SmtpInbox, eventually, service_settings

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
-from shared.natsd import NatsServer
 from tests.integration.scenario import UNITS, register_units_and_issue_plan
 from tests.support import InProcessService, SmtpInbox, eventually, service_settings
 

@@ -16,8 +16,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
-from shared.natsd import NatsServer
 from tests.integration.test_auth import register_units_at_console
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN
 from tests.support import InProcessService, patience, service_settings

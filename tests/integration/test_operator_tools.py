@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import nats
@@ -19,6 +18,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from nats.js.client import JetStreamContext
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
@@ -28,13 +28,11 @@ from shared.bus.streams import PLANS as PLANS_STREAM
 from shared.events import (
     Contacts,
     Event,
-    ObligationRef,
-    ReportKind,
     ReportSubmitted,
     UnitRegistered,
 )
-from shared.natsd import NatsServer
 from shared.service import ServiceDefinition
+from tests import builders
 from tests.support import InProcessService, SmtpInbox, eventually, patience, service_settings
 
 UNIT = "X00001"
@@ -79,27 +77,7 @@ def _units() -> list[UnitRegistered]:
 
 
 def _submitted() -> ReportSubmitted:
-    return ReportSubmitted(
-        unit_path=["T89", UNIT],
-        report_id="r-1",
-        receipt_number=f"{UNIT}-2023-0001",
-        version=1,
-        obligation=ObligationRef(
-            obligation_id=f"o-{UNIT}",
-            plan_id="p-1",
-            schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH,
-            unit_code=UNIT,
-            receiving_unit="SNV",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 6, 14),
-            due_at=datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC),
-            plan_doc_number="123/KH-UBND",
-            plan_title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        ),
-        submitted_at=datetime(2023, 6, 1, 2, 0, tzinfo=UTC),
-        on_time=True,
-    )
+    return builders.submitted(UNIT, report_id="r-1", receipt_number=f"{UNIT}-2023-0001")
 
 
 async def _publish(js: JetStreamContext, event: Event) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import nats
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
-from shared.natsd import NatsServer
 from tests.integration.scenario import UNITS
 from tests.support import InProcessService, eventually, service_settings
 

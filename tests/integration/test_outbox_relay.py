@@ -18,6 +18,7 @@ from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from services.natsd import NatsServer
 from shared.bus.envelope import encode
 from shared.bus.publisher import PipelinedPublisher
 from shared.bus.relay import OutboxRelay
@@ -25,7 +26,6 @@ from shared.bus.streams import PLANS, provision
 from shared.clock import SystemClock
 from shared.db import MessagingTables, create_engine, messaging_tables
 from shared.events import UnitRegistered
-from shared.natsd import NatsServer
 from shared.uow import UnitOfWork
 from tests.support import patience
 

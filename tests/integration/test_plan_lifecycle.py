@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from shared.natsd import NatsServer
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 
 UNITS: list[dict[str, Any]] = [

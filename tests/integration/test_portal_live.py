@@ -9,9 +9,9 @@ from pathlib import Path
 
 import nats
 
+from services.natsd import NatsServer, free_port
 from services.portal.adapters.live import BusFeed, LiveHub
 from services.portal.settings import PortalSettings
-from shared.natsd import NatsServer, free_port
 from tests.support import eventually
 
 

@@ -26,12 +26,13 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 from services.reports.adapters.db import obligations
 from services.reports.adapters.documents import render_docx, render_xlsx
 from services.reports.bootstrap import SERVICE as REPORTS
+from services.reports.domain.consolidation import ConsolidationKey
 from services.reports.domain.deadlines import schedule_fingerprint
 from services.reports.domain.model import ObligationStatus, Ownership
 from services.reports.domain.recommendations import Recommendation, RecommendationRefused
 from services.reports.handlers import recommendations as handlers
 from services.reports.handlers.clock import follow_schedule, rules_from, run_clock
-from services.reports.handlers.consolidation import ConsolidationKey, current
+from services.reports.handlers.consolidation import current
 from services.reports.handlers.obligations import on_plan_issued, on_unit_registered
 from services.reports.settings import ReportsSettings
 from shared.auth import Forbidden, Principal, Role

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from services.natsd import NatsServer, free_port
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from shared.natsd import NatsServer, free_port
 from shared.vntime import ICT
 from tests.integration.test_plan_lifecycle import UNITS
 from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings

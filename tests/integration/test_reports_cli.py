@@ -11,9 +11,9 @@ from typing import Any
 import docx
 import pytest
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.natsd import NatsServer
 from tests.integration.test_plan_lifecycle import _issue_province_plan, _obligations
 from tests.integration.test_seed_plan import qcdc
 from tests.support import BusSpy, InProcessService, service_settings

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from vietnam_provinces import Province, Ward
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from shared.natsd import NatsServer
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,6 +27,7 @@ import uvicorn
 from docx import Document
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+from services.natsd import NatsServer, free_port
 from services.plans.bootstrap import SERVICE as PLANS
 from services.portal.entrypoints.http import create_portal_app
 from services.portal.settings import PortalSettings
@@ -34,7 +35,6 @@ from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.handlers.clock import run_clock
 from services.reports.settings import ReportsSettings
 from shared.clock import ManualClock
-from shared.natsd import NatsServer, free_port
 from shared.vntime import ICT
 from tests.support import (
     DEFAULT_TIMEOUT,

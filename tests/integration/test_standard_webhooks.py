@@ -22,9 +22,9 @@ from alembic.config import Config
 from nats.js.client import JetStreamContext
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from services.natsd import free_port
 from services.notify.adapters.webhook import new_standard_secret
 from services.notify.bootstrap import SERVICE as NOTIFY
-from shared.natsd import free_port
 from tests.integration import test_webhooks as hooks
 from tests.integration.test_webhooks import (
     SUBMITTED,

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from shared.natsd import NatsServer
 from tests.integration.scenario import obligated_codes, register_units_and_issue_plan
 from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings
 

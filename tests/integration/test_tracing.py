@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from shared.natsd import NatsServer
 from shared.tracing import Tracing, sdk_provider
 from tests.integration.scenario import obligated_codes, register_units_and_issue_plan
 from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from vietnam_provinces import Ward
 
+from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.plans.handlers.unit_import import (
     COLUMNS,
@@ -18,7 +19,6 @@ from services.plans.handlers.unit_import import (
     import_admin,
     load_departments,
 )
-from shared.natsd import NatsServer
 from tests.support import BusSpy, InProcessService, service_settings
 
 REGISTERED = "qcdc.unit.registered.v1"

@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +19,17 @@ import pytest
 import uvicorn
 from nats.js.client import JetStreamContext
 
-from services.notify.adapters.db import ContactRepository, subscriptions
+from services.natsd import NatsServer
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.db import subscriptions
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.handlers import delivery as delivery_handlers
 from shared.bus.envelope import encode
 from shared.events import (
-    Contacts,
     Event,
-    ObligationRef,
-    ReportKind,
     ReportSubmitted,
-    UnitRegistered,
 )
-from shared.natsd import NatsServer
+from tests import builders
 from tests.support import (
     BusSpy,
     InProcessService,
@@ -50,27 +48,10 @@ FAILED = "qcdc.notification.failed.v1"
 SLOW_SECONDS = 5.0
 
 UNITS = [
-    UnitRegistered(
-        unit_path=["T89"], code="T89", name="Ủy ban nhân dân tỉnh An Bình", kind="province"
+    *builders.province(
+        "Ủy ban nhân dân tỉnh An Bình", home_affairs_focal="vanphong@snv.anbinh.demo.gov.vn"
     ),
-    UnitRegistered(
-        unit_path=["T89", "SNV"],
-        code="SNV",
-        name="Sở Nội vụ",
-        kind="department",
-        parent_code="T89",
-        tags=["home_affairs"],
-        contacts=Contacts(focal_email="vanphong@snv.anbinh.demo.gov.vn"),
-    ),
-    UnitRegistered(
-        unit_path=["T89", "STP"],
-        code="STP",
-        name="Sở Tư pháp",
-        kind="department",
-        parent_code="T89",
-        reports_to_code="SNV",
-        contacts=Contacts(focal_email=STP_FOCAL),
-    ),
+    builders.unit_below("STP", "Sở Tư pháp", STP_FOCAL, kind="department"),
 ]
 
 
@@ -263,26 +244,12 @@ async def subscribe(notify: InProcessService, url: str, unit: str = "STP") -> st
 
 
 def submitted(n: int = 1) -> ReportSubmitted:
-    return ReportSubmitted(
-        unit_path=["T89", "STP"],
+    return builders.submitted(
+        "STP",
         report_id=f"r-{n}",
         receipt_number=f"STP-2023-{n:04d}",
         version=n,
-        obligation=ObligationRef(
-            obligation_id="o-1",
-            plan_id="p-1",
-            schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH,
-            unit_code="STP",
-            receiving_unit="SNV",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 6, 14),
-            due_at=datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC),
-            plan_doc_number="123/KH-UBND",
-            plan_title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        ),
-        submitted_at=datetime(2023, 6, 1, 2, 0, tzinfo=UTC),
-        on_time=True,
+        obligation_id="o-1",
     )
 
 

@@ -204,7 +204,7 @@ def test_a_taken_port_of_a_later_cluster_node_is_named_before_anything_starts() 
     import socket
 
     from services.embedded import EmbeddedPorts, port_problem
-    from shared.natsd import free_port
+    from services.natsd import free_port
 
     ports = EmbeddedPorts(nats=free_port(), plans=1, reports=2, notify=3, smtp=4, portal=5)
     assert ports.nats_ports(3) == [ports.nats, ports.nats + 1, ports.nats + 2]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.natsd import nats_server_binary
+from services.natsd import nats_server_binary
 from tests.support import patience
 
 ROOT = Path(__file__).resolve().parents[2]

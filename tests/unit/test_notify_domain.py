@@ -177,7 +177,8 @@ def test_receipt_message_from_a_report_submitted_event() -> None:
     from services.notify.adapters.templates import Facts, event_context
     from services.notify.domain.model import Contact
     from services.notify.domain.rules import Recipient
-    from services.notify.handlers.events import Links, email_message
+    from services.notify.handlers.events import Links
+    from services.notify.handlers.messages import email_message
     from shared.bus.envelope import decode, encode
     from shared.events import ObligationRef, ReportSubmitted
 

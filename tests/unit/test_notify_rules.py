@@ -13,13 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from services.notify.adapters.db import (
-    DeliveryFilter,
-    DeliveryRepository,
-    SubscriptionRepository,
-    messaging,
-)
+from services.notify.adapters.db import messaging
+from services.notify.adapters.deliveries import DeliveryFilter, DeliveryRepository
 from services.notify.adapters.overdue import OverdueRepository
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.templates import Facts, Links, digest_context, event_context, render
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.domain.model import (

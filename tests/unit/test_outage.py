@@ -11,7 +11,7 @@ import structlog
 import structlog.testing
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.natsd import free_port
+from services.natsd import free_port
 from shared.outage import RETRY_AFTER_DOWN_S, database_outage, log_failure
 
 

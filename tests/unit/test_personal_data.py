@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.nats_auth import district_event_names, district_event_subjects
 from shared.bus.envelope import encode
 from shared.events import (
     Channel,
@@ -20,7 +21,6 @@ from shared.events import (
     UnitRegistered,
     UnitUpdated,
 )
-from shared.nats_auth import district_event_names, district_event_subjects
 from shared.personal_data import (
     EMAIL,
     ContactsUnreadable,

@@ -36,6 +36,7 @@ from shared.events import (
     ReportSubmitted,
     UnitUpdated,
 )
+from shared.mapping import RowMapping
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ def ended_by(event: Event) -> list[dict[str, Any]]:
         if event.removed_assignees:
             found.append({"plan_id": event.plan_id, "unit_code": list(event.removed_assignees)})
     return found
+
+
+OVERDUE = RowMapping(Overdue, overdue_reports)
 
 
 class OverdueRepository:
@@ -171,16 +175,4 @@ class OverdueRepository:
             .where(table.receiving_unit.in_(list(receiving_units)))
             .order_by(table.due_at, table.unit_code)
         )
-        return [
-            Overdue(
-                obligation_id=row.obligation_id,
-                unit_code=row.unit_code,
-                receiving_unit=row.receiving_unit,
-                report_kind=ReportKind(row.report_kind),
-                due_at=row.due_at,
-                plan_doc_number=row.plan_doc_number,
-                urgings=row.urgings,
-                since=row.since,
-            )
-            for row in await self.session.execute(query)
-        ]
+        return [OVERDUE.from_mapping(row) for row in await self.session.execute(query)]

@@ -7,12 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notify.adapters.db import (
-    ContactRepository,
-    DeliveryFilter,
-    DeliveryRepository,
-    SubscriptionRepository,
-)
+from services.notify.adapters.deliveries import DeliveryFilter
 from services.notify.domain.model import (
     Delivery,
     DeliveryStatus,
@@ -20,18 +15,18 @@ from services.notify.domain.model import (
     Subscription,
 )
 from services.notify.domain.rules import event_type_of
+from services.notify.entrypoints.dependencies import Settings
 from services.notify.handlers import delivery as delivery_handlers
+from services.notify.handlers import queries
 from services.notify.handlers import subscriptions as handlers
-from services.notify.settings import NotifySettings
 from shared import openapi
-from shared.auth import Forbidden, Principal, Role
-from shared.errors import Missing
+from shared.dependencies import Uow
 from shared.events import Channel
 from shared.limits import Identifier, PrintableText
+from shared.mapping import shown
 from shared.runtime import Runtime
 from shared.security import Caller
 from shared.units import UnitCode
-from shared.uow import UnitOfWork
 
 STATUSES = "^(" + "|".join(s.value for s in DeliveryStatus) + ")$"
 
@@ -130,205 +125,126 @@ class DeliveryDetail(DeliveryOut):
 
 
 def _subscription_out(subscription: Subscription) -> SubscriptionOut:
-    return SubscriptionOut(
-        id=subscription.id,
-        unit_code=subscription.unit_code,
-        include_subtree=subscription.include_subtree,
-        event_types=list(subscription.event_types),
-        channel=subscription.channel.value,
-        address=subscription.address,
-        has_secret=bool(subscription.secret),
-        signature_scheme=subscription.signature_scheme.value,
-        digest=subscription.digest,
-        active=subscription.active,
-        created_at=subscription.created_at,
-    )
+    return shown(SubscriptionOut, subscription, has_secret=bool(subscription.secret))
 
 
 def _out(delivery: Delivery) -> DeliveryOut:
-    return DeliveryOut(
-        key=delivery.key,
-        event_id=delivery.event_id,
-        event_type=delivery.event_type,
-        channel=delivery.channel.value,
-        recipient=delivery.recipient,
-        unit_code=delivery.unit_code,
-        unit_path=delivery.unit_path,
-        subject=delivery.subject,
-        status=delivery.status.value,
-        attempts=delivery.attempts,
-        last_error=delivery.last_error,
-        created_at=delivery.created_at,
-        delivered_at=delivery.delivered_at,
-        next_attempt_at=delivery.next_attempt_at,
-        subscription_id=delivery.subscription_id,
-        digest=delivery.digest,
-        digested_in=delivery.digested_in,
-    )
+    return shown(DeliveryOut, delivery)
 
 
 def _detail(delivery: Delivery) -> DeliveryDetail:
-    return DeliveryDetail(
-        **_out(delivery).model_dump(),
-        text=delivery.text,
-        html=delivery.html,
-        payload=delivery.payload,
+    return shown(DeliveryDetail, delivery)
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/subscriptions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubscriptionOut,
+    tags=["subscriptions"],
+)
+async def create_subscription(
+    body: SubscriptionIn, caller: Caller, settings: Settings, uow: Uow
+) -> SubscriptionOut:
+    command = handlers.NewSubscription(**body.model_dump())
+    created = await handlers.subscribe(
+        command, uow, allowlist=settings.webhook_allowlist, caller=caller
     )
+    return _subscription_out(created)
+
+
+@router.put(
+    "/subscriptions/{subscription_id}/signature",
+    response_model=SubscriptionOut,
+    tags=["subscriptions"],
+    summary="Sign this webhook by the Standard Webhooks scheme, with a new whsec_ secret",
+)
+async def use_standard_signature(
+    subscription_id: Identifier, body: SignatureIn, caller: Caller, uow: Uow
+) -> SubscriptionOut:
+    queries.not_an_integrator(caller, "subscriptions")
+    changed = await handlers.use_standard_signature(
+        subscription_id, body.secret, uow, caller=caller
+    )
+    return _subscription_out(changed)
+
+
+@router.get("/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
+async def list_subscriptions(
+    caller: Caller, unit: UnitCode | None = None, *, uow: Uow
+) -> list[SubscriptionOut]:
+    return [_subscription_out(s) for s in await queries.subscriptions(uow, unit, caller=caller)]
+
+
+@router.get(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionOut,
+    tags=["subscriptions"],
+)
+async def get_subscription(
+    subscription_id: Identifier, caller: Caller, uow: Uow
+) -> SubscriptionOut:
+    return _subscription_out(await queries.subscription(subscription_id, uow, caller=caller))
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionOut,
+    tags=["subscriptions"],
+    summary="Deactivate a subscription (kept for the delivery log)",
+)
+async def delete_subscription(
+    subscription_id: Identifier, caller: Caller, uow: Uow
+) -> SubscriptionOut:
+    return _subscription_out(await handlers.unsubscribe(subscription_id, uow, caller=caller))
+
+
+@router.get("/deliveries", response_model=list[DeliveryOut], tags=["deliveries"])
+async def list_deliveries(
+    unit: UnitCode | None = Query(None, description="The unit or any unit below it."),
+    event_type: Identifier | None = None,
+    status: str | None = Query(None, pattern=STATUSES),
+    channel: Channel | None = None,
+    since: datetime | None = Query(None, description="Created at or after."),
+    until: datetime | None = Query(None, description="Created before."),
+    limit: int = Query(100, ge=1, le=1000),
+    *,
+    caller: Caller,
+    uow: Uow,
+) -> list[DeliveryOut]:
+    where = DeliveryFilter(
+        # The caller's own subtree unless it names a unit (then only what it covers).
+        unit_code=unit or (None if caller.unit_code == "*" else caller.unit_code),
+        event_type=_event_type(event_type),
+        status=status,
+        channel=channel.value if channel else None,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    return [_out(d) for d in await queries.deliveries(where, uow, caller=caller)]
+
+
+@router.get("/deliveries/{key}", response_model=DeliveryDetail, tags=["deliveries"])
+async def get_delivery(key: Identifier, caller: Caller, uow: Uow) -> DeliveryDetail:
+    return _detail(await queries.delivery(key, uow, caller=caller))
+
+
+@router.post(
+    "/deliveries/{key}/redeliver",
+    response_model=DeliveryOut,
+    tags=["deliveries"],
+    summary="Send a failed delivery again, with a fresh budget of attempts",
+    responses=openapi.conflict("The delivery is not a failed one."),
+)
+async def redeliver(key: Identifier, caller: Caller, uow: Uow) -> DeliveryOut:
+    return _out(await delivery_handlers.redeliver(key, uow, caller=caller))
 
 
 def build_routes(runtime: Runtime) -> APIRouter:
-    router = APIRouter()
-    _subscription_routes(router, runtime)
-    _delivery_routes(router, runtime)
     return router
-
-
-def _subscription_routes(router: APIRouter, runtime: Runtime) -> None:
-    settings = runtime.settings
-    assert isinstance(settings, NotifySettings)
-
-    @router.post(
-        "/subscriptions",
-        status_code=status.HTTP_201_CREATED,
-        response_model=SubscriptionOut,
-        tags=["subscriptions"],
-    )
-    async def create_subscription(body: SubscriptionIn, caller: Caller) -> SubscriptionOut:
-        command = handlers.NewSubscription(**body.model_dump())
-        async with runtime.uow() as uow:
-            created = await handlers.subscribe(
-                command, uow, allowlist=settings.webhook_allowlist, caller=caller
-            )
-        return _subscription_out(created)
-
-    @router.put(
-        "/subscriptions/{subscription_id}/signature",
-        response_model=SubscriptionOut,
-        tags=["subscriptions"],
-        summary="Sign this webhook by the Standard Webhooks scheme, with a new whsec_ secret",
-    )
-    async def use_standard_signature(
-        subscription_id: Identifier, body: SignatureIn, caller: Caller
-    ) -> SubscriptionOut:
-        _not_an_integrator(caller, "subscriptions")
-        async with runtime.uow() as uow:
-            changed = await handlers.use_standard_signature(
-                subscription_id, body.secret, uow, caller=caller
-            )
-        return _subscription_out(changed)
-
-    @router.get("/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
-    async def list_subscriptions(
-        caller: Caller, unit: UnitCode | None = None
-    ) -> list[SubscriptionOut]:
-        _not_an_integrator(caller, "subscriptions")
-        async with runtime.uow() as uow:
-            found = await SubscriptionRepository(uow.session).find(unit)
-            paths = await _paths(uow, {s.unit_code for s in found})
-        return [_subscription_out(s) for s in found if caller.covers(paths[s.unit_code])]
-
-    @router.get(
-        "/subscriptions/{subscription_id}",
-        response_model=SubscriptionOut,
-        tags=["subscriptions"],
-    )
-    async def get_subscription(subscription_id: Identifier, caller: Caller) -> SubscriptionOut:
-        _not_an_integrator(caller, "subscriptions")
-        async with runtime.uow() as uow:
-            found = await SubscriptionRepository(uow.session).get(subscription_id)
-            if found is None:
-                raise Missing(f"no subscription {subscription_id}")
-            path = (await _paths(uow, {found.unit_code}))[found.unit_code]
-        caller.require_read(path, None, f"subscription {subscription_id}")
-        return _subscription_out(found)
-
-    @router.delete(
-        "/subscriptions/{subscription_id}",
-        response_model=SubscriptionOut,
-        tags=["subscriptions"],
-        summary="Deactivate a subscription (kept for the delivery log)",
-    )
-    async def delete_subscription(subscription_id: Identifier, caller: Caller) -> SubscriptionOut:
-        async with runtime.uow() as uow:
-            return _subscription_out(
-                await handlers.unsubscribe(subscription_id, uow, caller=caller)
-            )
-
-
-def _delivery_routes(router: APIRouter, runtime: Runtime) -> None:
-    @router.get("/deliveries", response_model=list[DeliveryOut], tags=["deliveries"])
-    async def list_deliveries(
-        unit: UnitCode | None = Query(None, description="The unit or any unit below it."),
-        event_type: Identifier | None = None,
-        status: str | None = Query(None, pattern=STATUSES),
-        channel: Channel | None = None,
-        since: datetime | None = Query(None, description="Created at or after."),
-        until: datetime | None = Query(None, description="Created before."),
-        limit: int = Query(100, ge=1, le=1000),
-        *,
-        caller: Caller,
-    ) -> list[DeliveryOut]:
-        _not_an_integrator(caller, "the delivery log")
-        where = DeliveryFilter(
-            # The caller's own subtree unless it names a unit (then only what it covers).
-            unit_code=unit or (None if caller.unit_code == "*" else caller.unit_code),
-            event_type=_event_type(event_type),
-            status=status,
-            channel=channel.value if channel else None,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-        async with runtime.uow() as uow:
-            found = await DeliveryRepository(uow.session).search(where)
-        return [_out(d) for d in found if caller.covers(d.unit_path)]
-
-    @router.get("/deliveries/{key}", response_model=DeliveryDetail, tags=["deliveries"])
-    async def get_delivery(key: Identifier, caller: Caller) -> DeliveryDetail:
-        _not_an_integrator(caller, "the delivery log")
-        async with runtime.uow() as uow:
-            found = await DeliveryRepository(uow.session).get(key)
-        if found is None:
-            raise Missing(f"no delivery {key}")
-        _may_read_body(caller, found)
-        return _detail(found)
-
-    @router.post(
-        "/deliveries/{key}/redeliver",
-        response_model=DeliveryOut,
-        tags=["deliveries"],
-        summary="Send a failed delivery again, with a fresh budget of attempts",
-        responses=openapi.conflict("The delivery is not a failed one."),
-    )
-    async def redeliver(key: Identifier, caller: Caller) -> DeliveryOut:
-        async with runtime.uow() as uow:
-            return _out(await delivery_handlers.redeliver(key, uow, caller=caller))
-
-
-def _not_an_integrator(caller: Principal, what: str) -> None:
-    """An integrator reads events (on the bus), not mailboxes: no addresses, no messages."""
-    if caller.role is Role.INTEGRATOR:
-        raise Forbidden(f"an integrator token reads events, not {what}")
-
-
-def _may_read_body(caller: Principal, delivery: Delivery) -> None:
-    """A message as sent is the recipient's: its own unit's tokens, and administrators
-    above it, read it; others in the subtree see only the log's entry."""
-    if caller.unit_code in ("*", delivery.unit_code):
-        return
-    if caller.role is Role.ADMINISTRATOR and caller.covers(delivery.unit_path):
-        return
-    raise Forbidden(
-        f"the message of delivery {delivery.key} is for unit {delivery.unit_code}: only its "
-        "own tokens and administrators above it read it"
-    )
-
-
-async def _paths(uow: UnitOfWork, codes: set[str]) -> dict[str, list[str]]:
-    """Each unit's path, as the registry's events told notify (a unit not heard of yet is
-    only its own)."""
-    contacts = await ContactRepository(uow.session).get_many(sorted(codes))
-    return {code: contacts[code].unit_path if code in contacts else [code] for code in codes}
 
 
 def _event_type(name: str | None) -> str | None:

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-import sqlalchemy as sa
 import structlog
 
-from services.notify.adapters.db import DeliveryRepository, deliveries, subscriptions
+from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.mail import Envelope, compose
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.webhook import PermanentFailure, RetryableFailure
 from services.notify.domain.model import (
     Delivery,
@@ -269,38 +269,6 @@ class Writer:
 # --- picking and claiming ---------------------------------------------------------------
 
 
-def _due_queries(
-    now: datetime, limit: int, skip_destinations: Collection[str], skip_keys: Collection[str]
-) -> list[sa.Select[Any]]:
-    """One look per kind of due delivery, each a range scan of an index that stops after
-    ``limit`` rows however many wait: pending e-mails (unless the relay is at its limit),
-    pending webhooks (but to hosts at their limit), and attempts whose lease ran out."""
-    c = deliveries.c
-    pending = c.status == DeliveryStatus.PENDING.value
-    hosts = [d for d in skip_destinations if d != RELAY]
-    webhooks = sa.and_(pending, c.channel == Channel.WEBHOOK.value, c.next_attempt_at <= now)
-    looks = [
-        (webhooks & c.destination.not_in(hosts) if hosts else webhooks, c.next_attempt_at),
-        (sa.and_(c.status == DeliveryStatus.SENDING.value, c.leased_until <= now), c.leased_until),
-    ]
-    if RELAY not in skip_destinations:
-        mail = sa.and_(pending, c.channel == Channel.EMAIL.value, c.next_attempt_at <= now)
-        looks.insert(0, (mail, c.next_attempt_at))
-    queries = []
-    for where, due_at in looks:
-        query = (
-            sa.select(c.key, c.channel, c.destination, due_at.label("due_at"))
-            .where(where)
-            .order_by(due_at)
-            .limit(limit)
-        )
-        if skip_keys:
-            query = query.where(c.key.not_in(list(skip_keys)))
-        # Replicas on PostgreSQL pick disjoint batches instead of queueing on each other's rows.
-        queries.append(query.with_for_update(skip_locked=True))
-    return queries
-
-
 async def claim_due(
     writer: Writer,
     policy: DeliveryPolicy,
@@ -320,14 +288,13 @@ async def claim_due(
 
     async def step(uow: UnitOfWork) -> list[Claimed]:
         now = _wall_clock()
-        rows = []
-        for query in _due_queries(now, limit, skip_destinations, skip_keys):
-            rows += (await uow.session.execute(query)).all()
-        rows.sort(key=lambda row: (row.due_at, row.key))
+        rows = await uow.repository(DeliveryRepository).due(
+            now, limit, relay=RELAY, skip_destinations=skip_destinations, skip_keys=skip_keys
+        )
         chosen = choose([Due(row.key, _destination(row.channel, row.destination)) for row in rows])
         if not chosen:
             return []
-        claimed = await DeliveryRepository(uow.session).claim_many(
+        claimed = await uow.repository(DeliveryRepository).claim_many(
             [item.key for item in chosen],
             now,
             lease=now + policy.lease,
@@ -367,15 +334,7 @@ async def _secrets(
         for d in claimed
         if d.channel is Channel.WEBHOOK and d.subscription_id is not None
     }
-    if not ids:
-        return {}
-    columns = [subscriptions.c.id, subscriptions.c.secret, subscriptions.c.signature_scheme]
-    rows = await uow.session.execute(sa.select(*columns).where(subscriptions.c.id.in_(ids)))
-    return {
-        row.id: (str(row.secret), SignatureScheme(row.signature_scheme))
-        for row in rows
-        if row.secret
-    }
+    return await uow.repository(SubscriptionRepository).signing(ids) if ids else {}
 
 
 # --- one attempt -------------------------------------------------------------------------
@@ -461,7 +420,7 @@ async def _send_webhook(
 async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) -> None:
     """Deliveries the receivers accepted, each with its correlation id: ``sent`` in one
     statement, and a NotificationDelivered each."""
-    await DeliveryRepository(uow.session).mark_sent(
+    await uow.repository(DeliveryRepository).mark_sent(
         [(delivery.key, delivery.attempts + 1) for delivery, _ in sent], _wall_clock()
     )
     for delivery, correlation_id in sent:
@@ -493,7 +452,7 @@ async def _record_failure(
         await _fail(uow, delivery, attempts, outcome.error)
         return True
     delay = outcome.retry_after if outcome.retry_after is not None else backoff(this_round)
-    await DeliveryRepository(uow.session).update(
+    await uow.repository(DeliveryRepository).update(
         delivery.key,
         status=DeliveryStatus.PENDING.value,
         attempts=attempts,
@@ -505,7 +464,7 @@ async def _record_failure(
 
 
 async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) -> None:
-    await DeliveryRepository(uow.session).update(
+    await uow.repository(DeliveryRepository).update(
         delivery.key,
         status=DeliveryStatus.FAILED.value,
         attempts=attempts,
@@ -532,7 +491,7 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
 async def redeliver(key: str, uow: UnitOfWork, *, caller: Principal) -> Delivery:
     """Put a failed delivery back in the queue, due now, with a fresh budget of attempts
     (the unit's own tokens, or an administrator above it); all attempts stay counted."""
-    repository = DeliveryRepository(uow.session)
+    repository = uow.repository(DeliveryRepository)
     found = await repository.get(key)
     if found is None:
         raise Missing(f"no delivery {key}")

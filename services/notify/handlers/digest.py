@@ -18,12 +18,10 @@ from datetime import date, datetime
 
 import structlog
 
-from services.notify.adapters.db import (
-    ContactRepository,
-    DeliveryRepository,
-    SubscriptionRepository,
-)
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.overdue import OverdueRepository
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.templates import digest_context, overdue_lines, render
 from services.notify.domain.model import (
     DIGEST_EVENT_TYPE,
@@ -54,7 +52,7 @@ async def assemble_digests(uow_factory: UnitOfWorkFactory, clock: Clock, *, hour
     if day is None:
         return []
     async with uow_factory() as uow:
-        recipients = await DeliveryRepository(uow.session).held_recipients(now)
+        recipients = await uow.repository(DeliveryRepository).held_recipients(now)
         recipients += list(await _overdue_receivers(uow))
     made = []
     for recipient in dict.fromkeys(r.lower() for r in recipients):
@@ -70,13 +68,13 @@ async def assemble_digests(uow_factory: UnitOfWorkFactory, clock: Clock, *, hour
 async def _overdue_receivers(uow: UnitOfWork) -> dict[str, Contact]:
     """Focal addresses of the receiving units with reports overdue after their urging, to
     the contact (the addressee of their digest)."""
-    codes = await OverdueRepository(uow.session).receiving_units()
-    found = await ContactRepository(uow.session).get_many(codes)
+    codes = await uow.repository(OverdueRepository).receiving_units()
+    found = await uow.repository(ContactRepository).get_many(codes)
     return {c.focal_email.lower(): c for c in found.values() if c.focal_email}
 
 
 async def _assemble(uow: UnitOfWork, recipient: str, day: date, now: datetime) -> str | None:
-    repository = DeliveryRepository(uow.session)
+    repository = uow.repository(DeliveryRepository)
     key = delivery_key(digest_event_id(day), recipient, Channel.EMAIL)
     if await repository.get(key) is not None:
         return None  # today's digest went out; what was held since waits for tomorrow's
@@ -86,7 +84,7 @@ async def _assemble(uow: UnitOfWork, recipient: str, day: date, now: datetime) -
         for address, c in (await _overdue_receivers(uow)).items()
         if address == recipient.lower()
     }
-    overdue = await OverdueRepository(uow.session).received_by(receivers)
+    overdue = await uow.repository(OverdueRepository).received_by(receivers)
     if not held and not overdue:
         return None
     if held:
@@ -96,7 +94,7 @@ async def _assemble(uow: UnitOfWork, recipient: str, day: date, now: datetime) -
         contact = next(iter(receivers.values()))
         unit_code, unit_path, name = contact.unit_code, contact.unit_path, contact.name
         address = contact.focal_email or recipient
-    names = await ContactRepository(uow.session).get_many({o.unit_code for o in overdue})
+    names = await uow.repository(ContactRepository).get_many({o.unit_code for o in overdue})
     items = [(d.event_type, d.subject, d.created_at) for d in held]
     context = {
         **digest_context(format_date(day), name, items),
@@ -124,9 +122,9 @@ async def _addressee(uow: UnitOfWork, first: Delivery) -> tuple[str, list[str], 
     """The subscribed unit the digest is addressed to: code, path and name."""
     subscription = None
     if first.subscription_id:
-        subscription = await SubscriptionRepository(uow.session).get(first.subscription_id)
+        subscription = await uow.repository(SubscriptionRepository).get(first.subscription_id)
     unit_code = subscription.unit_code if subscription else first.unit_code
-    contact = await ContactRepository(uow.session).get(unit_code)
+    contact = await uow.repository(ContactRepository).get(unit_code)
     if contact is None:
         return unit_code, [unit_code], unit_code
     return unit_code, contact.unit_path, contact.name

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from urllib.parse import urlsplit
 
-from services.notify.adapters.db import ContactRepository, SubscriptionRepository
+from services.notify.adapters.contacts import ContactRepository
+from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.webhook import standard_key
 from services.notify.domain.model import Message, SignatureScheme, Subscription, host_allowed
 from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
@@ -80,7 +81,7 @@ async def subscribe(
         created_at=uow.clock.now(),
         signature_scheme=command.signature_scheme,
     )
-    await SubscriptionRepository(uow.session).add(subscription)
+    await uow.repository(SubscriptionRepository).add(subscription)
     audit(uow, caller, "subscription.created", f"{subscription.id} {subscription.unit_code}")
     await uow.commit()
     return subscription
@@ -92,7 +93,7 @@ async def use_standard_signature(
     """Move a webhook subscription to Standard Webhooks signatures with a new ``whsec_``
     secret (the way off the legacy scheme); the next attempt of every delivery is signed
     so, a retry of one signed before included."""
-    repository = SubscriptionRepository(uow.session)
+    repository = uow.repository(SubscriptionRepository)
     existing = await repository.get(subscription_id)
     if existing is None:
         raise Missing(f"no subscription {subscription_id}")
@@ -110,7 +111,7 @@ async def use_standard_signature(
 
 async def unsubscribe(subscription_id: str, uow: UnitOfWork, *, caller: Principal) -> Subscription:
     """Deactivate: kept for the delivery log, which names it, but matches nothing more."""
-    repository = SubscriptionRepository(uow.session)
+    repository = uow.repository(SubscriptionRepository)
     existing = await repository.get(subscription_id)
     if existing is None:
         raise Missing(f"no subscription {subscription_id}")
@@ -124,7 +125,7 @@ async def unsubscribe(subscription_id: str, uow: UnitOfWork, *, caller: Principa
 async def require_own_unit(uow: UnitOfWork, caller: Principal, unit_code: str, doing: str) -> None:
     """A token acts for its own unit; an administrator for any unit of its subtree (the path
     comes from the registry's events; a unit not heard of yet is only its own)."""
-    contact = await ContactRepository(uow.session).get(unit_code)
+    contact = await uow.repository(ContactRepository).get(unit_code)
     path = contact.unit_path if contact else [unit_code]
     caller.require_unit(unit_code, doing, path)
 
@@ -211,7 +212,7 @@ async def matching(
     uow: UnitOfWork, event_type: str, unit_path: Sequence[str]
 ) -> list[Subscription]:
     """Active subscriptions an event reaches: its unit's, and its ancestors' subtree ones."""
-    candidates = await SubscriptionRepository(uow.session).active_on_path(unit_path)
+    candidates = await uow.repository(SubscriptionRepository).active_on_path(unit_path)
     return [s for s in candidates if s.matches(event_type, unit_path)]
 
 

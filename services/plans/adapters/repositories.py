@@ -19,48 +19,14 @@ from services.plans.adapters.db import (
 )
 from services.plans.domain.plans import (
     DEFAULT_CONFERENCE_KINDS,
-    AssigneeRule,
-    LegalDocument,
     Plan,
-    PlanStatus,
-    ScheduleEntry,
-    Signer,
     StaffConferenceRequirement,
-    SubPlanRequirement,
 )
 from services.plans.domain.units import Unit
-from shared.events import Contacts, ContentArea, ReportKind
+from shared.mapping import RowMapping
 
-
-def _to_unit(row: Any) -> Unit:
-    return Unit(
-        code=row.code,
-        name=row.name,
-        kind=row.kind,
-        path=list(row.path),
-        parent_code=row.parent_code,
-        reports_to_code=row.reports_to_code,
-        contacts=Contacts.model_validate(row.contacts),
-        tags=tuple(row.tags or ()),
-        active=row.active,
-        established_on=row.established_on,
-        dissolved_on=row.dissolved_on,
-    )
-
-
-def _unit_values(unit: Unit) -> dict[str, Any]:
-    return {
-        "name": unit.name,
-        "kind": unit.kind,
-        "parent_code": unit.parent_code,
-        "reports_to_code": unit.reports_to_code,
-        "path": unit.path,
-        "contacts": unit.contacts.model_dump(),
-        "tags": list(unit.tags),
-        "active": unit.active,
-        "established_on": unit.established_on,
-        "dissolved_on": unit.dissolved_on,
-    }
+UNITS = RowMapping(Unit, units, read={"tags": lambda tags: tuple(tags or ())})
+"""A unit is a row of ``units`` (its ``position`` and times are the row's own)."""
 
 
 class UnitRepository:
@@ -69,20 +35,17 @@ class UnitRepository:
 
     async def get(self, code: str) -> Unit | None:
         row = (await self.session.execute(sa.select(units).where(units.c.code == code))).first()
-        return _to_unit(row) if row else None
+        return UNITS.from_row(row) if row else None
 
     async def all(self) -> dict[str, Unit]:
         rows = (await self.session.execute(sa.select(units).order_by(units.c.position))).all()
-        return {row.code: _to_unit(row) for row in rows}
+        return {row.code: UNITS.from_row(row) for row in rows}
 
     async def add(self, unit: Unit, registered_at: datetime) -> None:
         position = await self.session.scalar(sa.select(sa.func.count()).select_from(units))
         await self.session.execute(
             units.insert().values(
-                code=unit.code,
-                position=int(position or 0),
-                registered_at=registered_at,
-                **_unit_values(unit),
+                **UNITS.values(unit, position=int(position or 0), registered_at=registered_at)
             )
         )
 
@@ -90,135 +53,37 @@ class UnitRepository:
         await self.session.execute(
             units.update()
             .where(units.c.code == unit.code)
-            .values(updated_at=updated_at, **_unit_values(unit))
+            .values(**UNITS.values(unit, updated_at=updated_at))
         )
 
 
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None
-
-
-def _day(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None
-
-
-def _details(plan: Plan) -> dict[str, Any]:
-    return {
-        "signer": {"name": plan.signer.name, "position": plan.signer.position},
-        "legal_basis": [
-            {"number": d.number, "date": _iso(d.date), "issuer": d.issuer, "title": d.title}
-            for d in plan.legal_basis
-        ],
-        "on_request": [kind.value for kind in plan.on_request],
-        "sub_plan": {
-            "required": plan.sub_plan.required,
-            "due_before": _iso(plan.sub_plan.due_before),
-        },
-        "distribution": plan.distribution,
-        "difficulties_to": plan.difficulties_to,
-        "staff_conference": {
-            "required": plan.staff_conference.required,
-            "due_before": _iso(plan.staff_conference.due_before),
-            "unit_kinds": list(plan.staff_conference.unit_kinds),
-        },
-    }
-
-
-def _plan_values(plan: Plan) -> dict[str, Any]:
-    return {
-        "doc_number": plan.doc_number,
-        "title": plan.title,
-        "issuing_unit": plan.issuing_unit,
-        "issued_on": plan.issued_on,
-        "year": plan.year,
-        "place": plan.place,
-        "status": plan.status.value,
-        "content_areas": [area.model_dump() for area in plan.content_areas],
-        "assignee_rule": {
-            "kinds": list(plan.assignee_rule.kinds),
-            "kinds_via_parent": list(plan.assignee_rule.kinds_via_parent),
-            "subtrees": list(plan.assignee_rule.subtrees),
-            "units": list(plan.assignee_rule.units),
-        },
-        "schedule": [
-            {
-                "key": e.key,
-                "kind": e.kind.value,
-                "title": e.title,
-                "period_start": e.period_start.isoformat(),
-                "period_end": e.period_end.isoformat(),
-                "due_before": e.due_before.isoformat(),
-                "receiving_unit": e.receiving_unit,
-            }
-            for e in plan.schedule
-        ],
-        "assignees": plan.assignees,
-        "details": _details(plan),
-        "parent_plan_id": plan.parent_plan_id,
-        "amendments": plan.amendments,
-    }
+PLANS = RowMapping(
+    Plan,
+    plans,
+    packed={
+        "details": (
+            "signer",
+            "legal_basis",
+            "on_request",
+            "sub_plan",
+            "distribution",
+            "difficulties_to",
+            "staff_conference",
+        )
+    },
+    read={"staff_conference": lambda stored: _staff_conference(stored or {})},
+)
+"""A plan is a row of ``plans``; what it has beyond the listing's columns is one JSON
+object, ``details``."""
 
 
 def _staff_conference(stored: dict[str, Any]) -> StaffConferenceRequirement:
     """Plans stored before staff conferences were asked for require none."""
+    due_before = stored.get("due_before")
     return StaffConferenceRequirement(
         required=bool(stored.get("required", False)),
-        due_before=_day(stored.get("due_before")),
+        due_before=date.fromisoformat(due_before) if due_before else None,
         unit_kinds=tuple(stored.get("unit_kinds") or DEFAULT_CONFERENCE_KINDS),
-    )
-
-
-def _to_plan(row: Any) -> Plan:
-    rule = row.assignee_rule
-    details = row.details or {}
-    sub_plan = details.get("sub_plan") or {}
-    signer = details.get("signer") or {}
-    return Plan(
-        id=row.id,
-        doc_number=row.doc_number,
-        title=row.title,
-        issuing_unit=row.issuing_unit,
-        issued_on=row.issued_on,
-        year=row.year,
-        place=row.place,
-        signer=Signer(name=signer.get("name", ""), position=signer.get("position", "")),
-        legal_basis=[
-            LegalDocument(
-                number=d["number"], date=_day(d["date"]), issuer=d["issuer"], title=d["title"]
-            )
-            for d in details.get("legal_basis", [])
-        ],
-        status=PlanStatus(row.status),
-        content_areas=[ContentArea.model_validate(a) for a in row.content_areas],
-        assignee_rule=AssigneeRule(
-            kinds=tuple(rule.get("kinds", ())),
-            kinds_via_parent=tuple(rule.get("kinds_via_parent", ())),
-            subtrees=tuple(rule.get("subtrees", ())),
-            units=tuple(rule.get("units", ())),
-        ),
-        schedule=[
-            ScheduleEntry(
-                key=e["key"],
-                kind=ReportKind(e["kind"]),
-                title=e["title"],
-                period_start=date.fromisoformat(e["period_start"]),
-                period_end=date.fromisoformat(e["period_end"]),
-                due_before=date.fromisoformat(e["due_before"]),
-                receiving_unit=e["receiving_unit"],
-            )
-            for e in row.schedule
-        ],
-        on_request=tuple(ReportKind(k) for k in details.get("on_request", [])),
-        sub_plan=SubPlanRequirement(
-            required=bool(sub_plan.get("required", False)),
-            due_before=_day(sub_plan.get("due_before")),
-        ),
-        staff_conference=_staff_conference(details.get("staff_conference") or {}),
-        distribution=list(details.get("distribution", [])),
-        parent_plan_id=row.parent_plan_id,
-        difficulties_to=details.get("difficulties_to"),
-        assignees=list(row.assignees),
-        amendments=row.amendments,
     )
 
 
@@ -228,7 +93,7 @@ class PlanRepository:
 
     async def get(self, plan_id: str) -> Plan | None:
         row = (await self.session.execute(sa.select(plans).where(plans.c.id == plan_id))).first()
-        return _to_plan(row) if row else None
+        return PLANS.from_row(row) if row else None
 
     async def find(
         self, *, year: int | None = None, issuing_unit: str | None = None, status: str | None = None
@@ -240,16 +105,16 @@ class PlanRepository:
             query = query.where(plans.c.issuing_unit == issuing_unit)
         if status:
             query = query.where(plans.c.status == status)
-        return [_to_plan(row) for row in (await self.session.execute(query)).all()]
+        return [PLANS.from_row(row) for row in (await self.session.execute(query)).all()]
 
     async def add(self, plan: Plan, now: datetime) -> None:
         await self.session.execute(
-            plans.insert().values(id=plan.id, created_at=now, updated_at=now, **_plan_values(plan))
+            plans.insert().values(**PLANS.values(plan, created_at=now, updated_at=now))
         )
 
     async def save(self, plan: Plan, now: datetime) -> None:
         await self.session.execute(
-            plans.update().where(plans.c.id == plan.id).values(updated_at=now, **_plan_values(plan))
+            plans.update().where(plans.c.id == plan.id).values(**PLANS.values(plan, updated_at=now))
         )
 
     async def record(

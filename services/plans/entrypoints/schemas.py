@@ -21,6 +21,7 @@ from services.plans.domain.plans import (
 from services.plans.domain.units import Unit
 from shared.events import Contacts, ContentArea, ReportKind
 from shared.limits import Identifier
+from shared.mapping import shown
 from shared.units import NfcName, NfcText, UnitCode
 
 UnitReference = Annotated[
@@ -138,19 +139,7 @@ class UnitOut(BaseModel):
         contacts = (
             unit.contacts if with_contacts else Contacts(webhook_url=unit.contacts.webhook_url)
         )
-        return cls(
-            code=unit.code,
-            name=unit.name,
-            kind=unit.kind,
-            path=unit.path,
-            parent_code=unit.parent_code,
-            reports_to_code=unit.reports_to_code,
-            contacts=contacts,
-            tags=list(unit.tags),
-            active=unit.active,
-            established_on=unit.established_on,
-            dissolved_on=unit.dissolved_on,
-        )
+        return shown(cls, unit, contacts=contacts)
 
 
 class LegalDocumentIn(Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import structlog
@@ -20,7 +20,7 @@ from services.plans.domain.plans import (
 from services.plans.domain.units import Unit, UnitRefused, resolve_reference
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Missing
-from shared.events import SubPlanRegistered
+from shared.events import Event, SubPlanRegistered
 from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 
@@ -55,12 +55,12 @@ class SubPlanStatus:
 
 
 async def draft_plan(command: DraftPlan, uow: UnitOfWork, *, caller: Principal) -> Plan:
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     plan = _resolved(command.plan, command.province, registry)
     _may_plan_for(caller, plan, registry)
     plan.id = str(uuid.uuid4())
     plan.status = PlanStatus.DRAFT
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     if plan.parent_plan_id:
         parent = await plans.get(plan.parent_plan_id)
         if parent is None:
@@ -142,21 +142,38 @@ async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
     return plan
 
 
+async def _keep(
+    uow: UnitOfWork,
+    plans: PlanRepository,
+    plan: Plan,
+    event: Event,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+    *,
+    caller: Principal,
+    now: datetime | None = None,
+) -> None:
+    """Store a plan's change with its line of history and its event, and audit it as
+    ``plan.<action>``; the caller commits."""
+    now = now or uow.clock.now()
+    await plans.save(plan, now)
+    await plans.record(plan.id, at=now, actor=actor, action=action, details=details)
+    uow.publish(event)
+    audit(uow, caller, f"plan.{action}", plan.id)
+
+
 async def issue_plan(
     plan_id: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     plan = await _plan(plans, plan_id)
     parent = await _plan(plans, plan.parent_plan_id) if plan.parent_plan_id else None
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     _may_plan_for(caller, plan, registry)
     event = plan.issue(registry, parent)
-    now = uow.clock.now()
-    await plans.save(plan, now)
-    await plans.record(
-        plan.id, at=now, actor=actor, action="issued", details={"assignees": plan.assignees}
-    )
-    uow.publish(event)
+    details = {"assignees": plan.assignees}
+    await _keep(uow, plans, plan, event, actor, "issued", details, caller=caller)
     if parent is not None:
         await _register_sub_plan(
             RegisterSubPlan(
@@ -170,7 +187,6 @@ async def issue_plan(
             ),
             uow,
         )
-    audit(uow, caller, "plan.issued", plan.id)
     await uow.commit()
     log.info("plan issued", plan_id=plan.id, assignees=len(plan.assignees))
     return plan
@@ -184,22 +200,14 @@ async def amend_plan(
     *,
     caller: Principal,
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     plan = await _plan(plans, plan_id)
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.amend(amendment, registry, now)
-    await plans.save(plan, now)
-    await plans.record(
-        plan.id,
-        at=now,
-        actor=actor,
-        action="amended",
-        details=event.model_dump(mode="json", exclude={"unit_path"}),
-    )
-    uow.publish(event)
-    audit(uow, caller, "plan.amended", plan.id)
+    details = event.model_dump(mode="json", exclude={"unit_path"})
+    await _keep(uow, plans, plan, event, actor, "amended", details, caller=caller, now=now)
     await uow.commit()
     return plan
 
@@ -207,16 +215,15 @@ async def amend_plan(
 async def close_plan(
     plan_id: str, reason: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     plan = await _plan(plans, plan_id)
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     _may_plan_for(caller, plan, registry)
     now = uow.clock.now()
     event = plan.close(reason, now, registry)
-    await plans.save(plan, now)
-    await plans.record(plan.id, at=now, actor=actor, action="closed", details={"reason": reason})
-    uow.publish(event)
-    audit(uow, caller, "plan.closed", plan.id)
+    await _keep(
+        uow, plans, plan, event, actor, "closed", {"reason": reason}, caller=caller, now=now
+    )
     await uow.commit()
     return plan
 
@@ -224,9 +231,9 @@ async def close_plan(
 async def roll_over_plan(
     plan_id: str, year: int, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     source = await _plan(plans, plan_id)
-    _may_plan_for(caller, source, await UnitRepository(uow.session).all())
+    _may_plan_for(caller, source, await uow.repository(UnitRepository).all())
     copy = source.roll_over(str(uuid.uuid4()), year)
     now = uow.clock.now()
     await plans.add(copy, now)
@@ -245,7 +252,7 @@ async def roll_over_plan(
 async def register_sub_plan(
     command: RegisterSubPlan, uow: UnitOfWork, *, caller: Principal
 ) -> None:
-    unit = await UnitRepository(uow.session).get(command.unit_code)
+    unit = await uow.repository(UnitRepository).get(command.unit_code)
     authorize(
         caller,
         Role.PLANNER,
@@ -260,7 +267,7 @@ async def register_sub_plan(
 
 
 async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
-    plans = PlanRepository(uow.session)
+    plans = uow.repository(PlanRepository)
     parent = await _plan(plans, command.parent_plan_id)
     if command.unit_code not in parent.assignees:
         raise PlanRefused(
@@ -268,12 +275,12 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
             field="unit_code",
         )
     check_not_before_parent(command.issued_on, parent, "issued_on")
-    register = SubPlanRepository(uow.session)
+    register = uow.repository(SubPlanRepository)
     if await register.exists(parent.id, command.unit_code):
         raise Conflict(
             f"unit {command.unit_code} has already registered its plan", field="unit_code"
         )
-    unit = await UnitRepository(uow.session).get(command.unit_code)
+    unit = await uow.repository(UnitRepository).get(command.unit_code)
     assert unit is not None
     now = uow.clock.now()
     await register.add(
@@ -305,7 +312,7 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
 
 
 async def sub_plan_status(plan_id: str, uow: UnitOfWork) -> SubPlanStatus:
-    plan = await _plan(PlanRepository(uow.session), plan_id)
-    registered = await SubPlanRepository(uow.session).registered(plan.id)
+    plan = await _plan(uow.repository(PlanRepository), plan_id)
+    registered = await uow.repository(SubPlanRepository).registered(plan.id)
     done = {row["unit_code"] for row in registered}
     return SubPlanStatus(registered, [code for code in plan.assignees if code not in done])

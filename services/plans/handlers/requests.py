@@ -83,7 +83,7 @@ async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Pri
     if not command.units:
         raise PlanRefused("a request names at least one unit", field="units")
     _check_deadline_ahead(command.due_before, uow.clock.now())
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     requester = registry.get(command.requesting_unit)
     if requester is None or not requester.active:
         raise PlanRefused(f"unknown unit {command.requesting_unit}", field="requesting_unit")
@@ -97,13 +97,13 @@ async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Pri
         unit_path=requester.path,
     )
     units = [_requestable(code, requester, registry) for code in dict.fromkeys(command.units)]
-    plan = await PlanRepository(uow.session).get(command.plan_id) if command.plan_id else None
+    plan = await uow.repository(PlanRepository).get(command.plan_id) if command.plan_id else None
     if command.plan_id and plan is None:
         raise PlanRefused(f"no plan {command.plan_id}", field="plan_id")
     if plan is not None:
         _check_areas_of(plan, command.content_areas, "content_areas")
     request_id = str(uuid.uuid4())
-    await ReportRequestRepository(uow.session).add(
+    await uow.repository(ReportRequestRepository).add(
         id=request_id,
         requesting_unit=requester.code,
         kind=command.kind.value,
@@ -176,19 +176,19 @@ def _requestable(code: str, requester: Unit, registry: dict[str, Unit]) -> Unit:
 
 
 async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork, *, caller: Principal) -> str:
-    plan = await PlanRepository(uow.session).get(command.plan_id)
+    plan = await uow.repository(PlanRepository).get(command.plan_id)
     if plan is None:
         raise Missing(f"no plan {command.plan_id}")
-    unit = await UnitRepository(uow.session).get(command.unit_code)
+    unit = await uow.repository(UnitRepository).get(command.unit_code)
     if unit is None:
         raise PlanRefused(f"unknown unit {command.unit_code}", field="unit_code")
     caller.require_unit(unit.code, "raise difficulties", unit.path)
     if command.content_area is not None:
         _check_areas_of(plan, (command.content_area,), "content_area")
-    receiver = difficulty_receiver(plan, await UnitRepository(uow.session).all())
+    receiver = difficulty_receiver(plan, await uow.repository(UnitRepository).all())
     difficulty_id = str(uuid.uuid4())
     now = uow.clock.now()
-    await DifficultyRepository(uow.session).add(
+    await uow.repository(DifficultyRepository).add(
         id=difficulty_id,
         plan_id=plan.id,
         unit_code=unit.code,
@@ -227,13 +227,13 @@ async def answer_difficulty(
     """Add an answer to the difficulty's thread (every answer is kept): only the unit it
     was raised to answers, through a reviewer or an administrator of that very unit. The
     raiser hears of it through ``DifficultyAnswered``. Returns the answer's number."""
-    repository = DifficultyRepository(uow.session)
+    repository = uow.repository(DifficultyRepository)
     difficulty = await repository.get(command.difficulty_id, lock=True)
     if difficulty is None:
         raise Missing(f"no difficulty {command.difficulty_id}")
-    plan = await PlanRepository(uow.session).get(difficulty["plan_id"])
+    plan = await uow.repository(PlanRepository).get(difficulty["plan_id"])
     assert plan is not None  # a foreign key
-    registry = await UnitRepository(uow.session).all()
+    registry = await uow.repository(UnitRepository).all()
     raised_to = difficulty["raised_to"] or difficulty_receiver(plan, registry).code
     # "There": the answering unit itself, not a unit above it (unit_path left out).
     authorize(

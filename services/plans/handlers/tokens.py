@@ -29,7 +29,7 @@ class CreatedToken:
 
 
 async def create_token(command: CreateToken, uow: UnitOfWork, *, caller: Principal) -> CreatedToken:
-    unit = await UnitRepository(uow.session).get(command.unit_code)
+    unit = await uow.repository(UnitRepository).get(command.unit_code)
     if unit is None or not unit.active:
         raise Refused(f"unknown unit {command.unit_code}", field="unit_code")
     principal = caller

@@ -39,10 +39,10 @@ class UpdateUnit:
 async def register_unit(command: RegisterUnit, uow: UnitOfWork, *, caller: Principal) -> Unit:
     _administer(
         caller,
-        await existing_unit(UnitRepository(uow.session), command.parent_code, "parent_code"),
+        await existing_unit(uow.repository(UnitRepository), command.parent_code, "parent_code"),
         command.code,
     )
-    unit = await add_unit(command, UnitRepository(uow.session), uow)
+    unit = await add_unit(command, uow.repository(UnitRepository), uow)
     audit(uow, caller, "unit.registered", unit.code)
     await uow.commit()
     return unit
@@ -69,7 +69,7 @@ async def add_unit(command: RegisterUnit, repository: UnitRepository, uow: UnitO
 
 
 async def update_unit(command: UpdateUnit, uow: UnitOfWork, *, caller: Principal) -> Unit:
-    repository = UnitRepository(uow.session)
+    repository = uow.repository(UnitRepository)
     unit = await _unit(repository, command.code)
     _administer(caller, unit, unit.code)
     changed = unit.update(
@@ -87,7 +87,7 @@ async def update_unit(command: UpdateUnit, uow: UnitOfWork, *, caller: Principal
 
 
 async def dissolve_unit(code: str, on: date, uow: UnitOfWork, *, caller: Principal) -> Unit:
-    repository = UnitRepository(uow.session)
+    repository = uow.repository(UnitRepository)
     unit = await _unit(repository, code)
     _administer(caller, unit, unit.code)
     unit.dissolve(on)

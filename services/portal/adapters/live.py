@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from services.portal.settings import PortalSettings
-from shared.nats_auth import PORTAL_SUBJECTS as SUBJECTS
+from shared.bus.streams import PORTAL_SUBJECTS as SUBJECTS
 
 log = structlog.get_logger(__name__)
 QUEUE_SIZE = 100

@@ -18,7 +18,6 @@ from services.reports.adapters.db import (
 )
 from services.reports.domain.inspections import (
     Action,
-    ActionStatus,
     Finding,
     InspectedUnit,
     Inspection,
@@ -26,42 +25,27 @@ from services.reports.domain.inspections import (
     StepKind,
 )
 from shared.events import InspectionKind
+from shared.mapping import RowMapping
 
 _ACTION_STATE = ("done_reported_at", "closed_at", "closed_on_time")
 
 
+INSPECTIONS = RowMapping(Inspection, inspections)
+"""An inspection's heading is a row of ``inspections`` (its units are read beside it)."""
+ACTIONS = RowMapping(Action, inspection_actions, given=("kind", "topic", "inspecting_unit"))
+"""An action is a row of ``inspection_actions``, with its inspection's kind and topic."""
+
+
 def _inspection(row: Any) -> Inspection:
-    return Inspection(
-        id=row.id,
-        kind=InspectionKind(row.kind),
-        topic=row.topic,
-        inspecting_unit=row.inspecting_unit,
-        inspecting_path=list(row.inspecting_path),
-        planned_start=row.planned_start,
-        planned_end=row.planned_end,
-        registered_at=row.registered_at,
-        plan_id=row.plan_id,
-    )
+    return INSPECTIONS.from_mapping(row)
 
 
 def _action(row: Any, heading: Inspection, history: list[Step]) -> Action:
-    return Action(
-        id=row.id,
-        inspection_id=row.inspection_id,
+    return ACTIONS.from_mapping(
+        row,
         kind=heading.kind,
         topic=heading.topic,
         inspecting_unit=heading.inspecting_unit,
-        unit_code=row.unit_code,
-        unit_path=list(row.unit_path),
-        finding_number=row.finding_number,
-        number=row.number,
-        content=row.content,
-        conducted_on=row.conducted_on,
-        due_at=row.due_at,
-        status=ActionStatus(row.status),
-        done_reported_at=row.done_reported_at,
-        closed_at=row.closed_at,
-        closed_on_time=row.closed_on_time,
         history=history,
     )
 

@@ -12,36 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reports.adapters.db import recommendation_history, recommendations
 from services.reports.domain.recommendations import (
     Entry,
-    EntryKind,
     Recommendation,
-    RecommendationStatus,
 )
+from shared.mapping import RowMapping
 
 _STATE = ("status", "answered_at", "answered_on_time", "closed_at")
 
 
-def _entry(row: Any) -> Entry:
-    return Entry(row.number, EntryKind(row.kind), row.text, row.at, row.by_unit, row.completed)
+RECOMMENDATIONS = RowMapping(Recommendation, recommendations, given=("history",))
+ENTRIES = RowMapping(Entry, recommendation_history)
 
 
 def _recommendation(row: Any, history: list[Entry]) -> Recommendation:
-    return Recommendation(
-        id=row.id,
-        source_organisation=row.source_organisation,
-        topic=row.topic,
-        content=row.content,
-        addressed_unit=row.addressed_unit,
-        addressed_path=list(row.addressed_path),
-        registered_by_unit=row.registered_by_unit,
-        received_on=row.received_on,
-        registered_at=row.registered_at,
-        answer_due_at=row.answer_due_at,
-        status=RecommendationStatus(row.status),
-        answered_at=row.answered_at,
-        answered_on_time=row.answered_on_time,
-        closed_at=row.closed_at,
-        history=history,
-    )
+    return RECOMMENDATIONS.from_row(row, history=history)
 
 
 class RecommendationRepository:
@@ -49,21 +32,8 @@ class RecommendationRepository:
         self.session = session
 
     async def add(self, recommendation: Recommendation) -> None:
-        r = recommendation
         await self.session.execute(
-            recommendations.insert().values(
-                id=r.id,
-                source_organisation=r.source_organisation,
-                topic=r.topic,
-                content=r.content,
-                addressed_unit=r.addressed_unit,
-                addressed_path=list(r.addressed_path),
-                registered_by_unit=r.registered_by_unit,
-                received_on=r.received_on,
-                registered_at=r.registered_at,
-                answer_due_at=r.answer_due_at,
-                **{name: getattr(r, name) for name in _STATE},
-            )
+            recommendations.insert().values(**RECOMMENDATIONS.values(recommendation))
         )
 
     async def get(self, recommendation_id: str, *, lock: bool = False) -> Recommendation | None:
@@ -76,7 +46,7 @@ class RecommendationRepository:
             .where(recommendation_history.c.recommendation_id == recommendation_id)
             .order_by(recommendation_history.c.number)
         )
-        return _recommendation(row, [_entry(h) for h in history])
+        return _recommendation(row, [ENTRIES.from_row(h) for h in history])
 
     async def save(self, recommendation: Recommendation, new: Entry) -> None:
         """Store the state and the one new history entry (entries are never rewritten)."""
@@ -84,18 +54,10 @@ class RecommendationRepository:
         await self.session.execute(
             recommendations.update()
             .where(recommendations.c.id == r.id)
-            .values(status=r.status.value, **{name: getattr(r, name) for name in _STATE[1:]})
+            .values(**RECOMMENDATIONS.changes(r, *_STATE))
         )
         await self.session.execute(
-            recommendation_history.insert().values(
-                recommendation_id=r.id,
-                number=new.number,
-                kind=new.kind.value,
-                text=new.text,
-                at=new.at,
-                by_unit=new.by_unit,
-                completed=new.completed,
-            )
+            recommendation_history.insert().values(**ENTRIES.values(new, recommendation_id=r.id))
         )
 
     async def addressed_to(

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import (
+    attachments,
     deadline_changes,
     deadline_clock_rules,
     deadline_steps,
@@ -28,83 +29,25 @@ from services.reports.domain.model import (
     Obligation,
     ObligationStatus,
     Report,
-    ReportStatus,
 )
 from shared.db import copy_connection
-from shared.events import ReportKind, UnitRegistered
+from shared.events import UnitRegistered
+from shared.mapping import RowMapping
 
 _KNOWN_SEQUENCES: set[tuple[str, str]] = set()
 """Receipt-number sequences known to exist (PostgreSQL), by database URL and name."""
-REPORT_KINDS = {kind.value: kind for kind in ReportKind}
-STATUSES = {status.value: status for status in ObligationStatus}
-OBLIGATION_COLUMNS = len(obligations.columns)
 
 
-def _to_obligation(row: Any) -> Obligation:
-    """A row of ``sa.select(obligations, …)``, its first columns unpacked in the table's
-    order: the deadline clock converts a hundred thousand in a pass, and named access costs
-    ten times more. A column added to the table makes this fail loudly, not silently."""
-    (
-        id_,
-        plan_id,
-        schedule_key,
-        report_kind,
-        unit_code,
-        unit_path,
-        receiving_unit,
-        period_start,
-        period_end,
-        due_at,
-        plan_doc_number,
-        plan_title,
-        status,
-        _opened_at,
-        waived_reason,
-        request_id,
-        owned,
-        next_step_at,
-        plan_closed,
-        content_areas,
-    ) = row[:OBLIGATION_COLUMNS]
-    return Obligation(
-        id=id_,
-        plan_id=plan_id,
-        schedule_key=schedule_key,
-        report_kind=REPORT_KINDS[report_kind],
-        unit_code=unit_code,
-        unit_path=list(unit_path),
-        receiving_unit=receiving_unit,
-        period_start=period_start,
-        period_end=period_end,
-        due_at=due_at,
-        plan_doc_number=plan_doc_number,
-        plan_title=plan_title,
-        status=STATUSES[status],
-        waived_reason=waived_reason,
-        request_id=request_id,
-        owned=owned,
-        next_step_at=next_step_at,
-        plan_closed=plan_closed,
-        content_areas=None if content_areas is None else tuple(content_areas),
-    )
-
-
-def _to_report(row: Any) -> Report:
-    return Report(
-        id=row.id,
-        obligation_id=row.obligation_id,
-        version=row.version,
-        receipt_number=row.receipt_number,
-        submitted_at=row.submitted_at,
-        on_time=row.on_time,
-        submitted_by=row.submitted_by,
-        narrative=dict(row.narrative),
-        indicators=dict(row.indicators),
-        status=ReportStatus(row.status),
-        reviewed_at=row.reviewed_at,
-        reviewed_by_unit=row.reviewed_by_unit,
-        review_reason=row.review_reason,
-    )
+OBLIGATIONS = RowMapping(
+    Obligation,
+    obligations,
+    # Stored: when the deadline clock next looks at it (None once nothing more is urged).
+    written={"next_step_at": lambda o: o.on_the_clock_at},
+)
+"""An obligation is a row of ``obligations`` (its ``opened_at`` is the row's own)."""
+_to_obligation = OBLIGATIONS.from_row
+REPORTS = RowMapping(Report, reports)
+_to_report = REPORTS.from_mapping
 
 
 class ObligationRepository:
@@ -152,30 +95,7 @@ class ObligationRepository:
         if await self.get(obligation.id) is not None:
             return False
         await self.session.execute(
-            obligations.insert().values(
-                id=obligation.id,
-                plan_id=obligation.plan_id,
-                schedule_key=obligation.schedule_key,
-                report_kind=obligation.report_kind.value,
-                unit_code=obligation.unit_code,
-                unit_path=obligation.unit_path,
-                receiving_unit=obligation.receiving_unit,
-                period_start=obligation.period_start,
-                period_end=obligation.period_end,
-                due_at=obligation.due_at,
-                plan_doc_number=obligation.plan_doc_number,
-                plan_title=obligation.plan_title,
-                status=obligation.status.value,
-                opened_at=opened_at,
-                waived_reason=obligation.waived_reason,
-                request_id=obligation.request_id,
-                owned=obligation.owned,
-                next_step_at=obligation.on_the_clock_at,
-                plan_closed=obligation.plan_closed,
-                content_areas=(
-                    None if obligation.content_areas is None else list(obligation.content_areas)
-                ),
-            )
+            obligations.insert().values(**OBLIGATIONS.values(obligation, opened_at=opened_at))
         )
         return True
 
@@ -199,11 +119,9 @@ class ObligationRepository:
             obligations.update()
             .where(obligations.c.id == obligation.id)
             .values(
-                status=obligation.status.value,
-                waived_reason=obligation.waived_reason,
-                due_at=obligation.due_at,
-                next_step_at=obligation.on_the_clock_at,
-                plan_closed=obligation.plan_closed,
+                **OBLIGATIONS.changes(
+                    obligation, "status", "waived_reason", "due_at", "next_step_at", "plan_closed"
+                )
             )
         )
 
@@ -404,6 +322,10 @@ class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def add_attachment(self, record: dict[str, Any]) -> None:
+        """A file attached to a report (its bytes are in the attachment store)."""
+        await self.session.execute(attachments.insert().values(**record))
+
     async def get(self, report_id: str) -> Report | None:
         row = (
             await self.session.execute(sa.select(reports).where(reports.c.id == report_id))
@@ -510,20 +432,7 @@ class ReportRepository:
         )
 
     async def add(self, report: Report) -> None:
-        await self.session.execute(
-            reports.insert().values(
-                id=report.id,
-                obligation_id=report.obligation_id,
-                version=report.version,
-                receipt_number=report.receipt_number,
-                submitted_at=report.submitted_at,
-                on_time=report.on_time,
-                submitted_by=report.submitted_by,
-                narrative=report.narrative,
-                indicators=report.indicators,
-                status=report.status.value,
-            )
-        )
+        await self.session.execute(reports.insert().values(**REPORTS.values(report)))
 
 
 class UnitDirectory:

@@ -665,3 +665,26 @@ def consolidate(
         ),
         conferences=conferences,
     )
+
+
+@dataclass(frozen=True)
+class ConsolidationKey:
+    """Which consolidation: a plan's report (schedule key) owed to one receiving unit."""
+
+    plan_id: str
+    schedule_key: str
+    receiving_unit: str
+
+
+@dataclass(frozen=True)
+class PublishedConsolidation:
+    """A consolidation as published: version 1, 2, … of its key, kept unchanged."""
+
+    id: str
+    key: ConsolidationKey
+    version: int
+    published_at: datetime
+    published_by: str
+    consolidation: Consolidation
+    created: bool = True
+    """False when publishing found the latest version already says the same."""

@@ -161,7 +161,11 @@ async def answer_submission(runtime: Runtime, subject: str, body: bytes) -> dict
                 [SUBMIT_SUBJECT, *obligation.unit_path]
             ):
                 raise ReportRefused("the subject does not carry this unit's path", field="subject")
-        submission = await intake.submit_with_retry(runtime, command, caller=bus_caller(subject))
+        settings = runtime.settings
+        assert isinstance(settings, ReportsSettings)
+        submission = await intake.submit_with_retry(
+            runtime.grouped, command, settings.ownership(), caller=bus_caller(subject)
+        )
     except Refused as exc:
         return {"error": {"message": exc.message, "field": exc.field, "errors": exc.errors}}
     except Missing as exc:

@@ -134,9 +134,10 @@ def consolidate(
 ) -> None:
     """Consolidate a plan's reports for a receiving unit: counts, rates, indicator totals."""
     from services.reports.adapters.documents import render_docx, render_xlsx
+    from services.reports.domain.consolidation import ConsolidationKey
     from services.reports.handlers import consolidation
 
-    target = consolidation.ConsolidationKey(plan, key, receiving_unit)
+    target = ConsolidationKey(plan, key, receiving_unit)
     if publish:
         published = _one(
             lambda uow: consolidation.publish(

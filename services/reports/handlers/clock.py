@@ -143,10 +143,10 @@ async def follow_schedule(uow_factory: UnitOfWorkFactory, fingerprint: str) -> i
     """Make the stored next steps follow the schedule ``fingerprint`` names: when another
     one (or none) is recorded, every awaiting obligation is reconsidered. Returns how many."""
     async with uow_factory() as uow:
-        steps = DeadlineStepRepository(uow.session)
+        steps = uow.repository(DeadlineStepRepository)
         if await steps.schedule() == fingerprint:
             return 0
-        reconsidered = await ObligationRepository(uow.session).reconsider_awaiting()
+        reconsidered = await uow.repository(ObligationRepository).reconsider_awaiting()
         await steps.adopt_schedule(fingerprint, uow.clock.now())
         await uow.commit()
     log.info(
@@ -189,7 +189,7 @@ async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
     Raises _BatchFailed (with the batch's ids) when anything after the lock fails: the
     transaction is rolled back, and with it the batch's events."""
     async with this.uow_factory() as uow:
-        due = await ObligationRepository(uow.session).lock_due(
+        due = await uow.repository(ObligationRepository).lock_due(
             this.decisions.now, limit, passed_over=this.passed_over, only=only
         )
         if not due:
@@ -232,8 +232,8 @@ async def _fire(
         obligation = due.pop()
         _decide(uow, decisions, obligation, recorded.get(obligation.id, frozenset()), batch)
     # A step already recorded raises here (primary key obligation × step): see _next_batch.
-    await DeadlineStepRepository(uow.session).record(batch.steps)
-    await ObligationRepository(uow.session).move_next_steps(batch.next_steps)
+    await uow.repository(DeadlineStepRepository).record(batch.steps)
+    await uow.repository(ObligationRepository).move_next_steps(batch.next_steps)
     await uow.commit()
     return batch
 
@@ -255,7 +255,7 @@ async def _recorded(
         else:
             known[obligation.id] = derived
     if to_read:
-        read = await DeadlineStepRepository(uow.session).recorded(to_read)
+        read = await uow.repository(DeadlineStepRepository).recorded(to_read)
         known.update((oid, frozenset(read.get(oid, ()))) for oid in to_read)
     return known
 

@@ -67,7 +67,7 @@ async def record(
     ownership: Ownership = Ownership(),
 ) -> Conference:
     """The unit that held its conference records it; its obligation is met."""
-    found = await ObligationRepository(uow.session).get(
+    found = await uow.repository(ObligationRepository).get(
         obligation_id(command.plan_id, CONFERENCE_KEY, command.unit_code)
     )
     if found is None:
@@ -96,8 +96,8 @@ async def record(
         at=uow.clock.now(),
         by_unit=found.unit_code if caller.unit_code == "*" else caller.unit_code,
     )
-    await ConferenceRepository(uow.session).add(conference)
-    await ObligationRepository(uow.session).save(found)
+    await uow.repository(ConferenceRepository).add(conference)
+    await uow.repository(ObligationRepository).save(found)
     uow.publish(*conference.events)
     audit(uow, caller, "conference.recorded", conference.id)
     await uow.commit()
@@ -106,7 +106,7 @@ async def record(
 
 
 async def _readable(conference_id: str, uow: UnitOfWork, caller: Principal) -> Conference:
-    found = await ConferenceRepository(uow.session).get(conference_id)
+    found = await uow.repository(ConferenceRepository).get(conference_id)
     if found is None:
         raise Missing(f"no conference {conference_id}")
     caller.require_read(found.unit_path, found.receiving_unit, "this conference")
@@ -128,7 +128,7 @@ async def attach_minutes(
     """The minutes of a recorded conference (``command.report_id``: the conference id), in
     the reports' attachment store and under the same rules (types, size, signatures)."""
     name = check_attachment(command, rules)
-    found = await ConferenceRepository(uow.session).get(command.report_id)
+    found = await uow.repository(ConferenceRepository).get(command.report_id)
     if found is None:
         raise Missing(f"no conference {command.report_id}")
     authorize(
@@ -150,7 +150,7 @@ async def attach_minutes(
         attached_at=uow.clock.now(),
     )
     found.attach_minutes(minutes)
-    await ConferenceRepository(uow.session).add_minutes(found.id, minutes)
+    await uow.repository(ConferenceRepository).add_minutes(found.id, minutes)
     uow.publish(*found.events)
     audit(uow, caller, "conference.minutes_attached", f"{found.id} {name}")
     await uow.commit()
@@ -182,14 +182,14 @@ async def states(
 ) -> list[ConferenceState]:
     """Every conference obligation the caller may read (its subtree's, and those followed
     up by its unit), with the conference recorded for it, if any."""
-    owed = await ObligationRepository(uow.session).find(
+    owed = await uow.repository(ObligationRepository).find(
         plan_id=plan_id,
         unit_code=unit_code,
         schedule_key=CONFERENCE_KEY,
         receiving_unit=receiving_unit,
     )
     owed = [o for o in owed if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)]
-    held = await ConferenceRepository(uow.session).find(obligation_ids=[o.id for o in owed])
+    held = await uow.repository(ConferenceRepository).find(obligation_ids=[o.id for o in owed])
     by_obligation = {c.obligation_id: c for c in held}
     now = uow.clock.now()
     return [state_of(o, by_obligation.get(o.id), now) for o in owed]
@@ -200,15 +200,15 @@ async def followed_up_by(
 ) -> ConferenceSummary:
     """The plan's staff conferences that ``receiving_unit`` follows up, counted for its
     consolidation (:mod:`services.reports.domain.conference_counts`)."""
-    owed = await ObligationRepository(uow.session).find(
+    owed = await uow.repository(ObligationRepository).find(
         plan_id=plan_id, schedule_key=CONFERENCE_KEY, receiving_unit=receiving_unit
     )
     if not owed:
         return ConferenceSummary()
-    held = await ConferenceRepository(uow.session).find(obligation_ids=[o.id for o in owed])
+    held = await uow.repository(ConferenceRepository).find(obligation_ids=[o.id for o in owed])
     by_obligation = {c.obligation_id: c for c in held}
     now = uow.clock.now()
     unknown = {o.unit_code for o in owed} - set(names)
     if unknown:
-        names = {**names, **await ConferenceRepository(uow.session).unit_names(unknown)}
+        names = {**names, **await uow.repository(ConferenceRepository).unit_names(unknown)}
     return summarise_conferences((state_of(o, by_obligation.get(o.id), now) for o in owed), names)

@@ -14,23 +14,21 @@ version: the latest one is the answer, and nothing is emitted. The domain rules 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reports.adapters.db import consolidations, obligations, reports, units
+from services.reports.adapters.consolidations import ConsolidationRepository, ConsolidationSource
 from services.reports.adapters.inspections import InspectionRepository
 from services.reports.adapters.recommendations import RecommendationRepository
-from services.reports.adapters.repositories import ObligationRepository
+from services.reports.adapters.repositories import UnitDirectory
 from services.reports.domain.conferences import CONFERENCE_KEY
 from services.reports.domain.consolidation import (
     Consolidation,
-    SubmissionFacts,
+    ConsolidationKey,
+    PublishedConsolidation,
     UnitFacts,
     consolidate,
 )
@@ -40,7 +38,7 @@ from shared.auth import Principal, Role
 from shared.errors import Missing, Refused
 from shared.events import ConsolidationPublished
 from shared.security import audit, authorize
-from shared.uow import UnitOfWork
+from shared.uow import UnitOfWork, UnitOfWorkFactory, twice
 
 log = structlog.get_logger(__name__)
 
@@ -52,13 +50,6 @@ class OutOfScope(Refused):
 
 
 @dataclass(frozen=True)
-class ConsolidationKey:
-    plan_id: str
-    schedule_key: str
-    receiving_unit: str
-
-
-@dataclass(frozen=True)
 class PublishConsolidation:
     key: ConsolidationKey
     published_by: str
@@ -66,34 +57,16 @@ class PublishConsolidation:
     """The unit whose subtree this instance owns; None: the whole registry."""
 
 
-@dataclass(frozen=True)
-class PublishedConsolidation:
-    id: str
-    key: ConsolidationKey
-    version: int
-    published_at: datetime
-    published_by: str
-    consolidation: Consolidation
-    created: bool = True
-    """False when publishing found the latest version already says the same."""
-
-
-# --- reading the database -------------------------------------------------------------------
-
-
-async def _obligations(key: ConsolidationKey, session: AsyncSession) -> list[Obligation]:
+async def _obligations(key: ConsolidationKey, source: ConsolidationSource) -> list[Obligation]:
     """The obligations to consolidate, or a 404 saying which part of the key is unknown."""
     if key.schedule_key == CONFERENCE_KEY:
         raise Missing(
             "staff conferences are not reports: every consolidation of the plan counts them "
             "(conferences), and GET /conferences lists them"
         )
-    of_entry = await ObligationRepository(session).find(
-        plan_id=key.plan_id, schedule_key=key.schedule_key
-    )
+    of_entry = await source.obligations(key.plan_id, key.schedule_key)
     if not of_entry:
-        known = sa.select(obligations.c.id).where(obligations.c.plan_id == key.plan_id).limit(1)
-        if await session.scalar(known) is None:
+        if not await source.plan_known(key.plan_id):
             raise Missing(f"no plan {key.plan_id} is known to this reports service")
         raise Missing(f"plan {key.plan_id} has no report {key.schedule_key!r}")
     mine = [o for o in of_entry if o.receiving_unit == key.receiving_unit]
@@ -105,107 +78,33 @@ async def _obligations(key: ConsolidationKey, session: AsyncSession) -> list[Obl
     return mine
 
 
-async def _submissions(key: ConsolidationKey, session: AsyncSession) -> list[SubmissionFacts]:
-    """Every version of every report owed to the receiving unit for this plan entry (a
-    join rather than a list of obligation ids: one bound parameter per unit would run into
-    the database's limit for a nation's communes)."""
-    r = reports.c
-    query = (
-        sa.select(
-            r.obligation_id,
-            r.id,
-            r.version,
-            r.receipt_number,
-            r.submitted_at,
-            r.on_time,
-            r.status,
-            r.narrative,
-            r.indicators,
-        )
-        .join(obligations, obligations.c.id == r.obligation_id)
-        .where(
-            obligations.c.plan_id == key.plan_id,
-            obligations.c.schedule_key == key.schedule_key,
-            obligations.c.receiving_unit == key.receiving_unit,
-        )
-    )
-    return [
-        SubmissionFacts(
-            obligation_id=row.obligation_id,
-            report_id=row.id,
-            version=row.version,
-            receipt_number=row.receipt_number,
-            submitted_at=row.submitted_at,
-            on_time=row.on_time,
-            status=row.status,
-            narrative=row.narrative or {},
-            indicators=row.indicators or {},
-        )
-        for row in (await session.execute(query)).all()
-    ]
-
-
-def _facts(row: Any) -> UnitFacts:
-    return UnitFacts(
-        code=row.code,
-        name=row.name,
-        kind=row.kind,
-        path=tuple(row.path),
-        parent_code=row.parent_code,
-        reports_to_code=row.reports_to_code,
-    )
-
-
-_UNIT_COLUMNS = (
-    units.c.code,
-    units.c.name,
-    units.c.kind,
-    units.c.path,
-    units.c.parent_code,
-    units.c.reports_to_code,
-)
-"""What :class:`UnitFacts` holds (contacts and timestamps are not read)."""
-UNITS_PER_QUERY = 5000
-"""Codes per ``IN`` list: SQLite and asyncpg take at most 32,767 bound parameters."""
-
-
-async def _units(codes: Iterable[str], session: AsyncSession) -> dict[str, UnitFacts]:
-    wanted = sorted(set(codes))
-    found: dict[str, UnitFacts] = {}
-    for start in range(0, len(wanted), UNITS_PER_QUERY):
-        chunk = wanted[start : start + UNITS_PER_QUERY]
-        query = sa.select(*_UNIT_COLUMNS).where(units.c.code.in_(chunk))
-        rows = (await session.execute(query)).all()
-        found.update((row.code, _facts(row)) for row in rows)
-    return found
-
-
 async def _receiver_and_units(
-    receiving_unit: str, owed: Sequence[Obligation], session: AsyncSession
+    receiving_unit: str, owed: Sequence[Obligation], source: ConsolidationSource
 ) -> dict[str, UnitFacts]:
     """The units a consolidation names: the receiver, the units on its path and on every
     reporting unit's path (districts), and those above the receiver (document heading)."""
-    found = await _units([receiving_unit], session)
+    found = await source.units([receiving_unit])
     receiver = found.get(receiving_unit)
     if receiver is None:
         raise Missing(f"unit {receiving_unit} is not known to this reports service")
     codes = {*receiver.path, receiver.parent_code or "", receiver.reports_to_code or ""}
     for obligation in owed:
         codes.update(obligation.unit_path)
-    return await _units(codes - {""}, session)
+    return await source.units(codes - {""})
 
 
 async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
     """The consolidation as the database stands now."""
-    found = await _obligations(key, uow.session)
-    all_units = await _receiver_and_units(key.receiving_unit, found, uow.session)
-    submissions = await _submissions(key, uow.session)
-    recommendations = await RecommendationRepository(uow.session).addressed_to(
+    source = uow.repository(ConsolidationSource)
+    found = await _obligations(key, source)
+    all_units = await _receiver_and_units(key.receiving_unit, found, source)
+    submissions = await source.submissions(key)
+    recommendations = await uow.repository(RecommendationRepository).addressed_to(
         {o.unit_code for o in found},
         min(o.period_start for o in found),
         max(o.period_end for o in found),
     )
-    inspections = await InspectionRepository(uow.session).planned_for(
+    inspections = await uow.repository(InspectionRepository).planned_for(
         {o.unit_code for o in found},
         min(o.period_start for o in found),
         max(o.period_end for o in found),
@@ -226,21 +125,6 @@ async def current(key: ConsolidationKey, uow: UnitOfWork) -> Consolidation:
 
 
 # --- publishing -----------------------------------------------------------------------------
-
-
-async def _latest(key: ConsolidationKey, session: AsyncSession) -> PublishedConsolidation | None:
-    query = (
-        sa.select(consolidations)
-        .where(
-            consolidations.c.plan_id == key.plan_id,
-            consolidations.c.schedule_key == key.schedule_key,
-            consolidations.c.receiving_unit == key.receiving_unit,
-        )
-        .order_by(consolidations.c.version.desc())
-        .limit(1)
-    )
-    row = (await session.execute(query)).first()
-    return _published(row) if row is not None else None
 
 
 def _content(consolidation: Consolidation) -> dict[str, Any]:
@@ -295,7 +179,8 @@ async def publish(
         unit=command.key.receiving_unit,
         doing="publish consolidations",
     )
-    latest = await _latest(command.key, uow.session)
+    versions = uow.repository(ConsolidationRepository)
+    latest = await versions.latest(command.key)
     if latest is not None and _content(latest.consolidation) == _content(consolidation):
         log.info("consolidation unchanged", consolidation_id=latest.id, version=latest.version)
         return replace(latest, created=False)
@@ -307,18 +192,7 @@ async def publish(
         published_by=command.published_by,
         consolidation=consolidation,
     )
-    await uow.session.execute(
-        consolidations.insert().values(
-            id=published.id,
-            plan_id=command.key.plan_id,
-            schedule_key=command.key.schedule_key,
-            receiving_unit=command.key.receiving_unit,
-            version=published.version,
-            published_at=published.published_at,
-            published_by=published.published_by,
-            content=consolidation.to_json(),
-        )
-    )
+    await versions.add(published)
     uow.publish(_event(published))
     audit(
         uow,
@@ -341,36 +215,44 @@ async def publish(
 # --- published versions ---------------------------------------------------------------------
 
 
-def _published(row: Any) -> PublishedConsolidation:
-    return PublishedConsolidation(
-        id=row.id,
-        key=ConsolidationKey(row.plan_id, row.schedule_key, row.receiving_unit),
-        version=row.version,
-        published_at=row.published_at,
-        published_by=row.published_by,
-        consolidation=Consolidation.model_validate(row.content),
-    )
-
-
 async def published_versions(
     key: ConsolidationKey, uow: UnitOfWork
 ) -> list[PublishedConsolidation]:
     """Every published version for the key, oldest first."""
-    query = (
-        sa.select(consolidations)
-        .where(
-            consolidations.c.plan_id == key.plan_id,
-            consolidations.c.schedule_key == key.schedule_key,
-            consolidations.c.receiving_unit == key.receiving_unit,
-        )
-        .order_by(consolidations.c.version)
-    )
-    return [_published(row) for row in (await uow.session.execute(query)).all()]
+    return await uow.repository(ConsolidationRepository).versions(key)
 
 
 async def published_version(consolidation_id: str, uow: UnitOfWork) -> PublishedConsolidation:
-    query = sa.select(consolidations).where(consolidations.c.id == consolidation_id)
-    row = (await uow.session.execute(query)).first()
-    if row is None:
+    found = await uow.repository(ConsolidationRepository).get(consolidation_id)
+    if found is None:
         raise Missing(f"no published consolidation {consolidation_id}")
-    return _published(row)
+    return found
+
+
+async def may_read_live(key: ConsolidationKey, uow: UnitOfWork, *, caller: Principal) -> None:
+    """The live consolidation (every unit's narratives and figures) is the receiving unit's:
+    its own tokens and those above it read it. Published versions are the public results."""
+    unit = await uow.repository(UnitDirectory).get(key.receiving_unit)
+    path = list(unit["path"]) if unit else [key.receiving_unit]
+    caller.require_read(path, key.receiving_unit, f"the consolidation of {key.receiving_unit}")
+
+
+async def read_current(
+    key: ConsolidationKey, uows: UnitOfWorkFactory, *, caller: Principal
+) -> Consolidation:
+    """The live consolidation, if the caller may read it, in a unit of work of its own
+    (closed before the caller renders a document of it)."""
+    async with uows() as uow:
+        await may_read_live(key, uow, caller=caller)
+        return await current(key, uow)
+
+
+async def publish_once(
+    command: PublishConsolidation, uows: UnitOfWorkFactory, *, caller: Principal
+) -> PublishedConsolidation:
+    """Publish; when another publication took this version number first, the next one."""
+
+    async def step(uow: UnitOfWork) -> PublishedConsolidation:
+        return await publish(command, uow, caller=caller)
+
+    return await twice(uows, step)

@@ -98,7 +98,7 @@ async def schedule_inspection(
 ) -> Inspection:
     """Register an inspection or survey of units this instance owns, by a unit with
     authority over them; ``InspectionScheduled`` goes out for each inspected unit."""
-    directory = UnitDirectory(uow.session)
+    directory = uow.repository(UnitDirectory)
     inspecting = command.inspecting_unit or caller.unit_code
     if inspecting == "*":
         raise InspectionRefused("name the inspecting unit", field="inspecting_unit")
@@ -144,7 +144,7 @@ async def schedule_inspection(
         units=visits,
     )
     inspection.check_schedule()
-    await InspectionRepository(uow.session).add(inspection)
+    await uow.repository(InspectionRepository).add(inspection)
     inspection.scheduled()
     uow.publish(*inspection.events)
     audit(uow, caller, "inspection.scheduled", inspection.id)
@@ -168,7 +168,7 @@ async def record_findings(
 ) -> list[Action]:
     """The inspecting unit records what it found at one inspected unit; each required
     action opens a follow-up obligation of that unit, reminded and urged by the clock."""
-    repository = InspectionRepository(uow.session)
+    repository = uow.repository(InspectionRepository)
     inspection = await repository.get(command.inspection_id, lock=True)
     if inspection is None:
         raise Missing(f"no inspection {command.inspection_id}")
@@ -184,7 +184,7 @@ async def record_findings(
         today=ict_date(now),
     )
     await repository.save_findings(inspection, command.inspected_unit, actions)
-    obligations = ObligationRepository(uow.session)
+    obligations = uow.repository(ObligationRepository)
     for action in actions:
         obligation = action.obligation()
         obligation.next_step_at = first_step_at(obligation.due_at, rules)
@@ -204,11 +204,11 @@ async def record_findings(
 async def _action(
     action_id: str, uow: UnitOfWork
 ) -> tuple[Action, Obligation, InspectionRepository]:
-    repository = InspectionRepository(uow.session)
+    repository = uow.repository(InspectionRepository)
     found = await repository.action(action_id, lock=True)
     if found is None:
         raise Missing(f"no inspection action {action_id}")
-    obligation = await ObligationRepository(uow.session).get(found.obligation_id)
+    obligation = await uow.repository(ObligationRepository).get(found.obligation_id)
     assert obligation is not None  # written with the action, in one transaction
     return found, obligation, repository
 
@@ -223,7 +223,7 @@ async def _store(
     what: str,
 ) -> Step:
     await repository.save_action(action, step)
-    await ObligationRepository(uow.session).save(obligation)
+    await uow.repository(ObligationRepository).save(obligation)
     uow.publish(*action.events)
     audit(uow, caller, what, action.id)
     await uow.commit()
@@ -286,7 +286,7 @@ def _may_read(caller: Principal, inspection: Inspection) -> bool:
 
 
 async def inspection(inspection_id: str, uow: UnitOfWork, *, caller: Principal) -> Inspection:
-    found = await InspectionRepository(uow.session).get(inspection_id)
+    found = await uow.repository(InspectionRepository).get(inspection_id)
     if found is None:
         raise Missing(f"no inspection {inspection_id}")
     if not _may_read(caller, found):
@@ -305,14 +305,14 @@ async def inspections_of(
     inspecting_unit: str | None = None,
     limit: int = 500,
 ) -> list[Inspection]:
-    found = await InspectionRepository(uow.session).listing(inspected_unit, inspecting_unit)
+    found = await uow.repository(InspectionRepository).listing(inspected_unit, inspecting_unit)
     return [i for i in found if _may_read(caller, i)][:limit]
 
 
 async def action(action_id: str, uow: UnitOfWork, *, caller: Principal) -> Action:
     """An action with its history, for the inspected unit's subtree and the inspecting
     unit."""
-    found = await InspectionRepository(uow.session).action(action_id)
+    found = await uow.repository(InspectionRepository).action(action_id)
     if found is None:
         raise Missing(f"no inspection action {action_id}")
     caller.require_read(found.unit_path, found.inspecting_unit, "this inspection action")
@@ -330,7 +330,7 @@ async def actions_of(
 ) -> list[Action]:
     """The actions the caller may read (its subtree's, or those it inspects), nearest
     deadline first, without their history."""
-    found = await InspectionRepository(uow.session).actions(
+    found = await uow.repository(InspectionRepository).actions(
         inspected_unit, inspecting_unit, status.value if status else None
     )
     return [a for a in found if caller.may_read(a.unit_path, a.inspecting_unit)][:limit]

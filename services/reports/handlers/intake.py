@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from services.reports.adapters.db import attachments
 from services.reports.adapters.repositories import ObligationRepository, ReportRepository
 from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.conferences import check_not_conference
@@ -19,12 +17,10 @@ from services.reports.domain.model import (
     Report,
     ReportRefused,
 )
-from services.reports.settings import ReportsSettings
 from shared.auth import Principal, Role
 from shared.errors import Missing
-from shared.runtime import Runtime
 from shared.security import audit, authorize
-from shared.uow import UnitOfWork
+from shared.uow import GroupCommit, UnitOfWork, twice
 from shared.vntime import ict_date
 
 log = structlog.get_logger(__name__)
@@ -60,7 +56,7 @@ async def submit_report(
     audited; the same key with a different submission is refused. ``commit=False``: the
     caller commits (a transaction shared with other submissions, :class:`GroupCommit`),
     and answers only after that."""
-    obligations = ObligationRepository(uow.session)
+    obligations = uow.repository(ObligationRepository)
     # The unit's earlier report with this key is read with the obligation (one round trip).
     found = await obligations.get_with_last_version(command.obligation_id, command.idempotency_key)
     if found is None:
@@ -81,7 +77,7 @@ async def submit_report(
             f"not {command.unit_code}",
             field="unit_code",
         )
-    reports = ReportRepository(uow.session)
+    reports = uow.repository(ReportRepository)
     if keyed_report_id is not None:
         earlier = await reports.get(keyed_report_id)
         assert earlier is not None  # a key always names a report
@@ -201,10 +197,10 @@ async def attach(
     caller: Principal,
 ) -> dict[str, Any]:
     name = check_attachment(command, rules)
-    report = await ReportRepository(uow.session).get(command.report_id)
+    report = await uow.repository(ReportRepository).get(command.report_id)
     if report is None:
         raise Missing(f"no report {command.report_id}")
-    obligation = await ObligationRepository(uow.session).get(report.obligation_id)
+    obligation = await uow.repository(ObligationRepository).get(report.obligation_id)
     assert obligation is not None
     authorize(
         caller,
@@ -225,51 +221,33 @@ async def attach(
         "stored_as": stored.relative_path,
         "created_at": uow.clock.now(),
     }
-    await uow.session.execute(attachments.insert().values(**record))
+    await uow.repository(ReportRepository).add_attachment(record)
     audit(uow, caller, "report.attachment_added", f"{command.report_id} {name}")
     await uow.commit()
     return record
 
 
 async def submit_with_retry(
-    runtime: Runtime, command: SubmitReport, *, caller: Principal
+    transactions: GroupCommit, command: SubmitReport, ownership: Ownership, *, caller: Principal
 ) -> Submission:
     """Submit, answering once the submission is committed. Concurrent submissions share a
-    transaction when they would otherwise wait for one (``runtime.grouped``): one commit,
-    one fsync, for many, each still on disk before its receipt is answered. When two
-    submissions with the same key race, the loser answers with the winner's receipt (the
-    unique key makes the second insert fail)."""
-    ownership = _ownership(runtime)
+    transaction when they would otherwise wait for one (``transactions``, the runtime's
+    :class:`GroupCommit`): one commit, one fsync, for many, each still on disk before its
+    receipt is answered. When two submissions with the same key race, the loser answers
+    with the winner's receipt (the unique key makes the second insert fail)."""
 
     async def step(uow: UnitOfWork) -> Submission:
         return await submit_report(command, uow, ownership, caller=caller, commit=False)
 
-    for attempt in range(2):
-        try:
-            submission = await runtime.grouped.run(step)
-        except IntegrityError:
-            if attempt == 1 or not command.idempotency_key:
-                raise
-        except DBAPIError as exc:
-            # A pooled connection that died with its server (PostgreSQL restarted): the pool
-            # is renewed, and nothing was written; the submission goes through once more.
-            if attempt == 1 or not exc.connection_invalidated:
-                raise
-        else:
-            report = submission.report
-            if submission.replayed:
-                log.info("submission replayed", report_id=report.id, receipt=report.receipt_number)
-            else:
-                log.info(
-                    "report submitted",
-                    report_id=report.id,
-                    receipt=report.receipt_number,
-                    on_time=report.on_time,
-                )
-            return submission
-    raise AssertionError("unreachable")
-
-
-def _ownership(runtime: Runtime) -> Ownership:
-    settings = runtime.settings
-    return settings.ownership() if isinstance(settings, ReportsSettings) else Ownership()
+    submission = await twice(transactions, step, on_conflict=bool(command.idempotency_key))
+    report = submission.report
+    if submission.replayed:
+        log.info("submission replayed", report_id=report.id, receipt=report.receipt_number)
+    else:
+        log.info(
+            "report submitted",
+            report_id=report.id,
+            receipt=report.receipt_number,
+            on_time=report.on_time,
+        )
+    return submission

@@ -35,12 +35,12 @@ from shared.uow import UnitOfWork
 async def on_report_submitted(
     event: ReportSubmitted, envelope: Envelope, uow: UnitOfWork, *, ownership: Ownership
 ) -> None:
-    obligations = ObligationRepository(uow.session)
+    obligations = uow.repository(ObligationRepository)
     obligation = await _known_obligation(event, obligations, ownership)
     if obligation is None or obligation.owned:
         return
     check_submitter(event, envelope, obligation, ownership)
-    reports = ReportRepository(uow.session)
+    reports = uow.repository(ReportRepository)
     if await reports.get(event.report_id) is None:
         await reports.add(
             Report(
@@ -88,14 +88,14 @@ async def on_report_reviewed(
     *,
     ownership: Ownership,
 ) -> None:
-    obligations = ObligationRepository(uow.session)
+    obligations = uow.repository(ObligationRepository)
     obligation = await _known_obligation(event, obligations, ownership)
     if obligation is None:
         return
     await check_reviewer(event, envelope, obligation, ownership, uow)
     if obligation.owned:
         return
-    reports = ReportRepository(uow.session)
+    reports = uow.repository(ReportRepository)
     report = await reports.get(event.report_id)
     if report is None:
         # Its submission is still on its way (retried), or was never mirrored (before this
@@ -136,7 +136,7 @@ async def check_reviewer(
     obligation's receiving unit, as this instance knows it (never as the event says)."""
     what = f"{envelope.type} of report {event.report_id}"
     _speaks_for_its_unit(what, event.unit_path, obligation)
-    receiving = await UnitDirectory(uow.session).get(obligation.receiving_unit)
+    receiving = await uow.repository(UnitDirectory).get(obligation.receiving_unit)
     if receiving is None:
         raise ReceivingUnitUnknown(f"unit {obligation.receiving_unit} is not known yet")
     owner = ownership.instance_owning(list(receiving["path"]))

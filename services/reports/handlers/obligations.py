@@ -70,7 +70,7 @@ async def on_plan_issued(
     found = obligations_for_plan(event)
     areas = tuple(area.code for area in event.content_areas) or None
     found += conferences.obligations_of_plan_event(event, event.assignees, areas)
-    opened = await _open(ObligationRepository(uow.session), found, uow, ownership, rules)
+    opened = await _open(uow.repository(ObligationRepository), found, uow, ownership, rules)
     log.info("obligations opened", plan_id=event.plan_id, opened=opened)
 
 
@@ -82,7 +82,7 @@ async def on_report_requested(
     ownership: Ownership,
     rules: ClockRules,
 ) -> None:
-    repository = ObligationRepository(uow.session)
+    repository = uow.repository(ObligationRepository)
     plan_areas = (
         await repository.content_areas_of_plan(event.plan_id)
         if event.plan_id and not event.content_areas
@@ -103,7 +103,7 @@ async def on_plan_amended(
 ) -> None:
     """Deadlines move, added assignees get obligations, removed ones are waived; reports
     already submitted are judged again against the moved deadline (history kept)."""
-    repository = ObligationRepository(uow.session)
+    repository = uow.repository(ObligationRepository)
     for change in event.schedule_changes:
         for obligation in await repository.find(plan_id=event.plan_id, schedule_key=change.key):
             cause = f"amendment {event.amendment} of plan {event.doc_number}".strip()
@@ -152,10 +152,10 @@ async def _move_deadline(
     unit is what it gets (not a reminder, an overdue notice and an urging per
     obligation). The clock takes the obligation up again at its next step."""
     old_due_at = obligation.due_at
-    reports = ReportRepository(uow.session)
+    reports = uow.repository(ReportRepository)
     changed = obligation.move_deadline(due_at, await reports.versions(obligation.id))
     await reports.reclassify(changed)
-    steps = DeadlineStepRepository(uow.session)
+    steps = uow.repository(DeadlineStepRepository)
     await steps.record_change(
         DeadlineChange(
             obligation_id=obligation.id,
@@ -191,7 +191,7 @@ async def _start_after(
     the unit its deadline (an amendment): the steps recorded so far go, those of its
     schedule planned up to then are recorded as skipped, and the clock takes it up at
     the next one."""
-    steps = DeadlineStepRepository(uow.session)
+    steps = uow.repository(DeadlineStepRepository)
     await steps.delete_all(obligation.id)
     if obligation.owned:
         now = uow.clock.now()
@@ -200,14 +200,14 @@ async def _start_after(
             [StepRow(obligation.id, s.name, s.planned_for, now, SKIPPED) for s in announced]
         )
     obligation.next_step_at = next_step_after(obligation.due_at, announced_at, rules)
-    await ObligationRepository(uow.session).save(obligation)
+    await uow.repository(ObligationRepository).save(obligation)
 
 
 async def on_plan_closed(event: PlanClosed, _envelope: Envelope, uow: UnitOfWork) -> None:
     """A closed plan urges nobody: its obligations leave the deadline clock at once. What
     each unit owed and sent stays as it was (a unit that never reported is still
     missing in the consolidation)."""
-    repository = ObligationRepository(uow.session)
+    repository = uow.repository(ObligationRepository)
     closed = 0
     for obligation in await repository.find(plan_id=event.plan_id):
         if not obligation.plan_closed:
@@ -218,15 +218,15 @@ async def on_plan_closed(event: PlanClosed, _envelope: Envelope, uow: UnitOfWork
 
 
 async def on_unit_registered(event: UnitRegistered, _envelope: Envelope, uow: UnitOfWork) -> None:
-    await UnitDirectory(uow.session).save(event, uow.clock.now())
+    await uow.repository(UnitDirectory).save(event, uow.clock.now())
 
 
 async def on_unit_updated(event: UnitUpdated, _envelope: Envelope, uow: UnitOfWork) -> None:
     """Keep the unit's copy; a dissolved unit owes nothing more, what it submitted is kept."""
-    await UnitDirectory(uow.session).save(event, uow.clock.now())
+    await uow.repository(UnitDirectory).save(event, uow.clock.now())
     if event.active:
         return
-    repository = ObligationRepository(uow.session)
+    repository = uow.repository(ObligationRepository)
     on = f" on {event.dissolved_on:%d/%m/%Y}" if event.dissolved_on else ""
     for obligation in await repository.find(unit_code=event.code):
         if obligation.waive(f"unit dissolved{on}"):

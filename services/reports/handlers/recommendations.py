@@ -77,7 +77,7 @@ async def register_recommendation(
 ) -> Recommendation:
     """Register a recommendation and open its answer obligation, due ``answer_days`` after
     the day it was received; the deadline clock reminds and urges like any obligation."""
-    unit = await UnitDirectory(uow.session).get(command.addressed_unit)
+    unit = await uow.repository(UnitDirectory).get(command.addressed_unit)
     if unit is None:
         raise RecommendationRefused(
             f"unit {command.addressed_unit} is not known to this reports service",
@@ -107,8 +107,8 @@ async def register_recommendation(
     )
     obligation = recommendation.answer_obligation()
     obligation.next_step_at = first_step_at(obligation.due_at, rules)
-    await RecommendationRepository(uow.session).add(recommendation)
-    await ObligationRepository(uow.session).add_if_missing(obligation, now)
+    await uow.repository(RecommendationRepository).add(recommendation)
+    await uow.repository(ObligationRepository).add_if_missing(obligation, now)
     recommendation.registered()
     uow.publish(*recommendation.events)
     audit(uow, caller, "recommendation.registered", recommendation.id)
@@ -120,7 +120,7 @@ async def register_recommendation(
 async def _addressed(
     recommendation_id: str, uow: UnitOfWork, caller: Principal, doing: str
 ) -> tuple[Recommendation, Obligation]:
-    found = await RecommendationRepository(uow.session).get(recommendation_id, lock=True)
+    found = await uow.repository(RecommendationRepository).get(recommendation_id, lock=True)
     if found is None:
         raise Missing(f"no recommendation {recommendation_id}")
     authorize(
@@ -131,7 +131,7 @@ async def _addressed(
         doing=doing,
         unit_path=found.addressed_path,
     )
-    obligation = await ObligationRepository(uow.session).get(found.obligation_id)
+    obligation = await uow.repository(ObligationRepository).get(found.obligation_id)
     assert obligation is not None  # written with the recommendation, in one transaction
     return found, obligation
 
@@ -144,8 +144,8 @@ async def _store(
     caller: Principal,
     action: str,
 ) -> None:
-    await RecommendationRepository(uow.session).save(recommendation, entry)
-    await ObligationRepository(uow.session).save(obligation)
+    await uow.repository(RecommendationRepository).save(recommendation, entry)
+    await uow.repository(ObligationRepository).save(obligation)
     uow.publish(*recommendation.events)
     audit(uow, caller, action, recommendation.id)
     await uow.commit()
@@ -188,7 +188,7 @@ async def recommendation(
 ) -> Recommendation:
     """A recommendation with its history, for who may read it: the addressed unit's
     subtree, and the unit that registered it."""
-    found = await RecommendationRepository(uow.session).get(recommendation_id)
+    found = await uow.repository(RecommendationRepository).get(recommendation_id)
     if found is None:
         raise Missing(f"no recommendation {recommendation_id}")
     caller.require_read(found.addressed_path, found.registered_by_unit, "this recommendation")
@@ -208,7 +208,7 @@ async def recommendations_of(
     codes: list[str] | None = None
     if addressed_unit is not None:
         codes = [addressed_unit]
-    found = await RecommendationRepository(uow.session).of_units(
+    found = await uow.repository(RecommendationRepository).of_units(
         codes, status.value if status else None
     )
     readable = [r for r in found if caller.may_read(r.addressed_path, r.registered_by_unit)]

@@ -26,11 +26,11 @@ class Review:
 async def review_report(
     command: Review, uow: UnitOfWork, *, caller: Principal
 ) -> tuple[Obligation, Report]:
-    reports = ReportRepository(uow.session)
+    reports = uow.repository(ReportRepository)
     report = await reports.get(command.report_id)
     if report is None:
         raise Missing(f"no report {command.report_id}")
-    obligations = ObligationRepository(uow.session)
+    obligations = uow.repository(ObligationRepository)
     obligation = await obligations.get(report.obligation_id)
     assert obligation is not None  # a report always belongs to an obligation
     authorize(

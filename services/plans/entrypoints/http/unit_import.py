@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from services.plans.handlers import unit_import as handlers
 from shared.auth import Role
+from shared.dependencies import Uow, UowFactory
 from shared.limits import allow_body
-from shared.runtime import Runtime
 from shared.security import Caller
 from shared.units import UnitCode
 
@@ -86,74 +86,72 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def unit_import_routes(runtime: Runtime) -> APIRouter:
-    router = APIRouter(tags=["units"])
+router = APIRouter(tags=["units"])
 
-    @router.post(
-        "/units/import",
-        response_model=ImportCountsOut,
-        summary="Import units from a CSV or YAML file, all or nothing",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "text/csv": {"schema": _TEXT, "example": _CSV_EXAMPLE},
-                    "application/yaml": {"schema": _TEXT, "example": _YAML_EXAMPLE},
-                },
-            }
-        },
-        responses={
-            413: {"description": f"The file is larger than {MAX_IMPORT_BYTES} bytes."},
-            415: {"description": "Neither text/csv nor application/yaml."},
-            422: {
-                "description": "Every bad row, by line; nothing was imported.",
-                "content": {"application/json": {"example": _ERROR_EXAMPLE}},
+
+@router.post(
+    "/units/import",
+    response_model=ImportCountsOut,
+    summary="Import units from a CSV or YAML file, all or nothing",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": _TEXT, "example": _CSV_EXAMPLE},
+                "application/yaml": {"schema": _TEXT, "example": _YAML_EXAMPLE},
             },
+        }
+    },
+    responses={
+        413: {"description": f"The file is larger than {MAX_IMPORT_BYTES} bytes."},
+        415: {"description": "Neither text/csv nor application/yaml."},
+        422: {
+            "description": "Every bad row, by line; nothing was imported.",
+            "content": {"application/json": {"example": _ERROR_EXAMPLE}},
         },
+    },
+)
+async def import_units(request: Request, caller: Caller, uows: UowFactory) -> Any:
+    caller.require(Role.ADMINISTRATOR)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    file_format = MEDIA_TYPES.get(media_type)
+    if file_format is None:
+        return _error("send the file as text/csv or application/yaml", 415)
+    try:
+        data = await _read_body(request, MAX_IMPORT_BYTES)
+    except TooLarge:
+        megabytes = MAX_IMPORT_BYTES // (1024 * 1024)
+        message = f"the file is larger than {megabytes} MB; split it, or use qcdc units import"
+        return _error(message, 413)
+    try:
+        parsed = handlers.parse_file(handlers.decode(data), file_format)
+        async with uows() as uow:  # once the file is read and parsed
+            counts = await handlers.import_units(parsed, uow)
+    except handlers.ImportRefused as exc:
+        return JSONResponse(exc.as_json(), status_code=exc.status_code)
+    return ImportCountsOut(
+        created=counts.created, updated=counts.updated, unchanged=counts.unchanged
     )
-    async def import_units(request: Request, caller: Caller) -> Any:
-        caller.require(Role.ADMINISTRATOR)
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        file_format = MEDIA_TYPES.get(media_type)
-        if file_format is None:
-            return _error("send the file as text/csv or application/yaml", 415)
-        try:
-            data = await _read_body(request, MAX_IMPORT_BYTES)
-        except TooLarge:
-            megabytes = MAX_IMPORT_BYTES // (1024 * 1024)
-            message = f"the file is larger than {megabytes} MB; split it, or use qcdc units import"
-            return _error(message, 413)
-        try:
-            parsed = handlers.parse_file(handlers.decode(data), file_format)
-            async with runtime.uow() as uow:
-                counts = await handlers.import_units(parsed, uow)
-        except handlers.ImportRefused as exc:
-            return JSONResponse(exc.as_json(), status_code=exc.status_code)
-        return ImportCountsOut(
-            created=counts.created, updated=counts.updated, unchanged=counts.unchanged
-        )
 
-    @router.get(
-        "/units/export",
-        summary="Export the registry, or a subtree, in the import format",
-        response_class=Response,
-        responses={
-            200: {
-                "content": {"text/csv": {"schema": _TEXT}, "application/yaml": {"schema": _TEXT}}
-            },
-        },
+
+@router.get(
+    "/units/export",
+    summary="Export the registry, or a subtree, in the import format",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {"schema": _TEXT}, "application/yaml": {"schema": _TEXT}}},
+    },
+)
+async def export_units(
+    file_format: handlers.FileFormat = Query(handlers.FileFormat.CSV, alias="format"),
+    under: UnitCode | None = Query(None, description="Only this unit and its subtree."),
+    *,
+    uow: Uow,
+) -> Response:
+    text = await handlers.export_units(uow, file_format, under)
+    name = f"units-{under}.{file_format.value}" if under else f"units.{file_format.value}"
+    return Response(
+        text,
+        media_type=EXPORT_MEDIA_TYPES[file_format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-    async def export_units(
-        file_format: handlers.FileFormat = Query(handlers.FileFormat.CSV, alias="format"),
-        under: UnitCode | None = Query(None, description="Only this unit and its subtree."),
-    ) -> Response:
-        async with runtime.uow() as uow:
-            text = await handlers.export_units(uow, file_format, under)
-        name = f"units-{under}.{file_format.value}" if under else f"units.{file_format.value}"
-        return Response(
-            text,
-            media_type=EXPORT_MEDIA_TYPES[file_format],
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-
-    return router

@@ -6,86 +6,74 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from services.plans.adapters.repositories import UnitRepository
 from services.plans.entrypoints.schemas import DissolveIn, UnitIn, UnitOut, UnitPatch
+from services.plans.handlers import queries
 from services.plans.handlers import units as handlers
 from shared import openapi
-from shared.errors import Missing
+from shared.dependencies import Uow
 from shared.events import Contacts
-from shared.runtime import Runtime
 from shared.security import Caller
 from shared.units import UnitCode
 
+router = APIRouter(tags=["units"])
 
-def unit_routes(runtime: Runtime) -> APIRouter:
-    router = APIRouter(tags=["units"])
 
-    @router.post(
-        "/units",
-        status_code=status.HTTP_201_CREATED,
-        response_model=UnitOut,
-        responses=openapi.conflict("A unit with this code is already registered."),
+@router.post(
+    "/units",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UnitOut,
+    responses=openapi.conflict("A unit with this code is already registered."),
+)
+async def register_unit(body: UnitIn, caller: Caller, uow: Uow) -> UnitOut:
+    command = handlers.RegisterUnit(
+        code=body.code,
+        name=body.name,
+        kind=body.kind,
+        parent_code=body.parent_code,
+        reports_to_code=body.reports_to_code,
+        contacts=Contacts(**body.contacts.model_dump()),
+        tags=tuple(body.tags),
+        established_on=body.established_on,
     )
-    async def register_unit(body: UnitIn, caller: Caller) -> UnitOut:
-        command = handlers.RegisterUnit(
-            code=body.code,
-            name=body.name,
-            kind=body.kind,
-            parent_code=body.parent_code,
-            reports_to_code=body.reports_to_code,
-            contacts=Contacts(**body.contacts.model_dump()),
-            tags=tuple(body.tags),
-            established_on=body.established_on,
-        )
-        async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.register_unit(command, uow, caller=caller))
+    return UnitOut.of(await handlers.register_unit(command, uow, caller=caller))
 
-    @router.get("/units", response_model=list[UnitOut])
-    async def list_units(
-        kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
-        under: UnitCode | None = None,
-        active: bool | None = None,
-        *,
-        caller: Caller,
-    ) -> list[UnitOut]:
-        async with runtime.uow() as uow:
-            registry = await UnitRepository(uow.session).all()
-        return [
-            UnitOut.of(u, with_contacts=caller.covers(u.path))
-            for u in registry.values()
-            if (kind is None or u.kind == kind)
-            and (under is None or (u.is_within(under) and u.code != under))
-            and (active is None or u.active == active)
-        ]
 
-    @router.get("/units/{code}", response_model=UnitOut)
-    async def get_unit(code: UnitCode, caller: Caller) -> UnitOut:
-        async with runtime.uow() as uow:
-            unit = await UnitRepository(uow.session).get(code)
-        if unit is None:
-            raise Missing(f"no unit {code}")
-        # The registry is every token's to read; a unit's people's addresses, its subtree's.
-        return UnitOut.of(unit, with_contacts=caller.covers(unit.path))
+@router.get("/units", response_model=list[UnitOut])
+async def list_units(
+    kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
+    under: UnitCode | None = None,
+    active: bool | None = None,
+    *,
+    caller: Caller,
+    uow: Uow,
+) -> list[UnitOut]:
+    found = await queries.units(uow, kind=kind, under=under, active=active)
+    return [UnitOut.of(u, with_contacts=caller.covers(u.path)) for u in found]
 
-    @router.patch("/units/{code}", response_model=UnitOut)
-    async def update_unit(code: UnitCode, body: UnitPatch, caller: Caller) -> UnitOut:
-        command = handlers.UpdateUnit(
-            code=code,
-            name=body.name,
-            reports_to_code=body.reports_to_code,
-            contacts=Contacts(**body.contacts.model_dump()) if body.contacts else None,
-            tags=tuple(body.tags) if body.tags is not None else None,
-        )
-        async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.update_unit(command, uow, caller=caller))
 
-    @router.post(
-        "/units/{code}/dissolve",
-        response_model=UnitOut,
-        summary="Dissolve a unit (merged or abolished); its history is kept",
+@router.get("/units/{code}", response_model=UnitOut)
+async def get_unit(code: UnitCode, caller: Caller, uow: Uow) -> UnitOut:
+    unit = await queries.unit(code, uow)
+    # The registry is every token's to read; a unit's people's addresses, its subtree's.
+    return UnitOut.of(unit, with_contacts=caller.covers(unit.path))
+
+
+@router.patch("/units/{code}", response_model=UnitOut)
+async def update_unit(code: UnitCode, body: UnitPatch, caller: Caller, uow: Uow) -> UnitOut:
+    command = handlers.UpdateUnit(
+        code=code,
+        name=body.name,
+        reports_to_code=body.reports_to_code,
+        contacts=Contacts(**body.contacts.model_dump()) if body.contacts else None,
+        tags=tuple(body.tags) if body.tags is not None else None,
     )
-    async def dissolve_unit(code: UnitCode, body: DissolveIn, caller: Caller) -> UnitOut:
-        async with runtime.uow() as uow:
-            return UnitOut.of(await handlers.dissolve_unit(code, body.on, uow, caller=caller))
+    return UnitOut.of(await handlers.update_unit(command, uow, caller=caller))
 
-    return router
+
+@router.post(
+    "/units/{code}/dissolve",
+    response_model=UnitOut,
+    summary="Dissolve a unit (merged or abolished); its history is kept",
+)
+async def dissolve_unit(code: UnitCode, body: DissolveIn, caller: Caller, uow: Uow) -> UnitOut:
+    return UnitOut.of(await handlers.dissolve_unit(code, body.on, uow, caller=caller))

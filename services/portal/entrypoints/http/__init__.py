@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +23,7 @@ from services.portal.entrypoints.http import auth, board, conferences, public, r
 from services.portal.entrypoints.http.common import (
     CsrfRefused,
     Portal,
+    PortalParts,
     SignInRequired,
     redirect,
     render,
@@ -83,15 +84,20 @@ def create_portal_app(
         app.include_router(module.router)
     _error_pages(app)
 
-    # The portal owns no state: it is ready when it answers. Its live feed connects in the
-    # background, so a bus that is away only pauses the board's live updates (said here).
-    @app.get("/livez", include_in_schema=False)
-    @app.get("/readyz", include_in_schema=False)
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"service": "portal", "nats": "ok" if parts.feed.connected else "down"})
-
+    app.include_router(health)
     return app
+
+
+health = APIRouter(include_in_schema=False)
+
+
+# The portal owns no state: it is ready when it answers. Its live feed connects in the
+# background, so a bus that is away only pauses the board's live updates (said here).
+@health.get("/livez")
+@health.get("/readyz")
+@health.get("/healthz")
+async def healthz(parts: PortalParts) -> JSONResponse:
+    return JSONResponse({"service": "portal", "nats": "ok" if parts.feed.connected else "down"})
 
 
 def _error_pages(app: FastAPI) -> None:

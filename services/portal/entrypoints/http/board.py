@@ -6,19 +6,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from services.portal.adapters.api import ApiError
 from services.portal.domain import board, oversight
 from services.portal.domain.session import Session
-from services.portal.entrypoints.http.common import portal, render, signed_in
+from services.portal.entrypoints.http.common import SignedIn, portal, render
 from shared.vntime import ICT
 
 router = APIRouter()
-SignedIn = Annotated[Session, Depends(signed_in)]
 KEEPALIVE_SECONDS = 15.0
 
 

@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -71,6 +71,10 @@ class CsrfRefused(Exception):
 def portal(request: Request) -> Portal:
     found: Portal = request.app.state.portal
     return found
+
+
+PortalParts = Annotated[Portal, Depends(portal)]
+"""A route's portal parts (API client, codec, live hub, settings) as a dependency."""
 
 
 def session_or_none(request: Request) -> Session | None:
@@ -175,3 +179,9 @@ def redirect(path: str) -> RedirectResponse:
 
 def sign_in_url(next_path: str) -> str:
     return f"/dang-nhap?next={quote(next_path, safe='')}"
+
+
+SignedIn = Annotated[Session, Depends(signed_in)]
+"""A page's signed-in session (or off to the sign-in page and back)."""
+Form = Annotated[dict[str, str], Depends(checked_form)]
+"""A posted form whose CSRF token was checked."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
@@ -16,18 +16,16 @@ from services.portal.adapters.api import ApiError
 from services.portal.domain import entry as forms
 from services.portal.domain.session import Session
 from services.portal.entrypoints.http.common import (
-    checked_form,
+    Form,
+    SignedIn,
     learn_names,
     portal,
     redirect,
     render,
-    signed_in,
 )
 from services.portal.handlers import commands
 
 router = APIRouter()
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[dict[str, str], Depends(checked_form)]
 
 
 @router.get("/")

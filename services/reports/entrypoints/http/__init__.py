@@ -1,22 +1,36 @@
-"""HTTP API of the reports service: parse the request, call a handler, shape the answer."""
+"""HTTP API of the reports service: parse the request, call a handler, shape the answer.
+
+Each module defines its routes at module level on its own ``router``; what a route depends
+on (unit of work, settings, caller) it declares as arguments (:mod:`shared.dependencies`,
+:mod:`services.reports.entrypoints.dependencies`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from services.reports.entrypoints.http import inspections
-from services.reports.entrypoints.http.conferences import router as conference_router
-from services.reports.entrypoints.http.consolidations import consolidation_routes
-from services.reports.entrypoints.http.recommendations import recommendation_routes
-from services.reports.entrypoints.http.reports import report_routes
+from services.reports.entrypoints.http import (
+    conferences,
+    consolidations,
+    inspections,
+    recommendations,
+    reports,
+)
+from services.reports.settings import ReportsSettings
 from shared.runtime import Runtime
 
 
 def build_routes(runtime: Runtime) -> APIRouter:
     router = APIRouter()
-    router.include_router(report_routes(runtime))
-    router.include_router(consolidation_routes(runtime))
-    router.include_router(recommendation_routes(runtime))
-    router.include_router(inspections.router)
-    router.include_router(conference_router)
+    for module in (reports, consolidations, recommendations, inspections, conferences):
+        router.include_router(module.router)
     return router
+
+
+def refine_openapi(document: dict[str, Any], settings: Any) -> None:
+    """The attachment types are this instance's settings: say them in its document (the
+    module-level route says the defaults)."""
+    assert isinstance(settings, ReportsSettings)
+    operation = document["paths"][reports.ATTACHMENT_PATH]["put"]
+    operation["requestBody"] = reports.attachment_body(settings)["requestBody"]

@@ -14,18 +14,23 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 
 from services.reports.adapters.document_formats import DOCX_TYPE, XLSX_TYPE, Edition, Signer
-from services.reports.adapters.repositories import UnitDirectory
-from services.reports.domain.consolidation import Consolidation, Counts, Prefill, Rates
+from services.reports.domain.consolidation import (
+    Consolidation,
+    ConsolidationKey,
+    Counts,
+    Prefill,
+    PublishedConsolidation,
+    Rates,
+)
+from services.reports.entrypoints.dependencies import Settings
 from services.reports.handlers import consolidation as handlers
-from shared.auth import Principal
+from shared.dependencies import Uow, UowFactory
 from shared.limits import Identifier
-from shared.runtime import Runtime
+from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
-from shared.uow import UnitOfWork
 from shared.vntime import ICT
 
 Format = Literal["json", "docx", "xlsx"]
@@ -45,16 +50,16 @@ class KeyQuery(BaseModel):
     schedule_key: Key
     receiving_unit: UnitCode
 
-    def key(self) -> handlers.ConsolidationKey:
-        return handlers.ConsolidationKey(self.plan_id, self.schedule_key, self.receiving_unit)
+    def key(self) -> ConsolidationKey:
+        return ConsolidationKey(self.plan_id, self.schedule_key, self.receiving_unit)
 
 
 def key_query(
     plan_id: Annotated[Identifier, Query(max_length=64)],
     schedule_key: Annotated[Identifier, Query(max_length=64)],
     receiving_unit: UnitCode,
-) -> handlers.ConsolidationKey:
-    return handlers.ConsolidationKey(plan_id, schedule_key, receiving_unit)
+) -> ConsolidationKey:
+    return ConsolidationKey(plan_id, schedule_key, receiving_unit)
 
 
 def signer_query(
@@ -107,15 +112,13 @@ class PublishedWithContent(PublishedOut):
     consolidation: dict[str, Any]
 
 
-def _published_out(published: handlers.PublishedConsolidation) -> PublishedOut:
-    return PublishedOut(
-        id=published.id,
+def _published_out(published: PublishedConsolidation) -> PublishedOut:
+    return shown(
+        PublishedOut,
+        published,
         plan_id=published.key.plan_id,
         schedule_key=published.key.schedule_key,
         receiving_unit=published.key.receiving_unit,
-        version=published.version,
-        published_at=published.published_at,
-        published_by=published.published_by,
         counts=published.consolidation.counts,
         rates=published.consolidation.rates,
     )
@@ -155,109 +158,89 @@ async def _document(
     return Response(body, media_type=media_type, headers=headers)
 
 
-async def _publish(
-    runtime: Runtime, command: handlers.PublishConsolidation, *, caller: Principal
-) -> handlers.PublishedConsolidation:
-    for attempt in range(2):
-        try:
-            async with runtime.uow() as uow:
-                return await handlers.publish(command, uow, caller=caller)
-        except IntegrityError:
-            # Another publication took this version number first: take the next one.
-            if attempt == 1:
-                raise
-    raise AssertionError("unreachable")
+router = APIRouter(tags=["consolidations"])
 
 
-async def _may_read(caller: Principal, key: handlers.ConsolidationKey, uow: UnitOfWork) -> None:
-    """The live consolidation (every unit's narratives and figures) is the receiving unit's:
-    its own tokens and those above it read it. Published versions are the public results."""
-    unit = await UnitDirectory(uow.session).get(key.receiving_unit)
-    path = list(unit["path"]) if unit else [key.receiving_unit]
-    caller.require_read(path, key.receiving_unit, f"the consolidation of {key.receiving_unit}")
+@router.get(
+    "/consolidations",
+    response_model=None,
+    responses=DOCUMENT_RESPONSES,
+    summary="The consolidation as it stands now (reports that arrived since are in it)",
+)
+async def current(
+    key: Annotated[ConsolidationKey, Depends(key_query)],
+    signer: Annotated[Signer, Depends(signer_query)],
+    caller: Caller,
+    uows: UowFactory,
+    format: Format = "json",
+) -> Response:
+    # Its own unit of work, closed before the document is rendered.
+    consolidation = await handlers.read_current(key, uows, caller=caller)
+    if format == "json":
+        return json_response(consolidation)
+    return await _document(consolidation, format, signer)
 
 
-def consolidation_routes(runtime: Runtime) -> APIRouter:
-    router = APIRouter(tags=["consolidations"])
-    scope: str | None = getattr(runtime.settings, "scope", None)
+@router.get(
+    "/consolidations/prefill",
+    response_model=Prefill,
+    summary="Indicator totals and narratives to start the receiving unit's own report "
+    "with (a district reporting its communes' totals upward)",
+)
+async def prefill(
+    key: Annotated[ConsolidationKey, Depends(key_query)], caller: Caller, uows: UowFactory
+) -> Prefill:
+    return (await handlers.read_current(key, uows, caller=caller)).prefill
 
-    @router.get(
-        "/consolidations",
-        response_model=None,
-        responses=DOCUMENT_RESPONSES,
-        summary="The consolidation as it stands now (reports that arrived since are in it)",
-    )
-    async def current(
-        key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
-        signer: Annotated[Signer, Depends(signer_query)],
-        caller: Caller,
-        format: Format = "json",
-    ) -> Response:
-        async with runtime.uow() as uow:
-            await _may_read(caller, key, uow)
-            consolidation = await handlers.current(key, uow)
-        if format == "json":
-            return json_response(consolidation)
-        return await _document(consolidation, format, signer)
 
-    @router.get(
-        "/consolidations/prefill",
-        response_model=Prefill,
-        summary="Indicator totals and narratives to start the receiving unit's own report "
-        "with (a district reporting its communes' totals upward)",
-    )
-    async def prefill(
-        key: Annotated[handlers.ConsolidationKey, Depends(key_query)], caller: Caller
-    ) -> Prefill:
-        async with runtime.uow() as uow:
-            await _may_read(caller, key, uow)
-            return (await handlers.current(key, uow)).prefill
+@router.post(
+    "/consolidations/publish",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PublishedOut,
+    summary="Publish the consolidation as it stands as a new version: ConsolidationPublished "
+    "(201); the latest version when nothing changed since it (200, no event)",
+    responses={200: {"model": PublishedOut, "description": "Unchanged: the latest version"}},
+)
+async def publish(
+    body: PublishIn, response: Response, caller: Caller, settings: Settings, uows: UowFactory
+) -> PublishedOut:
+    command = handlers.PublishConsolidation(body.key(), body.published_by, settings.scope)
+    published = await handlers.publish_once(command, uows, caller=caller)
+    if not published.created:
+        response.status_code = status.HTTP_200_OK
+    return _published_out(published)
 
-    @router.post(
-        "/consolidations/publish",
-        status_code=status.HTTP_201_CREATED,
-        response_model=PublishedOut,
-        summary="Publish the consolidation as it stands as a new version: ConsolidationPublished "
-        "(201); the latest version when nothing changed since it (200, no event)",
-        responses={200: {"model": PublishedOut, "description": "Unchanged: the latest version"}},
-    )
-    async def publish(body: PublishIn, response: Response, caller: Caller) -> PublishedOut:
-        command = handlers.PublishConsolidation(body.key(), body.published_by, scope)
-        published = await _publish(runtime, command, caller=caller)
-        if not published.created:
-            response.status_code = status.HTTP_200_OK
-        return _published_out(published)
 
-    @router.get(
-        "/consolidations/published",
-        response_model=list[PublishedOut],
-        summary="Published versions, oldest first",
-    )
-    async def versions(
-        key: Annotated[handlers.ConsolidationKey, Depends(key_query)],
-    ) -> list[PublishedOut]:
-        async with runtime.uow() as uow:
-            found = await handlers.published_versions(key, uow)
-        return [_published_out(p) for p in found]
+@router.get(
+    "/consolidations/published",
+    response_model=list[PublishedOut],
+    summary="Published versions, oldest first",
+)
+async def versions(
+    key: Annotated[ConsolidationKey, Depends(key_query)],
+    uow: Uow,
+) -> list[PublishedOut]:
+    found = await handlers.published_versions(key, uow)
+    return [_published_out(p) for p in found]
 
-    @router.get(
-        "/consolidations/published/{consolidation_id}",
-        response_model=None,
-        responses=DOCUMENT_RESPONSES,
-        summary="One published version, exactly as published",
-    )
-    async def published(
-        consolidation_id: Identifier,
-        signer: Annotated[Signer, Depends(signer_query)],
-        format: Format = "json",
-    ) -> Response:
-        async with runtime.uow() as uow:
-            found = await handlers.published_version(consolidation_id, uow)
-        if format == "json":
-            out = PublishedWithContent(
-                **_published_out(found).model_dump(), consolidation=found.consolidation.to_json()
-            )
-            return Response(out.model_dump_json(), media_type="application/json")
-        return await _document(found.consolidation, format, signer, found.version)
 
-    return router
+@router.get(
+    "/consolidations/published/{consolidation_id}",
+    response_model=None,
+    responses=DOCUMENT_RESPONSES,
+    summary="One published version, exactly as published",
+)
+async def published(
+    consolidation_id: Identifier,
+    signer: Annotated[Signer, Depends(signer_query)],
+    uows: UowFactory,
+    format: Format = "json",
+) -> Response:
+    async with uows() as uow:
+        found = await handlers.published_version(consolidation_id, uow)
+    if format == "json":
+        out = PublishedWithContent(
+            **_published_out(found).model_dump(), consolidation=found.consolidation.to_json()
+        )
+        return Response(out.model_dump_json(), media_type="application/json")
+    return await _document(found.consolidation, format, signer, found.version)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.reports.domain.recommendations import Entry, Recommendation, RecommendationStatus
+from services.reports.entrypoints.dependencies import Settings
 from services.reports.handlers import recommendations as handlers
 from services.reports.handlers.clock import rules_from
-from services.reports.settings import ReportsSettings
+from shared.dependencies import Uow
 from shared.limits import Identifier
-from shared.runtime import Runtime
+from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 
@@ -102,107 +103,89 @@ class RecommendationOut(BaseModel):
 
 
 def _entry_out(entry: Entry) -> EntryOut:
-    return EntryOut(
-        number=entry.number,
-        kind=entry.kind.value,
-        text=entry.text,
-        at=entry.at,
-        by_unit=entry.by_unit,
-        completed=entry.completed,
-    )
+    return shown(EntryOut, entry)
 
 
 def _out(r: Recommendation) -> RecommendationOut:
-    return RecommendationOut(
-        id=r.id,
-        source_organisation=r.source_organisation,
-        topic=r.topic,
-        content=r.content,
-        addressed_unit=r.addressed_unit,
-        registered_by_unit=r.registered_by_unit,
-        received_on=r.received_on,
-        answer_due_at=r.answer_due_at,
-        obligation_id=r.obligation_id,
-        status=r.status.value,
-        answered_at=r.answered_at,
-        answered_on_time=r.answered_on_time,
-        closed_at=r.closed_at,
-        history=[_entry_out(e) for e in r.history],
+    return shown(RecommendationOut, r)
+
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.post(
+    "/recommendations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RecommendationOut,
+    summary="Register a recommendation after supervision; opens its answer obligation",
+)
+async def register(
+    body: RegisterIn, caller: Caller, uow: Uow, settings: Settings
+) -> RecommendationOut:
+    command = handlers.RegisterRecommendation(
+        source_organisation=body.source_organisation,
+        topic=body.topic,
+        content=body.content,
+        addressed_unit=body.addressed_unit,
+        received_on=body.received_on,
     )
-
-
-def recommendation_routes(runtime: Runtime) -> APIRouter:
-    router = APIRouter(tags=["recommendations"])
-    settings = runtime.settings
-    assert isinstance(settings, ReportsSettings)
-
-    @router.post(
-        "/recommendations",
-        status_code=status.HTTP_201_CREATED,
-        response_model=RecommendationOut,
-        summary="Register a recommendation after supervision; opens its answer obligation",
+    found = await handlers.register_recommendation(
+        command,
+        uow,
+        caller=caller,
+        answer_days=settings.recommendation_answer_days,
+        rules=rules_from(settings),
+        ownership=settings.ownership(),
     )
-    async def register(body: RegisterIn, caller: Caller) -> RecommendationOut:
-        command = handlers.RegisterRecommendation(
-            source_organisation=body.source_organisation,
-            topic=body.topic,
-            content=body.content,
-            addressed_unit=body.addressed_unit,
-            received_on=body.received_on,
-        )
-        async with runtime.uow() as uow:
-            found = await handlers.register_recommendation(
-                command,
-                uow,
-                caller=caller,
-                answer_days=settings.recommendation_answer_days,
-                rules=rules_from(settings),
-                ownership=settings.ownership(),
-            )
-        return _out(found)
+    return _out(found)
 
-    @router.get(
-        "/recommendations",
-        response_model=list[RecommendationOut],
-        summary="Recommendations the caller may read, newest received first (no history)",
+
+@router.get(
+    "/recommendations",
+    response_model=list[RecommendationOut],
+    summary="Recommendations the caller may read, newest received first (no history)",
+)
+async def listing(
+    caller: Caller,
+    addressed_unit: Annotated[UnitCode | None, Query()] = None,
+    status: Annotated[RecommendationStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    *,
+    uow: Uow,
+) -> list[RecommendationOut]:
+    found = await handlers.recommendations_of(
+        uow, caller=caller, addressed_unit=addressed_unit, status=status, limit=limit
     )
-    async def listing(
-        caller: Caller,
-        addressed_unit: Annotated[UnitCode | None, Query()] = None,
-        status: Annotated[RecommendationStatus | None, Query()] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    ) -> list[RecommendationOut]:
-        async with runtime.uow() as uow:
-            found = await handlers.recommendations_of(
-                uow, caller=caller, addressed_unit=addressed_unit, status=status, limit=limit
-            )
-        return [_out(r) for r in found]
+    return [_out(r) for r in found]
 
-    @router.get("/recommendations/{recommendation_id}", response_model=RecommendationOut)
-    async def get(recommendation_id: Identifier, caller: Caller) -> RecommendationOut:
-        async with runtime.uow() as uow:
-            return _out(await handlers.recommendation(recommendation_id, uow, caller=caller))
 
-    @router.post(
-        "/recommendations/{recommendation_id}/answer",
-        response_model=EntryOut,
-        summary="The addressed unit's written answer; meets the answer obligation",
-    )
-    async def answer(recommendation_id: Identifier, body: AnswerIn, caller: Caller) -> EntryOut:
-        command = handlers.AnswerRecommendation(recommendation_id, body.answer)
-        async with runtime.uow() as uow:
-            return _entry_out(await handlers.answer_recommendation(command, uow, caller=caller))
+@router.get("/recommendations/{recommendation_id}", response_model=RecommendationOut)
+async def get(recommendation_id: Identifier, caller: Caller, uow: Uow) -> RecommendationOut:
+    return _out(await handlers.recommendation(recommendation_id, uow, caller=caller))
 
-    @router.post(
-        "/recommendations/{recommendation_id}/implementation",
-        response_model=EntryOut,
-        summary="An implementation report; completed=true closes the recommendation",
-    )
-    async def implementation(
-        recommendation_id: Identifier, body: ImplementationIn, caller: Caller
-    ) -> EntryOut:
-        command = handlers.ReportImplementation(recommendation_id, body.content, body.completed)
-        async with runtime.uow() as uow:
-            return _entry_out(await handlers.report_implementation(command, uow, caller=caller))
 
-    return router
+@router.post(
+    "/recommendations/{recommendation_id}/answer",
+    response_model=EntryOut,
+    summary="The addressed unit's written answer; meets the answer obligation",
+)
+async def answer(
+    recommendation_id: Identifier, body: AnswerIn, caller: Caller, uow: Uow
+) -> EntryOut:
+    command = handlers.AnswerRecommendation(recommendation_id, body.answer)
+    return _entry_out(await handlers.answer_recommendation(command, uow, caller=caller))
+
+
+@router.post(
+    "/recommendations/{recommendation_id}/implementation",
+    response_model=EntryOut,
+    summary="An implementation report; completed=true closes the recommendation",
+)
+async def implementation(
+    recommendation_id: Identifier,
+    body: ImplementationIn,
+    caller: Caller,
+    uow: Uow,
+) -> EntryOut:
+    command = handlers.ReportImplementation(recommendation_id, body.content, body.completed)
+    return _entry_out(await handlers.report_implementation(command, uow, caller=caller))

@@ -6,24 +6,19 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from services.reports.adapters.repositories import (
-    DeadlineStepRepository,
-    ObligationRepository,
-    ReportRepository,
-)
 from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.indicators import CATALOGUE, NOT_MORE_THAN
 from services.reports.domain.model import Obligation, ObligationStatus, Report
+from services.reports.entrypoints.dependencies import Settings
 from services.reports.handlers import intake as handlers
-from services.reports.handlers import review
+from services.reports.handlers import queries, review
 from services.reports.settings import ReportsSettings
-from shared.auth import Principal
-from shared.errors import Missing
+from shared.dependencies import Grouped, Uow
 from shared.limits import Identifier, allow_body
-from shared.runtime import Runtime
+from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 
@@ -161,230 +156,189 @@ class ObligationOut(BaseModel):
 
 
 def _receipt(report: Report) -> ReceiptOut:
-    return ReceiptOut(
-        report_id=report.id,
-        receipt_number=report.receipt_number,
-        obligation_id=report.obligation_id,
-        version=report.version,
-        submitted_at=report.submitted_at,
-        on_time=report.on_time,
-    )
+    return shown(ReceiptOut, report, report_id=report.id)
 
 
 def _report_out(report: Report) -> ReportOut:
-    return ReportOut(
-        **_receipt(report).model_dump(),
-        submitted_by=report.submitted_by,
-        narrative=report.narrative,
-        indicators=report.indicators,
-        status=report.status.value,
-        reviewed_at=report.reviewed_at,
-        reviewed_by_unit=report.reviewed_by_unit,
-        review_reason=report.review_reason,
-    )
+    return shown(ReportOut, report, report_id=report.id)
 
 
 def _obligation_out(obligation: Obligation) -> ObligationOut:
-    return ObligationOut(
-        id=obligation.id,
-        plan_id=obligation.plan_id,
-        schedule_key=obligation.schedule_key,
-        report_kind=obligation.report_kind.value,
-        unit_code=obligation.unit_code,
-        unit_path=obligation.unit_path,
-        receiving_unit=obligation.receiving_unit,
-        period_start=obligation.period_start,
-        period_end=obligation.period_end,
-        due_at=obligation.due_at,
-        status=obligation.status.value,
-        waived_reason=obligation.waived_reason,
-        request_id=obligation.request_id,
-        plan_closed=obligation.plan_closed,
-        next_step_at=obligation.on_the_clock_at,
+    return shown(ObligationOut, obligation, next_step_at=obligation.on_the_clock_at)
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/reports",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReceiptOut,
+    tags=["reports"],
+    summary="Submit a report for an obligation; retries with the same Idempotency-Key "
+    "return the same receipt.",
+)
+async def submit(
+    body: SubmitReportRequest,
+    response: Response,
+    caller: Caller,
+    settings: Settings,
+    transactions: Grouped,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ReceiptOut:
+    command = handlers.SubmitReport(
+        obligation_id=body.obligation_id,
+        unit_code=body.unit_code,
+        idempotency_key=idempotency_key,
+        submitted_by=body.submitted_by,
+        narrative=body.narrative,
+        indicators=body.indicators,
     )
-
-
-def report_routes(runtime: Runtime) -> APIRouter:
-    router = APIRouter()
-
-    @router.post(
-        "/reports",
-        status_code=status.HTTP_201_CREATED,
-        response_model=ReceiptOut,
-        tags=["reports"],
-        summary="Submit a report for an obligation; retries with the same Idempotency-Key "
-        "return the same receipt.",
+    submission = await handlers.submit_with_retry(
+        transactions, command, settings.ownership(), caller=caller
     )
-    async def submit(
-        body: SubmitReportRequest,
-        response: Response,
-        caller: Caller,
-        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
-    ) -> ReceiptOut:
-        command = handlers.SubmitReport(
-            obligation_id=body.obligation_id,
-            unit_code=body.unit_code,
-            idempotency_key=idempotency_key,
-            submitted_by=body.submitted_by,
-            narrative=body.narrative,
-            indicators=body.indicators,
-        )
-        submission = await handlers.submit_with_retry(runtime, command, caller=caller)
-        if submission.replayed:
-            response.status_code = status.HTTP_200_OK
-        return _receipt(submission.report)
+    if submission.replayed:
+        response.status_code = status.HTTP_200_OK
+    return _receipt(submission.report)
 
-    @router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
-    async def get_report(report_id: Identifier, caller: Caller) -> ReportOut:
-        async with runtime.uow() as uow:
-            report = await ReportRepository(uow.session).get(report_id)
-            if report is None:
-                raise Missing(f"no report {report_id}")
-            obligation = await ObligationRepository(uow.session).get(report.obligation_id)
-        assert obligation is not None  # a report always belongs to an obligation
-        _may_read(caller, obligation, f"report {report_id}")
-        return _report_out(report)
 
-    @router.get(
-        "/obligations/{obligation_id}/reports",
-        response_model=list[ReportOut],
-        tags=["reports"],
-        summary="Every version submitted for an obligation",
-    )
-    async def versions(obligation_id: Identifier, caller: Caller) -> list[ReportOut]:
-        async with runtime.uow() as uow:
-            obligation = await ObligationRepository(uow.session).get(obligation_id)
-            if obligation is None:
-                raise Missing(f"no obligation {obligation_id}")
-            _may_read(caller, obligation, f"the reports of obligation {obligation_id}")
-            found = await ReportRepository(uow.session).versions(obligation_id)
-        return [_report_out(r) for r in found]
+@router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
+async def get_report(report_id: Identifier, caller: Caller, uow: Uow) -> ReportOut:
+    return _report_out(await queries.report(report_id, uow, caller=caller))
 
-    @router.post(
-        "/reports/{report_id}/accept",
-        response_model=ReportOut,
-        tags=["review"],
-        summary="The receiving unit accepts the report: ReportAccepted",
-    )
-    async def accept(report_id: Identifier, body: ReviewIn, caller: Caller) -> ReportOut:
-        command = review.Review(report_id, body.reviewer_unit, accept=True)
-        async with runtime.uow() as uow:
-            return _report_out((await review.review_report(command, uow, caller=caller))[1])
 
-    @router.post(
-        "/reports/{report_id}/return",
-        response_model=ReportOut,
-        tags=["review"],
-        summary="The receiving unit returns it for revision: ReportReturned",
-    )
-    async def return_report(report_id: Identifier, body: ReturnIn, caller: Caller) -> ReportOut:
-        command = review.Review(report_id, body.reviewer_unit, accept=False, reason=body.reason)
-        async with runtime.uow() as uow:
-            return _report_out((await review.review_report(command, uow, caller=caller))[1])
+@router.get(
+    "/obligations/{obligation_id}/reports",
+    response_model=list[ReportOut],
+    tags=["reports"],
+    summary="Every version submitted for an obligation",
+)
+async def versions(obligation_id: Identifier, caller: Caller, uow: Uow) -> list[ReportOut]:
+    return [_report_out(r) for r in await queries.versions(obligation_id, uow, caller=caller)]
 
-    settings = runtime.settings
-    assert isinstance(settings, ReportsSettings)
-    rules = handlers.AttachmentRules(
-        settings.attachment_max_bytes, tuple(settings.attachment_types)
-    )
-    store = AttachmentStore(Path(settings.data_dir) / "attachments")
 
-    @router.put(
-        "/reports/{report_id}/attachments/{filename}",
-        status_code=status.HTTP_201_CREATED,
-        tags=["reports"],
-        summary="Attach a file (e.g. the signed PDF) to a report: the raw bytes as the body",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    media_type: {"schema": {"type": "string", "format": "binary"}}
-                    for media_type in rules.content_types
-                },
+@router.post(
+    "/reports/{report_id}/accept",
+    response_model=ReportOut,
+    tags=["review"],
+    summary="The receiving unit accepts the report: ReportAccepted",
+)
+async def accept(report_id: Identifier, body: ReviewIn, caller: Caller, uow: Uow) -> ReportOut:
+    command = review.Review(report_id, body.reviewer_unit, accept=True)
+    return _report_out((await review.review_report(command, uow, caller=caller))[1])
+
+
+@router.post(
+    "/reports/{report_id}/return",
+    response_model=ReportOut,
+    tags=["review"],
+    summary="The receiving unit returns it for revision: ReportReturned",
+)
+async def return_report(
+    report_id: Identifier, body: ReturnIn, caller: Caller, uow: Uow
+) -> ReportOut:
+    command = review.Review(report_id, body.reviewer_unit, accept=False, reason=body.reason)
+    return _report_out((await review.review_report(command, uow, caller=caller))[1])
+
+
+def attachment_rules(settings: Settings) -> handlers.AttachmentRules:
+    return handlers.AttachmentRules(settings.attachment_max_bytes, tuple(settings.attachment_types))
+
+
+def attachment_store(settings: Settings) -> AttachmentStore:
+    return AttachmentStore(Path(settings.data_dir) / "attachments")
+
+
+Rules = Annotated[handlers.AttachmentRules, Depends(attachment_rules)]
+Store = Annotated[AttachmentStore, Depends(attachment_store)]
+
+
+async def attachment_content(request: Request, rules: Rules) -> bytes:
+    """The file, read before the route's unit of work opens (declare it before ``Uow``)."""
+    return await _read_limited(request, rules.max_bytes)
+
+
+def attachment_body(settings: ReportsSettings) -> dict[str, Any]:
+    """The attachment route's request body in OpenAPI: the raw bytes, of the types this
+    instance accepts (``build_routes`` sets it on each app's copy of the route)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in settings.attachment_types
             },
         },
+    }
+
+
+ATTACHMENT_PATH = "/reports/{report_id}/attachments/{filename}"
+
+
+@router.put(
+    ATTACHMENT_PATH,
+    status_code=status.HTTP_201_CREATED,
+    tags=["reports"],
+    summary="Attach a file (e.g. the signed PDF) to a report: the raw bytes as the body",
+    openapi_extra=attachment_body(ReportsSettings.model_construct()),
+)
+async def attach(
+    report_id: Identifier,
+    filename: str,
+    request: Request,
+    caller: Caller,
+    content: Annotated[bytes, Depends(attachment_content)],
+    rules: Rules,
+    store: Store,
+    uow: Uow,
+) -> dict[str, Any]:
+    command = handlers.Attach(
+        report_id=report_id,
+        filename=filename,
+        content_type=request.headers.get("content-type", "").split(";")[0].strip(),
+        content=content,
     )
-    async def attach(
-        report_id: Identifier, filename: str, request: Request, caller: Caller
-    ) -> dict[str, Any]:
-        content = await _read_limited(request, rules.max_bytes)
-        command = handlers.Attach(
-            report_id=report_id,
-            filename=filename,
-            content_type=request.headers.get("content-type", "").split(";")[0].strip(),
-            content=content,
-        )
-        async with runtime.uow() as uow:
-            record = await handlers.attach(command, rules, store, uow, caller=caller)
-        return {k: v for k, v in record.items() if k != "stored_as"}
+    record = await handlers.attach(command, rules, store, uow, caller=caller)
+    return {k: v for k, v in record.items() if k != "stored_as"}
 
-    @router.get("/obligations", response_model=list[ObligationOut], tags=["obligations"])
-    async def list_obligations(
-        unit: UnitCode | None = None,
-        status: ObligationStatus | None = None,
-        plan_id: Identifier | None = None,
-        schedule_key: Annotated[Identifier | None, Query(max_length=64)] = None,
-        receiving_unit: UnitCode | None = None,
-        *,
-        caller: Caller,
-    ) -> list[ObligationOut]:
-        async with runtime.uow() as uow:
-            found = await ObligationRepository(uow.session).find(
-                unit_code=unit,
-                status=status,
-                plan_id=plan_id,
-                schedule_key=schedule_key,
-                receiving_unit=receiving_unit,
-            )
-        # Only what the caller may read: its subtree's, and those addressed to its unit.
-        return [
-            _obligation_out(o)
-            for o in found
-            if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)
-        ]
 
-    @router.get(
-        "/indicators",
-        response_model=IndicatorCatalogueOut,
-        tags=["reports"],
-        summary="The indicator catalogue and the rules between indicators (for entry forms)",
+@router.get("/obligations", response_model=list[ObligationOut], tags=["obligations"])
+async def list_obligations(
+    unit: UnitCode | None = None,
+    status: ObligationStatus | None = None,
+    plan_id: Identifier | None = None,
+    schedule_key: Annotated[Identifier | None, Query(max_length=64)] = None,
+    receiving_unit: UnitCode | None = None,
+    *,
+    caller: Caller,
+    uow: Uow,
+) -> list[ObligationOut]:
+    where = queries.ObligationFilter(unit, status, plan_id, schedule_key, receiving_unit)
+    return [_obligation_out(o) for o in await queries.obligations(where, uow, caller=caller)]
+
+
+@router.get(
+    "/indicators",
+    response_model=IndicatorCatalogueOut,
+    tags=["reports"],
+    summary="The indicator catalogue and the rules between indicators (for entry forms)",
+)
+async def indicator_catalogue() -> IndicatorCatalogueOut:
+    return IndicatorCatalogueOut(
+        indicators=[
+            IndicatorOut(code=i.code, label=i.label, unit=i.unit, content_area=i.content_area)
+            for i in CATALOGUE
+        ],
+        not_more_than=[NotMoreThanOut(part=p, whole=w) for p, w in NOT_MORE_THAN],
     )
-    async def indicator_catalogue() -> IndicatorCatalogueOut:
-        return IndicatorCatalogueOut(
-            indicators=[
-                IndicatorOut(code=i.code, label=i.label, unit=i.unit, content_area=i.content_area)
-                for i in CATALOGUE
-            ],
-            not_more_than=[NotMoreThanOut(part=p, whole=w) for p, w in NOT_MORE_THAN],
-        )
-
-    @router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
-    async def get_obligation(obligation_id: Identifier, caller: Caller) -> ObligationOut:
-        async with runtime.uow() as uow:
-            obligation = await ObligationRepository(uow.session).get(obligation_id)
-            changes = await DeadlineStepRepository(uow.session).changes(obligation_id)
-        if obligation is None:
-            raise Missing(f"no obligation {obligation_id}")
-        _may_read(caller, obligation, f"obligation {obligation_id}")
-        found = _obligation_out(obligation)
-        found.deadline_changes = [
-            DeadlineChangeOut(
-                changed_at=c.changed_at,
-                old_due_at=c.old_due_at,
-                new_due_at=c.new_due_at,
-                cause=c.cause,
-                reclassified=c.reclassified,
-            )
-            for c in changes
-        ]
-        return found
-
-    return router
 
 
-def _may_read(caller: Principal, obligation: Obligation, what: str) -> None:
-    """A unit reads its subtree's obligations and reports, and those addressed to it."""
-    caller.require_read(obligation.unit_path, obligation.receiving_unit, what)
+@router.get("/obligations/{obligation_id}", response_model=ObligationOut, tags=["obligations"])
+async def get_obligation(obligation_id: Identifier, caller: Caller, uow: Uow) -> ObligationOut:
+    obligation, changes = await queries.obligation(obligation_id, uow, caller=caller)
+    found = _obligation_out(obligation)
+    found.deadline_changes = [shown(DeadlineChangeOut, c) for c in changes]
+    return found
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

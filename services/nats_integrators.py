@@ -36,8 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shared.bus.streams import ALL_STREAMS, DEAD_LETTER, StreamSpec
-from shared.nats_auth import JS_API, Durable, Permissions, Principal, RegistryUnit, check_name
+from services.nats_auth import JS_API, Permissions, Principal, RegistryUnit, check_name
+from shared.bus.streams import ALL_STREAMS, DEAD_LETTER, Durable, StreamSpec
 
 PREFIX = "integrator-"
 EVENTS = "qcdc.v1.>"

@@ -16,7 +16,7 @@ Principals:
   (``qcdc.v1.report.submitted.T89.H801`` and ``….T89.H801.>``; review events only below
   it), its own dead letters and its own consumers' API;
 - ``integrator-<name>`` reads events (all, or one subtree's) through consumers it creates,
-  and publishes nothing (:mod:`shared.nats_integrators`);
+  and publishes nothing (:mod:`services.nats_integrators`);
 - ``admin`` (the operator: ``qcdc bus provision``) may do everything.
 
 A consumer's name is a single subject token, and NATS wildcards match whole tokens only,
@@ -34,7 +34,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.bus.streams import ALL_STREAMS, DEAD_LETTER_PREFIX, StreamSpec, stream_for_subject
+from shared.bus.streams import (
+    ALL_STREAMS,
+    DEAD_LETTER_PREFIX,
+    PORTAL_SUBJECTS,
+    Durable,
+    StreamSpec,
+    stream_for_subject,
+)
 from shared.events import CATALOGUE, Event, ReportAccepted, ReportReturned
 
 JS_API = "$JS.API"
@@ -45,14 +52,6 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 AUTH_FILE = "auth.conf"
 CREDENTIALS_DIR = "credentials"
 SECRET_MODE = 0o600
-
-
-@dataclass(frozen=True)
-class Durable:
-    """A durable JetStream consumer a principal creates and reads."""
-
-    stream: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -213,10 +212,6 @@ def district_event_subjects(
             subjects.append(f"{prefix}.{joined}")
         subjects.append(f"{prefix}.{joined}.>")
     return subjects
-
-
-PORTAL_SUBJECTS = ("qcdc.v1.report.>", "qcdc.v1.consolidation.>", "qcdc.v1.conference.>")
-"""What the portal listens to for its live board (services/portal/adapters/live.py)."""
 
 
 def portal_principal() -> Principal:

@@ -1,0 +1,124 @@
+"""Handlers against the in-memory unit of work (:mod:`tests.unit.fakes`): what each decides,
+publishes, audits and commits, in milliseconds. The same handlers run on SQLite and
+PostgreSQL in tests/integration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.plans.domain.units import Unit
+from services.plans.handlers import units
+from services.reports.domain.model import ObligationStatus, ReportStatus
+from services.reports.handlers import review
+from shared.auth import Forbidden, Principal, Role
+from shared.errors import Conflict, Missing
+from shared.events import Contacts, ReportAccepted, ReportReturned, UnitRegistered
+from tests.unit.fakes import FakeUnitOfWork, InMemoryObligations, InMemoryReports, InMemoryUnits
+from tests.unit.test_reports_domain import an_obligation
+
+NOW = datetime(2023, 6, 5, 3, 0, tzinfo=UTC)
+PROVINCE_ADMIN = Principal("tk-admin", "T89", ("T89",), Role.ADMINISTRATOR)
+RECEIVER = Principal("tk-snv", "SNV", ("T89", "SNV"), Role.REVIEWER)
+"""The unit the obligation's reports go to (Home Affairs)."""
+
+
+def _province() -> Unit:
+    return Unit(code="T89", name="Tỉnh An Giang", kind="province", path=["T89"])
+
+
+def _register(code: str, parent: str | None = "T89") -> units.RegisterUnit:
+    return units.RegisterUnit(
+        code=code,
+        name=f"Huyện {code}",
+        kind="district",
+        parent_code=parent,
+        reports_to_code=parent,
+        contacts=Contacts(),
+    )
+
+
+async def test_registering_a_unit_stores_it_announces_it_and_commits_once() -> None:
+    registry = InMemoryUnits(_province())
+    uow = FakeUnitOfWork(NOW, registry)
+    unit = await units.register_unit(_register("H886"), uow.as_uow(), caller=PROVINCE_ADMIN)
+    assert unit.path == ["T89", "H886"]
+    assert registry.units["H886"] is unit
+    [event] = uow.published
+    assert isinstance(event, UnitRegistered)
+    assert event.unit_path == ["T89", "H886"]
+    assert uow.audits == [("T89", "unit.registered", "H886")]
+    assert uow.commits == 1
+
+
+async def test_a_unit_code_is_registered_once() -> None:
+    uow = FakeUnitOfWork(NOW, InMemoryUnits(_province()))
+    await units.register_unit(_register("H886"), uow.as_uow(), caller=PROVINCE_ADMIN)
+    with pytest.raises(Conflict, match="already registered"):
+        await units.register_unit(_register("H886"), uow.as_uow(), caller=PROVINCE_ADMIN)
+    assert uow.commits == 1 and len(uow.published) == 1
+
+
+async def test_an_unknown_parent_is_refused_and_nothing_is_committed() -> None:
+    uow = FakeUnitOfWork(NOW, InMemoryUnits(_province()))
+    with pytest.raises(Exception, match="H999"):
+        await units.register_unit(_register("X1", "H999"), uow.as_uow(), caller=PROVINCE_ADMIN)
+    assert uow.commits == 0 and uow.published == []
+
+
+def _submitted() -> tuple[InMemoryObligations, InMemoryReports, str]:
+    obligation = an_obligation()
+    report = obligation.submit(
+        report_id="r-1",
+        receipt_number="BC-1",
+        version=1,
+        submitted_at=NOW,
+        submitted_by="dau-moi@x30337.vn",
+    )
+    obligation.events.clear()
+    return InMemoryObligations(obligation), InMemoryReports(report), obligation.receiving_unit
+
+
+async def test_accepting_a_report_publishes_report_accepted_and_commits() -> None:
+    obligations, reports, receiver = _submitted()
+    assert receiver == "SNV"
+    uow = FakeUnitOfWork(NOW, obligations, reports)
+    command = review.Review("r-1", receiver, accept=True)
+    obligation, report = await review.review_report(command, uow.as_uow(), caller=RECEIVER)
+    assert report.status is ReportStatus.ACCEPTED
+    assert obligation.status is ObligationStatus.ACCEPTED
+    assert obligations.saved == [obligation]
+    [event] = uow.published
+    assert isinstance(event, ReportAccepted) and event.reviewed_by_unit == "SNV"
+    assert uow.audits == [("SNV", "report.accepted", "r-1")]
+    assert uow.commits == 1
+
+
+async def test_returning_a_report_needs_a_reason_and_keeps_it() -> None:
+    obligations, reports, receiver = _submitted()
+    uow = FakeUnitOfWork(NOW, obligations, reports)
+    command = review.Review("r-1", receiver, accept=False, reason="Bổ sung số liệu")
+    await review.review_report(command, uow.as_uow(), caller=RECEIVER)
+    [event] = uow.published
+    assert isinstance(event, ReportReturned)
+    assert reports.reports["r-1"].review_reason == "Bổ sung số liệu"
+
+
+async def test_only_the_receiving_unit_reviews() -> None:
+    obligations, reports, _ = _submitted()
+    uow = FakeUnitOfWork(NOW, obligations, reports)
+    other = Principal("tk-h887", "H887", ("T89", "H887"), Role.REVIEWER)
+    with pytest.raises(Forbidden):
+        await review.review_report(
+            review.Review("r-1", "H887", accept=True), uow.as_uow(), caller=other
+        )
+    assert uow.commits == 0 and uow.published == [] and obligations.saved == []
+
+
+async def test_reviewing_an_unknown_report_is_missing() -> None:
+    uow = FakeUnitOfWork(NOW, InMemoryObligations(), InMemoryReports())
+    with pytest.raises(Missing, match="no report r-9"):
+        await review.review_report(
+            review.Review("r-9", "SNV", accept=True), uow.as_uow(), caller=RECEIVER
+        )
