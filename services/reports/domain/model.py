@@ -34,6 +34,10 @@ FOLLOW_UP_PREFIX = "inspection-"
 """Schedule key prefix of the follow-up of an inspection's action
 (:mod:`services.reports.domain.inspections`): answered by a follow-up report there, never by
 a report submitted to the obligation."""
+RECOMMENDATION_PREFIX = "recommendation-"
+"""Schedule key prefix of the answer to a recommendation after supervision
+(:mod:`services.reports.domain.recommendations`): answered in writing there, never by a report
+submitted to the obligation."""
 
 
 class ObligationStatus(StrEnum):
@@ -193,6 +197,13 @@ class Obligation:
             raise ReportRefused(
                 "this obligation follows up an inspection: report on it with "
                 f"POST /inspection-actions/{action}/follow-ups",
+                field="obligation_id",
+            )
+        if self.schedule_key.startswith(RECOMMENDATION_PREFIX):
+            recommendation = self.schedule_key.removeprefix(RECOMMENDATION_PREFIX)
+            raise ReportRefused(
+                "this obligation is the answer to a recommendation after supervision: answer "
+                f"it with POST /recommendations/{recommendation}/answer",
                 field="obligation_id",
             )
         # Absent: a system that submits for the unit may not know a person. Given but
