@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from services.portal.adapters.api import ApiError, Service
 from services.portal.domain import board, oversight
+from services.portal.domain import inspections as inspection_views
 from services.portal.entrypoints.http.common import portal, render
 
 router = APIRouter()
@@ -43,7 +44,10 @@ def _cacheable(request: Request, response: Response) -> Response:
 async def public_plans(request: Request) -> Response:
     plans = await _read(request, "plans", "/plans")
     plans = [p for p in plans if p["status"] in ("issued", "amended", "closed")]
-    context = {"plans": plans, **await _public_recommendations(request)}
+    oversight_found = await asyncio.gather(
+        _public_recommendations(request), _public_inspections(request)
+    )
+    context = {"plans": plans, **oversight_found[0], **oversight_found[1]}
     return _cacheable(request, render(request, "public_plans.html.j2", context))
 
 
@@ -58,6 +62,19 @@ async def _public_recommendations(request: Request) -> dict[str, Any]:
         return {"recommendations": [], "recommendations_unavailable": True}
     names = {u["code"]: u["name"] for u in units}
     return {"recommendations": oversight.public_recommendations(found, names)}
+
+
+async def _public_inspections(request: Request) -> dict[str, Any]:
+    """Inspections done and the actions closed: kinds, topics, units and days, never a
+    conclusion, a finding or a follow-up report (officials write them), nor who wrote them."""
+    try:
+        found, units = await asyncio.gather(
+            _read(request, "reports", "/inspections"), _read(request, "plans", "/units")
+        )
+    except ApiError:
+        return {"inspections": [], "inspections_unavailable": True}
+    names = {u["code"]: u["name"] for u in units}
+    return {"inspections": inspection_views.public_inspections(found, names)}
 
 
 @router.get("/cong-khai/ke-hoach/{plan_id}")
