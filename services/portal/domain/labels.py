@@ -48,7 +48,7 @@ def obligation_title(obligation: dict[str, object]) -> str:
     if key.startswith(RECOMMENDATION_PREFIX):
         return "Trả lời kiến nghị sau giám sát"
     if key.startswith(FOLLOW_UP_PREFIX):
-        return "Báo cáo khắc phục sau kiểm tra, khảo sát"
+        return "Khắc phục sau kiểm tra, khảo sát"
     return label(REPORT_KIND_LABELS, str(obligation.get("report_kind", "")))
 
 
