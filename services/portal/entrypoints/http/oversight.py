@@ -71,8 +71,13 @@ async def _recommendation_context(
 @router.get("/kien-nghi/{obligation_id}")
 async def recommendation_page(request: Request, session: SignedIn, obligation_id: str) -> Response:
     context = await _recommendation_context(request, session, obligation_id)
+    return _shown(request, "recommendation.html.j2", context)
+
+
+def _shown(request: Request, template: str, context: dict[str, Any]) -> Response:
+    """A page as it is, saying what was just sent (``?da_gui=``) if anything."""
     context["done"] = request.query_params.get("da_gui", "")
-    return render(request, "recommendation.html.j2", context)
+    return render(request, template, context)
 
 
 @router.post("/kien-nghi/{obligation_id}")
@@ -90,16 +95,8 @@ async def answer_recommendation(
         completed = form.get("completed") == "1"
         path = f"/recommendations/{rid}/implementation"
         body, field = {"content": text, "completed": completed}, "content"
-    error = views.oversight_refusal(field, "") if not text else ""
-    if not error:
-        try:
-            await portal(request).api.post("reports", path, session.token, body)
-        except ApiError as exc:
-            error = _refusal(exc)
-        else:
-            return redirect(f"/kien-nghi/{obligation_id}?da_gui=1")
-    context.update(error=error, form=form)
-    return render(request, "recommendation.html.j2", context, status=422)
+    page = ("/kien-nghi", "recommendation.html.j2")
+    return await _send(request, session, context, form, (path, body, field, "1"), page)
 
 
 # --- inspections: follow-ups of required actions ----------------------------------------------
@@ -134,8 +131,7 @@ async def _follow_up_context(
 @router.get("/khac-phuc/{obligation_id}")
 async def follow_up_page(request: Request, session: SignedIn, obligation_id: str) -> Response:
     context = await _follow_up_context(request, session, obligation_id)
-    context["done"] = request.query_params.get("da_gui", "")
-    return render(request, "follow_up.html.j2", context)
+    return _shown(request, "follow_up.html.j2", context)
 
 
 @router.post("/khac-phuc/{obligation_id}")
@@ -170,10 +166,13 @@ async def _send(
     context: dict[str, Any],
     form: dict[str, str],
     sent: tuple[str, dict[str, Any], str, str],
+    page: tuple[str, str] = ("/khac-phuc", "follow_up.html.j2"),
 ) -> Response:
-    """Post a follow-up or a decision (path, body, the field that must not be empty, what
-    was done); back to the page, or the page with the refusal."""
+    """Post an answer, a follow-up or a decision (``sent``: path, body, the field that must
+    not be empty, what was done); back to the page (``page``: its path prefix, its
+    template), or the page again with the refusal."""
     path, body, required, done = sent
+    prefix, template = page
     error = views.oversight_refusal(required, "") if required and not body[required] else ""
     if not error:
         try:
@@ -181,9 +180,9 @@ async def _send(
         except ApiError as exc:
             error = _refusal(exc)
         else:
-            return redirect(f"/khac-phuc/{context['obligation']['id']}?da_gui={done}")
+            return redirect(f"{prefix}/{context['obligation']['id']}?da_gui={done}")
     context.update(error=error, form=form, failed=done)
-    return render(request, "follow_up.html.j2", context, status=422)
+    return render(request, template, context, status=422)
 
 
 @router.get("/kiem-tra")

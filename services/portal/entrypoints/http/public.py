@@ -44,37 +44,33 @@ def _cacheable(request: Request, response: Response) -> Response:
 async def public_plans(request: Request) -> Response:
     plans = await _read(request, "plans", "/plans")
     plans = [p for p in plans if p["status"] in ("issued", "amended", "closed")]
-    oversight_found = await asyncio.gather(
-        _public_recommendations(request), _public_inspections(request)
-    )
-    context = {"plans": plans, **oversight_found[0], **oversight_found[1]}
+    context = {"plans": plans, **await _public_oversight(request)}
     return _cacheable(request, render(request, "public_plans.html.j2", context))
 
 
-async def _public_recommendations(request: Request) -> dict[str, Any]:
-    """Answered and closed recommendations after supervision: organisation, topic, unit and
-    dates, never the texts (which officials wrote) nor who wrote them."""
-    try:
-        found, units = await asyncio.gather(
-            _read(request, "reports", "/recommendations"), _read(request, "plans", "/units")
-        )
-    except ApiError:
-        return {"recommendations": [], "recommendations_unavailable": True}
-    names = {u["code"]: u["name"] for u in units}
-    return {"recommendations": oversight.public_recommendations(found, names)}
+async def _public_oversight(request: Request) -> dict[str, Any]:
+    """Answered and closed recommendations after supervision (organisation, topic, unit and
+    dates) and inspections done with their actions closed (kind, topic, units, day and
+    counts): never a text an official wrote (a recommendation, an answer, a conclusion, a
+    finding, a report), nor who wrote it. A list that cannot be read says so alone."""
 
+    async def read(path: str) -> list[dict[str, Any]] | None:
+        try:
+            found: list[dict[str, Any]] = await _read(request, "reports", path)
+        except ApiError:
+            return None
+        return found
 
-async def _public_inspections(request: Request) -> dict[str, Any]:
-    """Inspections done and the actions closed: kinds, topics, units and days, never a
-    conclusion, a finding or a follow-up report (officials write them), nor who wrote them."""
-    try:
-        found, units = await asyncio.gather(
-            _read(request, "reports", "/inspections"), _read(request, "plans", "/units")
-        )
-    except ApiError:
-        return {"inspections": [], "inspections_unavailable": True}
+    recommendations, inspections, units = await asyncio.gather(
+        read("/recommendations"), read("/inspections"), _read(request, "plans", "/units")
+    )
     names = {u["code"]: u["name"] for u in units}
-    return {"inspections": inspection_views.public_inspections(found, names)}
+    return {
+        "recommendations": oversight.public_recommendations(recommendations or [], names),
+        "recommendations_unavailable": recommendations is None,
+        "inspections": inspection_views.public_inspections(inspections or [], names),
+        "inspections_unavailable": inspections is None,
+    }
 
 
 @router.get("/cong-khai/ke-hoach/{plan_id}")
