@@ -7,14 +7,19 @@ form, which the reports service would refuse), reports one done through the port
 Affairs returns it with a reason, then closes it. The board, the unit's page and the public
 page count it (the public page without any text an official wrote and without personal
 data). A recommendation's answer obligation leads to the answer form, and the answer and
-the implementation go through it."""
+the implementation go through it. A report submitted to either obligation (HTTP or the
+bus) is refused, naming the route that meets it."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import nats
+
+from shared.natsd import NatsServer
 from tests.integration.test_staff_conferences import (
     PLAN,
     UNITS,
@@ -98,11 +103,33 @@ async def _set_up(system: System) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 
 async def test_a_follow_up_reported_through_the_portal_is_returned_then_closed_and_counted(
-    system: System, tmp_path: Path
+    system: System, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     plan_id, inspection, recommendation = await _set_up(system)
     [niem_yet, cong_khai] = inspection["units"][0]["findings"][0]["actions"]
     follow_up = niem_yet["obligation_id"]
+
+    # Neither the answer nor the follow-up is met by a report, over HTTP or on the bus: each
+    # refusal names the route that meets it.
+    routes = {
+        recommendation["obligation_id"]: f"POST /recommendations/{recommendation['id']}/answer",
+        follow_up: f"POST /inspection-actions/{niem_yet['id']}/follow-ups",
+    }
+    client = await nats.connect(nats_server.url)
+    try:
+        async with system.reports.client() as reports:
+            for obligation_id, route in routes.items():
+                body = {"obligation_id": obligation_id, "unit_code": "STP"}
+                refused = await reports.post("/reports", json=body)
+                assert refused.status_code == 422, refused.text
+                assert route in refused.json()["error"]["message"]
+                reply = await client.request(
+                    "qcdc.v1.rpc.report.submit.T89.STP", json.dumps(body).encode(), timeout=10
+                )
+                error = json.loads(reply.data)["error"]
+                assert (error["field"], route in error["message"]) == ("obligation_id", True)
+    finally:
+        await client.close()
 
     async with (
         portal_server(system, tmp_path) as url,
