@@ -166,7 +166,11 @@ async def test_a_follow_up_reported_through_the_portal_is_returned_then_closed_a
         # No form is offered to report again while the inspecting unit decides.
         assert 'name="content"' not in sent.text
 
-        # Home Affairs sees what it received, and returns it (a reason is required).
+        # Home Affairs sees what it received (in its inbox too, leading to the follow-up
+        # page), and returns it (a reason is required).
+        inbox = (await snv.get("/hop-thu")).text
+        assert f'href="/khac-phuc/{follow_up}">Xem xét' in inbox
+        assert "Khắc phục sau kiểm tra, khảo sát" in inbox
         listing = await snv.get("/kiem-tra")
         assert listing.status_code == 200, listing.text
         row = _row(listing.text, f"action-{niem_yet['id']}")
