@@ -54,6 +54,7 @@ from shared.errors import Refused
 from shared.events import (
     Assignee,
     Channel,
+    ConferenceRecorded,
     Contacts,
     DeadlineApproaching,
     DeadlineMissed,
@@ -1283,3 +1284,18 @@ async def test_the_digest_names_each_overdue_obligation_by_what_it_asks_for(db: 
     assert sorted(await overdue_ids(db)) == ["o-a1", "o-c"]
     await db.handle(inspection_reported(), "rep-2")
     assert await overdue_ids(db) == ["o-c"]
+    recorded = ConferenceRecorded(
+        unit_path=PATH,
+        conference_id="c-1",
+        plan_id="p-1",
+        unit_code="X80101",
+        receiving_unit="H801",
+        year=2023,
+        held_on=date(2023, 6, 19),
+        due_at=DUE_AT,
+        on_time=False,
+        recorded_at=datetime(2023, 6, 20, 3, tzinfo=UTC),
+        obligation_id="o-c",
+    )
+    await db.handle(recorded, "conf-1")
+    assert await overdue_ids(db) == []

@@ -10,8 +10,8 @@ awaiting one.
 
 Both end with whatever ends the obligation's lateness: the report submitted (for a
 recommendation's answer: the answer; for an inspection's follow-up: a report that the action
-is done), the unit removed from the plan (waived) or dissolved, the plan closed, or the
-deadline moved.
+is done; for a staff conference: its record), the unit removed from the plan (waived) or
+dissolved, the plan closed, or the deadline moved.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from services.notify.adapters.db import deadline_mail, deliveries, overdue_repor
 from services.notify.domain.model import DeliveryStatus, Message
 from shared.events import (
     Channel,
+    ConferenceRecorded,
     DeadlineApproaching,
     DeadlineMissed,
     Event,
@@ -64,6 +65,8 @@ def ended_by(event: Event) -> list[dict[str, Any]]:
         return [{"plan_id": event.plan_id}]
     if isinstance(event, UnitUpdated) and not event.active:
         return [{"unit_code": event.code}]
+    if isinstance(event, ConferenceRecorded):
+        return [{"obligation_id": event.obligation_id}]
     if isinstance(event, RecommendationAnswered):
         return [{"schedule_key": f"recommendation-{event.recommendation_id}"}]
     if isinstance(event, InspectionActionReported) and event.done:
