@@ -1199,6 +1199,9 @@ def test_findings_go_to_the_inspected_unit_with_each_deadline_and_reports_to_the
         inspection_reported(), "inspection_action_reported", audience="receiving_unit"
     )
     assert subject.endswith("báo cáo lần 2 – Khảo sát thực hiện QCDC (đã khắc phục xong)")
+    assert "/inspection-actions/a-1" in text  # where the inspecting unit decides
+    portal = Links("https://bc.qcdc.vn", "https://kh.qcdc.vn", portal_url="https://cong.qcdc.vn/")
+    assert portal.inspected_actions("a-1") == "https://cong.qcdc.vn/kiem-tra"
     assert "(quá hạn)" in text
 
 

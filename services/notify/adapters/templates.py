@@ -129,6 +129,13 @@ class Links:
     def obligations(self) -> str:
         return self._portal("/") or f"{self.reports_url.rstrip('/')}/obligations"
 
+    def inspected_actions(self, action_id: str) -> str:
+        """The inspecting unit's list of the actions it required (the portal's /kiem-tra),
+        or the action in the reports API."""
+        return self._portal("/kiem-tra") or (
+            f"{self.reports_url.rstrip('/')}/inspection-actions/{action_id}"
+        )
+
     def plan(self, plan_id: str) -> str:
         return self._portal(f"/cong-khai/ke-hoach/{plan_id}") or (
             f"{(self.plans_url or self.reports_url).rstrip('/')}/plans/{plan_id}"
@@ -466,6 +473,7 @@ def _inspection_findings(event: InspectionFindingsRecorded, facts: Facts) -> dic
 def _inspection_reported(event: InspectionActionReported, facts: Facts) -> dict[str, Any]:
     return {
         **_inspection(event, facts),
+        "link": facts.links.inspected_actions(event.action_id),  # to the inspecting unit
         "action": event.action,
         "content": event.content,
         "report_number": event.report_number,
