@@ -238,6 +238,7 @@ async def _console(plans: InProcessService) -> dict[str, str]:
         ("reviewer", "T89-SNV", Role.REVIEWER),
         ("commune", "X001", Role.SUBMITTER),
         ("commune2", "X002", Role.SUBMITTER),
+        ("commune3", "X003", Role.SUBMITTER),
         ("public", "T89", Role.INTEGRATOR),
     ):
         async with plans.runtime.uow() as uow:

@@ -362,6 +362,116 @@ async def test_a_unit_records_its_staff_conference_with_its_minutes(
     await context.close()
 
 
+async def test_an_inspection_followed_up_and_a_recommendation_answered(
+    system: System, browser: Any, tmp_path: Path
+) -> None:
+    """Home Affairs inspects a commune and requires an action; the commune reports it done on
+    the follow-up page, Home Affairs closes it from its list, the public page shows it; the
+    commune answers a recommendation on its answer page. Every page passes axe-core."""
+    import httpx
+    from playwright.async_api import expect
+
+    reports = system.services["reports"].url
+    async with httpx.AsyncClient(base_url=reports) as api:
+        reviewer = {"Authorization": f"Bearer {system.tokens['reviewer']}"}
+        scheduled = await api.post(
+            "/inspections",
+            headers=reviewer,
+            json={
+                "kind": "survey",
+                "topic": "Khảo sát công khai tài chính xã",
+                "inspected_units": ["X003"],
+                "planned_start": "2023-01-20",
+                "planned_end": "2023-01-31",
+            },
+        )
+        assert scheduled.status_code == 201, scheduled.text
+        findings = {
+            "inspected_unit": "X003",
+            "conducted_on": "2023-01-30",
+            "conclusion": "Còn hạn chế về công khai.",
+            "findings": [
+                {
+                    "content": "Chưa niêm yết dự toán.",
+                    "actions": [
+                        {"content": "Niêm yết dự toán tại nhà văn hóa.", "due_on": "2023-03-15"}
+                    ],
+                }
+            ],
+        }
+        recorded = await api.post(
+            f"/inspections/{scheduled.json()['id']}/findings", headers=reviewer, json=findings
+        )
+        assert recorded.status_code == 201, recorded.text
+        registered = await api.post(
+            "/recommendations",
+            headers={"Authorization": f"Bearer {system.tokens['commune3']}"},
+            json={
+                "source_organisation": "Ban Thường trực Ủy ban MTTQ Việt Nam xã Đông Hưng",
+                "topic": "Thu, chi quỹ phòng, chống thiên tai",
+                "content": "Đề nghị công khai thu, chi quỹ.",
+                "addressed_unit": "X003",
+                "received_on": "2023-01-30",
+            },
+        )
+        assert registered.status_code == 201, registered.text
+
+    pages = Pages(tmp_path / "screenshots")
+    commune_ctx = await browser.new_context(viewport=PHONE, bypass_csp=True, locale="vi-VN")
+    commune = await commune_ctx.new_page()
+    await sign_in(commune, system, system.tokens["commune3"])
+    # The work list's button (the title beside it links to the obligation's page).
+    await commune.locator('a.button[href^="/khac-phuc/"]').click()
+    await commune.wait_for_url("**/khac-phuc/**")
+    await expect(commune.locator("#action-state")).to_have_text("Chưa khắc phục xong")
+    await pages.check(commune, "khac-phuc")
+    await commune.get_by_label("Báo cáo kết quả khắc phục").fill("Đã niêm yết tại 5/5 thôn.")
+    await commune.get_by_label(re.compile("^Đã khắc phục xong")).check()
+    await commune.get_by_role("button", name="Gửi báo cáo khắc phục").click()
+    await expect(commune.locator("#action-state")).to_contain_text("chờ xem xét")
+    await pages.check(commune, "khac-phuc-da-bao-cao")
+
+    reviewer_ctx = await browser.new_context(viewport=DESKTOP, bypass_csp=True, locale="vi-VN")
+    inspector = await reviewer_ctx.new_page()
+    await sign_in(inspector, system, system.tokens["reviewer"])
+    await inspector.get_by_role("link", name="Kiểm tra, khắc phục").click()
+    await inspector.wait_for_url("**/kiem-tra")
+    await pages.check(inspector, "kiem-tra")
+    await inspector.get_by_role("link", name=re.compile("^Xem xét")).click()
+    await inspector.wait_for_url("**/khac-phuc/**")
+    await pages.check(inspector, "khac-phuc-xem-xet")
+    await inspector.get_by_role("button", name="Xác nhận đã khắc phục xong").click()
+    await expect(inspector.locator("#action-state")).to_have_text("Đã khắc phục xong (đúng hạn)")
+    await inspector.goto(
+        f"{system.portal_url}/theo-doi?plan_id={system.plan_id}&schedule_key=six_month"
+    )
+    await expect(inspector.locator("#inspection-X003")).to_contain_text(
+        "Ủy ban nhân dân xã Đông Hưng"
+    )
+    await pages.check(inspector, "theo-doi-kiem-tra")
+
+    await commune.goto(system.portal_url + "/")
+    await commune.locator('a.button[href^="/kien-nghi/"]').click()
+    await commune.wait_for_url("**/kien-nghi/**")
+    await expect(commune.locator("#recommendation-state")).to_have_text("Chờ trả lời")
+    await pages.check(commune, "kien-nghi")
+    await commune.get_by_label("Nội dung văn bản trả lời").fill("Xã đã công khai tại trụ sở.")
+    await commune.get_by_role("button", name="Gửi văn bản trả lời").click()
+    await expect(commune.locator("#recommendation-state")).to_contain_text("Đã trả lời (đúng hạn)")
+    await pages.check(commune, "kien-nghi-da-tra-loi")
+
+    await commune.goto(system.portal_url + "/cong-khai")
+    table = commune.locator("#public-inspection-table")
+    await expect(table).to_contain_text("Ủy ban nhân dân xã Đông Hưng")
+    await expect(table).to_contain_text("Khảo sát")
+    await expect(commune.locator("#public-recommendation-table")).to_contain_text(
+        "Thu, chi quỹ phòng, chống thiên tai"
+    )
+    await pages.check(commune, "cong-khai-kiem-tra")
+    for context in (commune_ctx, reviewer_ctx):
+        await context.close()
+
+
 async def test_sign_in_with_the_identity_provider(system: System, browser: Any) -> None:
     """Authorization code with PKCE: the provider signs the user in, the portal exchanges the
     code with its verifier, and the services accept the access token as the user's own."""

@@ -359,6 +359,13 @@ async def test_over_http_bad_input_is_explained_and_the_history_is_kept(harness:
         assert found["status"] == "awaiting_answer"
         assert found["answer_due_at"] == "2023-03-20T16:59:59.999999Z"
         rid = found["id"]
+        # The answer is not a report: POST /reports refuses its obligation, naming the route.
+        wrong = await http.post(
+            "/reports", json={"obligation_id": found["obligation_id"], "unit_code": "X001"}
+        )
+        assert wrong.status_code == 422, wrong.text
+        assert wrong.json()["error"]["field"] == "obligation_id"
+        assert f"POST /recommendations/{rid}/answer" in wrong.json()["error"]["message"]
         early = await http.post(f"/recommendations/{rid}/implementation", json={"content": "x"})
         assert early.status_code == 422
         answered = await http.post(f"/recommendations/{rid}/answer", json={"answer": "Đã làm."})

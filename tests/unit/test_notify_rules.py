@@ -51,6 +51,7 @@ from shared.errors import Refused
 from shared.events import (
     Assignee,
     Channel,
+    ConferenceRecorded,
     Contacts,
     DeadlineApproaching,
     DeadlineMissed,
@@ -1195,6 +1196,9 @@ def test_findings_go_to_the_inspected_unit_with_each_deadline_and_reports_to_the
         inspection_reported(), "inspection_action_reported", audience="receiving_unit"
     )
     assert subject.endswith("báo cáo lần 2 – Khảo sát thực hiện QCDC (đã khắc phục xong)")
+    assert "/inspection-actions/a-1" in text  # where the inspecting unit decides
+    portal = Links("https://bc.qcdc.vn", "https://kh.qcdc.vn", portal_url="https://cong.qcdc.vn/")
+    assert portal.inspected_actions("a-1") == "https://cong.qcdc.vn/kiem-tra"
     assert "(quá hạn)" in text
 
 
@@ -1235,3 +1239,63 @@ def test_a_reminder_of_a_follow_up_names_it_and_the_day_the_inspection_concluded
     assert "Kỳ số liệu" not in text and "Kỳ số liệu" not in html
     _, text, _ = rendered(missed_of(ref), "deadline_missed")
     assert "- Ngày kết luận kiểm tra, khảo sát: 08/03/2023\n" in text
+
+
+async def test_the_digest_names_each_overdue_obligation_by_what_it_asks_for(db: Db) -> None:
+    await register(db)
+    conference = final_miss("o-c", key="staff_conference")
+    await db.handle(conference, "m-c")
+    final = DeadlineMissed(
+        unit_path=PATH, obligation=recommendation_ref(), step=5, final=True, urge_max_steps=5
+    )
+    await db.handle(final, "m-r")
+    follow_up = final_miss("o-a1", key="inspection-a-1")
+    await db.handle(follow_up, "m-a")
+    db.clock.set(datetime(2023, 6, 20, 1, 0, tzinfo=UTC))  # 08:00 ICT
+    [key] = await assemble_digests(db.uow, db.clock, hour=7)
+    [digest] = [d for d in await db.deliveries() if d.key == key]
+    assert digest.subject == "Tổng hợp thông báo ngày 20/06/2023 (3 việc quá hạn chưa thực hiện)"
+    assert "Việc quá hạn đã hết lượt đôn đốc, vẫn chưa thực hiện (3):" in digest.text
+    assert "báo cáo quá hạn" not in digest.text.lower()
+    for line in (
+        "- Biên bản Hội nghị cán bộ, công chức, viên chức và người lao động của Ủy ban nhân dân "
+        "xã Tân An theo Kế hoạch 123/KH-UBND",
+        "- Văn bản trả lời kiến nghị sau giám sát của Ủy ban nhân dân xã Tân An – hạn",
+        "- Báo cáo kết quả khắc phục sau kiểm tra, khảo sát của Ủy ban nhân dân xã Tân An",
+    ):
+        assert line in digest.text, line
+    assert "Biên bản Hội nghị cán bộ" in digest.html
+
+    # The answer and a follow-up reported done end their lateness; the conference stays.
+    answered = RecommendationAnswered(
+        unit_path=PATH,
+        recommendation_id="r-1",
+        addressed_unit="X80101",
+        registered_by_unit="H801",
+        source_organisation="Ban Thường trực Ủy ban MTTQ Việt Nam huyện Tân Phú",
+        topic=TOPIC,
+        answer="Đã trả lời.",
+        answered_at=datetime(2023, 6, 20, 2, tzinfo=UTC),
+        on_time=False,
+    )
+    await db.handle(answered, "ans-1")
+    not_done = inspection_reported().model_copy(update={"done": False})
+    await db.handle(not_done, "rep-1")
+    assert sorted(await overdue_ids(db)) == ["o-a1", "o-c"]
+    await db.handle(inspection_reported(), "rep-2")
+    assert await overdue_ids(db) == ["o-c"]
+    recorded = ConferenceRecorded(
+        unit_path=PATH,
+        conference_id="c-1",
+        plan_id="p-1",
+        unit_code="X80101",
+        receiving_unit="H801",
+        year=2023,
+        held_on=date(2023, 6, 19),
+        due_at=DUE_AT,
+        on_time=False,
+        recorded_at=datetime(2023, 6, 20, 3, tzinfo=UTC),
+        obligation_id="o-c",
+    )
+    await db.handle(recorded, "conf-1")
+    assert await overdue_ids(db) == []

@@ -8,8 +8,10 @@ awaiting one.
   (or held for a digest) is ``withdrawn``, never sent, when its obligation stops awaiting a
   report (a backlog behind a failing mail server must not urge a unit that has reported).
 
-Both end with whatever ends the obligation's lateness: the report submitted, the unit
-removed from the plan (waived) or dissolved, the plan closed, or the deadline moved.
+Both end with whatever ends the obligation's lateness: the report submitted (for a
+recommendation's answer: the answer; for an inspection's follow-up: a report that the action
+is done; for a staff conference: its record), the unit removed from the plan (waived) or
+dissolved, the plan closed, or the deadline moved.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from services.notify.adapters.db import deadline_mail, deliveries, overdue_repor
 from services.notify.domain.model import DeliveryStatus, Message
 from shared.events import (
     Channel,
+    ConferenceRecorded,
     DeadlineApproaching,
     DeadlineMissed,
     Event,
+    InspectionActionReported,
     PlanAmended,
     PlanClosed,
+    RecommendationAnswered,
     ReportKind,
     ReportSubmitted,
     UnitUpdated,
@@ -49,6 +54,7 @@ class Overdue:
     plan_doc_number: str
     urgings: int
     since: datetime
+    schedule_key: str = ""
 
 
 def ended_by(event: Event) -> list[dict[str, Any]]:
@@ -60,6 +66,12 @@ def ended_by(event: Event) -> list[dict[str, Any]]:
         return [{"plan_id": event.plan_id}]
     if isinstance(event, UnitUpdated) and not event.active:
         return [{"unit_code": event.code}]
+    if isinstance(event, ConferenceRecorded):
+        return [{"obligation_id": event.obligation_id}]
+    if isinstance(event, RecommendationAnswered):
+        return [{"schedule_key": f"recommendation-{event.recommendation_id}"}]
+    if isinstance(event, InspectionActionReported) and event.done:
+        return [{"schedule_key": f"inspection-{event.action_id}"}]
     found: list[dict[str, Any]] = []
     if isinstance(event, PlanAmended):
         keys = [change.key for change in event.schedule_changes]

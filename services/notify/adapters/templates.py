@@ -38,6 +38,7 @@ from shared.events import (
     RecommendationImplementationReported,
     RecommendationRegistered,
     ReportAccepted,
+    ReportKind,
     ReportRequested,
     ReportReturned,
     ReportSubmitted,
@@ -128,6 +129,13 @@ class Links:
     def obligations(self) -> str:
         return self._portal("/") or f"{self.reports_url.rstrip('/')}/obligations"
 
+    def inspected_actions(self, action_id: str) -> str:
+        """The inspecting unit's list of the actions it required (the portal's /kiem-tra),
+        or the action in the reports API."""
+        return self._portal("/kiem-tra") or (
+            f"{self.reports_url.rstrip('/')}/inspection-actions/{action_id}"
+        )
+
     def plan(self, plan_id: str) -> str:
         return self._portal(f"/cong-khai/ke-hoach/{plan_id}") or (
             f"{(self.plans_url or self.reports_url).rstrip('/')}/plans/{plan_id}"
@@ -183,14 +191,24 @@ minutes, not a report."""
 CONFERENCE_LABEL = "Biên bản Hội nghị cán bộ, công chức, viên chức và người lao động"
 
 
-def _kind_label(ref: ObligationRef, recommendation: bool, follow_up: bool) -> str:
-    if recommendation:
+def is_report(schedule_key: str) -> bool:
+    """A report (of a plan's schedule or a request), not an answer, a follow-up or a
+    conference."""
+    return not schedule_key.startswith((RECOMMENDATION_KEY, FOLLOW_UP_KEY)) and (
+        schedule_key != CONFERENCE_KEY
+    )
+
+
+def kind_label(schedule_key: str, report_kind: ReportKind) -> str:
+    """What an obligation asks for, named by its schedule key: the answer to a
+    recommendation, the follow-up of an inspection, a staff conference, or a report."""
+    if schedule_key.startswith(RECOMMENDATION_KEY):
         return "Văn bản trả lời kiến nghị sau giám sát"
-    if follow_up:
+    if schedule_key.startswith(FOLLOW_UP_KEY):
         return "Báo cáo kết quả khắc phục sau kiểm tra, khảo sát"
-    if ref.schedule_key == CONFERENCE_KEY:
+    if schedule_key == CONFERENCE_KEY:
         return CONFERENCE_LABEL
-    return REPORT_KIND_LABELS[ref.report_kind]
+    return REPORT_KIND_LABELS[report_kind]
 
 
 def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
@@ -202,7 +220,7 @@ def _obligation(ref: ObligationRef, facts: Facts) -> dict[str, Any]:
         "receiving_name": facts.name(ref.receiving_unit),
         "recommendation": recommendation,
         "follow_up": follow_up,
-        "kind_label": _kind_label(ref, recommendation, follow_up),
+        "kind_label": kind_label(ref.schedule_key, ref.report_kind),
         "plan_doc_number": ref.plan_doc_number or facts.plan_doc_number,
         "plan_title": ref.plan_title or facts.plan_title,
         "period_start": format_date(ref.period_start),
@@ -455,6 +473,7 @@ def _inspection_findings(event: InspectionFindingsRecorded, facts: Facts) -> dic
 def _inspection_reported(event: InspectionActionReported, facts: Facts) -> dict[str, Any]:
     return {
         **_inspection(event, facts),
+        "link": facts.links.inspected_actions(event.action_id),  # to the inspecting unit
         "action": event.action,
         "content": event.content,
         "report_number": event.report_number,
@@ -527,15 +546,28 @@ def digest_context(
     }
 
 
-def overdue_lines(overdue: Sequence[Overdue], names: Mapping[str, str]) -> list[dict[str, str]]:
-    """The digest's list of reports still missing after their last urging."""
-    return [
+def overdue_context(overdue: Sequence[Overdue], names: Mapping[str, str]) -> dict[str, Any]:
+    """The digest's list of obligations still unmet after their last urging, each named by
+    what it asks for (a report, a recommendation's answer, an inspection's follow-up, a staff
+    conference's minutes), and the words for the list: "báo cáo … chưa nộp" when it holds
+    only reports, "việc … chưa thực hiện" otherwise."""
+    lines = [
         {
             "unit_name": names.get(o.unit_code, o.unit_code),
-            "kind_label": REPORT_KIND_LABELS[o.report_kind],
+            "kind_label": kind_label(o.schedule_key, o.report_kind),
             "plan_doc_number": o.plan_doc_number,
             "due_last_day": format_date(o.due_at),
             "urgings": str(o.urgings),
         }
         for o in overdue
     ]
+    reports = all(is_report(o.schedule_key) for o in overdue)
+    return {
+        "overdue": lines,
+        "overdue_count": f"{len(lines)} báo cáo quá hạn chưa nộp"
+        if reports
+        else f"{len(lines)} việc quá hạn chưa thực hiện",
+        "overdue_heading": "Báo cáo quá hạn đã hết lượt đôn đốc, vẫn chưa nộp"
+        if reports
+        else "Việc quá hạn đã hết lượt đôn đốc, vẫn chưa thực hiện",
+    }

@@ -186,6 +186,7 @@ SUBSCRIBABLE_AGGREGATES = (
     "consolidation",
     "recommendation",
     "inspection",
+    "conference",
 )
 """What notify consumes and offers to subscribers. Not its own notifications (a delivery of
 NotificationDelivered would cause another one, without end), nor anything not meant for

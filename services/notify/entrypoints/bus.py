@@ -33,6 +33,7 @@ CONSUMERS: tuple[tuple[str, StreamSpec, str], ...] = (
     ("consolidations", REPORTS, "consolidation"),
     ("recommendations", REPORTS, "recommendation"),
     ("inspections", REPORTS, "inspection"),
+    ("conferences", REPORTS, "conference"),
 )
 
 

@@ -22,7 +22,7 @@ from services.notify.adapters.contacts import ContactRepository
 from services.notify.adapters.deliveries import DeliveryRepository
 from services.notify.adapters.overdue import OverdueRepository
 from services.notify.adapters.subscriptions import SubscriptionRepository
-from services.notify.adapters.templates import digest_context, overdue_lines, render
+from services.notify.adapters.templates import digest_context, overdue_context, render
 from services.notify.domain.model import (
     DIGEST_EVENT_TYPE,
     Contact,
@@ -98,7 +98,7 @@ async def _assemble(uow: UnitOfWork, recipient: str, day: date, now: datetime) -
     items = [(d.event_type, d.subject, d.created_at) for d in held]
     context = {
         **digest_context(format_date(day), name, items),
-        "overdue": overdue_lines(overdue, {code: c.name for code, c in names.items()}),
+        **overdue_context(overdue, {code: c.name for code, c in names.items()}),
         "person": "focal",
     }
     subject, text, html = render("digest", context)

@@ -31,13 +31,24 @@ REPORT_KIND_LABELS = {
     "sub_plan": "Kế hoạch triển khai",
 }
 
+RECOMMENDATION_PREFIX = "recommendation-"
+"""Schedule key prefix of the answer to a recommendation after supervision."""
+FOLLOW_UP_PREFIX = "inspection-"
+"""Schedule key prefix of the follow-up of an action an inspection requires."""
+CONFERENCE_KEY = "staff_conference"
 CONFERENCE_OBLIGATION = "Hội nghị cán bộ, công chức, viên chức và người lao động"
 
 
 def obligation_title(obligation: dict[str, object]) -> str:
-    """What an obligation asks for: its report kind, or the staff conference."""
-    if obligation.get("schedule_key") == "staff_conference":
+    """What an obligation asks for: its report kind, the staff conference, the answer to a
+    recommendation or the follow-up of an inspection."""
+    key = str(obligation.get("schedule_key", ""))
+    if key == CONFERENCE_KEY:
         return CONFERENCE_OBLIGATION
+    if key.startswith(RECOMMENDATION_PREFIX):
+        return "Trả lời kiến nghị sau giám sát"
+    if key.startswith(FOLLOW_UP_PREFIX):
+        return "Khắc phục sau kiểm tra, khảo sát"
     return label(REPORT_KIND_LABELS, str(obligation.get("report_kind", "")))
 
 

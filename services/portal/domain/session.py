@@ -40,5 +40,10 @@ class Session:
         return self.role == "administrator"
 
     @property
+    def inspects(self) -> bool:
+        """Schedules inspections, and closes or returns the actions they require."""
+        return self.role in ("reviewer", "planner", "administrator")
+
+    @property
     def requests_reports(self) -> bool:
         return self.role in ("reviewer", "planner", "administrator")

@@ -34,6 +34,19 @@ FOLLOW_UP_PREFIX = "inspection-"
 """Schedule key prefix of the follow-up of an inspection's action
 (:mod:`services.reports.domain.inspections`): answered by a follow-up report there, never by
 a report submitted to the obligation."""
+RECOMMENDATION_PREFIX = "recommendation-"
+"""Schedule key prefix of the answer to a recommendation after supervision
+(:mod:`services.reports.domain.recommendations`): answered in writing there, never by a report
+submitted to the obligation."""
+
+MET_ELSEWHERE = {
+    FOLLOW_UP_PREFIX: "this obligation follows up an inspection: report on it with "
+    "POST /inspection-actions/{}/follow-ups",
+    RECOMMENDATION_PREFIX: "this obligation is the answer to a recommendation after "
+    "supervision: answer it with POST /recommendations/{}/answer",
+}
+"""Obligations a report cannot meet, by schedule key prefix: why, and the route that meets
+them (``{}``: the action's or the recommendation's id)."""
 
 
 class ObligationStatus(StrEnum):
@@ -188,13 +201,10 @@ class Obligation:
         """Refuse, before anything is numbered, a report this obligation cannot take."""
         if self.status in (ObligationStatus.ACCEPTED, ObligationStatus.WAIVED):
             raise ReportRefused(f"this obligation is {self.status.value}; nothing to submit")
-        if self.schedule_key.startswith(FOLLOW_UP_PREFIX):
-            action = self.schedule_key.removeprefix(FOLLOW_UP_PREFIX)
-            raise ReportRefused(
-                "this obligation follows up an inspection: report on it with "
-                f"POST /inspection-actions/{action}/follow-ups",
-                field="obligation_id",
-            )
+        for prefix, refusal in MET_ELSEWHERE.items():
+            if self.schedule_key.startswith(prefix):
+                subject = self.schedule_key.removeprefix(prefix)
+                raise ReportRefused(refusal.format(subject), field="obligation_id")
         # Absent: a system that submits for the unit may not know a person. Given but
         # empty: a form left blank, which must not become an anonymous official report.
         if submitted_by is not None and not submitted_by.strip():

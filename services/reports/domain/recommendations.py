@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from services.reports.domain.model import Obligation, ObligationStatus, obligation_id
+from services.reports.domain.model import (
+    RECOMMENDATION_PREFIX,
+    Obligation,
+    ObligationStatus,
+    obligation_id,
+)
 from shared.errors import Refused
 from shared.events import (
     Event,
@@ -24,7 +29,7 @@ from shared.events import (
 )
 from shared.vntime import is_on_time, last_instant_before
 
-SCHEDULE_PREFIX = "recommendation-"
+SCHEDULE_PREFIX = RECOMMENDATION_PREFIX
 """Schedule key of an answer obligation: ``recommendation-<id>`` (its plan id is empty)."""
 
 

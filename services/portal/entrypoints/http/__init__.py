@@ -19,7 +19,15 @@ from services.portal.adapters.cookies import SESSION_COOKIE, SessionCodec, porta
 from services.portal.adapters.live import BusFeed, LiveHub
 from services.portal.adapters.oidc import OidcClient
 from services.portal.domain.entry import refusal_message
-from services.portal.entrypoints.http import auth, board, conferences, public, reports, work
+from services.portal.entrypoints.http import (
+    auth,
+    board,
+    conferences,
+    oversight,
+    public,
+    reports,
+    work,
+)
 from services.portal.entrypoints.http.common import (
     CsrfRefused,
     Portal,
@@ -80,7 +88,7 @@ def create_portal_app(
         return response
 
     app.mount("/tinh", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, reports, board, public, work, conferences):
+    for module in (auth, reports, board, public, work, conferences, oversight):
         app.include_router(module.router)
     _error_pages(app)
 

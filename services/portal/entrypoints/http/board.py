@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from services.portal.adapters.api import ApiError
 from services.portal.domain import board, oversight
 from services.portal.domain.session import Session
+from services.portal.entrypoints.http import oversight as oversight_pages
 from services.portal.entrypoints.http.common import SignedIn, portal, render
 from shared.vntime import ICT
 
@@ -80,6 +81,7 @@ async def board_page(
         "live": portal(request).feed.connected,
         **_oversight(consolidation),
     }
+    context.update(await oversight_pages.board_inspections(request, session, consolidation))
     template = "board_live.html.j2" if fragment else "board.html.j2"
     return render(request, template, context)
 

@@ -20,7 +20,7 @@ from services.portal.adapters.api import ApiError, ServiceApi
 from services.portal.adapters.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCodec
 from services.portal.adapters.live import BusFeed, LiveHub
 from services.portal.adapters.oidc import OidcClient
-from services.portal.domain import labels
+from services.portal.domain import inspections, labels
 from services.portal.domain.session import Session
 from services.portal.settings import PortalSettings
 
@@ -41,6 +41,7 @@ templates.env.globals.update(
     PLAN_LABELS=labels.PLAN_LABELS,
     DELIVERY_LABELS=labels.DELIVERY_LABELS,
     obligation_title=labels.obligation_title,
+    work_link=inspections.work_link,
 )
 
 

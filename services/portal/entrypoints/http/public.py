@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from services.portal.adapters.api import ApiError, Service
 from services.portal.domain import board, oversight
+from services.portal.domain import inspections as inspection_views
 from services.portal.entrypoints.http.common import portal, render
 
 router = APIRouter()
@@ -43,21 +44,33 @@ def _cacheable(request: Request, response: Response) -> Response:
 async def public_plans(request: Request) -> Response:
     plans = await _read(request, "plans", "/plans")
     plans = [p for p in plans if p["status"] in ("issued", "amended", "closed")]
-    context = {"plans": plans, **await _public_recommendations(request)}
+    context = {"plans": plans, **await _public_oversight(request)}
     return _cacheable(request, render(request, "public_plans.html.j2", context))
 
 
-async def _public_recommendations(request: Request) -> dict[str, Any]:
-    """Answered and closed recommendations after supervision: organisation, topic, unit and
-    dates, never the texts (which officials wrote) nor who wrote them."""
-    try:
-        found, units = await asyncio.gather(
-            _read(request, "reports", "/recommendations"), _read(request, "plans", "/units")
-        )
-    except ApiError:
-        return {"recommendations": [], "recommendations_unavailable": True}
+async def _public_oversight(request: Request) -> dict[str, Any]:
+    """Answered and closed recommendations after supervision (organisation, topic, unit and
+    dates) and inspections done with their actions closed (kind, topic, units, day and
+    counts): never a text an official wrote (a recommendation, an answer, a conclusion, a
+    finding, a report), nor who wrote it. A list that cannot be read says so alone."""
+
+    async def read(path: str) -> list[dict[str, Any]] | None:
+        try:
+            found: list[dict[str, Any]] = await _read(request, "reports", path)
+        except ApiError:
+            return None
+        return found
+
+    recommendations, inspections, units = await asyncio.gather(
+        read("/recommendations"), read("/inspections"), _read(request, "plans", "/units")
+    )
     names = {u["code"]: u["name"] for u in units}
-    return {"recommendations": oversight.public_recommendations(found, names)}
+    return {
+        "recommendations": oversight.public_recommendations(recommendations or [], names),
+        "recommendations_unavailable": recommendations is None,
+        "inspections": inspection_views.public_inspections(inspections or [], names),
+        "inspections_unavailable": inspections is None,
+    }
 
 
 @router.get("/cong-khai/ke-hoach/{plan_id}")

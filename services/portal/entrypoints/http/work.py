@@ -16,6 +16,7 @@ from services.portal.adapters.api import ApiError
 from services.portal.domain import board, oversight
 from services.portal.domain.entry import indicator_fields, refusal_message
 from services.portal.domain.session import Session
+from services.portal.entrypoints.http import oversight as oversight_pages
 from services.portal.entrypoints.http.common import (
     Form,
     SignedIn,
@@ -66,9 +67,10 @@ async def _unit_oversight(
 ) -> dict[str, Any]:
     """The unit's staff conference per plan and its recommendations after supervision."""
     api, code = portal(request).api, unit["code"]
-    conferences, recommendations = await asyncio.gather(
+    conferences, recommendations, inspections = await asyncio.gather(
         api.get("reports", "/conferences", session.token, {"unit": code}),
         api.get("reports", "/recommendations", session.token, {"addressed_unit": code}),
+        oversight_pages.unit_inspections(request, session, unit),
     )
     rows = [
         replace(row, name=f"Kế hoạch {state['plan_doc_number']}")
@@ -81,6 +83,7 @@ async def _unit_oversight(
         "conferences": rows,
         "first_column": "Kế hoạch",
         "recommendations": [tally] if tally.received else [],
+        "inspections": inspections,
     }
 
 
