@@ -30,7 +30,9 @@ def build_routes(runtime: Runtime) -> APIRouter:
 
 def refine_openapi(document: dict[str, Any], settings: Any) -> None:
     """The attachment types are this instance's settings: say them in its document (the
-    module-level route says the defaults)."""
+    module-level routes, a report's attachments and a conference's minutes, say the
+    defaults)."""
     assert isinstance(settings, ReportsSettings)
-    operation = document["paths"][reports.ATTACHMENT_PATH]["put"]
-    operation["requestBody"] = reports.attachment_body(settings)["requestBody"]
+    for path in (reports.ATTACHMENT_PATH, conferences.MINUTES_PATH):
+        operation = document["paths"][path]["put"]
+        operation["requestBody"] = reports.attachment_body(settings)["requestBody"]

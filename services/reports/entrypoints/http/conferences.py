@@ -18,7 +18,7 @@ from services.reports.domain.conferences import (
     Minutes,
     StateName,
 )
-from services.reports.entrypoints.http.reports import _read_limited
+from services.reports.entrypoints.http.reports import _read_limited, attachment_body
 from services.reports.handlers import conferences as handlers
 from services.reports.handlers.intake import Attach, AttachmentRules
 from services.reports.settings import ReportsSettings
@@ -192,19 +192,15 @@ async def get(conference_id: Identifier, runtime: RuntimeDep, caller: Caller) ->
         return _out(await handlers.conference(conference_id, uow, caller=caller))
 
 
+MINUTES_PATH = "/conferences/{conference_id}/minutes/{filename}"
+
+
 @router.put(
-    "/conferences/{conference_id}/minutes/{filename}",
+    MINUTES_PATH,
     status_code=status.HTTP_201_CREATED,
     response_model=MinutesOut,
     summary="Attach the conference's minutes (biên bản): the raw bytes as the body",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-            },
-        },
-    },
+    openapi_extra=attachment_body(ReportsSettings.model_construct()),
 )
 async def attach_minutes(
     conference_id: Identifier,
