@@ -6,6 +6,7 @@ tests keep running the same handlers on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -63,6 +64,11 @@ class FakeUnitOfWork:
         return cast(UnitOfWork, self)
 
 
+def _loaded(obligation: Obligation) -> Obligation:
+    """A fresh copy without pending events, as a database hands it out."""
+    return replace(copy.deepcopy(obligation), events=[])
+
+
 class InMemoryUnits:
     """:class:`UnitRepository`, in memory."""
 
@@ -85,7 +91,7 @@ class InMemoryUnits:
 
 
 class InMemoryObligations:
-    """:class:`ObligationRepository`, as far as review needs it."""
+    """:class:`ObligationRepository`, as far as intake and review need it."""
 
     KIND = ObligationRepository
 
@@ -94,19 +100,54 @@ class InMemoryObligations:
         self.saved: list[Obligation] = []
 
     async def get(self, obligation_id: str) -> Obligation | None:
-        return self.obligations.get(obligation_id)
+        found = self.obligations.get(obligation_id)
+        return None if found is None else _loaded(found)
 
     async def save(self, obligation: Obligation) -> None:
         self.saved.append(obligation)
+        self.obligations[obligation.id] = obligation
+
+    async def get_with_last_version(
+        self, obligation_id: str, idempotency_key: str | None = None
+    ) -> tuple[Obligation, int, str | None] | None:
+        """Needs the reports beside it: :meth:`InMemoryReports.beside`."""
+        obligation = self.obligations.get(obligation_id)
+        if obligation is None:
+            return None
+        versions = await self.reports.versions(obligation_id)
+        keyed = self.reports.keys.get((obligation.unit_code, idempotency_key or ""))
+        return _loaded(obligation), max((r.version for r in versions), default=0), keyed
+
+    reports: InMemoryReports
 
 
 class InMemoryReports:
-    """:class:`ReportRepository`, as far as review needs it."""
+    """:class:`ReportRepository`, as far as intake and review need it."""
 
     KIND = ReportRepository
 
     def __init__(self, *reports: Report) -> None:
         self.reports = {r.id: r for r in reports}
+        self.keys: dict[tuple[str, str], str] = {}
+        self.receipts = 0
+
+    def beside(self, obligations: InMemoryObligations) -> InMemoryReports:
+        """Lets ``obligations`` read versions and keys from these reports, as the database
+        reads them in one query."""
+        obligations.reports = self
+        return self
+
+    async def add(self, report: Report) -> None:
+        self.reports[report.id] = report
+
+    async def remember_key(self, unit_code: str, key: str, report_id: str, at: datetime) -> None:
+        if (unit_code, key) in self.keys:
+            raise AssertionError(f"key {key} of {unit_code} remembered twice")
+        self.keys[unit_code, key] = report_id
+
+    async def next_receipt_number(self, year: int, prefix: str = "BC") -> str:
+        self.receipts += 1
+        return f"{prefix}-{year}-{self.receipts:06d}"
 
     async def get(self, report_id: str) -> Report | None:
         return self.reports.get(report_id)

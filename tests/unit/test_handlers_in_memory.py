@@ -4,17 +4,25 @@ PostgreSQL in tests/integration."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from services.plans.domain.units import Unit
 from services.plans.handlers import units
-from services.reports.domain.model import ObligationStatus, ReportStatus
-from services.reports.handlers import review
+from services.reports.domain.model import ObligationStatus, ReportRefused, ReportStatus
+from services.reports.handlers import intake, review
+from services.reports.handlers.intake import SubmitReport
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Conflict, Missing
-from shared.events import Contacts, ReportAccepted, ReportReturned, UnitRegistered
+from shared.events import (
+    Contacts,
+    ReportAccepted,
+    ReportReturned,
+    ReportSubmitted,
+    UnitRegistered,
+)
 from tests.unit.fakes import FakeUnitOfWork, InMemoryObligations, InMemoryReports, InMemoryUnits
 from tests.unit.test_reports_domain import an_obligation
 
@@ -122,3 +130,89 @@ async def test_reviewing_an_unknown_report_is_missing() -> None:
         await review.review_report(
             review.Review("r-9", "SNV", accept=True), uow.as_uow(), caller=RECEIVER
         )
+
+
+# --- reports intake ------------------------------------------------------------------------
+
+
+def _intake() -> tuple[FakeUnitOfWork, InMemoryObligations, InMemoryReports, Principal]:
+    obligation = an_obligation()
+    obligations = InMemoryObligations(obligation)
+    reports = InMemoryReports().beside(obligations)
+    submitter = Principal(
+        "tk-x30337", obligation.unit_code, tuple(obligation.unit_path), Role.SUBMITTER
+    )
+    return FakeUnitOfWork(NOW, obligations, reports), obligations, reports, submitter
+
+
+def _submit(key: str | None = "k-1", narrative: str = "Đã tổ chức hội nghị.") -> SubmitReport:
+    obligation = an_obligation()
+    return SubmitReport(
+        obligation_id=obligation.id,
+        unit_code=obligation.unit_code,
+        idempotency_key=key,
+        submitted_by="Nguyễn Thị Hoa",
+        narrative={"1": narrative},
+    )
+
+
+async def test_a_submission_stores_the_report_announces_it_and_commits_once() -> None:
+    uow, obligations, reports, submitter = _intake()
+    submission = await intake.submit_report(_submit(), uow.as_uow(), caller=submitter)
+    assert not submission.replayed
+    report = submission.report
+    assert reports.reports == {report.id: report}
+    assert report.version == 1 and report.receipt_number == "BC-2023-000001"
+    assert reports.keys == {("X30337", "k-1"): report.id}
+    assert [o.id for o in obligations.saved] == [report.obligation_id]
+    [event] = uow.published
+    assert isinstance(event, ReportSubmitted) and event.report_id == report.id
+    assert uow.audits == [("X30337", "report.submitted", report.id)]
+    assert uow.commits == 1
+
+
+async def test_a_retry_with_the_same_key_answers_the_same_receipt_without_a_new_event() -> None:
+    uow, _, reports, submitter = _intake()
+    first = await intake.submit_report(_submit(), uow.as_uow(), caller=submitter)
+    again = await intake.submit_report(_submit(), uow.as_uow(), caller=submitter)
+    assert again.replayed and again.report is first.report
+    assert len(reports.reports) == 1 and len(uow.published) == 1
+    assert uow.audits[-1] == ("X30337", "report.submission_replayed", first.report.id)
+    assert uow.commits == 2
+
+
+async def test_the_same_key_with_other_content_is_refused() -> None:
+    uow, _, reports, submitter = _intake()
+    await intake.submit_report(_submit(), uow.as_uow(), caller=submitter)
+    with pytest.raises(ReportRefused, match="different submission") as refused:
+        await intake.submit_report(_submit(narrative="Khác"), uow.as_uow(), caller=submitter)
+    assert refused.value.field == "idempotency_key"
+    assert len(reports.reports) == 1 and uow.commits == 1
+
+
+async def test_a_second_submission_without_a_key_is_the_next_version() -> None:
+    uow, _, _, submitter = _intake()
+    await intake.submit_report(_submit(None), uow.as_uow(), caller=submitter)
+    second = await intake.submit_report(_submit(None), uow.as_uow(), caller=submitter)
+    assert second.report.version == 2 and len(uow.published) == 2
+
+
+async def test_another_units_submitter_is_forbidden_before_any_key_is_read() -> None:
+    uow, _, reports, _ = _intake()
+    other = Principal("tk-h887", "H887", ("T89", "H887"), Role.SUBMITTER)
+    with pytest.raises(Forbidden):
+        await intake.submit_report(_submit(), uow.as_uow(), caller=other)
+    assert reports.reports == {} and uow.commits == 0 and uow.published == []
+
+
+async def test_a_submission_for_another_unit_or_an_unknown_obligation_is_refused() -> None:
+    uow, _, _, submitter = _intake()
+    wrong_unit = replace(_submit(), unit_code="X30338")
+    with pytest.raises(ReportRefused, match="belongs to unit X30337") as refused:
+        await intake.submit_report(wrong_unit, uow.as_uow(), caller=submitter)
+    assert refused.value.field == "unit_code"
+    with pytest.raises(Missing, match="no obligation ob-none"):
+        await intake.submit_report(
+            replace(_submit(), obligation_id="ob-none"), uow.as_uow(), caller=submitter
+        )
+    assert uow.commits == 0 and uow.published == []
