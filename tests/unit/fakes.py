@@ -14,7 +14,13 @@ from typing import Any, TypeVar, cast
 
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.domain.units import Unit
-from services.reports.adapters.repositories import ObligationRepository, ReportRepository
+from services.reports.adapters.inspections import InspectionRepository
+from services.reports.adapters.repositories import (
+    ObligationRepository,
+    ReportRepository,
+    UnitDirectory,
+)
+from services.reports.domain.inspections import Inspection
 from services.reports.domain.model import Obligation, Report
 from shared.auth import Principal
 from shared.clock import ManualClock
@@ -22,6 +28,16 @@ from shared.events import Event
 from shared.uow import UnitOfWork
 
 R = TypeVar("R")
+A = TypeVar("A")
+
+
+class Tracking:
+    """An in-memory repository telling its fake unit of work what it loads and stores."""
+
+    uow: FakeUnitOfWork | None = None
+
+    def seen(self, aggregate: A) -> A:
+        return aggregate if self.uow is None else self.uow.saw(aggregate)
 
 
 class FakeUnitOfWork:
@@ -35,6 +51,9 @@ class FakeUnitOfWork:
         for repository in repositories:
             kind = getattr(repository, "KIND", type(repository))
             self.repositories[kind] = repository
+            if isinstance(repository, Tracking):
+                repository.uow = self
+        self.seen: list[Any] = []
         self.published: list[Event] = []
         self.audits: list[tuple[str, str, str]] = []
         self.commits = 0
@@ -53,7 +72,17 @@ class FakeUnitOfWork:
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
 
+    def saw(self, aggregate: A) -> A:
+        """As :func:`shared.uow.seen`: its events reach ``published`` on commit."""
+        if not any(a is aggregate for a in self.seen):
+            self.seen.append(aggregate)
+        return aggregate
+
     async def commit(self) -> None:
+        for aggregate in self.seen:  # as UnitOfWork.collect
+            self.published.extend(
+                e for e in aggregate.events if not any(e is p for p in self.published)
+            )
         self.commits += 1
         for callback in self._after_commit:
             callback()
@@ -69,7 +98,7 @@ def _loaded(obligation: Obligation) -> Obligation:
     return replace(copy.deepcopy(obligation), events=[])
 
 
-class InMemoryUnits:
+class InMemoryUnits(Tracking):
     """:class:`UnitRepository`, in memory."""
 
     KIND = UnitRepository
@@ -84,13 +113,13 @@ class InMemoryUnits:
         return dict(self.units)
 
     async def add(self, unit: Unit, registered_at: datetime) -> None:
-        self.units[unit.code] = unit
+        self.units[unit.code] = self.seen(unit)
 
     async def save(self, unit: Unit, updated_at: datetime) -> None:
-        self.units[unit.code] = unit
+        self.units[unit.code] = self.seen(unit)
 
 
-class InMemoryObligations:
+class InMemoryObligations(Tracking):
     """:class:`ObligationRepository`, as far as intake and review need it."""
 
     KIND = ObligationRepository
@@ -101,10 +130,10 @@ class InMemoryObligations:
 
     async def get(self, obligation_id: str) -> Obligation | None:
         found = self.obligations.get(obligation_id)
-        return None if found is None else _loaded(found)
+        return None if found is None else self.seen(_loaded(found))
 
     async def save(self, obligation: Obligation) -> None:
-        self.saved.append(obligation)
+        self.saved.append(self.seen(obligation))
         self.obligations[obligation.id] = obligation
 
     async def get_with_last_version(
@@ -116,7 +145,7 @@ class InMemoryObligations:
             return None
         versions = await self.reports.versions(obligation_id)
         keyed = self.reports.keys.get((obligation.unit_code, idempotency_key or ""))
-        return _loaded(obligation), max((r.version for r in versions), default=0), keyed
+        return self.seen(_loaded(obligation)), max((r.version for r in versions), default=0), keyed
 
     reports: InMemoryReports
 
@@ -162,3 +191,31 @@ class InMemoryReports:
         self.reports[report.id] = replace(
             report, reviewed_by_unit=reviewer, reviewed_at=at, review_reason=reason
         )
+
+
+class InMemoryDirectory:
+    """:class:`UnitDirectory` (the reports service's copy of the units), in memory."""
+
+    KIND = UnitDirectory
+
+    def __init__(self, *units: tuple[str, list[str], str | None]) -> None:
+        """Each unit as (code, path, the unit it reports to)."""
+        self.units = {
+            code: {"code": code, "path": path, "reports_to_code": reports_to, "active": True}
+            for code, path, reports_to in units
+        }
+
+    async def get(self, code: str) -> dict[str, Any] | None:
+        return self.units.get(code)
+
+
+class InMemoryInspections(Tracking):
+    """:class:`InspectionRepository`, as far as scheduling needs it."""
+
+    KIND = InspectionRepository
+
+    def __init__(self) -> None:
+        self.inspections: dict[str, Inspection] = {}
+
+    async def add(self, inspection: Inspection) -> None:
+        self.inspections[inspection.id] = self.seen(inspection)

@@ -5,25 +5,35 @@ PostgreSQL in tests/integration."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from services.plans.domain.units import Unit
 from services.plans.handlers import units
+from services.reports.domain.inspections import InspectionRefused
 from services.reports.domain.model import ObligationStatus, ReportRefused, ReportStatus
-from services.reports.handlers import intake, review
+from services.reports.handlers import inspections, intake, review
 from services.reports.handlers.intake import SubmitReport
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Conflict, Missing
 from shared.events import (
     Contacts,
+    InspectionKind,
+    InspectionScheduled,
     ReportAccepted,
     ReportReturned,
     ReportSubmitted,
     UnitRegistered,
 )
-from tests.unit.fakes import FakeUnitOfWork, InMemoryObligations, InMemoryReports, InMemoryUnits
+from tests.unit.fakes import (
+    FakeUnitOfWork,
+    InMemoryDirectory,
+    InMemoryInspections,
+    InMemoryObligations,
+    InMemoryReports,
+    InMemoryUnits,
+)
 from tests.unit.test_reports_domain import an_obligation
 
 NOW = datetime(2023, 6, 5, 3, 0, tzinfo=UTC)
@@ -215,4 +225,59 @@ async def test_a_submission_for_another_unit_or_an_unknown_obligation_is_refused
         await intake.submit_report(
             replace(_submit(), obligation_id="ob-none"), uow.as_uow(), caller=submitter
         )
+    assert uow.commits == 0 and uow.published == []
+
+
+# --- inspections ---------------------------------------------------------------------------
+
+
+def _directory() -> InMemoryDirectory:
+    return InMemoryDirectory(
+        ("T89", ["T89"], None),
+        ("SNV", ["T89", "SNV"], "T89"),
+        ("H886", ["T89", "H886"], "SNV"),
+        ("X30337", ["T89", "H886", "X30337"], "H886"),
+        ("S2", ["T89", "S2"], "T89"),
+    )
+
+
+def _schedule(*units: str, by: str | None = "SNV") -> inspections.ScheduleInspection:
+    return inspections.ScheduleInspection(
+        kind=InspectionKind.INSPECTION,
+        topic="Kiểm tra việc thực hiện Quy chế dân chủ ở cơ sở",
+        inspected_units=units,
+        planned_start=date(2023, 9, 7),
+        planned_end=date(2023, 9, 18),
+        inspecting_unit=by,
+    )
+
+
+async def test_scheduling_an_inspection_announces_it_to_each_inspected_unit() -> None:
+    stored = InMemoryInspections()
+    uow = FakeUnitOfWork(NOW, _directory(), stored)
+    inspection = await inspections.schedule_inspection(
+        _schedule("H886", "X30337"), uow.as_uow(), caller=RECEIVER
+    )
+    assert stored.inspections == {inspection.id: inspection}
+    assert [u.code for u in inspection.units] == ["H886", "X30337"]
+    assert all(isinstance(e, InspectionScheduled) for e in uow.published)
+    assert [e.inspected_unit for e in uow.published] == ["H886", "X30337"]  # type: ignore[attr-defined]
+    assert uow.audits == [("SNV", "inspection.scheduled", inspection.id)]
+    assert uow.commits == 1
+
+
+async def test_a_unit_outside_the_inspecting_units_authority_is_refused() -> None:
+    uow = FakeUnitOfWork(NOW, _directory(), InMemoryInspections())
+    with pytest.raises(InspectionRefused, match="S2 is neither below SNV nor reports to it"):
+        await inspections.schedule_inspection(_schedule("S2"), uow.as_uow(), caller=RECEIVER)
+    with pytest.raises(InspectionRefused, match="unit X1 is not known"):
+        await inspections.schedule_inspection(_schedule("X1"), uow.as_uow(), caller=RECEIVER)
+    assert uow.commits == 0 and uow.published == []
+
+
+async def test_only_who_acts_for_the_inspecting_unit_schedules() -> None:
+    uow = FakeUnitOfWork(NOW, _directory(), InMemoryInspections())
+    other = Principal("tk-h887", "H887", ("T89", "H887"), Role.REVIEWER)
+    with pytest.raises(Forbidden):
+        await inspections.schedule_inspection(_schedule("X30337"), uow.as_uow(), caller=other)
     assert uow.commits == 0 and uow.published == []
