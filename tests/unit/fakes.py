@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.domain.units import Unit
 from services.reports.adapters.inspections import InspectionRepository
+from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import (
     ObligationRepository,
     ReportRepository,
@@ -22,6 +23,7 @@ from services.reports.adapters.repositories import (
 )
 from services.reports.domain.inspections import Inspection
 from services.reports.domain.model import Obligation, Report
+from services.reports.domain.recommendations import Recommendation
 from shared.auth import Principal
 from shared.clock import ManualClock
 from shared.events import Event
@@ -134,6 +136,12 @@ class InMemoryObligations(Tracking):
 
     async def save(self, obligation: Obligation) -> None:
         self.saved.append(self.seen(obligation))
+
+    async def add_if_missing(self, obligation: Obligation, opened_at: datetime) -> bool:
+        if obligation.id in self.obligations:
+            return False
+        self.obligations[obligation.id] = self.seen(obligation)
+        return True
         self.obligations[obligation.id] = obligation
 
     async def get_with_last_version(
@@ -219,3 +227,15 @@ class InMemoryInspections(Tracking):
 
     async def add(self, inspection: Inspection) -> None:
         self.inspections[inspection.id] = self.seen(inspection)
+
+
+class InMemoryRecommendations(Tracking):
+    """:class:`RecommendationRepository`, as far as registering needs it."""
+
+    KIND = RecommendationRepository
+
+    def __init__(self) -> None:
+        self.recommendations: dict[str, Recommendation] = {}
+
+    async def add(self, recommendation: Recommendation) -> None:
+        self.recommendations[recommendation.id] = self.seen(recommendation)

@@ -13,14 +13,19 @@ from services.plans.domain.units import Unit
 from services.plans.handlers import units
 from services.reports.domain.inspections import InspectionRefused
 from services.reports.domain.model import ObligationStatus, ReportRefused, ReportStatus
-from services.reports.handlers import inspections, intake, review
+from services.reports.domain.recommendations import RecommendationRefused
+from services.reports.handlers import inspections, intake, recommendations, review
+from services.reports.handlers.clock import rules_from
 from services.reports.handlers.intake import SubmitReport
+from services.reports.handlers.recommendations import RegisterRecommendation
+from services.reports.settings import ReportsSettings
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Conflict, Missing
 from shared.events import (
     Contacts,
     InspectionKind,
     InspectionScheduled,
+    RecommendationRegistered,
     ReportAccepted,
     ReportReturned,
     ReportSubmitted,
@@ -31,6 +36,7 @@ from tests.unit.fakes import (
     InMemoryDirectory,
     InMemoryInspections,
     InMemoryObligations,
+    InMemoryRecommendations,
     InMemoryReports,
     InMemoryUnits,
 )
@@ -280,4 +286,54 @@ async def test_only_who_acts_for_the_inspecting_unit_schedules() -> None:
     other = Principal("tk-h887", "H887", ("T89", "H887"), Role.REVIEWER)
     with pytest.raises(Forbidden):
         await inspections.schedule_inspection(_schedule("X30337"), uow.as_uow(), caller=other)
+    assert uow.commits == 0 and uow.published == []
+
+
+# --- recommendations -----------------------------------------------------------------------
+
+RULES = rules_from(ReportsSettings(database_url="sqlite+aiosqlite://"))
+
+
+def _recommend(
+    unit: str = "X30337", received_on: date = date(2023, 6, 1)
+) -> RegisterRecommendation:
+    return RegisterRecommendation(
+        source_organisation="Ủy ban Mặt trận Tổ quốc Việt Nam xã",
+        topic="Công khai dự toán ngân sách xã",
+        content="Đề nghị niêm yết công khai dự toán tại các thôn.",
+        addressed_unit=unit,
+        received_on=received_on,
+    )
+
+
+async def test_registering_a_recommendation_opens_its_answer_obligation() -> None:
+    stored, obligations = InMemoryRecommendations(), InMemoryObligations()
+    uow = FakeUnitOfWork(NOW, _directory(), stored, obligations)
+    submitter = Principal("tk-x30337", "X30337", ("T89", "H886", "X30337"), Role.SUBMITTER)
+    found = await recommendations.register_recommendation(
+        _recommend(), uow.as_uow(), caller=submitter, answer_days=15, rules=RULES
+    )
+    assert stored.recommendations == {found.id: found}
+    [obligation] = obligations.obligations.values()
+    assert obligation.id == found.obligation_id and obligation.due_at == found.answer_due_at
+    [event] = uow.published
+    assert isinstance(event, RecommendationRegistered) and event.recommendation_id == found.id
+    assert uow.audits == [("X30337", "recommendation.registered", found.id)]
+    assert uow.commits == 1
+
+
+async def test_a_recommendation_received_in_the_future_or_for_an_unknown_unit_is_refused() -> None:
+    uow = FakeUnitOfWork(NOW, _directory(), InMemoryRecommendations(), InMemoryObligations())
+    with pytest.raises(RecommendationRefused, match="in the future"):
+        await recommendations.register_recommendation(
+            _recommend(received_on=date(2023, 6, 6)),
+            uow.as_uow(),
+            caller=PROVINCE_ADMIN,
+            answer_days=15,
+            rules=RULES,
+        )
+    with pytest.raises(RecommendationRefused, match="unit X9 is not known"):
+        await recommendations.register_recommendation(
+            _recommend("X9"), uow.as_uow(), caller=PROVINCE_ADMIN, answer_days=15, rules=RULES
+        )
     assert uow.commits == 0 and uow.published == []
