@@ -10,7 +10,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from services.plans.adapters.repositories import UnitRepository
 from services.plans.domain.units import Unit
@@ -217,25 +217,30 @@ class InMemoryDirectory:
         return self.units.get(code)
 
 
-class InMemoryInspections(Tracking):
+class Identified(Protocol):
+    id: str
+
+
+K = TypeVar("K", bound=Identified)
+
+
+class Added(Tracking, Generic[K]):
+    """A repository that only needs to keep what is added, by id."""
+
+    def __init__(self) -> None:
+        self.added: dict[str, K] = {}
+
+    async def add(self, aggregate: K) -> None:
+        self.added[aggregate.id] = self.seen(aggregate)
+
+
+class InMemoryInspections(Added[Inspection]):
     """:class:`InspectionRepository`, as far as scheduling needs it."""
 
     KIND = InspectionRepository
 
-    def __init__(self) -> None:
-        self.inspections: dict[str, Inspection] = {}
 
-    async def add(self, inspection: Inspection) -> None:
-        self.inspections[inspection.id] = self.seen(inspection)
-
-
-class InMemoryRecommendations(Tracking):
+class InMemoryRecommendations(Added[Recommendation]):
     """:class:`RecommendationRepository`, as far as registering needs it."""
 
     KIND = RecommendationRepository
-
-    def __init__(self) -> None:
-        self.recommendations: dict[str, Recommendation] = {}
-
-    async def add(self, recommendation: Recommendation) -> None:
-        self.recommendations[recommendation.id] = self.seen(recommendation)

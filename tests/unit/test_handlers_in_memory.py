@@ -264,7 +264,7 @@ async def test_scheduling_an_inspection_announces_it_to_each_inspected_unit() ->
     inspection = await inspections.schedule_inspection(
         _schedule("H886", "X30337"), uow.as_uow(), caller=RECEIVER
     )
-    assert stored.inspections == {inspection.id: inspection}
+    assert stored.added == {inspection.id: inspection}
     assert [u.code for u in inspection.units] == ["H886", "X30337"]
     assert all(isinstance(e, InspectionScheduled) for e in uow.published)
     assert [e.inspected_unit for e in uow.published] == ["H886", "X30337"]  # type: ignore[attr-defined]
@@ -313,7 +313,7 @@ async def test_registering_a_recommendation_opens_its_answer_obligation() -> Non
     found = await recommendations.register_recommendation(
         _recommend(), uow.as_uow(), caller=submitter, answer_days=15, rules=RULES
     )
-    assert stored.recommendations == {found.id: found}
+    assert stored.added == {found.id: found}
     [obligation] = obligations.obligations.values()
     assert obligation.id == found.obligation_id and obligation.due_at == found.answer_due_at
     [event] = uow.published
