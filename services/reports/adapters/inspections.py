@@ -25,6 +25,7 @@ from services.reports.domain.inspections import (
 )
 from shared.events import InspectionKind
 from shared.mapping import RowMapping
+from shared.uow import seen
 
 _ACTION_STATE = ("done_reported_at", "closed_at", "closed_on_time")
 
@@ -59,7 +60,7 @@ class InspectionRepository:
         self.session = session
 
     async def add(self, inspection: Inspection) -> None:
-        i = inspection
+        i = seen(self.session, inspection)
         await self.session.execute(inspections.insert().values(**INSPECTIONS.values(i)))
         await self.session.execute(
             inspected_units.insert(),
@@ -115,7 +116,7 @@ class InspectionRepository:
         if row is None:
             return None
         (found,) = await self._complete([_inspection(row)], None)
-        return found
+        return seen(self.session, found)
 
     async def _complete(
         self, found: Sequence[Inspection], codes: Collection[str] | None
@@ -214,7 +215,8 @@ class InspectionRepository:
             .where(inspection_action_history.c.action_id == action_id)
             .order_by(inspection_action_history.c.number)
         )
-        return _action(row, _inspection(heading.one()), [_step(h) for h in history])
+        action = _action(row, _inspection(heading.one()), [_step(h) for h in history])
+        return seen(self.session, action)
 
     async def actions(
         self, inspected_unit: str | None, inspecting_unit: str | None, status: str | None
