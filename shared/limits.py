@@ -68,6 +68,22 @@ def allow_body(request: Request, max_bytes: int) -> None:
         limit.max_bytes = max_bytes
 
 
+async def read_limited(request: Request, limit: int) -> bytes:
+    """A streamed file's body, refused with 413 as soon as it is known to exceed ``limit``
+    (files may be larger than command bodies: :func:`allow_body` lets them through)."""
+    allow_body(request, limit)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the file is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the file is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class BodySizeLimit:
     """ASGI middleware refusing request bodies larger than ``max_bytes`` with a 413.
 

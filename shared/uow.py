@@ -1,8 +1,14 @@
 """The unit of work: one database transaction holding a state change and the events it implies.
 
-Nothing publishes to the bus directly. Handlers add events with :meth:`UnitOfWork.publish`;
-they are written to the outbox in the same transaction as the state change, and the relay
-(:mod:`shared.bus.relay`) publishes them after commit.
+Nothing publishes to the bus directly. The events an aggregate raises (its ``events``
+list) reach the outbox on commit: repositories tell the unit of work of each aggregate
+they load, add or save (:func:`seen`), and :meth:`UnitOfWork.commit` queues the events of
+those aggregates that were not published yet, so a forgotten publish cannot lose one.
+Handlers may still queue events themselves with :meth:`UnitOfWork.publish` (events no
+aggregate holds; or to give the event the correlation id of one step among the several a
+:class:`GroupCommit` shares a transaction with). They are written to the outbox in the
+same transaction as the state change, and the relay (:mod:`shared.bus.relay`) publishes
+them after commit.
 """
 
 from __future__ import annotations
@@ -29,6 +35,19 @@ from shared.tracing import current_trace_headers
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+
+SEEN = "qcdc.seen"
+"""Key of a session's ``info`` holding the aggregates its unit of work has seen."""
+
+
+def seen(session: AsyncSession, aggregate: A) -> A:
+    """Tell the session's unit of work of an aggregate a repository loaded, added or saved
+    (and return it): the events it raises are queued for the outbox when the work commits."""
+    found = session.info.get(SEEN)
+    if found is not None and not any(a is aggregate for a in found):
+        found.append(aggregate)
+    return aggregate
 
 
 class UnitOfWork:
@@ -56,6 +75,11 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._repositories: dict[type[Any], Any] = {}
         self._admission: asyncio.Semaphore | None = None
+        self.seen: list[Any] = []
+        """Aggregates the repositories loaded, added or saved in this unit of work."""
+        self._queued: dict[int, Event] = {}
+        """Events already queued in this work, by identity (held, so that no identity is
+        reused; kept across its commits)."""
 
     @property
     def session(self) -> AsyncSession:
@@ -83,6 +107,9 @@ class UnitOfWork:
         self._audits.clear()
         self._after_commit.clear()
         self._repositories.clear()
+        self.seen = []
+        self._queued.clear()
+        self._session.info[SEEN] = self.seen
         await self._session.begin()
         return self
 
@@ -111,6 +138,7 @@ class UnitOfWork:
         # event in the outbox, so its consumers' spans join the same trace.
         trace = current_trace_headers()
         for event in events:
+            self._queued[id(event)] = event
             if self._outgoing is not None:
                 event = self._outgoing(event)  # personal data off the bus (shared.personal_data)
             subject, headers, body = encode(
@@ -175,7 +203,15 @@ class UnitOfWork:
         if callback not in self._after_commit:
             self._after_commit.append(callback)
 
+    def collect(self) -> None:
+        """Queue the events of the aggregates seen that no one has published yet."""
+        for aggregate in self.seen:
+            fresh = [e for e in getattr(aggregate, "events", ()) if id(e) not in self._queued]
+            if fresh:
+                self.publish(*fresh)
+
     async def commit(self) -> None:
+        self.collect()
         if self._audits and self.security is not None:
             now = self.clock.now()
             await self.session.execute(
@@ -201,6 +237,7 @@ class UnitOfWork:
         await self.session.commit()
         had_events = bool(self._pending)
         self._pending.clear()
+        # What was queued stays known: a later commit of this work queues only new events.
         if had_events and self._on_commit is not None:
             self._on_commit()
         callbacks, self._after_commit = self._after_commit, []

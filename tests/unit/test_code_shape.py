@@ -112,6 +112,22 @@ def test_route_bodies_call_handlers_not_repositories(path: Path) -> None:
     assert wrong == []
 
 
+SERVICE_ROUTES = [p for p in ENTRYPOINTS if p.relative_to(ROOT).parts[0] == "services"]
+
+
+@pytest.mark.parametrize("path", SERVICE_ROUTES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_service_routes_take_the_unit_of_work_not_the_runtime(path: Path) -> None:
+    """A service's route names what it needs (``Uow``, ``UowFactory``, ``Grouped``, its
+    settings) rather than the whole runtime (``RuntimeDep`` is for the operations routes
+    of ``shared/http.py``), nor opens ``runtime.uow()`` itself."""
+    wrong = [
+        f"{_where(path, node)} uses {node.id}"
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.Name) and node.id == "RuntimeDep"
+    ]
+    assert wrong == []
+
+
 def test_the_check_finds_a_nested_route(tmp_path: Path) -> None:
     """The inspection itself can fail: a closure that builds routes is caught."""
     sample = tmp_path / "nested_route.py"
@@ -136,23 +152,30 @@ def _hand_copies(path: Path) -> list[str]:
     """Calls that copy a row's columns into an object one by one (``Report(id=row.id,
     obligation_id=row.obligation_id, …)``): shared.mapping.RowMapping declares that once."""
     found = []
-    for call in ast.walk(_tree(path)):
-        if not isinstance(call, ast.Call):
+    for node in ast.walk(_tree(path)):
+        pairs: list[tuple[object, ast.expr]]
+        if isinstance(node, ast.Call):  # X(id=row.id, …)
+            pairs = [(keyword.arg, keyword.value) for keyword in node.keywords]
+        elif isinstance(node, ast.Dict):  # {"id": row.id, …}
+            pairs = [
+                (key.value if isinstance(key, ast.Constant) else None, value)
+                for key, value in zip(node.keys, node.values, strict=True)
+            ]
+        else:
             continue
         copied = 0
-        for keyword in call.keywords:
-            value = keyword.value
+        for name, value in pairs:
             while isinstance(value, ast.Call) and value.args:  # list(row.x), tuple(row.x)
                 value = value.args[0]
             if (
                 isinstance(value, ast.Attribute)
                 and isinstance(value.value, ast.Name)
                 and value.value.id in ("row", "r")
-                and value.attr == keyword.arg
+                and value.attr == name
             ):
                 copied += 1
         if copied >= COPIED_FIELDS:
-            found.append(f"{_where(path, call)} copies {copied} columns by hand")
+            found.append(f"{_where(path, node)} copies {copied} columns by hand")
     return found
 
 
@@ -163,5 +186,8 @@ def test_adapters_map_rows_without_copying_them_by_hand(path: Path) -> None:
 
 def test_the_check_finds_a_hand_copy(tmp_path: Path) -> None:
     sample = tmp_path / "copying.py"
-    sample.write_text("def f(row):\n    return X(id=row.id, a=row.a, b=list(row.b), c=row.c)\n")
-    assert len(_hand_copies(sample)) == 1
+    sample.write_text(
+        "def f(row):\n    return X(id=row.id, a=row.a, b=list(row.b), c=row.c)\n"
+        "def g(r):\n    return {'id': r.id, 'a': r.a, 'b': r.b, 'c': r.c, 'd': 1}\n"
+    )
+    assert len(_hand_copies(sample)) == 2

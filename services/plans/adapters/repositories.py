@@ -24,6 +24,7 @@ from services.plans.domain.plans import (
 )
 from services.plans.domain.units import Unit
 from shared.mapping import RowMapping
+from shared.uow import seen
 
 UNITS = RowMapping(Unit, units, read={"tags": lambda tags: tuple(tags or ())})
 """A unit is a row of ``units`` (its ``position`` and times are the row's own)."""
@@ -42,6 +43,7 @@ class UnitRepository:
         return {row.code: UNITS.from_row(row) for row in rows}
 
     async def add(self, unit: Unit, registered_at: datetime) -> None:
+        seen(self.session, unit)
         position = await self.session.scalar(sa.select(sa.func.count()).select_from(units))
         await self.session.execute(
             units.insert().values(
@@ -50,6 +52,7 @@ class UnitRepository:
         )
 
     async def save(self, unit: Unit, updated_at: datetime) -> None:
+        seen(self.session, unit)
         await self.session.execute(
             units.update()
             .where(units.c.code == unit.code)
@@ -128,16 +131,10 @@ class PlanRepository:
         )
 
     async def history(self, plan_id: str) -> list[dict[str, Any]]:
-        rows = (
-            await self.session.execute(
-                sa.select(plan_history)
-                .where(plan_history.c.plan_id == plan_id)
-                .order_by(plan_history.c.id)
-            )
-        ).all()
-        return [
-            {"at": r.at, "actor": r.actor, "action": r.action, "details": r.details} for r in rows
-        ]
+        shown = plan_history.c["at", "actor", "action", "details"]
+        query = sa.select(*shown).where(plan_history.c.plan_id == plan_id)
+        rows = (await self.session.execute(query.order_by(plan_history.c.id))).all()
+        return [dict(r._mapping) for r in rows]
 
 
 class SubPlanRepository:
@@ -227,18 +224,14 @@ class DifficultyRepository:
         found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         if not ids:
             return found
+        answer = difficulty_answers.c
         query = (
-            sa.select(difficulty_answers)
-            .where(difficulty_answers.c.difficulty_id.in_(ids))
-            .order_by(difficulty_answers.c.difficulty_id, difficulty_answers.c.number)
+            sa.select(*answer["difficulty_id", "number", "answer", "answered_by", "answered_at"])
+            .where(answer.difficulty_id.in_(ids))
+            .order_by(answer.difficulty_id, answer.number)
         )
         for row in (await self.session.execute(query)).all():
             found[row.difficulty_id].append(
-                {
-                    "number": row.number,
-                    "answer": row.answer,
-                    "answered_by": row.answered_by,
-                    "answered_at": row.answered_at,
-                }
+                {k: v for k, v in row._mapping.items() if k != "difficulty_id"}
             )
         return found

@@ -337,41 +337,7 @@ class PlanOut(BaseModel):
 
     @classmethod
     def of(cls, plan: Plan) -> PlanOut:
-        return cls(
-            id=plan.id,
-            doc_number=plan.doc_number,
-            title=plan.title,
-            issuing_unit=plan.issuing_unit,
-            issued_on=plan.issued_on,
-            year=plan.year,
-            status=plan.status.value,
-            parent_plan_id=plan.parent_plan_id,
-            amendments=plan.amendments,
-            assignees=plan.assignees,
-            content_areas=plan.content_areas,
-            schedule=[
-                ScheduleEntryIn(
-                    key=e.key,
-                    kind=e.kind,
-                    title=e.title,
-                    period_start=e.period_start,
-                    period_end=e.period_end,
-                    due_before=e.due_before,
-                    receiving_unit=e.receiving_unit,
-                )
-                for e in plan.schedule
-            ],
-            sub_plan=SubPlanIn(
-                required=plan.sub_plan.required, due_before=plan.sub_plan.due_before
-            ),
-            staff_conference=StaffConferenceIn.of(plan.staff_conference),
-            legal_basis=[
-                LegalDocumentIn(number=d.number, date=d.date, issuer=d.issuer, title=d.title)
-                for d in plan.legal_basis
-            ],
-            distribution=plan.distribution,
-            difficulties_to=plan.difficulties_to,
-        )
+        return shown(cls, plan, staff_conference=StaffConferenceIn.of(plan.staff_conference))
 
 
 class AmendmentIn(Strict):

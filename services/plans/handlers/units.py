@@ -64,7 +64,6 @@ async def add_unit(command: RegisterUnit, repository: UnitRepository, uow: UnitO
         established_on=command.established_on,
     )
     await repository.add(unit, uow.clock.now())
-    uow.publish(*unit.events)
     return unit
 
 
@@ -80,7 +79,6 @@ async def update_unit(command: UpdateUnit, uow: UnitOfWork, *, caller: Principal
     )
     if changed:
         await repository.save(unit, uow.clock.now())
-        uow.publish(*unit.events)
         audit(uow, caller, "unit.updated", unit.code)
         await uow.commit()
     return unit
@@ -92,7 +90,6 @@ async def dissolve_unit(code: str, on: date, uow: UnitOfWork, *, caller: Princip
     _administer(caller, unit, unit.code)
     unit.dissolve(on)
     await repository.save(unit, uow.clock.now())
-    uow.publish(*unit.events)
     audit(uow, caller, "unit.dissolved", unit.code)
     await uow.commit()
     return unit

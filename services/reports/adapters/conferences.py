@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import conference_minutes, conferences, units
 from services.reports.domain.conferences import Conference, Minutes
+from shared.uow import seen
 
 _COLUMNS = (
     "id",
@@ -43,6 +44,7 @@ class ConferenceRepository:
         self.session = session
 
     async def add(self, conference: Conference) -> None:
+        seen(self.session, conference)
         await self.session.execute(
             conferences.insert().values(
                 **{name: getattr(conference, name) for name in _COLUMNS},
@@ -66,7 +68,7 @@ class ConferenceRepository:
         ).first()
         if row is None:
             return None
-        return (await self._with_minutes([row]))[0]
+        return seen(self.session, (await self._with_minutes([row]))[0])
 
     async def find(
         self,

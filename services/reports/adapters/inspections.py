@@ -22,10 +22,10 @@ from services.reports.domain.inspections import (
     InspectedUnit,
     Inspection,
     Step,
-    StepKind,
 )
 from shared.events import InspectionKind
 from shared.mapping import RowMapping
+from shared.uow import seen
 
 _ACTION_STATE = ("done_reported_at", "closed_at", "closed_on_time")
 
@@ -50,8 +50,9 @@ def _action(row: Any, heading: Inspection, history: list[Step]) -> Action:
     )
 
 
-def _step(row: Any) -> Step:
-    return Step(row.number, StepKind(row.kind), row.text, row.at, row.by_unit, row.done)
+STEPS = RowMapping(Step, inspection_action_history)
+"""A step of an action's history is a row of ``inspection_action_history``."""
+_step = STEPS.from_mapping
 
 
 class InspectionRepository:
@@ -59,20 +60,8 @@ class InspectionRepository:
         self.session = session
 
     async def add(self, inspection: Inspection) -> None:
-        i = inspection
-        await self.session.execute(
-            inspections.insert().values(
-                id=i.id,
-                kind=i.kind.value,
-                topic=i.topic,
-                inspecting_unit=i.inspecting_unit,
-                inspecting_path=list(i.inspecting_path),
-                plan_id=i.plan_id,
-                planned_start=i.planned_start,
-                planned_end=i.planned_end,
-                registered_at=i.registered_at,
-            )
-        )
+        i = seen(self.session, inspection)
+        await self.session.execute(inspections.insert().values(**INSPECTIONS.values(i)))
         await self.session.execute(
             inspected_units.insert(),
             [
@@ -118,22 +107,7 @@ class InspectionRepository:
         if actions:
             await self.session.execute(
                 inspection_actions.insert(),
-                [
-                    {
-                        "id": a.id,
-                        "inspection_id": a.inspection_id,
-                        "unit_code": a.unit_code,
-                        "unit_path": list(a.unit_path),
-                        "finding_number": a.finding_number,
-                        "number": a.number,
-                        "content": a.content,
-                        "conducted_on": a.conducted_on,
-                        "due_at": a.due_at,
-                        "status": a.status.value,
-                        **{name: getattr(a, name) for name in _ACTION_STATE},
-                    }
-                    for a in actions
-                ],
+                [ACTIONS.values(a) for a in actions],
             )
 
     async def get(self, inspection_id: str, *, lock: bool = False) -> Inspection | None:
@@ -142,7 +116,7 @@ class InspectionRepository:
         if row is None:
             return None
         (found,) = await self._complete([_inspection(row)], None)
-        return found
+        return seen(self.session, found)
 
     async def _complete(
         self, found: Sequence[Inspection], codes: Collection[str] | None
@@ -241,7 +215,8 @@ class InspectionRepository:
             .where(inspection_action_history.c.action_id == action_id)
             .order_by(inspection_action_history.c.number)
         )
-        return _action(row, _inspection(heading.one()), [_step(h) for h in history])
+        action = _action(row, _inspection(heading.one()), [_step(h) for h in history])
+        return seen(self.session, action)
 
     async def actions(
         self, inspected_unit: str | None, inspecting_unit: str | None, status: str | None
@@ -278,19 +253,8 @@ class InspectionRepository:
         await self.session.execute(
             inspection_actions.update()
             .where(inspection_actions.c.id == action.id)
-            .values(
-                status=action.status.value,
-                **{name: getattr(action, name) for name in _ACTION_STATE},
-            )
+            .values(**ACTIONS.changes(action, "status", *_ACTION_STATE))
         )
         await self.session.execute(
-            inspection_action_history.insert().values(
-                action_id=action.id,
-                number=new.number,
-                kind=new.kind.value,
-                text=new.text,
-                at=new.at,
-                by_unit=new.by_unit,
-                done=new.done,
-            )
+            inspection_action_history.insert().values(**STEPS.values(new, action_id=action.id))
         )

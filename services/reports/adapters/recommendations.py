@@ -15,6 +15,7 @@ from services.reports.domain.recommendations import (
     Recommendation,
 )
 from shared.mapping import RowMapping
+from shared.uow import seen
 
 _STATE = ("status", "answered_at", "answered_on_time", "closed_at")
 
@@ -32,6 +33,7 @@ class RecommendationRepository:
         self.session = session
 
     async def add(self, recommendation: Recommendation) -> None:
+        seen(self.session, recommendation)
         await self.session.execute(
             recommendations.insert().values(**RECOMMENDATIONS.values(recommendation))
         )
@@ -46,7 +48,7 @@ class RecommendationRepository:
             .where(recommendation_history.c.recommendation_id == recommendation_id)
             .order_by(recommendation_history.c.number)
         )
-        return _recommendation(row, [ENTRIES.from_row(h) for h in history])
+        return seen(self.session, _recommendation(row, [ENTRIES.from_row(h) for h in history]))
 
     async def save(self, recommendation: Recommendation, new: Entry) -> None:
         """Store the state and the one new history entry (entries are never rewritten)."""

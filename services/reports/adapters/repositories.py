@@ -33,6 +33,7 @@ from services.reports.domain.model import (
 from shared.db import copy_connection
 from shared.events import UnitRegistered
 from shared.mapping import RowMapping
+from shared.uow import seen
 
 _KNOWN_SEQUENCES: set[tuple[str, str]] = set()
 """Receipt-number sequences known to exist (PostgreSQL), by database URL and name."""
@@ -60,7 +61,7 @@ class ObligationRepository:
                 sa.select(obligations).where(obligations.c.id == obligation_id)
             )
         ).first()
-        return _to_obligation(row) if row else None
+        return seen(self.session, _to_obligation(row)) if row else None
 
     async def get_with_last_version(
         self, obligation_id: str, idempotency_key: str | None = None
@@ -89,7 +90,7 @@ class ObligationRepository:
         row = (await self.session.execute(query)).first()
         if row is None:
             return None
-        return _to_obligation(row), int(row.last_version), row.keyed_report_id
+        return seen(self.session, _to_obligation(row)), int(row.last_version), row.keyed_report_id
 
     async def add_if_missing(self, obligation: Obligation, opened_at: datetime) -> bool:
         if await self.get(obligation.id) is not None:
@@ -115,6 +116,7 @@ class ObligationRepository:
     async def save(self, obligation: Obligation) -> None:
         """Save what changes over an obligation's life: status, waiver, deadline, and with
         them when the deadline clock next looks at it (off its scan once submitted)."""
+        seen(self.session, obligation)
         await self.session.execute(
             obligations.update()
             .where(obligations.c.id == obligation.id)

@@ -98,7 +98,6 @@ async def record(
     )
     await uow.repository(ConferenceRepository).add(conference)
     await uow.repository(ObligationRepository).save(found)
-    uow.publish(*conference.events)
     audit(uow, caller, "conference.recorded", conference.id)
     await uow.commit()
     log.info("staff conference recorded", conference_id=conference.id, unit=found.unit_code)
@@ -151,7 +150,6 @@ async def attach_minutes(
     )
     found.attach_minutes(minutes)
     await uow.repository(ConferenceRepository).add_minutes(found.id, minutes)
-    uow.publish(*found.events)
     audit(uow, caller, "conference.minutes_attached", f"{found.id} {name}")
     await uow.commit()
     return minutes

@@ -146,7 +146,6 @@ async def schedule_inspection(
     inspection.check_schedule()
     await uow.repository(InspectionRepository).add(inspection)
     inspection.scheduled()
-    uow.publish(*inspection.events)
     audit(uow, caller, "inspection.scheduled", inspection.id)
     await uow.commit()
     log.info("inspection scheduled", inspection_id=inspection.id, units=len(visits))
@@ -189,7 +188,6 @@ async def record_findings(
         obligation = action.obligation()
         obligation.next_step_at = first_step_at(obligation.due_at, rules)
         await obligations.add_if_missing(obligation, now)
-    uow.publish(*inspection.events)
     audit(uow, caller, "inspection.findings_recorded", inspection.id)
     await uow.commit()
     log.info(
@@ -224,7 +222,6 @@ async def _store(
 ) -> Step:
     await repository.save_action(action, step)
     await uow.repository(ObligationRepository).save(obligation)
-    uow.publish(*action.events)
     audit(uow, caller, what, action.id)
     await uow.commit()
     return step

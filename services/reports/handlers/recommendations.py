@@ -110,7 +110,6 @@ async def register_recommendation(
     await uow.repository(RecommendationRepository).add(recommendation)
     await uow.repository(ObligationRepository).add_if_missing(obligation, now)
     recommendation.registered()
-    uow.publish(*recommendation.events)
     audit(uow, caller, "recommendation.registered", recommendation.id)
     await uow.commit()
     log.info("recommendation registered", recommendation_id=recommendation.id)
@@ -146,7 +145,6 @@ async def _store(
 ) -> None:
     await uow.repository(RecommendationRepository).save(recommendation, entry)
     await uow.repository(ObligationRepository).save(obligation)
-    uow.publish(*recommendation.events)
     audit(uow, caller, action, recommendation.id)
     await uow.commit()
 

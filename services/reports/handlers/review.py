@@ -56,7 +56,6 @@ async def review_report(
         report, reviewer=command.reviewer_unit, at=now, reason=command.reason or None
     )
     await obligations.save(obligation)
-    uow.publish(*obligation.events)
     audit(uow, caller, "report.accepted" if command.accept else "report.returned", report.id)
     await uow.commit()
     return obligation, report

@@ -66,7 +66,6 @@ async def _update(
         tags=row.unit.tags,
     )
     await repository.save(unit, uow.clock.now())
-    uow.publish(*unit.events)
 
 
 async def export_units(uow: UnitOfWork, file_format: FileFormat, under: str | None = None) -> str:

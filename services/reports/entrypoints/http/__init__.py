@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from services.reports.entrypoints.dependencies import attachment_body
 from services.reports.entrypoints.http import (
     conferences,
     consolidations,
@@ -35,4 +36,4 @@ def refine_openapi(document: dict[str, Any], settings: Any) -> None:
     assert isinstance(settings, ReportsSettings)
     for path in (reports.ATTACHMENT_PATH, conferences.MINUTES_PATH):
         operation = document["paths"][path]["put"]
-        operation["requestBody"] = reports.attachment_body(settings)["requestBody"]
+        operation["requestBody"] = attachment_body(settings)["requestBody"]

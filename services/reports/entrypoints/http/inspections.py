@@ -15,14 +15,14 @@ from services.reports.domain.inspections import (
     InspectedUnit,
     Inspection,
     RequiredAction,
-    Step,
 )
+from services.reports.entrypoints.dependencies import Settings
 from services.reports.handlers import inspections as handlers
 from services.reports.handlers.clock import rules_from
-from services.reports.settings import ReportsSettings
-from shared.dependencies import RuntimeDep
+from shared.dependencies import Uow, UowFactory
 from shared.events import InspectionKind
 from shared.limits import Identifier
+from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
 
@@ -199,70 +199,19 @@ class InspectionOut(BaseModel):
     units: list[InspectedUnitOut]
 
 
-def _step_out(step: Step) -> StepOut:
-    return StepOut(
-        number=step.number,
-        kind=step.kind.value,
-        text=step.text,
-        at=step.at,
-        by_unit=step.by_unit,
-        done=step.done,
-    )
-
-
 def _action_out(a: Action) -> ActionOut:
-    return ActionOut(
-        id=a.id,
-        inspection_id=a.inspection_id,
-        inspected_unit=a.unit_code,
-        inspecting_unit=a.inspecting_unit,
-        topic=a.topic,
-        finding_number=a.finding_number,
-        number=a.number,
-        content=a.content,
-        due_at=a.due_at,
-        obligation_id=a.obligation_id,
-        status=a.status.value,
-        done_reported_at=a.done_reported_at,
-        closed_at=a.closed_at,
-        closed_on_time=a.closed_on_time,
-        history=[_step_out(s) for s in a.history],
-    )
+    return shown(ActionOut, a, inspected_unit=a.unit_code)
 
 
 def _unit_out(u: InspectedUnit) -> InspectedUnitOut:
-    return InspectedUnitOut(
-        code=u.code,
-        done=u.done,
-        conducted_on=u.conducted_on,
-        conclusion=u.conclusion,
-        findings=[
-            FindingOut(
-                number=f.number, content=f.content, actions=[_action_out(a) for a in f.actions]
-            )
-            for f in u.findings
-        ],
-    )
+    findings = [
+        shown(FindingOut, f, actions=[_action_out(a) for a in f.actions]) for f in u.findings
+    ]
+    return shown(InspectedUnitOut, u, findings=findings)
 
 
 def _out(i: Inspection) -> InspectionOut:
-    return InspectionOut(
-        id=i.id,
-        kind=i.kind.value,
-        topic=i.topic,
-        inspecting_unit=i.inspecting_unit,
-        planned_start=i.planned_start,
-        planned_end=i.planned_end,
-        plan_id=i.plan_id,
-        registered_at=i.registered_at,
-        units=[_unit_out(u) for u in i.units],
-    )
-
-
-def _settings(runtime: RuntimeDep) -> ReportsSettings:
-    settings = runtime.settings
-    assert isinstance(settings, ReportsSettings)
-    return settings
+    return shown(InspectionOut, i, units=[_unit_out(u) for u in i.units])
 
 
 @router.post(
@@ -272,7 +221,7 @@ def _settings(runtime: RuntimeDep) -> ReportsSettings:
     summary="Schedule an inspection or survey of units the inspecting unit has authority over",
 )
 async def schedule(
-    body: ScheduleInspectionIn, runtime: RuntimeDep, caller: Caller
+    body: ScheduleInspectionIn, caller: Caller, settings: Settings, uow: Uow
 ) -> InspectionOut:
     command = handlers.ScheduleInspection(
         kind=body.kind,
@@ -283,10 +232,9 @@ async def schedule(
         inspecting_unit=body.inspecting_unit,
         plan_id=body.plan_id,
     )
-    async with runtime.uow() as uow:
-        found = await handlers.schedule_inspection(
-            command, uow, caller=caller, ownership=_settings(runtime).ownership()
-        )
+    found = await handlers.schedule_inspection(
+        command, uow, caller=caller, ownership=settings.ownership()
+    )
     return _out(found)
 
 
@@ -296,27 +244,25 @@ async def schedule(
     summary="Inspections the caller may read, newest planned first",
 )
 async def listing(
-    runtime: RuntimeDep,
     caller: Caller,
+    uow: Uow,
     inspected_unit: Annotated[UnitCode | None, Query()] = None,
     inspecting_unit: Annotated[UnitCode | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[InspectionOut]:
-    async with runtime.uow() as uow:
-        found = await handlers.inspections_of(
-            uow,
-            caller=caller,
-            inspected_unit=inspected_unit,
-            inspecting_unit=inspecting_unit,
-            limit=limit,
-        )
+    found = await handlers.inspections_of(
+        uow,
+        caller=caller,
+        inspected_unit=inspected_unit,
+        inspecting_unit=inspecting_unit,
+        limit=limit,
+    )
     return [_out(i) for i in found]
 
 
 @router.get("/inspections/{inspection_id}", response_model=InspectionOut)
-async def get(inspection_id: Identifier, runtime: RuntimeDep, caller: Caller) -> InspectionOut:
-    async with runtime.uow() as uow:
-        return _out(await handlers.inspection(inspection_id, uow, caller=caller))
+async def get(inspection_id: Identifier, caller: Caller, uow: Uow) -> InspectionOut:
+    return _out(await handlers.inspection(inspection_id, uow, caller=caller))
 
 
 @router.post(
@@ -326,7 +272,11 @@ async def get(inspection_id: Identifier, runtime: RuntimeDep, caller: Caller) ->
     summary="Record the findings at one inspected unit; each action opens a follow-up obligation",
 )
 async def findings(
-    inspection_id: Identifier, body: FindingsIn, runtime: RuntimeDep, caller: Caller
+    inspection_id: Identifier,
+    body: FindingsIn,
+    caller: Caller,
+    settings: Settings,
+    units_of_work: UowFactory,
 ) -> InspectedUnitOut:
     command = handlers.RecordFindings(
         inspection_id=inspection_id,
@@ -338,11 +288,9 @@ async def findings(
             for f in body.findings
         ),
     )
-    async with runtime.uow() as uow:
-        await handlers.record_findings(
-            command, uow, caller=caller, rules=rules_from(_settings(runtime))
-        )
-    async with runtime.uow() as uow:
+    async with units_of_work() as uow:
+        await handlers.record_findings(command, uow, caller=caller, rules=rules_from(settings))
+    async with units_of_work() as uow:
         found = await handlers.inspection(inspection_id, uow, caller=caller)
     return _unit_out(found.unit(body.inspected_unit))
 
@@ -353,29 +301,27 @@ async def findings(
     summary="Required actions the caller may read, nearest deadline first (no history)",
 )
 async def action_listing(
-    runtime: RuntimeDep,
     caller: Caller,
+    uow: Uow,
     inspected_unit: Annotated[UnitCode | None, Query()] = None,
     inspecting_unit: Annotated[UnitCode | None, Query()] = None,
     status: Annotated[ActionStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[ActionOut]:
-    async with runtime.uow() as uow:
-        found = await handlers.actions_of(
-            uow,
-            caller=caller,
-            inspected_unit=inspected_unit,
-            inspecting_unit=inspecting_unit,
-            status=status,
-            limit=limit,
-        )
+    found = await handlers.actions_of(
+        uow,
+        caller=caller,
+        inspected_unit=inspected_unit,
+        inspecting_unit=inspecting_unit,
+        status=status,
+        limit=limit,
+    )
     return [_action_out(a) for a in found]
 
 
 @router.get("/inspection-actions/{action_id}", response_model=ActionOut)
-async def get_action(action_id: Identifier, runtime: RuntimeDep, caller: Caller) -> ActionOut:
-    async with runtime.uow() as uow:
-        return _action_out(await handlers.action(action_id, uow, caller=caller))
+async def get_action(action_id: Identifier, caller: Caller, uow: Uow) -> ActionOut:
+    return _action_out(await handlers.action(action_id, uow, caller=caller))
 
 
 @router.post(
@@ -383,12 +329,9 @@ async def get_action(action_id: Identifier, runtime: RuntimeDep, caller: Caller)
     response_model=StepOut,
     summary="The inspected unit reports on an action; done=true asks for its closing",
 )
-async def follow_up(
-    action_id: Identifier, body: FollowUpIn, runtime: RuntimeDep, caller: Caller
-) -> StepOut:
+async def follow_up(action_id: Identifier, body: FollowUpIn, caller: Caller, uow: Uow) -> StepOut:
     command = handlers.ReportFollowUp(action_id, body.content, body.done)
-    async with runtime.uow() as uow:
-        return _step_out(await handlers.report_follow_up(command, uow, caller=caller))
+    return shown(StepOut, await handlers.report_follow_up(command, uow, caller=caller))
 
 
 @router.post(
@@ -396,12 +339,9 @@ async def follow_up(
     response_model=StepOut,
     summary="The inspecting unit closes an action reported done",
 )
-async def close(
-    action_id: Identifier, body: CloseActionIn, runtime: RuntimeDep, caller: Caller
-) -> StepOut:
+async def close(action_id: Identifier, body: CloseActionIn, caller: Caller, uow: Uow) -> StepOut:
     command = handlers.DecideAction(action_id, body.note)
-    async with runtime.uow() as uow:
-        return _step_out(await handlers.close_action(command, uow, caller=caller))
+    return shown(StepOut, await handlers.close_action(command, uow, caller=caller))
 
 
 @router.post(
@@ -410,8 +350,7 @@ async def close(
     summary="The inspecting unit returns an action reported done: it is open and urged again",
 )
 async def send_back(
-    action_id: Identifier, body: ReturnActionIn, runtime: RuntimeDep, caller: Caller
+    action_id: Identifier, body: ReturnActionIn, caller: Caller, uow: Uow
 ) -> StepOut:
     command = handlers.DecideAction(action_id, body.reason)
-    async with runtime.uow() as uow:
-        return _step_out(await handlers.return_action(command, uow, caller=caller))
+    return shown(StepOut, await handlers.return_action(command, uow, caller=caller))

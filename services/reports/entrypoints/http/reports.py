@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from services.reports.adapters.storage import AttachmentStore
 from services.reports.domain.indicators import CATALOGUE, NOT_MORE_THAN
 from services.reports.domain.model import Obligation, ObligationStatus, Report
-from services.reports.entrypoints.dependencies import Settings
+from services.reports.entrypoints.dependencies import (
+    AttachmentContent,
+    Rules,
+    Settings,
+    Store,
+    attachment_body,
+)
 from services.reports.handlers import intake as handlers
 from services.reports.handlers import queries, review
 from services.reports.settings import ReportsSettings
 from shared.dependencies import Grouped, Uow
-from shared.limits import Identifier, allow_body
+from shared.limits import Identifier
 from shared.mapping import shown
 from shared.security import Caller
 from shared.units import NfcName, NfcText, UnitCode
@@ -241,37 +245,6 @@ async def return_report(
     return _report_out((await review.review_report(command, uow, caller=caller))[1])
 
 
-def attachment_rules(settings: Settings) -> handlers.AttachmentRules:
-    return handlers.AttachmentRules(settings.attachment_max_bytes, tuple(settings.attachment_types))
-
-
-def attachment_store(settings: Settings) -> AttachmentStore:
-    return AttachmentStore(Path(settings.data_dir) / "attachments")
-
-
-Rules = Annotated[handlers.AttachmentRules, Depends(attachment_rules)]
-Store = Annotated[AttachmentStore, Depends(attachment_store)]
-
-
-async def attachment_content(request: Request, rules: Rules) -> bytes:
-    """The file, read before the route's unit of work opens (declare it before ``Uow``)."""
-    return await _read_limited(request, rules.max_bytes)
-
-
-def attachment_body(settings: ReportsSettings) -> dict[str, Any]:
-    """The attachment route's request body in OpenAPI: the raw bytes, of the types this
-    instance accepts (``build_routes`` sets it on each app's copy of the route)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in settings.attachment_types
-            },
-        },
-    }
-
-
 ATTACHMENT_PATH = "/reports/{report_id}/attachments/{filename}"
 
 
@@ -287,7 +260,7 @@ async def attach(
     filename: str,
     request: Request,
     caller: Caller,
-    content: Annotated[bytes, Depends(attachment_content)],
+    content: AttachmentContent,
     rules: Rules,
     store: Store,
     uow: Uow,
@@ -339,18 +312,3 @@ async def get_obligation(obligation_id: Identifier, caller: Caller, uow: Uow) ->
     found = _obligation_out(obligation)
     found.deadline_changes = [shown(DeadlineChangeOut, c) for c in changes]
     return found
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed the limit."""
-    allow_body(request, limit)  # files are larger than command bodies
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"the file is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"the file is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
