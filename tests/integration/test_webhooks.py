@@ -24,6 +24,7 @@ from services.notify.adapters.contacts import ContactRepository
 from services.notify.adapters.db import subscriptions
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.notify.handlers import delivery as delivery_handlers
+from services.notify.handlers.subscriptions import ActiveSubscriptions
 from shared.bus.envelope import encode
 from shared.events import (
     Event,
@@ -240,6 +241,9 @@ async def subscribe(notify: InProcessService, url: str, unit: str = "STP") -> st
             )
         )
         await uow.commit()
+    # Written here, not through notify's handlers: like another replica's change, which
+    # the consumer would see only once its cache of subscriptions expires.
+    ActiveSubscriptions.invalidate()
     return subscription_id
 
 

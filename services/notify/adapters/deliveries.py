@@ -147,10 +147,14 @@ class DeliveryRepository:
         """Due deliveries (key, channel, destination, due_at), the longest due first: one
         look per kind, each a range scan of an index that stops after ``limit`` rows
         however many wait: pending e-mails (unless ``relay`` is among the destinations to
-        skip), pending webhooks (but to hosts to skip), and attempts whose lease ran out."""
-        rows: list[Any] = []
-        for query in _due_queries(now, limit, relay, skip_destinations, skip_keys):
-            rows += (await self.session.execute(query)).all()
+        skip), pending webhooks (but to hosts to skip), and attempts whose lease ran out.
+        The looks go in one statement, each its own subquery locking its rows: one round
+        trip instead of three."""
+        looks = [
+            sa.select(*look.subquery().c)
+            for look in _due_queries(now, limit, relay, skip_destinations, skip_keys)
+        ]
+        rows = list((await self.session.execute(sa.union_all(*looks))).all())
         rows.sort(key=lambda row: (row.due_at, row.key))
         return rows
 

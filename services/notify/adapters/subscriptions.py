@@ -46,6 +46,17 @@ class SubscriptionRepository:
         )
         return [SUBSCRIPTIONS.from_row(row) for row in await self.session.execute(query)]
 
+    async def active(self, limit: int) -> list[Subscription]:
+        """Every active subscription, at most ``limit`` (the caller's cache asks one more
+        than it keeps, to know when there are too many to keep)."""
+        query = (
+            sa.select(subscriptions)
+            .where(subscriptions.c.active.is_(True))
+            .order_by(subscriptions.c.created_at, subscriptions.c.id)
+            .limit(limit)
+        )
+        return [SUBSCRIPTIONS.from_row(row) for row in await self.session.execute(query)]
+
     async def change_signature(
         self, subscription_id: str, secret: str, scheme: SignatureScheme
     ) -> bool:

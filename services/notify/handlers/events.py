@@ -9,7 +9,7 @@ effect is recorded before the ack, and a redelivered event finds its rows alread
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -49,6 +49,10 @@ class NotifyConfig:
     links: Links
     contacts_key: str = ""
     """Opens the e-mail addresses units' events carry sealed (shared.personal_data)."""
+    subscribed: subscriptions.ActiveSubscriptions = field(
+        default_factory=subscriptions.ActiveSubscriptions
+    )
+    """This consumer's cache of the active subscriptions."""
 
 
 async def on_event(
@@ -58,7 +62,7 @@ async def on_event(
     plan, assignees = await remember(event, uow, config.contacts_key)
     await uow.repository(OverdueRepository).track(event, uow.clock.now())
     rules = config.rules.for_event(event)
-    matching = await subscriptions.matching(uow, envelope.type, event.unit_path)
+    matching = await config.subscribed.matching(uow, envelope.type, event.unit_path)
     if not rules and not matching:
         return
     targets = {t.key: t for rule in rules for t in rule.to}

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ async def subscribe(
         signature_scheme=command.signature_scheme,
     )
     await uow.repository(SubscriptionRepository).add(subscription)
+    _changed(uow)
     audit(uow, caller, "subscription.created", f"{subscription.id} {subscription.unit_code}")
     await uow.commit()
     return subscription
@@ -104,6 +106,7 @@ async def use_standard_signature(
     if errors:
         raise Refused("the secret is not valid", field="secret", errors=errors)
     await repository.change_signature(subscription_id, secret, SignatureScheme.STANDARD)
+    _changed(uow)
     audit(uow, caller, "subscription.signature", f"{subscription_id} standard")
     await uow.commit()
     return dataclasses.replace(existing, secret=secret, signature_scheme=SignatureScheme.STANDARD)
@@ -117,6 +120,7 @@ async def unsubscribe(subscription_id: str, uow: UnitOfWork, *, caller: Principa
         raise Missing(f"no subscription {subscription_id}")
     await require_own_unit(uow, caller, existing.unit_code, "unsubscribe")
     await repository.deactivate(subscription_id)
+    _changed(uow)
     audit(uow, caller, "subscription.deactivated", f"{subscription_id} {existing.unit_code}")
     await uow.commit()
     return dataclasses.replace(existing, active=False)
@@ -208,12 +212,71 @@ async def _resolve(resolver: Resolver, host: str, port: int) -> list[str]:
         return []
 
 
-async def matching(
-    uow: UnitOfWork, event_type: str, unit_path: Sequence[str]
-) -> list[Subscription]:
-    """Active subscriptions an event reaches: its unit's, and its ancestors' subtree ones."""
-    candidates = await uow.repository(SubscriptionRepository).active_on_path(unit_path)
-    return [s for s in candidates if s.matches(event_type, unit_path)]
+SUBSCRIPTIONS_CACHE_SECONDS = 2.0
+"""How long notify trusts the active subscriptions it read (see :class:`ActiveSubscriptions`)."""
+SUBSCRIPTIONS_CACHE_SIZE = 2_000
+"""Past this many active subscriptions none are kept: each event asks for its path's."""
+
+
+class ActiveSubscriptions:
+    """The active subscriptions, read once and kept for :data:`SUBSCRIPTIONS_CACHE_SECONDS`
+    by one consumer process: without it every event handled began with a query for the
+    subscriptions on its unit's path, though they change a few times a day.
+
+    A subscription created, changed or ended by this process (any runtime in it) empties
+    every cache at once and again once its transaction has committed, and a read that began
+    before that commit is not kept (:attr:`generation`), so this process matches the
+    events it handles after the change against it. A change made by another replica of
+    notify (or written to the database by hand) is seen within
+    :data:`SUBSCRIPTIONS_CACHE_SECONDS`: events handled meanwhile are matched as they
+    would have been just before it."""
+
+    generation = 0
+    """Bumped by each subscription change handled in this process."""
+
+    def __init__(
+        self, seconds: float = SUBSCRIPTIONS_CACHE_SECONDS, size: int = SUBSCRIPTIONS_CACHE_SIZE
+    ) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._kept: tuple[float, int, list[Subscription]] | None = None
+
+    async def matching(
+        self, uow: UnitOfWork, event_type: str, unit_path: Sequence[str]
+    ) -> list[Subscription]:
+        """Active subscriptions an event reaches: its unit's, and its ancestors' subtree
+        ones (in the order they were made)."""
+        candidates = self._fresh()
+        if candidates is None:
+            generation = ActiveSubscriptions.generation
+            repository = uow.repository(SubscriptionRepository)
+            every = await repository.active(self.size + 1)
+            if len(every) > self.size:
+                candidates = await repository.active_on_path(unit_path)
+            else:
+                candidates = every
+                if generation == ActiveSubscriptions.generation:
+                    self._kept = (time.monotonic() + self.seconds, generation, every)
+        return [s for s in candidates if s.matches(event_type, unit_path)]
+
+    def _fresh(self) -> list[Subscription] | None:
+        if self._kept is None:
+            return None
+        until, generation, kept = self._kept
+        if generation != ActiveSubscriptions.generation or time.monotonic() >= until:
+            self._kept = None
+            return None
+        return kept
+
+    @staticmethod
+    def invalidate() -> None:
+        ActiveSubscriptions.generation += 1
+
+
+def _changed(uow: UnitOfWork) -> None:
+    """A subscription changes in this transaction: no cache serves the old state."""
+    ActiveSubscriptions.invalidate()
+    uow.after_commit(ActiveSubscriptions.invalidate)
 
 
 def cloudevent_json(event: Event, envelope: Envelope) -> str:
