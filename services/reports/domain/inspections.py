@@ -43,7 +43,6 @@ from shared.events import (
     InspectionFindingsRecorded,
     InspectionKind,
     InspectionScheduled,
-    ReportKind,
 )
 from shared.vntime import is_on_time, last_instant_before
 
@@ -127,18 +126,14 @@ class Action:
     def obligation(self) -> Obligation:
         """What the inspected unit owes: a report that the action is carried out, by its
         deadline, to the inspecting unit."""
-        return Obligation(
-            id=self.obligation_id,
-            plan_id="",
+        return Obligation.outside_plan(
             schedule_key=self.schedule_key,
-            report_kind=ReportKind.AD_HOC,
             unit_code=self.unit_code,
-            unit_path=list(self.unit_path),
+            unit_path=self.unit_path,
             receiving_unit=self.inspecting_unit,
-            period_start=self.conducted_on,
-            period_end=self.conducted_on,
+            arose_on=self.conducted_on,
             due_at=self.due_at,
-            plan_title=f"Khắc phục sau {KIND_LABELS[self.kind]}: {self.topic}",
+            title=f"Khắc phục sau {KIND_LABELS[self.kind]}: {self.topic}",
         )
 
     def ref(self) -> InspectionAction:

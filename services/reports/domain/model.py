@@ -133,6 +133,34 @@ class Obligation:
     for); None where none are known (a request without a plan, rows from before 0009)."""
     events: list[Event] = field(default_factory=list, repr=False)
 
+    @classmethod
+    def outside_plan(
+        cls,
+        *,
+        schedule_key: str,
+        unit_code: str,
+        unit_path: list[str],
+        receiving_unit: str,
+        arose_on: date,
+        due_at: datetime,
+        title: str,
+    ) -> Obligation:
+        """An ad-hoc obligation that no plan holds (a recommendation's answer, an
+        inspection's follow-up): its id from its key and unit, its period the day it arose."""
+        return cls(
+            id=obligation_id("", schedule_key, unit_code),
+            plan_id="",
+            schedule_key=schedule_key,
+            report_kind=ReportKind.AD_HOC,
+            unit_code=unit_code,
+            unit_path=list(unit_path),
+            receiving_unit=receiving_unit,
+            period_start=arose_on,
+            period_end=arose_on,
+            due_at=due_at,
+            plan_title=title,
+        )
+
     @property
     def awaits_report(self) -> bool:
         """Nothing (acceptable) has been submitted yet: open, or returned for revision."""

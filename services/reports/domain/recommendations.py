@@ -25,7 +25,6 @@ from shared.events import (
     RecommendationAnswered,
     RecommendationImplementationReported,
     RecommendationRegistered,
-    ReportKind,
 )
 from shared.vntime import is_on_time, last_instant_before
 
@@ -97,18 +96,14 @@ class Recommendation:
     def answer_obligation(self) -> Obligation:
         """What the addressed unit owes: a written answer by :attr:`answer_due_at`, to the
         unit that registered the recommendation."""
-        return Obligation(
-            id=self.obligation_id,
-            plan_id="",
+        return Obligation.outside_plan(
             schedule_key=self.schedule_key,
-            report_kind=ReportKind.AD_HOC,
             unit_code=self.addressed_unit,
-            unit_path=list(self.addressed_path),
+            unit_path=self.addressed_path,
             receiving_unit=self.registered_by_unit,
-            period_start=self.received_on,
-            period_end=self.received_on,
+            arose_on=self.received_on,
             due_at=self.answer_due_at,
-            plan_title=f"Trả lời kiến nghị sau giám sát: {self.topic}",
+            title=f"Trả lời kiến nghị sau giám sát: {self.topic}",
         )
 
     def registered(self) -> RecommendationRegistered:
