@@ -224,9 +224,7 @@ async def on_token_revoked(event: TokenRevoked, _envelope: Envelope, uow: UnitOf
     # Now (nothing cached from here on is trusted) and once the revocation is visible to
     # every lookup (one that read the token before that is not kept).
     TokenCache.invalidate()
-    sa.event.listen(
-        uow.session.sync_session, "after_commit", lambda _s: TokenCache.invalidate(), once=True
-    )
+    uow.after_commit(TokenCache.invalidate)
 
 
 class Authentication:
