@@ -45,8 +45,9 @@ def seen(session: AsyncSession, aggregate: A) -> A:
     """Tell the session's unit of work of an aggregate a repository loaded, added or saved
     (and return it): the events it raises are queued for the outbox when the work commits."""
     found = session.info.get(SEEN)
-    if found is not None and not any(a is aggregate for a in found):
-        found.append(aggregate)
+    if found is not None:
+        # By identity, in the order first seen: a unit import sees thousands in one work.
+        found.setdefault(id(aggregate), aggregate)
     return aggregate
 
 
@@ -75,8 +76,9 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._repositories: dict[type[Any], Any] = {}
         self._admission: asyncio.Semaphore | None = None
-        self.seen: list[Any] = []
-        """Aggregates the repositories loaded, added or saved in this unit of work."""
+        self.seen: dict[int, Any] = {}
+        """Aggregates the repositories loaded, added or saved in this unit of work, by
+        identity."""
         self._queued: dict[int, Event] = {}
         """Events already queued in this work, by identity (held, so that no identity is
         reused; kept across its commits)."""
@@ -107,7 +109,7 @@ class UnitOfWork:
         self._audits.clear()
         self._after_commit.clear()
         self._repositories.clear()
-        self.seen = []
+        self.seen = {}
         self._queued.clear()
         self._session.info[SEEN] = self.seen
         await self._session.begin()
@@ -205,7 +207,7 @@ class UnitOfWork:
 
     def collect(self) -> None:
         """Queue the events of the aggregates seen that no one has published yet."""
-        for aggregate in self.seen:
+        for aggregate in self.seen.values():
             fresh = [e for e in getattr(aggregate, "events", ()) if id(e) not in self._queued]
             if fresh:
                 self.publish(*fresh)
