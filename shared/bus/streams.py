@@ -170,6 +170,12 @@ class Durable:
     name: str
 
 
-PORTAL_SUBJECTS = ("qcdc.v1.report.>", "qcdc.v1.consolidation.>", "qcdc.v1.conference.>")
+PORTAL_SUBJECTS = (
+    "qcdc.v1.report.>",
+    "qcdc.v1.consolidation.>",
+    "qcdc.v1.conference.>",
+    "qcdc.v1.recommendation.>",
+    "qcdc.v1.inspection.>",
+)
 """What the portal's live feed listens to for its board (services/portal/adapters/live.py);
 its NATS credential allows these and no more."""

@@ -1,5 +1,6 @@
 """The portal's live feed: it starts before NATS does, keeps trying, and once connected
-passes each report event to the boards open on its plan entry and receiving unit."""
+passes each report event to the boards open on its plan entry and receiving unit, and each
+recommendation or inspection event to every board that counts it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import nats
 from services.natsd import NatsServer, free_port
 from services.portal.adapters.live import BusFeed, LiveHub
 from services.portal.settings import PortalSettings
-from tests.support import eventually
+from tests.support import eventually, patience
 
 
 async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Path) -> None:
@@ -58,17 +59,32 @@ async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Pa
             json.dumps(conference).encode(),
             headers={"ce-type": "qcdc.conference.recorded.v1"},
         )
+        # A recommendation answered changes the recommendation counts of every board.
+        answered = {
+            "recommendation_id": "k1",
+            "addressed_unit": "H801",
+            "registered_by_unit": "H801",
+        }
+        await client.publish(
+            "qcdc.v1.recommendation.answered.T89.H801",
+            json.dumps(answered).encode(),
+            headers={"ce-type": "qcdc.recommendation.answered.v1"},
+        )
         await client.flush()
-        change = await asyncio.wait_for(board.get(), 10)
+        change = await asyncio.wait_for(board.get(), patience(10))
         assert change is not None
         assert (change.unit_code, change.event_type) == ("X001", "qcdc.report.returned.v1")
-        recorded = await asyncio.wait_for(board.get(), 10)
+        recorded = await asyncio.wait_for(board.get(), patience(10))
         assert recorded is not None
         assert (recorded.unit_code, recorded.event_type) == (
             "T89-STP",
             "qcdc.conference.recorded.v1",
         )
-        assert elsewhere.empty()  # another receiving unit's board is not told
+        for listening in (board, elsewhere):
+            recommendation = await asyncio.wait_for(listening.get(), patience(10))
+            assert recommendation is not None
+            assert recommendation.event_type == "qcdc.recommendation.answered.v1"
+        assert elsewhere.empty()  # another receiving unit's board is told nothing else
         await client.close()
     finally:
         await feed.stop()

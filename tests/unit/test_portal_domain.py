@@ -207,6 +207,33 @@ def test_an_event_names_the_board_it_changes() -> None:
     assert mine.get_nowait() is None  # the stream ends
 
 
+def test_oversight_events_reach_the_boards_they_may_change() -> None:
+    from services.portal.adapters.live import LiveHub, change_of
+
+    answered = change_of(
+        "qcdc.v1.recommendation.answered.T89.H801.X001",
+        {"ce-type": "qcdc.recommendation.answered.v1"},
+        b'{"recommendation_id": "k1", "addressed_unit": "X001", "registered_by_unit": "X001"}',
+    )
+    closed = change_of(
+        "qcdc.v1.inspection.action_closed.T89.H801.X002",
+        {},
+        b'{"inspection_id": "i1", "action_id": "a1", "inspected_unit": "X002",'
+        b' "inspecting_unit": "T89-SNV", "plan_id": "p"}',
+    )
+    assert answered is not None and answered.unit_code == "X001"
+    assert closed is not None and closed.unit_code == "X002"
+
+    hub = LiveHub()
+    board, annual = hub.listen(("p", "six_month", "T89-SNV")), hub.listen(("p", "annual", "H801"))
+    other_plan = hub.listen(("q", "six_month", "T89-SNV"))
+    hub.publish(answered)  # no plan named: every board counts recommendations per unit
+    assert board.get_nowait() == annual.get_nowait() == other_plan.get_nowait() == answered
+    hub.publish(closed)  # an inspection of plan p: that plan's boards only
+    assert board.get_nowait() == annual.get_nowait() == closed
+    assert other_plan.empty()
+
+
 def test_what_users_typed_is_escaped_in_every_page() -> None:
     from services.portal.entrypoints.http.common import templates
 

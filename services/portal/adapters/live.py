@@ -1,7 +1,7 @@
 """Live updates for the board: a plain NATS subscription (no durable consumer: a board that
 missed something while disconnected reads the API again on its next load) to report,
-consolidation and staff conference events, fanned out to the browsers' server-sent event
-streams."""
+consolidation, staff conference, recommendation and inspection events, fanned out to the
+browsers' server-sent event streams."""
 
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ from shared.bus.streams import PORTAL_SUBJECTS as SUBJECTS
 
 log = structlog.get_logger(__name__)
 QUEUE_SIZE = 100
-ANY_ENTRY = "*"
-"""The schedule key of a change that concerns every board of a plan and receiving unit: a
-staff conference recorded (each board shows the conferences the receiving unit follows)."""
+ANY = "*"
+"""A change's plan, schedule key or receiving unit that matches every board's. A staff
+conference has no schedule key (each board of its plan and receiving unit shows the
+conferences); a recommendation or an inspection names neither an entry nor a receiving unit,
+and an inspection outside a plan no plan (the boards count them per unit for their period)."""
+OVERSIGHT_IDS = ("recommendation_id", "inspection_id", "action_id")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,11 @@ def change_of(subject: str, headers: dict[str, str], data: bytes) -> Change | No
     nested = body.get("obligation")
     ref: dict[str, Any] = nested if isinstance(nested, dict) else body
     if "conference_id" in body and "schedule_key" not in body:
-        ref = {**body, "schedule_key": ANY_ENTRY}
+        ref = {**body, "schedule_key": ANY}
+    elif any(key in body for key in OVERSIGHT_IDS) and "schedule_key" not in body:
+        unit = body.get("addressed_unit") or body.get("inspected_unit") or ""
+        plan = body.get("plan_id") or ANY
+        ref = {"plan_id": plan, "schedule_key": ANY, "receiving_unit": ANY, "unit_code": unit}
     try:
         return Change(
             plan_id=str(ref["plan_id"]),
@@ -83,9 +90,7 @@ class LiveHub:
     def publish(self, change: Change) -> None:
         key = (change.plan_id, change.schedule_key, change.receiving_unit)
         for queue, wanted in list(self.listeners.items()):
-            if wanted == key or (
-                change.schedule_key == ANY_ENTRY and (wanted[0], wanted[2]) == (key[0], key[2])
-            ):
+            if all(have in (ANY, want) for have, want in zip(key, wanted, strict=True)):
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(change)
 
