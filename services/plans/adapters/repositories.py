@@ -22,6 +22,7 @@ from services.plans.domain.plans import (
     Plan,
     StaffConferenceRequirement,
 )
+from services.plans.domain.requests import Difficulty, ReportRequest, SubPlan
 from services.plans.domain.units import Unit
 from shared.mapping import RowMapping
 from shared.uow import seen
@@ -137,6 +138,12 @@ class PlanRepository:
         return [dict(r._mapping) for r in rows]
 
 
+SUB_PLANS = RowMapping(SubPlan, sub_plans)
+REQUESTS = RowMapping(ReportRequest, report_requests)
+DIFFICULTIES = RowMapping(Difficulty, difficulties)
+"""A difficulty's latest answer is on its row too (see :meth:`DifficultyRepository.add_answer`)."""
+
+
 class SubPlanRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -159,7 +166,8 @@ class SubPlanRepository:
         )
         return bool(found)
 
-    async def add(self, **values: Any) -> None:
+    async def add(self, sub_plan: SubPlan, registered_at: datetime) -> None:
+        values = SUB_PLANS.values(sub_plan, registered_at=registered_at)
         await self.session.execute(sub_plans.insert().values(**values))
 
 
@@ -167,7 +175,8 @@ class ReportRequestRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, **values: Any) -> None:
+    async def add(self, request: ReportRequest, created_at: datetime) -> None:
+        values = REQUESTS.values(request, created_at=created_at)
         await self.session.execute(report_requests.insert().values(**values))
 
     async def find(self, requesting_unit: str | None = None) -> list[dict[str, Any]]:
@@ -181,8 +190,8 @@ class DifficultyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, **values: Any) -> None:
-        await self.session.execute(difficulties.insert().values(**values))
+    async def add(self, difficulty: Difficulty) -> None:
+        await self.session.execute(difficulties.insert().values(**DIFFICULTIES.values(difficulty)))
 
     async def get(self, difficulty_id: str, *, lock: bool = False) -> dict[str, Any] | None:
         """The difficulty with its answers. ``lock``: its row is held (PostgreSQL) so two

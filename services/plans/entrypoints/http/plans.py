@@ -20,6 +20,7 @@ from services.plans.handlers import queries
 from shared import openapi
 from shared.dependencies import Uow
 from shared.limits import Identifier
+from shared.mapping import taken
 from shared.security import Caller
 from shared.units import UnitCode
 
@@ -87,12 +88,7 @@ async def amend_plan(
     *,
     uow: Uow,
 ) -> PlanOut:
-    amendment = Amendment(
-        reason=body.reason,
-        deadlines=dict(body.deadlines),
-        add_units=tuple(body.add_units),
-        remove_units=tuple(body.remove_units),
-    )
+    amendment = taken(Amendment, body)
     return PlanOut.of(await handlers.amend_plan(plan_id, amendment, uow, actor, caller=caller))
 
 
@@ -153,13 +149,6 @@ async def register_sub_plan(
     *,
     uow: Uow,
 ) -> dict[str, str]:
-    command = handlers.RegisterSubPlan(
-        parent_plan_id=plan_id,
-        unit_code=body.unit_code,
-        doc_number=body.doc_number,
-        issued_on=body.issued_on,
-        title=body.title,
-        actor=actor,
-    )
+    command = taken(handlers.RegisterSubPlan, body, parent_plan_id=plan_id, actor=actor)
     await handlers.register_sub_plan(command, uow, caller=caller)
     return {"parent_plan_id": plan_id, "unit_code": body.unit_code}
