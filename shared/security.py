@@ -13,6 +13,7 @@ is no ambient or default caller: a route outside the middleware has none, and is
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import datetime
@@ -36,6 +37,7 @@ from shared.auth import (
 from shared.bus.envelope import Envelope
 from shared.db import SecurityTables
 from shared.events import TokenIssued, TokenRevoked
+from shared.mapping import RowMapping
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
@@ -110,6 +112,13 @@ class TokenCache:
         TokenCache.generation += 1
 
 
+@functools.cache
+def _records(table: sa.Table) -> RowMapping[TokenRecord]:
+    """A row of a service's ``api_tokens`` as a record (every service has the table, each
+    its own, all alike)."""
+    return RowMapping(TokenRecord, table)
+
+
 class TokenStore:
     def __init__(self, tables: SecurityTables, session: AsyncSession) -> None:
         self.table = tables.tokens
@@ -121,17 +130,9 @@ class TokenStore:
         )
         if exists:
             return
-        await self.session.execute(
-            self.table.insert().values(
-                token_id=event.token_id,
-                token_hash=event.token_hash,
-                unit_code=event.unit_code,
-                unit_path=list(event.unit_path),
-                role=event.role,
-                expires_at=event.expires_at,
-                created_at=now,
-            )
-        )
+        # The event carries the row: each column of its name (not yet revoked).
+        stored = event.model_dump(include=set(self.table.c.keys()))
+        await self.session.execute(self.table.insert().values(**stored, created_at=now))
 
     async def revoked(self, event: TokenRevoked) -> None:
         await self.session.execute(
@@ -149,17 +150,7 @@ class TokenStore:
                 sa.select(self.table).where(self.table.c.token_hash == token_hash)
             )
         ).first()
-        if row is None:
-            return None
-        return TokenRecord(
-            token_id=row.token_id,
-            token_hash=row.token_hash,
-            unit_code=row.unit_code,
-            unit_path=tuple(row.unit_path),
-            role=Role(row.role),
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-        )
+        return _records(self.table).from_row(row) if row is not None else None
 
     async def all(self) -> list[dict[str, Any]]:
         rows = (await self.session.execute(sa.select(self.table))).all()
