@@ -244,10 +244,11 @@ def _validator(cls: type[Any]) -> pydantic.TypeAdapter[Any]:
 
 
 def taken(cls: type[T], model: pydantic.BaseModel, **values: Any) -> T:
-    """The domain object (a dataclass: a command, a plan) of an API model, the reverse of
-    :func:`shown`: each of the dataclass's fields from the model's field of the same name
-    (lists become the tuples the dataclass declares, nested models its nested dataclasses),
-    except those given in ``values``. The model has validated the input already."""
+    """The domain object (a dataclass: a command, a plan) of an input model (an API body, a
+    row of an import), the reverse of :func:`shown`: each of the dataclass's fields from the
+    model's field of the same name (lists become the tuples the dataclass declares, nested
+    models its nested dataclasses), except those given in ``values``. The model has
+    validated the input already."""
     fields = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     found = model.model_dump(include=fields - values.keys())
     return typing.cast(T, _validator(cls).validate_python({**found, **values}))

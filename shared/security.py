@@ -35,7 +35,7 @@ from shared.auth import (
     hash_token,
 )
 from shared.bus.envelope import Envelope
-from shared.db import SecurityTables
+from shared.db import SecurityTables, matching
 from shared.events import TokenIssued, TokenRevoked
 from shared.mapping import RowMapping
 from shared.settings import ServiceSettings
@@ -113,10 +113,10 @@ class TokenCache:
 
 
 @functools.cache
-def _records(table: sa.Table) -> RowMapping[TokenRecord]:
-    """A row of a service's ``api_tokens`` as a record (every service has the table, each
-    its own, all alike)."""
-    return RowMapping(TokenRecord, table)
+def _records(table: sa.Table) -> tuple[RowMapping[Principal], RowMapping[TokenRecord]]:
+    """A row of a service's ``api_tokens`` as a record and the principal in it (every
+    service has the table, each its own, all alike)."""
+    return RowMapping(Principal, table), RowMapping(TokenRecord, table, given=("principal",))
 
 
 class TokenStore:
@@ -150,7 +150,10 @@ class TokenStore:
                 sa.select(self.table).where(self.table.c.token_hash == token_hash)
             )
         ).first()
-        return _records(self.table).from_row(row) if row is not None else None
+        if row is None:
+            return None
+        principals, records = _records(self.table)
+        return records.from_row(row, principal=principals.from_row(row))
 
     async def all(self) -> list[dict[str, Any]]:
         rows = (await self.session.execute(sa.select(self.table))).all()
@@ -179,12 +182,7 @@ async def find_audit(
 ) -> list[dict[str, Any]]:
     table = tables.audit
     query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
-    if unit:
-        query = query.where(table.c.unit_code == unit)
-    if action:
-        query = query.where(table.c.action == action)
-    if outcome:
-        query = query.where(table.c.outcome == outcome)
+    query = matching(query, table, unit_code=unit, action=action, outcome=outcome)
     if since:
         query = query.where(table.c.at >= since)
     return [dict(row._mapping) for row in (await session.execute(query)).all()]

@@ -120,15 +120,13 @@ def _scope(issuing: str, province: str | None, registry: dict[str, Unit]) -> Uni
 
 def _may_plan_for(caller: Principal, plan: Plan, registry: dict[str, Unit]) -> None:
     """Planners issue and change plans only as their own unit."""
-    issuer = registry.get(plan.issuing_unit)
-    authorize(
-        caller,
-        Role.PLANNER,
-        Role.ADMINISTRATOR,
-        unit=plan.issuing_unit,
-        doing="issue plans",
-        unit_path=issuer.path if issuer else None,
-    )
+    _planner_of(caller, plan.issuing_unit, registry.get(plan.issuing_unit), "issue plans")
+
+
+def _planner_of(caller: Principal, code: str, unit: Unit | None, doing: str) -> None:
+    """A planner of unit ``code`` (an administrator: of a subtree holding it, when known)."""
+    path = unit.path if unit else None
+    authorize(caller, Role.PLANNER, Role.ADMINISTRATOR, unit=code, doing=doing, unit_path=path)
 
 
 async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
@@ -251,14 +249,7 @@ async def register_sub_plan(
     command: RegisterSubPlan, uow: UnitOfWork, *, caller: Principal
 ) -> None:
     unit = await uow.repository(UnitRepository).get(command.unit_code)
-    authorize(
-        caller,
-        Role.PLANNER,
-        Role.ADMINISTRATOR,
-        unit=command.unit_code,
-        doing="register plans",
-        unit_path=unit.path if unit else None,
-    )
+    _planner_of(caller, command.unit_code, unit, "register plans")
     await _register_sub_plan(command, uow)
     audit(uow, caller, "sub_plan.registered", f"{command.parent_plan_id}:{command.unit_code}")
     await uow.commit()
