@@ -95,15 +95,27 @@ def _consumer_use(streams: Sequence[StreamSpec]) -> list[str]:
     """Reading a consumer once created, whatever its name: its info, the next batch, acks
     (``$JS.ACK.<stream>.<consumer>.…``) and flow-control answers of push consumers
     (``$JS.FC.<stream>.<consumer>.…``, which nats-py's ordered consumer sends)."""
-    subjects: list[str] = []
-    for stream in streams:
-        subjects += [
-            f"{JS_API}.CONSUMER.INFO.{stream.name}.*",
-            f"{JS_API}.CONSUMER.MSG.NEXT.{stream.name}.*",
-            f"$JS.ACK.{stream.name}.*.>",
-            f"$JS.FC.{stream.name}.*.>",
-        ]
-    return subjects
+    return [subject for stream in streams for subject in _consumer_reads(stream.name, "*")]
+
+
+def _consumer_creates(stream: str, consumer: str) -> list[str]:
+    """Creating consumer ``consumer`` on ``stream`` (either may be ``*``): with one filter
+    or none, several (``….>``), and the legacy durable create subject."""
+    return [
+        f"{JS_API}.CONSUMER.CREATE.{stream}.{consumer}",
+        f"{JS_API}.CONSUMER.CREATE.{stream}.{consumer}.>",
+        f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.{consumer}",
+    ]
+
+
+def _consumer_reads(stream: str, consumer: str) -> list[str]:
+    """Reading through consumer ``consumer`` of ``stream`` (either may be ``*``)."""
+    return [
+        f"{JS_API}.CONSUMER.INFO.{stream}.{consumer}",
+        f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+        f"$JS.ACK.{stream}.{consumer}.>",
+        f"$JS.FC.{stream}.{consumer}.>",
+    ]
 
 
 def reserved_denials(reserved: Iterable[str]) -> list[str]:
@@ -111,15 +123,7 @@ def reserved_denials(reserved: Iterable[str]) -> list[str]:
     these names, on any stream: deny wins over the allow-any-name rules above."""
     subjects: list[str] = []
     for name in sorted(set(reserved)):
-        subjects += [
-            f"{JS_API}.CONSUMER.CREATE.*.{name}",
-            f"{JS_API}.CONSUMER.CREATE.*.{name}.>",
-            f"{JS_API}.CONSUMER.DURABLE.CREATE.*.{name}",
-            f"{JS_API}.CONSUMER.INFO.*.{name}",
-            f"{JS_API}.CONSUMER.MSG.NEXT.*.{name}",
-            f"$JS.ACK.*.{name}.>",
-            f"$JS.FC.*.{name}.>",
-        ]
+        subjects += [*_consumer_creates("*", name), *_consumer_reads("*", name)]
     return subjects
 
 
@@ -136,13 +140,7 @@ def integrator_principal(spec: IntegratorSpec, reserved: Iterable[str] = ()) -> 
     if spec.unit is not None:
         raise ValueError(f"{spec.user} reads a subtree: use subtree_integrator_principal")
     streams = ALL_STREAMS
-    create: list[str] = []
-    for stream in streams:
-        create += [
-            f"{JS_API}.CONSUMER.CREATE.{stream.name}.*",
-            f"{JS_API}.CONSUMER.CREATE.{stream.name}.*.>",
-            f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream.name}.*",
-        ]
+    create = [subject for stream in streams for subject in _consumer_creates(stream.name, "*")]
     publish = [*_stream_reads(streams, direct_get=True), *create, *_consumer_use(streams)]
     others = set(reserved) - {spec.user}
     return Principal(

@@ -118,11 +118,10 @@ can run them can read the database anyway. Passed explicitly by the CLI."""
 
 @dataclass(frozen=True)
 class TokenRecord:
-    token_id: str
+    """An API token as kept: whom it stands for, and until when."""
+
+    principal: Principal
     token_hash: str
-    unit_code: str
-    unit_path: tuple[str, ...]
-    role: Role
     expires_at: datetime | None
     revoked_at: datetime | None
 
@@ -131,4 +130,4 @@ class TokenRecord:
             raise Unauthenticated("this token was revoked")
         if self.expires_at is not None and self.expires_at <= now:
             raise Unauthenticated("this token has expired")
-        return Principal(self.token_id, self.unit_code, self.unit_path, self.role)
+        return self.principal

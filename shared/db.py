@@ -44,6 +44,18 @@ UNITS_OF_WORK = 20
 """Transactions of units of work at once per process on PostgreSQL (SQLite: one)."""
 
 
+Query = sa.Select[Any]
+
+
+def matching(query: Query, table: sa.Table, **wanted: object) -> Query:
+    """``query`` narrowed to the rows whose column of each name equals the value wanted;
+    a value of None (or empty) asks for nothing: the filters a listing's caller left out."""
+    for column, value in wanted.items():
+        if value is not None and value != "":
+            query = query.where(table.c[column] == value)
+    return query
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine. On SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so that two
     writers queue for the lock instead of failing on a read-to-write upgrade."""

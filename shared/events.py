@@ -34,9 +34,14 @@ class Channel(StrEnum):
     WEBHOOK = "webhook"
 
 
-class Contacts(BaseModel):
+class Part(BaseModel):
+    """Every event and every part of one: frozen, and tolerant of fields a later version
+    adds (an older reader ignores them)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+
+class Contacts(Part):
     focal_email: str | None = Field(
         None,
         description="E-mail of the unit's focal person. Personal data: never filled on the "
@@ -56,10 +61,8 @@ class Contacts(BaseModel):
     )
 
 
-class Event(BaseModel):
+class Event(Part):
     """Base of every event. Subclasses set ``aggregate`` and ``event``."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     aggregate: ClassVar[str]
     event: ClassVar[str]
@@ -111,18 +114,14 @@ class UnitUpdated(UnitRegistered):
 # --- plans (published by the plans service) -------------------------------------------
 
 
-class ContentArea(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
+class ContentArea(Part):
     code: str
     title: NfcName
     description: NfcText = ""
 
 
-class Assignee(BaseModel):
+class Assignee(Part):
     """A concrete unit a plan assigns, expanded at issue time."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     code: UnitCode
     unit_path: UnitPath
@@ -130,10 +129,8 @@ class Assignee(BaseModel):
     name: NfcName = ""
 
 
-class ScheduledReport(BaseModel):
+class ScheduledReport(Part):
     """One entry of a plan's reporting schedule."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     key: str = Field(description="Stable key of the entry within the plan, e.g. 'six_month'.")
     kind: ReportKind
@@ -145,12 +142,10 @@ class ScheduledReport(BaseModel):
     receiving_unit: UnitCode
 
 
-class StaffConferenceSchedule(BaseModel):
+class StaffConferenceSchedule(Part):
     """What a plan asks of the agencies and public service units it binds: their annual
     conference of officials, civil servants and employees (hội nghị cán bộ, công chức, viên
     chức và người lao động), held and recorded by a deadline (seed part II.4)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     key: str = Field("staff_conference", description="Schedule key of the obligations it opens.")
     title: NfcText = ""
@@ -192,9 +187,7 @@ class PlanIssued(Event):
     )
 
 
-class ScheduleChange(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
+class ScheduleChange(Part):
     key: str
     old_due_at: AwareDatetime
     new_due_at: AwareDatetime
@@ -332,10 +325,8 @@ class TokenRevoked(Event):
 # --- reports (published by the reports service) ---------------------------------------
 
 
-class ObligationRef(BaseModel):
+class ObligationRef(Part):
     """What a report answers: which plan entry, which unit, which period, due when."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     obligation_id: str
     plan_id: str
@@ -564,10 +555,8 @@ class InspectionScheduled(Event):
     plan_id: str | None = Field(None, description="The plan the inspection carries out, if any.")
 
 
-class InspectionAction(BaseModel):
+class InspectionAction(Part):
     """A required action (kiến nghị khắc phục) of a finding, with its deadline."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     action_id: str
     number: int = Field(description="1, 2, … within its finding.")
@@ -576,9 +565,7 @@ class InspectionAction(BaseModel):
     obligation_id: str = Field(description="The follow-up obligation (reminders, urging).")
 
 
-class InspectionFinding(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
+class InspectionFinding(Part):
     number: int = Field(description="1, 2, … within the inspected unit.")
     content: NfcText
     actions: list[InspectionAction] = Field(default_factory=list)

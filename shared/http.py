@@ -20,6 +20,7 @@ from uvicorn import config as uvicorn_config
 from uvicorn import server as uvicorn_server
 
 from shared import asyncapi, openapi
+from shared.asgi import HttpMiddleware
 from shared.auth import Forbidden, Role, Unauthenticated
 from shared.context import bind_correlation_id, current_correlation_id, new_correlation_id
 from shared.dependencies import RuntimeDep, Uow
@@ -46,21 +47,15 @@ ASYNCAPI_MEDIA_TYPE = "application/yaml"
 log = structlog.get_logger(__name__)
 
 
-class CorrelationIds:
+class CorrelationIds(HttpMiddleware):
     """ASGI middleware: every request carries a correlation id (the caller's
-    ``X-Correlation-Id``, or a new one) into its logs and events, and back in the answer.
-
-    Plain ASGI rather than ``@app.middleware("http")``, whose wrapper runs the app in a task
-    of its own and re-streams every response: a cost on each request of a busy intake."""
+    ``X-Correlation-Id``, or a new one) into its logs and events, and back in the answer."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.service = service
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(service=self.service)
         given = Headers(scope=scope).get(CORRELATION_HTTP_HEADER)
@@ -75,7 +70,7 @@ class CorrelationIds:
         await self.app(scope, receive, send_with_id)
 
 
-class DatabaseOutage:
+class DatabaseOutage(HttpMiddleware):
     """ASGI middleware: a request that fails because the database is not there (stopped,
     restarting, unreachable, out of connections: :func:`shared.outage.database_outage`)
     is answered 503 with ``Retry-After`` and the JSON error shape, on every route, whatever
@@ -83,13 +78,7 @@ class DatabaseOutage:
     log). Anything else is left to the server's 500. Plain ASGI for the reason given at
     :class:`CorrelationIds`; added inside it, so a 503 carries the correlation id."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watch_start(message: Message) -> None:

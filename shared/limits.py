@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.asgi import HttpMiddleware
+
 SCOPE_KEY = "qcdc.body_limit"
 MAX_IDENTIFIER_LENGTH = 128
 
@@ -84,20 +86,17 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class BodySizeLimit:
+class BodySizeLimit(HttpMiddleware):
     """ASGI middleware refusing request bodies larger than ``max_bytes`` with a 413.
 
     The refusal is an ``HTTPException`` raised where the app reads the body: FastAPI passes
     it on, and the app's handler answers it as JSON like every other error."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = BodyLimit(self.max_bytes)
         scope[SCOPE_KEY] = limit
         declared = _content_length(scope)

@@ -219,9 +219,9 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def shown(model: type[M], obj: object, **values: Any) -> M:
-    """The API model of a domain object: each of the model's fields from the object's
-    attribute of the same name (enums become their values, tuples lists, nested dataclasses
-    their models), except those given in ``values``."""
+    """The API model (or the event) of a domain object: each of the model's fields from the
+    object's attribute of the same name (enums become their values, tuples lists, nested
+    dataclasses their models), except those given in ``values``."""
     if not values:
         return model.model_validate(obj, from_attributes=True)
     found = {
@@ -230,3 +230,25 @@ def shown(model: type[M], obj: object, **values: Any) -> M:
         if name not in values and hasattr(obj, name)
     }
     return model.model_validate({**found, **values}, from_attributes=True)
+
+
+_validators: dict[type[Any], pydantic.TypeAdapter[Any]] = {}
+
+
+def _validator(cls: type[Any]) -> pydantic.TypeAdapter[Any]:
+    """Built once per class: building one costs far more than validating with it."""
+    found = _validators.get(cls)
+    if found is None:
+        found = _validators[cls] = pydantic.TypeAdapter(cls)
+    return found
+
+
+def taken(cls: type[T], model: pydantic.BaseModel, **values: Any) -> T:
+    """The domain object (a dataclass: a command, a plan) of an input model (an API body, a
+    row of an import), the reverse of :func:`shown`: each of the dataclass's fields from the
+    model's field of the same name (lists become the tuples the dataclass declares, nested
+    models its nested dataclasses), except those given in ``values``. The model has
+    validated the input already."""
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    found = model.model_dump(include=fields - values.keys())
+    return typing.cast(T, _validator(cls).validate_python({**found, **values}))

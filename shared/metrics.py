@@ -19,6 +19,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,10 +27,10 @@ import structlog
 from faststream.nats.prometheus.provider import (
     BatchNatsMetricsSettingsProvider,
     NatsMetricsSettingsProvider,
+    settings_provider_factory,
 )
 from faststream.prometheus import ConsumeAttrs
 from faststream.prometheus.middleware import PrometheusMiddleware
-from nats.aio.msg import Msg
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -42,8 +43,9 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.asgi import HttpMiddleware, ResponseStatus
 from shared.bus.streams import Durable
 
 log = structlog.get_logger(__name__)
@@ -65,11 +67,13 @@ class Metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
-        self.http_requests = Counter(
+        # Every metric of this service in its registry, never in the process's default one.
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry)
+        self.http_requests = counter(
             "qcdc_http_requests",
             "HTTP requests answered, by method, route template and status code",
             ["method", "route", "status"],
-            registry=registry,
         )
         self.http_duration = Histogram(
             "qcdc_http_request_duration_seconds",
@@ -78,65 +82,54 @@ class Metrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.events = Counter(
+        self.events = counter(
             "qcdc_events",
             "Events taken from the bus by each consumer, by outcome: handled, skipped "
             "(already handled, unknown type, no handler), retried, dead_lettered",
             ["consumer", "outcome"],
-            registry=registry,
         )
-        self.dead_letters = Counter(
+        self.dead_letters = counter(
             "qcdc_dead_letters",
             "Messages sent to the dead letters, by consumer and reason class: malformed "
             "(cannot be decoded), undeliverable (a handler refused it), gave_up (the "
             "handler kept failing), max_deliveries (JetStream's delivery limit)",
             ["consumer", "reason"],
-            registry=registry,
         )
-        self.outbox_published = Counter(
+        self.outbox_published = counter(
             "qcdc_outbox_published",
             "Outbox rows the relay published to JetStream",
-            registry=registry,
         )
-        self.deliveries = Counter(
+        self.deliveries = counter(
             "qcdc_deliveries",
             "Notification delivery attempts, by channel and status: sent, retry, failed",
             ["channel", "status"],
-            registry=registry,
         )
-        self.clock_steps = Counter(
+        self.clock_steps = counter(
             "qcdc_clock_steps",
             "Deadline steps the clock fired, by kind: approaching, missed, urge",
             ["kind"],
-            registry=registry,
         )
-        self.outbox_backlog = Gauge(
+        self.outbox_backlog = gauge(
             "qcdc_outbox_backlog",
             "Outbox rows not yet published (at the last scrape)",
-            registry=registry,
         )
-        self.outbox_oldest_age = Gauge(
+        self.outbox_oldest_age = gauge(
             "qcdc_outbox_oldest_unpublished_age_seconds",
             "Age of the oldest outbox row not yet published; 0 when none waits",
-            registry=registry,
         )
-        self.consumer_pending = Gauge(
+        self.consumer_pending = gauge(
             "qcdc_consumer_pending",
             "Messages of the stream the durable consumer has not been given yet",
             ["consumer"],
-            registry=registry,
         )
-        self.consumer_ack_pending = Gauge(
+        self.consumer_ack_pending = gauge(
             "qcdc_consumer_ack_pending",
             "Messages given to the durable consumer and not acknowledged yet",
             ["consumer"],
-            registry=registry,
         )
-        self.nats_connected = Gauge(
-            "qcdc_nats_connected", "1 while connected to NATS", registry=registry
-        )
-        self.database_up = Gauge(
-            "qcdc_database_up", "1 when the database answered at the last scrape", registry=registry
+        self.nats_connected = gauge("qcdc_nats_connected", "1 while connected to NATS")
+        self.database_up = gauge(
+            "qcdc_database_up", "1 when the database answered at the last scrape"
         )
 
     def declare_consumer(self, consumer: str) -> None:
@@ -214,40 +207,30 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class HttpMetrics:
+class HttpMetrics(HttpMiddleware):
     """ASGI middleware: one counter increment and one histogram observation per request,
     labelled with the route template the router matched (never the concrete path). The
     labelled children are looked up once per method, route and status (a bounded set),
     not through the registry's lock on every request."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        status = 500
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive, status)
         finally:
             route = scope.get("route")
-            key = (scope["method"], getattr(route, "path", None) or UNMATCHED_ROUTE, status)
+            key = (scope["method"], getattr(route, "path", None) or UNMATCHED_ROUTE, status.code)
             children = self._children.get(key)
             if children is None:
                 method, template, _ = key
                 children = self._children[key] = (
-                    self.metrics.http_requests.labels(method, template, str(status)),
+                    self.metrics.http_requests.labels(method, template, str(status.code)),
                     self.metrics.http_duration.labels(method, template),
                 )
             requests, duration = children
@@ -264,29 +247,25 @@ def subject_template(subject: str) -> str:
     return ".".join(tokens[:4])
 
 
-class _TemplatedProvider(NatsMetricsSettingsProvider):
+class _Templated:
+    """FastStream's own provider of a message's metric attributes, with the subject cut to
+    its event type."""
+
+    def __init__(
+        self, inner: NatsMetricsSettingsProvider | BatchNatsMetricsSettingsProvider
+    ) -> None:
+        self.inner = inner
+        self.messaging_system = inner.messaging_system
+
     def get_consume_attrs_from_message(self, msg: Any) -> ConsumeAttrs:
-        attrs = super().get_consume_attrs_from_message(msg)
+        attrs = self.inner.get_consume_attrs_from_message(msg)
         attrs["destination_name"] = subject_template(attrs["destination_name"])
         return attrs
 
     def get_publish_destination_name_from_cmd(self, cmd: Any) -> str:
-        return subject_template(super().get_publish_destination_name_from_cmd(cmd))
-
-
-class _TemplatedBatchProvider(BatchNatsMetricsSettingsProvider):
-    def get_consume_attrs_from_message(self, msg: Any) -> ConsumeAttrs:
-        attrs = super().get_consume_attrs_from_message(msg)
-        attrs["destination_name"] = subject_template(attrs["destination_name"])
-        return attrs
-
-    def get_publish_destination_name_from_cmd(self, cmd: Any) -> str:
-        return subject_template(super().get_publish_destination_name_from_cmd(cmd))
+        return subject_template(self.inner.get_publish_destination_name_from_cmd(cmd))
 
 
 def _subject_templates(msg: Any) -> Any:
-    if isinstance(msg, Sequence):
-        return _TemplatedBatchProvider()
-    if isinstance(msg, Msg) or msg is None:
-        return _TemplatedProvider()
-    return None
+    inner = settings_provider_factory(msg)
+    return _Templated(inner) if inner is not None else None

@@ -13,6 +13,7 @@ is no ambient or default caller: a route outside the middleware has none, and is
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import datetime
@@ -34,8 +35,9 @@ from shared.auth import (
     hash_token,
 )
 from shared.bus.envelope import Envelope
-from shared.db import SecurityTables
+from shared.db import SecurityTables, matching
 from shared.events import TokenIssued, TokenRevoked
+from shared.mapping import RowMapping
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
@@ -110,6 +112,13 @@ class TokenCache:
         TokenCache.generation += 1
 
 
+@functools.cache
+def _records(table: sa.Table) -> tuple[RowMapping[Principal], RowMapping[TokenRecord]]:
+    """A row of a service's ``api_tokens`` as a record and the principal in it (every
+    service has the table, each its own, all alike)."""
+    return RowMapping(Principal, table), RowMapping(TokenRecord, table, given=("principal",))
+
+
 class TokenStore:
     def __init__(self, tables: SecurityTables, session: AsyncSession) -> None:
         self.table = tables.tokens
@@ -121,17 +130,9 @@ class TokenStore:
         )
         if exists:
             return
-        await self.session.execute(
-            self.table.insert().values(
-                token_id=event.token_id,
-                token_hash=event.token_hash,
-                unit_code=event.unit_code,
-                unit_path=list(event.unit_path),
-                role=event.role,
-                expires_at=event.expires_at,
-                created_at=now,
-            )
-        )
+        # The event carries the row: each column of its name (not yet revoked).
+        stored = event.model_dump(include=set(self.table.c.keys()))
+        await self.session.execute(self.table.insert().values(**stored, created_at=now))
 
     async def revoked(self, event: TokenRevoked) -> None:
         await self.session.execute(
@@ -151,15 +152,8 @@ class TokenStore:
         ).first()
         if row is None:
             return None
-        return TokenRecord(
-            token_id=row.token_id,
-            token_hash=row.token_hash,
-            unit_code=row.unit_code,
-            unit_path=tuple(row.unit_path),
-            role=Role(row.role),
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-        )
+        principals, records = _records(self.table)
+        return records.from_row(row, principal=principals.from_row(row))
 
     async def all(self) -> list[dict[str, Any]]:
         rows = (await self.session.execute(sa.select(self.table))).all()
@@ -188,12 +182,7 @@ async def find_audit(
 ) -> list[dict[str, Any]]:
     table = tables.audit
     query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
-    if unit:
-        query = query.where(table.c.unit_code == unit)
-    if action:
-        query = query.where(table.c.action == action)
-    if outcome:
-        query = query.where(table.c.outcome == outcome)
+    query = matching(query, table, unit_code=unit, action=action, outcome=outcome)
     if since:
         query = query.where(table.c.at >= since)
     return [dict(row._mapping) for row in (await session.execute(query)).all()]

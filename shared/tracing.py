@@ -25,7 +25,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, Tracer, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.asgi import HttpMiddleware, ResponseStatus
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -131,41 +133,31 @@ def inject(headers: dict[str, str]) -> None:
     _PROPAGATOR.inject(headers)
 
 
-class HttpTracing:
+class HttpTracing(HttpMiddleware):
     """ASGI middleware (added only when tracing is on): a server span per request, named by
     the route template, continuing the caller's ``traceparent`` if it sent one."""
 
     def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
-        self.app = app
+        super().__init__(app)
         self.tracer = tracer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         parent = context_from(Headers(scope=scope))
         method = scope["method"]
-        status = 500
         with self.tracer.start_as_current_span(
             method,
             context=parent,
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method},
         ) as span:
-
-            async def watch(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
+            status = ResponseStatus(send)
             try:
-                await self.app(scope, receive, watch)
+                await self.app(scope, receive, status)
             finally:
                 route = getattr(scope.get("route"), "path", None)
                 if route:
                     span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
+                span.set_attribute("http.response.status_code", status.code)
+                if status.code >= 500:
                     span.set_status(trace.StatusCode.ERROR)

@@ -51,6 +51,14 @@ def seen(session: AsyncSession, aggregate: A) -> A:
     return aggregate
 
 
+class Repository:
+    """A repository works in the session of the unit of work that made it (see
+    :meth:`UnitOfWork.repository`)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+
 class UnitOfWork:
     def __init__(
         self,

@@ -13,7 +13,7 @@ existing streams in place (docs/operations.md, *A clustered bus*).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
@@ -28,6 +28,15 @@ DEAD_LETTER_PREFIX = "qcdc.v1.deadletter"
 RETRY_PREFIX = f"{DEAD_LETTER_PREFIX}.retry."
 """Dead letters sent back to one consumer, by the operator, once their cause is fixed."""
 
+KEPT = StreamConfig(
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    discard=DiscardPolicy.OLD,
+    max_age=float(HISTORY_YEARS * YEAR_SECONDS),
+    duplicate_window=float(DUPLICATE_WINDOW_SECONDS),
+)
+"""How every stream keeps its messages (each adds its name, subjects and replicas)."""
+
 
 @dataclass(frozen=True)
 class StreamSpec:
@@ -37,15 +46,11 @@ class StreamSpec:
     description: str
 
     def config(self, replicas: int = 1) -> StreamConfig:
-        return StreamConfig(
+        return replace(
+            KEPT,
             name=self.name,
             description=self.description,
             subjects=list(self.subjects),
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            max_age=float(HISTORY_YEARS * YEAR_SECONDS),
-            duplicate_window=float(DUPLICATE_WINDOW_SECONDS),
             num_replicas=replicas,
         )
 

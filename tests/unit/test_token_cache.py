@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.auth import Role, TokenRecord, Unauthenticated
+from shared.auth import Principal, Role, TokenRecord, Unauthenticated
 from shared.security import TokenCache
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
 
 def record(expires_at: datetime | None = None) -> TokenRecord:
-    return TokenRecord("t1", "hash1", "STP", ("T89", "STP"), Role.SUBMITTER, expires_at, None)
+    principal = Principal("t1", "STP", ("T89", "STP"), Role.SUBMITTER)
+    return TokenRecord(principal, "hash1", expires_at, None)
 
 
 def test_a_token_found_is_served_from_the_cache_until_its_time_is_up() -> None:

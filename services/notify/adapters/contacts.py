@@ -6,19 +6,16 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.adapters.db import contacts, json_text_contains
 from services.notify.domain.model import Contact
 from shared.mapping import RowMapping
+from shared.uow import Repository
 
 CONTACTS = RowMapping(Contact, contacts, read={"tags": lambda tags: tuple(tags or ())})
 
 
-class ContactRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class ContactRepository(Repository):
     async def get(self, unit_code: str) -> Contact | None:
         found = await self.get_many([unit_code])
         return found.get(unit_code)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.adapters.db import known_plans, plan_assignees
 from shared.mapping import RowMapping
+from shared.uow import Repository
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,8 @@ class KnownPlan:
 KNOWN_PLANS = RowMapping(KnownPlan, known_plans)
 
 
-class PlanRepository:
+class PlanRepository(Repository):
     """Plans as notify needs them: number, title and current assignees."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def get(self, plan_id: str) -> KnownPlan | None:
         row = (

@@ -23,7 +23,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.adapters.db import deadline_mail, deliveries, overdue_reports
 from services.notify.domain.model import DeliveryStatus, Message
@@ -42,6 +41,7 @@ from shared.events import (
     UnitUpdated,
 )
 from shared.mapping import RowMapping
+from shared.uow import Repository
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,7 @@ def ended_by(event: Event) -> list[dict[str, Any]]:
 OVERDUE = RowMapping(Overdue, overdue_reports)
 
 
-class OverdueRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class OverdueRepository(Repository):
     async def track(self, event: Event, now: datetime) -> None:
         """Keep both in step with one event: what it ends goes first."""
         for where in ended_by(event):

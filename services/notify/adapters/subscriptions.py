@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.adapters.db import subscriptions
 from services.notify.domain.model import SignatureScheme, Subscription
 from shared.mapping import RowMapping
+from shared.uow import Repository
 
 SUBSCRIPTIONS = RowMapping(Subscription, subscriptions)
 
 
-class SubscriptionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class SubscriptionRepository(Repository):
     async def add(self, subscription: Subscription) -> None:
         await self.session.execute(
             subscriptions.insert().values(**SUBSCRIPTIONS.values(subscription))

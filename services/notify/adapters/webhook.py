@@ -26,18 +26,18 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
 
-from services.notify.domain.model import SignatureScheme
+from services.notify.domain.model import Allowlist as Allowlist  # the sender's argument
+from services.notify.domain.model import IPAddress, SignatureScheme, literal_address
 
 SIGNATURE_HEADER = "X-QCDC-Signature"
 STANDARD_SECRET_PREFIX = "whsec_"
@@ -48,8 +48,6 @@ MAX_RETRY_AFTER = timedelta(hours=1)
 ERROR_BODY_BYTES = 300
 RETRYABLE_STATUSES = frozenset({408, 429})
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
@@ -136,53 +134,7 @@ def parse_retry_after(
     return max(timedelta(0), min(when - now, cap))
 
 
-# --- allowlist ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Allowlist:
-    """Where webhooks may go: exact host names, ``*.suffix`` names, and networks (CIDR)."""
-
-    names: frozenset[str] = frozenset()
-    suffixes: tuple[str, ...] = ()
-    networks: tuple[IPNetwork, ...] = ()
-
-    @classmethod
-    def parse(cls, entries: Iterable[str]) -> Allowlist:
-        names: set[str] = set()
-        suffixes: list[str] = []
-        networks: list[IPNetwork] = []
-        for raw in entries:
-            entry = raw.strip().lower().rstrip(".")
-            if not entry:
-                continue
-            try:
-                networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                if entry.startswith("*."):
-                    suffixes.append(entry[1:])
-                else:
-                    names.add(entry)
-        return cls(frozenset(names), tuple(suffixes), tuple(networks))
-
-    @property
-    def empty(self) -> bool:
-        return not (self.names or self.suffixes or self.networks)
-
-    def allows_name(self, host: str) -> bool:
-        host = host.lower().rstrip(".")
-        return host in self.names or any(host.endswith(s) for s in self.suffixes)
-
-    def allows_address(self, address: IPAddress) -> bool:
-        address = _unmapped(address)
-        return any(address.version == n.version and address in n for n in self.networks)
-
-
-def _unmapped(address: IPAddress) -> IPAddress:
-    """``::ffff:10.0.0.1`` is 10.0.0.1: check IPv4-mapped IPv6 addresses as IPv4."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+# --- resolving (the allowlist is the domain's: services.notify.domain.model) -------------
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -200,20 +152,13 @@ class Target:
     address: IPAddress
 
 
-def _literal_address(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
 async def resolve_target(url: str, allowlist: Allowlist, resolver: Resolver) -> Target:
     """Resolve the URL's host once and check it; raise PermanentFailure when refused."""
     parsed = _parse_url(url)
     if allowlist.empty:
         raise PermanentFailure("webhooks are disabled: QCDC_WEBHOOK_ALLOWLIST is empty")
     host = parsed.host
-    literal = _literal_address(host)
+    literal = literal_address(host)
     name_allowed = literal is None and allowlist.allows_name(host)
     if not (name_allowed or allowlist.networks):
         raise PermanentFailure(
@@ -254,7 +199,7 @@ async def _resolve(resolver: Resolver, host: str, port: int) -> list[IPAddress]:
         found = await resolver(host, port)
     except OSError as exc:  # DNS can fail for a while; the name may come back
         raise RetryableFailure(f"cannot resolve webhook host {host!r}: {exc}") from exc
-    addresses = [a for a in (_literal_address(r.split("%", 1)[0]) for r in found) if a]
+    addresses = [a for a in (literal_address(r.split("%", 1)[0]) for r in found) if a]
     if not addresses:
         raise RetryableFailure(f"webhook host {host!r} has no address")
     return addresses

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -175,6 +175,45 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@dataclass(frozen=True)
+class Allowlist:
+    """Where webhooks may go: exact host names, ``*.suffix`` names, and networks (CIDR)."""
+
+    names: frozenset[str] = frozenset()
+    suffixes: tuple[str, ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Allowlist:
+        names: set[str] = set()
+        suffixes: list[str] = []
+        networks: list[IPNetwork] = []
+        for raw in entries:
+            entry = raw.strip().lower().rstrip(".")
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                if entry.startswith("*."):
+                    suffixes.append(entry[1:])
+                else:
+                    names.add(entry)
+        return cls(frozenset(names), tuple(suffixes), tuple(networks))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.names or self.suffixes or self.networks)
+
+    def allows_name(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return host in self.names or any(host.endswith(s) for s in self.suffixes)
+
+    def allows_address(self, address: IPAddress) -> bool:
+        address = _unmapped(address)
+        return any(address.version == n.version and address in n for n in self.networks)
+
+
 def host_allowed(host: str, allowlist: Sequence[str], resolved: Sequence[str] = ()) -> bool:
     """Whether webhooks may go to ``host``, by the same rule the sender applies: an entry is
     a host name (exact, or ``*.suffix`` for subdomains), trusted whatever it resolves to, or
@@ -182,33 +221,15 @@ def host_allowed(host: str, allowlist: Sequence[str], resolved: Sequence[str] = 
     not listed (with the addresses it ``resolved`` to), must lie in a listed network. An
     empty list allows nothing."""
     host = host.strip("[]").lower().rstrip(".")
-    names, networks = _allowlist(allowlist)
-    literal = _ip(host)
-    if literal is None and any(host == n or (n[0] == "." and host.endswith(n)) for n in names):
+    rules = Allowlist.parse(allowlist)
+    literal = literal_address(host)
+    if literal is None and rules.allows_name(host):
         return True
-    addresses = [literal] if literal is not None else [_ip(a) for a in resolved]
-    return bool(addresses) and all(
-        a is not None and any(n.version == a.version and a in n for n in networks)
-        for a in (_unmapped(a) if a else None for a in addresses)
-    )
+    addresses = [literal] if literal is not None else [literal_address(a) for a in resolved]
+    return bool(addresses) and all(a is not None and rules.allows_address(a) for a in addresses)
 
 
-def _allowlist(entries: Sequence[str]) -> tuple[list[str], list[IPNetwork]]:
-    """Names (``.suffix`` for ``*.suffix``) and networks of an allowlist."""
-    names: list[str] = []
-    networks: list[IPNetwork] = []
-    for raw in entries:
-        entry = raw.strip().lower().rstrip(".")
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            names.append(entry[1:] if entry.startswith("*.") else entry)
-    return names, networks
-
-
-def _ip(text: str) -> IPAddress | None:
+def literal_address(text: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:

@@ -6,7 +6,6 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.plans.adapters.db import (
     difficulties,
@@ -22,18 +21,17 @@ from services.plans.domain.plans import (
     Plan,
     StaffConferenceRequirement,
 )
+from services.plans.domain.requests import Difficulty, ReportRequest, SubPlan
 from services.plans.domain.units import Unit
+from shared.db import matching
 from shared.mapping import RowMapping
-from shared.uow import seen
+from shared.uow import Repository, seen
 
 UNITS = RowMapping(Unit, units, read={"tags": lambda tags: tuple(tags or ())})
 """A unit is a row of ``units`` (its ``position`` and times are the row's own)."""
 
 
-class UnitRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class UnitRepository(Repository):
     async def get(self, code: str) -> Unit | None:
         row = (await self.session.execute(sa.select(units).where(units.c.code == code))).first()
         return UNITS.from_row(row) if row else None
@@ -90,10 +88,7 @@ def _staff_conference(stored: dict[str, Any]) -> StaffConferenceRequirement:
     )
 
 
-class PlanRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class PlanRepository(Repository):
     async def get(self, plan_id: str) -> Plan | None:
         row = (await self.session.execute(sa.select(plans).where(plans.c.id == plan_id))).first()
         return PLANS.from_row(row) if row else None
@@ -102,12 +97,7 @@ class PlanRepository:
         self, *, year: int | None = None, issuing_unit: str | None = None, status: str | None = None
     ) -> list[Plan]:
         query = sa.select(plans).order_by(plans.c.issued_on, plans.c.doc_number)
-        if year is not None:
-            query = query.where(plans.c.year == year)
-        if issuing_unit:
-            query = query.where(plans.c.issuing_unit == issuing_unit)
-        if status:
-            query = query.where(plans.c.status == status)
+        query = matching(query, plans, year=year, issuing_unit=issuing_unit, status=status)
         return [PLANS.from_row(row) for row in (await self.session.execute(query)).all()]
 
     async def add(self, plan: Plan, now: datetime) -> None:
@@ -137,10 +127,13 @@ class PlanRepository:
         return [dict(r._mapping) for r in rows]
 
 
-class SubPlanRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+SUB_PLANS = RowMapping(SubPlan, sub_plans)
+REQUESTS = RowMapping(ReportRequest, report_requests)
+DIFFICULTIES = RowMapping(Difficulty, difficulties)
+"""A difficulty's latest answer is on its row too (see :meth:`DifficultyRepository.add_answer`)."""
 
+
+class SubPlanRepository(Repository):
     async def registered(self, parent_plan_id: str) -> list[dict[str, Any]]:
         rows = (
             await self.session.execute(
@@ -159,30 +152,25 @@ class SubPlanRepository:
         )
         return bool(found)
 
-    async def add(self, **values: Any) -> None:
+    async def add(self, sub_plan: SubPlan, registered_at: datetime) -> None:
+        values = SUB_PLANS.values(sub_plan, registered_at=registered_at)
         await self.session.execute(sub_plans.insert().values(**values))
 
 
-class ReportRequestRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, **values: Any) -> None:
+class ReportRequestRepository(Repository):
+    async def add(self, request: ReportRequest, created_at: datetime) -> None:
+        values = REQUESTS.values(request, created_at=created_at)
         await self.session.execute(report_requests.insert().values(**values))
 
     async def find(self, requesting_unit: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(report_requests).order_by(report_requests.c.created_at)
-        if requesting_unit:
-            query = query.where(report_requests.c.requesting_unit == requesting_unit)
+        query = matching(query, report_requests, requesting_unit=requesting_unit)
         return [dict(row._mapping) for row in (await self.session.execute(query)).all()]
 
 
-class DifficultyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, **values: Any) -> None:
-        await self.session.execute(difficulties.insert().values(**values))
+class DifficultyRepository(Repository):
+    async def add(self, difficulty: Difficulty) -> None:
+        await self.session.execute(difficulties.insert().values(**DIFFICULTIES.values(difficulty)))
 
     async def get(self, difficulty_id: str, *, lock: bool = False) -> dict[str, Any] | None:
         """The difficulty with its answers. ``lock``: its row is held (PostgreSQL) so two
@@ -214,8 +202,7 @@ class DifficultyRepository:
 
     async def find(self, plan_id: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(difficulties).order_by(difficulties.c.raised_at)
-        if plan_id:
-            query = query.where(difficulties.c.plan_id == plan_id)
+        query = matching(query, difficulties, plan_id=plan_id)
         rows = [dict(row._mapping) for row in (await self.session.execute(query)).all()]
         answers = await self._answers([row["id"] for row in rows])
         return [{**row, "answers": answers[row["id"]]} for row in rows]

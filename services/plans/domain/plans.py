@@ -21,6 +21,7 @@ from shared.events import (
     ScheduledReport,
     StaffConferenceSchedule,
 )
+from shared.mapping import shown
 from shared.vntime import last_instant_before
 
 PERIODIC_KINDS = (ReportKind.SIX_MONTH, ReportKind.ANNUAL)
@@ -84,16 +85,7 @@ class ScheduleEntry:
         return last_instant_before(self.due_before)
 
     def to_event(self) -> ScheduledReport:
-        return ScheduledReport(
-            key=self.key,
-            kind=self.kind,
-            title=self.title,
-            period_start=self.period_start,
-            period_end=self.period_end,
-            due_before=self.due_before,
-            due_at=self.due_at,
-            receiving_unit=self.receiving_unit,
-        )
+        return ScheduledReport.model_validate(self, from_attributes=True)
 
 
 @dataclass(frozen=True)
@@ -180,15 +172,11 @@ class Plan:
             self._check_against_parent(parent)
         self.status = PlanStatus.ISSUED
         self.assignees = [unit.code for unit in assignees]
-        event = PlanIssued(
+        event = shown(
+            PlanIssued,
+            self,
             unit_path=issuer.path,
             plan_id=self.id,
-            doc_number=self.doc_number,
-            title=self.title,
-            issuing_unit=self.issuing_unit,
-            issued_on=self.issued_on,
-            year=self.year,
-            content_areas=self.content_areas,
             assignees=[_assignee(u) for u in assignees],
             schedule=[entry.to_event() for entry in self.schedule],
             sub_plan_due_at=(

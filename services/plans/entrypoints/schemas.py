@@ -10,18 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.plans.domain.plans import (
     DEFAULT_CONFERENCE_KINDS,
-    AssigneeRule,
-    LegalDocument,
     Plan,
-    ScheduleEntry,
-    Signer,
     StaffConferenceRequirement,
-    SubPlanRequirement,
 )
 from services.plans.domain.units import Unit
 from shared.events import Contacts, ContentArea, ReportKind
 from shared.limits import Identifier
-from shared.mapping import shown
+from shared.mapping import shown, taken
 from shared.units import NfcName, NfcText, UnitCode
 
 UnitReference = Annotated[
@@ -200,11 +195,6 @@ class StaffConferenceIn(Strict):
         "public_service_unit).",
     )
 
-    def requirement(self) -> StaffConferenceRequirement:
-        return StaffConferenceRequirement(
-            required=self.required, due_before=self.due_before, unit_kinds=tuple(self.unit_kinds)
-        )
-
     @classmethod
     def of(cls, requirement: StaffConferenceRequirement) -> StaffConferenceIn:
         return cls(
@@ -281,39 +271,9 @@ class PlanIn(Strict):
     )
 
     def to_plan(self) -> Plan:
-        return Plan(
-            id="",
-            doc_number=self.doc_number,
-            title=self.title,
-            issuing_unit=self.issuing_unit,
-            issued_on=self.issued_on,
-            year=self.year,
-            place=self.place,
-            signer=Signer(name=self.signer.name, position=self.signer.position),
-            legal_basis=[
-                LegalDocument(number=d.number, date=d.date, issuer=d.issuer, title=d.title)
-                for d in self.legal_basis
-            ],
-            content_areas=[
-                ContentArea(code=a.code, title=a.title, description=a.description)
-                for a in self.content_areas
-            ],
-            assignee_rule=AssigneeRule(
-                kinds=tuple(self.assignees.kinds),
-                kinds_via_parent=tuple(self.assignees.kinds_via_parent),
-                subtrees=tuple(self.assignees.subtrees),
-                units=tuple(self.assignees.units),
-            ),
-            schedule=[ScheduleEntry(**entry.model_dump()) for entry in self.schedule],
-            on_request=tuple(self.on_request),
-            sub_plan=SubPlanRequirement(
-                required=self.sub_plan.required, due_before=self.sub_plan.due_before
-            ),
-            staff_conference=self.staff_conference.requirement(),
-            distribution=list(self.distribution),
-            parent_plan_id=self.parent_plan_id,
-            difficulties_to=self.difficulties_to,
-        )
+        # The document's "assignees" is the rule; the plan's are the units it expands to
+        # once issued (none yet).
+        return taken(Plan, self, id="", assignee_rule=self.assignees.model_dump(), assignees=[])
 
 
 class PlanOut(BaseModel):

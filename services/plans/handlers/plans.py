@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -17,10 +17,12 @@ from services.plans.domain.plans import (
     PlanStatus,
     check_not_before_parent,
 )
+from services.plans.domain.requests import SubPlan
 from services.plans.domain.units import Unit, UnitRefused, resolve_reference
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Missing
 from shared.events import Event, SubPlanRegistered
+from shared.mapping import shown
 from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 
@@ -38,13 +40,7 @@ class DraftPlan:
 
 
 @dataclass(frozen=True)
-class RegisterSubPlan:
-    parent_plan_id: str
-    unit_code: str
-    doc_number: str
-    issued_on: date
-    title: str = ""
-    plan_id: str | None = None
+class RegisterSubPlan(SubPlan):
     actor: str = "system"
 
 
@@ -124,15 +120,13 @@ def _scope(issuing: str, province: str | None, registry: dict[str, Unit]) -> Uni
 
 def _may_plan_for(caller: Principal, plan: Plan, registry: dict[str, Unit]) -> None:
     """Planners issue and change plans only as their own unit."""
-    issuer = registry.get(plan.issuing_unit)
-    authorize(
-        caller,
-        Role.PLANNER,
-        Role.ADMINISTRATOR,
-        unit=plan.issuing_unit,
-        doing="issue plans",
-        unit_path=issuer.path if issuer else None,
-    )
+    _planner_of(caller, plan.issuing_unit, registry.get(plan.issuing_unit), "issue plans")
+
+
+def _planner_of(caller: Principal, code: str, unit: Unit | None, doing: str) -> None:
+    """A planner of unit ``code`` (an administrator: of a subtree holding it, when known)."""
+    path = unit.path if unit else None
+    authorize(caller, Role.PLANNER, Role.ADMINISTRATOR, unit=code, doing=doing, unit_path=path)
 
 
 async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
@@ -140,6 +134,17 @@ async def _plan(plans: PlanRepository, plan_id: str) -> Plan:
     if plan is None:
         raise Missing(f"no plan {plan_id}")
     return plan
+
+
+async def _own_plan(
+    uow: UnitOfWork, plan_id: str, caller: Principal
+) -> tuple[PlanRepository, Plan, dict[str, Unit]]:
+    """The plan a caller changes (only as its issuing unit's planner), with the registry."""
+    plans = uow.repository(PlanRepository)
+    plan = await _plan(plans, plan_id)
+    registry = await uow.repository(UnitRepository).all()
+    _may_plan_for(caller, plan, registry)
+    return plans, plan, registry
 
 
 async def _keep(
@@ -166,11 +171,8 @@ async def _keep(
 async def issue_plan(
     plan_id: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = uow.repository(PlanRepository)
-    plan = await _plan(plans, plan_id)
+    plans, plan, registry = await _own_plan(uow, plan_id, caller)
     parent = await _plan(plans, plan.parent_plan_id) if plan.parent_plan_id else None
-    registry = await uow.repository(UnitRepository).all()
-    _may_plan_for(caller, plan, registry)
     event = plan.issue(registry, parent)
     details = {"assignees": plan.assignees}
     await _keep(uow, plans, plan, event, actor, "issued", details, caller=caller)
@@ -200,10 +202,7 @@ async def amend_plan(
     *,
     caller: Principal,
 ) -> Plan:
-    plans = uow.repository(PlanRepository)
-    plan = await _plan(plans, plan_id)
-    registry = await uow.repository(UnitRepository).all()
-    _may_plan_for(caller, plan, registry)
+    plans, plan, registry = await _own_plan(uow, plan_id, caller)
     now = uow.clock.now()
     event = plan.amend(amendment, registry, now)
     details = event.model_dump(mode="json", exclude={"unit_path"})
@@ -215,10 +214,7 @@ async def amend_plan(
 async def close_plan(
     plan_id: str, reason: str, uow: UnitOfWork, actor: str = "system", *, caller: Principal
 ) -> Plan:
-    plans = uow.repository(PlanRepository)
-    plan = await _plan(plans, plan_id)
-    registry = await uow.repository(UnitRepository).all()
-    _may_plan_for(caller, plan, registry)
+    plans, plan, registry = await _own_plan(uow, plan_id, caller)
     now = uow.clock.now()
     event = plan.close(reason, now, registry)
     await _keep(
@@ -253,14 +249,7 @@ async def register_sub_plan(
     command: RegisterSubPlan, uow: UnitOfWork, *, caller: Principal
 ) -> None:
     unit = await uow.repository(UnitRepository).get(command.unit_code)
-    authorize(
-        caller,
-        Role.PLANNER,
-        Role.ADMINISTRATOR,
-        unit=command.unit_code,
-        doing="register plans",
-        unit_path=unit.path if unit else None,
-    )
+    _planner_of(caller, command.unit_code, unit, "register plans")
     await _register_sub_plan(command, uow)
     audit(uow, caller, "sub_plan.registered", f"{command.parent_plan_id}:{command.unit_code}")
     await uow.commit()
@@ -283,15 +272,7 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
     unit = await uow.repository(UnitRepository).get(command.unit_code)
     assert unit is not None
     now = uow.clock.now()
-    await register.add(
-        parent_plan_id=parent.id,
-        unit_code=unit.code,
-        plan_id=command.plan_id,
-        doc_number=command.doc_number,
-        title=command.title,
-        issued_on=command.issued_on,
-        registered_at=now,
-    )
+    await register.add(command, registered_at=now)
     await plans.record(
         parent.id,
         at=now,
@@ -300,14 +281,7 @@ async def _register_sub_plan(command: RegisterSubPlan, uow: UnitOfWork) -> None:
         details={"unit_code": unit.code, "doc_number": command.doc_number},
     )
     uow.publish(
-        SubPlanRegistered(
-            unit_path=unit.path,
-            plan_id=command.plan_id or "",
-            parent_plan_id=parent.id,
-            unit_code=unit.code,
-            doc_number=command.doc_number,
-            issued_on=command.issued_on,
-        )
+        shown(SubPlanRegistered, command, unit_path=unit.path, plan_id=command.plan_id or "")
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from services.plans.adapters.repositories import (
@@ -19,6 +19,7 @@ from services.plans.domain.plans import (
     check_period_before_deadline,
     difficulty_receiver,
 )
+from services.plans.domain.requests import Difficulty, ReportRequest
 from services.plans.domain.units import Unit, reporting_line
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
@@ -31,31 +32,16 @@ from shared.events import (
 )
 from shared.indicators import BY_CODE as INDICATORS
 from shared.indicators import unknown_codes
+from shared.mapping import shown
 from shared.security import audit, authorize
 from shared.uow import UnitOfWork
 from shared.vntime import format_date, format_instant, last_instant_before
 
+RequestReport = ReportRequest
+"""The command: the request as asked, before it has an id."""
 
-@dataclass(frozen=True)
-class RequestReport:
-    requesting_unit: str
-    kind: ReportKind
-    topic: str
-    units: tuple[str, ...]
-    period_start: date
-    period_end: date
-    due_before: date
-    content_areas: tuple[str, ...] = ()
-    indicators: tuple[str, ...] = ()
-    plan_id: str | None = None
-
-
-@dataclass(frozen=True)
-class RaiseDifficulty:
-    plan_id: str
-    unit_code: str
-    description: str
-    content_area: str | None = None
+RaiseDifficulty = Difficulty
+"""The command: the difficulty as raised, before it has an id and a receiver."""
 
 
 def may_request_from(requester: Unit, unit: Unit, registry: dict[str, Unit]) -> bool:
@@ -102,42 +88,22 @@ async def request_report(command: RequestReport, uow: UnitOfWork, *, caller: Pri
         raise PlanRefused(f"no plan {command.plan_id}", field="plan_id")
     if plan is not None:
         _check_areas_of(plan, command.content_areas, "content_areas")
-    request_id = str(uuid.uuid4())
-    await uow.repository(ReportRequestRepository).add(
-        id=request_id,
-        requesting_unit=requester.code,
-        kind=command.kind.value,
-        topic=command.topic,
-        units=[u.code for u in units],
-        content_areas=list(command.content_areas),
-        indicators=list(command.indicators),
-        period_start=command.period_start,
-        period_end=command.period_end,
-        due_before=command.due_before,
-        plan_id=command.plan_id,
-        created_at=uow.clock.now(),
-    )
+    request = replace(command, id=str(uuid.uuid4()), units=tuple(unit.code for unit in units))
+    await uow.repository(ReportRequestRepository).add(request, created_at=uow.clock.now())
+    assignees = [Assignee(code=u.code, unit_path=u.path, kind=u.kind, name=u.name) for u in units]
     uow.publish(
-        ReportRequested(
+        shown(
+            ReportRequested,
+            request,
             unit_path=requester.path,
-            request_id=request_id,
-            kind=command.kind,
-            topic=command.topic,
-            requesting_unit=requester.code,
-            units=[
-                Assignee(code=u.code, unit_path=u.path, kind=u.kind, name=u.name) for u in units
-            ],
-            content_areas=list(command.content_areas),
-            indicators=list(command.indicators),
-            period_start=command.period_start,
-            period_end=command.period_end,
-            due_at=last_instant_before(command.due_before),
-            plan_id=command.plan_id,
+            request_id=request.id,
+            units=assignees,
+            due_at=last_instant_before(request.due_before),
         )
     )
-    audit(uow, caller, "report.requested", request_id)
+    audit(uow, caller, "report.requested", request.id)
     await uow.commit()
-    return request_id
+    return request.id
 
 
 def _check_deadline_ahead(due_before: date, now: datetime) -> None:
@@ -186,32 +152,16 @@ async def raise_difficulty(command: RaiseDifficulty, uow: UnitOfWork, *, caller:
     if command.content_area is not None:
         _check_areas_of(plan, (command.content_area,), "content_area")
     receiver = difficulty_receiver(plan, await uow.repository(UnitRepository).all())
-    difficulty_id = str(uuid.uuid4())
-    now = uow.clock.now()
-    await uow.repository(DifficultyRepository).add(
-        id=difficulty_id,
-        plan_id=plan.id,
-        unit_code=unit.code,
-        content_area=command.content_area,
-        description=command.description,
-        raised_at=now,
-        raised_to=receiver.code,
+    difficulty = replace(
+        command, id=str(uuid.uuid4()), raised_at=uow.clock.now(), raised_to=receiver.code
     )
+    await uow.repository(DifficultyRepository).add(difficulty)
     uow.publish(
-        DifficultyRaised(
-            unit_path=unit.path,
-            difficulty_id=difficulty_id,
-            plan_id=plan.id,
-            unit_code=unit.code,
-            content_area=command.content_area,
-            description=command.description,
-            raised_at=now,
-            raised_to=receiver.code,
-        )
+        shown(DifficultyRaised, difficulty, unit_path=unit.path, difficulty_id=difficulty.id)
     )
-    audit(uow, caller, "difficulty.raised", difficulty_id)
+    audit(uow, caller, "difficulty.raised", difficulty.id)
     await uow.commit()
-    return difficulty_id
+    return difficulty.id
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, status
 
 from services.plans.domain.plans import Amendment
 from services.plans.entrypoints.schemas import (
@@ -18,12 +19,29 @@ from services.plans.entrypoints.schemas import (
 from services.plans.handlers import plans as handlers
 from services.plans.handlers import queries
 from shared import openapi
+from shared.auth import Principal
 from shared.dependencies import Uow
 from shared.limits import Identifier
+from shared.mapping import taken
 from shared.security import Caller
 from shared.units import UnitCode
 
-Actor = Annotated[str, Header(alias="X-Actor", max_length=256)]
+
+@dataclass(frozen=True)
+class Planner:
+    """Who changes a plan: the caller, and the person its history names (``X-Actor``)."""
+
+    caller: Principal
+    actor: str
+
+
+def planner(
+    caller: Caller, actor: Annotated[str, Header(alias="X-Actor", max_length=256)] = "anonymous"
+) -> Planner:
+    return Planner(caller, actor)
+
+
+Acting = Annotated[Planner, Depends(planner)]
 
 
 router = APIRouter(tags=["plans"])
@@ -35,11 +53,9 @@ router = APIRouter(tags=["plans"])
     response_model=PlanOut,
     summary="Create a plan as a draft",
 )
-async def draft_plan(
-    body: PlanIn, caller: Caller, actor: Actor = "anonymous", *, uow: Uow
-) -> PlanOut:
-    command = handlers.DraftPlan(body.to_plan(), province=body.province, actor=actor)
-    return PlanOut.of(await handlers.draft_plan(command, uow, caller=caller))
+async def draft_plan(body: PlanIn, who: Acting, uow: Uow) -> PlanOut:
+    command = handlers.DraftPlan(body.to_plan(), province=body.province, actor=who.actor)
+    return PlanOut.of(await handlers.draft_plan(command, uow, caller=who.caller))
 
 
 @router.get("/plans", response_model=list[PlanOut])
@@ -64,14 +80,8 @@ async def get_plan(plan_id: Identifier, uow: Uow) -> PlanOut:
     response_model=PlanOut,
     summary="Issue a draft: expands its assignees and publishes PlanIssued",
 )
-async def issue_plan(
-    plan_id: Identifier,
-    caller: Caller,
-    actor: Actor = "anonymous",
-    *,
-    uow: Uow,
-) -> PlanOut:
-    return PlanOut.of(await handlers.issue_plan(plan_id, uow, actor, caller=caller))
+async def issue_plan(plan_id: Identifier, who: Acting, uow: Uow) -> PlanOut:
+    return PlanOut.of(await handlers.issue_plan(plan_id, uow, who.actor, caller=who.caller))
 
 
 @router.post(
@@ -79,33 +89,18 @@ async def issue_plan(
     response_model=PlanOut,
     summary="Move deadlines, add or remove assignees: publishes PlanAmended",
 )
-async def amend_plan(
-    plan_id: Identifier,
-    body: AmendmentIn,
-    caller: Caller,
-    actor: Actor = "anonymous",
-    *,
-    uow: Uow,
-) -> PlanOut:
-    amendment = Amendment(
-        reason=body.reason,
-        deadlines=dict(body.deadlines),
-        add_units=tuple(body.add_units),
-        remove_units=tuple(body.remove_units),
+async def amend_plan(plan_id: Identifier, body: AmendmentIn, who: Acting, uow: Uow) -> PlanOut:
+    amendment = taken(Amendment, body)
+    return PlanOut.of(
+        await handlers.amend_plan(plan_id, amendment, uow, who.actor, caller=who.caller)
     )
-    return PlanOut.of(await handlers.amend_plan(plan_id, amendment, uow, actor, caller=caller))
 
 
 @router.post("/plans/{plan_id}/close", response_model=PlanOut)
-async def close_plan(
-    plan_id: Identifier,
-    body: CloseIn,
-    caller: Caller,
-    actor: Actor = "anonymous",
-    *,
-    uow: Uow,
-) -> PlanOut:
-    return PlanOut.of(await handlers.close_plan(plan_id, body.reason, uow, actor, caller=caller))
+async def close_plan(plan_id: Identifier, body: CloseIn, who: Acting, uow: Uow) -> PlanOut:
+    return PlanOut.of(
+        await handlers.close_plan(plan_id, body.reason, uow, who.actor, caller=who.caller)
+    )
 
 
 @router.post(
@@ -114,15 +109,10 @@ async def close_plan(
     response_model=PlanOut,
     summary="Copy into another year as a new draft",
 )
-async def roll_over(
-    plan_id: Identifier,
-    body: RollOverIn,
-    caller: Caller,
-    actor: Actor = "anonymous",
-    *,
-    uow: Uow,
-) -> PlanOut:
-    return PlanOut.of(await handlers.roll_over_plan(plan_id, body.year, uow, actor, caller=caller))
+async def roll_over(plan_id: Identifier, body: RollOverIn, who: Acting, uow: Uow) -> PlanOut:
+    return PlanOut.of(
+        await handlers.roll_over_plan(plan_id, body.year, uow, who.actor, caller=who.caller)
+    )
 
 
 @router.get("/plans/{plan_id}/history")
@@ -146,20 +136,8 @@ async def sub_plans(plan_id: Identifier, uow: Uow) -> dict[str, Any]:
     responses=openapi.conflict("The unit has already registered its plan."),
 )
 async def register_sub_plan(
-    plan_id: Identifier,
-    body: SubPlanRegistrationIn,
-    caller: Caller,
-    actor: Actor = "anonymous",
-    *,
-    uow: Uow,
+    plan_id: Identifier, body: SubPlanRegistrationIn, who: Acting, uow: Uow
 ) -> dict[str, str]:
-    command = handlers.RegisterSubPlan(
-        parent_plan_id=plan_id,
-        unit_code=body.unit_code,
-        doc_number=body.doc_number,
-        issued_on=body.issued_on,
-        title=body.title,
-        actor=actor,
-    )
-    await handlers.register_sub_plan(command, uow, caller=caller)
+    command = taken(handlers.RegisterSubPlan, body, parent_plan_id=plan_id, actor=who.actor)
+    await handlers.register_sub_plan(command, uow, caller=who.caller)
     return {"parent_plan_id": plan_id, "unit_code": body.unit_code}

@@ -11,6 +11,7 @@ from services.plans.handlers import queries
 from services.plans.handlers import requests as handlers
 from shared.dependencies import Uow
 from shared.limits import Identifier
+from shared.mapping import taken
 from shared.security import Caller
 from shared.units import UnitCode
 
@@ -24,18 +25,7 @@ router = APIRouter()
     summary="Ask chosen units for a thematic or ad-hoc report: ReportRequested",
 )
 async def request_report(body: ReportRequestIn, caller: Caller, uow: Uow) -> dict[str, str]:
-    command = handlers.RequestReport(
-        requesting_unit=body.requesting_unit,
-        kind=body.kind,
-        topic=body.topic,
-        units=tuple(body.units),
-        period_start=body.period_start,
-        period_end=body.period_end,
-        due_before=body.due_before,
-        content_areas=tuple(body.content_areas),
-        indicators=tuple(body.indicators),
-        plan_id=body.plan_id,
-    )
+    command = taken(handlers.RequestReport, body)
     return {"request_id": await handlers.request_report(command, uow, caller=caller)}
 
 
@@ -53,12 +43,7 @@ async def list_requests(
     summary="Raise a difficulty (vướng mắc) against a plan: DifficultyRaised",
 )
 async def raise_difficulty(body: DifficultyIn, caller: Caller, uow: Uow) -> dict[str, str]:
-    command = handlers.RaiseDifficulty(
-        plan_id=body.plan_id,
-        unit_code=body.unit_code,
-        description=body.description,
-        content_area=body.content_area,
-    )
+    command = taken(handlers.RaiseDifficulty, body)
     return {"difficulty_id": await handlers.raise_difficulty(command, uow, caller=caller)}
 
 

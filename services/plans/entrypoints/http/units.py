@@ -11,7 +11,7 @@ from services.plans.handlers import queries
 from services.plans.handlers import units as handlers
 from shared import openapi
 from shared.dependencies import Uow
-from shared.events import Contacts
+from shared.mapping import taken
 from shared.security import Caller
 from shared.units import UnitCode
 
@@ -25,16 +25,7 @@ router = APIRouter(tags=["units"])
     responses=openapi.conflict("A unit with this code is already registered."),
 )
 async def register_unit(body: UnitIn, caller: Caller, uow: Uow) -> UnitOut:
-    command = handlers.RegisterUnit(
-        code=body.code,
-        name=body.name,
-        kind=body.kind,
-        parent_code=body.parent_code,
-        reports_to_code=body.reports_to_code,
-        contacts=Contacts(**body.contacts.model_dump()),
-        tags=tuple(body.tags),
-        established_on=body.established_on,
-    )
+    command = taken(handlers.RegisterUnit, body)
     return UnitOut.of(await handlers.register_unit(command, uow, caller=caller))
 
 
@@ -60,13 +51,7 @@ async def get_unit(code: UnitCode, caller: Caller, uow: Uow) -> UnitOut:
 
 @router.patch("/units/{code}", response_model=UnitOut)
 async def update_unit(code: UnitCode, body: UnitPatch, caller: Caller, uow: Uow) -> UnitOut:
-    command = handlers.UpdateUnit(
-        code=code,
-        name=body.name,
-        reports_to_code=body.reports_to_code,
-        contacts=Contacts(**body.contacts.model_dump()) if body.contacts else None,
-        tags=tuple(body.tags) if body.tags is not None else None,
-    )
+    command = taken(handlers.UpdateUnit, body, code=code)
     return UnitOut.of(await handlers.update_unit(command, uow, caller=caller))
 
 

@@ -17,6 +17,7 @@ from services.plans.handlers.unit_import.rows import (
     ParsedFile,
 )
 from services.plans.handlers.units import RegisterUnit, add_unit
+from shared.mapping import taken
 from shared.uow import UnitOfWork
 
 # --- the handler ----------------------------------------------------------------------
@@ -41,17 +42,7 @@ async def import_units(
 
 
 def _register_command(row: ImportRow) -> RegisterUnit:
-    unit = row.unit
-    return RegisterUnit(
-        code=unit.code,
-        name=unit.name,
-        kind=unit.kind,
-        parent_code=unit.parent_code,
-        reports_to_code=unit.reports_to_code,
-        contacts=unit.contacts,
-        tags=unit.tags,
-        established_on=unit.established_on,
-    )
+    return taken(RegisterUnit, row.unit, contacts=row.unit.contacts)
 
 
 async def _update(

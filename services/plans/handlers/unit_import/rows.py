@@ -125,16 +125,8 @@ class UnitRow(BaseModel):
     @classmethod
     def of(cls, unit: Unit) -> UnitRow:
         """A registered unit as a row (it was validated when registered)."""
-        return cls.model_construct(
-            code=unit.code,
-            name=unit.name,
-            kind=unit.kind,
-            parent_code=unit.parent_code,
-            reports_to_code=unit.reports_to_code,
-            tags=unit.tags,
-            established_on=unit.established_on,
-            **unit.contacts.model_dump(),
-        )
+        kept = {name: getattr(unit, name) for name in cls.model_fields if hasattr(unit, name)}
+        return cls.model_construct(**kept, **unit.contacts.model_dump())
 
 
 @dataclass(frozen=True)
