@@ -26,11 +26,12 @@ from services.reports.domain.conferences import (
     state_of,
 )
 from services.reports.domain.model import Obligation, Ownership, obligation_id
+from services.reports.handlers.acting import act_for_unit
 from services.reports.handlers.intake import Attach, AttachmentRules, check_attachment
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.errors import Missing
 from shared.events import Assignee, PlanAmended, PlanIssued
-from shared.security import audit, authorize
+from shared.security import audit
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -75,14 +76,7 @@ async def record(
             f"plan {command.plan_id} asks no staff conference of unit {command.unit_code} "
             "(or this reports service does not know the plan)"
         )
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=found.unit_code,
-        doing="record staff conferences",
-        unit_path=found.unit_path,
-    )
+    act_for_unit(caller, found.unit_code, found.unit_path, "record staff conferences")
     if not found.owned or not ownership.owns(found.unit_path):
         raise ConferenceRefused(
             f"unit {found.unit_code} is served by another instance (its district's)",
@@ -130,14 +124,7 @@ async def attach_minutes(
     found = await uow.repository(ConferenceRepository).get(command.report_id)
     if found is None:
         raise Missing(f"no conference {command.report_id}")
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=found.unit_code,
-        doing="attach conference minutes",
-        unit_path=found.unit_path,
-    )
+    act_for_unit(caller, found.unit_code, found.unit_path, "attach conference minutes")
     stored = store.put(command.content)
     minutes = Minutes(
         id=str(uuid.uuid4()),

@@ -22,6 +22,7 @@ from services.reports.domain.inspections import (
     Step,
 )
 from services.reports.domain.model import Obligation, Ownership
+from services.reports.handlers.acting import act_for_unit
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
 from shared.events import InspectionKind
@@ -231,14 +232,7 @@ async def report_follow_up(command: ReportFollowUp, uow: UnitOfWork, *, caller: 
     """The inspected unit reports on a required action; ``done`` asks the inspecting unit
     to close it."""
     action, obligation, repository = await _action(command.action_id, uow)
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=action.unit_code,
-        doing="report on inspection actions",
-        unit_path=action.unit_path,
-    )
+    act_for_unit(caller, action.unit_code, action.unit_path, "report on inspection actions")
     step = action.report(
         command.content,
         done=command.done,

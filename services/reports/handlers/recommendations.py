@@ -19,9 +19,10 @@ from services.reports.domain.recommendations import (
     RecommendationStatus,
     answer_due_at,
 )
+from services.reports.handlers.acting import act_for_unit
 from shared.auth import Principal, Role
 from shared.errors import Missing
-from shared.security import audit, authorize
+from shared.security import audit
 from shared.uow import UnitOfWork
 from shared.vntime import ict_date
 
@@ -56,14 +57,7 @@ def _may_register(caller: Principal, unit: str, path: list[str]) -> None:
     if caller.role is Role.FRONT:
         caller.require_subtree(path, "register recommendations")
         return
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=unit,
-        doing="register recommendations",
-        unit_path=path,
-    )
+    act_for_unit(caller, unit, path, "register recommendations")
 
 
 async def register_recommendation(
@@ -122,14 +116,7 @@ async def _addressed(
     found = await uow.repository(RecommendationRepository).get(recommendation_id, lock=True)
     if found is None:
         raise Missing(f"no recommendation {recommendation_id}")
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=found.addressed_unit,
-        doing=doing,
-        unit_path=found.addressed_path,
-    )
+    act_for_unit(caller, found.addressed_unit, found.addressed_path, doing)
     obligation = await uow.repository(ObligationRepository).get(found.obligation_id)
     assert obligation is not None  # written with the recommendation, in one transaction
     return found, obligation
