@@ -8,7 +8,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.reports.domain.conferences import (
     Conference,
@@ -22,6 +22,7 @@ from services.reports.entrypoints.dependencies import (
     Store,
     attachment_body,
 )
+from services.reports.entrypoints.http.bodies import command_of, refusing_extra
 from services.reports.handlers import conferences as handlers
 from services.reports.handlers.intake import Attach
 from services.reports.settings import ReportsSettings
@@ -35,18 +36,13 @@ router = APIRouter(tags=["conferences"])
 
 
 class ConferenceIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "plan_id": "pl-4f6c2a",
-                    "unit_code": "STP",
-                    "held_on": "2026-01-23",
-                    "participants": 42,
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "plan_id": "pl-4f6c2a",
+            "unit_code": "STP",
+            "held_on": "2026-01-23",
+            "participants": 42,
+        }
     )
 
     plan_id: Identifier = Field(description="The plan that asks for the conference.")
@@ -120,13 +116,8 @@ def _state_out(s: ConferenceState) -> ConferenceStateOut:
     summary="Record that the unit held its annual staff conference; meets its obligation",
 )
 async def record(body: ConferenceIn, caller: Caller, settings: Settings, uow: Uow) -> ConferenceOut:
-    command = handlers.RecordConference(
-        plan_id=body.plan_id,
-        unit_code=body.unit_code,
-        held_on=body.held_on,
-        participants=body.participants,
-    )
-    found = await handlers.record(command, uow, caller=caller, ownership=settings.ownership())
+    recorded = command_of(handlers.RecordConference, body)
+    found = await handlers.record(recorded, uow, caller=caller, ownership=settings.ownership())
     return _out(found)
 
 
