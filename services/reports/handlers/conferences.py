@@ -157,27 +157,36 @@ async def minutes_file(
     raise Missing(f"conference {conference_id} has no minutes {minutes_id}")
 
 
-async def states(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    plan_id: str | None = None,
-    unit_code: str | None = None,
-    receiving_unit: str | None = None,
-) -> list[ConferenceState]:
-    """Every conference obligation the caller may read (its subtree's, and those followed
-    up by its unit), with the conference recorded for it, if any."""
-    owed = await uow.repository(ObligationRepository).find(
-        plan_id=plan_id,
-        unit_code=unit_code,
-        schedule_key=CONFERENCE_KEY,
-        receiving_unit=receiving_unit,
-    )
-    owed = [o for o in owed if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)]
+@dataclass(frozen=True)
+class ConferenceFilter:
+    """Which units' conferences a listing asks for (None: any)."""
+
+    plan_id: str | None = None
+    unit_code: str | None = None
+    receiving_unit: str | None = None
+
+
+async def _with_conferences(owed: list[Obligation], uow: UnitOfWork) -> list[ConferenceState]:
+    """Where each unit stands: its obligation with the conference recorded for it, if any."""
     held = await uow.repository(ConferenceRepository).find(obligation_ids=[o.id for o in owed])
     by_obligation = {c.obligation_id: c for c in held}
     now = uow.clock.now()
     return [state_of(o, by_obligation.get(o.id), now) for o in owed]
+
+
+async def states(
+    where: ConferenceFilter, uow: UnitOfWork, *, caller: Principal
+) -> list[ConferenceState]:
+    """Every conference obligation the caller may read (its subtree's, and those followed
+    up by its unit), with the conference recorded for it, if any."""
+    owed = await uow.repository(ObligationRepository).find(
+        plan_id=where.plan_id,
+        unit_code=where.unit_code,
+        schedule_key=CONFERENCE_KEY,
+        receiving_unit=where.receiving_unit,
+    )
+    owed = [o for o in owed if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)]
+    return await _with_conferences(owed, uow)
 
 
 async def followed_up_by(
@@ -190,10 +199,7 @@ async def followed_up_by(
     )
     if not owed:
         return ConferenceSummary()
-    held = await uow.repository(ConferenceRepository).find(obligation_ids=[o.id for o in owed])
-    by_obligation = {c.obligation_id: c for c in held}
-    now = uow.clock.now()
     unknown = {o.unit_code for o in owed} - set(names)
     if unknown:
         names = {**names, **await uow.repository(ConferenceRepository).unit_names(unknown)}
-    return summarise_conferences((state_of(o, by_obligation.get(o.id), now) for o in owed), names)
+    return summarise_conferences(await _with_conferences(owed, uow), names)

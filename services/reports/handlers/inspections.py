@@ -288,15 +288,21 @@ async def inspection(inspection_id: str, uow: UnitOfWork, *, caller: Principal) 
     return found
 
 
+@dataclass(frozen=True)
+class InspectionFilter:
+    """Which inspections, or which of their actions, a listing asks for (None: any)."""
+
+    inspected_unit: str | None = None
+    inspecting_unit: str | None = None
+    status: ActionStatus | None = None
+    """Of an action (inspections have none)."""
+
+
 async def inspections_of(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    inspected_unit: str | None = None,
-    inspecting_unit: str | None = None,
-    limit: int = 500,
+    where: InspectionFilter, uow: UnitOfWork, *, caller: Principal, limit: int = 500
 ) -> list[Inspection]:
-    found = await uow.repository(InspectionRepository).listing(inspected_unit, inspecting_unit)
+    repository = uow.repository(InspectionRepository)
+    found = await repository.listing(where.inspected_unit, where.inspecting_unit)
     return [i for i in found if _may_read(caller, i)][:limit]
 
 
@@ -311,17 +317,12 @@ async def action(action_id: str, uow: UnitOfWork, *, caller: Principal) -> Actio
 
 
 async def actions_of(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    inspected_unit: str | None = None,
-    inspecting_unit: str | None = None,
-    status: ActionStatus | None = None,
-    limit: int = 500,
+    where: InspectionFilter, uow: UnitOfWork, *, caller: Principal, limit: int = 500
 ) -> list[Action]:
     """The actions the caller may read (its subtree's, or those it inspects), nearest
     deadline first, without their history."""
+    status = where.status.value if where.status else None
     found = await uow.repository(InspectionRepository).actions(
-        inspected_unit, inspecting_unit, status.value if status else None
+        where.inspected_unit, where.inspecting_unit, status
     )
     return [a for a in found if caller.may_read(a.unit_path, a.inspecting_unit)][:limit]

@@ -180,21 +180,21 @@ async def recommendation(
     return found
 
 
+@dataclass(frozen=True)
+class RecommendationFilter:
+    """Which recommendations a listing asks for (None: any)."""
+
+    addressed_unit: str | None = None
+    status: RecommendationStatus | None = None
+
+
 async def recommendations_of(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    addressed_unit: str | None = None,
-    status: RecommendationStatus | None = None,
-    limit: int = 500,
+    where: RecommendationFilter, uow: UnitOfWork, *, caller: Principal, limit: int = 500
 ) -> list[Recommendation]:
     """The recommendations the caller may read: addressed to a unit of its subtree, or
     registered by its own unit; one addressed unit's when given."""
-    codes: list[str] | None = None
-    if addressed_unit is not None:
-        codes = [addressed_unit]
-    found = await uow.repository(RecommendationRepository).of_units(
-        codes, status.value if status else None
-    )
+    codes = None if where.addressed_unit is None else [where.addressed_unit]
+    status = where.status.value if where.status else None
+    found = await uow.repository(RecommendationRepository).of_units(codes, status)
     readable = [r for r in found if caller.may_read(r.addressed_path, r.registered_by_unit)]
     return readable[:limit]

@@ -133,9 +133,8 @@ async def listing(
     unit: Annotated[UnitCode | None, Query()] = None,
     receiving_unit: Annotated[UnitCode | None, Query()] = None,
 ) -> list[ConferenceStateOut]:
-    found = await handlers.states(
-        uow, caller=caller, plan_id=plan_id, unit_code=unit, receiving_unit=receiving_unit
-    )
+    where = handlers.ConferenceFilter(plan_id, unit, receiving_unit)
+    found = await handlers.states(where, uow, caller=caller)
     return [_state_out(s) for s in found]
 
 

@@ -221,13 +221,8 @@ async def listing(
     inspecting_unit: Annotated[UnitCode | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[InspectionOut]:
-    found = await handlers.inspections_of(
-        uow,
-        caller=caller,
-        inspected_unit=inspected_unit,
-        inspecting_unit=inspecting_unit,
-        limit=limit,
-    )
+    where = handlers.InspectionFilter(inspected_unit, inspecting_unit)
+    found = await handlers.inspections_of(where, uow, caller=caller, limit=limit)
     return [_out(i) for i in found]
 
 
@@ -278,14 +273,8 @@ async def action_listing(
     status: Annotated[ActionStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[ActionOut]:
-    found = await handlers.actions_of(
-        uow,
-        caller=caller,
-        inspected_unit=inspected_unit,
-        inspecting_unit=inspecting_unit,
-        status=status,
-        limit=limit,
-    )
+    where = handlers.InspectionFilter(inspected_unit, inspecting_unit, status)
+    found = await handlers.actions_of(where, uow, caller=caller, limit=limit)
     return [_action_out(a) for a in found]
 
 

@@ -132,9 +132,8 @@ async def listing(
     *,
     uow: Uow,
 ) -> list[RecommendationOut]:
-    found = await handlers.recommendations_of(
-        uow, caller=caller, addressed_unit=addressed_unit, status=status, limit=limit
-    )
+    where = handlers.RecommendationFilter(addressed_unit, status)
+    found = await handlers.recommendations_of(where, uow, caller=caller, limit=limit)
     return [_out(r) for r in found]
 
 
