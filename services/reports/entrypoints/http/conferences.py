@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from services.reports.domain.conferences import (
@@ -16,15 +16,14 @@ from services.reports.domain.conferences import (
     StateName,
 )
 from services.reports.entrypoints.dependencies import (
-    AttachmentContent,
     Rules,
     Settings,
     Store,
+    Uploaded,
     attachment_body,
 )
 from services.reports.entrypoints.http.bodies import command_of, refusing_extra
 from services.reports.handlers import conferences as handlers
-from services.reports.handlers.intake import Attach
 from services.reports.settings import ReportsSettings
 from shared.dependencies import Uow
 from shared.limits import Identifier
@@ -155,20 +154,13 @@ MINUTES_PATH = "/conferences/{conference_id}/minutes/{filename}"
 )
 async def attach_minutes(
     conference_id: Identifier,
-    filename: str,
-    request: Request,
     caller: Caller,
-    content: AttachmentContent,
+    uploaded: Uploaded,
     rules: Rules,
     store: Store,
     uow: Uow,
 ) -> MinutesOut:
-    command = Attach(
-        report_id=conference_id,
-        filename=filename,
-        content_type=request.headers.get("content-type", "").split(";")[0].strip(),
-        content=content,
-    )
+    command = uploaded.attached_to(conference_id)
     minutes = await handlers.attach_minutes(command, rules, store, uow, caller=caller)
     return shown(MinutesOut, minutes)
 
