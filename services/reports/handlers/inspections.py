@@ -11,7 +11,7 @@ import structlog
 
 from services.reports.adapters.inspections import InspectionRepository
 from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
-from services.reports.domain.deadlines import ClockRules, first_step_at
+from services.reports.domain.deadlines import ClockRules
 from services.reports.domain.inspections import (
     Action,
     ActionStatus,
@@ -23,6 +23,7 @@ from services.reports.domain.inspections import (
 )
 from services.reports.domain.model import Obligation, Ownership
 from services.reports.handlers.acting import act_for_unit
+from services.reports.handlers.follow_up import commit_step, open_on_the_clock
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
 from shared.events import InspectionKind
@@ -184,11 +185,8 @@ async def record_findings(
         today=ict_date(now),
     )
     await repository.save_findings(inspection, command.inspected_unit, actions)
-    obligations = uow.repository(ObligationRepository)
     for action in actions:
-        obligation = action.obligation()
-        obligation.next_step_at = first_step_at(obligation.due_at, rules)
-        await obligations.add_if_missing(obligation, now)
+        await open_on_the_clock(uow, action.obligation(), rules, now)
     audit(uow, caller, "inspection.findings_recorded", inspection.id)
     await uow.commit()
     log.info(
@@ -222,9 +220,7 @@ async def _store(
     what: str,
 ) -> Step:
     await repository.save_action(action, step)
-    await uow.repository(ObligationRepository).save(obligation)
-    audit(uow, caller, what, action.id)
-    await uow.commit()
+    await commit_step(uow, caller, obligation, what, action.id)
     return step
 
 

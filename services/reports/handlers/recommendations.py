@@ -10,7 +10,7 @@ import structlog
 
 from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
-from services.reports.domain.deadlines import ClockRules, first_step_at
+from services.reports.domain.deadlines import ClockRules
 from services.reports.domain.model import Obligation, Ownership
 from services.reports.domain.recommendations import (
     Entry,
@@ -20,6 +20,7 @@ from services.reports.domain.recommendations import (
     answer_due_at,
 )
 from services.reports.handlers.acting import act_for_unit
+from services.reports.handlers.follow_up import commit_step, open_on_the_clock
 from shared.auth import Principal, Role
 from shared.errors import Missing
 from shared.security import audit
@@ -99,10 +100,8 @@ async def register_recommendation(
         registered_at=now,
         answer_due_at=answer_due_at(command.received_on, answer_days),
     )
-    obligation = recommendation.answer_obligation()
-    obligation.next_step_at = first_step_at(obligation.due_at, rules)
     await uow.repository(RecommendationRepository).add(recommendation)
-    await uow.repository(ObligationRepository).add_if_missing(obligation, now)
+    await open_on_the_clock(uow, recommendation.answer_obligation(), rules, now)
     recommendation.registered()
     audit(uow, caller, "recommendation.registered", recommendation.id)
     await uow.commit()
@@ -131,9 +130,7 @@ async def _store(
     action: str,
 ) -> None:
     await uow.repository(RecommendationRepository).save(recommendation, entry)
-    await uow.repository(ObligationRepository).save(obligation)
-    audit(uow, caller, action, recommendation.id)
-    await uow.commit()
+    await commit_step(uow, caller, obligation, action, recommendation.id)
 
 
 async def answer_recommendation(
