@@ -428,11 +428,12 @@ async def test_over_http_bad_input_is_explained_and_the_follow_up_is_kept(
         assert (await http.get("/inspection-actions", params={"status": "done"})).status_code == 422
     async with inspections.runtime.uow() as uow:
         # Read scopes: the inspected commune sees it, a stranger does not.
-        assert [i.id for i in await handlers.inspections_of(uow, caller=commune("X001"))] == [
-            inspection_id
-        ]
+        every = handlers.InspectionFilter()
+        assert [
+            i.id for i in await handlers.inspections_of(every, uow, caller=commune("X001"))
+        ] == [inspection_id]
         stranger = Principal("tok-T90", "T90", ("T90",), Role.SUBMITTER)
-        assert await handlers.inspections_of(uow, caller=stranger) == []
+        assert await handlers.inspections_of(every, uow, caller=stranger) == []
 
 
 COMMUNE = "X80101"

@@ -383,6 +383,7 @@ async def test_over_http_bad_input_is_explained_and_the_history_is_kept(harness:
         assert (await http.get("/recommendations", params={"status": "open"})).status_code == 422
     async with harness.runtime.uow() as uow:
         other = Principal("tok-X002", "X002", ("T89", "X002"), Role.SUBMITTER)
-        assert await handlers.recommendations_of(uow, caller=other) == []
-        mine = await handlers.recommendations_of(uow, caller=commune("X001"))
+        every = handlers.RecommendationFilter()
+        assert await handlers.recommendations_of(every, uow, caller=other) == []
+        mine = await handlers.recommendations_of(every, uow, caller=commune("X001"))
         assert [r.id for r in mine] == [rid]

@@ -6,66 +6,29 @@ from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import conference_minutes, conferences, units
+from services.reports.adapters.session_repository import SessionRepository
 from services.reports.domain.conferences import Conference, Minutes
+from shared.mapping import RowMapping
 from shared.uow import seen
 
-_COLUMNS = (
-    "id",
-    "obligation_id",
-    "plan_id",
-    "unit_code",
-    "receiving_unit",
-    "held_on",
-    "participants",
-    "on_time",
-    "recorded_at",
-    "recorded_by_unit",
-)
-_MINUTES = ("id", "filename", "content_type", "size", "sha256", "stored_as", "attached_at")
+CONFERENCES = RowMapping(Conference, conferences, given=("minutes",))
+"""A conference is a row of ``conferences`` (its minutes are read beside it)."""
+MINUTES = RowMapping(Minutes, conference_minutes)
+"""The minutes' file is a row of ``conference_minutes``, beside its conference's id."""
 
 
-def _conference(row: Any, minutes: list[Minutes]) -> Conference:
-    return Conference(
-        **{name: getattr(row, name) for name in _COLUMNS},
-        unit_path=list(row.unit_path),
-        minutes=minutes,
-    )
-
-
-def _minutes(row: Any) -> Minutes:
-    return Minutes(**{name: getattr(row, name) for name in _MINUTES})
-
-
-class ConferenceRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class ConferenceRepository(SessionRepository):
     async def add(self, conference: Conference) -> None:
         seen(self.session, conference)
-        await self.session.execute(
-            conferences.insert().values(
-                **{name: getattr(conference, name) for name in _COLUMNS},
-                unit_path=list(conference.unit_path),
-            )
-        )
+        await self._insert(CONFERENCES, conference)
 
     async def add_minutes(self, conference_id: str, minutes: Minutes) -> None:
-        await self.session.execute(
-            conference_minutes.insert().values(
-                conference_id=conference_id,
-                **{name: getattr(minutes, name) for name in _MINUTES},
-            )
-        )
+        await self._insert(MINUTES, minutes, conference_id=conference_id)
 
     async def get(self, conference_id: str) -> Conference | None:
-        row = (
-            await self.session.execute(
-                sa.select(conferences).where(conferences.c.id == conference_id)
-            )
-        ).first()
+        row = await self._row_by_id(conferences, conference_id)
         if row is None:
             return None
         return seen(self.session, (await self._with_minutes([row]))[0])
@@ -103,5 +66,5 @@ class ConferenceRepository:
                 .order_by(conference_minutes.c.attached_at, conference_minutes.c.id)
             )
             for row in found:
-                by_conference.setdefault(row.conference_id, []).append(_minutes(row))
-        return [_conference(row, by_conference.get(row.id, [])) for row in rows]
+                by_conference.setdefault(row.conference_id, []).append(MINUTES.from_row(row))
+        return [CONFERENCES.from_row(row, minutes=by_conference.get(row.id, [])) for row in rows]

@@ -23,11 +23,11 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from copy import copy, deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from docx import Document
 from docx.document import Document as DocxDocument
@@ -653,6 +653,36 @@ def _narrative_section(out: _Body, c: Consolidation) -> None:
                 _para(out, line, indent=True)
 
 
+class _UnitRow(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def _tally_rows(
+    by_unit: Sequence[_UnitRow], total: object, figures: Callable[[Any], list[int]]
+) -> list[tuple[str, ...]]:
+    """A table of counts: one numbered row per unit, then the total (``figures``: a row's
+    counts, in the header's order)."""
+    rows = [
+        (str(i), u.name, *[vn_number(v) for v in figures(u)])
+        for i, u in enumerate(by_unit, start=1)
+    ]
+    rows.append(("", "Tổng cộng", *[vn_number(v) for v in figures(total)]))
+    return rows
+
+
+def _tally_table(
+    out: _Body,
+    intro: str,
+    header: Sequence[str],
+    rows: list[tuple[str, ...]],
+    widths_mm: Sequence[float],
+) -> None:
+    """A paragraph saying what is counted, then the table (the units' rows, the total)."""
+    _para(out, intro, indent=True)
+    _grid(out, ("TT", "Đơn vị", *header), rows, widths_mm, numeric_from=2)
+
+
 def _recommendation_figures(n: RecommendationCounts) -> list[int]:
     return [n.received, n.answered_on_time, n.answered_late, n.unanswered, n.implemented]
 
@@ -663,19 +693,12 @@ def _recommendation_section(out: _Body, c: Consolidation) -> None:
     if not r.total.received:
         _para(out, "Trong kỳ, các đơn vị không nhận được kiến nghị sau giám sát.", indent=True)
         return
-    _para(
-        out,
+    intro = (
         "Kiến nghị của Mặt trận Tổ quốc Việt Nam và các tổ chức chính trị - xã hội sau giám "
-        "sát, gửi các đơn vị trong kỳ số liệu:",
-        indent=True,
+        "sát, gửi các đơn vị trong kỳ số liệu:"
     )
-    rows = [
-        (str(i), u.name, *[vn_number(v) for v in _recommendation_figures(u)])
-        for i, u in enumerate(r.by_unit, start=1)
-    ]
-    rows.append(("", "Tổng cộng", *[vn_number(v) for v in _recommendation_figures(r.total)]))
-    header = ("TT", "Đơn vị", *RECOMMENDATION_HEADER)
-    _grid(out, header, rows, (10, 50, 21, 21, 21, 21, 21), numeric_from=2)
+    rows = _tally_rows(r.by_unit, r.total, _recommendation_figures)
+    _tally_table(out, intro, RECOMMENDATION_HEADER, rows, (10, 50, 21, 21, 21, 21, 21))
 
 
 def _inspection_figures(n: InspectionCounts) -> list[int]:
@@ -700,19 +723,12 @@ def _inspection_section(out: _Body, c: Consolidation) -> None:
             indent=True,
         )
         return
-    _para(
-        out,
+    intro = (
         "Kiểm tra, khảo sát việc thực hiện Quy chế dân chủ ở cơ sở tại các đơn vị theo kế "
-        "hoạch trong kỳ số liệu và việc khắc phục những tồn tại, hạn chế được chỉ ra:",
-        indent=True,
+        "hoạch trong kỳ số liệu và việc khắc phục những tồn tại, hạn chế được chỉ ra:"
     )
-    rows = [
-        (str(i), u.name, *[vn_number(v) for v in _inspection_figures(u)])
-        for i, u in enumerate(n.by_unit, start=1)
-    ]
-    rows.append(("", "Tổng cộng", *[vn_number(v) for v in _inspection_figures(n.total)]))
-    header = ("TT", "Đơn vị", *INSPECTION_HEADER)
-    _grid(out, header, rows, (10, 45, 18, 18, 18, 18, 18, 20), numeric_from=2)
+    rows = _tally_rows(n.by_unit, n.total, _inspection_figures)
+    _tally_table(out, intro, INSPECTION_HEADER, rows, (10, 45, 18, 18, 18, 18, 18, 20))
 
 
 def conference_state_text(u: UnitConference) -> str:

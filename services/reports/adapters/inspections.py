@@ -7,7 +7,6 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import (
     inspected_units,
@@ -16,6 +15,7 @@ from services.reports.adapters.db import (
     inspection_findings,
     inspections,
 )
+from services.reports.adapters.session_repository import SessionRepository
 from services.reports.domain.inspections import (
     Action,
     Finding,
@@ -23,7 +23,6 @@ from services.reports.domain.inspections import (
     Inspection,
     Step,
 )
-from shared.events import InspectionKind
 from shared.mapping import RowMapping
 from shared.uow import seen
 
@@ -50,28 +49,25 @@ def _action(row: Any, heading: Inspection, history: list[Step]) -> Action:
     )
 
 
+VISITS = RowMapping(
+    InspectedUnit, inspected_units, renamed={"unit_code": "code", "unit_path": "path"}
+)
+"""An inspected unit is a row of ``inspected_units`` (its findings are read beside it)."""
+FINDINGS = RowMapping(Finding, inspection_findings)
+"""A finding is a row of ``inspection_findings`` (its actions are read beside it)."""
 STEPS = RowMapping(Step, inspection_action_history)
 """A step of an action's history is a row of ``inspection_action_history``."""
 _step = STEPS.from_mapping
 
 
-class InspectionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class InspectionRepository(SessionRepository):
     async def add(self, inspection: Inspection) -> None:
         i = seen(self.session, inspection)
-        await self.session.execute(inspections.insert().values(**INSPECTIONS.values(i)))
+        await self._insert(INSPECTIONS, i)
         await self.session.execute(
             inspected_units.insert(),
             [
-                {
-                    "inspection_id": i.id,
-                    "unit_code": u.code,
-                    "unit_path": list(u.path),
-                    "position": position,
-                    "conclusion": "",
-                }
+                VISITS.values(u, inspection_id=i.id, position=position)
                 for position, u in enumerate(i.units)
             ],
         )
@@ -95,12 +91,7 @@ class InspectionRepository:
             await self.session.execute(
                 inspection_findings.insert(),
                 [
-                    {
-                        "inspection_id": inspection.id,
-                        "unit_code": code,
-                        "number": f.number,
-                        "content": f.content,
-                    }
+                    FINDINGS.values(f, inspection_id=inspection.id, unit_code=code)
                     for f in unit.findings
                 ],
             )
@@ -111,8 +102,7 @@ class InspectionRepository:
             )
 
     async def get(self, inspection_id: str, *, lock: bool = False) -> Inspection | None:
-        query = sa.select(inspections).where(inspections.c.id == inspection_id)
-        row = (await self.session.execute(query.with_for_update() if lock else query)).first()
+        row = await self._row_by_id(inspections, inspection_id, lock=lock)
         if row is None:
             return None
         (found,) = await self._complete([_inspection(row)], None)
@@ -140,20 +130,14 @@ class InspectionRepository:
             actions_query = actions_query.where(inspection_actions.c.unit_code.in_(list(codes)))
         visits: dict[tuple[str, str], InspectedUnit] = {}
         for row in await self.session.execute(units_query.order_by(inspected_units.c.position)):
-            visit = InspectedUnit(
-                code=row.unit_code,
-                path=list(row.unit_path),
-                conducted_on=row.conducted_on,
-                conclusion=row.conclusion,
-                findings_recorded_at=row.findings_recorded_at,
-            )
+            visit = VISITS.from_mapping(row)
             by_id[row.inspection_id].units.append(visit)
             visits[(row.inspection_id, row.unit_code)] = visit
         findings: dict[tuple[str, str, int], Finding] = {}
         for row in await self.session.execute(
             findings_query.order_by(inspection_findings.c.number)
         ):
-            finding = Finding(row.number, row.content)
+            finding = FINDINGS.from_mapping(row)
             visits[(row.inspection_id, row.unit_code)].findings.append(finding)
             findings[(row.inspection_id, row.unit_code, row.number)] = finding
         for row in await self.session.execute(actions_query.order_by(inspection_actions.c.number)):
@@ -203,8 +187,7 @@ class InspectionRepository:
         return await self._complete([_inspection(r) for r in rows], None)
 
     async def action(self, action_id: str, *, lock: bool = False) -> Action | None:
-        query = sa.select(inspection_actions).where(inspection_actions.c.id == action_id)
-        row = (await self.session.execute(query.with_for_update() if lock else query)).first()
+        row = await self._row_by_id(inspection_actions, action_id, lock=lock)
         if row is None:
             return None
         heading = await self.session.execute(
@@ -234,17 +217,8 @@ class InspectionRepository:
         query = query.order_by(inspection_actions.c.due_at, inspection_actions.c.id)
         found = []
         for row in await self.session.execute(query):
-            heading = Inspection(
-                id=row.i_id,
-                kind=InspectionKind(row.i_kind),
-                topic=row.i_topic,
-                inspecting_unit=row.i_inspecting_unit,
-                inspecting_path=list(row.i_inspecting_path),
-                planned_start=row.i_planned_start,
-                planned_end=row.i_planned_end,
-                registered_at=row.i_registered_at,
-                plan_id=row.i_plan_id,
-            )
+            # The inspection's columns follow the action's, in its table's order.
+            heading = INSPECTIONS.from_row(row[len(inspection_actions.columns) :])
             found.append(_action(row, heading, []))
         return found
 
@@ -255,6 +229,4 @@ class InspectionRepository:
             .where(inspection_actions.c.id == action.id)
             .values(**ACTIONS.changes(action, "status", *_ACTION_STATE))
         )
-        await self.session.execute(
-            inspection_action_history.insert().values(**STEPS.values(new, action_id=action.id))
-        )
+        await self._insert(STEPS, new, action_id=action.id)

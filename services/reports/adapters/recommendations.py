@@ -7,9 +7,9 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports.adapters.db import recommendation_history, recommendations
+from services.reports.adapters.session_repository import SessionRepository
 from services.reports.domain.recommendations import (
     Entry,
     Recommendation,
@@ -28,19 +28,13 @@ def _recommendation(row: Any, history: list[Entry]) -> Recommendation:
     return RECOMMENDATIONS.from_row(row, history=history)
 
 
-class RecommendationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class RecommendationRepository(SessionRepository):
     async def add(self, recommendation: Recommendation) -> None:
         seen(self.session, recommendation)
-        await self.session.execute(
-            recommendations.insert().values(**RECOMMENDATIONS.values(recommendation))
-        )
+        await self._insert(RECOMMENDATIONS, recommendation)
 
     async def get(self, recommendation_id: str, *, lock: bool = False) -> Recommendation | None:
-        query = sa.select(recommendations).where(recommendations.c.id == recommendation_id)
-        row = (await self.session.execute(query.with_for_update() if lock else query)).first()
+        row = await self._row_by_id(recommendations, recommendation_id, lock=lock)
         if row is None:
             return None
         history = await self.session.execute(
@@ -58,9 +52,7 @@ class RecommendationRepository:
             .where(recommendations.c.id == r.id)
             .values(**RECOMMENDATIONS.changes(r, *_STATE))
         )
-        await self.session.execute(
-            recommendation_history.insert().values(**ENTRIES.values(new, recommendation_id=r.id))
-        )
+        await self._insert(ENTRIES, new, recommendation_id=r.id)
 
     async def addressed_to(
         self, unit_codes: Collection[str], received_from: date, received_to: date

@@ -312,16 +312,22 @@ class Inspection:
                 f"unit {self.inspecting_unit} cannot inspect itself", field="inspected_units"
             )
 
+    def _heading(self) -> dict[str, Any]:
+        """What every event about this inspection says of it, besides the unit it concerns."""
+        return {
+            "inspection_id": self.id,
+            "kind": self.kind,
+            "topic": self.topic,
+            "inspecting_unit": self.inspecting_unit,
+        }
+
     def scheduled(self) -> list[InspectionScheduled]:
         """One event per inspected unit, under its path."""
         codes = [u.code for u in self.units]
         found = [
             InspectionScheduled(
                 unit_path=unit.path,
-                inspection_id=self.id,
-                kind=self.kind,
-                topic=self.topic,
-                inspecting_unit=self.inspecting_unit,
+                **self._heading(),
                 inspected_unit=unit.code,
                 inspected_units=codes,
                 planned_start=self.planned_start,
@@ -416,10 +422,7 @@ class Inspection:
         self.events.append(
             InspectionFindingsRecorded(
                 unit_path=unit.path,
-                inspection_id=self.id,
-                kind=self.kind,
-                topic=self.topic,
-                inspecting_unit=self.inspecting_unit,
+                **self._heading(),
                 inspected_unit=code,
                 conducted_on=conducted_on,
                 conclusion=conclusion,

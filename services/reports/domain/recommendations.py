@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from services.reports.domain.model import (
     RECOMMENDATION_PREFIX,
@@ -106,15 +107,21 @@ class Recommendation:
             title=f"Trả lời kiến nghị sau giám sát: {self.topic}",
         )
 
+    def _about(self) -> dict[str, Any]:
+        """What every event about this recommendation says of it."""
+        return {
+            "unit_path": self.addressed_path,
+            "recommendation_id": self.id,
+            "addressed_unit": self.addressed_unit,
+            "registered_by_unit": self.registered_by_unit,
+            "source_organisation": self.source_organisation,
+            "topic": self.topic,
+        }
+
     def registered(self) -> RecommendationRegistered:
         event = RecommendationRegistered(
-            unit_path=self.addressed_path,
-            recommendation_id=self.id,
-            source_organisation=self.source_organisation,
-            topic=self.topic,
+            **self._about(),
             content=self.content,
-            addressed_unit=self.addressed_unit,
-            registered_by_unit=self.registered_by_unit,
             received_on=self.received_on,
             answer_due_at=self.answer_due_at,
             obligation_id=self.obligation_id,
@@ -141,12 +148,7 @@ class Recommendation:
         obligation.status = ObligationStatus.ACCEPTED
         self.events.append(
             RecommendationAnswered(
-                unit_path=self.addressed_path,
-                recommendation_id=self.id,
-                addressed_unit=self.addressed_unit,
-                registered_by_unit=self.registered_by_unit,
-                source_organisation=self.source_organisation,
-                topic=self.topic,
+                **self._about(),
                 answer=text,
                 answered_at=at,
                 on_time=self.answered_on_time,
@@ -170,12 +172,7 @@ class Recommendation:
             self.closed_at = at
         self.events.append(
             RecommendationImplementationReported(
-                unit_path=self.addressed_path,
-                recommendation_id=self.id,
-                addressed_unit=self.addressed_unit,
-                registered_by_unit=self.registered_by_unit,
-                source_organisation=self.source_organisation,
-                topic=self.topic,
+                **self._about(),
                 report_number=sum(e.kind is EntryKind.IMPLEMENTATION for e in self.history),
                 content=text,
                 completed=completed,

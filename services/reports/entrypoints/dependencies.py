@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from services.reports.adapters.storage import AttachmentStore
-from services.reports.handlers.intake import AttachmentRules
+from services.reports.handlers.intake import Attach, AttachmentRules
 from services.reports.settings import ReportsSettings
 from shared.dependencies import settings_of
 from shared.limits import read_limited
@@ -39,6 +40,30 @@ async def attachment_content(request: Request, rules: Rules) -> bytes:
 
 AttachmentContent = Annotated[bytes, Depends(attachment_content)]
 """The raw body of an attachment route, within :data:`Rules`' size."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as an attachment route receives it: the name its path gives, the type its
+    request says, and its bytes."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+    def attached_to(self, report_id: str) -> Attach:
+        """The command attaching it (to a report, or to a conference: its id)."""
+        return Attach(report_id, self.filename, self.content_type, self.content)
+
+
+def upload(filename: str, request: Request, content: AttachmentContent) -> Upload:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    return Upload(filename, content_type, content)
+
+
+Uploaded = Annotated[Upload, Depends(upload)]
+"""The file of a route whose path ends ``/{filename}`` (declare it after ``Caller``: the
+body is read once the caller is known, and before ``Uow``)."""
 
 
 def attachment_body(settings: ReportsSettings) -> dict[str, Any]:

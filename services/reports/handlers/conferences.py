@@ -26,11 +26,12 @@ from services.reports.domain.conferences import (
     state_of,
 )
 from services.reports.domain.model import Obligation, Ownership, obligation_id
+from services.reports.handlers.acting import act_for_unit
 from services.reports.handlers.intake import Attach, AttachmentRules, check_attachment
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.errors import Missing
 from shared.events import Assignee, PlanAmended, PlanIssued
-from shared.security import audit, authorize
+from shared.security import audit
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -75,14 +76,7 @@ async def record(
             f"plan {command.plan_id} asks no staff conference of unit {command.unit_code} "
             "(or this reports service does not know the plan)"
         )
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=found.unit_code,
-        doing="record staff conferences",
-        unit_path=found.unit_path,
-    )
+    act_for_unit(caller, found.unit_code, found.unit_path, "record staff conferences")
     if not found.owned or not ownership.owns(found.unit_path):
         raise ConferenceRefused(
             f"unit {found.unit_code} is served by another instance (its district's)",
@@ -130,14 +124,7 @@ async def attach_minutes(
     found = await uow.repository(ConferenceRepository).get(command.report_id)
     if found is None:
         raise Missing(f"no conference {command.report_id}")
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=found.unit_code,
-        doing="attach conference minutes",
-        unit_path=found.unit_path,
-    )
+    act_for_unit(caller, found.unit_code, found.unit_path, "attach conference minutes")
     stored = store.put(command.content)
     minutes = Minutes(
         id=str(uuid.uuid4()),
@@ -170,27 +157,36 @@ async def minutes_file(
     raise Missing(f"conference {conference_id} has no minutes {minutes_id}")
 
 
-async def states(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    plan_id: str | None = None,
-    unit_code: str | None = None,
-    receiving_unit: str | None = None,
-) -> list[ConferenceState]:
-    """Every conference obligation the caller may read (its subtree's, and those followed
-    up by its unit), with the conference recorded for it, if any."""
-    owed = await uow.repository(ObligationRepository).find(
-        plan_id=plan_id,
-        unit_code=unit_code,
-        schedule_key=CONFERENCE_KEY,
-        receiving_unit=receiving_unit,
-    )
-    owed = [o for o in owed if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)]
+@dataclass(frozen=True)
+class ConferenceFilter:
+    """Which units' conferences a listing asks for (None: any)."""
+
+    plan_id: str | None = None
+    unit_code: str | None = None
+    receiving_unit: str | None = None
+
+
+async def _with_conferences(owed: list[Obligation], uow: UnitOfWork) -> list[ConferenceState]:
+    """Where each unit stands: its obligation with the conference recorded for it, if any."""
     held = await uow.repository(ConferenceRepository).find(obligation_ids=[o.id for o in owed])
     by_obligation = {c.obligation_id: c for c in held}
     now = uow.clock.now()
     return [state_of(o, by_obligation.get(o.id), now) for o in owed]
+
+
+async def states(
+    where: ConferenceFilter, uow: UnitOfWork, *, caller: Principal
+) -> list[ConferenceState]:
+    """Every conference obligation the caller may read (its subtree's, and those followed
+    up by its unit), with the conference recorded for it, if any."""
+    owed = await uow.repository(ObligationRepository).find(
+        plan_id=where.plan_id,
+        unit_code=where.unit_code,
+        schedule_key=CONFERENCE_KEY,
+        receiving_unit=where.receiving_unit,
+    )
+    owed = [o for o in owed if caller.may_read(o.unit_path, addressed_to=o.receiving_unit)]
+    return await _with_conferences(owed, uow)
 
 
 async def followed_up_by(
@@ -203,10 +199,7 @@ async def followed_up_by(
     )
     if not owed:
         return ConferenceSummary()
-    held = await uow.repository(ConferenceRepository).find(obligation_ids=[o.id for o in owed])
-    by_obligation = {c.obligation_id: c for c in held}
-    now = uow.clock.now()
     unknown = {o.unit_code for o in owed} - set(names)
     if unknown:
         names = {**names, **await uow.repository(ConferenceRepository).unit_names(unknown)}
-    return summarise_conferences((state_of(o, by_obligation.get(o.id), now) for o in owed), names)
+    return summarise_conferences(await _with_conferences(owed, uow), names)

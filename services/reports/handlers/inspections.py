@@ -11,7 +11,7 @@ import structlog
 
 from services.reports.adapters.inspections import InspectionRepository
 from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
-from services.reports.domain.deadlines import ClockRules, first_step_at
+from services.reports.domain.deadlines import ClockRules
 from services.reports.domain.inspections import (
     Action,
     ActionStatus,
@@ -22,6 +22,8 @@ from services.reports.domain.inspections import (
     Step,
 )
 from services.reports.domain.model import Obligation, Ownership
+from services.reports.handlers.acting import act_for_unit
+from services.reports.handlers.follow_up import commit_step, open_on_the_clock
 from shared.auth import Forbidden, Principal, Role
 from shared.errors import Missing
 from shared.events import InspectionKind
@@ -183,11 +185,8 @@ async def record_findings(
         today=ict_date(now),
     )
     await repository.save_findings(inspection, command.inspected_unit, actions)
-    obligations = uow.repository(ObligationRepository)
     for action in actions:
-        obligation = action.obligation()
-        obligation.next_step_at = first_step_at(obligation.due_at, rules)
-        await obligations.add_if_missing(obligation, now)
+        await open_on_the_clock(uow, action.obligation(), rules, now)
     audit(uow, caller, "inspection.findings_recorded", inspection.id)
     await uow.commit()
     log.info(
@@ -221,9 +220,7 @@ async def _store(
     what: str,
 ) -> Step:
     await repository.save_action(action, step)
-    await uow.repository(ObligationRepository).save(obligation)
-    audit(uow, caller, what, action.id)
-    await uow.commit()
+    await commit_step(uow, caller, obligation, what, action.id)
     return step
 
 
@@ -231,14 +228,7 @@ async def report_follow_up(command: ReportFollowUp, uow: UnitOfWork, *, caller: 
     """The inspected unit reports on a required action; ``done`` asks the inspecting unit
     to close it."""
     action, obligation, repository = await _action(command.action_id, uow)
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=action.unit_code,
-        doing="report on inspection actions",
-        unit_path=action.unit_path,
-    )
+    act_for_unit(caller, action.unit_code, action.unit_path, "report on inspection actions")
     step = action.report(
         command.content,
         done=command.done,
@@ -294,15 +284,21 @@ async def inspection(inspection_id: str, uow: UnitOfWork, *, caller: Principal) 
     return found
 
 
+@dataclass(frozen=True)
+class InspectionFilter:
+    """Which inspections, or which of their actions, a listing asks for (None: any)."""
+
+    inspected_unit: str | None = None
+    inspecting_unit: str | None = None
+    status: ActionStatus | None = None
+    """Of an action (inspections have none)."""
+
+
 async def inspections_of(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    inspected_unit: str | None = None,
-    inspecting_unit: str | None = None,
-    limit: int = 500,
+    where: InspectionFilter, uow: UnitOfWork, *, caller: Principal, limit: int = 500
 ) -> list[Inspection]:
-    found = await uow.repository(InspectionRepository).listing(inspected_unit, inspecting_unit)
+    repository = uow.repository(InspectionRepository)
+    found = await repository.listing(where.inspected_unit, where.inspecting_unit)
     return [i for i in found if _may_read(caller, i)][:limit]
 
 
@@ -317,17 +313,12 @@ async def action(action_id: str, uow: UnitOfWork, *, caller: Principal) -> Actio
 
 
 async def actions_of(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    inspected_unit: str | None = None,
-    inspecting_unit: str | None = None,
-    status: ActionStatus | None = None,
-    limit: int = 500,
+    where: InspectionFilter, uow: UnitOfWork, *, caller: Principal, limit: int = 500
 ) -> list[Action]:
     """The actions the caller may read (its subtree's, or those it inspects), nearest
     deadline first, without their history."""
+    status = where.status.value if where.status else None
     found = await uow.repository(InspectionRepository).actions(
-        inspected_unit, inspecting_unit, status.value if status else None
+        where.inspected_unit, where.inspecting_unit, status
     )
     return [a for a in found if caller.may_read(a.unit_path, a.inspecting_unit)][:limit]

@@ -10,7 +10,7 @@ import structlog
 
 from services.reports.adapters.recommendations import RecommendationRepository
 from services.reports.adapters.repositories import ObligationRepository, UnitDirectory
-from services.reports.domain.deadlines import ClockRules, first_step_at
+from services.reports.domain.deadlines import ClockRules
 from services.reports.domain.model import Obligation, Ownership
 from services.reports.domain.recommendations import (
     Entry,
@@ -19,9 +19,11 @@ from services.reports.domain.recommendations import (
     RecommendationStatus,
     answer_due_at,
 )
+from services.reports.handlers.acting import act_for_unit
+from services.reports.handlers.follow_up import commit_step, open_on_the_clock
 from shared.auth import Principal, Role
 from shared.errors import Missing
-from shared.security import audit, authorize
+from shared.security import audit
 from shared.uow import UnitOfWork
 from shared.vntime import ict_date
 
@@ -56,14 +58,7 @@ def _may_register(caller: Principal, unit: str, path: list[str]) -> None:
     if caller.role is Role.FRONT:
         caller.require_subtree(path, "register recommendations")
         return
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=unit,
-        doing="register recommendations",
-        unit_path=path,
-    )
+    act_for_unit(caller, unit, path, "register recommendations")
 
 
 async def register_recommendation(
@@ -105,10 +100,8 @@ async def register_recommendation(
         registered_at=now,
         answer_due_at=answer_due_at(command.received_on, answer_days),
     )
-    obligation = recommendation.answer_obligation()
-    obligation.next_step_at = first_step_at(obligation.due_at, rules)
     await uow.repository(RecommendationRepository).add(recommendation)
-    await uow.repository(ObligationRepository).add_if_missing(obligation, now)
+    await open_on_the_clock(uow, recommendation.answer_obligation(), rules, now)
     recommendation.registered()
     audit(uow, caller, "recommendation.registered", recommendation.id)
     await uow.commit()
@@ -122,14 +115,7 @@ async def _addressed(
     found = await uow.repository(RecommendationRepository).get(recommendation_id, lock=True)
     if found is None:
         raise Missing(f"no recommendation {recommendation_id}")
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=found.addressed_unit,
-        doing=doing,
-        unit_path=found.addressed_path,
-    )
+    act_for_unit(caller, found.addressed_unit, found.addressed_path, doing)
     obligation = await uow.repository(ObligationRepository).get(found.obligation_id)
     assert obligation is not None  # written with the recommendation, in one transaction
     return found, obligation
@@ -144,9 +130,7 @@ async def _store(
     action: str,
 ) -> None:
     await uow.repository(RecommendationRepository).save(recommendation, entry)
-    await uow.repository(ObligationRepository).save(obligation)
-    audit(uow, caller, action, recommendation.id)
-    await uow.commit()
+    await commit_step(uow, caller, obligation, action, recommendation.id)
 
 
 async def answer_recommendation(
@@ -193,21 +177,21 @@ async def recommendation(
     return found
 
 
+@dataclass(frozen=True)
+class RecommendationFilter:
+    """Which recommendations a listing asks for (None: any)."""
+
+    addressed_unit: str | None = None
+    status: RecommendationStatus | None = None
+
+
 async def recommendations_of(
-    uow: UnitOfWork,
-    *,
-    caller: Principal,
-    addressed_unit: str | None = None,
-    status: RecommendationStatus | None = None,
-    limit: int = 500,
+    where: RecommendationFilter, uow: UnitOfWork, *, caller: Principal, limit: int = 500
 ) -> list[Recommendation]:
     """The recommendations the caller may read: addressed to a unit of its subtree, or
     registered by its own unit; one addressed unit's when given."""
-    codes: list[str] | None = None
-    if addressed_unit is not None:
-        codes = [addressed_unit]
-    found = await uow.repository(RecommendationRepository).of_units(
-        codes, status.value if status else None
-    )
+    codes = None if where.addressed_unit is None else [where.addressed_unit]
+    status = where.status.value if where.status else None
+    found = await uow.repository(RecommendationRepository).of_units(codes, status)
     readable = [r for r in found if caller.may_read(r.addressed_path, r.registered_by_unit)]
     return readable[:limit]

@@ -7,8 +7,8 @@ from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, Field
 
 from services.reports.domain.conferences import (
     Conference,
@@ -16,14 +16,14 @@ from services.reports.domain.conferences import (
     StateName,
 )
 from services.reports.entrypoints.dependencies import (
-    AttachmentContent,
     Rules,
     Settings,
     Store,
+    Uploaded,
     attachment_body,
 )
+from services.reports.entrypoints.http.bodies import command_of, refusing_extra
 from services.reports.handlers import conferences as handlers
-from services.reports.handlers.intake import Attach
 from services.reports.settings import ReportsSettings
 from shared.dependencies import Uow
 from shared.limits import Identifier
@@ -35,18 +35,13 @@ router = APIRouter(tags=["conferences"])
 
 
 class ConferenceIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "plan_id": "pl-4f6c2a",
-                    "unit_code": "STP",
-                    "held_on": "2026-01-23",
-                    "participants": 42,
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "plan_id": "pl-4f6c2a",
+            "unit_code": "STP",
+            "held_on": "2026-01-23",
+            "participants": 42,
+        }
     )
 
     plan_id: Identifier = Field(description="The plan that asks for the conference.")
@@ -120,13 +115,8 @@ def _state_out(s: ConferenceState) -> ConferenceStateOut:
     summary="Record that the unit held its annual staff conference; meets its obligation",
 )
 async def record(body: ConferenceIn, caller: Caller, settings: Settings, uow: Uow) -> ConferenceOut:
-    command = handlers.RecordConference(
-        plan_id=body.plan_id,
-        unit_code=body.unit_code,
-        held_on=body.held_on,
-        participants=body.participants,
-    )
-    found = await handlers.record(command, uow, caller=caller, ownership=settings.ownership())
+    recorded = command_of(handlers.RecordConference, body)
+    found = await handlers.record(recorded, uow, caller=caller, ownership=settings.ownership())
     return _out(found)
 
 
@@ -142,9 +132,8 @@ async def listing(
     unit: Annotated[UnitCode | None, Query()] = None,
     receiving_unit: Annotated[UnitCode | None, Query()] = None,
 ) -> list[ConferenceStateOut]:
-    found = await handlers.states(
-        uow, caller=caller, plan_id=plan_id, unit_code=unit, receiving_unit=receiving_unit
-    )
+    where = handlers.ConferenceFilter(plan_id, unit, receiving_unit)
+    found = await handlers.states(where, uow, caller=caller)
     return [_state_out(s) for s in found]
 
 
@@ -165,20 +154,13 @@ MINUTES_PATH = "/conferences/{conference_id}/minutes/{filename}"
 )
 async def attach_minutes(
     conference_id: Identifier,
-    filename: str,
-    request: Request,
     caller: Caller,
-    content: AttachmentContent,
+    uploaded: Uploaded,
     rules: Rules,
     store: Store,
     uow: Uow,
 ) -> MinutesOut:
-    command = Attach(
-        report_id=conference_id,
-        filename=filename,
-        content_type=request.headers.get("content-type", "").split(";")[0].strip(),
-        content=content,
-    )
+    command = uploaded.attached_to(conference_id)
     minutes = await handlers.attach_minutes(command, rules, store, uow, caller=caller)
     return shown(MinutesOut, minutes)
 

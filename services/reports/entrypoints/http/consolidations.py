@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.reports.adapters.document_formats import DOCX_TYPE, XLSX_TYPE, Edition, Signer
 from services.reports.domain.consolidation import (
@@ -25,6 +25,7 @@ from services.reports.domain.consolidation import (
     Rates,
 )
 from services.reports.entrypoints.dependencies import Settings
+from services.reports.entrypoints.http.bodies import refusing_extra
 from services.reports.handlers import consolidation as handlers
 from shared.dependencies import Uow, UowFactory
 from shared.limits import Identifier
@@ -73,18 +74,13 @@ def signer_query(
 
 
 class PublishIn(KeyQuery):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "plan_id": "pl-4f6c2a",
-                    "schedule_key": "six_month",
-                    "receiving_unit": "SNV",
-                    "published_by": "Trần Văn Minh, Phó Giám đốc Sở Nội vụ",
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "plan_id": "pl-4f6c2a",
+            "schedule_key": "six_month",
+            "receiving_unit": "SNV",
+            "published_by": "Trần Văn Minh, Phó Giám đốc Sở Nội vụ",
+        }
     )
 
     published_by: NfcName = Field(

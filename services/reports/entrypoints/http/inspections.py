@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.reports.domain.inspections import (
     Action,
@@ -17,6 +17,7 @@ from services.reports.domain.inspections import (
     RequiredAction,
 )
 from services.reports.entrypoints.dependencies import Settings
+from services.reports.entrypoints.http.bodies import command_of, refusing_extra
 from services.reports.handlers import inspections as handlers
 from services.reports.handlers.clock import rules_from
 from shared.dependencies import Uow, UowFactory
@@ -32,21 +33,16 @@ TOPIC = "Kiểm tra việc thực hiện Quy chế dân chủ ở cơ sở năm 
 
 
 class ScheduleInspectionIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "kind": "inspection",
-                    "topic": TOPIC,
-                    "inspecting_unit": "H886",
-                    "inspected_units": ["X30337", "X30338"],
-                    "planned_start": "2026-09-07",
-                    "planned_end": "2026-09-18",
-                    "plan_id": "kh-qcdc-2026",
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "kind": "inspection",
+            "topic": TOPIC,
+            "inspecting_unit": "H886",
+            "inspected_units": ["X30337", "X30338"],
+            "planned_start": "2026-09-07",
+            "planned_end": "2026-09-18",
+            "plan_id": "kh-qcdc-2026",
+        }
     )
 
     kind: InspectionKind = Field(description="inspection (kiểm tra) or survey (khảo sát).")
@@ -61,46 +57,40 @@ class ScheduleInspectionIn(BaseModel):
 
 
 class ActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = refusing_extra()
 
     content: NfcText = Field(min_length=1, max_length=5000)
     due_on: date = Field(description="The last day of the deadline (on time until its end).")
 
 
 class FindingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = refusing_extra()
 
     content: NfcText = Field(min_length=1, max_length=10000)
     actions: list[ActionIn] = Field(default_factory=list, max_length=50)
 
 
 class FindingsIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
+    model_config = refusing_extra(
+        {
+            "inspected_unit": "X30337",
+            "conducted_on": "2026-09-09",
+            "conclusion": "Ủy ban nhân dân xã cơ bản thực hiện tốt Quy chế dân chủ; "
+            "còn hạn chế về công khai tài chính.",
+            "findings": [
                 {
-                    "inspected_unit": "X30337",
-                    "conducted_on": "2026-09-09",
-                    "conclusion": "Ủy ban nhân dân xã cơ bản thực hiện tốt Quy chế dân chủ; "
-                    "còn hạn chế về công khai tài chính.",
-                    "findings": [
+                    "content": "Chưa niêm yết công khai dự toán ngân sách xã tại "
+                    "nhà văn hóa các thôn.",
+                    "actions": [
                         {
-                            "content": "Chưa niêm yết công khai dự toán ngân sách xã tại "
-                            "nhà văn hóa các thôn.",
-                            "actions": [
-                                {
-                                    "content": "Niêm yết công khai dự toán ngân sách xã tại "
-                                    "8/8 thôn.",
-                                    "due_on": "2026-10-15",
-                                }
-                            ],
-                        },
-                        {"content": "Hội nghị tiếp xúc cử tri tổ chức đúng quy định."},
+                            "content": "Niêm yết công khai dự toán ngân sách xã tại 8/8 thôn.",
+                            "due_on": "2026-10-15",
+                        }
                     ],
-                }
-            ]
-        },
+                },
+                {"content": "Hội nghị tiếp xúc cử tri tổ chức đúng quy định."},
+            ],
+        }
     )
 
     inspected_unit: UnitCode
@@ -110,16 +100,11 @@ class FindingsIn(BaseModel):
 
 
 class FollowUpIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "content": "Đã niêm yết công khai tại 8/8 thôn; biên bản niêm yết kèm theo.",
-                    "done": True,
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "content": "Đã niêm yết công khai tại 8/8 thôn; biên bản niêm yết kèm theo.",
+            "done": True,
+        }
     )
 
     content: NfcText = Field(min_length=1, max_length=20000)
@@ -127,21 +112,13 @@ class FollowUpIn(BaseModel):
 
 
 class CloseActionIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"note": "Đã kiểm tra biên bản niêm yết; đạt yêu cầu."}]},
-    )
+    model_config = refusing_extra({"note": "Đã kiểm tra biên bản niêm yết; đạt yêu cầu."})
 
     note: NfcText = Field("", max_length=5000)
 
 
 class ReturnActionIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"reason": "Biên bản niêm yết chưa có xác nhận của trưởng thôn."}]
-        },
-    )
+    model_config = refusing_extra({"reason": "Biên bản niêm yết chưa có xác nhận của trưởng thôn."})
 
     reason: NfcText = Field(min_length=1, max_length=5000)
 
@@ -223,17 +200,11 @@ def _out(i: Inspection) -> InspectionOut:
 async def schedule(
     body: ScheduleInspectionIn, caller: Caller, settings: Settings, uow: Uow
 ) -> InspectionOut:
-    command = handlers.ScheduleInspection(
-        kind=body.kind,
-        topic=body.topic,
-        inspected_units=tuple(body.inspected_units),
-        planned_start=body.planned_start,
-        planned_end=body.planned_end,
-        inspecting_unit=body.inspecting_unit,
-        plan_id=body.plan_id,
+    scheduled = command_of(
+        handlers.ScheduleInspection, body, inspected_units=tuple(body.inspected_units)
     )
     found = await handlers.schedule_inspection(
-        command, uow, caller=caller, ownership=settings.ownership()
+        scheduled, uow, caller=caller, ownership=settings.ownership()
     )
     return _out(found)
 
@@ -250,13 +221,8 @@ async def listing(
     inspecting_unit: Annotated[UnitCode | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[InspectionOut]:
-    found = await handlers.inspections_of(
-        uow,
-        caller=caller,
-        inspected_unit=inspected_unit,
-        inspecting_unit=inspecting_unit,
-        limit=limit,
-    )
+    where = handlers.InspectionFilter(inspected_unit, inspecting_unit)
+    found = await handlers.inspections_of(where, uow, caller=caller, limit=limit)
     return [_out(i) for i in found]
 
 
@@ -278,18 +244,17 @@ async def findings(
     settings: Settings,
     units_of_work: UowFactory,
 ) -> InspectedUnitOut:
-    command = handlers.RecordFindings(
+    recorded = command_of(
+        handlers.RecordFindings,
+        body,
         inspection_id=inspection_id,
-        inspected_unit=body.inspected_unit,
-        conducted_on=body.conducted_on,
-        conclusion=body.conclusion,
         findings=tuple(
             FindingInput(f.content, tuple(RequiredAction(a.content, a.due_on) for a in f.actions))
             for f in body.findings
         ),
     )
     async with units_of_work() as uow:
-        await handlers.record_findings(command, uow, caller=caller, rules=rules_from(settings))
+        await handlers.record_findings(recorded, uow, caller=caller, rules=rules_from(settings))
     async with units_of_work() as uow:
         found = await handlers.inspection(inspection_id, uow, caller=caller)
     return _unit_out(found.unit(body.inspected_unit))
@@ -308,14 +273,8 @@ async def action_listing(
     status: Annotated[ActionStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[ActionOut]:
-    found = await handlers.actions_of(
-        uow,
-        caller=caller,
-        inspected_unit=inspected_unit,
-        inspecting_unit=inspecting_unit,
-        status=status,
-        limit=limit,
-    )
+    where = handlers.InspectionFilter(inspected_unit, inspecting_unit, status)
+    found = await handlers.actions_of(where, uow, caller=caller, limit=limit)
     return [_action_out(a) for a in found]
 
 

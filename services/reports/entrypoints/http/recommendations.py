@@ -6,10 +6,11 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.reports.domain.recommendations import Entry, Recommendation, RecommendationStatus
 from services.reports.entrypoints.dependencies import Settings
+from services.reports.entrypoints.http.bodies import command_of, refusing_extra
 from services.reports.handlers import recommendations as handlers
 from services.reports.handlers.clock import rules_from
 from shared.dependencies import Uow
@@ -20,20 +21,15 @@ from shared.units import NfcName, NfcText, UnitCode
 
 
 class RegisterIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "source_organisation": "Ủy ban Mặt trận Tổ quốc Việt Nam xã Tân An",
-                    "topic": "Giám sát việc công khai thông tin ở thôn, tổ dân phố",
-                    "content": "Đề nghị Ủy ban nhân dân xã niêm yết công khai dự toán ngân "
-                    "sách xã tại nhà văn hóa các thôn trong thời hạn quy định.",
-                    "addressed_unit": "X30337",
-                    "received_on": "2026-03-02",
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "source_organisation": "Ủy ban Mặt trận Tổ quốc Việt Nam xã Tân An",
+            "topic": "Giám sát việc công khai thông tin ở thôn, tổ dân phố",
+            "content": "Đề nghị Ủy ban nhân dân xã niêm yết công khai dự toán ngân "
+            "sách xã tại nhà văn hóa các thôn trong thời hạn quy định.",
+            "addressed_unit": "X30337",
+            "received_on": "2026-03-02",
+        }
     )
 
     source_organisation: NfcName = Field(min_length=1, max_length=512)
@@ -44,32 +40,22 @@ class RegisterIn(BaseModel):
 
 
 class AnswerIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "answer": "Ủy ban nhân dân xã tiếp thu kiến nghị; dự toán ngân sách xã "
-                    "được niêm yết tại nhà văn hóa các thôn từ ngày 10/3/2026."
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "answer": "Ủy ban nhân dân xã tiếp thu kiến nghị; dự toán ngân sách xã "
+            "được niêm yết tại nhà văn hóa các thôn từ ngày 10/3/2026."
+        }
     )
 
     answer: NfcText = Field(min_length=1, max_length=20000)
 
 
 class ImplementationIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "content": "Đã niêm yết công khai tại 8/8 thôn; biên bản niêm yết kèm theo.",
-                    "completed": True,
-                }
-            ]
-        },
+    model_config = refusing_extra(
+        {
+            "content": "Đã niêm yết công khai tại 8/8 thôn; biên bản niêm yết kèm theo.",
+            "completed": True,
+        }
     )
 
     content: NfcText = Field(min_length=1, max_length=20000)
@@ -122,15 +108,8 @@ router = APIRouter(tags=["recommendations"])
 async def register(
     body: RegisterIn, caller: Caller, uow: Uow, settings: Settings
 ) -> RecommendationOut:
-    command = handlers.RegisterRecommendation(
-        source_organisation=body.source_organisation,
-        topic=body.topic,
-        content=body.content,
-        addressed_unit=body.addressed_unit,
-        received_on=body.received_on,
-    )
     found = await handlers.register_recommendation(
-        command,
+        command_of(handlers.RegisterRecommendation, body),
         uow,
         caller=caller,
         answer_days=settings.recommendation_answer_days,
@@ -153,9 +132,8 @@ async def listing(
     *,
     uow: Uow,
 ) -> list[RecommendationOut]:
-    found = await handlers.recommendations_of(
-        uow, caller=caller, addressed_unit=addressed_unit, status=status, limit=limit
-    )
+    where = handlers.RecommendationFilter(addressed_unit, status)
+    found = await handlers.recommendations_of(where, uow, caller=caller, limit=limit)
     return [_out(r) for r in found]
 
 
