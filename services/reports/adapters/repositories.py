@@ -99,9 +99,9 @@ def _submission_statement(report_columns: tuple[str, ...], keyed: bool) -> sa.Up
     if keyed:
         key_columns = ("unit_code", "idempotency_key", "report_id", "created_at")
         ctes.append(
-            idempotency_keys.insert().values(_bound(idempotency_keys, "k_", key_columns)).cte(
-                "new_key"
-            )
+            idempotency_keys.insert()
+            .values(_bound(idempotency_keys, "k_", key_columns))
+            .cte("new_key")
         )
     return statement.add_cte(*ctes)
 
