@@ -278,9 +278,10 @@ async def identify(request: Request, runtime: Any, cache: TokenCache | None = No
     return await _principal_of(request, runtime, token.strip(), cache or TokenCache())
 
 
-def caller(request: Request) -> Principal:
+async def caller(request: Request) -> Principal:
     """FastAPI dependency: the caller :class:`Authentication` identified. A route it did not
-    guard has no caller, and is refused rather than given one."""
+    guard has no caller, and is refused rather than given one. (``async``: a plain ``def``
+    dependency runs in a worker thread.)"""
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal):
         raise Unauthenticated("no caller was identified for this request")

@@ -172,7 +172,18 @@ class InMemoryReports:
         """Lets ``obligations`` read versions and keys from these reports, as the database
         reads them in one query."""
         obligations.reports = self
+        self.obligations = obligations
         return self
+
+    obligations: InMemoryObligations
+
+    async def add_submitted(
+        self, report: Report, obligation: Obligation, key: str | None, at: datetime
+    ) -> None:
+        await self.add(report)
+        if key:
+            await self.remember_key(obligation.unit_code, key, report.id, at)
+        await self.obligations.save(obligation)
 
     async def add(self, report: Report) -> None:
         self.reports[report.id] = report

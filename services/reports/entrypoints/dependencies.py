@@ -19,11 +19,11 @@ Settings = Annotated[ReportsSettings, Depends(get_settings)]
 """The reports service's settings: ``async def route(..., settings: Settings)``."""
 
 
-def attachment_rules(settings: Settings) -> AttachmentRules:
+async def attachment_rules(settings: Settings) -> AttachmentRules:
     return AttachmentRules(settings.attachment_max_bytes, tuple(settings.attachment_types))
 
 
-def attachment_store(settings: Settings) -> AttachmentStore:
+async def attachment_store(settings: Settings) -> AttachmentStore:
     return AttachmentStore(Path(settings.data_dir) / "attachments")
 
 

@@ -103,10 +103,7 @@ async def submit_report(
         narrative=command.narrative,
         indicators=command.indicators,
     )
-    await reports.add(report)
-    if command.idempotency_key:
-        await reports.remember_key(obligation.unit_code, command.idempotency_key, report.id, now)
-    await obligations.save(obligation)
+    await reports.add_submitted(report, obligation, command.idempotency_key, now)
     uow.publish(*obligation.events)
     audit(uow, caller, "report.submitted", report.id)
     if commit:
