@@ -56,7 +56,8 @@ class Upload:
         return Attach(report_id, self.filename, self.content_type, self.content)
 
 
-def upload(filename: str, request: Request, content: AttachmentContent) -> Upload:
+async def upload(filename: str, request: Request, content: AttachmentContent) -> Upload:
+    # async: a plain def dependency costs a worker-thread hop per request.
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     return Upload(filename, content_type, content)
 
