@@ -168,11 +168,10 @@ class ObligationRepository:
         next pass if it still awaits a report). SQLite's ``BEGIN IMMEDIATE`` has already
         serialised writers, and SQLAlchemy renders no ``FOR UPDATE`` there. ``only`` takes
         that one obligation; otherwise those ``passed_over`` are left out."""
-        driver = await copy_connection(self.session)
-        if driver is not None:
+        if self.session.get_bind().dialect.name == "postgresql":
             # The same query, sent by the driver itself: a busy pass locks a hundred
             # thousand rows, and SQLAlchemy's result rows cost more than the query does.
-            return await self._lock_due_directly(driver, now, limit, passed_over, only)
+            return await self._lock_due_directly(now, limit, passed_over, only)
         query = (
             sa.select(obligations)
             .where(obligations.c.next_step_at <= now)
@@ -187,15 +186,17 @@ class ObligationRepository:
         return [_to_obligation(row) for row in (await self.session.execute(query)).all()]
 
     async def _lock_due_directly(
-        self,
-        driver: Any,
-        now: datetime,
-        limit: int,
-        passed_over: Collection[str],
-        only: str | None,
+        self, now: datetime, limit: int, passed_over: Collection[str], only: str | None
     ) -> list[Obligation]:
-        """:meth:`lock_due` on PostgreSQL through the session's asyncpg connection (in its
-        transaction): the table's columns in its order, as ``from_row`` reads them."""
+        """:meth:`lock_due` on PostgreSQL through the session's asyncpg connection, in its
+        transaction: the table's columns in its order, as ``from_row`` reads them."""
+        driver = await copy_connection(self.session)
+        if driver is None:
+            # The driver's transaction begins with the session's first statement: the
+            # locks must be held by the unit of work's transaction, not one of their own.
+            await self.session.execute(sa.text("SELECT 1"))
+            driver = await copy_connection(self.session)
+        assert driver is not None
         if only is not None:
             rows = await driver.fetch(_LOCK_ONE, now, limit, only)
         elif passed_over:
