@@ -6,6 +6,7 @@ import dataclasses
 import json
 import uuid
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from services.reports.domain.deadlines import (
     VIETNAM,
     ClockPass,
     ClockRules,
+    Step,
     at_reminder_time,
     messages,
     schedule,
@@ -61,11 +63,11 @@ def a_unit_of_work() -> UnitOfWork:
     )
 
 
-def every_kind_of_decision() -> list[tuple[Obligation, tuple]]:  # type: ignore[type-arg]
+def every_kind_of_decision() -> list[tuple[Obligation, tuple[Step, ...]]]:
     """Obligations whose deadlines put reminders (alone and grouped by the calendar), the
     miss, every urging and catch-ups at NOW, on paths of every depth."""
     paths = [["T1"], ["T1", "H22"], ["T1", "H22", "X333"], ["T1", "H22", "X333", "Y_4-4"]]
-    found = []
+    found: list[tuple[Obligation, tuple[Step, ...]]] = []
     for offset in range(-40, 40):
         due_at = last_instant_before(NOW.date() + timedelta(days=offset))
         for recorded_upto in (None, *(s.planned_for for s in schedule(due_at, RULES))):
@@ -139,7 +141,7 @@ def test_an_encoded_event_is_queued_as_publish_queues_it() -> None:
         {"unit_path": [f"L{i}" for i in range(13)]},
     ],
 )
-def test_values_that_are_not_plain_go_the_domains_way(change: dict[str, object]) -> None:
+def test_values_that_are_not_plain_go_the_domains_way(change: dict[str, Any]) -> None:
     uow, events = a_unit_of_work(), ClockEvents(RULES, VIETNAM)
     obligation, fire = every_kind_of_decision()[0]
     assert events.encode(uow, obligation, fire) is not None
