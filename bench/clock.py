@@ -212,17 +212,19 @@ RAW_SCAN = """SELECT * FROM obligations WHERE next_step_at <= $1
               ORDER BY next_step_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"""
 
 
-async def raw_writes(conn: asyncpg.Connection) -> float:
+async def raw_writes(conn: asyncpg.Connection) -> tuple[float, float]:
+    """Seconds, and the server's CPU seconds, of the raw writes."""
     for statement in RAW_ROWS:
         await conn.execute(statement, NOW)
     await conn.execute("ANALYZE raw_steps; ANALYZE raw_events")
     # As for the pass: the first change to a page after a checkpoint logs the whole page.
     await conn.execute("CHECKPOINT")
-    started = time.perf_counter()
+    server = [conn.get_server_pid()]
+    started, cpu = time.perf_counter(), _cpu_of(server)
     async with conn.transaction():
         for statement in RAW_WRITES:
             await conn.execute(statement)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu_of(server) - cpu
 
 
 async def raw_scan(conn: asyncpg.Connection, now: datetime, batch_size: int) -> float:
@@ -230,6 +232,29 @@ async def raw_scan(conn: asyncpg.Connection, now: datetime, batch_size: int) -> 
     async with conn.transaction():
         await conn.fetch(RAW_SCAN, now, batch_size)
     return time.perf_counter() - started
+
+
+async def _backends(conn: asyncpg.Connection) -> list[int]:
+    """The server processes of the service's pooled connections to this database."""
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid()"
+    )
+    return [int(row["pid"]) for row in rows]
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user and system) these local server processes have used; 0 for any
+    that cannot be read (a remote server)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 async def bench(obligations: int, due: int) -> dict[str, Any]:
@@ -255,9 +280,13 @@ async def _run(url: str, obligations: int, due: int) -> dict[str, Any]:
             gc.collect()
             gc.freeze()  # as shared.runtime does once a service has started
 
-            started = time.perf_counter()
+            backends = await _backends(conn)
+            server_cpu = _cpu_of(backends)
+            started, cpu = time.perf_counter(), time.process_time()
             firing = await run_clock(NOW, runtime.uow, settings)
             firing_seconds = time.perf_counter() - started
+            firing_cpu = time.process_time() - cpu
+            firing_server_cpu = _cpu_of(backends) - server_cpu
             log.info("firing pass", steps=len(firing.fired), seconds=round(firing_seconds, 2))
             later = NOW + timedelta(minutes=1)
             started = time.perf_counter()
@@ -266,7 +295,7 @@ async def _run(url: str, obligations: int, due: int) -> dict[str, Any]:
             outbox_rows = await conn.fetchval("SELECT count(*) FROM outbox")
 
             scan_seconds = await raw_scan(conn, later, settings.clock_batch_size)
-            writes_seconds = await raw_writes(conn)
+            writes_seconds, writes_server_cpu = await raw_writes(conn)
         finally:
             await conn.close()
     return {
@@ -282,10 +311,13 @@ async def _run(url: str, obligations: int, due: int) -> dict[str, Any]:
             "outbox_rows": outbox_rows,
             "failed": len(firing.failed),
             "steps_per_second": round(len(firing.fired) / firing_seconds),
+            "cpu_seconds": round(firing_cpu, 2),
+            "server_cpu_seconds": round(firing_server_cpu, 2),
         },
         "empty_pass": {"seconds": round(empty_seconds, 4), "steps_fired": len(empty.fired)},
         "baseline": {
             "raw_writes_seconds": round(writes_seconds, 3),
+            "raw_writes_server_cpu_seconds": round(writes_server_cpu, 2),
             "raw_scan_seconds": round(scan_seconds, 4),
         },
         "ratio": {

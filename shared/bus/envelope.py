@@ -12,8 +12,9 @@ extension, on events recorded while a trace was being recorded (:mod:`shared.tra
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
+import functools
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -54,8 +55,50 @@ class Envelope:
     traceparent: str | None = None
 
 
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+"""The version (4) and variant (RFC 4122) bits of a random UUID."""
+_NOT_RANDOM = (0xF000 << 64) | (0xC000 << 48)
+
+
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` writes it, in a third of its
+    time (the deadline clock numbers a hundred thousand events in a busy pass)."""
+    bits = (int.from_bytes(os.urandom(16)) & ~_NOT_RANDOM) | _VERSION_4
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _ce_time(at: datetime) -> str:
+    # A batch's events share their instant: formatted once.
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def headers(
+    *,
+    event_id: str,
+    source: str,
+    ce_type: str,
+    unit_path: Sequence[str],
+    correlation_id: str,
+    time: datetime,
+    trace: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The CloudEvents headers of an event (see the module's documentation)."""
+    found = {
+        "ce-specversion": SPECVERSION,
+        "ce-id": event_id,
+        "ce-source": source,
+        "ce-type": ce_type,
+        "ce-time": _ce_time(time),
+        "ce-subject": ".".join(unit_path),
+        CORRELATION_HEADER: correlation_id,
+        "content-type": CONTENT_TYPE,
+        "Nats-Msg-Id": event_id,
+    }
+    if trace:
+        found.update((name, trace[name]) for name in TRACE_HEADERS if trace.get(name))
+    return found
 
 
 def encode(
@@ -69,22 +112,16 @@ def encode(
 ) -> tuple[str, dict[str, str], bytes]:
     """Return (NATS subject, headers, body) for an event; ``trace``: the W3C trace context
     (``traceparent``, ``tracestate``) to carry, when a trace is being recorded."""
-    event_id = event_id or new_event_id()
-    at = (time or datetime.now(UTC)).astimezone(UTC)
-    headers = {
-        "ce-specversion": SPECVERSION,
-        "ce-id": event_id,
-        "ce-source": source,
-        "ce-type": event.ce_type(),
-        "ce-time": at.isoformat().replace("+00:00", "Z"),
-        "ce-subject": ".".join(event.unit_path),
-        CORRELATION_HEADER: correlation_id,
-        "content-type": CONTENT_TYPE,
-        "Nats-Msg-Id": event_id,
-    }
-    if trace:
-        headers.update((name, trace[name]) for name in TRACE_HEADERS if trace.get(name))
-    return event.subject(), headers, event.model_dump_json().encode()
+    found = headers(
+        event_id=event_id or new_event_id(),
+        source=source,
+        ce_type=event.ce_type(),
+        unit_path=event.unit_path,
+        correlation_id=correlation_id,
+        time=time or datetime.now(UTC),
+        trace=trace,
+    )
+    return event.subject(), found, event.model_dump_json().encode()
 
 
 def decode(

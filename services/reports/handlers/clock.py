@@ -48,11 +48,13 @@ from services.reports.domain.deadlines import (
     VIETNAM,
     ClockPass,
     ClockRules,
+    Step,
     WorkingCalendar,
     messages,
     schedule_fingerprint,
 )
 from services.reports.domain.model import Obligation
+from services.reports.handlers.clock_events import ClockEvents
 from services.reports.settings import ReportsSettings
 from shared.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -109,6 +111,7 @@ class _Pass:
     uow_factory: UnitOfWorkFactory
     batch_size: int
     run: ClockRun
+    events: ClockEvents
     passed_over: set[str] = field(default_factory=set)
     """Obligations of failed batches: retried one by one by the worker whose batch failed,
     and left alone by the others; those that fail again wait for the next pass."""
@@ -124,7 +127,13 @@ async def run_clock(
     rules = rules_from(settings)
     run = ClockRun(now)
     run.reconsidered = await follow_schedule(uow_factory, schedule_fingerprint(rules, calendar))
-    this = _Pass(ClockPass(now, rules, calendar), uow_factory, settings.clock_batch_size, run)
+    this = _Pass(
+        ClockPass(now, rules, calendar),
+        uow_factory,
+        settings.clock_batch_size,
+        run,
+        ClockEvents(rules, calendar),
+    )
     # Workers take disjoint batches as replicas do; while one waits on the database,
     # another decides. A failure of one (the database's trouble) cancels the others, and
     # the run raises it (in an ExceptionGroup).
@@ -196,7 +205,7 @@ async def _fire_batch(this: _Pass, limit: int, only: str | None = None) -> bool:
             return False
         ids = [o.id for o in due]
         try:
-            batch = await _fire(uow, this.decisions, due, read_recorded=only is not None)
+            batch = await _fire(uow, this, due, read_recorded=only is not None)
         except Exception as exc:
             # Before the rollback frees them: the other workers leave them to this one.
             this.passed_over.update(ids)
@@ -220,17 +229,19 @@ class _Batch:
 
 
 async def _fire(
-    uow: UnitOfWork, decisions: ClockPass, due: list[Obligation], *, read_recorded: bool
+    uow: UnitOfWork, this: _Pass, due: list[Obligation], *, read_recorded: bool
 ) -> _Batch:
     """Decide for each locked obligation (taking them out of ``due``), record, publish,
     move each one's next step on, commit."""
+    decisions = this.decisions
     on_the_clock = [o for o in due if o.on_the_clock_at is not None]
     recorded = await _recorded(uow, decisions, on_the_clock, read_all=read_recorded)
     del on_the_clock
     batch = _Batch()
     while due:
         obligation = due.pop()
-        _decide(uow, decisions, obligation, recorded.get(obligation.id, frozenset()), batch)
+        recorded_steps = recorded.get(obligation.id, frozenset())
+        _decide(uow, decisions, this.events, obligation, recorded_steps, batch)
     # A step already recorded raises here (primary key obligation × step): see _next_batch.
     await uow.repository(DeadlineStepRepository).record(batch.steps)
     await uow.repository(ObligationRepository).move_next_steps(batch.next_steps)
@@ -263,6 +274,7 @@ async def _recorded(
 def _decide(
     uow: UnitOfWork,
     decisions: ClockPass,
+    events: ClockEvents,
     obligation: Obligation,
     recorded: frozenset[str],
     batch: _Batch,
@@ -277,10 +289,9 @@ def _decide(
     obligation.next_step_at = decisions.next_step_at(obligation.due_at)
     batch.next_steps[obligation.id] = obligation.on_the_clock_at
     # Steps the calendar put on one day make one message; each is recorded with its id.
-    found = messages(decision.fire, obligation, decisions.rules, decisions.calendar)
+    covered, event_ids = _publish(uow, decisions, events, obligation, decision.fire)
     now = decisions.now
-    event_ids = uow.publish(*(event for event, _ in found))
-    for (_, steps), event_id in zip(found, event_ids, strict=True):
+    for steps, event_id in zip(covered, event_ids, strict=True):
         for step in steps:
             batch.steps.append(StepRow(obligation.id, step.name, step.planned_for, now, event_id))
             batch.fired.append(
@@ -289,3 +300,20 @@ def _decide(
     for step in decision.skip:
         batch.steps.append(StepRow(obligation.id, step.name, step.planned_for, now, SKIPPED))
         batch.skipped.append((obligation.id, step.name))
+
+
+def _publish(
+    uow: UnitOfWork,
+    decisions: ClockPass,
+    events: ClockEvents,
+    obligation: Obligation,
+    fire: tuple[Step, ...],
+) -> tuple[list[tuple[Step, ...]], list[str]]:
+    """Queue the events of the steps that fire; returns the steps each covers, and its id."""
+    if not fire:
+        return [], []
+    encoded = events.encode(uow, obligation, fire)
+    if encoded is not None:
+        return [steps for _, steps in encoded], uow.publish_encoded([e for e, _ in encoded])
+    found = messages(fire, obligation, decisions.rules, decisions.calendar)
+    return [steps for _, steps in found], uow.publish(*(event for event, _ in found))
