@@ -5,9 +5,18 @@ submitted for a six-month plan entry. One builder each, so the tests, the e2e bu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from services.reports.domain.consolidation import (
+    Consolidation,
+    SubmissionFacts,
+    UnitFacts,
+    consolidate,
+)
+from services.reports.domain.model import Obligation, ObligationStatus
+from shared.bus.envelope import Envelope
 from shared.events import (
     Assignee,
     Contacts,
@@ -169,4 +178,79 @@ def submitted(
         obligation=obligation(unit, year=year, obligation_id=obligation_id),
         submitted_at=submitted_at or datetime(year, 6, 1, 2, 0, tzinfo=UTC),
         on_time=True,
+    )
+
+
+def plan_issued_envelope(correlation_id: str) -> Envelope:
+    """The envelope plans puts around :func:`plan_issued` (for handlers called directly)."""
+    return Envelope(
+        id="e-1",
+        source="/qcdc/plans",
+        type="qcdc.plan.issued.v1",
+        time=datetime(2023, 1, 16, tzinfo=UTC),
+        subject="T89",
+        correlation_id=correlation_id,
+        nats_subject="qcdc.v1.plan.issued.T89",
+    )
+
+
+def six_month_obligation(
+    code: str, unit_path: Sequence[str], status: ObligationStatus, receiving_unit: str = "SNV"
+) -> Obligation:
+    """Reports' record of ``code``'s six-month report of plan-2023, due 9 June 2023."""
+    return Obligation(
+        id=f"o-{code}",
+        plan_id="plan-2023",
+        schedule_key="six_month",
+        report_kind=ReportKind.SIX_MONTH,
+        unit_code=code,
+        unit_path=list(unit_path),
+        receiving_unit=receiving_unit,
+        period_start=date(2022, 12, 15),
+        period_end=date(2023, 6, 14),
+        due_at=SIX_MONTH_DUE,
+        plan_doc_number=PLAN_DOC_NUMBER,
+        plan_title=PLAN_TITLE,
+        status=status,
+    )
+
+
+def submission_facts(
+    code: str, number: int, at: datetime, indicators: dict[str, Any], **fields: Any
+) -> SubmissionFacts:
+    """Version ``number`` of ``code``'s report for :func:`six_month_obligation`, submitted
+    ``at`` (on time up to :data:`SIX_MONTH_DUE`); ``fields`` replace any of the rest."""
+    defaults: dict[str, Any] = {
+        "report_id": f"r-{code}-{number}",
+        "receipt_number": f"BC-2023-{code}-{number}",
+        "status": "submitted",
+        "narrative": {},
+    }
+    values = {**defaults, **fields}
+    return SubmissionFacts(
+        obligation_id=f"o-{code}",
+        version=number,
+        submitted_at=at,
+        on_time=at <= SIX_MONTH_DUE,
+        indicators=indicators,
+        **values,
+    )
+
+
+def consolidation(
+    obligations: list[Obligation],
+    submissions: list[SubmissionFacts],
+    units: dict[str, UnitFacts],
+    receiving_unit: str = "SNV",
+    content_areas: dict[str, str] | None = None,
+) -> Consolidation:
+    """What ``receiving_unit`` (Home Affairs unless named) has received, consolidated at
+    10:00 ICT on 20/06/2023."""
+    return consolidate(
+        receiving_unit=receiving_unit,
+        obligations=obligations,
+        submissions=submissions,
+        units=units,
+        as_of=datetime(2023, 6, 20, 3, 0, tzinfo=UTC),
+        content_areas=content_areas,
     )

@@ -103,8 +103,10 @@ def submitted(at: datetime, ref: ObligationRef | None = None, **fields: Any) -> 
     )
 
 
-def missed(step: int, escalated: bool = False) -> DeadlineMissed:
-    return DeadlineMissed(unit_path=PATH, obligation=obligation(), step=step, escalated=escalated)
+def missed(step: int, escalated: bool = False, **fields: Any) -> DeadlineMissed:
+    return DeadlineMissed(
+        unit_path=PATH, obligation=obligation(), step=step, escalated=escalated, **fields
+    )
 
 
 def approaching() -> DeadlineApproaching:
@@ -418,14 +420,8 @@ def test_a_reminder_counts_working_days_and_states_the_last_instant() -> None:
 
 
 def test_the_last_urging_goes_to_the_receiving_units_leadership_and_says_so() -> None:
-    event = DeadlineMissed(
-        unit_path=PATH,
-        obligation=obligation(),
-        step=5,
-        escalated=True,
-        escalated_to_receiving_unit=True,
-        final=True,
-        urge_max_steps=5,
+    event = missed(
+        5, escalated=True, escalated_to_receiving_unit=True, final=True, urge_max_steps=5
     )
     found = resolve(
         rulebook().for_event(event),
