@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
@@ -318,13 +317,6 @@ async def assert_dead_lettered_and_consumer_went_on(
         return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
     await eventually(all_acked)
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
 
 
 @pytest.mark.slow
