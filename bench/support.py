@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
+from tests.postgres import as_admin, async_url
 
 POSTGRES_DSN = os.environ.get(
     "QCDC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,17 +43,8 @@ async def scratch_database(kind: str, folder: Path, name: str = "bench") -> Asyn
         yield f"sqlite+aiosqlite:///{folder}/{name}-{uuid.uuid4().hex[:8]}.db"
         return
     database = f"qcdc_bench_{name}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(POSTGRES_DSN)
+    await as_admin(POSTGRES_DSN, f'CREATE DATABASE "{database}"')
     try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
+        yield async_url(POSTGRES_DSN, database)
     finally:
-        await admin.close()
-    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{database}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await as_admin(POSTGRES_DSN, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -8,10 +8,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
+import nats
 import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from services.natsd import NatsCluster, NatsServer, free_port
+from tests.postgres import as_admin, async_url
 from tests.support import SCRATCH, BusSpy, SmtpInbox, patience
 
 TEST_TIME_LIMIT = 300.0
@@ -36,6 +39,19 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
+    """A plain NATS connection to :func:`nats_server` (to publish or read as no service does)."""
+    client = await nats.connect(nats_server.url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def js(nc: Client) -> JetStreamContext:
+    return nc.jetstream()
+
+
+@pytest.fixture
 async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
     """Three nats-servers on loopback in one JetStream cluster, healthy (a metadata leader
     elected); streams are the test's to provision, e.g. with ``replicas=3``."""
@@ -47,25 +63,16 @@ async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
 
 async def _create_database() -> str:
     name = f"qcdc_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    await as_admin(POSTGRES_DSN, f'CREATE DATABASE "{name}"')
     return name
 
 
 async def _drop_database(name: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await as_admin(POSTGRES_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _async_url(database: str) -> str:
-    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{database}"
+    return async_url(POSTGRES_DSN, database)
 
 
 @pytest.fixture

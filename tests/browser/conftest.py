@@ -8,9 +8,7 @@ browser downloads are never used."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,72 +18,66 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from services.natsd import NatsServer, free_port
 from services.notify.bootstrap import SERVICE as NOTIFY
-from services.plans.adapters.repositories import UnitRepository
 from services.plans.bootstrap import SERVICE as PLANS
-from services.plans.handlers import tokens as token_handlers
-from services.plans.handlers import units as unit_handlers
-from services.portal.entrypoints.http import create_portal_app
 from services.portal.settings import PortalSettings
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.auth import CONSOLE, Role
+from shared.auth import Role
 from shared.clock import ManualClock
-from shared.events import Contacts
+from tests.bodies import plan_body, province_units, schedule_entry, unit_below
 from tests.browser.idp import AUDIENCE, CLIENT_ID, TestProvider
+from tests.stack import (
+    Grant,
+    console_tokens,
+    issue_plan,
+    register_units_at_console,
+    serving_portal,
+    start_services,
+    stop_services,
+)
 from tests.support import (
-    DEFAULT_TIMEOUT,
     InProcessService,
     eventually,
     patience,
-    service_settings,
 )
 
 CHROMIUM = Path(os.environ.get("QCDC_CHROMIUM", "/usr/bin/chromium"))
 NOW = datetime(2023, 2, 1, 2, 0, tzinfo=UTC)
 
 # A two-level province (since 1 July 2025): communes report to Home Affairs directly.
+COMMUNES = {
+    "X001": "Ủy ban nhân dân xã Tân An",
+    "X002": "Ủy ban nhân dân phường Hòa Bình",
+    "X003": "Ủy ban nhân dân xã Đông Hưng",
+}
 UNITS: list[dict[str, Any]] = [
-    {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
-    {"code": "T89-SNV", "name": "Sở Nội vụ", "kind": "department", "parent_code": "T89",
-     "tags": ["home_affairs"]},
-    {"code": "X001", "name": "Ủy ban nhân dân xã Tân An", "kind": "commune", "parent_code": "T89",
-     "reports_to_code": "T89-SNV"},
-    {"code": "X002", "name": "Ủy ban nhân dân phường Hòa Bình", "kind": "commune",
-     "parent_code": "T89", "reports_to_code": "T89-SNV"},
-    {"code": "X003", "name": "Ủy ban nhân dân xã Đông Hưng", "kind": "commune",
-     "parent_code": "T89", "reports_to_code": "T89-SNV"},
-]  # fmt: skip
+    *province_units("T89-SNV"),
+    *(unit_below(code, name, "commune", "T89-SNV") for code, name in COMMUNES.items()),
+]
 
-PLAN: dict[str, Any] = {
-    "doc_number": "123/KH-UBND",
-    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-    "issuing_unit": "kind:province",
-    "province": "T89",
-    "issued_on": "2023-01-16",
-    "year": 2023,
-    "content_areas": [
+PLAN: dict[str, Any] = plan_body(
+    content_areas=[
         {"code": "3", "title": "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"},
         {"code": "5", "title": "Giám sát và phản biện xã hội của Mặt trận Tổ quốc"},
     ],
-    "assignees": {"kinds_via_parent": ["commune"]},
-    "schedule": [
-        {
-            "key": "six_month",
-            "kind": "six_month",
-            "title": "Báo cáo kết quả thực hiện 06 tháng",
-            "period_start": "2022-12-15",
-            "period_end": "2023-06-08",
-            "due_before": "2023-06-10",
-            "receiving_unit": "tag:home_affairs",
-        }
-    ],
+    assignees={"kinds_via_parent": ["commune"]},
+    schedule=[schedule_entry(title="Báo cáo kết quả thực hiện 06 tháng")],
     # Communes hold no staff conference by default; here they do, so that a commune's
     # conference page is shown and checked (kinds are data).
-    "staff_conference": {"required": True, "unit_kinds": ["commune"]},
-}
+    staff_conference={"required": True, "unit_kinds": ["commune"]},
+)
+
+
+SUBMITTERS = {"commune": "X001", "commune2": "X002", "commune3": "X003"}
+GRANTS: list[Grant] = [
+    ("admin", "T89", Role.ADMINISTRATOR, 365),
+    ("planner", "T89", Role.PLANNER, 365),
+    ("reviewer", "T89-SNV", Role.REVIEWER, 365),
+    *((name, code, Role.SUBMITTER, 365) for name, code in SUBMITTERS.items()),
+    ("public", "T89", Role.INTEGRATOR, 365),
+]
 
 
 @dataclass
@@ -150,20 +142,20 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
     idp.start()
     clock = ManualClock(NOW)
     services: dict[str, InProcessService] = {}
-    portal: uvicorn.Server | None = None
-    task: asyncio.Task[None] | None = None
     try:
-        for definition in (PLANS, REPORTS, NOTIFY):
-            settings = service_settings(
-                definition,
-                nats_url=nats.url,
-                auth="tokens",
-                database_url=f"sqlite+aiosqlite:///{root}/{definition.name}.db",
-                data_dir=str(root),
-                oidc_issuer=idp.issuer,
-                oidc_audience=AUDIENCE,
-            )
-            services[definition.name] = await InProcessService(definition, settings, clock).start()
+        services = await start_services(
+            (PLANS, REPORTS, NOTIFY),
+            {
+                name: f"sqlite+aiosqlite:///{root}/{name}.db"
+                for name in ("plans", "reports", "notify")
+            },
+            clock,
+            nats_url=nats.url,
+            auth="tokens",
+            data_dir=str(root),
+            oidc_issuer=idp.issuer,
+            oidc_audience=AUDIENCE,
+        )
         tokens = await _console(services["plans"])
         plan_id = await _issue_plan(services["plans"], tokens["planner"])
         obligations = await _obligations(services["reports"], tokens["reviewer"], plan_id)
@@ -185,68 +177,19 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
             portal_secret="a secret for the browser tests only",
             public_token=tokens["public"],
         )
-        app = create_portal_app(settings)
-        portal = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_config=None)
-        )
-        task = asyncio.create_task(portal.serve())
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
-        while not portal.started:
-            if task.done() or time.monotonic() > deadline:
-                raise RuntimeError("the portal did not start")
-            await asyncio.sleep(0.02)
-        yield System(
-            portal_url=f"http://127.0.0.1:{settings.http_port}",
-            idp=idp,
-            plan_id=plan_id,
-            tokens=tokens,
-            services=services,
-            obligations=obligations,
-        )
+        async with serving_portal(settings) as portal_url:
+            yield System(portal_url, idp, plan_id, tokens, services, obligations)
     finally:
-        if portal is not None and task is not None:
-            portal.should_exit = True
-            await task
-        for service in services.values():
-            await service.stop()
+        await stop_services(services)
         nats.stop()
         idp.stop()
 
 
 async def _console(plans: InProcessService) -> dict[str, str]:
     """Units and tokens, as the operator creates them at the console."""
-    async with plans.runtime.uow() as uow:
-        for unit in UNITS:
-            await unit_handlers.add_unit(
-                unit_handlers.RegisterUnit(
-                    code=unit["code"],
-                    name=unit["name"],
-                    kind=unit["kind"],
-                    parent_code=unit.get("parent_code"),
-                    reports_to_code=unit.get("reports_to_code"),
-                    contacts=Contacts(),
-                    tags=tuple(unit.get("tags", ())),
-                ),
-                UnitRepository(uow.session),
-                uow,
-            )
-        await uow.commit()
-    tokens: dict[str, str] = {}
-    for name, code, role in (
-        ("admin", "T89", Role.ADMINISTRATOR),
-        ("planner", "T89", Role.PLANNER),
-        ("reviewer", "T89-SNV", Role.REVIEWER),
-        ("commune", "X001", Role.SUBMITTER),
-        ("commune2", "X002", Role.SUBMITTER),
-        ("commune3", "X003", Role.SUBMITTER),
-        ("public", "T89", Role.INTEGRATOR),
-    ):
-        async with plans.runtime.uow() as uow:
-            created = await token_handlers.create_token(
-                token_handlers.CreateToken(code, role, 365), uow, caller=CONSOLE
-            )
-        tokens[name] = created.token
-    return tokens
+    await register_units_at_console(plans, UNITS)
+    made = await console_tokens(plans, GRANTS)
+    return {name: created.token for name, created in made.items()}
 
 
 async def _known(service: InProcessService, token: str, probe: str) -> None:
@@ -266,11 +209,7 @@ async def _issue_plan(plans: InProcessService, planner: str) -> str:
     async with httpx.AsyncClient(
         base_url=plans.url, headers={"Authorization": f"Bearer {planner}"}
     ) as client:
-        draft = await client.post("/plans", json=PLAN)
-        assert draft.status_code == 201, draft.text
-        plan_id: str = draft.json()["id"]
-        issued = await client.post(f"/plans/{plan_id}/issue")
-        assert issued.status_code == 200, issued.text
+        plan_id: str = (await issue_plan(client, PLAN))["id"]
     return plan_id
 
 

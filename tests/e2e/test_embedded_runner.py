@@ -25,6 +25,7 @@ import pytest
 
 from services.natsd import free_port, port_is_free
 from services.plans.handlers.unit_import import demo_contacts
+from tests.bodies import report_body
 from tests.support import patience
 
 pytestmark = pytest.mark.slow
@@ -179,13 +180,13 @@ def _submit_demo_report(reports: httpx.Client) -> dict[str, Any]:
     obligation = _poll(open_obligations, patience(30), f"open obligation of {DEMO_UNIT}")[0]
     response = reports.post(
         "/reports",
-        json={
-            "obligation_id": obligation["id"],
-            "unit_code": DEMO_UNIT,
-            "submitted_by": "Nguyễn Thị Lan",
-            "narrative": {"3": "Đã niêm yết công khai lịch tiếp công dân tại trụ sở."},
-            "indicators": {"reception_sessions": 4, "citizens_received": 12},
-        },
+        json=report_body(
+            obligation["id"],
+            DEMO_UNIT,
+            submitted_by="Nguyễn Thị Lan",
+            narrative={"3": "Đã niêm yết công khai lịch tiếp công dân tại trụ sở."},
+            indicators={"reception_sessions": 4, "citizens_received": 12},
+        ),
         headers={"Idempotency-Key": "e2e-embedded-1"},
     )
     assert response.status_code == 201, response.text

@@ -5,7 +5,7 @@ whose repeats carry the same Message-ID), and the delivery log shows every one s
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +74,6 @@ def notify(
     process.start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_server.url)
-    yield nc.jetstream()
-    await nc.close()
 
 
 async def _publish(js: JetStreamContext, event: Event) -> str:

@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
@@ -31,77 +30,34 @@ from shared.bus.consumer import ORIGINAL_SUBJECT_HEADER, REASON_HEADER, TRUNCATE
 from shared.bus.envelope import UndeliverableEvent, UnknownEventType, decode, encode
 from shared.events import (
     Assignee,
-    Contacts,
     DeadlineMissed,
     Event,
-    ObligationRef,
     PlanAmended,
     PlanIssued,
-    ReportKind,
-    ReportSubmitted,
-    ScheduledReport,
-    UnitRegistered,
 )
-from shared.vntime import last_instant_before
+from tests import builders
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 
-DUE = last_instant_before(date(2023, 6, 10))
-OBLIGATION = ObligationRef(
-    obligation_id="o-1",
-    plan_id="p-1",
-    schedule_key="six_month",
-    report_kind=ReportKind.SIX_MONTH,
-    unit_code="STP",
-    receiving_unit="SNV",
-    period_start=date(2022, 12, 15),
-    period_end=date(2023, 6, 14),
-    due_at=DUE,
-)
+OBLIGATION = builders.obligation_ref(unit_code="STP", receiving_unit="SNV")
 
 
 def plan_issued(plan_id: str, unit_path: list[str] | None = None) -> PlanIssued:
-    return PlanIssued(
-        unit_path=unit_path or ["T89"],
-        plan_id=plan_id,
-        doc_number="123/KH-UBND",
-        title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        issuing_unit="T89",
-        issued_on=date(2023, 2, 15),
-        year=2023,
-        assignees=[Assignee(code="STP", unit_path=["T89", "STP"], kind="department")],
-        schedule=[
-            ScheduledReport(
-                key="six_month",
-                kind=ReportKind.SIX_MONTH,
-                period_start=date(2022, 12, 15),
-                period_end=date(2023, 6, 14),
-                due_before=date(2023, 6, 10),
-                due_at=DUE,
-                receiving_unit="SNV",
-            )
-        ],
+    stp = Assignee(code="STP", unit_path=["T89", "STP"], kind="department")
+    return builders.plan_issued(
+        [stp], plan_id=plan_id, unit_path=unit_path or ["T89"], issued_on=date(2023, 2, 15)
     )
 
 
 SAMPLES: tuple[Event, ...] = (
-    UnitRegistered(
-        unit_path=["T89", "H801"],
-        code="H801",
-        name="Ủy ban nhân dân huyện Tân Phú",
-        kind="district",
-        parent_code="T89",
-        contacts=Contacts(focal_email="vanphong@h801.demo.gov.vn"),
+    builders.unit_below(
+        "H801", "Ủy ban nhân dân huyện Tân Phú", "vanphong@h801.demo.gov.vn", kind="district"
     ),
     plan_issued("p-sample"),
     PlanAmended(unit_path=["T89"], plan_id="p-sample", amendment=1, reason="Dời hạn"),
-    ReportSubmitted(
+    builders.report_submitted(
         unit_path=["T89", "STP"],
-        report_id="r-1",
-        receipt_number="BC-2023-000001",
-        version=1,
         obligation=OBLIGATION,
         submitted_at=datetime(2023, 6, 1, 3, 0, tzinfo=UTC),
-        on_time=True,
         narrative={"1": "Đã tổ chức hội nghị."},
         indicators={"complaints_received": 3},
     ),
@@ -361,13 +317,6 @@ async def assert_dead_lettered_and_consumer_went_on(
         return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
     await eventually(all_acked)
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.service import ServiceDefinition
+from tests.bodies import report_body
 from tests.integration.scenario import PLAN, register_units_and_issue_plan
 from tests.support import InProcessService, SmtpInbox, eventually, service_settings
 
@@ -139,12 +140,12 @@ async def _seed_reports(reports: httpx.AsyncClient, plan_id: str) -> dict[str, s
     owed = await eventually(obligation)
     submitted = await reports.post(
         "/reports",
-        json={
-            "obligation_id": owed["id"],
-            "unit_code": "STP",
-            "narrative": {"1": "Đã tổ chức hội nghị."},
-            "indicators": {"complaints_received": 3, "complaints_resolved": 2},
-        },
+        json=report_body(
+            owed["id"],
+            "STP",
+            narrative={"1": "Đã tổ chức hội nghị."},
+            indicators={"complaints_received": 3, "complaints_resolved": 2},
+        ),
     )
     assert submitted.status_code == 201, submitted.text
     receiver = PLAN["schedule"][0]["receiving_unit"]

@@ -6,6 +6,9 @@ from typing import Any
 
 import httpx
 
+from tests import stack
+from tests.bodies import schedule_entry
+
 UNITS: list[dict[str, Any]] = [
     {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
     {
@@ -47,30 +50,12 @@ PLAN: dict[str, Any] = {
         {"code": "6", "title": "Kiểm tra, đánh giá và chế độ báo cáo"},
     ],
     "assignees": {"kinds": ["department", "commune"]},
-    "schedule": [
-        {
-            "key": "six_month",
-            "kind": "six_month",
-            "title": "Báo cáo 6 tháng",
-            "period_start": "2022-12-15",
-            "period_end": "2023-06-08",
-            "due_before": "2023-06-10",
-            "receiving_unit": "SNV",
-        }
-    ],
+    "schedule": [schedule_entry(title="Báo cáo 6 tháng", receiving_unit="SNV")],
 }
 
 
 async def register_units_and_issue_plan(plans: httpx.AsyncClient) -> dict[str, Any]:
-    for unit in UNITS:
-        response = await plans.post("/units", json=unit)
-        assert response.status_code == 201, response.text
-    draft = await plans.post("/plans", json=PLAN)
-    assert draft.status_code == 201, draft.text
-    issued = await plans.post(f"/plans/{draft.json()['id']}/issue")
-    assert issued.status_code == 200, issued.text
-    result: dict[str, Any] = issued.json()
-    return result
+    return await stack.register_units_and_issue_plan(plans, UNITS, PLAN)
 
 
 def obligated_codes() -> set[str]:

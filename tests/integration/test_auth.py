@@ -12,19 +12,34 @@ import pytest
 
 from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
-from services.plans.adapters.repositories import UnitRepository
 from services.plans.bootstrap import SERVICE as PLANS
-from services.plans.handlers import tokens as token_handlers
-from services.plans.handlers import units as unit_handlers
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.auth import CONSOLE, Role
+from shared.auth import Role
 from shared.clock import ManualClock
-from shared.events import Contacts
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
-from tests.support import InProcessService, eventually, patience, service_settings
+from tests.stack import (
+    Grant,
+    as_token,
+    console_tokens,
+    register_units_at_console,
+    start_services,
+    stop_services,
+    until_known,
+)
+from tests.support import InProcessService, eventually
 
 NOW = datetime(2023, 2, 1, 2, 0, tzinfo=UTC)
-PROBE = {"plans": "/units", "reports": "/obligations", "notify": "/subscriptions"}
+GRANTS: list[Grant] = [
+    ("admin", "T89", Role.ADMINISTRATOR, 365),
+    ("planner", "T89", Role.PLANNER, 365),
+    ("district_planner", "H801", Role.PLANNER, 365),
+    ("stp", "T89-STP", Role.SUBMITTER, 365),
+    ("commune", "X80101", Role.SUBMITTER, 365),
+    ("snv", "T89-SNV", Role.REVIEWER, 365),
+    ("h802", "H802", Role.REVIEWER, 365),
+    ("integrator", "T89", Role.INTEGRATOR, 365),
+    ("short", "T89-STP", Role.SUBMITTER, 1),
+]
 
 
 @pytest.fixture
@@ -32,71 +47,22 @@ async def secured(
     nats_server: NatsServer, database_urls: dict[str, str]
 ) -> AsyncIterator[dict[str, Any]]:
     clock = ManualClock(NOW)
-    running = {}
-    for definition in (PLANS, REPORTS, NOTIFY):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            auth="tokens",
-            database_url=database_urls[definition.name],
-        )
-        running[definition.name] = await InProcessService(definition, settings, clock).start()
-    await register_units_at_console(running["plans"])
-    tokens = {}
-    for name, code, role, days in (
-        ("admin", "T89", Role.ADMINISTRATOR, 365),
-        ("planner", "T89", Role.PLANNER, 365),
-        ("district_planner", "H801", Role.PLANNER, 365),
-        ("stp", "T89-STP", Role.SUBMITTER, 365),
-        ("commune", "X80101", Role.SUBMITTER, 365),
-        ("snv", "T89-SNV", Role.REVIEWER, 365),
-        ("h802", "H802", Role.REVIEWER, 365),
-        ("integrator", "T89", Role.INTEGRATOR, 365),
-        ("short", "T89-STP", Role.SUBMITTER, 1),
-    ):
-        async with running["plans"].runtime.uow() as uow:
-            tokens[name] = await token_handlers.create_token(
-                token_handlers.CreateToken(code, role, days), uow, caller=CONSOLE
-            )
+    running = await start_services(
+        (PLANS, REPORTS, NOTIFY), database_urls, clock, nats_url=nats_server.url, auth="tokens"
+    )
+    await register_units_at_console(running["plans"], UNITS)
+    tokens = await console_tokens(running["plans"], GRANTS)
     yield {"clock": clock, "tokens": tokens, **running}
-    for service in running.values():
-        await service.stop()
-
-
-async def register_units_at_console(plans: InProcessService) -> None:
-    """The operator's console (qcdc units …, qcdc tokens …) acts without a token."""
-    async with plans.runtime.uow() as uow:
-        for unit in UNITS:
-            await unit_handlers.add_unit(
-                unit_handlers.RegisterUnit(
-                    code=unit["code"],
-                    name=unit["name"],
-                    kind=unit["kind"],
-                    parent_code=unit.get("parent_code"),
-                    reports_to_code=unit.get("reports_to_code"),
-                    contacts=Contacts(),
-                    tags=tuple(unit.get("tags", ())),
-                ),
-                UnitRepository(uow.session),
-                uow,
-            )
-        await uow.commit()
+    await stop_services(running)
 
 
 def _as(service: InProcessService, token: Any | None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {token.token}"} if token else {}
-    return httpx.AsyncClient(base_url=service.url, headers=headers, timeout=patience(10))
+    return as_token(service, token)
 
 
 async def _known(service: InProcessService, token: Any) -> None:
-    """Token events reach every service over the bus; wait until this one knows it."""
-    async with _as(service, token) as client:
-
-        async def ok() -> bool:
-            # Known once it is not a 401 (an integrator is refused notify's mailboxes: 403).
-            return (await client.get(PROBE[service.definition.name])).status_code != 401
-
-        await eventually(ok)
+    # Known once it is not a 401 (an integrator is refused notify's mailboxes: 403).
+    await until_known(service, token, refused_is_known=True)
 
 
 async def test_every_role_boundary_is_refused_and_audited(secured: dict[str, Any]) -> None:

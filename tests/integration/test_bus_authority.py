@@ -8,13 +8,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import nats
 
 from shared.bus.consumer import ORIGINAL_SUBJECT_HEADER, REASON_HEADER
 from shared.bus.envelope import encode
 from shared.events import ObligationRef, ReportAccepted, ReportKind
+from tests.bodies import report_body
 from tests.integration.test_district_instance import _obligation, instances  # noqa: F401
-from tests.integration.test_plan_lifecycle import _issue_province_plan, district_plan
+from tests.integration.test_plan_lifecycle import issue_province_and_district_plans
+from tests.stack import clients
 from tests.support import BusSpy, InProcessService, eventually
 
 DEAD_LETTERS = "qcdc.v1.deadletter.reports.reports"
@@ -41,22 +44,23 @@ def _forged_acceptance(obligation: dict[str, Any], report: dict[str, Any]) -> Re
     )
 
 
+async def _districts_own_report(
+    plans: httpx.AsyncClient, district: httpx.AsyncClient
+) -> tuple[dict[str, Any], httpx.Response]:
+    """District H801's own six-month obligation and its report, sent to its own instance."""
+    await issue_province_and_district_plans(plans)
+    own = await _obligation(district, "H801")
+    sent = await district.post("/reports", json=report_body(own["id"], "H801"))
+    return own, sent
+
+
 async def test_a_forged_acceptance_of_a_districts_own_report_is_dead_lettered(
     instances: dict[str, InProcessService],  # noqa: F811
     bus_spy: BusSpy,
 ) -> None:
-    async with (
-        instances["plans"].client() as plans,
-        instances["province"].client() as province,
-        instances["district"].client() as district,
-    ):
-        parent = await _issue_province_plan(plans)
-        sub = (await plans.post("/plans", json=district_plan(parent["id"]))).json()
-        assert (await plans.post(f"/plans/{sub['id']}/issue")).status_code == 200
-        own = await _obligation(district, "H801")
-        sent = await district.post(
-            "/reports", json={"obligation_id": own["id"], "unit_code": "H801"}
-        )
+    three = (instances["plans"], instances["province"], instances["district"])
+    async with clients(*three) as (plans, province, district):
+        own, sent = await _districts_own_report(plans, district)
         assert sent.status_code == 201, sent.text
 
         async def mirrored() -> Any:
@@ -98,18 +102,9 @@ async def test_the_provinces_own_review_of_a_district_report_is_applied(
 ) -> None:
     """Home Affairs reviewing the district's report on the province's instance: its own
     event comes back to its mirror and is not dead-lettered."""
-    async with (
-        instances["plans"].client() as plans,
-        instances["province"].client() as province,
-        instances["district"].client() as district,
-    ):
-        parent = await _issue_province_plan(plans)
-        sub = (await plans.post("/plans", json=district_plan(parent["id"]))).json()
-        assert (await plans.post(f"/plans/{sub['id']}/issue")).status_code == 200
-        own = await _obligation(district, "H801")
-        sent = await district.post(
-            "/reports", json={"obligation_id": own["id"], "unit_code": "H801"}
-        )
+    three = (instances["plans"], instances["province"], instances["district"])
+    async with clients(*three) as (plans, province, district):
+        own, sent = await _districts_own_report(plans, district)
 
         async def mirrored() -> Any:
             found = (await province.get(f"/obligations/{own['id']}/reports")).json()

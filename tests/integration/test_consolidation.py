@@ -28,75 +28,33 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
 from shared.vntime import ICT
+from tests.bodies import district_plan, plan_body, province_units, unit_below
+from tests.stack import issue_plan, register_units
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _unit(code: str, name: str, kind: str, parent: str, reports_to: str) -> dict[str, Any]:
-    return {
-        "code": code,
-        "name": name,
-        "kind": kind,
-        "parent_code": parent,
-        "reports_to_code": reports_to,
-    }
-
-
+PROVINCE, HOME_AFFAIRS = province_units("T89-SNV")
 UNITS: list[dict[str, Any]] = [
-    {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
-    {**_unit("T89-SNV", "Sở Nội vụ", "department", "T89", "T89"), "tags": ["home_affairs"]},
-    _unit("T89-STP", "Sở Tư pháp", "department", "T89", "T89-SNV"),
-    _unit("T89-STC", "Sở Tài chính", "department", "T89", "T89-SNV"),
-    _unit("T89-SYT", "Sở Y tế", "department", "T89", "T89-SNV"),
-    _unit("T89-SXD", "Sở Xây dựng", "department", "T89", "T89-SNV"),
-    _unit("H801", "Ủy ban nhân dân huyện Tân Phú", "district", "T89", "T89-SNV"),
-    _unit("H802", "Ủy ban nhân dân huyện Long Hưng", "district", "T89", "T89-SNV"),
-    _unit("H803", "Ủy ban nhân dân thị xã Bình Minh", "district", "T89", "T89-SNV"),
-    _unit("X80101", "Ủy ban nhân dân xã Tân An", "commune", "H801", "H801"),
-    _unit("X80102", "Ủy ban nhân dân thị trấn Tân Phú", "commune", "H801", "H801"),
+    PROVINCE,
+    {**HOME_AFFAIRS, "reports_to_code": "T89"},
+    unit_below("T89-STP", "Sở Tư pháp", "department", "T89-SNV"),
+    unit_below("T89-STC", "Sở Tài chính", "department", "T89-SNV"),
+    unit_below("T89-SYT", "Sở Y tế", "department", "T89-SNV"),
+    unit_below("T89-SXD", "Sở Xây dựng", "department", "T89-SNV"),
+    unit_below("H801", "Ủy ban nhân dân huyện Tân Phú", "district", "T89-SNV"),
+    unit_below("H802", "Ủy ban nhân dân huyện Long Hưng", "district", "T89-SNV"),
+    unit_below("H803", "Ủy ban nhân dân thị xã Bình Minh", "district", "T89-SNV"),
+    unit_below("X80101", "Ủy ban nhân dân xã Tân An", "commune", "H801", parent_code="H801"),
+    unit_below("X80102", "Ủy ban nhân dân thị trấn Tân Phú", "commune", "H801", parent_code="H801"),
 ]
 
-SIX_MONTH = {
-    "key": "six_month",
-    "kind": "six_month",
-    "period_start": "2022-12-15",
-    "period_end": "2023-06-08",
-    "due_before": "2023-06-10",
-}
-
-PROVINCE_PLAN: dict[str, Any] = {
-    "doc_number": "123/KH-UBND",
-    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-    "issuing_unit": "kind:province",
-    "province": "T89",
-    "issued_on": "2023-01-16",
-    "year": 2023,
-    "content_areas": [{"code": "3", "title": "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"}],
-    "assignees": {"kinds": ["department", "district"]},
-    "schedule": [{**SIX_MONTH, "receiving_unit": "tag:home_affairs"}],
-}
-
-
-def district_plan(parent_id: str) -> dict[str, Any]:
-    return {
-        "doc_number": "45/KH-UBND",
-        "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023 của huyện Tân Phú",
-        "issuing_unit": "H801",
-        "issued_on": "2023-02-10",
-        "year": 2023,
-        "parent_plan_id": parent_id,
-        "assignees": {"subtrees": ["H801"]},
-        "schedule": [
-            {
-                **SIX_MONTH,
-                "period_end": "2023-06-01",
-                "due_before": "2023-06-05",
-                "receiving_unit": "H801",
-            }
-        ],
-    }
+PROVINCE_PLAN: dict[str, Any] = plan_body(
+    content_areas=[{"code": "3", "title": "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"}],
+    assignees={"kinds": ["department", "district"]},
+)
 
 
 def ict(text: str) -> datetime:
@@ -159,17 +117,11 @@ async def two_levels(
 
 
 async def _issue(plans: httpx.AsyncClient, plan: dict[str, Any]) -> str:
-    draft = await plans.post("/plans", json=plan)
-    assert draft.status_code == 201, draft.text
-    issued = await plans.post(f"/plans/{draft.json()['id']}/issue")
-    assert issued.status_code == 200, issued.text
-    return str(issued.json()["id"])
+    return str((await issue_plan(plans, plan))["id"])
 
 
 async def _register_units(plans: httpx.AsyncClient) -> None:
-    for unit in UNITS:
-        response = await plans.post("/units", json=unit)
-        assert response.status_code == 201, response.text
+    await register_units(plans, UNITS)
 
 
 async def _six_month_obligations(

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -21,7 +20,8 @@ from shared.events import (
     UnitRegistered,
 )
 from tests import builders
-from tests.support import BusSpy, InProcessService, SmtpInbox, service_settings
+from tests.stack import sqlite_urls, start_services, stop_services
+from tests.support import BusSpy, InProcessService, SmtpInbox
 
 DEAD_LETTERS = "qcdc.v1.deadletter.notify.reports"
 
@@ -64,24 +64,16 @@ async def publish(
 async def notify(
     nats_server: NatsServer, tmp_path: Path, smtp_inbox: SmtpInbox
 ) -> AsyncIterator[InProcessService]:
-    settings = service_settings(
-        NOTIFY,
+    running = await start_services(
+        (NOTIFY,),
+        sqlite_urls(tmp_path),
         nats_url=nats_server.url,
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/n.db",
         smtp_port=smtp_inbox.port,
         consumer_max_deliver=3,
         delivery_poll_seconds=0.05,
     )
-    service = await InProcessService(NOTIFY, settings).start()
-    yield service
-    await service.stop()
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
+    yield running["notify"]
+    await stop_services(running)
 
 
 async def test_malformed_messages_are_dead_lettered_with_a_reason_and_the_next_is_handled(

@@ -35,6 +35,7 @@ from shared.events import (
     ScheduledReport,
 )
 from shared.vntime import ICT, last_instant_before
+from tests import builders
 from tests.support import BusSpy, InProcessService, eventually, service_settings
 
 APPROACHING = "qcdc.deadline.approaching.v1"
@@ -62,32 +63,15 @@ def _assignee(code: str) -> Assignee:
 
 
 def _entry(key: str, kind: ReportKind, before: date, period_end: date) -> ScheduledReport:
-    return ScheduledReport(
-        key=key,
-        kind=kind,
-        period_start=date(2022, 12, 15),
-        period_end=period_end,
-        due_before=before,
-        due_at=last_instant_before(before),
-        receiving_unit="SNV",
-    )
+    return builders.scheduled_report(key, kind, before, period_end)
 
 
 def plan_issued() -> PlanIssued:
-    return PlanIssued(
-        unit_path=["T89"],
-        plan_id=PLAN_ID,
-        doc_number="123/KH-UBND",
-        title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        issuing_unit="T89",
-        issued_on=date(2023, 1, 16),
-        year=2023,
-        assignees=[_assignee(code) for code in UNITS],
-        schedule=[
-            _entry("six_month", ReportKind.SIX_MONTH, date(2023, 6, 10), date(2023, 6, 8)),
-            _entry("annual", ReportKind.ANNUAL, date(2023, 11, 20), date(2023, 11, 18)),
-        ],
-    )
+    schedule = [
+        _entry("six_month", ReportKind.SIX_MONTH, date(2023, 6, 10), date(2023, 6, 8)),
+        _entry("annual", ReportKind.ANNUAL, date(2023, 11, 20), date(2023, 11, 18)),
+    ]
+    return builders.plan_issued([_assignee(code) for code in UNITS], schedule, plan_id=PLAN_ID)
 
 
 def report_requested() -> ReportRequested:

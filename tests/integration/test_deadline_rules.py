@@ -6,7 +6,7 @@ the XLSX, and a unit whose deadlines move gets one message."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,37 +21,20 @@ import sqlalchemy as sa
 from docx import Document
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
-from services.natsd import NatsServer, free_port
-from services.notify.bootstrap import SERVICE as NOTIFY
-from services.plans.bootstrap import SERVICE as PLANS
+from services.natsd import NatsServer
 from services.reports.adapters.db import deadline_changes, deadline_steps
-from services.reports.bootstrap import SERVICE as REPORTS
-from services.reports.handlers.clock import run_clock
-from services.reports.settings import ReportsSettings
 from shared.clock import ManualClock
 from shared.vntime import ICT
+from tests.integration import clocked
+from tests.integration.clocked import H801, H801_HEAD, H802, SNV, STP
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
 from tests.support import (
     BusSpy,
-    InProcessService,
-    Received,
-    SmtpInbox,
     eventually,
-    service_settings,
 )
 
-CONTACTS: dict[str, dict[str, str]] = {
-    "T89-SNV": {"focal_email": "vanphong@snv.anbinh.gov.vn", "head_email": "giamdoc@snv.vn"},
-    "T89-STP": {"focal_email": "daumoi@stp.anbinh.gov.vn"},
-    "H801": {"focal_email": "vanphong@tanphu.gov.vn", "head_email": "chutich@tanphu.gov.vn"},
-    "H802": {"focal_email": "vanphong@longhung.gov.vn"},
-}
-SNV = CONTACTS["T89-SNV"]["focal_email"]
-SNV_HEAD = CONTACTS["T89-SNV"]["head_email"]
-H801 = CONTACTS["H801"]["focal_email"]
-H801_HEAD = CONTACTS["H801"]["head_email"]
-H802 = CONTACTS["H802"]["focal_email"]
-STP = CONTACTS["T89-STP"]["focal_email"]
+SNV_HEAD = "giamdoc@snv.vn"
+CONTACTS = {**clocked.CONTACTS, "T89-SNV": {"focal_email": SNV, "head_email": SNV_HEAD}}
 APPROACHING = "qcdc.deadline.approaching.v1"
 MISSED = "qcdc.deadline.missed.v1"
 
@@ -60,49 +43,8 @@ def ict(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     return datetime(year, month, day, hour, minute, tzinfo=ICT).astimezone(UTC)
 
 
-class Inbox(SmtpInbox):
-    def to(self, address: str, prefix: str = "") -> list[Received]:
-        return [m for m in self.items if address in m.recipients and m.subject.startswith(prefix)]
-
-    async def one(self, address: str, prefix: str) -> Received:
-        await self.wait_for(lambda _: bool(self.to(address, prefix)))
-        return self.to(address, prefix)[-1]
-
-
 @dataclass
-class System:
-    plans: InProcessService
-    reports: InProcessService
-    notify: InProcessService
-    clock: ManualClock
-    inbox: Inbox
-
-    async def at(self, instant: datetime) -> list[str]:
-        self.clock.set(instant)
-        settings = self.reports.settings
-        assert isinstance(settings, ReportsSettings)
-        run = await run_clock(instant, self.reports.runtime.uow, settings)
-        assert run.failed == []
-        return sorted(f"{f.unit_code}:{f.step}" for f in run.fired)
-
-    async def deliveries(self, **params: str) -> list[dict[str, Any]]:
-        async with self.notify.client() as http:
-            response = await http.get("/deliveries", params={"limit": "1000", **params})
-        assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()
-        return found
-
-    async def all_sent(self, count: int, **params: str) -> list[dict[str, Any]]:
-        """The delivery log once ``count`` deliveries matching ``params`` are sent."""
-
-        async def probe() -> list[dict[str, Any]]:
-            found = await self.deliveries(**params)
-            done = len(found) >= count and all(d["status"] == "sent" for d in found)
-            return found if done else []
-
-        sent: list[dict[str, Any]] = await eventually(probe)
-        return sent
-
+class System(clocked.ClockedSystem):
     async def rows(self, table: sa.Table) -> list[Any]:
         async with self.reports.runtime.uow() as uow:
             return list((await uow.session.execute(sa.select(table))).all())
@@ -115,50 +57,24 @@ Start = Callable[..., Awaitable[System]]
 async def start_system(
     nats_server: NatsServer, database_urls: dict[str, str]
 ) -> AsyncIterator[Start]:
-    inbox = Inbox(asyncio.get_running_loop(), free_port())
-    inbox.start()
-    running: list[InProcessService] = []
+    inbox = clocked.started_inbox()
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(now: datetime, **reports: Any) -> System:
-        clock = ManualClock(now)
-        extra: dict[str, dict[str, Any]] = {
-            "reports": {"clock_interval_seconds": 3600, **reports},
-            "notify": {
-                "smtp_port": inbox.port,
-                "delivery_poll_seconds": 0.05,
-                "digest_poll_seconds": 0.1,
-                "digest_hour": 7,
-            },
-        }
-        services = {}
-        for definition in (PLANS, REPORTS, NOTIFY):
-            settings = service_settings(
-                definition,
-                nats_url=nats_server.url,
-                database_url=database_urls[definition.name],
-                **extra.get(definition.name, {}),
+        async def start(now: datetime, **reports: Any) -> System:
+            clock = ManualClock(now)
+            services = clocked.clocked_services(
+                nats_server.url, database_urls, clock, inbox, reports
             )
-            service = await InProcessService(definition, settings, clock).start()
-            running.append(service)
-            services[definition.name] = service
-        return System(services["plans"], services["reports"], services["notify"], clock, inbox)
+            running = await stack.enter_async_context(services)
+            plans, reports_service, notify = running["plans"], running["reports"], running["notify"]
+            return System(plans, reports_service, notify, clock, inbox)
 
-    yield start
-    for service in reversed(running):
-        await service.stop()
+        yield start
     inbox.stop()
 
 
 async def issue_plan(plans: httpx.AsyncClient, plan: dict[str, Any]) -> dict[str, Any]:
-    for unit in UNITS:
-        body = {**unit, "contacts": CONTACTS.get(unit["code"], {})}
-        assert (await plans.post("/units", json=body)).status_code == 201
-    draft = await plans.post("/plans", json=plan)
-    assert draft.status_code == 201, draft.text
-    issued = await plans.post(f"/plans/{draft.json()['id']}/issue")
-    assert issued.status_code == 200, issued.text
-    found: dict[str, Any] = issued.json()
-    return found
+    return await clocked.issue_with_contacts(plans, UNITS, CONTACTS, plan)
 
 
 async def obligations(reports: httpx.AsyncClient, count: int) -> dict[str, str]:

@@ -15,7 +15,9 @@ import pytest
 from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from tests.integration.test_plan_lifecycle import _issue_province_plan, district_plan
+from tests.bodies import report_body
+from tests.integration.test_plan_lifecycle import issue_province_and_district_plans
+from tests.stack import clients, obligation_of
 from tests.support import InProcessService, eventually, patience, service_settings
 
 
@@ -53,25 +55,15 @@ async def instances(
 
 
 async def _obligation(client: httpx.AsyncClient, unit: str) -> dict[str, Any]:
-    async def probe() -> Any:
-        found = (await client.get("/obligations", params={"unit": unit})).json()
-        return next((o for o in found if o["schedule_key"] == "six_month"), None)
-
-    found: dict[str, Any] = await eventually(probe)
-    return found
+    return await obligation_of(client, unit)
 
 
 async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_district(
     instances: dict[str, InProcessService],
 ) -> None:
-    async with (
-        instances["plans"].client() as plans,
-        instances["province"].client() as province,
-        instances["district"].client() as district,
-    ):
-        parent = await _issue_province_plan(plans)
-        sub = (await plans.post("/plans", json=district_plan(parent["id"]))).json()
-        assert (await plans.post(f"/plans/{sub['id']}/issue")).status_code == 200
+    three = (instances["plans"], instances["province"], instances["district"])
+    async with clients(*three) as (plans, province, district):
+        await issue_province_and_district_plans(plans)
 
         # The commune submits to its district's instance; the province's refuses it.
         commune = await _obligation(district, "X80101")
@@ -82,11 +74,11 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
         )
         taken = await district.post(
             "/reports",
-            json={
-                "obligation_id": commune["id"],
-                "unit_code": "X80101",
-                "indicators": {"reception_sessions": 4, "citizens_received": 30},
-            },
+            json=report_body(
+                commune["id"],
+                "X80101",
+                indicators={"reception_sessions": 4, "citizens_received": 30},
+            ),
         )
         reviewed = await district.post(
             f"/reports/{taken.json()['report_id']}/accept", json={"reviewer_unit": "H801"}
@@ -96,11 +88,9 @@ async def test_a_district_instance_takes_its_communes_and_the_province_sees_the_
         own = await _obligation(district, "H801")
         sent = await district.post(
             "/reports",
-            json={
-                "obligation_id": own["id"],
-                "unit_code": "H801",
-                "indicators": {"reception_sessions": 4, "citizens_received": 30},
-            },
+            json=report_body(
+                own["id"], "H801", indicators={"reception_sessions": 4, "citizens_received": 30}
+            ),
         )
 
         # The province mirrors it and can review it as Home Affairs does.

@@ -31,7 +31,9 @@ from services.reports.bootstrap import SERVICE as REPORTS
 from shared.bus.streams import REPORTS as REPORTS_STREAM
 from shared.bus.streams import provision
 from shared.service import ServiceDefinition
-from tests.integration.test_plan_lifecycle import UNITS, _issue_province_plan, district_plan
+from tests.bodies import district_plan
+from tests.integration.test_plan_lifecycle import UNITS, _issue_province_plan
+from tests.stack import issue_plan, obligation_of
 from tests.support import InProcessService, eventually, service_settings
 
 FORGED_SUBJECT = "qcdc.v1.report.submitted.T89.H802"
@@ -102,12 +104,7 @@ def _settings(
 
 
 async def _obligation(client: httpx.AsyncClient, unit: str) -> dict[str, Any]:
-    async def probe() -> Any:
-        found = (await client.get("/obligations", params={"unit": unit})).json()
-        return next((o for o in found if o["schedule_key"] == "six_month"), None)
-
-    found: dict[str, Any] = await eventually(probe)
-    return found
+    return await obligation_of(client, unit)
 
 
 async def _submit(client: httpx.AsyncClient, obligation: dict[str, Any], unit: str) -> Any:
@@ -150,8 +147,7 @@ async def test_a_commune_report_flows_through_its_district_into_the_province(
             assert ready.status_code == 200, ready.text
             assert "qcdc_consumer_pending{" in (await client.get("/metrics")).text
         parent = await _issue_province_plan(plans)
-        sub = (await plans.post("/plans", json=district_plan(parent["id"]))).json()
-        assert (await plans.post(f"/plans/{sub['id']}/issue")).status_code == 200
+        await issue_plan(plans, district_plan(parent["id"]))
 
         commune = await _obligation(district, "X80101")
         taken = await _submit(district, commune, "X80101")

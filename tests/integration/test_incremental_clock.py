@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -29,21 +29,13 @@ from services.reports.handlers.obligations import on_plan_amended, on_plan_issue
 from services.reports.handlers.review import Review, review_report
 from services.reports.settings import ReportsSettings
 from shared.auth import CONSOLE
-from shared.bus.envelope import Envelope
 from shared.events import Assignee, PlanAmended, PlanIssued, ReportKind, ScheduleChange
 from shared.runtime import Runtime
 from shared.vntime import last_instant_before
+from tests import builders
 from tests.integration.test_deadline_clock import PLAN_ID, UNITS, _entry, ict, plan_issued
 
-ENVELOPE = Envelope(
-    id="e-1",
-    source="/qcdc/plans",
-    type="qcdc.plan.issued.v1",
-    time=datetime(2023, 1, 16, tzinfo=UTC),
-    subject="T89",
-    correlation_id="clock-test",
-    nats_subject="qcdc.v1.plan.issued.T89",
-)
+ENVELOPE = builders.plan_issued_envelope("clock-test")
 Key = tuple[str, str]
 """(unit code, schedule key)."""
 

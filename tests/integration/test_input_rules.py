@@ -15,26 +15,29 @@ import pytest
 
 from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
-from services.plans.adapters.repositories import UnitRepository
 from services.plans.bootstrap import SERVICE as PLANS
-from services.plans.handlers import tokens as token_handlers
-from services.plans.handlers import units as unit_handlers
 from services.reports.bootstrap import SERVICE as REPORTS
-from shared.auth import CONSOLE, Role
+from shared.auth import Role
 from shared.clock import ManualClock
-from shared.events import Contacts
-from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS, district_plan
+from tests.bodies import district_plan, report_body
+from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
+from tests.stack import (
+    as_token,
+    console_tokens,
+    issue_plan,
+    register_units_at_console,
+    start_services,
+    stop_services,
+    until_known,
+)
 from tests.support import (
     BusSpy,
     InProcessService,
     SmtpInbox,
     eventually,
-    patience,
-    service_settings,
 )
 
 NOW = datetime(2023, 2, 1, 2, 0, tzinfo=UTC)
-PROBE = {"plans": "/units", "reports": "/obligations", "notify": "/subscriptions"}
 FOCAL = {"T89-SNV": "noivu@anbinh.gov.vn", "T89-STP": "tuphap@anbinh.gov.vn"}
 TOKENS = (
     ("admin", "T89", Role.ADMINISTRATOR),
@@ -58,71 +61,34 @@ async def province(
     extra: dict[str, dict[str, Any]] = {
         "notify": {"smtp_port": smtp_inbox.port, "delivery_poll_seconds": 0.05}
     }
-    running = {}
-    for definition in (PLANS, REPORTS, NOTIFY):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            auth="tokens",
-            database_url=database_urls[definition.name],
-            **extra.get(definition.name, {}),
-        )
-        running[definition.name] = await InProcessService(definition, settings, clock).start()
+    running = await start_services(
+        (PLANS, REPORTS, NOTIFY),
+        database_urls,
+        clock,
+        extra,
+        nats_url=nats_server.url,
+        auth="tokens",
+    )
     plans = running["plans"]
-    async with plans.runtime.uow() as uow:
-        for unit in UNITS:
-            await unit_handlers.add_unit(
-                unit_handlers.RegisterUnit(
-                    code=unit["code"],
-                    name=unit["name"],
-                    kind=unit["kind"],
-                    parent_code=unit.get("parent_code"),
-                    reports_to_code=unit.get("reports_to_code"),
-                    contacts=Contacts(focal_email=FOCAL.get(unit["code"])),
-                    tags=tuple(unit.get("tags", ())),
-                ),
-                UnitRepository(uow.session),
-                uow,
-            )
-        await uow.commit()
-    tokens = {}
-    for name, code, role in TOKENS:
-        async with plans.runtime.uow() as uow:
-            tokens[name] = await token_handlers.create_token(
-                token_handlers.CreateToken(code, role, 365), uow, caller=CONSOLE
-            )
+    await register_units_at_console(plans, UNITS, FOCAL)
+    tokens = await console_tokens(plans, [(name, code, role, 365) for name, code, role in TOKENS])
     for service in (running["plans"], running["reports"]):
         for token in tokens.values():
-            await _known(service, token)
-    async with _as(plans, tokens["planner"]) as planner:
-        draft = await planner.post("/plans", json=PROVINCE_PLAN)
-        assert draft.status_code == 201, draft.text
-        issued = await planner.post(f"/plans/{draft.json()['id']}/issue")
-        assert issued.status_code == 200, issued.text
+            await until_known(service, token)
+    async with as_token(plans, tokens["planner"]) as planner:
+        plan = await issue_plan(planner, PROVINCE_PLAN)
     yield {
         "tokens": tokens,
-        "plan_id": draft.json()["id"],
+        "plan_id": plan["id"],
         "inbox": smtp_inbox,
         "bus": bus_spy,
         **running,
     }
-    for service in reversed(running.values()):
-        await service.stop()
+    await stop_services(running)
 
 
 def _as(service: InProcessService, token: Any) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {token.token}"}
-    return httpx.AsyncClient(base_url=service.url, headers=headers, timeout=patience(10))
-
-
-async def _known(service: InProcessService, token: Any) -> None:
-    """Token events reach every service over the bus; wait until this one knows it."""
-    async with _as(service, token) as client:
-
-        async def ok() -> bool:
-            return (await client.get(PROBE[service.definition.name])).status_code == 200
-
-        await eventually(ok)
+    return as_token(service, token)
 
 
 async def _obligation(reports: InProcessService, token: Any, unit: str) -> dict[str, Any]:
@@ -180,11 +146,7 @@ async def test_an_idempotency_key_belongs_to_the_unit_that_submitted_with_it(
         stolen = await h801.post("/reports", json=body, headers=key)
         own = await h801.post(
             "/reports",
-            json={
-                "obligation_id": h801_obligation["id"],
-                "unit_code": "H801",
-                "submitted_by": "vanphong@tanphu.gov.vn",
-            },
+            json=report_body(h801_obligation["id"], "H801", submitted_by="vanphong@tanphu.gov.vn"),
             headers=key,
         )
     async with _as(reports, tokens["stp"]) as stp:

@@ -16,8 +16,10 @@ import pytest
 from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
-from tests.integration.test_plan_lifecycle import _issue_province_plan, district_plan
-from tests.support import BusSpy, InProcessService, eventually, patience, service_settings
+from tests.bodies import district_plan, report_body
+from tests.integration.test_plan_lifecycle import _issue_province_plan
+from tests.stack import obligation_of, start_services, stop_services
+from tests.support import BusSpy, InProcessService, patience
 
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
@@ -26,26 +28,16 @@ PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 async def services(
     nats_server: NatsServer, database_urls: dict[str, str]
 ) -> AsyncIterator[dict[str, InProcessService]]:
-    running = {}
-    for definition in (PLANS, REPORTS):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=database_urls[definition.name],
-            **({"attachment_max_bytes": 1024} if definition is REPORTS else {}),
-        )
-        running[definition.name] = await InProcessService(definition, settings).start()
+    small = {"reports": {"attachment_max_bytes": 1024}}
+    running = await start_services(
+        (PLANS, REPORTS), database_urls, extra=small, nats_url=nats_server.url
+    )
     yield running
-    for service in running.values():
-        await service.stop()
+    await stop_services(running)
 
 
 async def _obligation_of(reports: httpx.AsyncClient, unit: str, key: str = "six_month") -> Any:
-    async def probe() -> Any:
-        found = (await reports.get("/obligations", params={"unit": unit})).json()
-        return next((o for o in found if o["schedule_key"] == key), None)
-
-    return await eventually(probe)
+    return await obligation_of(reports, unit, key)
 
 
 async def test_indicator_rules_give_field_level_errors(
@@ -94,11 +86,7 @@ async def test_versions_review_and_return_across_two_levels(
         second = (
             await reports.post(
                 "/reports",
-                json={
-                    "obligation_id": commune["id"],
-                    "unit_code": "X80101",
-                    "indicators": {"reception_sessions": 12},
-                },
+                json=report_body(commune["id"], "X80101", indicators={"reception_sessions": 12}),
             )
         ).json()
         stale = await reports.post(

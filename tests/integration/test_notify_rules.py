@@ -5,39 +5,23 @@ a subtree subscription and a daily digest get theirs, and a failed delivery is r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from services.natsd import NatsServer, free_port
+from services.natsd import NatsServer
 from services.notify.adapters.mail import SmtpConfig, SmtpMailer, build_email
-from services.notify.bootstrap import SERVICE as NOTIFY
-from services.plans.bootstrap import SERVICE as PLANS
-from services.reports.bootstrap import SERVICE as REPORTS
-from services.reports.handlers.clock import run_clock
-from services.reports.settings import ReportsSettings
 from shared.clock import ManualClock
 from shared.vntime import ICT
+from tests.integration import clocked
+from tests.integration.clocked import H801, H801_HEAD, H802, SNV, STP
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
-from tests.support import InProcessService, Received, SmtpInbox, eventually, service_settings
+from tests.support import Received, SmtpInbox, eventually
 
-CONTACTS: dict[str, dict[str, str]] = {
-    "T89": {"focal_email": "vanphong@anbinh.gov.vn"},
-    "T89-SNV": {"focal_email": "vanphong@snv.anbinh.gov.vn"},
-    "T89-STP": {"focal_email": "daumoi@stp.anbinh.gov.vn"},
-    "H801": {"focal_email": "vanphong@tanphu.gov.vn", "head_email": "chutich@tanphu.gov.vn"},
-    "H802": {"focal_email": "vanphong@longhung.gov.vn"},
-}
-SNV = CONTACTS["T89-SNV"]["focal_email"]
-STP = CONTACTS["T89-STP"]["focal_email"]
-H801 = CONTACTS["H801"]["focal_email"]
-H801_HEAD = CONTACTS["H801"]["head_email"]
-H802 = CONTACTS["H802"]["focal_email"]
+CONTACTS = {"T89": {"focal_email": "vanphong@anbinh.gov.vn"}, **clocked.CONTACTS}
 WATCHER = "theodoi@tanphu.gov.vn"  # a subtree subscription of the district H801
 DIGEST = "tonghop@snv.anbinh.gov.vn"  # Home Affairs' morning summary
 SUBJECT_TAIL = "Báo cáo 6 tháng của Ủy ban nhân dân huyện Tân Phú theo Kế hoạch 123/KH-UBND"
@@ -51,82 +35,18 @@ def ict(month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -
     return datetime(2023, month, day, hour, minute, second, tzinfo=ICT).astimezone(UTC)
 
 
-class Inbox(SmtpInbox):
-    """The real SMTP server, refusing the recipients a test names (as a full mailbox)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, port: int) -> None:
-        super().__init__(loop, port)
-        self.refused: set[str] = set()
-
-    async def handle_RCPT(
-        self, _server: Any, _session: Any, envelope: Any, address: str, _options: Any
-    ) -> str:
-        if address in self.refused:
-            return "550 5.2.2 Mailbox full"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    def to(self, address: str, prefix: str = "") -> list[Received]:
-        return [m for m in self.items if address in m.recipients and m.subject.startswith(prefix)]
-
-    async def one(self, address: str, prefix: str, count: int = 1) -> Received:
-        """Wait for ``count`` mails to ``address`` with that subject prefix; the last one."""
-        await self.wait_for(lambda _: len(self.to(address, prefix)) >= count)
-        return self.to(address, prefix)[-1]
-
-
-@dataclass
-class System:
-    plans: InProcessService
-    reports: InProcessService
-    notify: InProcessService
-    clock: ManualClock
-    inbox: Inbox
-
-    async def at(self, instant: datetime) -> list[str]:
-        """Move time and run the deadline clock once; the steps it fired."""
-        self.clock.set(instant)
-        settings = self.reports.settings
-        assert isinstance(settings, ReportsSettings)
-        run = await run_clock(instant, self.reports.runtime.uow, settings)
-        assert run.failed == []
-        return [f"{f.unit_code}:{f.step}" for f in run.fired]
-
-    async def deliveries(self, **params: str) -> list[dict[str, Any]]:
-        async with self.notify.client() as http:
-            response = await http.get("/deliveries", params={"limit": "1000", **params})
-        assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()
-        return found
+System = clocked.ClockedSystem
 
 
 @pytest.fixture
 async def system(nats_server: NatsServer, database_urls: dict[str, str]) -> AsyncIterator[System]:
-    inbox = Inbox(asyncio.get_running_loop(), free_port())
-    inbox.start()
+    inbox = clocked.started_inbox()
     clock = ManualClock(ict(5, 20, 9))
-    extra: dict[str, dict[str, Any]] = {
-        "reports": {"clock_interval_seconds": 3600},  # the test runs the clock itself
-        "notify": {
-            "smtp_port": inbox.port,
-            "delivery_poll_seconds": 0.05,
-            "delivery_max_attempts": 1,  # a refused mail fails at once
-            "digest_poll_seconds": 0.1,
-            "digest_hour": 7,
-        },
-    }
-    running: dict[str, InProcessService] = {}
-    for definition in (PLANS, REPORTS, NOTIFY):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=database_urls[definition.name],
-            **extra.get(definition.name, {}),
-        )
-        running[definition.name] = await InProcessService(definition, settings, clock).start()
-    yield System(running["plans"], running["reports"], running["notify"], clock, inbox)
-    for service in reversed(running.values()):
-        await service.stop()
+    refuse_at_once = {"delivery_max_attempts": 1}  # a refused mail fails at once
+    async with clocked.clocked_services(
+        nats_server.url, database_urls, clock, inbox, notify=refuse_at_once
+    ) as running:
+        yield System(running["plans"], running["reports"], running["notify"], clock, inbox)
     inbox.stop()
 
 
@@ -138,15 +58,7 @@ async def _subscribe(notify: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 
 
 async def _issue_plan(plans: httpx.AsyncClient) -> dict[str, Any]:
-    for unit in UNITS:
-        body = {**unit, "contacts": CONTACTS.get(unit["code"], {})}
-        assert (await plans.post("/units", json=body)).status_code == 201
-    draft = await plans.post("/plans", json=PROVINCE_PLAN)
-    assert draft.status_code == 201, draft.text
-    issued = await plans.post(f"/plans/{draft.json()['id']}/issue")
-    assert issued.status_code == 200, issued.text
-    plan: dict[str, Any] = issued.json()
-    return plan
+    return await clocked.issue_with_contacts(plans, UNITS, CONTACTS, PROVINCE_PLAN)
 
 
 async def _obligation(reports: httpx.AsyncClient, unit: str) -> str:

@@ -21,25 +21,20 @@ from services.natsd import NatsServer
 from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from tests.integration.scenario import UNITS, register_units_and_issue_plan
-from tests.support import InProcessService, SmtpInbox, eventually, service_settings
+from tests.stack import sqlite_urls, start_services, stop_services
+from tests.support import InProcessService, SmtpInbox, eventually
 
 
 @pytest.fixture
 async def plans_and_notify(
     nats_server: NatsServer, tmp_path: Path, smtp_inbox: SmtpInbox
 ) -> AsyncIterator[dict[str, InProcessService]]:
-    services: dict[str, InProcessService] = {}
-    for definition, extra in ((PLANS, {}), (NOTIFY, {"smtp_port": smtp_inbox.port})):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/{definition.name}.db",
-            **extra,
-        )
-        services[definition.name] = await InProcessService(definition, settings).start()
+    mail = {"notify": {"smtp_port": smtp_inbox.port}}
+    services = await start_services(
+        (PLANS, NOTIFY), sqlite_urls(tmp_path), extra=mail, nats_url=nats_server.url
+    )
     yield services
-    for service in reversed(services.values()):
-        await service.stop()
+    await stop_services(services)
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

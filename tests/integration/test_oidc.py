@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
-from tests.integration.test_auth import register_units_at_console
-from tests.integration.test_plan_lifecycle import PROVINCE_PLAN
+from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
+from tests.stack import register_units_at_console
 from tests.support import InProcessService, patience, service_settings
 
 AUDIENCE = "qcdc-anbinh"
@@ -99,7 +99,7 @@ async def plans(
         oidc_audience=AUDIENCE,
     )
     service = await InProcessService(PLANS, settings).start()
-    await register_units_at_console(service)
+    await register_units_at_console(service, UNITS)
     yield service
     await service.stop()
 

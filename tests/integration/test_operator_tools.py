@@ -12,7 +12,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -105,13 +104,6 @@ async def _caught_up(js: JetStreamContext, stream: str) -> bool:
     return all(
         c.num_pending == 0 and c.num_ack_pending == 0 for c in await js.consumers_info(stream)
     )
-
-
-@pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_server.url)
-    yield nc.jetstream()
-    await nc.close()
 
 
 @pytest.fixture

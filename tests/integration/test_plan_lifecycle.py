@@ -15,135 +15,43 @@ from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from tests.support import BusSpy, InProcessService, eventually, service_settings
+from tests.bodies import district_plan, plan_body, province_units, schedule_entry, unit_below
+from tests.stack import issue_plan, start_services, stop_services
+from tests.support import BusSpy, InProcessService, eventually
 
+PROVINCE, HOME_AFFAIRS = province_units("T89-SNV")
 UNITS: list[dict[str, Any]] = [
-    {
-        "code": "T89",
-        "name": "Ủy ban nhân dân tỉnh An Bình",
-        "kind": "province",
-        "tags": ["province_committee"],
-    },
-    {
-        "code": "T89-SNV",
-        "name": "Sở Nội vụ",
-        "kind": "department",
-        "parent_code": "T89",
-        "tags": ["home_affairs"],
-    },
-    {
-        "code": "T89-STP",
-        "name": "Sở Tư pháp",
-        "kind": "department",
-        "parent_code": "T89",
-        "reports_to_code": "T89-SNV",
-    },
-    {
-        "code": "H801",
-        "name": "Ủy ban nhân dân huyện Tân Phú",
-        "kind": "district",
-        "parent_code": "T89",
-        "reports_to_code": "T89-SNV",
-    },
-    {
-        "code": "H802",
-        "name": "Ủy ban nhân dân huyện Long Hưng",
-        "kind": "district",
-        "parent_code": "T89",
-        "reports_to_code": "T89-SNV",
-    },
-    {
-        "code": "X80101",
-        "name": "Ủy ban nhân dân xã Tân An",
-        "kind": "commune",
-        "parent_code": "H801",
-        "reports_to_code": "H801",
-    },
-    {
-        "code": "X80102",
-        "name": "Ủy ban nhân dân thị trấn Tân Phú",
-        "kind": "commune",
-        "parent_code": "H801",
-        "reports_to_code": "H801",
-    },
-    {
-        "code": "X80201",
-        "name": "Ủy ban nhân dân xã Long Hòa",
-        "kind": "commune",
-        "parent_code": "H802",
-        "reports_to_code": "H802",
-    },
+    {**PROVINCE, "tags": ["province_committee"]},
+    HOME_AFFAIRS,
+    unit_below("T89-STP", "Sở Tư pháp", "department", "T89-SNV"),
+    unit_below("H801", "Ủy ban nhân dân huyện Tân Phú", "district", "T89-SNV"),
+    unit_below("H802", "Ủy ban nhân dân huyện Long Hưng", "district", "T89-SNV"),
+    unit_below("X80101", "Ủy ban nhân dân xã Tân An", "commune", "H801", parent_code="H801"),
+    unit_below("X80102", "Ủy ban nhân dân thị trấn Tân Phú", "commune", "H801", parent_code="H801"),
+    unit_below("X80201", "Ủy ban nhân dân xã Long Hòa", "commune", "H802", parent_code="H802"),
 ]
 
-PROVINCE_PLAN: dict[str, Any] = {
-    "doc_number": "123/KH-UBND",
-    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-    "issuing_unit": "kind:province",
-    "province": "T89",
-    "issued_on": "2023-01-16",
-    "year": 2023,
-    "content_areas": [{"code": "3", "title": "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"}],
-    "assignees": {"kinds": ["department", "district"], "kinds_via_parent": ["commune"]},
-    "schedule": [
-        {
-            "key": "six_month",
-            "kind": "six_month",
-            "period_start": "2022-12-15",
-            "period_end": "2023-06-08",
-            "due_before": "2023-06-10",
-            "receiving_unit": "tag:home_affairs",
-        },
-        {
-            "key": "annual",
-            "kind": "annual",
-            "period_start": "2022-12-15",
-            "period_end": "2023-11-18",
-            "due_before": "2023-11-20",
-            "receiving_unit": "tag:home_affairs",
-        },
-    ],
-    "sub_plan": {"required": True, "due_before": "2023-03-01"},
-}
-
-
-def district_plan(parent_id: str, due_before: str = "2023-06-05") -> dict[str, Any]:
-    return {
-        "doc_number": "45/KH-UBND",
-        "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023 của huyện Tân Phú",
-        "issuing_unit": "H801",
-        "issued_on": "2023-02-10",
-        "year": 2023,
-        "parent_plan_id": parent_id,
-        "assignees": {"subtrees": ["H801"]},
-        "schedule": [
-            {
-                "key": "six_month",
-                "kind": "six_month",
-                "period_start": "2022-12-15",
-                "period_end": "2023-06-01",
-                "due_before": due_before,
-                "receiving_unit": "H801",
-            },
-        ],
-    }
+ANNUAL = schedule_entry(
+    key="annual", kind="annual", period_end="2023-11-18", due_before="2023-11-20"
+)
+PROVINCE_PLAN: dict[str, Any] = plan_body(
+    content_areas=[{"code": "3", "title": "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"}],
+    assignees={"kinds": ["department", "district"], "kinds_via_parent": ["commune"]},
+    schedule=[schedule_entry(), ANNUAL],
+    sub_plan={"required": True, "due_before": "2023-03-01"},
+)
 
 
 @pytest.fixture
 async def services(
     nats_server: NatsServer, database_urls: dict[str, str]
 ) -> AsyncIterator[dict[str, InProcessService]]:
-    running = {}
-    for definition in (PLANS, REPORTS):
-        settings = service_settings(
-            definition, nats_url=nats_server.url, database_url=database_urls[definition.name]
-        )
-        # The plans are for 2023: the services live early that year (a request or an
-        # amendment may not set a deadline that has passed).
-        clock = ManualClock(datetime(2023, 1, 20, 2, 0, tzinfo=UTC))
-        running[definition.name] = await InProcessService(definition, settings, clock).start()
+    # The plans are for 2023: the services live early that year (a request or an
+    # amendment may not set a deadline that has passed).
+    clock = ManualClock(datetime(2023, 1, 20, 2, 0, tzinfo=UTC))
+    running = await start_services((PLANS, REPORTS), database_urls, clock, nats_url=nats_server.url)
     yield running
-    for service in running.values():
-        await service.stop()
+    await stop_services(running)
 
 
 async def _issue_province_plan(plans: httpx.AsyncClient) -> dict[str, Any]:
@@ -155,6 +63,12 @@ async def _issue_province_plan(plans: httpx.AsyncClient) -> dict[str, Any]:
     assert issued.status_code == 200, issued.text
     plan: dict[str, Any] = issued.json()
     return plan
+
+
+async def issue_province_and_district_plans(plans: httpx.AsyncClient) -> dict[str, Any]:
+    """The province's plan and district H801's sub-plan of it, both issued; the sub-plan."""
+    parent = await _issue_province_plan(plans)
+    return await issue_plan(plans, district_plan(parent["id"]))
 
 
 async def _obligations(reports: httpx.AsyncClient, count: int, **params: str) -> list[Any]:

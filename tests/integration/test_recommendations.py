@@ -36,11 +36,11 @@ from services.reports.handlers.consolidation import current
 from services.reports.handlers.obligations import on_plan_issued, on_unit_registered
 from services.reports.settings import ReportsSettings
 from shared.auth import Forbidden, Principal, Role
-from shared.bus.envelope import Envelope
 from shared.clock import FileClock
-from shared.events import Assignee, PlanIssued, ReportKind, ScheduledReport, UnitRegistered
+from shared.events import Assignee, PlanIssued, UnitRegistered
 from shared.runtime import Runtime
 from shared.vntime import ICT, last_instant_before
+from tests import builders
 
 PLAN_ID = "kh-qcdc-2023"
 ANSWER_DAYS = 14
@@ -50,15 +50,7 @@ UNITS = {
     "X001": (["T89", "X001"], "commune", "Ủy ban nhân dân xã Tân An", "SNV"),
     "X002": (["T89", "X002"], "commune", "Ủy ban nhân dân xã Hòa Bắc", "SNV"),
 }
-ENVELOPE = Envelope(
-    id="e-1",
-    source="/qcdc/plans",
-    type="qcdc.plan.issued.v1",
-    time=datetime(2023, 1, 16, tzinfo=UTC),
-    subject="T89",
-    correlation_id="recommendation-test",
-    nats_subject="qcdc.v1.plan.issued.T89",
-)
+ENVELOPE = builders.plan_issued_envelope("recommendation-test")
 FRONT = Principal("front", "T89", ("T89",), Role.FRONT)
 """A user of the province's Fatherland Front committee."""
 
@@ -72,29 +64,9 @@ def commune(code: str) -> Principal:
 
 
 def plan_issued() -> PlanIssued:
-    return PlanIssued(
-        unit_path=["T89"],
-        plan_id=PLAN_ID,
-        doc_number="123/KH-UBND",
-        title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        issuing_unit="T89",
-        issued_on=date(2023, 1, 16),
-        year=2023,
-        assignees=[
-            Assignee(code=c, unit_path=UNITS[c][0], kind=UNITS[c][1]) for c in ("X001", "X002")
-        ],
-        schedule=[
-            ScheduledReport(
-                key="six_month",
-                kind=ReportKind.SIX_MONTH,
-                period_start=date(2022, 12, 15),
-                period_end=date(2023, 6, 14),
-                due_before=date(2023, 6, 20),
-                due_at=last_instant_before(date(2023, 6, 20)),
-                receiving_unit="SNV",
-            )
-        ],
-    )
+    communes = [Assignee(code=c, unit_path=UNITS[c][0], kind=UNITS[c][1]) for c in ("X001", "X002")]
+    six_month = builders.scheduled_report(due_before=date(2023, 6, 20))
+    return builders.plan_issued(communes, [six_month], plan_id=PLAN_ID)
 
 
 @dataclass

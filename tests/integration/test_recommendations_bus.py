@@ -23,7 +23,8 @@ from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
 from shared.vntime import ICT
 from tests.integration.test_plan_lifecycle import UNITS
-from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings
+from tests.stack import start_services, stop_services
+from tests.support import BusSpy, InProcessService, SmtpInbox, eventually
 
 COMMUNE = "X80101"
 FOCAL = "vanphong@tanan.gov.vn"
@@ -47,18 +48,11 @@ async def system(nats_server: NatsServer, database_urls: dict[str, str]) -> Asyn
         "reports": {"clock_interval_seconds": 3600},
         "notify": {"smtp_port": inbox.port, "delivery_poll_seconds": 0.05},
     }
-    running: dict[str, InProcessService] = {}
-    for definition in (PLANS, REPORTS, NOTIFY):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=database_urls[definition.name],
-            **extra.get(definition.name, {}),
-        )
-        running[definition.name] = await InProcessService(definition, settings, clock).start()
+    running = await start_services(
+        (PLANS, REPORTS, NOTIFY), database_urls, clock, extra, nats_url=nats_server.url
+    )
     yield System(running["plans"], running["reports"], inbox)
-    for service in reversed(running.values()):
-        await service.stop()
+    await stop_services(running)
     inbox.stop()
 
 

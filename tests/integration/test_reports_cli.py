@@ -16,22 +16,17 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from tests.integration.test_plan_lifecycle import _issue_province_plan, _obligations
 from tests.integration.test_seed_plan import qcdc
-from tests.support import BusSpy, InProcessService, service_settings
+from tests.stack import sqlite_urls, start_services, stop_services
+from tests.support import BusSpy, InProcessService
 
 
 @pytest.fixture
 async def services(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    running = {}
-    for definition in (PLANS, REPORTS):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/{definition.name}.db",
-        )
-        running[definition.name] = await InProcessService(definition, settings).start()
+    running = await start_services(
+        (PLANS, REPORTS), sqlite_urls(tmp_path), nats_url=nats_server.url
+    )
     yield running
-    for service in running.values():
-        await service.stop()
+    await stop_services(running)
 
 
 async def test_submit_review_and_consolidate_from_the_command_line(
@@ -44,32 +39,10 @@ async def test_submit_review_and_consolidate_from_the_command_line(
     target = next(
         o for o in found if o["unit_code"] == "T89-STP" and o["schedule_key"] == "six_month"
     )
-    receipt = await qcdc(
-        reports,
-        "reports",
-        "submit",
-        "--obligation",
-        target["id"],
-        "--unit",
-        "T89-STP",
-        "--indicator",
-        "reception_sessions=5",
-        "--key",
-        "cli-1",
-    )
-    again = await qcdc(  # a retry sends the same submission with the same key
-        reports,
-        "reports",
-        "submit",
-        "--obligation",
-        target["id"],
-        "--unit",
-        "T89-STP",
-        "--indicator",
-        "reception_sessions=5",
-        "--key",
-        "cli-1",
-    )
+    submit = ["reports", "submit", "--obligation", target["id"], "--unit", "T89-STP"]
+    submit += ["--indicator", "reception_sessions=5", "--key", "cli-1"]
+    receipt = await qcdc(reports, *submit)
+    again = await qcdc(reports, *submit)  # a retry sends the same submission with the same key
     assert receipt.split()[0] == again.split()[0]
     assert receipt.split()[0].startswith("BC-")
     report_id = receipt.split()[-1]

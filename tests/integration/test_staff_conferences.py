@@ -9,12 +9,10 @@ event goes out on ``qcdc.v1.conference.recorded.<path>``."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,59 +21,37 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from docx import Document
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from services.natsd import NatsServer, free_port
 from services.plans.bootstrap import SERVICE as PLANS
-from services.portal.entrypoints.http import create_portal_app
 from services.portal.settings import PortalSettings
 from services.reports.bootstrap import SERVICE as REPORTS
 from services.reports.handlers.clock import run_clock
 from services.reports.settings import ReportsSettings
 from shared.clock import ManualClock
 from shared.vntime import ICT
+from tests.bodies import plan_body, province_units, schedule_entry, unit_below
+from tests.stack import register_units_and_issue_plan, serving_portal, start_services, stop_services
 from tests.support import (
-    DEFAULT_TIMEOUT,
     BusSpy,
     InProcessService,
     eventually,
-    patience,
-    service_settings,
 )
 
 UNITS: list[dict[str, Any]] = [
-    {"code": "T89", "name": "Ủy ban nhân dân tỉnh An Bình", "kind": "province"},
-    {"code": "SNV", "name": "Sở Nội vụ", "kind": "department", "parent_code": "T89",
-     "tags": ["home_affairs"]},
-    {"code": "STP", "name": "Sở Tư pháp", "kind": "department", "parent_code": "T89",
-     "reports_to_code": "SNV"},
-    {"code": "BVT", "name": "Bệnh viện Đa khoa tỉnh", "kind": "public_service_unit",
-     "parent_code": "T89", "reports_to_code": "SNV"},
-    {"code": "X001", "name": "Ủy ban nhân dân xã Tân An", "kind": "commune",
-     "parent_code": "T89", "reports_to_code": "SNV"},
-]  # fmt: skip
-PLAN: dict[str, Any] = {
-    "doc_number": "123/KH-UBND",
-    "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-    "issuing_unit": "T89",
-    "issued_on": "2023-01-16",
-    "year": 2023,
-    "assignees": {"kinds": ["department", "public_service_unit", "commune"]},
-    "schedule": [
-        {
-            "key": "six_month",
-            "kind": "six_month",
-            "title": "Báo cáo kết quả thực hiện 06 tháng",
-            "period_start": "2022-12-15",
-            "period_end": "2023-06-08",
-            "due_before": "2023-06-10",
-            "receiving_unit": "tag:home_affairs",
-        }
-    ],
-    "staff_conference": {"required": True},
-}
+    *province_units(),
+    unit_below("STP", "Sở Tư pháp", "department", "SNV"),
+    unit_below("BVT", "Bệnh viện Đa khoa tỉnh", "public_service_unit", "SNV"),
+    unit_below("X001", "Ủy ban nhân dân xã Tân An", "commune", "SNV"),
+]
+PLAN: dict[str, Any] = plan_body(
+    issuing_unit="T89",
+    assignees={"kinds": ["department", "public_service_unit", "commune"]},
+    schedule=[schedule_entry(title="Báo cáo kết quả thực hiện 06 tháng")],
+    staff_conference={"required": True},
+)
 RECORDED = "qcdc.conference.recorded.v1"
 PDF = b"%PDF-1.4\n% bien ban hoi nghi\n"
 
@@ -94,18 +70,15 @@ class System:
 @pytest.fixture
 async def system(nats_server: NatsServer, database_urls: dict[str, str]) -> AsyncIterator[System]:
     clock = ManualClock(ict(2023, 1, 16))
-    running: dict[str, InProcessService] = {}
-    for definition in (PLANS, REPORTS):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=database_urls[definition.name],
-            clock_interval_seconds=3600,
-        )
-        running[definition.name] = await InProcessService(definition, settings, clock).start()
+    running = await start_services(
+        (PLANS, REPORTS),
+        database_urls,
+        clock,
+        nats_url=nats_server.url,
+        clock_interval_seconds=3600,
+    )
     yield System(running["plans"], running["reports"], clock)
-    for service in reversed(running.values()):
-        await service.stop()
+    await stop_services(running)
 
 
 @contextlib.asynccontextmanager
@@ -121,20 +94,8 @@ async def portal_server(system: System, root: Path) -> AsyncIterator[str]:
         portal_secret="a secret for the staff conference tests only",
         public_token="open",
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_portal_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + patience(DEFAULT_TIMEOUT)
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("the portal did not start")
-        await asyncio.sleep(0.02)
-    try:
-        yield settings.public_url
-    finally:
-        server.should_exit = True
-        await task
+    async with serving_portal(settings) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager
@@ -378,12 +339,8 @@ async def test_an_amendment_opens_the_conference_of_an_added_unit_and_waives_a_r
     system: System,
 ) -> None:
     async with system.plans.client() as plans:
-        for unit in UNITS:
-            assert (await plans.post("/units", json=unit)).status_code == 201
-        plan_id = (await plans.post("/plans", json=PLAN)).json()["id"]
-        assert (await plans.post(f"/plans/{plan_id}/issue")).status_code == 200
-        added = {"code": "SXD", "name": "Sở Xây dựng", "kind": "department",
-                 "parent_code": "T89", "reports_to_code": "SNV"}  # fmt: skip
+        plan_id = (await register_units_and_issue_plan(plans, UNITS, PLAN))["id"]
+        added = unit_below("SXD", "Sở Xây dựng", "department", "SNV")
         assert (await plans.post("/units", json=added)).status_code == 201
         amendment = {"reason": "Bổ sung Sở Xây dựng", "add_units": ["SXD"], "remove_units": ["BVT"]}
         amended = await plans.post(f"/plans/{plan_id}/amendments", json=amendment)
@@ -412,10 +369,7 @@ async def test_the_deadline_clock_reminds_and_urges_a_unit_that_has_not_recorded
     system: System, bus_spy: BusSpy
 ) -> None:
     async with system.plans.client() as plans:
-        for unit in UNITS:
-            assert (await plans.post("/units", json=unit)).status_code == 201
-        plan_id = (await plans.post("/plans", json=PLAN)).json()["id"]
-        assert (await plans.post(f"/plans/{plan_id}/issue")).status_code == 200
+        plan_id = (await register_units_and_issue_plan(plans, UNITS, PLAN))["id"]
     async with system.reports.client() as reports:
 
         async def owed() -> dict[str, str]:

@@ -38,10 +38,9 @@ from tests.integration.test_webhooks import (
 from tests.support import DEFAULT_TIMEOUT, InProcessService, eventually, patience
 
 ROOT = Path(__file__).resolve().parents[2]
-# The webhook tests' fixtures: notify in-process, local receivers, a JetStream client.
+# The webhook tests' fixtures: notify in-process and local receivers (tests/conftest.py: js).
 start_notify = hooks.start_notify
 receivers = hooks.receivers
-js = hooks.js
 quick_backoff = hooks.quick_backoff
 
 

@@ -16,8 +16,10 @@ from services.notify.bootstrap import SERVICE as NOTIFY
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
+from tests.bodies import report_body
 from tests.integration.scenario import obligated_codes, register_units_and_issue_plan
-from tests.support import BusSpy, InProcessService, SmtpInbox, eventually, service_settings
+from tests.stack import start_services, stop_services
+from tests.support import BusSpy, SmtpInbox, eventually
 
 LAST_ON_TIME = datetime(2023, 6, 9, 16, 59, 59, tzinfo=UTC)  # 09/06/2023 23:59:59 ICT
 FIRST_LATE = datetime(2023, 6, 9, 17, 0, 0, tzinfo=UTC)  # 10/06/2023 00:00:00 ICT
@@ -29,22 +31,12 @@ async def system(
     nats_server: NatsServer, database_urls: dict[str, str], smtp_inbox: SmtpInbox
 ) -> AsyncIterator[dict[str, Any]]:
     clock = ManualClock(LAST_ON_TIME)
-    services = {}
-    for definition, extra in (
-        (PLANS, {}),
-        (REPORTS, {}),
-        (NOTIFY, {"smtp_port": smtp_inbox.port, "delivery_poll_seconds": 0.05}),
-    ):
-        settings = service_settings(
-            definition,
-            nats_url=nats_server.url,
-            database_url=database_urls[definition.name],
-            **extra,
-        )
-        services[definition.name] = await InProcessService(definition, settings, clock).start()
+    mail = {"notify": {"smtp_port": smtp_inbox.port, "delivery_poll_seconds": 0.05}}
+    services = await start_services(
+        (PLANS, REPORTS, NOTIFY), database_urls, clock, mail, nats_url=nats_server.url
+    )
     yield {"clock": clock, **services}
-    for service in reversed(services.values()):
-        await service.stop()
+    await stop_services(services)
 
 
 async def _open_obligation(reports: httpx.AsyncClient, unit: str) -> dict[str, Any]:
@@ -65,11 +57,9 @@ async def test_report_over_http_gives_a_vietnamese_receipt_to_the_unit(
         assert obligation["due_at"] == "2023-06-09T16:59:59.999999Z"
         response = await reports.post(
             "/reports",
-            json={
-                "obligation_id": obligation["id"],
-                "unit_code": "STP",
-                "narrative": {"1": "Đã quán triệt Quy chế dân chủ."},
-            },
+            json=report_body(
+                obligation["id"], "STP", narrative={"1": "Đã quán triệt Quy chế dân chủ."}
+            ),
             headers={"X-Correlation-Id": "corr-thin-flow", "Idempotency-Key": "stp-2023-6m"},
         )
     assert response.status_code == 201, response.text

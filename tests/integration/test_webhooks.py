@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 import uvicorn
 from nats.js.client import JetStreamContext
@@ -192,13 +191,6 @@ async def receivers() -> AsyncIterator[Callable[..., Awaitable[Receiver]]]:
     yield make
     for receiver in running:
         await receiver.stop()
-
-
-@pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_server.url)
-    yield nc.jetstream()
-    await nc.close()
 
 
 # --- helpers --------------------------------------------------------------------------------

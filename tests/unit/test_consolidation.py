@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,18 +25,16 @@ from services.reports.domain.consolidation import (
     Consolidation,
     SubmissionFacts,
     UnitFacts,
-    consolidate,
     locality_of,
     percent,
 )
 from services.reports.domain.model import Obligation, ObligationStatus
-from shared.events import ReportKind
 from shared.vntime import last_instant_before
+from tests import builders
 
 DUE = last_instant_before(date(2023, 6, 10))
 EARLY = DUE - timedelta(days=2)
 LATE = DUE + timedelta(days=1)
-AS_OF = datetime(2023, 6, 20, 3, 0, tzinfo=UTC)  # 10:00 ICT, 20/06/2023
 
 
 def unit(code: str, name: str, kind: str, *path: str) -> UnitFacts:
@@ -64,21 +62,7 @@ UNITS = {
 def obligation(
     code: str, status: ObligationStatus = ObligationStatus.SUBMITTED, receiver: str = "SNV"
 ) -> Obligation:
-    return Obligation(
-        id=f"o-{code}",
-        plan_id="plan-2023",
-        schedule_key="six_month",
-        report_kind=ReportKind.SIX_MONTH,
-        unit_code=code,
-        unit_path=list(UNITS[code].path),
-        receiving_unit=receiver,
-        period_start=date(2022, 12, 15),
-        period_end=date(2023, 6, 14),
-        due_at=DUE,
-        plan_doc_number="123/KH-UBND",
-        plan_title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        status=status,
-    )
+    return builders.six_month_obligation(code, UNITS[code].path, status, receiver)
 
 
 def version(
@@ -89,16 +73,8 @@ def version(
     status: str = "submitted",
     narrative: dict[str, str] | None = None,
 ) -> SubmissionFacts:
-    return SubmissionFacts(
-        obligation_id=f"o-{code}",
-        report_id=f"r-{code}-{number}",
-        version=number,
-        receipt_number=f"BC-2023-{code}-{number}",
-        submitted_at=at,
-        on_time=at <= DUE,
-        status=status,
-        narrative=narrative or {},
-        indicators=indicators,
+    return builders.submission_facts(
+        code, number, at, indicators, status=status, narrative=narrative or {}
     )
 
 
@@ -152,14 +128,8 @@ SUBMISSIONS = [
 
 @pytest.fixture(scope="module")
 def result() -> Consolidation:
-    return consolidate(
-        receiving_unit="SNV",
-        obligations=OBLIGATIONS,
-        submissions=SUBMISSIONS,
-        units=UNITS,
-        as_of=AS_OF,
-        content_areas={"3": "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"},
-    )
+    areas = {"3": "Thực hiện Quy chế dân chủ ở xã, phường, thị trấn"}
+    return builders.consolidation(OBLIGATIONS, SUBMISSIONS, UNITS, content_areas=areas)
 
 
 def codes(units: list[Any]) -> list[str]:
@@ -316,13 +286,7 @@ def test_json_round_trips(result: Consolidation) -> None:
 def test_a_district_consolidates_its_communes() -> None:
     # X2 is the only commune obligation to H1: on time, 10000 citizens. H1 is a committee:
     # no governing body line; its place is Tân Phú.
-    c = consolidate(
-        receiving_unit="H1",
-        obligations=OBLIGATIONS,
-        submissions=SUBMISSIONS,
-        units=UNITS,
-        as_of=AS_OF,
-    )
+    c = builders.consolidation(OBLIGATIONS, SUBMISSIONS, UNITS, receiving_unit="H1")
     assert (c.counts.expected, c.counts.on_time, c.rates.timeliness_percent) == (1, 1, 100.0)
     assert c.prefill.indicators == {"citizens_received": 10000}
     assert (c.receiving_unit.governing_body, c.receiving_unit.locality) == ("", "Tân Phú")
@@ -340,13 +304,7 @@ def test_a_two_level_province_has_one_group_without_district() -> None:
         replace(obligation("STP"), id=f"o-{c}", unit_code=c, unit_path=["T1", c])
         for c in ("XA", "XB")
     ]
-    c = consolidate(
-        receiving_unit="SNV",
-        obligations=found,
-        submissions=[version("XA", 1, EARLY, {"training_classes": 2})],
-        units=units,
-        as_of=AS_OF,
-    )
+    c = builders.consolidation(found, [version("XA", 1, EARLY, {"training_classes": 2})], units)
     assert [(g.key, g.label, g.expected, g.reports) for g in c.by_district] == [
         ("", NO_GROUP_LABEL, 2, 1)
     ]
@@ -354,22 +312,14 @@ def test_a_two_level_province_has_one_group_without_district() -> None:
 
 
 def test_nothing_expected_gives_zero_rates() -> None:
-    c = consolidate(
-        receiving_unit="SNV",
-        obligations=[obligation("STC", ObligationStatus.WAIVED)],
-        submissions=[],
-        units=UNITS,
-        as_of=AS_OF,
-    )
+    c = builders.consolidation([obligation("STC", ObligationStatus.WAIVED)], [], UNITS)
     assert c.counts.expected == 0
     assert (c.rates.completeness, c.rates.timeliness_percent) == (0.0, 0.0)
 
 
 def test_an_unknown_receiver_is_refused() -> None:
     with pytest.raises(ValueError, match="no obligation goes to H9"):
-        consolidate(
-            receiving_unit="H9", obligations=OBLIGATIONS, submissions=[], units=UNITS, as_of=AS_OF
-        )
+        builders.consolidation(OBLIGATIONS, [], UNITS, receiving_unit="H9")
 
 
 # --- document wording ------------------------------------------------------------------------

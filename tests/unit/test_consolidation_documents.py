@@ -9,7 +9,7 @@ import io
 import zipfile
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -26,16 +26,14 @@ from services.reports.domain.consolidation import (
     Consolidation,
     SubmissionFacts,
     UnitFacts,
-    consolidate,
 )
 from services.reports.domain.model import Obligation, ObligationStatus
-from shared.events import ReportKind
 from shared.vntime import last_instant_before
+from tests import builders
 
 DISTRICTS = 20
 COMMUNES_PER_DISTRICT = 14  # 20 districts + 280 communes = 300 units
 DUE = last_instant_before(date(2023, 6, 10))
-AS_OF = datetime(2023, 6, 20, 3, 0, tzinfo=UTC)
 STATUS_HEADER = ["TT", "Đơn vị", "Loại đơn vị", "Tình trạng", "Thời điểm nộp"]
 STATUS_WIDTHS_MM = (10, 55, 30, 38, 32)
 
@@ -58,21 +56,7 @@ def _units() -> dict[str, UnitFacts]:
 
 
 def _obligation(unit: UnitFacts, status: ObligationStatus) -> Obligation:
-    return Obligation(
-        id=f"o-{unit.code}",
-        plan_id="plan-2023",
-        schedule_key="six_month",
-        report_kind=ReportKind.SIX_MONTH,
-        unit_code=unit.code,
-        unit_path=list(unit.path),
-        receiving_unit="SNV",
-        period_start=date(2022, 12, 15),
-        period_end=date(2023, 6, 14),
-        due_at=DUE,
-        plan_doc_number="123/KH-UBND",
-        plan_title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        status=status,
-    )
+    return builders.six_month_obligation(unit.code, unit.path, status)
 
 
 def _fixture() -> tuple[list[Obligation], list[SubmissionFacts], dict[str, UnitFacts]]:
@@ -89,33 +73,26 @@ def _fixture() -> tuple[list[Obligation], list[SubmissionFacts], dict[str, UnitF
         status = ObligationStatus.RETURNED if returned else ObligationStatus.SUBMITTED
         obligations.append(_obligation(unit, status))
         at = DUE + timedelta(hours=2) if n % 7 == 0 else DUE - timedelta(days=1)
-        submissions.append(
-            SubmissionFacts(
-                obligation_id=f"o-{unit.code}",
-                report_id=f"r-{unit.code}",
-                version=1,
-                receipt_number=f"BC-2023-{n:06d}",
-                submitted_at=at,
-                on_time=at <= DUE,
-                status="returned" if returned else "submitted",
-                narrative={"3": f"Tiếp công dân tại {unit.name}.\nĐã giải quyết {n} đơn."},
-                indicators={"citizens_received": n},
-            )
+        narrative = {"3": f"Tiếp công dân tại {unit.name}.\nĐã giải quyết {n} đơn."}
+        facts = builders.submission_facts(
+            unit.code,
+            1,
+            at,
+            {"citizens_received": n},
+            report_id=f"r-{unit.code}",
+            receipt_number=f"BC-2023-{n:06d}",
+            status="returned" if returned else "submitted",
+            narrative=narrative,
         )
+        submissions.append(facts)
     return obligations, submissions, units
 
 
 @pytest.fixture(scope="module")
 def big() -> Consolidation:
     obligations, submissions, units = _fixture()
-    return consolidate(
-        receiving_unit="SNV",
-        obligations=obligations,
-        submissions=submissions,
-        units=units,
-        as_of=AS_OF,
-        content_areas={"3": "Tiếp công dân"},
-    )
+    areas = {"3": "Tiếp công dân"}
+    return builders.consolidation(obligations, submissions, units, content_areas=areas)
 
 
 @pytest.fixture(scope="module")
@@ -261,13 +238,7 @@ def test_xlsx_writes_a_formula_in_a_unit_name_as_text() -> None:
     }
     for code, name in hostile.items():
         units[code] = replace(units[code], name=name)
-    c = consolidate(
-        receiving_unit="SNV",
-        obligations=obligations,
-        submissions=submissions,
-        units=units,
-        as_of=AS_OF,
-    )
+    c = builders.consolidation(obligations, submissions, units)
     raw = render_xlsx(c)
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/")]
@@ -295,9 +266,7 @@ def _seed_like(receiving_unit: str) -> DocxDocument:
         ),
         receiving_unit=receiving_unit,
     )
-    c = consolidate(
-        receiving_unit=receiving_unit, obligations=[owed], submissions=[], units=units, as_of=AS_OF
-    )
+    c = builders.consolidation([owed], [], units, receiving_unit)
     return Document(io.BytesIO(render_docx(c)))
 
 

@@ -5,37 +5,20 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from shared.bus.envelope import UndeliverableEvent, UnknownEventType, decode, encode
-from shared.events import ObligationRef, ReportKind, ReportSubmitted, UnitRegistered
+from shared.events import ReportSubmitted, UnitRegistered
+from tests import builders
 
 PATH = ["T89", "H886", "X30337"]
 AT = datetime(2023, 6, 9, 16, 30, 5, 123456, tzinfo=UTC)
 
 
 def submitted(unit_path: list[str] | None = None) -> ReportSubmitted:
-    return ReportSubmitted(
-        unit_path=unit_path or PATH,
-        report_id="r-1",
-        receipt_number="BC-2023-000001",
-        version=1,
-        obligation=ObligationRef(
-            obligation_id="o-1",
-            plan_id="p-1",
-            schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH,
-            unit_code="X30337",
-            receiving_unit="H886",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 6, 14),
-            due_at=datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC),
-        ),
-        submitted_at=AT,
-        on_time=True,
-    )
+    return builders.report_submitted(unit_path=unit_path or PATH, submitted_at=AT)
 
 
 def encoded(

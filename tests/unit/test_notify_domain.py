@@ -15,6 +15,7 @@ from services.notify.adapters.templates import render
 from services.notify.domain.model import REPORT_KIND_LABELS, delivery_key, retry_delay
 from shared.events import Channel, ReportKind
 from shared.vntime import format_date, format_instant, last_instant_before
+from tests import builders
 
 EVENT_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -180,27 +181,12 @@ def test_receipt_message_from_a_report_submitted_event() -> None:
     from services.notify.handlers.events import Links
     from services.notify.handlers.messages import email_message
     from shared.bus.envelope import decode, encode
-    from shared.events import ObligationRef, ReportSubmitted
 
-    event = ReportSubmitted(
-        unit_path=["T89", "H886", "X30337"],
-        report_id="r-1",
+    event = builders.report_submitted(
         receipt_number="BC-2023-000123",
         version=2,
-        obligation=ObligationRef(
-            obligation_id="o-1",
-            plan_id="p-1",
-            schedule_key="six_month",
-            report_kind=ReportKind.SIX_MONTH,
-            unit_code="X30337",
-            receiving_unit="H886",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 6, 14),
-            due_at=last_instant_before(date(2023, 6, 10)),
-            plan_doc_number="123/KH-UBND",
-        ),
+        obligation=builders.obligation_ref(plan_doc_number="123/KH-UBND"),
         submitted_at=datetime(2023, 6, 9, 16, 59, 59, tzinfo=UTC),
-        on_time=True,
     )
     envelope, _ = decode(
         *encode(event, source="/qcdc/reports", correlation_id="c", event_id=EVENT_ID)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,6 @@ from shared.events import (
     ObligationRef,
     PlanAmended,
     PlanClosed,
-    PlanIssued,
     RecommendationAnswered,
     RecommendationImplementationReported,
     RecommendationRegistered,
@@ -73,12 +72,12 @@ from shared.events import (
     ReportReturned,
     ReportSubmitted,
     ScheduleChange,
-    ScheduledReport,
     UnitRegistered,
     UnitUpdated,
 )
 from shared.uow import UnitOfWork
 from shared.vntime import last_instant_before
+from tests import builders
 
 DUE_AT = last_instant_before(date(2023, 6, 10))  # 09/06/2023 23:59:59.999999 ICT
 LINKS = Links("https://bc.qcdc.vn", "https://kh.qcdc.vn")
@@ -87,23 +86,27 @@ WHSEC = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 bytes
 
 
 def obligation(unit: str = "X80101", receiving: str = "H801") -> ObligationRef:
-    return ObligationRef(
-        obligation_id="o-1",
-        plan_id="p-1",
-        schedule_key="six_month",
-        report_kind=ReportKind.SIX_MONTH,
+    return builders.obligation_ref(
         unit_code=unit,
         receiving_unit=receiving,
-        period_start=date(2022, 12, 15),
         period_end=date(2023, 6, 8),
-        due_at=DUE_AT,
-        plan_doc_number="123/KH-UBND",
-        plan_title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
+        plan_doc_number=builders.PLAN_DOC_NUMBER,
+        plan_title=builders.PLAN_TITLE,
     )
 
 
-def missed(step: int, escalated: bool = False) -> DeadlineMissed:
-    return DeadlineMissed(unit_path=PATH, obligation=obligation(), step=step, escalated=escalated)
+def submitted(at: datetime, ref: ObligationRef | None = None, **fields: Any) -> ReportSubmitted:
+    """A late report of :func:`obligation` (or ``ref``) from commune X80101."""
+    ref = ref or obligation()
+    return builders.report_submitted(
+        unit_path=PATH, obligation=ref, submitted_at=at, on_time=False, **fields
+    )
+
+
+def missed(step: int, escalated: bool = False, **fields: Any) -> DeadlineMissed:
+    return DeadlineMissed(
+        unit_path=PATH, obligation=obligation(), step=step, escalated=escalated, **fields
+    )
 
 
 def approaching() -> DeadlineApproaching:
@@ -352,14 +355,17 @@ def test_the_cloudevent_of_a_webhook_is_structured_json() -> None:
     event = missed(step=1)
     envelope = envelope_of(event)
     body = json.loads(subscriptions.cloudevent_json(event, envelope))
-    assert body["specversion"] == "1.0"
-    assert body["id"] == "e-1"
-    assert body["type"] == "qcdc.deadline.missed.v1"
-    assert body["source"] == "/qcdc/reports"
-    assert body["subject"] == "T89.H801.X80101"
-    assert body["time"] == "2023-06-15T01:00:00Z"
-    assert body["datacontenttype"] == "application/json"
-    assert body["correlationid"] == "c-1"
+    expected = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "type": "qcdc.deadline.missed.v1",
+        "source": "/qcdc/reports",
+        "subject": "T89.H801.X80101",
+        "time": "2023-06-15T01:00:00Z",
+        "datacontenttype": "application/json",
+        "correlationid": "c-1",
+    }
+    assert {key: body.get(key) for key in expected} == expected
     assert body["data"]["obligation"]["plan_title"].startswith("Kế hoạch")
     assert body["data"]["step"] == 1
 
@@ -417,14 +423,8 @@ def test_a_reminder_counts_working_days_and_states_the_last_instant() -> None:
 
 
 def test_the_last_urging_goes_to_the_receiving_units_leadership_and_says_so() -> None:
-    event = DeadlineMissed(
-        unit_path=PATH,
-        obligation=obligation(),
-        step=5,
-        escalated=True,
-        escalated_to_receiving_unit=True,
-        final=True,
-        urge_max_steps=5,
+    event = missed(
+        5, escalated=True, escalated_to_receiving_unit=True, final=True, urge_max_steps=5
     )
     found = resolve(
         rulebook().for_event(event),
@@ -520,15 +520,7 @@ def test_html_escapes_what_units_wrote_but_text_keeps_it() -> None:
 
 
 def test_the_receiving_unit_notice_of_a_report() -> None:
-    event = ReportSubmitted(
-        unit_path=PATH,
-        report_id="r-1",
-        receipt_number="BC-2023-000001",
-        version=1,
-        obligation=obligation(),
-        submitted_at=datetime(2023, 6, 10, 1, 0, tzinfo=UTC),
-        on_time=False,
-    )
+    event = submitted(datetime(2023, 6, 10, 1, 0, tzinfo=UTC))
     subject, text, _ = rendered(
         event, "report_received_notice", recipient_name="Ủy ban nhân dân huyện Tân Phú"
     )
@@ -540,26 +532,9 @@ def test_the_receiving_unit_notice_of_a_report() -> None:
 
 
 def test_a_new_plan_lists_its_schedule() -> None:
-    event = PlanIssued(
-        unit_path=["T89"],
-        plan_id="p-1",
-        doc_number="123/KH-UBND",
-        title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        issuing_unit="T89",
-        issued_on=date(2023, 1, 16),
-        year=2023,
-        assignees=[Assignee(code="H801", unit_path=["T89", "H801"], kind="district")],
-        schedule=[
-            ScheduledReport(
-                key="six_month",
-                kind=ReportKind.SIX_MONTH,
-                period_start=date(2022, 12, 15),
-                period_end=date(2023, 6, 8),
-                due_before=date(2023, 6, 10),
-                due_at=DUE_AT,
-                receiving_unit="SNV",
-            )
-        ],
+    event = builders.plan_issued(
+        [Assignee(code="H801", unit_path=["T89", "H801"], kind="district")],
+        [builders.scheduled_report(period_end=date(2023, 6, 8))],
         sub_plan_due_at=last_instant_before(date(2023, 3, 1)),
     )
     subject, text, _ = rendered(event, "plan_issued", audience="assignees")
@@ -573,16 +548,22 @@ def test_a_new_plan_lists_its_schedule() -> None:
     assert "https://kh.qcdc.vn/plans/p-1" in text
 
 
-def test_a_difficulty_names_the_unit_and_keeps_its_lines() -> None:
-    event = DifficultyRaised(
+def difficulty(difficulty_id: str, description: str, **fields: Any) -> DifficultyRaised:
+    """Commune X80101's difficulty with plan p-1, raised at 10:00 ICT on 3 April 2023."""
+    at = datetime(2023, 4, 3, 3, 0, tzinfo=UTC)
+    return DifficultyRaised(
         unit_path=PATH,
-        difficulty_id="d-1",
+        difficulty_id=difficulty_id,
         plan_id="p-1",
         unit_code="X80101",
-        content_area="3",
-        description="Chưa có hướng dẫn.\nĐề nghị Sở hướng dẫn.",
-        raised_at=datetime(2023, 4, 3, 3, 0, tzinfo=UTC),
+        description=description,
+        raised_at=at,
+        **fields,
     )
+
+
+def test_a_difficulty_names_the_unit_and_keeps_its_lines() -> None:
+    event = difficulty("d-1", "Chưa có hướng dẫn.\nĐề nghị Sở hướng dẫn.", content_area="3")
     subject, text, _ = rendered(event, "difficulty_raised", recipient_name="Sở Nội vụ")
     assert subject == "[Vướng mắc] Ủy ban nhân dân xã Tân An – Kế hoạch p-1 – nội dung 3"
     assert "Chưa có hướng dẫn.\nĐề nghị Sở hướng dẫn." in text
@@ -677,15 +658,7 @@ async def test_an_unknown_unit_is_retried_but_a_missing_receiver_is_not(db: Db) 
 
 async def test_difficulties_go_to_the_unit_tagged_home_affairs(db: Db) -> None:
     await register(db)
-    event = DifficultyRaised(
-        unit_path=PATH,
-        difficulty_id="d-1",
-        plan_id="p-1",
-        unit_code="X80101",
-        description="Vướng mắc",
-        raised_at=datetime(2023, 4, 3, 3, 0, tzinfo=UTC),
-    )
-    await db.handle(event, "e-d")
+    await db.handle(difficulty("d-1", "Vướng mắc"), "e-d")
     (delivery,) = await db.deliveries(event_type="qcdc.difficulty.raised.v1")
     assert delivery.recipient == "vp@snv.vn"
     assert delivery.subject.startswith("[Vướng mắc] Ủy ban nhân dân xã Tân An")
@@ -693,16 +666,7 @@ async def test_difficulties_go_to_the_unit_tagged_home_affairs(db: Db) -> None:
 
 async def test_a_difficulty_goes_to_the_unit_it_was_raised_to_and_home_affairs(db: Db) -> None:
     await register(db)
-    event = DifficultyRaised(
-        unit_path=PATH,
-        difficulty_id="d-2",
-        plan_id="p-1",
-        unit_code="X80101",
-        description="Vướng mắc",
-        raised_at=datetime(2023, 4, 3, 3, 0, tzinfo=UTC),
-        raised_to="H801",
-    )
-    await db.handle(event, "e-d2")
+    await db.handle(difficulty("d-2", "Vướng mắc", raised_to="H801"), "e-d2")
     found = await db.deliveries(event_type="qcdc.difficulty.raised.v1")
     assert sorted(d.recipient for d in found) == ["vp@h801.vn", "vp@snv.vn"]
 
@@ -886,15 +850,7 @@ def test_the_rules_file_in_the_docs_loads(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(example, encoding="utf-8")
     book = load_rules(str(path))
-    late = ReportSubmitted(
-        unit_path=PATH,
-        report_id="r-1",
-        receipt_number="BC-1",
-        version=1,
-        obligation=obligation(),
-        submitted_at=datetime(2023, 6, 10, 1, 0, tzinfo=UTC),
-        on_time=False,
-    )
+    late = submitted(datetime(2023, 6, 10, 1, 0, tzinfo=UTC), receipt_number="BC-1")
     assert [r.to[0].key + "." + r.to[0].person for r in book.for_event(late)] == [
         "unit.focal",
         "receiving_unit.focal",
@@ -905,17 +861,21 @@ def test_the_rules_file_in_the_docs_loads(tmp_path: Path) -> None:
 
 SOURCE = "Ban Thường trực Ủy ban MTTQ Việt Nam huyện Tân Phú"
 TOPIC = "Công khai thu, chi quỹ đầu tư xây dựng"
+RECOMMENDATION: dict[str, Any] = {
+    "unit_path": PATH,
+    "recommendation_id": "r-1",
+    "addressed_unit": "X80101",
+    "registered_by_unit": "H801",
+    "source_organisation": SOURCE,
+    "topic": TOPIC,
+}
+"""What every event about recommendation r-1 after its registration says of it."""
 
 
 def recommendation_registered() -> RecommendationRegistered:
     return RecommendationRegistered(
-        unit_path=PATH,
-        recommendation_id="r-1",
-        source_organisation=SOURCE,
-        topic=TOPIC,
+        **RECOMMENDATION,
         content="Đề nghị niêm yết công khai theo quý.",
-        addressed_unit="X80101",
-        registered_by_unit="H801",
         received_on=date(2023, 3, 6),
         answer_due_at=last_instant_before(date(2023, 4, 6)),
         obligation_id="o-9",
@@ -923,16 +883,9 @@ def recommendation_registered() -> RecommendationRegistered:
 
 
 def recommendation_answered() -> RecommendationAnswered:
+    at = datetime(2023, 4, 7, 2, 0, tzinfo=UTC)
     return RecommendationAnswered(
-        unit_path=PATH,
-        recommendation_id="r-1",
-        addressed_unit="X80101",
-        registered_by_unit="H801",
-        source_organisation=SOURCE,
-        topic=TOPIC,
-        answer="Đã niêm yết từ quý II.",
-        answered_at=datetime(2023, 4, 7, 2, 0, tzinfo=UTC),
-        on_time=False,
+        **RECOMMENDATION, answer="Đã niêm yết từ quý II.", answered_at=at, on_time=False
     )
 
 
@@ -961,12 +914,7 @@ def test_a_recommendation_goes_to_the_addressed_unit_and_its_answers_to_the_regi
 
 def test_an_implementation_report_says_whether_it_closes_the_recommendation() -> None:
     event = RecommendationImplementationReported(
-        unit_path=PATH,
-        recommendation_id="r-1",
-        addressed_unit="X80101",
-        registered_by_unit="H801",
-        source_organisation=SOURCE,
-        topic=TOPIC,
+        **RECOMMENDATION,
         report_number=2,
         content="Đã công khai đầy đủ.",
         completed=True,
@@ -1004,16 +952,8 @@ async def test_the_overdue_list_is_withdrawn_by_whatever_ends_the_lateness(db: D
     await db.handle(final_miss("o-0"), "m-again")  # listed once
     assert sorted(await overdue_ids(db)) == ["o-0", "o-1", "o-2", "o-3", "o-4"]
 
-    submitted = ReportSubmitted(
-        unit_path=PATH,
-        report_id="r-1",
-        receipt_number="BC-2023-000001",
-        version=1,
-        obligation=final_miss("o-0").obligation,
-        submitted_at=datetime(2023, 7, 1, tzinfo=UTC),
-        on_time=False,
-    )
-    await db.handle(submitted, "s-1")
+    report = submitted(datetime(2023, 7, 1, tzinfo=UTC), final_miss("o-0").obligation)
+    await db.handle(report, "s-1")
     assert sorted(await overdue_ids(db)) == ["o-1", "o-2", "o-3", "o-4"]
     moved = PlanAmended(
         unit_path=["T89"],
@@ -1060,16 +1000,7 @@ async def test_reminder_and_urging_mail_not_yet_sent_is_withdrawn_once_reported(
     async with db.uow() as uow:
         await DeliveryRepository(uow.session).update(sent.key, status="sent")
         await uow.commit()
-    submitted = ReportSubmitted(
-        unit_path=PATH,
-        report_id="r-1",
-        receipt_number="BC-2023-000001",
-        version=1,
-        obligation=obligation(),
-        submitted_at=datetime(2023, 6, 16, tzinfo=UTC),
-        on_time=False,
-    )
-    await db.handle(submitted, "s-1")
+    await db.handle(submitted(datetime(2023, 6, 16, tzinfo=UTC)), "s-1")
     found = await db.deliveries(event_type="qcdc.deadline.missed.v1")
     statuses = {(d.event_id, d.status) for d in found if d.key != sent.key}
     assert statuses == {
@@ -1081,47 +1012,64 @@ async def test_reminder_and_urging_mail_not_yet_sent_is_withdrawn_once_reported(
     assert receipts and DeliveryStatus.WITHDRAWN not in {d.status for d in receipts}
 
 
-async def test_the_source_organisation_hears_the_answer_through_the_unit_that_registered_it(
-    db: Db,
-) -> None:
-    await register(db)
-    await db.handle(recommendation_registered(), "r-e1")
-    await db.handle(recommendation_answered(), "r-e2")
-    registered = await db.deliveries(event_type="qcdc.recommendation.registered.v1")
-    answered = await db.deliveries(event_type="qcdc.recommendation.answered.v1")
-    assert [d.recipient for d in registered] == ["vp@x80101.vn"]
-    assert [d.recipient for d in answered] == ["vp@h801.vn"]
-
-
-def recommendation_ref() -> ObligationRef:
-    return ObligationRef(
-        obligation_id="o-9",
+def ad_hoc_ref(
+    obligation_id: str, key: str, on: date, due_before: date, title: str
+) -> ObligationRef:
+    """An obligation no plan holds (an answer, a follow-up) of X80101 to H801, arisen ``on``."""
+    return builders.obligation_ref(
+        obligation_id=obligation_id,
         plan_id="",
-        schedule_key="recommendation-r-1",
+        schedule_key=key,
         report_kind=ReportKind.AD_HOC,
         unit_code="X80101",
         receiving_unit="H801",
-        period_start=date(2023, 3, 6),
-        period_end=date(2023, 3, 6),
-        due_at=last_instant_before(date(2023, 4, 6)),
-        plan_title=f"Trả lời kiến nghị sau giám sát: {TOPIC}",
+        period_start=on,
+        period_end=on,
+        due_at=last_instant_before(due_before),
+        plan_title=title,
     )
 
 
-def test_a_reminder_to_answer_a_recommendation_names_the_answer_and_the_day_received() -> None:
-    ref = recommendation_ref()
-    event = DeadlineApproaching(
-        unit_path=PATH, obligation=ref, days_before=3, fire_on=date(2023, 4, 2)
-    )
+def recommendation_ref() -> ObligationRef:
+    title = f"Trả lời kiến nghị sau giám sát: {TOPIC}"
+    return ad_hoc_ref("o-9", "recommendation-r-1", date(2023, 3, 6), date(2023, 4, 6), title)
+
+
+def follow_up_ref() -> ObligationRef:
+    title = "Khắc phục sau khảo sát: Khảo sát thực hiện QCDC"
+    return ad_hoc_ref("o-a1", "inspection-a-1", date(2023, 3, 8), date(2023, 4, 1), title)
+
+
+@pytest.mark.parametrize(
+    ("ref", "fire_on", "subject_start", "arisen"),
+    [
+        (
+            recommendation_ref(),
+            date(2023, 4, 2),
+            "[Nhắc hạn] Văn bản trả lời kiến nghị sau giám sát của Ủy ban nhân dân xã Tân An",
+            "- Ngày nhận kiến nghị: 06/03/2023\n",
+        ),
+        (
+            follow_up_ref(),
+            date(2023, 3, 28),
+            "[Nhắc hạn] Báo cáo kết quả khắc phục sau kiểm tra, khảo sát của Ủy ban nhân dân xã "
+            "Tân An",
+            "- Ngày kết luận kiểm tra, khảo sát: 08/03/2023\n",
+        ),
+    ],
+    ids=["recommendation-answer", "inspection-follow-up"],
+)
+def test_a_reminder_of_an_ad_hoc_obligation_names_what_it_asks_for_and_the_day_it_arose(
+    ref: ObligationRef, fire_on: date, subject_start: str, arisen: str
+) -> None:
+    event = DeadlineApproaching(unit_path=PATH, obligation=ref, days_before=3, fire_on=fire_on)
     subject, text, html = rendered(event, "deadline_approaching")
-    assert subject.startswith(
-        "[Nhắc hạn] Văn bản trả lời kiến nghị sau giám sát của Ủy ban nhân dân xã Tân An"
-    )
-    assert f"- Nội dung: Trả lời kiến nghị sau giám sát: {TOPIC}\n" in text
-    assert "- Ngày nhận kiến nghị: 06/03/2023\n" in text
+    assert subject.startswith(subject_start)
+    assert f"- Nội dung: {ref.plan_title}\n" in text
+    assert arisen in text
     assert "Kỳ số liệu" not in text and "Kỳ số liệu" not in html
-    subject, text, _ = rendered(missed_of(ref), "deadline_missed")
-    assert "- Ngày nhận kiến nghị: 06/03/2023\n" in text and "Kỳ số liệu" not in text
+    _, text, _ = rendered(missed_of(ref), "deadline_missed")
+    assert arisen in text and "Kỳ số liệu" not in text
 
 
 def missed_of(ref: ObligationRef) -> DeadlineMissed:
@@ -1138,14 +1086,20 @@ async def test_an_unanswered_recommendation_urges_the_commune_without_a_plan(db:
     assert sorted(d.recipient for d in found) == ["vp@h801.vn", "vp@x80101.vn"]
 
 
+INSPECTION: dict[str, Any] = {
+    "unit_path": PATH,
+    "inspection_id": "i-1",
+    "topic": "Khảo sát thực hiện QCDC",
+    "inspecting_unit": "H801",
+    "inspected_unit": "X80101",
+}
+"""What every event about the district's survey i-1 of commune X80101 says of it."""
+
+
 def inspection_findings() -> InspectionFindingsRecorded:
     return InspectionFindingsRecorded(
-        unit_path=PATH,
-        inspection_id="i-1",
+        **INSPECTION,
         kind=InspectionKind.SURVEY,
-        topic="Khảo sát thực hiện QCDC",
-        inspecting_unit="H801",
-        inspected_unit="X80101",
         conducted_on=date(2023, 3, 8),
         findings=[
             InspectionFinding(
@@ -1167,12 +1121,8 @@ def inspection_findings() -> InspectionFindingsRecorded:
 
 def inspection_reported() -> InspectionActionReported:
     return InspectionActionReported(
-        unit_path=PATH,
-        inspection_id="i-1",
+        **INSPECTION,
         action_id="a-1",
-        topic="Khảo sát thực hiện QCDC",
-        inspecting_unit="H801",
-        inspected_unit="X80101",
         action="Niêm yết dự toán.",
         report_number=2,
         content="Đã niêm yết.",
@@ -1202,43 +1152,26 @@ def test_findings_go_to_the_inspected_unit_with_each_deadline_and_reports_to_the
     assert "(quá hạn)" in text
 
 
-async def test_the_inspected_unit_hears_the_findings_and_the_inspecting_unit_the_report(
-    db: Db,
+@pytest.mark.parametrize(
+    ("first", "answer"),
+    [
+        (recommendation_registered, recommendation_answered),
+        (inspection_findings, inspection_reported),
+    ],
+    ids=["recommendation-to-the-registrar", "inspection-report-to-the-inspector"],
+)
+async def test_the_unit_asked_hears_the_request_and_the_unit_asking_hears_the_answer(
+    db: Db, first: Callable[[], Event], answer: Callable[[], Event]
 ) -> None:
+    # A recommendation's source organisation hears the answer through the unit that
+    # registered it; an inspecting unit hears the inspected unit's report.
     await register(db)
-    await db.handle(inspection_findings(), "i-e1")
-    await db.handle(inspection_reported(), "i-e2")
-    findings = await db.deliveries(event_type="qcdc.inspection.findings_recorded.v1")
-    reported = await db.deliveries(event_type="qcdc.inspection.action_reported.v1")
-    assert [d.recipient for d in findings] == ["vp@x80101.vn"]
-    assert [d.recipient for d in reported] == ["vp@h801.vn"]
-
-
-def test_a_reminder_of_a_follow_up_names_it_and_the_day_the_inspection_concluded() -> None:
-    ref = ObligationRef(
-        obligation_id="o-a1",
-        plan_id="",
-        schedule_key="inspection-a-1",
-        report_kind=ReportKind.AD_HOC,
-        unit_code="X80101",
-        receiving_unit="H801",
-        period_start=date(2023, 3, 8),
-        period_end=date(2023, 3, 8),
-        due_at=last_instant_before(date(2023, 4, 1)),
-        plan_title="Khắc phục sau khảo sát: Khảo sát thực hiện QCDC",
-    )
-    event = DeadlineApproaching(
-        unit_path=PATH, obligation=ref, days_before=3, fire_on=date(2023, 3, 28)
-    )
-    subject, text, html = rendered(event, "deadline_approaching")
-    assert subject.startswith(
-        "[Nhắc hạn] Báo cáo kết quả khắc phục sau kiểm tra, khảo sát của Ủy ban nhân dân xã Tân An"
-    )
-    assert "- Nội dung: Khắc phục sau khảo sát: Khảo sát thực hiện QCDC\n" in text
-    assert "- Ngày kết luận kiểm tra, khảo sát: 08/03/2023\n" in text
-    assert "Kỳ số liệu" not in text and "Kỳ số liệu" not in html
-    _, text, _ = rendered(missed_of(ref), "deadline_missed")
-    assert "- Ngày kết luận kiểm tra, khảo sát: 08/03/2023\n" in text
+    await db.handle(first(), "e-1")
+    await db.handle(answer(), "e-2")
+    asked = await db.deliveries(event_type=first().ce_type())
+    answered = await db.deliveries(event_type=answer().ce_type())
+    assert [d.recipient for d in asked] == ["vp@x80101.vn"]
+    assert [d.recipient for d in answered] == ["vp@h801.vn"]
 
 
 async def test_the_digest_names_each_overdue_obligation_by_what_it_asks_for(db: Db) -> None:
@@ -1267,16 +1200,9 @@ async def test_the_digest_names_each_overdue_obligation_by_what_it_asks_for(db: 
     assert "Biên bản Hội nghị cán bộ" in digest.html
 
     # The answer and a follow-up reported done end their lateness; the conference stays.
+    at = datetime(2023, 6, 20, 2, tzinfo=UTC)
     answered = RecommendationAnswered(
-        unit_path=PATH,
-        recommendation_id="r-1",
-        addressed_unit="X80101",
-        registered_by_unit="H801",
-        source_organisation="Ban Thường trực Ủy ban MTTQ Việt Nam huyện Tân Phú",
-        topic=TOPIC,
-        answer="Đã trả lời.",
-        answered_at=datetime(2023, 6, 20, 2, tzinfo=UTC),
-        on_time=False,
+        **RECOMMENDATION, answer="Đã trả lời.", answered_at=at, on_time=False
     )
     await db.handle(answered, "ans-1")
     not_done = inspection_reported().model_copy(update={"done": False})

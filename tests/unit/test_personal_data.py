@@ -4,7 +4,7 @@ units' e-mail addresses (only the key's holders open them)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,8 +15,6 @@ from shared.events import (
     Contacts,
     NotificationDelivered,
     NotificationFailed,
-    ObligationRef,
-    ReportKind,
     ReportSubmitted,
     UnitRegistered,
     UnitUpdated,
@@ -29,6 +27,7 @@ from shared.personal_data import (
     recipient_reference,
     unseal,
 )
+from tests import builders
 
 KEY = new_key()
 AT = datetime(2023, 6, 1, 2, 0, tzinfo=UTC)
@@ -84,25 +83,11 @@ def test_contacts_sent_in_clear_by_an_older_publisher_still_open() -> None:
 
 
 def test_the_signer_of_a_report_stays_off_the_bus() -> None:
-    ref = ObligationRef(
-        obligation_id="o",
-        plan_id="p",
-        schedule_key="six_month",
-        report_kind=ReportKind.SIX_MONTH,
-        unit_code="T89-STP",
-        receiving_unit="T89-SNV",
-        period_start=date(2022, 12, 15),
-        period_end=date(2023, 6, 14),
-        due_at=AT,
-    )
-    submitted = ReportSubmitted(
+    ref = builders.obligation_ref(unit_code="T89-STP", receiving_unit="T89-SNV", due_at=AT)
+    submitted = builders.report_submitted(
         unit_path=["T89", "T89-STP"],
-        report_id="r",
-        receipt_number="BC-2023-000001",
-        version=1,
         obligation=ref,
         submitted_at=AT,
-        on_time=True,
         submitted_by="Nguyễn Thị Lan <lan.nguyen@stp.example.vn>",
     )
     filtered = off_the_bus(KEY)(submitted)

@@ -15,22 +15,14 @@ from services.reports.domain.model import (
 )
 from shared.events import Assignee, PlanIssued, ReportKind, ReportSubmitted, ScheduledReport
 from shared.vntime import ICT, last_instant_before
+from tests import builders
 
 SIX_MONTH_DUE = last_instant_before(date(2023, 6, 10))
 ANNUAL_DUE = last_instant_before(date(2023, 11, 20))
 
 
 def entry(key: str, kind: ReportKind, due_before: date) -> ScheduledReport:
-    return ScheduledReport(
-        key=key,
-        kind=kind,
-        title=key,
-        period_start=date(2022, 12, 15),
-        period_end=date(2023, 6, 14),
-        due_before=due_before,
-        due_at=last_instant_before(due_before),
-        receiving_unit="SNV",
-    )
+    return builders.scheduled_report(key, kind, due_before, title=key)
 
 
 def assignee(code: str, *parents: str) -> Assignee:
@@ -40,20 +32,16 @@ def assignee(code: str, *parents: str) -> Assignee:
 
 
 def plan_issued(assignees: list[Assignee] | None = None, plan_id: str = "plan-2023") -> PlanIssued:
-    return PlanIssued(
-        unit_path=["T89"],
+    schedule = [
+        entry("six_month", ReportKind.SIX_MONTH, date(2023, 6, 10)),
+        entry("annual", ReportKind.ANNUAL, date(2023, 11, 20)),
+        entry("thematic", ReportKind.THEMATIC, date(2023, 9, 1)),
+    ]
+    return builders.plan_issued(
+        assignees or [assignee("S2"), assignee("H886"), assignee("H887")],
+        schedule,
         plan_id=plan_id,
-        doc_number="123/KH-UBND",
-        title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
-        issuing_unit="T89",
         issued_on=date(2023, 3, 1),
-        year=2023,
-        assignees=assignees or [assignee("S2"), assignee("H886"), assignee("H887")],
-        schedule=[
-            entry("six_month", ReportKind.SIX_MONTH, date(2023, 6, 10)),
-            entry("annual", ReportKind.ANNUAL, date(2023, 11, 20)),
-            entry("thematic", ReportKind.THEMATIC, date(2023, 9, 1)),
-        ],
     )
 
 
