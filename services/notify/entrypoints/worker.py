@@ -316,6 +316,7 @@ async def _loop(
             started = await dispatch_once(claim, dispatcher)
         except Exception as exc:
             log_failure(log, "delivery worker failed; continuing", exc)
+            dispatcher.backlog = True  # the look did not happen: whatever is due still waits
             started = 0
         if started == 0:
             # Nothing could start: wait for a free slot, new deliveries, or the next poll.
