@@ -257,7 +257,7 @@ async def jetstream_baseline(js: JetStreamContext, count: int) -> dict[str, floa
 class Watch:
     """NotificationDelivered / NotificationFailed seen on the bus, by event and recipient."""
 
-    receipts_of: dict[str, str]  # event id → the address its receipt goes to
+    receipts_of: dict[str, str]  # event id → the reference of its receipt's recipient
     submitted_at: dict[str, float] = field(default_factory=dict)
     receipt_at: dict[str, float] = field(default_factory=dict)
     delivered: int = 0
@@ -507,7 +507,11 @@ async def _burst(
     watched: dict[str, int],
 ) -> dict[str, Any]:
     events = [_encoded(submitted(n)) for n in range(args.events)]
-    watch = Watch({headers["ce-id"]: _focal(n) for n, (_, headers, _) in enumerate(events)})
+    # NotificationDelivered names the unit reached, not its address (shared.personal_data).
+    receipts = {
+        headers["ce-id"]: f"email:unit:{_code(n)}" for n, (_, headers, _) in enumerate(events)
+    }
+    watch = Watch(receipts)
     subscription = await nc.subscribe("qcdc.v1.notification.>", cb=watch.on_message)
     await nc.flush()
     log(f"publishing {args.events} ReportSubmitted" + (f" at {args.rate}/s" if args.rate else ""))

@@ -13,6 +13,10 @@ from shared.mapping import RowMapping
 from shared.uow import Repository
 
 CONTACTS = RowMapping(Contact, contacts, read={"tags": lambda tags: tuple(tags or ())})
+BY_CODES = sa.select(contacts).where(
+    contacts.c.unit_code.in_(sa.bindparam("codes", expanding=True))
+)
+"""Read for every event: built once, not per event (see ``deliveries.MARK_SENT``)."""
 
 
 class ContactRepository(Repository):
@@ -24,9 +28,7 @@ class ContactRepository(Repository):
         codes = sorted(set(unit_codes))
         if not codes:
             return {}
-        rows = await self.session.execute(
-            sa.select(contacts).where(contacts.c.unit_code.in_(codes))
-        )
+        rows = await self.session.execute(BY_CODES, {"codes": codes})
         return {row.unit_code: CONTACTS.from_row(row) for row in rows}
 
     async def with_tag(self, tag: str) -> list[Contact]:

@@ -115,6 +115,10 @@ class Dispatcher:
         self.wakeup = asyncio.Event()
         """Set when an attempt finishes, and by :meth:`news`."""
         self._news = True
+        self.backlog = True
+        """Due deliveries may be waiting that the last look left behind (the limits, or the
+        look's own size, cut it short): only then is a finished attempt worth a new look.
+        Otherwise each attempt ending would cost a claim transaction that finds nothing."""
 
     @property
     def free(self) -> int:
@@ -131,7 +135,14 @@ class Dispatcher:
         return self._held | {d for d, n in self._by_destination.items() if n >= self.limit(d)}
 
     def choose(self, due: Sequence[J]) -> list[J]:
-        """What the limits allow to start now, in the given order (nothing is started)."""
+        """What the limits allow to start now, in the given order (nothing is started);
+        any left out are a backlog."""
+        chosen = self._choose(due)
+        if len(chosen) < len(due):
+            self.backlog = True
+        return chosen
+
+    def _choose(self, due: Sequence[J]) -> list[J]:
         chosen: dict[str, J] = {}
         taken: Counter[str] = Counter()
         for item in due:
@@ -187,7 +198,7 @@ class Dispatcher:
                 self._held.discard(destination)
             if self._by_destination[destination] <= 0:
                 del self._by_destination[destination]
-            if was_full or destination not in self.saturated():
+            if self.backlog and (was_full or destination not in self.saturated()):
                 self._news = True
             self.wakeup.set()
 
@@ -231,16 +242,23 @@ async def dispatch_once(claim: Claim, dispatcher: Dispatcher) -> int:
     how many started."""
     if dispatcher.free <= 0 or not dispatcher.take_news():
         return 0
+    # Room for a few per free slot: rows of one destination beyond its limit are skipped.
+    limit = dispatcher.free * 4
+    skipped = dispatcher.saturated()
+    # What this look cannot see (destinations at their limit) may be waiting.
+    dispatcher.backlog = bool(skipped)
+
+    def choose(due: list[handlers.Due]) -> Sequence[handlers.Due]:
+        if len(due) >= limit:  # a look stopped at its limit: there may be more
+            dispatcher.backlog = True
+        return dispatcher.choose(due)
+
     claimed = await claim(
-        # Room for a few per free slot: rows of one destination beyond its limit are skipped.
-        limit=dispatcher.free * 4,
-        skip_destinations=dispatcher.saturated(),
-        skip_keys=dispatcher.running_keys,
-        choose=dispatcher.choose,
+        limit=limit, skip_destinations=skipped, skip_keys=dispatcher.running_keys, choose=choose
     )
     started = dispatcher.start(claimed)
-    if started:
-        dispatcher.news()  # the claim may have left due deliveries behind: look again
+    if started and dispatcher.backlog:
+        dispatcher.news()  # the claim left due deliveries behind: look again
     return started
 
 
@@ -298,6 +316,7 @@ async def _loop(
             started = await dispatch_once(claim, dispatcher)
         except Exception as exc:
             log_failure(log, "delivery worker failed; continuing", exc)
+            dispatcher.backlog = True  # the look did not happen: whatever is due still waits
             started = 0
         if started == 0:
             # Nothing could start: wait for a free slot, new deliveries, or the next poll.
