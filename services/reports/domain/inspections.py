@@ -44,6 +44,7 @@ from shared.events import (
     InspectionKind,
     InspectionScheduled,
 )
+from shared.mapping import shown
 from shared.vntime import is_on_time, last_instant_before
 
 SCHEDULE_PREFIX = FOLLOW_UP_PREFIX
@@ -137,13 +138,7 @@ class Action:
         )
 
     def ref(self) -> InspectionAction:
-        return InspectionAction(
-            action_id=self.id,
-            number=self.number,
-            content=self.content,
-            due_at=self.due_at,
-            obligation_id=self.obligation_id,
-        )
+        return shown(InspectionAction, self, action_id=self.id)
 
     def _about(self) -> dict[str, Any]:
         """What every event about this action says of it."""
@@ -156,6 +151,10 @@ class Action:
             "inspected_unit": self.unit_code,
             "action": self.content,
         }
+
+    def _tell(self, kind: type[Event], **said: Any) -> None:
+        """Raise ``kind`` about this action: what every event about it says, and ``said``."""
+        self.events.append(kind(**self._about(), **said))
 
     def _step(self, kind: StepKind, text: str, at: datetime, by_unit: str, done: bool) -> Step:
         step = Step(len(self.history) + 1, kind, text, at, by_unit, done)
@@ -180,15 +179,13 @@ class Action:
             self.status = ActionStatus.REPORTED_DONE
             self.done_reported_at = at
             obligation.status = ObligationStatus.SUBMITTED
-        self.events.append(
-            InspectionActionReported(
-                **self._about(),
-                report_number=sum(s.kind is StepKind.REPORT for s in self.history),
-                content=text,
-                done=done,
-                reported_at=at,
-                on_time=is_on_time(at, self.due_at),
-            )
+        self._tell(
+            InspectionActionReported,
+            report_number=sum(s.kind is StepKind.REPORT for s in self.history),
+            content=text,
+            done=done,
+            reported_at=at,
+            on_time=is_on_time(at, self.due_at),
         )
         return step
 
@@ -208,14 +205,7 @@ class Action:
         self.closed_at = at
         self.closed_on_time = is_on_time(reported_at, self.due_at)
         obligation.status = ObligationStatus.ACCEPTED
-        self.events.append(
-            InspectionActionClosed(
-                **self._about(),
-                note=note,
-                closed_at=at,
-                on_time=self.closed_on_time,
-            )
-        )
+        self._tell(InspectionActionClosed, note=note, closed_at=at, on_time=self.closed_on_time)
         return step
 
     def send_back(self, reason: str, *, at: datetime, by_unit: str, obligation: Obligation) -> Step:
@@ -229,14 +219,7 @@ class Action:
         self.done_reported_at = None
         obligation.status = ObligationStatus.RETURNED
         obligation.next_step_at = RECONSIDER
-        self.events.append(
-            InspectionActionReturned(
-                **self._about(),
-                reason=reason,
-                returned_at=at,
-                due_at=self.due_at,
-            )
-        )
+        self._tell(InspectionActionReturned, reason=reason, returned_at=at, due_at=self.due_at)
         return step
 
 

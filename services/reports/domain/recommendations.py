@@ -118,6 +118,11 @@ class Recommendation:
             "topic": self.topic,
         }
 
+    def _tell(self, kind: type[Event], **said: Any) -> None:
+        """Raise ``kind`` about this recommendation: what every event about it says, and
+        ``said``."""
+        self.events.append(kind(**self._about(), **said))
+
     def registered(self) -> RecommendationRegistered:
         event = RecommendationRegistered(
             **self._about(),
@@ -146,13 +151,8 @@ class Recommendation:
         self.answered_on_time = is_on_time(at, self.answer_due_at)
         # Nothing to review: a written answer meets the obligation as it is.
         obligation.status = ObligationStatus.ACCEPTED
-        self.events.append(
-            RecommendationAnswered(
-                **self._about(),
-                answer=text,
-                answered_at=at,
-                on_time=self.answered_on_time,
-            )
+        self._tell(
+            RecommendationAnswered, answer=text, answered_at=at, on_time=self.answered_on_time
         )
         return entry
 
@@ -170,13 +170,11 @@ class Recommendation:
         if completed:
             self.status = RecommendationStatus.CLOSED
             self.closed_at = at
-        self.events.append(
-            RecommendationImplementationReported(
-                **self._about(),
-                report_number=sum(e.kind is EntryKind.IMPLEMENTATION for e in self.history),
-                content=text,
-                completed=completed,
-                reported_at=at,
-            )
+        self._tell(
+            RecommendationImplementationReported,
+            report_number=sum(e.kind is EntryKind.IMPLEMENTATION for e in self.history),
+            content=text,
+            completed=completed,
+            reported_at=at,
         )
         return entry
