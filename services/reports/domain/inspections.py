@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from services.reports.domain.model import (
     FOLLOW_UP_PREFIX,
@@ -47,6 +47,7 @@ from shared.events import (
 from shared.mapping import shown
 from shared.vntime import is_on_time, last_instant_before
 
+_E = TypeVar("_E", bound=Event)
 SCHEDULE_PREFIX = FOLLOW_UP_PREFIX
 """Schedule key of a follow-up obligation: ``inspection-<action id>`` (its plan id is empty)."""
 
@@ -295,29 +296,18 @@ class Inspection:
                 f"unit {self.inspecting_unit} cannot inspect itself", field="inspected_units"
             )
 
-    def _heading(self) -> dict[str, Any]:
-        """What every event about this inspection says of it, besides the unit it concerns."""
-        return {
-            "inspection_id": self.id,
-            "kind": self.kind,
-            "topic": self.topic,
-            "inspecting_unit": self.inspecting_unit,
-        }
+    def _said_at(self, kind: type[_E], unit: InspectedUnit, **said: Any) -> _E:
+        """An event about this inspection at one of its units, under that unit's path: the
+        inspection's own fields of the event (kind, topic, inspecting unit, …) and ``said``."""
+        return shown(
+            kind, self, unit_path=unit.path, inspection_id=self.id, inspected_unit=unit.code, **said
+        )
 
     def scheduled(self) -> list[InspectionScheduled]:
         """One event per inspected unit, under its path."""
         codes = [u.code for u in self.units]
         found = [
-            InspectionScheduled(
-                unit_path=unit.path,
-                **self._heading(),
-                inspected_unit=unit.code,
-                inspected_units=codes,
-                planned_start=self.planned_start,
-                planned_end=self.planned_end,
-                plan_id=self.plan_id,
-            )
-            for unit in self.units
+            self._said_at(InspectionScheduled, unit, inspected_units=codes) for unit in self.units
         ]
         self.events.extend(found)
         return found
@@ -403,10 +393,9 @@ class Inspection:
                 actions.append(action)
             unit.findings.append(finding)
         self.events.append(
-            InspectionFindingsRecorded(
-                unit_path=unit.path,
-                **self._heading(),
-                inspected_unit=code,
+            self._said_at(
+                InspectionFindingsRecorded,
+                unit,
                 conducted_on=conducted_on,
                 conclusion=conclusion,
                 findings=[
