@@ -141,21 +141,19 @@ class Action:
     def ref(self) -> InspectionAction:
         return shown(InspectionAction, self, action_id=self.id)
 
-    def _about(self) -> dict[str, Any]:
-        """What every event about this action says of it."""
-        return {
-            "unit_path": self.unit_path,
-            "inspection_id": self.inspection_id,
-            "action_id": self.id,
-            "topic": self.topic,
-            "inspecting_unit": self.inspecting_unit,
-            "inspected_unit": self.unit_code,
-            "action": self.content,
-        }
-
     def _tell(self, kind: type[Event], **said: Any) -> None:
-        """Raise ``kind`` about this action: what every event about it says, and ``said``."""
-        self.events.append(kind(**self._about(), **said))
+        """Raise ``kind`` about this action: the action's own fields of the event (its
+        inspection, topic, inspecting unit, …) and ``said``."""
+        self.events.append(
+            shown(
+                kind,
+                self,
+                action_id=self.id,
+                inspected_unit=self.unit_code,
+                action=self.content,
+                **said,
+            )
+        )
 
     def _step(self, kind: StepKind, text: str, at: datetime, by_unit: str, done: bool) -> Step:
         step = Step(len(self.history) + 1, kind, text, at, by_unit, done)
