@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-from services.reports.domain.model import Obligation, ObligationStatus, obligation_id
+from services.reports.domain.model import (
+    Obligation,
+    ObligationStatus,
+    Owed,
+    PlanHeading,
+)
 from shared.errors import Conflict, Refused
 from shared.events import (
     Assignee,
@@ -26,6 +31,7 @@ from shared.events import (
     ReportKind,
     StaffConferenceSchedule,
 )
+from shared.mapping import shown
 from shared.vntime import ict_date
 
 CONFERENCE_KEY = "staff_conference"
@@ -64,22 +70,17 @@ def conference_obligations(plan: ConferencePlan, assignees: list[Assignee]) -> l
     """One obligation per assignee whose kind holds a conference; its period runs from the
     first day a conference counts to the last on-time day."""
     schedule = plan.schedule
+    heading = PlanHeading(plan.plan_id, plan.doc_number, plan.title, plan.content_areas)
+    owed = Owed(
+        schedule.key,
+        ReportKind.ANNUAL,
+        schedule.receiving_unit,
+        schedule.held_from,
+        ict_date(schedule.due_at),
+        schedule.due_at,
+    )
     return [
-        Obligation(
-            id=obligation_id(plan.plan_id, schedule.key, assignee.code),
-            plan_id=plan.plan_id,
-            schedule_key=schedule.key,
-            report_kind=ReportKind.ANNUAL,
-            unit_code=assignee.code,
-            unit_path=list(assignee.unit_path),
-            receiving_unit=schedule.receiving_unit,
-            period_start=schedule.held_from,
-            period_end=ict_date(schedule.due_at),
-            due_at=schedule.due_at,
-            plan_doc_number=plan.doc_number,
-            plan_title=plan.title,
-            content_areas=plan.content_areas,
-        )
+        Obligation.binding(heading, owed, assignee.code, assignee.unit_path)
         for assignee in assignees
         if assignee.kind in schedule.unit_kinds
     ]
@@ -116,17 +117,15 @@ class Conference:
 
     def attach_minutes(self, minutes: Minutes) -> None:
         self.minutes.append(minutes)
+        # The file's own fields (name, type, size, digest, when) as the minutes say them.
         self.events.append(
-            ConferenceMinutesAttached(
+            shown(
+                ConferenceMinutesAttached,
+                minutes,
                 unit_path=self.unit_path,
                 conference_id=self.id,
                 plan_id=self.plan_id,
                 unit_code=self.unit_code,
-                filename=minutes.filename,
-                content_type=minutes.content_type,
-                size=minutes.size,
-                sha256=minutes.sha256,
-                attached_at=minutes.attached_at,
             )
         )
 
@@ -174,21 +173,15 @@ def record_conference(
         recorded_at=at,
         recorded_by_unit=by_unit,
     )
+    # What the conference says of itself, and what it repeats of its obligation.
     conference.events.append(
-        ConferenceRecorded(
-            unit_path=obligation.unit_path,
+        shown(
+            ConferenceRecorded,
+            conference,
             conference_id=conference_id,
-            plan_id=obligation.plan_id,
             plan_doc_number=obligation.plan_doc_number,
-            unit_code=obligation.unit_code,
-            receiving_unit=obligation.receiving_unit,
             year=obligation.period_start.year,
-            held_on=held_on,
-            participants=participants,
             due_at=obligation.due_at,
-            on_time=on_time,
-            recorded_at=at,
-            obligation_id=obligation.id,
         )
     )
     return conference

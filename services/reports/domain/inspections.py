@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from services.reports.domain.model import (
     FOLLOW_UP_PREFIX,
@@ -44,8 +44,10 @@ from shared.events import (
     InspectionKind,
     InspectionScheduled,
 )
+from shared.mapping import shown
 from shared.vntime import is_on_time, last_instant_before
 
+_E = TypeVar("_E", bound=Event)
 SCHEDULE_PREFIX = FOLLOW_UP_PREFIX
 """Schedule key of a follow-up obligation: ``inspection-<action id>`` (its plan id is empty)."""
 
@@ -137,25 +139,21 @@ class Action:
         )
 
     def ref(self) -> InspectionAction:
-        return InspectionAction(
-            action_id=self.id,
-            number=self.number,
-            content=self.content,
-            due_at=self.due_at,
-            obligation_id=self.obligation_id,
-        )
+        return shown(InspectionAction, self, action_id=self.id)
 
-    def _about(self) -> dict[str, Any]:
-        """What every event about this action says of it."""
-        return {
-            "unit_path": self.unit_path,
-            "inspection_id": self.inspection_id,
-            "action_id": self.id,
-            "topic": self.topic,
-            "inspecting_unit": self.inspecting_unit,
-            "inspected_unit": self.unit_code,
-            "action": self.content,
-        }
+    def _tell(self, kind: type[Event], **said: Any) -> None:
+        """Raise ``kind`` about this action: the action's own fields of the event (its
+        inspection, topic, inspecting unit, …) and ``said``."""
+        self.events.append(
+            shown(
+                kind,
+                self,
+                action_id=self.id,
+                inspected_unit=self.unit_code,
+                action=self.content,
+                **said,
+            )
+        )
 
     def _step(self, kind: StepKind, text: str, at: datetime, by_unit: str, done: bool) -> Step:
         step = Step(len(self.history) + 1, kind, text, at, by_unit, done)
@@ -180,15 +178,13 @@ class Action:
             self.status = ActionStatus.REPORTED_DONE
             self.done_reported_at = at
             obligation.status = ObligationStatus.SUBMITTED
-        self.events.append(
-            InspectionActionReported(
-                **self._about(),
-                report_number=sum(s.kind is StepKind.REPORT for s in self.history),
-                content=text,
-                done=done,
-                reported_at=at,
-                on_time=is_on_time(at, self.due_at),
-            )
+        self._tell(
+            InspectionActionReported,
+            report_number=sum(s.kind is StepKind.REPORT for s in self.history),
+            content=text,
+            done=done,
+            reported_at=at,
+            on_time=is_on_time(at, self.due_at),
         )
         return step
 
@@ -208,14 +204,7 @@ class Action:
         self.closed_at = at
         self.closed_on_time = is_on_time(reported_at, self.due_at)
         obligation.status = ObligationStatus.ACCEPTED
-        self.events.append(
-            InspectionActionClosed(
-                **self._about(),
-                note=note,
-                closed_at=at,
-                on_time=self.closed_on_time,
-            )
-        )
+        self._tell(InspectionActionClosed, note=note, closed_at=at, on_time=self.closed_on_time)
         return step
 
     def send_back(self, reason: str, *, at: datetime, by_unit: str, obligation: Obligation) -> Step:
@@ -229,14 +218,7 @@ class Action:
         self.done_reported_at = None
         obligation.status = ObligationStatus.RETURNED
         obligation.next_step_at = RECONSIDER
-        self.events.append(
-            InspectionActionReturned(
-                **self._about(),
-                reason=reason,
-                returned_at=at,
-                due_at=self.due_at,
-            )
-        )
+        self._tell(InspectionActionReturned, reason=reason, returned_at=at, due_at=self.due_at)
         return step
 
 
@@ -312,29 +294,18 @@ class Inspection:
                 f"unit {self.inspecting_unit} cannot inspect itself", field="inspected_units"
             )
 
-    def _heading(self) -> dict[str, Any]:
-        """What every event about this inspection says of it, besides the unit it concerns."""
-        return {
-            "inspection_id": self.id,
-            "kind": self.kind,
-            "topic": self.topic,
-            "inspecting_unit": self.inspecting_unit,
-        }
+    def _said_at(self, kind: type[_E], unit: InspectedUnit, **said: Any) -> _E:
+        """An event about this inspection at one of its units, under that unit's path: the
+        inspection's own fields of the event (kind, topic, inspecting unit, …) and ``said``."""
+        return shown(
+            kind, self, unit_path=unit.path, inspection_id=self.id, inspected_unit=unit.code, **said
+        )
 
     def scheduled(self) -> list[InspectionScheduled]:
         """One event per inspected unit, under its path."""
         codes = [u.code for u in self.units]
         found = [
-            InspectionScheduled(
-                unit_path=unit.path,
-                **self._heading(),
-                inspected_unit=unit.code,
-                inspected_units=codes,
-                planned_start=self.planned_start,
-                planned_end=self.planned_end,
-                plan_id=self.plan_id,
-            )
-            for unit in self.units
+            self._said_at(InspectionScheduled, unit, inspected_units=codes) for unit in self.units
         ]
         self.events.extend(found)
         return found
@@ -420,10 +391,9 @@ class Inspection:
                 actions.append(action)
             unit.findings.append(finding)
         self.events.append(
-            InspectionFindingsRecorded(
-                unit_path=unit.path,
-                **self._heading(),
-                inspected_unit=code,
+            self._said_at(
+                InspectionFindingsRecorded,
+                unit,
                 conducted_on=conducted_on,
                 conclusion=conclusion,
                 findings=[

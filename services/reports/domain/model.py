@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from services.reports.domain.indicators import FieldError, validate_indicators
 from shared.errors import Refused
@@ -24,6 +25,7 @@ from shared.events import (
 )
 from shared.vntime import is_on_time
 
+_Verdict = TypeVar("_Verdict", ReportAccepted, ReportReturned)
 PERIODIC_KINDS = (ReportKind.SIX_MONTH, ReportKind.ANNUAL)
 RECONSIDER = datetime(1970, 1, 1, tzinfo=UTC)
 """``next_step_at`` of an obligation whose next step is not known where it changed (a
@@ -104,6 +106,29 @@ def obligation_id(plan_id: str, schedule_key: str, unit_code: str) -> str:
     return str(uuid.uuid5(OBLIGATION_NAMESPACE, f"{plan_id}|{schedule_key}|{unit_code}"))
 
 
+@dataclass(frozen=True)
+class PlanHeading:
+    """What an obligation repeats of its plan, for messages and listings."""
+
+    plan_id: str
+    doc_number: str = ""
+    title: str = ""
+    content_areas: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Owed:
+    """What an obligation asks of each unit it binds: which report, to whom, for which
+    period, by when."""
+
+    schedule_key: str
+    report_kind: ReportKind
+    receiving_unit: str
+    period_start: date
+    period_end: date
+    due_at: datetime
+
+
 @dataclass
 class Obligation:
     id: str
@@ -134,6 +159,34 @@ class Obligation:
     events: list[Event] = field(default_factory=list, repr=False)
 
     @classmethod
+    def binding(
+        cls,
+        heading: PlanHeading,
+        owed: Owed,
+        unit_code: str,
+        unit_path: Sequence[str],
+        request_id: str | None = None,
+    ) -> Obligation:
+        """The obligation ``owed`` puts on one unit under a plan (or a request): its id from
+        the plan, the schedule key and the unit, so the same cause always opens the same one."""
+        return cls(
+            id=obligation_id(heading.plan_id, owed.schedule_key, unit_code),
+            plan_id=heading.plan_id,
+            schedule_key=owed.schedule_key,
+            report_kind=owed.report_kind,
+            unit_code=unit_code,
+            unit_path=list(unit_path),
+            receiving_unit=owed.receiving_unit,
+            period_start=owed.period_start,
+            period_end=owed.period_end,
+            due_at=owed.due_at,
+            plan_doc_number=heading.doc_number,
+            plan_title=heading.title,
+            request_id=request_id,
+            content_areas=heading.content_areas,
+        )
+
+    @classmethod
     def outside_plan(
         cls,
         *,
@@ -147,19 +200,8 @@ class Obligation:
     ) -> Obligation:
         """An ad-hoc obligation that no plan holds (a recommendation's answer, an
         inspection's follow-up): its id from its key and unit, its period the day it arose."""
-        return cls(
-            id=obligation_id("", schedule_key, unit_code),
-            plan_id="",
-            schedule_key=schedule_key,
-            report_kind=ReportKind.AD_HOC,
-            unit_code=unit_code,
-            unit_path=list(unit_path),
-            receiving_unit=receiving_unit,
-            period_start=arose_on,
-            period_end=arose_on,
-            due_at=due_at,
-            plan_title=title,
-        )
+        owed = Owed(schedule_key, ReportKind.AD_HOC, receiving_unit, arose_on, arose_on, due_at)
+        return cls.binding(PlanHeading("", title=title), owed, unit_code, unit_path)
 
     @property
     def awaits_report(self) -> bool:
@@ -326,16 +368,7 @@ class Obligation:
         self._check_review(report, reviewer, latest_version)
         report.status = ReportStatus.ACCEPTED
         self.status = ObligationStatus.ACCEPTED
-        event = ReportAccepted(
-            unit_path=self.unit_path,
-            report_id=report.id,
-            receipt_number=report.receipt_number,
-            obligation=self.ref(),
-            reviewed_by_unit=reviewer,
-            reviewed_at=at,
-        )
-        self.events.append(event)
-        return event
+        return self._verdict(ReportAccepted, report, reviewer, at)
 
     def return_for_revision(
         self, report: Report, *, reviewer: str, latest_version: int, reason: str, at: datetime
@@ -349,14 +382,20 @@ class Obligation:
         # Awaited again: steps planned while it was submitted were never recorded, and the
         # clock, reading what was, decides which still fire.
         self.next_step_at = RECONSIDER
-        event = ReportReturned(
+        return self._verdict(ReportReturned, report, reviewer, at, reason=reason)
+
+    def _verdict(
+        self, kind: type[_Verdict], report: Report, reviewer: str, at: datetime, **more: Any
+    ) -> _Verdict:
+        """The review's event: both verdicts say which report, of which obligation, by whom."""
+        event = kind(
             unit_path=self.unit_path,
             report_id=report.id,
             receipt_number=report.receipt_number,
             obligation=self.ref(),
             reviewed_by_unit=reviewer,
             reviewed_at=at,
-            reason=reason,
+            **more,
         )
         self.events.append(event)
         return event
@@ -386,42 +425,29 @@ class Report:
     """Why it was returned: the unit reads it before revising."""
 
 
-@dataclass(frozen=True)
-class PlanHeading:
-    """What an obligation repeats of its plan, for messages and listings."""
-
-    plan_id: str
-    doc_number: str = ""
-    title: str = ""
-    content_areas: tuple[str, ...] | None = None
-
-
 def obligations_for(
     plan: PlanHeading, schedule: list[ScheduledReport], assignees: list[Assignee]
 ) -> list[Obligation]:
     """One obligation per assignee × periodic report of the schedule. A unit does not
     report to itself (Home Affairs is an assignee of the plan, and its receiver)."""
     return [
-        Obligation(
-            id=obligation_id(plan.plan_id, entry.key, assignee.code),
-            plan_id=plan.plan_id,
-            schedule_key=entry.key,
-            report_kind=entry.kind,
-            unit_code=assignee.code,
-            unit_path=list(assignee.unit_path),
-            receiving_unit=entry.receiving_unit,
-            period_start=entry.period_start,
-            period_end=entry.period_end,
-            due_at=entry.due_at,
-            plan_doc_number=plan.doc_number,
-            plan_title=plan.title,
-            content_areas=plan.content_areas,
-        )
+        Obligation.binding(plan, _owed(entry), assignee.code, assignee.unit_path)
         for entry in schedule
         if entry.kind in PERIODIC_KINDS
         for assignee in assignees
         if assignee.code != entry.receiving_unit
     ]
+
+
+def _owed(entry: ScheduledReport) -> Owed:
+    return Owed(
+        entry.key,
+        entry.kind,
+        entry.receiving_unit,
+        entry.period_start,
+        entry.period_end,
+        entry.due_at,
+    )
 
 
 def obligations_for_plan(event: PlanIssued) -> list[Obligation]:
@@ -437,22 +463,11 @@ def obligations_for_request(
     narrative speaks to the areas the request asks for, or else to the plan's."""
     key = f"request-{event.request_id}"
     areas = tuple(event.content_areas) or plan_areas
-    plan_id = event.plan_id or ""
+    heading = PlanHeading(event.plan_id or "", title=event.topic, content_areas=areas)
+    owed = Owed(
+        key, event.kind, event.requesting_unit, event.period_start, event.period_end, event.due_at
+    )
     return [
-        Obligation(
-            id=obligation_id(plan_id, key, unit.code),
-            plan_id=plan_id,
-            schedule_key=key,
-            report_kind=event.kind,
-            unit_code=unit.code,
-            unit_path=list(unit.unit_path),
-            receiving_unit=event.requesting_unit,
-            period_start=event.period_start,
-            period_end=event.period_end,
-            due_at=event.due_at,
-            plan_title=event.topic,
-            request_id=event.request_id,
-            content_areas=areas,
-        )
+        Obligation.binding(heading, owed, unit.code, unit.unit_path, event.request_id)
         for unit in event.units
     ]

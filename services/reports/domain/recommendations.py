@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from services.reports.domain.model import (
     RECOMMENDATION_PREFIX,
@@ -27,8 +27,10 @@ from shared.events import (
     RecommendationImplementationReported,
     RecommendationRegistered,
 )
+from shared.mapping import shown
 from shared.vntime import is_on_time, last_instant_before
 
+_E = TypeVar("_E", bound=Event)
 SCHEDULE_PREFIX = RECOMMENDATION_PREFIX
 """Schedule key of an answer obligation: ``recommendation-<id>`` (its plan id is empty)."""
 
@@ -107,27 +109,15 @@ class Recommendation:
             title=f"Trả lời kiến nghị sau giám sát: {self.topic}",
         )
 
-    def _about(self) -> dict[str, Any]:
-        """What every event about this recommendation says of it."""
-        return {
-            "unit_path": self.addressed_path,
-            "recommendation_id": self.id,
-            "addressed_unit": self.addressed_unit,
-            "registered_by_unit": self.registered_by_unit,
-            "source_organisation": self.source_organisation,
-            "topic": self.topic,
-        }
-
-    def registered(self) -> RecommendationRegistered:
-        event = RecommendationRegistered(
-            **self._about(),
-            content=self.content,
-            received_on=self.received_on,
-            answer_due_at=self.answer_due_at,
-            obligation_id=self.obligation_id,
-        )
+    def _tell(self, kind: type[_E], **said: Any) -> _E:
+        """Raise ``kind`` about this recommendation, under the addressed unit's path: the
+        recommendation's own fields of the event (its topic, units, …) and ``said``."""
+        event = shown(kind, self, unit_path=self.addressed_path, recommendation_id=self.id, **said)
         self.events.append(event)
         return event
+
+    def registered(self) -> RecommendationRegistered:
+        return self._tell(RecommendationRegistered)
 
     def _entry(self, kind: EntryKind, text: str, at: datetime, by_unit: str, done: bool) -> Entry:
         if not text.strip():
@@ -146,13 +136,8 @@ class Recommendation:
         self.answered_on_time = is_on_time(at, self.answer_due_at)
         # Nothing to review: a written answer meets the obligation as it is.
         obligation.status = ObligationStatus.ACCEPTED
-        self.events.append(
-            RecommendationAnswered(
-                **self._about(),
-                answer=text,
-                answered_at=at,
-                on_time=self.answered_on_time,
-            )
+        self._tell(
+            RecommendationAnswered, answer=text, answered_at=at, on_time=self.answered_on_time
         )
         return entry
 
@@ -170,13 +155,11 @@ class Recommendation:
         if completed:
             self.status = RecommendationStatus.CLOSED
             self.closed_at = at
-        self.events.append(
-            RecommendationImplementationReported(
-                **self._about(),
-                report_number=sum(e.kind is EntryKind.IMPLEMENTATION for e in self.history),
-                content=text,
-                completed=completed,
-                reported_at=at,
-            )
+        self._tell(
+            RecommendationImplementationReported,
+            report_number=sum(e.kind is EntryKind.IMPLEMENTATION for e in self.history),
+            content=text,
+            completed=completed,
+            reported_at=at,
         )
         return entry

@@ -27,7 +27,7 @@ from services.reports.domain.conferences import (
 )
 from services.reports.domain.model import Obligation, Ownership, obligation_id
 from services.reports.handlers.acting import act_for_unit
-from services.reports.handlers.intake import Attach, AttachmentRules, check_attachment
+from services.reports.handlers.intake import Attach, AttachmentRules, check_attachment, keep
 from shared.auth import Principal
 from shared.errors import Missing
 from shared.events import Assignee, PlanAmended, PlanIssued
@@ -125,16 +125,7 @@ async def attach_minutes(
     if found is None:
         raise Missing(f"no conference {command.report_id}")
     act_for_unit(caller, found.unit_code, found.unit_path, "attach conference minutes")
-    stored = store.put(command.content)
-    minutes = Minutes(
-        id=str(uuid.uuid4()),
-        filename=name,
-        content_type=command.content_type,
-        size=stored.size,
-        sha256=stored.sha256,
-        stored_as=stored.relative_path,
-        attached_at=uow.clock.now(),
-    )
+    minutes = Minutes(str(uuid.uuid4()), **keep(command, name, store), attached_at=uow.clock.now())
     found.attach_minutes(minutes)
     await uow.repository(ConferenceRepository).add_minutes(found.id, minutes)
     audit(uow, caller, "conference.minutes_attached", f"{found.id} {name}")

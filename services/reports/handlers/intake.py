@@ -17,9 +17,10 @@ from services.reports.domain.model import (
     Report,
     ReportRefused,
 )
-from shared.auth import Principal, Role
+from services.reports.handlers.acting import act_for_unit
+from shared.auth import Principal
 from shared.errors import Missing
-from shared.security import audit, authorize
+from shared.security import audit
 from shared.uow import GroupCommit, UnitOfWork, twice
 from shared.vntime import ict_date
 
@@ -63,14 +64,7 @@ async def submit_report(
         raise Missing(f"no obligation {command.obligation_id}")
     obligation, last_version, keyed_report_id = found
     # Who may act for the unit comes first, so that a key never opens another unit's receipt.
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=obligation.unit_code,
-        doing="submit reports",
-        unit_path=obligation.unit_path,
-    )
+    act_for_unit(caller, obligation.unit_code, obligation.unit_path, "submit reports")
     if obligation.unit_code != command.unit_code:
         raise ReportRefused(
             f"obligation {obligation.id} belongs to unit {obligation.unit_code}, "
@@ -185,6 +179,19 @@ def check_attachment(command: Attach, rules: AttachmentRules) -> str:
     return name
 
 
+def keep(command: Attach, name: str, store: AttachmentStore) -> dict[str, Any]:
+    """Put the file in the store (durably): what its record says of it, a report's
+    attachment or a conference's minutes alike."""
+    stored = store.put(command.content)
+    return {
+        "filename": name,
+        "content_type": command.content_type,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "stored_as": stored.relative_path,
+    }
+
+
 async def attach(
     command: Attach,
     rules: AttachmentRules,
@@ -199,23 +206,11 @@ async def attach(
         raise Missing(f"no report {command.report_id}")
     obligation = await uow.repository(ObligationRepository).get(report.obligation_id)
     assert obligation is not None
-    authorize(
-        caller,
-        Role.SUBMITTER,
-        Role.ADMINISTRATOR,
-        unit=obligation.unit_code,
-        doing="attach files",
-        unit_path=obligation.unit_path,
-    )
-    stored = store.put(command.content)
+    act_for_unit(caller, obligation.unit_code, obligation.unit_path, "attach files")
     record = {
         "id": str(uuid.uuid4()),
         "report_id": command.report_id,
-        "filename": name,
-        "content_type": command.content_type,
-        "size": stored.size,
-        "sha256": stored.sha256,
-        "stored_as": stored.relative_path,
+        **keep(command, name, store),
         "created_at": uow.clock.now(),
     }
     await uow.repository(ReportRepository).add_attachment(record)

@@ -29,6 +29,7 @@ from services.reports.domain.model import (
 )
 from shared.bus.envelope import Envelope, UndeliverableEvent
 from shared.events import ReportAccepted, ReportReturned, ReportSubmitted
+from shared.mapping import taken
 from shared.uow import UnitOfWork
 
 
@@ -42,19 +43,8 @@ async def on_report_submitted(
     check_submitter(event, envelope, obligation, ownership)
     reports = uow.repository(ReportRepository)
     if await reports.get(event.report_id) is None:
-        await reports.add(
-            Report(
-                id=event.report_id,
-                obligation_id=obligation.id,
-                version=event.version,
-                receipt_number=event.receipt_number,
-                submitted_at=event.submitted_at,
-                on_time=event.on_time,
-                submitted_by=event.submitted_by,
-                narrative=dict(event.narrative),
-                indicators=dict(event.indicators),
-            )
-        )
+        # The report as its unit's instance took it in: the event's fields of the same names.
+        await reports.add(taken(Report, event, id=event.report_id, obligation_id=obligation.id))
     obligation.status = ObligationStatus.SUBMITTED
     await obligations.save(obligation)
 
