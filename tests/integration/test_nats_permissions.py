@@ -31,20 +31,12 @@ from typer.testing import CliRunner
 
 from services import nats_auth
 from services.cli import app
-from services.nats_auth import RegistryUnit
 from services.nats_principals import principals
 from services.natsd import NatsServer, free_port, nats_server_binary
 from shared.bus.streams import ALL_STREAMS, PORTAL_SUBJECTS, REPORTS, provision
+from tests.integrator_bus import REGISTRY
 
 REFUSED_WITHIN = 0.5  # a JetStream publish that gets no PubAck in this time was refused
-
-REGISTRY = [
-    RegistryUnit("T89", "province", ("T89",)),
-    RegistryUnit("H801", "district", ("T89", "H801")),
-    RegistryUnit("X80101", "commune", ("T89", "H801", "X80101")),
-    RegistryUnit("H802", "district", ("T89", "H802")),
-    RegistryUnit("X80201", "commune", ("T89", "H802", "X80201")),
-]
 
 
 @dataclass

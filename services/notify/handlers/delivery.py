@@ -427,18 +427,26 @@ async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) ->
         bind_correlation_id(correlation_id)
         uow.publish(
             NotificationDelivered(
-                unit_path=delivery.unit_path,
-                delivery_key=delivery.key,
-                event_id=delivery.event_id,
-                event_type=delivery.event_type,
-                channel=delivery.channel,
-                recipient=recipient_reference(
-                    delivery.channel, delivery.unit_code, delivery.subscription_id
-                ),
+                **_outcome_of(delivery),
                 attempts=delivery.attempts + 1,
                 delivered_at=uow.clock.now(),
             )
         )
+
+
+def _outcome_of(delivery: Delivery) -> dict[str, Any]:
+    """What NotificationDelivered and NotificationFailed both say of the delivery: which
+    event it was for and who received it (a reference, never the address)."""
+    return {
+        "unit_path": delivery.unit_path,
+        "delivery_key": delivery.key,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "channel": delivery.channel,
+        "recipient": recipient_reference(
+            delivery.channel, delivery.unit_code, delivery.subscription_id
+        ),
+    }
 
 
 async def _record_failure(
@@ -473,14 +481,7 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
     )
     uow.publish(
         NotificationFailed(
-            unit_path=delivery.unit_path,
-            delivery_key=delivery.key,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            channel=delivery.channel,
-            recipient=recipient_reference(
-                delivery.channel, delivery.unit_code, delivery.subscription_id
-            ),
+            **_outcome_of(delivery),
             attempts=attempts,
             last_error=error,
             failed_at=uow.clock.now(),
