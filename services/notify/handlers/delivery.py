@@ -45,7 +45,7 @@ from shared.errors import Conflict, Missing
 from shared.events import Channel, NotificationDelivered, NotificationFailed
 from shared.personal_data import recipient_reference
 from shared.security import audit
-from shared.uow import UnitOfWork, UnitOfWorkFactory
+from shared.uow import UnitOfWork, UnitOfWorkFactory, abandon, settle
 
 log = structlog.get_logger(__name__)
 
@@ -239,19 +239,10 @@ class Writer:
                 item.future.set_result(result)
         finally:
             bind_correlation_id(own)
-            for item in batch:  # cancelled mid-batch (shutdown): nobody waits for ever
-                if not item.future.done():
-                    item.future.set_exception(RuntimeError("delivery write abandoned"))
-                    # Its waiter may be cancelled too: no "exception never retrieved" noise.
-                    item.future.exception()
+            abandon((item.future for item in batch), "delivery write abandoned")
 
     async def _run_alone(self, item: Queued) -> None:
-        try:
-            [result] = await self._run([item])
-        except Exception as exc:
-            item.future.set_exception(exc)
-        else:
-            item.future.set_result(result)
+        await settle(item.future, self._run([item]))
 
     async def _run(self, batch: list[Queued]) -> list[Any]:
         async with self.uow_factory() as uow:
