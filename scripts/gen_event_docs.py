@@ -260,27 +260,27 @@ def _obligation() -> ObligationRef:
 
 def _schedule(six_month_before: date = date(2023, 6, 10)) -> list[ScheduledReport]:
     return [
-        ScheduledReport(
-            key="six_month",
-            kind=ReportKind.SIX_MONTH,
-            title="Báo cáo kết quả thực hiện 06 tháng",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 6, 8),
-            due_before=six_month_before,
-            due_at=last_instant_before(six_month_before),
-            receiving_unit=HOME_AFFAIRS,
+        _scheduled(
+            "six_month", "Báo cáo kết quả thực hiện 06 tháng", date(2023, 6, 8), six_month_before
         ),
-        ScheduledReport(
-            key="annual",
-            kind=ReportKind.ANNUAL,
-            title="Báo cáo kết quả thực hiện 01 năm",
-            period_start=date(2022, 12, 15),
-            period_end=date(2023, 11, 18),
-            due_before=date(2023, 11, 20),
-            due_at=last_instant_before(date(2023, 11, 20)),
-            receiving_unit=HOME_AFFAIRS,
+        _scheduled(
+            "annual", "Báo cáo kết quả thực hiện 01 năm", date(2023, 11, 18), date(2023, 11, 20)
         ),
     ]
+
+
+def _scheduled(key: str, title: str, period_end: date, due_before: date) -> ScheduledReport:
+    """A report of the 2023 plan's schedule (``key`` names its kind), due at Home Affairs."""
+    return ScheduledReport(
+        key=key,
+        kind=ReportKind(key),
+        title=title,
+        period_start=date(2022, 12, 15),
+        period_end=period_end,
+        due_before=due_before,
+        due_at=last_instant_before(due_before),
+        receiving_unit=HOME_AFFAIRS,
+    )
 
 
 def _district() -> Assignee:
@@ -315,35 +315,83 @@ def examples() -> dict[type[Event], Event]:
         "narrative": {"3": "Duy trì tiếp công dân định kỳ vào thứ Năm hằng tuần."},
         "indicators": {"reception_sessions": 24, "citizens_received": 57},
     }
-    commune_contacts = Contacts(
-        focal_email="vanphong@myhoahung.demo.gov.vn", head_email="chutich@myhoahung.demo.gov.vn"
-    )
+    # What UnitRegistered and UnitUpdated both say: the commune's full state.
+    commune_unit = {
+        "unit_path": COMMUNE,
+        "code": "X30337",
+        "name": "Ủy ban nhân dân xã Mỹ Hòa Hưng",
+        "kind": "commune",
+        "parent_code": "H886",
+        "reports_to_code": "H886",
+        "contacts": Contacts(
+            focal_email="vanphong@myhoahung.demo.gov.vn",
+            head_email="chutich@myhoahung.demo.gov.vn",
+        ),
+    }
+    # What the example events about one plan, difficulty, review, recommendation,
+    # inspection, notification or staff conference say alike.
+    plan = {
+        "unit_path": PROVINCE,
+        "plan_id": PLAN_ID,
+        "doc_number": "123/KH-UBND",
+        "title": "Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
+    }
+    difficulty = {
+        "unit_path": DISTRICT,
+        "difficulty_id": "d1f2e3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
+        "plan_id": PLAN_ID,
+        "unit_code": "H886",
+        "content_area": "2",
+    }
+    review = {
+        "unit_path": COMMUNE,
+        "report_id": "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d",
+        "receipt_number": "BC-2023-000042",
+        "obligation": _obligation(),
+        "reviewed_by_unit": "H886",
+        "reviewed_at": _at("2023-06-05T08:40:00+07:00"),
+    }
+    recommendation = {
+        "unit_path": COMMUNE,
+        "recommendation_id": "8e7d6c5b-4a3f-4e2d-9c1b-0a9f8e7d6c5b",
+        "addressed_unit": COMMUNE[-1],
+        "registered_by_unit": COMMUNE[-1],
+        "source_organisation": "Ban Thường trực Ủy ban MTTQ Việt Nam xã Mỹ Hòa Hưng",
+        "topic": "Công khai thu, chi quỹ đầu tư xây dựng đường giao thông nông thôn",
+    }
+    inspection = {
+        "unit_path": COMMUNE,
+        "inspection_id": INSPECTION_ID,
+        "kind": InspectionKind.INSPECTION,
+        "topic": INSPECTION_TOPIC,
+        "inspecting_unit": "H886",
+        "inspected_unit": COMMUNE[-1],
+    }
+    notification = {
+        "unit_path": COMMUNE,
+        "delivery_key": "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b",
+        "event_id": EXAMPLE_EVENT_ID,
+        "event_type": ReportSubmitted.ce_type(),
+        "channel": Channel.EMAIL,
+        "recipient": "vanphong@myhoahung.demo.gov.vn",
+    }
+    conference = {
+        "unit_path": ["T89", "STP"],
+        "conference_id": "3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d",
+        "plan_id": PLAN_ID,
+        "unit_code": "STP",
+    }
     found: list[Event] = [
         UnitRegistered(
-            unit_path=COMMUNE,
-            code="X30337",
-            name="Ủy ban nhân dân xã Mỹ Hòa Hưng",
-            kind="commune",
-            parent_code="H886",
-            reports_to_code="H886",
-            contacts=commune_contacts,
+            **commune_unit,
         ),
         UnitUpdated(
-            unit_path=COMMUNE,
-            code="X30337",
-            name="Ủy ban nhân dân xã Mỹ Hòa Hưng",
-            kind="commune",
-            parent_code="H886",
-            reports_to_code="H886",
-            contacts=commune_contacts,
+            **commune_unit,
             active=False,
             dissolved_on=date(2025, 7, 1),
         ),
         PlanIssued(
-            unit_path=PROVINCE,
-            plan_id=PLAN_ID,
-            doc_number="123/KH-UBND",
-            title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
+            **plan,
             issuing_unit="T89",
             issued_on=date(2023, 1, 16),
             year=2023,
@@ -372,10 +420,7 @@ def examples() -> dict[type[Event], Event]:
             ),
         ),
         PlanAmended(
-            unit_path=PROVINCE,
-            plan_id=PLAN_ID,
-            doc_number="123/KH-UBND",
-            title="Kế hoạch thực hiện Quy chế dân chủ ở cơ sở năm 2023",
+            **plan,
             amendment=1,
             reason="Lùi hạn báo cáo 06 tháng theo đề nghị của Sở Nội vụ",
             schedule_changes=[
@@ -416,21 +461,13 @@ def examples() -> dict[type[Event], Event]:
             plan_id=PLAN_ID,
         ),
         DifficultyRaised(
-            unit_path=DISTRICT,
-            difficulty_id="d1f2e3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
-            plan_id=PLAN_ID,
-            unit_code="H886",
-            content_area="2",
+            **difficulty,
             description="Chưa có hướng dẫn kiện toàn Ban Thanh tra nhân dân sau sáp nhập ấp.",
             raised_at=_at("2023-04-03T10:30:00+07:00"),
             raised_to=HOME_AFFAIRS,
         ),
         DifficultyAnswered(
-            unit_path=DISTRICT,
-            difficulty_id="d1f2e3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
-            plan_id=PLAN_ID,
-            unit_code="H886",
-            content_area="2",
+            **difficulty,
             raised_to=HOME_AFFAIRS,
             answer_number=1,
             answer="Kiện toàn theo Hướng dẫn số 12/HD-SNV; Sở Nội vụ gửi kèm mẫu quyết định.",
@@ -449,20 +486,10 @@ def examples() -> dict[type[Event], Event]:
             **{k: v for k, v in report_content.items() if k in ReportSubmitted.model_fields},
         ),
         ReportAccepted(
-            unit_path=COMMUNE,
-            report_id="7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d",
-            receipt_number="BC-2023-000042",
-            obligation=_obligation(),
-            reviewed_by_unit="H886",
-            reviewed_at=_at("2023-06-05T08:40:00+07:00"),
+            **review,
         ),
         ReportReturned(
-            unit_path=COMMUNE,
-            report_id="7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d",
-            receipt_number="BC-2023-000042",
-            obligation=_obligation(),
-            reviewed_by_unit="H886",
-            reviewed_at=_at("2023-06-05T08:40:00+07:00"),
+            **review,
             reason="Thiếu số liệu tiếp công dân quý II; đề nghị bổ sung.",
         ),
         DeadlineApproaching(
@@ -500,59 +527,34 @@ def examples() -> dict[type[Event], Event]:
             published_at=_at("2023-06-07T16:00:00+07:00"),
         ),
         RecommendationRegistered(
-            unit_path=COMMUNE,
-            recommendation_id="8e7d6c5b-4a3f-4e2d-9c1b-0a9f8e7d6c5b",
-            source_organisation="Ban Thường trực Ủy ban MTTQ Việt Nam xã Mỹ Hòa Hưng",
-            topic="Công khai thu, chi quỹ đầu tư xây dựng đường giao thông nông thôn",
+            **recommendation,
             content="Đề nghị Ủy ban nhân dân xã niêm yết công khai thu, chi theo quý.",
-            addressed_unit=COMMUNE[-1],
-            registered_by_unit=COMMUNE[-1],
             received_on=date(2023, 3, 6),
             answer_due_at=_at("2023-04-05T23:59:59.999999+07:00"),
             obligation_id="2b3c4d5e-6f70-5a81-9b2c-3d4e5f6a7b8c",
         ),
         RecommendationAnswered(
-            unit_path=COMMUNE,
-            recommendation_id="8e7d6c5b-4a3f-4e2d-9c1b-0a9f8e7d6c5b",
-            addressed_unit=COMMUNE[-1],
-            registered_by_unit=COMMUNE[-1],
-            source_organisation="Ban Thường trực Ủy ban MTTQ Việt Nam xã Mỹ Hòa Hưng",
-            topic="Công khai thu, chi quỹ đầu tư xây dựng đường giao thông nông thôn",
+            **recommendation,
             answer="Ủy ban nhân dân xã tiếp thu; niêm yết công khai từ quý II năm 2023.",
             answered_at=_at("2023-03-20T16:00:00+07:00"),
             on_time=True,
         ),
         RecommendationImplementationReported(
-            unit_path=COMMUNE,
-            recommendation_id="8e7d6c5b-4a3f-4e2d-9c1b-0a9f8e7d6c5b",
-            addressed_unit=COMMUNE[-1],
-            registered_by_unit=COMMUNE[-1],
-            source_organisation="Ban Thường trực Ủy ban MTTQ Việt Nam xã Mỹ Hòa Hưng",
-            topic="Công khai thu, chi quỹ đầu tư xây dựng đường giao thông nông thôn",
+            **recommendation,
             report_number=1,
             content="Đã niêm yết bảng thu, chi quý II tại nhà văn hóa các ấp.",
             completed=True,
             reported_at=_at("2023-07-05T09:00:00+07:00"),
         ),
         InspectionScheduled(
-            unit_path=COMMUNE,
-            inspection_id=INSPECTION_ID,
-            kind=InspectionKind.INSPECTION,
-            topic=INSPECTION_TOPIC,
-            inspecting_unit="H886",
-            inspected_unit=COMMUNE[-1],
+            **inspection,
             inspected_units=[COMMUNE[-1], "X30338"],
             planned_start=date(2023, 9, 11),
             planned_end=date(2023, 9, 22),
             plan_id=SUB_PLAN_ID,
         ),
         InspectionFindingsRecorded(
-            unit_path=COMMUNE,
-            inspection_id=INSPECTION_ID,
-            kind=InspectionKind.INSPECTION,
-            topic=INSPECTION_TOPIC,
-            inspecting_unit="H886",
-            inspected_unit=COMMUNE[-1],
+            **inspection,
             conducted_on=date(2023, 9, 13),
             conclusion="Ủy ban nhân dân xã cơ bản thực hiện tốt; còn hạn chế về công khai.",
             findings=[
@@ -593,11 +595,8 @@ def examples() -> dict[type[Event], Event]:
             due_at=_at("2023-10-15T23:59:59.999999+07:00"),
         ),
         ConferenceRecorded(
-            unit_path=["T89", "STP"],
-            conference_id="3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d",
-            plan_id=PLAN_ID,
+            **conference,
             plan_doc_number="123/KH-UBND",
-            unit_code="STP",
             receiving_unit="SNV",
             year=2023,
             held_on=date(2023, 2, 8),
@@ -608,10 +607,7 @@ def examples() -> dict[type[Event], Event]:
             obligation_id="5c4d3e2f-1a0b-5c9d-8e7f-6a5b4c3d2e1f",
         ),
         ConferenceMinutesAttached(
-            unit_path=["T89", "STP"],
-            conference_id="3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d",
-            plan_id=PLAN_ID,
-            unit_code="STP",
+            **conference,
             filename="Biên bản hội nghị CBCCVC 2023.pdf",
             content_type="application/pdf",
             size=182734,
@@ -619,22 +615,12 @@ def examples() -> dict[type[Event], Event]:
             attached_at=_at("2023-02-10T09:05:00+07:00"),
         ),
         NotificationDelivered(
-            unit_path=COMMUNE,
-            delivery_key="4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b",
-            event_id=EXAMPLE_EVENT_ID,
-            event_type=ReportSubmitted.ce_type(),
-            channel=Channel.EMAIL,
-            recipient="vanphong@myhoahung.demo.gov.vn",
+            **notification,
             attempts=1,
             delivered_at=_at("2023-06-02T09:15:09+07:00"),
         ),
         NotificationFailed(
-            unit_path=COMMUNE,
-            delivery_key="4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b",
-            event_id=EXAMPLE_EVENT_ID,
-            event_type=ReportSubmitted.ce_type(),
-            channel=Channel.EMAIL,
-            recipient="vanphong@myhoahung.demo.gov.vn",
+            **notification,
             attempts=8,
             last_error="SMTPRecipientRefused(550, '5.1.1 mailbox unavailable')",
             failed_at=_at("2023-06-02T09:31:40+07:00"),

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -46,6 +47,22 @@ class ServiceDefinition:
     refine_openapi: Callable[[dict[str, Any], Any], None] | None = None
     """What the OpenAPI document says that depends on this instance's settings (the routes
     are module-level, shared by every app): called with the document and the settings."""
+
+    @classmethod
+    def with_tables(cls, tables: ModuleType, *, name: str, **parts: Any) -> ServiceDefinition:
+        """The service ``name`` (API title "QCDC <name>") whose tables module, its
+        ``adapters/db.py``, declares ``messaging`` and ``security``, with the migrations in
+        the folder beside it."""
+        if tables.__file__ is None:
+            raise ValueError(f"{tables.__name__} is not a file: its migrations cannot be found")
+        return cls(
+            name=name,
+            title=f"QCDC {name}",
+            messaging=tables.messaging,
+            security=tables.security,
+            migrations=Path(tables.__file__).parent / "migrations",
+            **parts,
+        )
 
     def settings(self) -> ServiceSettings:
         return self.settings_type()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Self, TypeVar
@@ -353,6 +353,26 @@ AUDITED = (
 OUTBOXED = ("event_id", "subject", "event_type", "headers", "body")
 
 
+async def settle(future: asyncio.Future[Any], results: Awaitable[list[Any]]) -> None:
+    """Answer ``future`` with the one result of a step run alone, or with its exception."""
+    try:
+        [result] = await results
+    except Exception as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def abandon(futures: Iterable[asyncio.Future[Any]], reason: str) -> None:
+    """Fail with ``reason`` each of ``futures`` a batch left unanswered (it was cancelled
+    mid-way, at shutdown): nobody waits for ever. The failure counts as seen, since its
+    waiter may be cancelled too: no "exception never retrieved" noise."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(RuntimeError(reason))
+            future.exception()
+
+
 @functools.cache
 def _audit_and_outbox(audit: str, outbox: str) -> sa.TextClause:
     """PostgreSQL: a work's audit rows and outbox rows in one statement, each column bound
@@ -458,17 +478,10 @@ class GroupCommit:
                         item.future.set_result(result)
                     return
             for item in batch:
-                try:
-                    [result] = await self._run([item])
-                except Exception as exc:
-                    item.future.set_exception(exc)
-                else:
-                    item.future.set_result(result)
+                await settle(item.future, self._run([item]))
         finally:
             bind_correlation_id(own)
-            for item in batch:  # cancelled mid-way (shutdown): nobody waits for ever
-                if not item.future.done():
-                    item.future.set_exception(RuntimeError("database step abandoned"))
+            abandon((item.future for item in batch), "database step abandoned")
 
     async def _run(self, batch: list[_Queued]) -> list[Any]:
         async with self.uow_factory() as uow:

@@ -67,3 +67,16 @@ def report_body(obligation_id: str, unit_code: str, **fields: Any) -> dict[str, 
     """A report as a unit submits it (``POST /reports``) for its obligation; ``fields`` add
     its narrative, indicators, signer and the rest."""
     return {"obligation_id": obligation_id, "unit_code": unit_code, **fields}
+
+
+def difficulty_body(
+    plan_id: str, unit_code: str, description: str, content_area: str = "3"
+) -> dict[str, Any]:
+    """A difficulty (vướng mắc) as a unit raises it against a plan (``POST /difficulties``),
+    about one of the plan's content areas."""
+    return {
+        "plan_id": plan_id,
+        "unit_code": unit_code,
+        "content_area": content_area,
+        "description": description,
+    }

@@ -158,6 +158,17 @@ async def publish_events(
 # --- Node.js --------------------------------------------------------------------------------
 
 
+async def publish_forged(bus: SecuredBus, event: Event) -> str:
+    """Publish, as the reports service, a message in ``event``'s subtree whose Nats-Msg-Id
+    is not its ce-id: not a QCDC event, which integrators must reject. Returns the ce-id."""
+    subject, headers, body = encode(event, source="/qcdc/reports", correlation_id="forged")
+    headers["Nats-Msg-Id"] = f"forged-{headers['ce-id']}"
+    reports = await bus.connect("svc-reports")
+    await reports.jetstream().publish(subject, body, headers=headers)
+    await reports.close()
+    return headers["ce-id"]
+
+
 def npm_ready(package_dir: Path) -> str | None:
     """Install a package folder's locked dependencies (``npm ci``) when missing; the reason
     to skip when Node.js or npm is not on the machine, None when ready."""

@@ -320,3 +320,17 @@ async def eventually(
         if time.monotonic() > deadline:
             raise TimeoutError(f"probe still false after {timeout} s: {result!r}")
         await asyncio.sleep(interval)
+
+
+async def created_once_known(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST ``body`` to ``path`` until it is created (201): the service accepts it once the
+    units it names have reached it from the bus (their UnitRegistered)."""
+
+    async def created() -> dict[str, Any]:
+        response = await client.post(path, json=body)
+        return dict(response.json()) if response.status_code == 201 else {}
+
+    found: dict[str, Any] = await eventually(created)
+    return found

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from services.notify.adapters.db import messaging, security
+from services.notify.adapters import db
 from services.notify.entrypoints.bus import consumer_specs
 from services.notify.entrypoints.digest import run_digest_job
 from services.notify.entrypoints.http import build_routes
@@ -12,14 +10,11 @@ from services.notify.entrypoints.worker import run_delivery_worker
 from services.notify.settings import NotifySettings
 from shared.service import ServiceDefinition
 
-SERVICE = ServiceDefinition(
+SERVICE = ServiceDefinition.with_tables(
+    db,
     name="notify",
-    title="QCDC notify",
     description="Contacts and subscriptions, e-mail and webhooks, the delivery log.",
     settings_type=NotifySettings,
-    messaging=messaging,
-    security=security,
-    migrations=Path(__file__).parent / "adapters" / "migrations",
     consumer_specs=consumer_specs,
     routes=build_routes,
     background_jobs=(run_delivery_worker, run_digest_job),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from services.plans.adapters.db import messaging, security
+from services.plans.adapters import db
 from services.plans.entrypoints.bus import consumer_specs
 from services.plans.entrypoints.http import build_routes
 from shared.service import ServiceDefinition
@@ -15,14 +13,11 @@ class PlansSettings(ServiceSettings):
     http_port: int = 8301
 
 
-SERVICE = ServiceDefinition(
+SERVICE = ServiceDefinition.with_tables(
+    db,
     name="plans",
-    title="QCDC plans",
     description="Unit registry, plans and their lifecycle, sub-plans, report requests.",
     settings_type=PlansSettings,
-    messaging=messaging,
-    security=security,
-    migrations=Path(__file__).parent / "adapters" / "migrations",
     consumer_specs=consumer_specs,
     routes=build_routes,
 )

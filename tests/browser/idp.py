@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.json_http import JsonHandler, LocalServer, jwks
 
 AUDIENCE = "qcdc"
 CLIENT_ID = "qcdc-portal"
@@ -29,14 +28,14 @@ class TestProvider:
         self.refused: list[str] = []
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 if url.path == "/.well-known/openid-configuration":
-                    self._json(200, provider.discovery())
+                    self.send_json(200, provider.discovery())
                 elif url.path == "/jwks.json":
-                    self._json(200, provider.jwks())
+                    self.send_json(200, provider.jwks())
                 elif url.path == "/authorize":
                     code = secrets.token_urlsafe(16)
                     provider.codes[code] = query
@@ -51,29 +50,16 @@ class TestProvider:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 status, body = provider.exchange(form)
-                self._json(status, body)
+                self.send_json(status, body)
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LocalServer(Handler)
+        self.issuer = self.http.url
 
     def start(self) -> None:
-        self.thread.start()
+        self.http.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
     def discovery(self) -> dict[str, Any]:
         return {
@@ -85,8 +71,7 @@ class TestProvider:
         }
 
     def jwks(self) -> dict[str, Any]:
-        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
-        return {"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+        return jwks(self.key)
 
     def exchange(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         asked = self.codes.pop(form.get("code", ""), None)

@@ -35,6 +35,18 @@ def _ports() -> EmbeddedPorts:
     return EmbeddedPorts(**ports)
 
 
+def _one_fails(name: str) -> dict[str, str]:
+    """What the services run: ``name`` fails at once, the others never answer."""
+    return {**dict.fromkeys(embedded.SERVICES, NEVER_ANSWERS), name: FAILS_AT_ONCE}
+
+
+def _failed_start(up: EmbeddedSystem) -> str:
+    """Why ``up`` did not start (it must not)."""
+    with pytest.raises(StartupFailed) as failed:
+        up.start()
+    return str(failed.value)
+
+
 @pytest.fixture
 def services_run(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], None]:
     """Replaces each service's command by a Python one-liner (per service name)."""
@@ -71,57 +83,29 @@ def test_a_service_that_never_answers_fails_the_start_after_the_start_timeout(
 ) -> None:
     services_run(dict.fromkeys(embedded.SERVICES, NEVER_ANSWERS))
     up = system(2.0)
-    with pytest.raises(StartupFailed) as failed:
-        up.start()
-    message = str(failed.value)
+    message = _failed_start(up)
     assert message.startswith("plans did not answer"), message
     assert "within 2 s of the start (--start-timeout, QCDC_START_TIMEOUT)" in message
     assert EARLIER_RUN not in message
     assert all(child.exited() is None for child in up.services)  # given up on, not dead
 
 
-def test_a_failed_start_shows_this_runs_log_lines_only(
+@pytest.mark.parametrize("failing", ["plans", "notify"])
+def test_a_service_failing_at_once_is_reported_with_this_runs_log_lines_only(
     system: Callable[[float], EmbeddedSystem],
     services_run: Callable[[dict[str, str]], None],
+    failing: str,
 ) -> None:
-    services_run(
-        {
-            "plans": FAILS_AT_ONCE,
-            "reports": NEVER_ANSWERS,
-            "notify": NEVER_ANSWERS,
-            "portal": NEVER_ANSWERS,
-        }
-    )
+    # All parts are watched at once: notify's failure does not wait for plans' time limit,
+    # though plans, started before it, never answers.
+    services_run(_one_fails(failing))
     up = system(120.0)
-    with pytest.raises(StartupFailed) as failed:
-        up.start()
-    message = str(failed.value)
-    assert message.startswith("plans exited with code 3 while starting"), message
+    message = _failed_start(up)
+    assert message.startswith(f"{failing} exited with code 3 while starting"), message
     assert message.rstrip().endswith("this run: the database is not there")
     assert EARLIER_RUN not in message
-    log = (up.logs / "plans.log").read_text(encoding="utf-8")
+    log = (up.logs / f"{failing}.log").read_text(encoding="utf-8")
     assert log.startswith(EARLIER_RUN)  # kept in the file, only not shown
-
-
-def test_a_service_that_fails_is_reported_while_an_earlier_one_still_starts(
-    system: Callable[[float], EmbeddedSystem],
-    services_run: Callable[[dict[str, str]], None],
-) -> None:
-    # All parts are watched at once: notify's failure does not wait for plans' time limit.
-    services_run(
-        {
-            "plans": NEVER_ANSWERS,
-            "reports": NEVER_ANSWERS,
-            "notify": FAILS_AT_ONCE,
-            "portal": NEVER_ANSWERS,
-        }
-    )
-    up = system(120.0)
-    with pytest.raises(StartupFailed) as failed:
-        up.start()
-    message = str(failed.value)
-    assert message.startswith("notify exited with code 3 while starting"), message
-    assert message.rstrip().endswith("this run: the database is not there")
 
 
 def test_the_demo_seed_stops_at_a_refused_command_and_says_why(tmp_path: Path) -> None:

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from shared.bus.envelope import encode
-from shared.events import Event
 from tests.integrator_bus import (
     ROOT,
     SecuredBus,
@@ -25,6 +23,7 @@ from tests.integrator_bus import (
     npm_ready,
     provision_streams,
     publish_events,
+    publish_forged,
     start_secured_bus,
     unit_events,
 )
@@ -46,16 +45,6 @@ def bus(tmp_path: Path) -> Iterator[SecuredBus]:
 
 def _in_subtree(sent: list[tuple[str, dict[str, str]]]) -> list[str]:
     return [headers["ce-id"] for subject, headers in sent if subject.split(".")[4:6] == SUBTREE]
-
-
-async def _forged(bus: SecuredBus, event: Event) -> str:
-    """A message in the subtree whose Nats-Msg-Id is not its ce-id: not a QCDC event."""
-    subject, headers, body = encode(event, source="/qcdc/reports", correlation_id="forged")
-    headers["Nats-Msg-Id"] = f"forged-{headers['ce-id']}"
-    reports = await bus.connect("svc-reports")
-    await reports.jetstream().publish(subject, body, headers=headers)
-    await reports.close()
-    return headers["ce-id"]
 
 
 def _run(command: list[str], bus: SecuredBus, cwd: Path) -> dict[str, list[str]]:
@@ -105,7 +94,7 @@ def test_an_example_subscriber_follows_a_subtree(
 
     # It resumes: only what is new, and a forged message is rejected, not retried.
     later = asyncio.run(publish_events(bus, deadline_events(step=1)))
-    forged = asyncio.run(_forged(bus, deadline_events(step=2)[0]))
+    forged = asyncio.run(publish_forged(bus, deadline_events(step=2)[0]))
     again = _run([*example, *durable], bus, tmp_path)
     assert again == {"handled": _in_subtree(later), "duplicate": [], "rejected": [forged]}
 

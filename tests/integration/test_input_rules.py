@@ -19,7 +19,7 @@ from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.auth import Role
 from shared.clock import ManualClock
-from tests.bodies import district_plan, report_body
+from tests.bodies import difficulty_body, district_plan, report_body
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
 from tests.stack import (
     as_token,
@@ -265,12 +265,9 @@ async def test_a_difficulty_is_answered_only_where_it_was_raised_to_and_keeps_ev
     async with _as(plans, tokens["stp"]) as stp:
         raised = await stp.post(
             "/difficulties",
-            json={
-                "plan_id": province["plan_id"],
-                "unit_code": "T89-STP",
-                "content_area": "3",
-                "description": "Chưa rõ cách tính số lượt tiếp công dân định kỳ.",
-            },
+            json=difficulty_body(
+                province["plan_id"], "T89-STP", "Chưa rõ cách tính số lượt tiếp công dân định kỳ."
+            ),
         )
     assert raised.status_code == 201, raised.text
     difficulty_id = raised.json()["difficulty_id"]

@@ -47,7 +47,7 @@ from tests.integration.test_recommendations import PLAN_ID, Harness, commune, ic
 from tests.integration.test_recommendations import harness as harness  # the fixture
 from tests.integration.test_recommendations_bus import System
 from tests.integration.test_recommendations_bus import system as system  # the fixture
-from tests.support import BusSpy, eventually
+from tests.support import BusSpy, created_once_known
 
 TOPIC = "Kiểm tra việc thực hiện Quy chế dân chủ ở cơ sở quý I năm 2023"
 FIGURES = (
@@ -459,13 +459,8 @@ async def test_findings_travel_the_bus_and_reach_the_commune_and_its_report_the_
         "planned_end": "2023-03-10",
     }
     async with system.reports.client() as reports:
-
-        async def scheduled() -> dict[str, Any]:
-            # The reports service knows the units once their UnitRegistered have arrived.
-            response = await reports.post("/inspections", json=body)
-            return dict(response.json()) if response.status_code == 201 else {}
-
-        found = await eventually(scheduled)
+        # The reports service knows the units once their UnitRegistered have arrived.
+        found = await created_once_known(reports, "/inspections", body)
         findings = {
             "inspected_unit": COMMUNE,
             "conducted_on": "2023-03-06",

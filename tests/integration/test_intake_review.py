@@ -40,12 +40,17 @@ async def _obligation_of(reports: httpx.AsyncClient, unit: str, key: str = "six_
     return await obligation_of(reports, unit, key)
 
 
+async def _department_obligation(plans: httpx.AsyncClient, reports: httpx.AsyncClient) -> Any:
+    """Issue the province's plan: the six-month obligation it gives the department T89-STP."""
+    await _issue_province_plan(plans)
+    return await _obligation_of(reports, "T89-STP")
+
+
 async def test_indicator_rules_give_field_level_errors(
     services: dict[str, InProcessService],
 ) -> None:
     async with services["plans"].client() as plans, services["reports"].client() as reports:
-        await _issue_province_plan(plans)
-        obligation = await _obligation_of(reports, "T89-STP")
+        obligation = await _department_obligation(plans, reports)
         response = await reports.post(
             "/reports",
             json={
@@ -140,8 +145,7 @@ async def test_attachments_are_checked_hashed_and_kept(
     services: dict[str, InProcessService],
 ) -> None:
     async with services["plans"].client() as plans, services["reports"].client() as reports:
-        await _issue_province_plan(plans)
-        obligation = await _obligation_of(reports, "T89-STP")
+        obligation = await _department_obligation(plans, reports)
         report = (
             await reports.post(
                 "/reports", json={"obligation_id": obligation["id"], "unit_code": "T89-STP"}
@@ -183,8 +187,7 @@ async def test_submission_over_nats_request_reply_is_idempotent(
     services: dict[str, InProcessService], nats_server: NatsServer
 ) -> None:
     async with services["plans"].client() as plans, services["reports"].client() as reports:
-        await _issue_province_plan(plans)
-        obligation = await _obligation_of(reports, "T89-STP")
+        obligation = await _department_obligation(plans, reports)
     nc = await nats.connect(nats_server.url)
     try:
         body = json.dumps(

@@ -26,7 +26,6 @@ from services.notify.adapters.webhook import new_standard_secret, signature_head
 from services.notify.domain.model import SignatureScheme
 from services.notify.handlers.subscriptions import cloudevent_json
 from shared.bus.envelope import decode, encode
-from shared.events import Event
 from tests.integrator_bus import (
     REGISTRY,
     ROOT,
@@ -34,6 +33,7 @@ from tests.integrator_bus import (
     deadline_events,
     provision_streams,
     publish_events,
+    publish_forged,
     start_secured_bus,
     unit_events,
 )
@@ -149,16 +149,6 @@ def _ids(sent: list[tuple[str, dict[str, str]]], subtree: list[str] | None) -> l
     ]
 
 
-async def _forged(bus: SecuredBus, event: Event) -> str:
-    """A message in H801's subtree whose Nats-Msg-Id is not its ce-id: not ours."""
-    subject, headers, body = encode(event, source="/qcdc/reports", correlation_id="forged")
-    headers["Nats-Msg-Id"] = f"forged-{headers['ce-id']}"
-    reports = await bus.connect("svc-reports")
-    await reports.jetstream().publish(subject, body, headers=headers)
-    await reports.close()
-    return headers["ce-id"]
-
-
 def test_a_subtree_integrator_follows_replays_and_reads_cloudevents(
     bus: SecuredBus, tmp_path: Path
 ) -> None:
@@ -173,7 +163,7 @@ def test_a_subtree_integrator_follows_replays_and_reads_cloudevents(
     assert _run(folder, bus, SUBTREE_USER, "follow.py", "--once") == []  # resumed: nothing new
 
     later = _ids(asyncio.run(publish_events(bus, deadline_events(step=1))), ["T89", "H801"])
-    forged = asyncio.run(_forged(bus, deadline_events(step=2)[0]))
+    forged = asyncio.run(publish_forged(bus, deadline_events(step=2)[0]))
     again = _run(folder, bus, SUBTREE_USER, "follow.py", "--once")
     assert [line[:2] for line in again] == [["handled", later[0]], ["rejected", forged]]
     assert again[1][2] == "Nats-Msg-Id is not the ce-id"

@@ -31,20 +31,12 @@ from typer.testing import CliRunner
 
 from services import nats_auth
 from services.cli import app
-from services.nats_auth import RegistryUnit
 from services.nats_principals import principals
 from services.natsd import NatsServer, free_port, nats_server_binary
 from shared.bus.streams import ALL_STREAMS, PORTAL_SUBJECTS, REPORTS, provision
+from tests.integrator_bus import REGISTRY
 
 REFUSED_WITHIN = 0.5  # a JetStream publish that gets no PubAck in this time was refused
-
-REGISTRY = [
-    RegistryUnit("T89", "province", ("T89",)),
-    RegistryUnit("H801", "district", ("T89", "H801")),
-    RegistryUnit("X80101", "commune", ("T89", "H801", "X80101")),
-    RegistryUnit("H802", "district", ("T89", "H802")),
-    RegistryUnit("X80201", "commune", ("T89", "H802", "X80201")),
-]
 
 
 @dataclass
@@ -104,6 +96,21 @@ class Connection:
         """Core-publish ``subject``, then wait for the server's violation for it."""
         await self.nc.publish(subject, b"{}")
         return await self.violation("publish", subject)
+
+    async def hear(self, *subjects: str) -> asyncio.Queue[Msg]:
+        """Every message on ``subjects`` from now on, in the order they arrive."""
+        heard: asyncio.Queue[Msg] = asyncio.Queue()
+        for subject in subjects:
+            await self.nc.subscribe(subject, cb=heard.put)
+        await self.nc.flush()
+        return heard
+
+    async def out_of_reach(self, consumer: str) -> None:
+        """Another principal's consumer on the REPORTS stream: no info about it, hence no
+        reading or acking with it; the server says why."""
+        with pytest.raises(nats.errors.TimeoutError):
+            await self.nc.jetstream().consumer_info(REPORTS.name, consumer, timeout=REFUSED_WITHIN)
+        await self.violation("publish", f"$JS.API.CONSUMER.INFO.{REPORTS.name}.{consumer}")
 
     async def violation(self, action: str, subject: str) -> str:
         """The server's error for ``subject``; it arrives asynchronously (not always
@@ -272,20 +279,12 @@ async def test_a_district_uses_its_own_consumers_and_not_the_provinces(connect: 
     messages = await own.fetch(1, timeout=5)
     await messages[0].ack_sync()
 
-    with pytest.raises(nats.errors.TimeoutError):
-        await js.consumer_info(REPORTS.name, "reports-reports", timeout=REFUSED_WITHIN)
-    await district.violation("publish", f"$JS.API.CONSUMER.INFO.{REPORTS.name}.reports-reports")
+    await district.out_of_reach("reports-reports")
 
 
 async def test_an_integrator_reads_everything_and_publishes_nothing(connect: Connect) -> None:
     integrator = await connect("integrator-dash")
-    heard: asyncio.Queue[Msg] = asyncio.Queue()
-
-    async def on_message(msg: Msg) -> None:
-        await heard.put(msg)
-
-    await integrator.nc.subscribe("qcdc.v1.>", cb=on_message)
-    await integrator.nc.flush()
+    heard = await integrator.hear("qcdc.v1.>")
     plans = await connect("svc-plans")
     await plans.publish_acked("qcdc.v1.plan.amended.T89")
     assert (await asyncio.wait_for(heard.get(), 5)).subject == "qcdc.v1.plan.amended.T89"
@@ -304,22 +303,12 @@ async def test_an_integrator_reads_everything_and_publishes_nothing(connect: Con
     await integrator.refused("qcdc.v1.report.submitted.T89.H801")
     with pytest.raises(nats.errors.TimeoutError):
         await js.publish("qcdc.v1.report.submitted.T89.H801.X80101", b"{}", timeout=REFUSED_WITHIN)
-    # Another principal's consumer is out of reach: no info, hence no reading or acking.
-    with pytest.raises(nats.errors.TimeoutError):
-        await js.consumer_info(REPORTS.name, "notify-reports", timeout=REFUSED_WITHIN)
-    await integrator.violation("publish", f"$JS.API.CONSUMER.INFO.{REPORTS.name}.notify-reports")
+    await integrator.out_of_reach("notify-reports")
 
 
 async def test_the_portal_hears_reports_and_publishes_nothing(connect: Connect) -> None:
     portal = await connect("svc-portal")
-    heard: asyncio.Queue[Msg] = asyncio.Queue()
-
-    async def on_message(msg: Msg) -> None:
-        await heard.put(msg)
-
-    for subject in PORTAL_SUBJECTS:
-        await portal.nc.subscribe(subject, cb=on_message)
-    await portal.nc.flush()
+    heard = await portal.hear(*PORTAL_SUBJECTS)
     reports = await connect("svc-reports")
     await reports.publish_acked("qcdc.v1.report.accepted.T89.H802.X80201")
     assert (await asyncio.wait_for(heard.get(), 5)).subject.startswith("qcdc.v1.report.accepted")

@@ -4,11 +4,8 @@ tokens, with the same role boundaries, and refuses every kind of bad token with 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -19,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from tests.integration.test_plan_lifecycle import PROVINCE_PLAN, UNITS
+from tests.json_http import JsonHandler, LocalServer, jwks
 from tests.stack import register_units_at_console
 from tests.support import InProcessService, patience, service_settings
 
@@ -33,7 +31,7 @@ class IdentityProvider:
         self.jwks_requests = 0
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
                     body: dict[str, Any] = {
@@ -42,26 +40,14 @@ class IdentityProvider:
                     }
                 elif self.path == "/jwks.json":
                     provider.jwks_requests += 1
-                    public = json.loads(
-                        jwt.algorithms.RSAAlgorithm.to_jwk(provider.key.public_key())
-                    )
-                    body = {"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+                    body = jwks(provider.key)
                 else:
                     self.send_error(404)
                     return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(200, body)
 
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LocalServer(Handler)
+        self.issuer = self.http.url
 
     def token(self, key: Any = None, kid: str = "k1", **claims: Any) -> str:
         now = int(time.time())
@@ -80,10 +66,9 @@ class IdentityProvider:
 @pytest.fixture
 def idp() -> Iterator[IdentityProvider]:
     provider = IdentityProvider()
-    provider.thread.start()
+    provider.http.start()
     yield provider
-    provider.server.shutdown()
-    provider.server.server_close()
+    provider.http.stop()
 
 
 @pytest.fixture

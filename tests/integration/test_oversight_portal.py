@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 
 from services.natsd import NatsServer
@@ -40,6 +41,13 @@ TOPIC = "Kiểm tra việc thực hiện Quy chế dân chủ ở cơ sở năm 
 CONCLUSION = "Cơ bản thực hiện tốt; ông Trần Văn B, chánh văn phòng, chịu trách nhiệm."
 FINDING = "Chưa niêm yết công khai dự toán tại trụ sở."
 FOLLOW_UP = "Đã niêm yết; liên hệ bà Lê Thị C (lethic@stp.example.vn)."
+
+
+async def _submitted(client: httpx.AsyncClient, path: str, form: dict[str, str]) -> str:
+    """Post a page's ``form`` and follow the redirect: the page it leads to."""
+    response = await client.post(path, data=form, follow_redirects=True)
+    assert response.status_code == 200, response.text
+    return response.text
 
 
 async def _set_up(system: System) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -159,12 +167,11 @@ async def test_a_follow_up_reported_through_the_portal_is_returned_then_closed_a
         assert empty.status_code == 422
         assert "Hãy ghi nội dung báo cáo khắc phục." in empty.text
         form = {"csrf": _csrf(page.text), "content": FOLLOW_UP, "done": "1"}
-        sent = await stp.post(path, data=form, follow_redirects=True)
-        assert sent.status_code == 200, sent.text
-        assert "Đã gửi báo cáo khắc phục." in sent.text
-        assert "Đã báo cáo khắc phục xong, chờ xem xét" in sent.text
+        sent = await _submitted(stp, path, form)
+        assert "Đã gửi báo cáo khắc phục." in sent
+        assert "Đã báo cáo khắc phục xong, chờ xem xét" in sent
         # No form is offered to report again while the inspecting unit decides.
-        assert 'name="content"' not in sent.text
+        assert 'name="content"' not in sent
 
         # Home Affairs sees what it received (in its inbox too, leading to the follow-up
         # page), and returns it (a reason is required).
@@ -182,14 +189,10 @@ async def test_a_follow_up_reported_through_the_portal_is_returned_then_closed_a
         csrf = _csrf(page.text)
         no_reason = await snv.post(decide, data={"csrf": csrf, "decision": "return"})
         assert no_reason.status_code == 422 and "Hãy ghi rõ lý do trả lại." in no_reason.text
-        returned = await snv.post(
-            decide,
-            data={"csrf": csrf, "decision": "return", "reason": "Chưa có biên bản niêm yết."},
-            follow_redirects=True,
-        )
-        assert returned.status_code == 200, returned.text
-        assert "Đã trả lại, yêu cầu tiếp tục khắc phục." in returned.text
-        assert "Chưa có biên bản niêm yết." in returned.text
+        form = {"csrf": csrf, "decision": "return", "reason": "Chưa có biên bản niêm yết."}
+        returned = await _submitted(snv, decide, form)
+        assert "Đã trả lại, yêu cầu tiếp tục khắc phục." in returned
+        assert "Chưa có biên bản niêm yết." in returned
         # The commune sees the reason, and reports again; Home Affairs closes it, on time.
         again = await stp.get(path)
         assert "Chưa có biên bản niêm yết." in again.text
@@ -197,13 +200,9 @@ async def test_a_follow_up_reported_through_the_portal_is_returned_then_closed_a
         form = {"csrf": _csrf(again.text), "content": "Đã bổ sung biên bản.", "done": "1"}
         assert (await stp.post(path, data=form)).status_code == 303
         system.clock.set(ict(2023, 3, 20))  # the decision comes after the deadline
-        closed = await snv.post(
-            decide,
-            data={"csrf": csrf, "decision": "close", "note": "Đạt yêu cầu."},
-            follow_redirects=True,
-        )
-        assert closed.status_code == 200, closed.text
-        assert "Đã khắc phục xong (đúng hạn)" in closed.text
+        form = {"csrf": csrf, "decision": "close", "note": "Đạt yêu cầu."}
+        closed = await _submitted(snv, decide, form)
+        assert "Đã khắc phục xong (đúng hạn)" in closed
 
         # The board and the unit's page: STP inspected once, done, 2 actions required,
         # 1 closed on time, 0 late, 1 open whose deadline is 30/04/2023; BVT scheduled only.
@@ -222,14 +221,13 @@ async def test_a_follow_up_reported_through_the_portal_is_returned_then_closed_a
         page = await stp.get(answer_path)
         assert "Chờ trả lời" in page.text and "Gửi văn bản trả lời" in page.text
         form = {"csrf": _csrf(page.text), "text": "Sở đã công khai lịch tiếp công dân."}
-        answered = await stp.post(answer_path, data=form, follow_redirects=True)
-        assert answered.status_code == 200, answered.text
-        assert "Đã trả lời (đúng hạn), đang thực hiện" in answered.text
-        assert "Gửi báo cáo thực hiện" in answered.text
+        answered = await _submitted(stp, answer_path, form)
+        assert "Đã trả lời (đúng hạn), đang thực hiện" in answered
+        assert "Gửi báo cáo thực hiện" in answered
         form = {"csrf": _csrf(page.text), "text": "Đã niêm yết tại trụ sở.", "completed": "1"}
-        implemented = await stp.post(answer_path, data=form, follow_redirects=True)
-        assert "Đã trả lời (đúng hạn), đã thực hiện xong" in implemented.text
-        assert 'name="text"' not in implemented.text
+        implemented = await _submitted(stp, answer_path, form)
+        assert "Đã trả lời (đúng hạn), đã thực hiện xong" in implemented
+        assert 'name="text"' not in implemented
 
         # The public page: the inspection done at STP and its actions, nothing an official
         # wrote, no person, no address; the answered recommendation, without its texts.

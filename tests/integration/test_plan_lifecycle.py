@@ -15,7 +15,14 @@ from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
 from shared.clock import ManualClock
-from tests.bodies import district_plan, plan_body, province_units, schedule_entry, unit_below
+from tests.bodies import (
+    difficulty_body,
+    district_plan,
+    plan_body,
+    province_units,
+    schedule_entry,
+    unit_below,
+)
 from tests.stack import issue_plan, start_services, stop_services
 from tests.support import BusSpy, InProcessService, eventually
 
@@ -219,21 +226,13 @@ async def test_difficulties_are_raised_and_answered(
         plan = await _issue_province_plan(plans)
         raised = await plans.post(
             "/difficulties",
-            json={
-                "plan_id": plan["id"],
-                "unit_code": "X80101",
-                "content_area": "3",
-                "description": "Chưa có hướng dẫn họp trực tuyến.\nĐề nghị Sở hướng dẫn.",
-            },
+            json=difficulty_body(
+                plan["id"], "X80101", "Chưa có hướng dẫn họp trực tuyến.\nĐề nghị Sở hướng dẫn."
+            ),
         )
         wrong_area = await plans.post(
             "/difficulties",
-            json={
-                "plan_id": plan["id"],
-                "unit_code": "X80101",
-                "content_area": "9",
-                "description": "x",
-            },
+            json=difficulty_body(plan["id"], "X80101", "x", content_area="9"),
         )
         answered = await plans.post(
             f"/difficulties/{raised.json()['difficulty_id']}/answer",

@@ -7,13 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import nats
+from nats.aio.client import Client
 
 from services.natsd import NatsServer, free_port
 from services.portal.adapters.live import BusFeed, LiveHub
 from services.portal.settings import PortalSettings
 from tests.support import eventually, patience
+
+
+async def _publish(client: Client, subject: str, body: dict[str, Any]) -> None:
+    """An event as the feed reads it: the JSON body, and the ce-type its subject names."""
+    _, _, aggregate, event, *_ = subject.split(".")
+    headers = {"ce-type": f"qcdc.{aggregate}.{event}.v1"}
+    await client.publish(subject, json.dumps(body).encode(), headers=headers)
 
 
 async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Path) -> None:
@@ -42,10 +51,7 @@ async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Pa
                 "unit_code": "X001",
             },
         }
-        headers = {"ce-type": "qcdc.report.returned.v1"}
-        await client.publish(
-            "qcdc.v1.report.returned.T89.X001", json.dumps(body).encode(), headers=headers
-        )
+        await _publish(client, "qcdc.v1.report.returned.T89.X001", body)
         await client.publish("qcdc.v1.plan.issued.T89", b"{}")  # not the board's business
         # A staff conference recorded concerns every board of its plan and receiving unit.
         conference = {
@@ -54,22 +60,14 @@ async def test_the_feed_waits_for_nats_and_then_follows_the_reports(tmp_path: Pa
             "unit_code": "T89-STP",
             "receiving_unit": "T89-SNV",
         }
-        await client.publish(
-            "qcdc.v1.conference.recorded.T89.T89-STP",
-            json.dumps(conference).encode(),
-            headers={"ce-type": "qcdc.conference.recorded.v1"},
-        )
+        await _publish(client, "qcdc.v1.conference.recorded.T89.T89-STP", conference)
         # A recommendation answered changes the recommendation counts of every board.
         answered = {
             "recommendation_id": "k1",
             "addressed_unit": "H801",
             "registered_by_unit": "H801",
         }
-        await client.publish(
-            "qcdc.v1.recommendation.answered.T89.H801",
-            json.dumps(answered).encode(),
-            headers={"ce-type": "qcdc.recommendation.answered.v1"},
-        )
+        await _publish(client, "qcdc.v1.recommendation.answered.T89.H801", answered)
         await client.flush()
         change = await asyncio.wait_for(board.get(), patience(10))
         assert change is not None

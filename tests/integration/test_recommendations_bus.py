@@ -24,7 +24,7 @@ from shared.clock import ManualClock
 from shared.vntime import ICT
 from tests.integration.test_plan_lifecycle import UNITS
 from tests.stack import start_services, stop_services
-from tests.support import BusSpy, InProcessService, SmtpInbox, eventually
+from tests.support import BusSpy, InProcessService, SmtpInbox, created_once_known
 
 COMMUNE = "X80101"
 FOCAL = "vanphong@tanan.gov.vn"
@@ -72,13 +72,8 @@ async def test_a_recommendation_and_its_answer_travel_the_bus_and_reach_the_comm
         "received_on": "2023-03-06",
     }
     async with system.reports.client() as reports:
-
-        async def registered() -> dict[str, object]:
-            # The reports service knows the commune once its UnitRegistered has arrived.
-            response = await reports.post("/recommendations", json=body)
-            return dict(response.json()) if response.status_code == 201 else {}
-
-        found = await eventually(registered)
+        # The reports service knows the units once their UnitRegistered have arrived.
+        found = await created_once_known(reports, "/recommendations", body)
         answer = {"answer": "Ủy ban nhân dân xã tiếp thu, niêm yết từ quý II."}
         response = await reports.post(f"/recommendations/{found['id']}/answer", json=answer)
         assert response.status_code == 200, response.text

@@ -130,11 +130,28 @@ def message(n: int, to: str = "vanphong@demo.gov.vn", text: str = "Kính gửi")
     )
 
 
+def message_ids(count: int) -> list[str]:
+    """The Message-IDs of ``message(0)`` to ``message(count - 1)``, sorted."""
+    return sorted(f"<k{n}@qcdc>" for n in range(count))
+
+
+async def send_in_turn(pool: SmtpMailer, count: int) -> None:
+    """``count`` messages, each once the one before was sent; then the pool closes."""
+    for n in range(count):
+        await pool.send(message(n))
+    await pool.aclose()
+
+
+async def send_at_once(pool: SmtpMailer, count: int) -> None:
+    """``count`` messages at the same time; then the pool closes."""
+    await asyncio.gather(*(pool.send(message(n)) for n in range(count)))
+    await pool.aclose()
+
+
 async def test_fifty_messages_share_at_most_pool_size_connections(server: Server) -> None:
     pool = mailer(server, connections=4)
-    await asyncio.gather(*(pool.send(message(n)) for n in range(50)))
-    await pool.aclose()
-    assert sorted(server.accepted) == sorted(f"<k{n}@qcdc>" for n in range(50))
+    await send_at_once(pool, 50)
+    assert sorted(server.accepted) == message_ids(50)
     assert 1 <= server.connections <= 4
     assert server.most_open <= 4
     assert pool.opened == server.connections
@@ -143,35 +160,30 @@ async def test_fifty_messages_share_at_most_pool_size_connections(server: Server
 
 async def test_one_session_serves_message_after_message(server: Server) -> None:
     pool = mailer(server, connections=4)
-    for n in range(10):
-        await pool.send(message(n))
-    await pool.aclose()
-    assert server.accepted == [f"<k{n}@qcdc>" for n in range(10)]
+    await send_in_turn(pool, 10)
+    assert server.accepted == message_ids(10)
     assert server.connections == 1
 
 
-async def test_a_session_the_server_closes_is_replaced_and_the_message_sent_once(
-    server: Server,
+@pytest.mark.parametrize(
+    ("per_connection", "beyond", "connections"),
+    [
+        # One message per connection: the second MAIL FROM on a session gets 421 and a close.
+        (1, Server.beyond, 5),
+        # Two per connection, then "not now", without a close: the pool replaces the session.
+        (2, "452 4.5.3 Too many messages on this connection", 3),
+    ],
+    ids=["closed", "refused-for-now"],
+)
+async def test_a_session_taking_no_more_messages_is_replaced_and_each_message_sent_once(
+    server: Server, per_connection: int, beyond: str, connections: int
 ) -> None:
-    # One message per connection: the second MAIL FROM on a session gets 421 and a close.
-    server.per_connection = 1
+    server.per_connection = per_connection
+    server.beyond = beyond
     pool = mailer(server, connections=1)
-    for n in range(5):
-        await pool.send(message(n))
-    await pool.aclose()
-    assert server.accepted == [f"<k{n}@qcdc>" for n in range(5)]
-    assert server.connections == 5
-
-
-async def test_a_session_refusing_more_messages_for_now_is_replaced(server: Server) -> None:
-    server.per_connection = 2
-    server.beyond = "452 4.5.3 Too many messages on this connection"
-    pool = mailer(server, connections=1)
-    for n in range(5):
-        await pool.send(message(n))
-    await pool.aclose()
-    assert server.accepted == [f"<k{n}@qcdc>" for n in range(5)]
-    assert server.connections == 3
+    await send_in_turn(pool, 5)
+    assert server.accepted == message_ids(5)
+    assert server.connections == connections
 
 
 async def test_a_server_dropping_the_connection_after_each_message_loses_nothing(
@@ -179,9 +191,8 @@ async def test_a_server_dropping_the_connection_after_each_message_loses_nothing
 ) -> None:
     server.drop_after_data = True
     pool = mailer(server, connections=2)
-    await asyncio.gather(*(pool.send(message(n)) for n in range(10)))
-    await pool.aclose()
-    assert sorted(server.accepted) == sorted(f"<k{n}@qcdc>" for n in range(10))
+    await send_at_once(pool, 10)
+    assert sorted(server.accepted) == message_ids(10)
     assert server.connections == 10
 
 

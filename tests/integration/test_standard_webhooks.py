@@ -59,14 +59,26 @@ async def subscribe_standard(notify: InProcessService, url: str, secret: str) ->
     return created
 
 
-async def test_a_delivery_verifies_with_the_standardwebhooks_package(
+Hooked = tuple[InProcessService, Receiver]
+
+
+@pytest.fixture
+async def hooked(
     start_notify: StartNotify,
     receivers: Callable[..., Awaitable[Receiver]],
     js: JetStreamContext,
-) -> None:
+) -> Hooked:
+    """Notify, told of the units, and a webhook receiver that accepts every delivery."""
     notify = await start_notify()
     hook = await receivers()
     await register_units(js, notify)
+    return notify, hook
+
+
+async def test_a_delivery_verifies_with_the_standardwebhooks_package(
+    hooked: Hooked, js: JetStreamContext
+) -> None:
+    notify, hook = hooked
     secret = new_standard_secret()
     created = await subscribe_standard(notify, hook.url, secret)
     assert created["signature_scheme"] == "standard" and "secret" not in created
@@ -105,13 +117,9 @@ async def test_a_plain_secret_is_refused_for_a_standard_webhook(
 
 
 async def test_a_legacy_subscription_moves_to_standard_signatures(
-    start_notify: StartNotify,
-    receivers: Callable[..., Awaitable[Receiver]],
-    js: JetStreamContext,
+    hooked: Hooked, js: JetStreamContext
 ) -> None:
-    notify = await start_notify()
-    hook = await receivers()
-    await register_units(js, notify)
+    notify, hook = hooked
     legacy_id = await subscribe(notify, hook.url)  # a row as made before migration 0008
     await publish(js, submitted(1))
     await hook.wait_for(lambda hits: len(hits) == 1)

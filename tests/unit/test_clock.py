@@ -37,44 +37,44 @@ def test_manual_clock_set_and_advance() -> None:
     assert clock.now().utcoffset() == timedelta(0)
 
 
-def test_file_clock_rereads_when_the_file_changes(tmp_path: Path) -> None:
+@pytest.fixture
+def clock_file(tmp_path: Path) -> Path:
+    """A clock file, alone in its folder, that says T0."""
     path = tmp_path / "clock"
     FileClock.write(path, T0)
-    clock = FileClock(path)
+    return path
+
+
+def test_file_clock_rereads_when_the_file_changes(clock_file: Path) -> None:
+    clock = FileClock(clock_file)
     assert clock.now() == T0
     later = datetime(2023, 6, 10, 1, 0, tzinfo=UTC)
-    FileClock.write(path, later)
+    FileClock.write(clock_file, later)
     assert clock.now() == later
-    FileClock.write(path, datetime(2023, 6, 10, 8, 0, tzinfo=timezone(timedelta(hours=7))))
+    FileClock.write(clock_file, datetime(2023, 6, 10, 8, 0, tzinfo=timezone(timedelta(hours=7))))
     assert clock.now() == datetime(2023, 6, 10, 1, 0, tzinfo=UTC)
     assert clock.now().utcoffset() == timedelta(0)
 
 
-def test_file_clock_keeps_its_value_while_the_file_is_unchanged(tmp_path: Path) -> None:
-    path = tmp_path / "clock"
-    FileClock.write(path, T0)
-    clock = FileClock(path)
+def test_file_clock_keeps_its_value_while_the_file_is_unchanged(clock_file: Path) -> None:
+    clock = FileClock(clock_file)
     assert clock.now() == T0
     assert clock.now() == T0  # no drift: the file clock does not tick on its own
 
 
-def test_file_clock_write_leaves_no_temporary_file(tmp_path: Path) -> None:
-    path = tmp_path / "clock"
-    FileClock.write(path, T0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clock"]
-    assert parse_instant(path.read_text()) == T0
+def test_file_clock_write_leaves_no_temporary_file(clock_file: Path) -> None:
+    assert sorted(p.name for p in clock_file.parent.iterdir()) == ["clock"]
+    assert parse_instant(clock_file.read_text()) == T0
 
 
-def test_file_clock_sees_a_rewrite_with_the_same_mtime(tmp_path: Path) -> None:
-    path = tmp_path / "clock"
-    FileClock.write(path, T0)
-    stamp = path.stat().st_mtime_ns
-    clock = FileClock(path)
+def test_file_clock_sees_a_rewrite_with_the_same_mtime(clock_file: Path) -> None:
+    stamp = clock_file.stat().st_mtime_ns
+    clock = FileClock(clock_file)
     assert clock.now() == T0
     later = T0 + timedelta(days=1)
-    FileClock.write(path, later)
+    FileClock.write(clock_file, later)
     # Simulate a filesystem whose timestamps are coarser than the gap between the writes.
-    os.utime(path, ns=(stamp, stamp))
+    os.utime(clock_file, ns=(stamp, stamp))
     assert clock.now() == later
 
 

@@ -13,13 +13,13 @@ from services.plans.domain.plans import (
     LegalDocument,
     Plan,
     PlanStatus,
-    ScheduleEntry,
     Signer,
     SubPlanRequirement,
 )
 from services.plans.domain.units import Unit
 from services.reports.adapters.repositories import OBLIGATIONS
 from shared.events import Contacts, ContentArea, ReportKind
+from tests.unit.test_plans_domain import six_month
 from tests.unit.test_reports_domain import an_obligation
 
 
@@ -42,14 +42,8 @@ def _plan() -> Plan:
         content_areas=[ContentArea(code="1", title="Công khai thông tin")],
         assignee_rule=AssigneeRule(kinds=("district",), units=("SNV",)),
         schedule=[
-            ScheduleEntry(
-                key="six_month",
-                kind=ReportKind.SIX_MONTH,
-                title="Báo cáo 6 tháng",
-                period_start=date(2023, 1, 1),
-                period_end=date(2023, 6, 30),
-                due_before=date(2023, 6, 10),
-                receiving_unit="SNV",
+            six_month(
+                period_start=date(2023, 1, 1), period_end=date(2023, 6, 30), receiving_unit="SNV"
             )
         ],
         on_request=(ReportKind.THEMATIC,),

@@ -68,14 +68,12 @@ def six_month(**overrides: Any) -> ScheduleEntry:
 
 
 def annual() -> ScheduleEntry:
-    return ScheduleEntry(
+    return six_month(
         key="annual",
         kind=ReportKind.ANNUAL,
         title="Báo cáo năm",
-        period_start=date(2022, 12, 15),
         period_end=date(2023, 11, 14),
         due_before=date(2023, 11, 20),
-        receiving_unit="S1",
     )
 
 

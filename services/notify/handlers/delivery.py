@@ -45,7 +45,7 @@ from shared.errors import Conflict, Missing
 from shared.events import Channel, NotificationDelivered, NotificationFailed
 from shared.personal_data import recipient_reference
 from shared.security import audit
-from shared.uow import UnitOfWork, UnitOfWorkFactory
+from shared.uow import UnitOfWork, UnitOfWorkFactory, abandon, settle
 
 log = structlog.get_logger(__name__)
 
@@ -239,19 +239,10 @@ class Writer:
                 item.future.set_result(result)
         finally:
             bind_correlation_id(own)
-            for item in batch:  # cancelled mid-batch (shutdown): nobody waits for ever
-                if not item.future.done():
-                    item.future.set_exception(RuntimeError("delivery write abandoned"))
-                    # Its waiter may be cancelled too: no "exception never retrieved" noise.
-                    item.future.exception()
+            abandon((item.future for item in batch), "delivery write abandoned")
 
     async def _run_alone(self, item: Queued) -> None:
-        try:
-            [result] = await self._run([item])
-        except Exception as exc:
-            item.future.set_exception(exc)
-        else:
-            item.future.set_result(result)
+        await settle(item.future, self._run([item]))
 
     async def _run(self, batch: list[Queued]) -> list[Any]:
         async with self.uow_factory() as uow:
@@ -427,18 +418,26 @@ async def _record_sent(uow: UnitOfWork, sent: Sequence[tuple[Delivery, str]]) ->
         bind_correlation_id(correlation_id)
         uow.publish(
             NotificationDelivered(
-                unit_path=delivery.unit_path,
-                delivery_key=delivery.key,
-                event_id=delivery.event_id,
-                event_type=delivery.event_type,
-                channel=delivery.channel,
-                recipient=recipient_reference(
-                    delivery.channel, delivery.unit_code, delivery.subscription_id
-                ),
+                **_outcome_of(delivery),
                 attempts=delivery.attempts + 1,
                 delivered_at=uow.clock.now(),
             )
         )
+
+
+def _outcome_of(delivery: Delivery) -> dict[str, Any]:
+    """What NotificationDelivered and NotificationFailed both say of the delivery: which
+    event it was for and who received it (a reference, never the address)."""
+    return {
+        "unit_path": delivery.unit_path,
+        "delivery_key": delivery.key,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "channel": delivery.channel,
+        "recipient": recipient_reference(
+            delivery.channel, delivery.unit_code, delivery.subscription_id
+        ),
+    }
 
 
 async def _record_failure(
@@ -473,14 +472,7 @@ async def _fail(uow: UnitOfWork, delivery: Delivery, attempts: int, error: str) 
     )
     uow.publish(
         NotificationFailed(
-            unit_path=delivery.unit_path,
-            delivery_key=delivery.key,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            channel=delivery.channel,
-            recipient=recipient_reference(
-                delivery.channel, delivery.unit_code, delivery.subscription_id
-            ),
+            **_outcome_of(delivery),
             attempts=attempts,
             last_error=error,
             failed_at=uow.clock.now(),

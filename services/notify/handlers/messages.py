@@ -62,14 +62,22 @@ def email_message(
 ) -> Message:
     context = {**base, **addressee(recipient.contact, recipient.audience, recipient.person)}
     subject, text, html = render(recipient.template, context)
+    return message_about(
+        event, envelope, Channel.EMAIL, recipient.address, subject=subject, text=text, html=html
+    )
+
+
+def message_about(
+    event: Event, envelope: Envelope, channel: Channel, recipient: str, **content: Any
+) -> Message:
+    """A message ``event`` causes to ``recipient`` on ``channel``; ``content``: the rest of
+    :class:`Message` (subject, text, html, ...)."""
     return Message(
         event_id=envelope.id,
         event_type=envelope.type,
-        channel=Channel.EMAIL,
-        recipient=recipient.address,
+        channel=channel,
+        recipient=recipient,
         unit_path=list(event.unit_path),
         correlation_id=envelope.correlation_id,
-        subject=subject,
-        text=text,
-        html=html,
+        **content,
     )

@@ -24,6 +24,7 @@ from services.notify.adapters.subscriptions import SubscriptionRepository
 from services.notify.adapters.webhook import standard_key
 from services.notify.domain.model import Message, SignatureScheme, Subscription, host_allowed
 from services.notify.domain.rules import SUBSCRIBABLE, SUBSCRIBER_TEMPLATES, event_type_of
+from services.notify.handlers.messages import message_about
 from shared.auth import Principal
 from shared.bus.envelope import SPECVERSION, Envelope
 from shared.errors import Missing, Refused
@@ -299,13 +300,11 @@ def cloudevent_json(event: Event, envelope: Envelope) -> str:
 
 
 def webhook_message(event: Event, envelope: Envelope, subscription: Subscription) -> Message:
-    return Message(
-        event_id=envelope.id,
-        event_type=envelope.type,
-        channel=Channel.WEBHOOK,
-        recipient=subscription.address,
-        unit_path=list(event.unit_path),
-        correlation_id=envelope.correlation_id,
+    return message_about(
+        event,
+        envelope,
+        Channel.WEBHOOK,
+        subscription.address,
         subject=f"{envelope.type} {'.'.join(event.unit_path)}",
         text="",
         html="",
