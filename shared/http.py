@@ -41,6 +41,7 @@ from shared.security import (
 from shared.settings import ServiceSettings
 from shared.tracing import HttpTracing
 from shared.units import UnitCode
+from shared.vntime import ICT
 
 CORRELATION_HTTP_HEADER = "X-Correlation-Id"
 ASYNCAPI_MEDIA_TYPE = "application/yaml"
@@ -309,13 +310,19 @@ async def audit_log(
     unit: UnitCode | None = None,
     action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")] = None,
     outcome: Annotated[str | None, Query(pattern="^(done|forbidden|unauthenticated)$")] = None,
-    since: datetime | None = None,
+    since: Annotated[
+        datetime | None,
+        Query(description="From this instant; without a UTC offset, in Vietnam time."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     *,
     caller: Caller,
     uow: Uow,
 ) -> list[dict[str, Any]]:
     caller.require(Role.ADMINISTRATOR)
+    if since is not None and since.tzinfo is None:
+        # An official types a date or a local time; the log's instants are aware.
+        since = since.replace(tzinfo=ICT)
     assert uow.security is not None  # the router is included only where it is
     return await find_audit(
         uow.session,

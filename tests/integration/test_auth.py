@@ -133,6 +133,11 @@ async def test_every_role_boundary_is_refused_and_audited(secured: dict[str, Any
 
     async with _as(plans, tokens["admin"]) as admin:
         plans_audit = (await admin.get("/audit", params={"limit": 1000})).json()
+        # A date without a time or offset, as an official types it: Vietnam's midnight.
+        long_ago = await admin.get("/audit", params={"limit": 1000, "since": "2000-01-02"})
+        to_come = await admin.get("/audit", params={"since": "2999-01-02T07:00:00"})
+    assert long_ago.status_code == 200 and len(long_ago.json()) == len(plans_audit)
+    assert to_come.status_code == 200 and to_come.json() == []
     async with _as(reports, tokens["admin"]) as admin:
         reports_audit = (await admin.get("/audit", params={"limit": 1000})).json()
     refusals = {(a["outcome"], a["unit_code"]) for a in plans_audit + reports_audit}
