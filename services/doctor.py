@@ -163,7 +163,8 @@ async def database_finding(service: str) -> Finding:
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None and not sqlite_file.exists():
         return _problem(what, f"{sqlite_file} does not exist (wrong data folder?)")
-    engine = create_engine(url)
+    # A reader: the running service's writes must not keep the doctor waiting (SQLite).
+    engine = create_engine(url, reader=True)
     try:
         async with engine.connect() as conn:
             current = set(await conn.run_sync(_current_revisions))

@@ -56,9 +56,11 @@ def matching(query: Query, table: sa.Table, **wanted: object) -> Query:
     return query
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, reader: bool = False) -> AsyncEngine:
     """An async engine. On SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so that two
-    writers queue for the lock instead of failing on a read-to-write upgrade."""
+    writers queue for the lock instead of failing on a read-to-write upgrade. A ``reader``
+    (a tool that only looks, such as ``qcdc doctor``) begins plain transactions: in WAL a
+    reader never waits for the running service's write lock."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -87,7 +89,7 @@ def create_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
         return engine
     # No pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) on every checkout.
