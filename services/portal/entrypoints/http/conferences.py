@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
@@ -14,18 +14,16 @@ from services.portal.adapters.api import ApiError
 from services.portal.domain.oversight import CONFERENCE_KEY, conference_refusal
 from services.portal.domain.session import Session
 from services.portal.entrypoints.http.common import (
-    checked_form,
+    Form,
+    SignedIn,
     learn_names,
     portal,
     redirect,
     render,
-    signed_in,
 )
 from services.portal.handlers import commands
 
 router = APIRouter()
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[dict[str, str], Depends(checked_form)]
 
 
 async def _context(request: Request, session: Session, obligation_id: str) -> dict[str, Any]:

@@ -7,9 +7,9 @@ unit closes or returns), and the inspecting unit's list of the actions it follow
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.portal.adapters.api import ApiError
@@ -17,17 +17,15 @@ from services.portal.domain import inspections as views
 from services.portal.domain.entry import refusal_message
 from services.portal.domain.session import Session
 from services.portal.entrypoints.http.common import (
-    checked_form,
+    Form,
+    SignedIn,
     learn_names,
     portal,
     redirect,
     render,
-    signed_in,
 )
 
 router = APIRouter()
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[dict[str, str], Depends(checked_form)]
 
 
 async def _obligation(
