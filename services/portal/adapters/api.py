@@ -12,6 +12,10 @@ import structlog
 from services.portal.settings import PortalSettings
 
 Service = Literal["plans", "reports", "notify"]
+KEEPALIVE_EXPIRY_S = 2.0
+"""An idle connection is dropped well before the services' uvicorn closes it (its
+``timeout_keep_alive``, 5 s): at httpx's default, also 5 s, a request could go out on a
+connection the service was closing and fail with a ReadError ("not answering")."""
 log = structlog.get_logger(__name__)
 
 
@@ -39,7 +43,15 @@ class ServiceApi:
             "reports": settings.reports_url.rstrip("/"),
             "notify": settings.notify_url.rstrip("/"),
         }
-        self.client = httpx.AsyncClient(timeout=settings.api_timeout_seconds, transport=transport)
+        self.client = httpx.AsyncClient(
+            timeout=settings.api_timeout_seconds,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=100,
+                max_keepalive_connections=20,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
+        )
 
     async def close(self) -> None:
         await self.client.aclose()
