@@ -563,13 +563,13 @@ class EmbeddedSystem:
     def stop(self) -> None:
         self.save_state(stopping=True)
         _stop_all(self.services, service_stop_grace())
-        _stop_all([c for c in self.children if c.name == SINK], 5.0)
-        _stop_all([c for c in self.children if is_nats(c.name)], 10.0)
+        _stop_all([c for c in self.children if c.name == SINK], SINK_STOP_GRACE)
+        _stop_all([c for c in self.children if is_nats(c.name)], NATS_STOP_GRACE)
         for node in self.nats_nodes:
             node.stop()  # one started by a restart a stop signal interrupted
         self.children = []
         # A stop signal may have come between a restart's start and its bookkeeping.
-        _stop_processes([(str(p.args), p) for p in self._spawned], 5.0)
+        _stop_processes([(str(p.args), p) for p in self._spawned], LEFTOVER_STOP_GRACE)
         self._spawned = []
         self._http.close()
         remove_state(self.root)
@@ -627,10 +627,23 @@ def _say(message: str) -> None:
     print(f"{datetime.now(UTC):%H:%M:%S} qcdc up: {message}", flush=True)
 
 
+SINK_STOP_GRACE = 5.0
+NATS_STOP_GRACE = 10.0
+"""nats-server stops last, after the services have flushed and acked."""
+LEFTOVER_STOP_GRACE = 5.0
+SLOW_STOP_SECONDS = 5.0
+"""A part that takes longer than this to stop is named in the output, with its time."""
+
+
 def service_stop_grace() -> float:
     """How long a service gets to stop after SIGTERM before it is killed: its own bound
     (``QCDC_STOP_TIMEOUT_SECONDS``) and a margin for the interpreter to wind down."""
     return ServiceSettings().stop_timeout_seconds + 10.0
+
+
+def stop_bound() -> float:
+    """The longest a stop of ``qcdc up`` takes, each part using its whole grace."""
+    return service_stop_grace() + SINK_STOP_GRACE + NATS_STOP_GRACE + LEFTOVER_STOP_GRACE
 
 
 def _stop_all(children: list[Child], grace: float) -> None:
@@ -639,17 +652,26 @@ def _stop_all(children: list[Child], grace: float) -> None:
 
 
 def _stop_processes(processes: list[tuple[str, subprocess.Popen[bytes]]], grace: float) -> None:
+    """SIGTERM each, then SIGKILL what still runs after ``grace`` seconds; a part that was
+    slow to stop, or had to be killed, is named with its time (an operator's first clue)."""
     for _, process in processes:
         if process.poll() is None:
             process.terminate()
-    deadline = time.monotonic() + grace
-    for name, process in processes:
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"{name} did not stop within {grace:.0f} s; killing it", flush=True)
-            process.kill()
-            process.wait()
+    began = time.monotonic()
+    running = dict(processes)
+    while running and time.monotonic() - began < grace:
+        for name, process in list(running.items()):
+            if process.poll() is not None:
+                del running[name]
+                took = time.monotonic() - began
+                if took > SLOW_STOP_SECONDS:
+                    print(f"{name} took {took:.1f} s to stop", flush=True)
+        if running:
+            time.sleep(0.05)  # polling: a child's exit is no event we could await here
+    for name, process in running.items():
+        print(f"{name} did not stop within {grace:.0f} s; killing it", flush=True)
+        process.kill()
+        process.wait()
 
 
 def _serve_command(service: str) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from services import embedded
 from services.cli import app
 from services.embedded import already_running
 from services.supervisor import (
@@ -166,3 +167,32 @@ def test_down_stops_the_parts_a_killed_qcdc_up_left_running(tmp_path: Path) -> N
     finally:
         part.kill()
         part.wait()
+
+
+def _child_stopping_after(seconds: float | None) -> subprocess.Popen[bytes]:
+    """A child that, on SIGTERM, exits after ``seconds`` (never, with None)."""
+    on_term = (
+        "signal.SIG_IGN" if seconds is None else f"lambda *_: (time.sleep({seconds}), sys.exit(0))"
+    )
+    script = (
+        f"import signal, sys, time; signal.signal(signal.SIGTERM, {on_term}); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline() == b"up\n"
+    return child
+
+
+def test_a_stop_names_the_part_that_was_slow_and_the_one_it_had_to_kill(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slow_after = patience(1.0)  # a quick child's exit stays well under it
+    monkeypatch.setattr(embedded, "SLOW_STOP_SECONDS", slow_after)
+    quick, slow, stuck = (_child_stopping_after(s) for s in (0.0, slow_after + 0.5, None))
+    grace = slow_after + patience(3)
+    embedded._stop_processes([("quick", quick), ("slow", slow), ("stuck", stuck)], grace)
+    said = capsys.readouterr().out
+    assert "quick" not in said
+    assert "slow took " in said and " s to stop" in said
+    assert f"stuck did not stop within {grace:.0f} s; killing it" in said
+    assert [p.returncode for p in (quick, slow, stuck)] == [0, 0, -signal.SIGKILL]
