@@ -33,6 +33,7 @@ from shared.clock import Clock
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.db import MessagingTables, SecurityTables, UTCDateTime, admission, copy_connection
 from shared.events import Event
+from shared.sqlite_driver import Step, execute_together
 from shared.tracing import current_trace_headers
 
 T = TypeVar("T")
@@ -312,11 +313,14 @@ class UnitOfWork:
                 },
             )
             return
+        steps: list[Step] = []
         if audits:
             assert self.security is not None
-            await self.session.execute(self.security.audit.insert(), audits)
+            steps.append((_insert_into(self.security.audit), audits))
         if outbox:
-            await self.session.execute(self.messaging.outbox.insert(), outbox)
+            steps.append((_insert_into(self.messaging.outbox), outbox))
+        # On SQLite both in one trip to the driver's thread; elsewhere one statement each.
+        await execute_together(self.session, steps)
 
     async def _copy_to_outbox(self) -> bool:
         """Many events at once (the deadline clock's batches) on PostgreSQL: COPY their
@@ -391,6 +395,13 @@ def _audit_and_outbox(audit: str, outbox: str) -> sa.TextClause:
     ).bindparams(
         sa.bindparam("audit_at", type_=UTCDateTime), sa.bindparam("created_at", type_=UTCDateTime)
     )
+
+
+@functools.cache
+def _insert_into(table: sa.Table) -> sa.Insert:
+    """The table's INSERT, one object per table: :func:`execute_together` keeps its
+    compiled form."""
+    return table.insert()
 
 
 MERGED_UP_TO = 100

@@ -33,6 +33,7 @@ from services.reports.domain.model import (
 from shared.db import copy_connection
 from shared.events import UnitRegistered
 from shared.mapping import RowMapping
+from shared.sqlite_driver import Step, execute_together
 from shared.uow import seen
 
 _KNOWN_SEQUENCES: set[tuple[str, str]] = set()
@@ -97,16 +98,39 @@ def _submission_statement(report_columns: tuple[str, ...], keyed: bool) -> sa.Up
     )
     ctes = [reports.insert().values(_bound(reports, "r_", report_columns)).cte("new_report")]
     if keyed:
-        key_columns = ("unit_code", "idempotency_key", "report_id", "created_at")
         ctes.append(
             idempotency_keys.insert()
-            .values(_bound(idempotency_keys, "k_", key_columns))
+            .values(_bound(idempotency_keys, "k_", KEY_COLUMNS))
             .cte("new_key")
         )
     return statement.add_cte(*ctes)
 
 
 _SUBMISSION_STATEMENTS: dict[tuple[tuple[str, ...], bool], sa.Update] = {}
+KEY_COLUMNS = ("unit_code", "idempotency_key", "report_id", "created_at")
+
+
+def _separate_writes(report_columns: tuple[str, ...]) -> tuple[sa.Insert, sa.Insert, sa.Update]:
+    """Elsewhere (SQLite: no data-modifying CTEs) the same writes as three statements, with
+    the same parameters, built once: the report's insert, its key's, the obligation's
+    update."""
+    return (
+        reports.insert().values(_bound(reports, "r_", report_columns)),
+        idempotency_keys.insert().values(_bound(idempotency_keys, "k_", KEY_COLUMNS)),
+        obligations.update()
+        .where(obligations.c.id == sa.bindparam("o_id", type_=obligations.c.id.type))
+        .values(_bound(obligations, "o_", SAVED_COLUMNS)),
+    )
+
+
+_SEPARATE_WRITES: dict[tuple[str, ...], tuple[sa.Insert, sa.Insert, sa.Update]] = {}
+_NEXT_RECEIPT = (
+    receipt_counters.update()
+    .where(receipt_counters.c.year == sa.bindparam("of_year", type_=receipt_counters.c.year.type))
+    .values(last_number=receipt_counters.c.last_number + 1)
+    .returning(receipt_counters.c.last_number)
+)
+"""SQLite's receipt counter, built once (no statement built nor cache key per call)."""
 
 
 class ObligationRepository:
@@ -476,13 +500,7 @@ class ReportRepository:
         return f"{prefix}-{year}-{number:06d}"
 
     async def _next_from_counter(self, year: int) -> int:
-        updated = await self.session.execute(
-            receipt_counters.update()
-            .where(receipt_counters.c.year == year)
-            .values(last_number=receipt_counters.c.last_number + 1)
-            .returning(receipt_counters.c.last_number)
-        )
-        number = updated.scalar()
+        number = (await self.session.execute(_NEXT_RECEIPT, {"of_year": year})).scalar()
         if number is None:
             await self.session.execute(receipt_counters.insert().values(year=year, last_number=1))
             number = 1
@@ -529,33 +547,38 @@ class ReportRepository:
         """A submission's writes: the report, the unit's ``key`` for it (a second insert of
         the same unit and key fails: a racing twin loses and replays), and what the
         submission changed of its obligation. One statement on PostgreSQL, where each
-        statement is a round trip and most of intake's CPU (py-spy, 2026-11-29); the same
-        three statements as before elsewhere."""
+        statement is a round trip and most of intake's CPU (py-spy, 2026-11-29); on SQLite
+        three statements in one trip to the driver's thread (:func:`execute_together`)."""
         seen(self.session, obligation)
         row = REPORTS.values(report)
-        changes = OBLIGATIONS.changes(obligation, *SAVED_COLUMNS)
-        if self.session.get_bind().dialect.name != "postgresql":
-            await self.add(report)
-            if key:
-                await self.remember_key(obligation.unit_code, key, report.id, at)
-            await self.session.execute(
-                obligations.update().where(obligations.c.id == obligation.id).values(**changes)
-            )
-            return
-        shape = (tuple(row), bool(key))
-        statement = _SUBMISSION_STATEMENTS.get(shape)
-        if statement is None:
-            statement = _SUBMISSION_STATEMENTS[shape] = _submission_statement(*shape)
         params = {f"r_{c}": v for c, v in row.items()}
+        changes = OBLIGATIONS.changes(obligation, *SAVED_COLUMNS)
         params.update({f"o_{c}": v for c, v in changes.items()}, o_id=obligation.id)
+        keyed: dict[str, Any] = {}
         if key:
-            params.update(
-                k_unit_code=obligation.unit_code,
-                k_idempotency_key=key,
-                k_report_id=report.id,
-                k_created_at=at,
-            )
-        await self.session.execute(statement, params)
+            keyed = {
+                "k_unit_code": obligation.unit_code,
+                "k_idempotency_key": key,
+                "k_report_id": report.id,
+                "k_created_at": at,
+            }
+        shape = tuple(row)
+        if self.session.get_bind().dialect.name != "postgresql":
+            found = _SEPARATE_WRITES.get(shape)
+            if found is None:
+                found = _SEPARATE_WRITES[shape] = _separate_writes(shape)
+            add_report, add_key, update_obligation = found
+            steps: list[Step] = [(add_report, params)]
+            if key:
+                steps.append((add_key, keyed))
+            steps.append((update_obligation, params))
+            await execute_together(self.session, steps)
+            return
+        statement = _SUBMISSION_STATEMENTS.get((shape, bool(key)))
+        if statement is None:
+            statement = _submission_statement(shape, bool(key))
+            _SUBMISSION_STATEMENTS[(shape, bool(key))] = statement
+        await self.session.execute(statement, {**params, **keyed})
 
 
 class UnitDirectory:
