@@ -133,8 +133,11 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     async def run_together(self, statements: Sequence[_Prepared]) -> None:
         """Several statements, none returning rows, one after another in one trip."""
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._execute_mutex:
-            await _in_thread(connection, _run_together, connection._conn, statements)
+        try:
+            async with self._execute_mutex:
+                await _in_thread(connection, _run_together, connection._conn, statements)
+        except Exception as error:  # aiosqlite's "connection closed" as sqlite3's error
+            self._handle_exception(error)
 
 
 _Prepared = tuple[str, Any, bool]
@@ -161,6 +164,9 @@ def _prepare(dialect: Dialect, statement: sa.Executable, parameters: Any) -> _Pr
     found = _COMPILED.get((statement, keys, dialect.name))
     if found is None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            # Python-side column defaults are SQLAlchemy's execution's to fill in, not ours.
+            raise ValueError(f"execute_together: {statement} needs Python-side defaults")
         found = _COMPILED[(statement, keys, dialect.name)] = compiled
     processors = found._bind_processors
     positions = found.positiontup
@@ -183,6 +189,8 @@ async def execute_together(session: AsyncSession, steps: Sequence[Step]) -> None
     thread; elsewhere one ``execute`` each. A failing statement raises SQLAlchemy's
     exception as ``execute`` would (an ``IntegrityError`` for a taken key), and stops
     the ones after it."""
+    if not steps:
+        return
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).dbapi_connection
     if not isinstance(raw, OneTripConnection):
