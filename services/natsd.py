@@ -13,6 +13,7 @@ by its owner only (it always is, so a later secured start never inherits a wider
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -79,10 +80,40 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
+LOWEST_CHOSEN_PORT = 10000
+"""Below this lie the well-known ports of servers a machine may run (databases, brokers)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing is bound to now, chosen below the kernel's ephemeral range where there
+    is room: a port from that range can be given to any process's outgoing connection
+    between this check and the server's bind (seen on a busy machine as "already in use")."""
+    top = _ephemeral_start()
+    for _ in range(100):
+        if top - LOWEST_CHOSEN_PORT < 1000:
+            break
+        port = random.randrange(LOWEST_CHOSEN_PORT, top)
+        if _bindable(host, port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; elsewhere the fallback above binds port 0
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from dataclasses import dataclass
 from datetime import UTC
@@ -144,11 +145,17 @@ class MessagingTables:
     outbox: sa.Table
     inbox: sa.Table
 
-    def insert_ignoring_duplicates(self, dialect_name: str, values: dict[str, Any]) -> Any:
-        """INSERT into the inbox, doing nothing when the row is already there."""
-        if dialect_name == "postgresql":
-            return postgresql.insert(self.inbox).values(**values).on_conflict_do_nothing()
-        return sqlite.insert(self.inbox).values(**values).on_conflict_do_nothing()
+    def insert_ignoring_duplicates(self, dialect_name: str) -> Any:
+        """INSERT into the inbox, doing nothing when the row is already there; executed with
+        the row as parameters. Built once per dialect: every event handled runs it, and
+        building it (with its cache key) cost more than running it."""
+        return _inbox_insert(self.inbox, dialect_name)
+
+
+@functools.cache
+def _inbox_insert(inbox: sa.Table, dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(inbox).on_conflict_do_nothing()
 
 
 def messaging_tables(metadata: sa.MetaData) -> MessagingTables:

@@ -228,16 +228,14 @@ class UnitOfWork:
 
     async def mark_handled(self, consumer: str, event_id: str, event_type: str) -> bool:
         """Record an incoming event as handled by ``consumer``; False when it already was."""
-        statement = self.messaging.insert_ignoring_duplicates(
-            self.session.get_bind().dialect.name,
-            {
-                "consumer": consumer,
-                "event_id": event_id,
-                "event_type": event_type,
-                "handled_at": self.clock.now(),
-            },
-        )
-        result = await self.session.execute(statement)
+        statement = self.messaging.insert_ignoring_duplicates(self.session.get_bind().dialect.name)
+        row = {
+            "consumer": consumer,
+            "event_id": event_id,
+            "event_type": event_type,
+            "handled_at": self.clock.now(),
+        }
+        result = await self.session.execute(statement, row)
         return bool(getattr(result, "rowcount", 0))
 
     def audit(

@@ -21,7 +21,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js.api import PubAck
 from opentelemetry.trace import SpanKind
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus.publisher import PipelinedPublisher, PublishRefused
 from shared.clock import Clock
@@ -78,6 +78,9 @@ class OutboxRelay:
     async def run(self) -> None:
         failures = 0
         while not self._stopping:
+            # Cleared before reading: a commit after this wakes the loop again; one before
+            # it is visible to the read (wake() is called after the commit).
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 failures = 0
@@ -87,11 +90,13 @@ class OutboxRelay:
                 log.warning("outbox relay failed; will retry", error=repr(exc), delay=delay)
                 await asyncio.sleep(delay)
                 continue
-            if published == 0:
+            # A full batch may have left rows behind; a partial one took every row committed
+            # before the read, so the relay reads again only when woken (or at the next
+            # poll, for rows another process wrote), not once more to find nothing.
+            if published < self.batch_size:
                 await self._sleep_until_woken()
 
     async def _sleep_until_woken(self) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
@@ -101,17 +106,27 @@ class OutboxRelay:
         Rows are marked sent once per batch: a crash before that republishes them, and
         JetStream drops the repeats by ``Nats-Msg-Id``. On PostgreSQL, replicas of a service
         take turns: a transaction-scoped advisory lock lets one relay publish at a time, so
-        two replicas neither publish the same rows nor interleave their order."""
+        two replicas neither publish the same rows nor interleave their order. The batch is
+        read and marked in that lock's transaction, on one connection: five round trips to
+        the database per batch, whatever its size."""
         if self.engine.dialect.name != "postgresql":
-            return await self._publish_batch()
-        async with self.engine.connect() as conn, conn.begin():
+            # SQLite: the process's one connection is not held while waiting on NATS.
+            async with self.engine.connect() as conn:
+                rows = await self._unpublished(conn)
+            return await self._publish_batch(None, rows)
+        async with self.engine.connect() as conn:
             locked = await conn.scalar(
                 sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"),
                 {"name": f"qcdc-outbox-relay:{self.engine.url.database}"},
             )
             if not locked:
                 return 0  # another replica is relaying; this one polls again later
-            return await self._publish_batch()
+            try:
+                return await self._publish_batch(conn, await self._unpublished(conn))
+            finally:
+                # Committed even when a publish failed: the rows JetStream stored before it
+                # are marked, the rest wait for the next batch.
+                await conn.commit()
 
     def publisher(self) -> PipelinedPublisher:
         """One publisher per connection (a new one after the broker reconnects from scratch)."""
@@ -120,8 +135,7 @@ class OutboxRelay:
             self._publisher = PipelinedPublisher(connection)
         return self._publisher
 
-    async def _publish_batch(self) -> int:
-        rows = await self._unpublished()
+    async def _publish_batch(self, conn: AsyncConnection | None, rows: list[Any]) -> int:
         if not rows:
             return 0
         published: list[int] = []
@@ -129,9 +143,11 @@ class OutboxRelay:
             await self._publish_in_order(rows, published)
         finally:
             if published:
-                await self._mark_published(published)
+                await self._mark_published(conn, published)
                 if self.metrics is not None:
                     self.metrics.outbox_published.inc(len(published))
+        if len(published) < len(rows):
+            self._wake.set()  # the rest of the batch waits for the next one, not the poll
         return len(published)
 
     async def _publish_in_order(self, rows: list[Any], published: list[int]) -> None:
@@ -204,7 +220,7 @@ class OutboxRelay:
         published.append(row.seq)
         return True
 
-    async def _unpublished(self) -> list[Any]:
+    async def _unpublished(self, conn: AsyncConnection) -> list[Any]:
         query = (
             sa.select(
                 self.outbox.c.seq,
@@ -217,16 +233,21 @@ class OutboxRelay:
             .order_by(self.outbox.c.seq)
             .limit(self.batch_size)
         )
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())
+        return list((await conn.execute(query)).all())
 
-    async def _mark_published(self, seqs: list[int]) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                self.outbox.update()
-                .where(self.outbox.c.seq.in_(seqs))
-                .values(published_at=self.clock.now(), attempts=self.outbox.c.attempts + 1)
-            )
+    async def _mark_published(self, conn: AsyncConnection | None, seqs: list[int]) -> None:
+        """In ``conn``'s transaction (on PostgreSQL it commits with the lock's release), or
+        in a transaction of its own."""
+        statement = (
+            self.outbox.update()
+            .where(self.outbox.c.seq.in_(seqs))
+            .values(published_at=self.clock.now(), attempts=self.outbox.c.attempts + 1)
+        )
+        if conn is not None:
+            await conn.execute(statement)
+            return
+        async with self.engine.begin() as own:
+            await own.execute(statement)
 
     async def _record_failure(self, seq: int, exc: Exception) -> None:
         try:
@@ -255,7 +276,7 @@ class OutboxRelay:
             ack = await publisher.publish(row.subject, row.body, row.headers)
             await asyncio.wait_for(ack, self.publish_timeout)
         if rows:
-            await self._mark_published([row.seq for row in rows])
+            await self._mark_published(None, [row.seq for row in rows])
         return len(rows)
 
     async def prune(self, retention: timedelta) -> int:

@@ -22,7 +22,7 @@ from tests.e2e.test_embedded_runner import (
     _leftovers,
     _poll,
     _qcdc,
-    _start,
+    _started,
     _status,
     _submit_until_acknowledged,
 )
@@ -50,9 +50,8 @@ async def _reports_stream(url: str) -> tuple[int, str, int]:
 def test_up_cluster_3_loses_nothing_when_a_node_is_killed_and_restarts_it(
     tmp_path: Path,
 ) -> None:
-    up = _start(tmp_path / "var", "cluster.out", "--cluster", "3", nats_nodes=3)
+    up = _started(tmp_path / "var", "cluster.out", "--cluster", "3", nats_nodes=3)
     try:
-        up.wait_ready()
         nats_url = ",".join(f"nats://127.0.0.1:{up.ports['nats'] + n}" for n in range(3))
         assert nats_url in up.output and "a cluster of 3 nodes" in up.output
         before = _status(up.data_dir)["children"]

@@ -36,6 +36,7 @@ DEMO_UNIT = "03637"  # Xã Mường Kim, Lai Châu: the demo province is real (G
 DEMO_FOCAL_EMAIL = demo_contacts(DEMO_UNIT)["focal_email"]
 START_SECONDS = 180.0
 """qcdc up starts (within its --start-timeout) and seeds the demo."""
+PORT_ATTEMPTS = 5
 STOP_SECONDS = stop_bound() + 15.0
 """qcdc up's own bound (each part using its whole grace, then killed) and a margin: past
 it the supervisor itself is stuck. A part slow to stop is named in the output instead."""
@@ -64,6 +65,10 @@ def _poll(probe: Callable[[], T | None], timeout: float, what: str) -> T:
         time.sleep(0.2)
 
 
+class PortTaken(Exception):
+    """Another process bound one of the ports chosen between the choice and qcdc up's check."""
+
+
 @dataclass
 class Up:
     """A running ``qcdc up`` with its output in a file."""
@@ -83,6 +88,8 @@ class Up:
     def wait_ready(self) -> None:
         def ready() -> bool | None:
             code = self.process.poll()
+            if code == 2 and "is already in use" in self.output:
+                raise PortTaken(self.output)
             assert code is None, f"qcdc up exited with {code}:\n{self.output}"
             return True if "Ctrl-C to stop." in self.output else None
 
@@ -123,15 +130,30 @@ def _start(data_dir: Path, log_name: str, *options: str, nats_nodes: int = 1) ->
     return Up(process, data_dir, ports, output_path)
 
 
+def _started(data_dir: Path, log_name: str, *options: str, nats_nodes: int = 1) -> Up:
+    """``qcdc up`` started and ready; again on other ports if one was taken meanwhile."""
+    for _ in range(PORT_ATTEMPTS):
+        up = _start(data_dir, log_name, *options, nats_nodes=nats_nodes)
+        try:
+            up.wait_ready()
+        except PortTaken:
+            continue  # it started nothing (exit 2)
+        except BaseException:
+            if up.process.poll() is None:
+                up.interrupt()
+            raise
+        return up
+    raise AssertionError(f"a chosen port was taken {PORT_ATTEMPTS} times:\n{up.output}")
+
+
 @pytest.fixture
 def run_up(tmp_path: Path) -> Iterator[Callable[[str], Up]]:
     """Starts ``qcdc up`` on tmp_path/var; whatever a test leaves running is stopped."""
     started: list[Up] = []
 
     def start(log_name: str) -> Up:
-        up = _start(tmp_path / "var", log_name)
+        up = _started(tmp_path / "var", log_name)
         started.append(up)
-        up.wait_ready()
         return up
 
     yield start
@@ -394,9 +416,8 @@ def test_up_restarts_a_killed_service_which_serves_again_and_loses_no_report(
 def test_up_stops_everything_when_a_service_keeps_failing_and_shows_its_last_lines(
     tmp_path: Path,
 ) -> None:
-    up = _start(tmp_path / "var", "failing.out", "--no-seed", "--max-restarts", "2")
+    up = _started(tmp_path / "var", "failing.out", "--no-seed", "--max-restarts", "2")
     try:
-        up.wait_ready()
         reports = _status(up.data_dir)["children"]["reports"]["pid"]
         # A folder where its database was: every start of reports fails from now on.
         (up.data_dir / "reports.db").rename(up.data_dir / "reports.db.moved")
