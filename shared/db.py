@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from shared.files import private_dir, private_file
+from shared.sqlite_driver import one_trip_module
 
 
 class UTCDateTime(sa.TypeDecorator[Any]):
@@ -74,7 +75,9 @@ def create_engine(url: str, *, reader: bool = False) -> AsyncEngine:
         # the file lock with the busy timeout.
         on_disk = bool(path) and path != ":memory:"
         pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60} if on_disk else {}
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
+        # aiosqlite's own driver, each statement one trip to its thread (shared.sqlite_driver).
+        driver = {"module": one_trip_module()} if "+aiosqlite" in url.split(":", 1)[0] else {}
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool, **driver)
         if on_disk:
             _CAPACITY[engine.sync_engine] = 1
 

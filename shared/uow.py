@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Self, TypeVar
@@ -33,6 +33,7 @@ from shared.clock import Clock
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.db import MessagingTables, SecurityTables, UTCDateTime, admission, copy_connection
 from shared.events import Event
+from shared.sqlite_driver import Step, execute_together
 from shared.tracing import current_trace_headers
 
 T = TypeVar("T")
@@ -41,6 +42,9 @@ A = TypeVar("A")
 
 SEEN = "qcdc.seen"
 """Key of a session's ``info`` holding the aggregates its unit of work has seen."""
+AT_COMMIT = "qcdc.at_commit"
+"""Key of a session's ``info`` holding the writes a repository left for the commit
+(:func:`write_at_commit`)."""
 
 
 class EncodedEvent(NamedTuple):
@@ -62,6 +66,18 @@ def seen(session: AsyncSession, aggregate: A) -> A:
         # By identity, in the order first seen: a unit import sees thousands in one work.
         found.setdefault(id(aggregate), aggregate)
     return aggregate
+
+
+def write_at_commit(session: AsyncSession, key: Hashable, step: Step) -> bool:
+    """Leave a write (a statement built once, and its parameters) for the commit of the
+    session's unit of work, which sends it with its audit and outbox rows: on SQLite in
+    the same trip to the driver's thread. A later write with the same ``key`` replaces
+    an earlier one. False, and nothing left, when no unit of work runs the session."""
+    writes = session.info.get(AT_COMMIT)
+    if writes is None:
+        return False
+    writes[key] = step
+    return True
 
 
 class Repository:
@@ -133,6 +149,7 @@ class UnitOfWork:
         self.seen = {}
         self._queued.clear()
         self._session.info[SEEN] = self.seen
+        self._session.info[AT_COMMIT] = {}
         await self._session.begin()
         return self
 
@@ -279,7 +296,9 @@ class UnitOfWork:
                 }
                 for subject, headers, body, event_type, event_id in self._pending
             ]
-        await self._insert(audits, outbox)
+        writes: dict[Hashable, Step] = self.session.info[AT_COMMIT]
+        await self._insert(audits, outbox, list(writes.values()))
+        writes.clear()
         await self.session.commit()
         had_events = bool(self._pending)
         self._pending.clear()
@@ -290,10 +309,13 @@ class UnitOfWork:
         for callback in callbacks:
             callback()
 
-    async def _insert(self, audits: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
-        """The work's audit and outbox rows. On PostgreSQL both in one statement (the audit
-        rows' INSERT a data-modifying CTE of the outbox's): each statement is a round trip,
-        and a submission's commit paid two besides COMMIT itself."""
+    async def _insert(
+        self, audits: list[dict[str, Any]], outbox: list[dict[str, Any]], writes: list[Step]
+    ) -> None:
+        """The work's audit and outbox rows, and the ``writes`` left for its commit. On
+        PostgreSQL the rows in one statement (the audit rows' INSERT a data-modifying CTE of
+        the outbox's): each statement is a round trip, and a submission's commit paid two
+        besides COMMIT itself. On SQLite all in one trip to the driver's thread."""
         few = 0 < len(audits) <= MERGED_UP_TO and 0 < len(outbox) <= MERGED_UP_TO
         if few and self.session.get_bind().dialect.name == "postgresql":
             assert self.security is not None
@@ -309,12 +331,16 @@ class UnitOfWork:
                     "o_body": [row["body"] for row in outbox],
                 },
             )
+            await execute_together(self.session, writes)
             return
+        steps: list[Step] = []
         if audits:
             assert self.security is not None
-            await self.session.execute(self.security.audit.insert(), audits)
+            steps.append((_insert_into(self.security.audit), audits))
         if outbox:
-            await self.session.execute(self.messaging.outbox.insert(), outbox)
+            steps.append((_insert_into(self.messaging.outbox), outbox))
+        # On SQLite all in one trip to the driver's thread; elsewhere one statement each.
+        await execute_together(self.session, [*steps, *writes])
 
     async def _copy_to_outbox(self) -> bool:
         """Many events at once (the deadline clock's batches) on PostgreSQL: COPY their
@@ -389,6 +415,13 @@ def _audit_and_outbox(audit: str, outbox: str) -> sa.TextClause:
     ).bindparams(
         sa.bindparam("audit_at", type_=UTCDateTime), sa.bindparam("created_at", type_=UTCDateTime)
     )
+
+
+@functools.cache
+def _insert_into(table: sa.Table) -> sa.Insert:
+    """The table's INSERT, one object per table: :func:`execute_together` keeps its
+    compiled form."""
+    return table.insert()
 
 
 MERGED_UP_TO = 100

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.reports.adapters.db import metadata, receipt_counters
+from services.reports.adapters.db import messaging, metadata, receipt_counters
 from services.reports.adapters.repositories import ReportRepository
+from shared.clock import SystemClock
 from shared.db import create_engine
+from shared.uow import GroupCommit, UnitOfWork
 
 
 @pytest.fixture
@@ -55,3 +57,36 @@ async def test_a_year_whose_first_submission_failed_still_numbers_the_next(
     assert await _take(sessions, 2033, commit=False) == "BC-2033-000001"
     assert await _take(sessions, 2033) == "BC-2033-000001"
     assert await _take(sessions, 2033) == "BC-2033-000002"
+
+
+async def test_steps_sharing_a_transaction_take_consecutive_numbers_and_a_failed_one_none(
+    engine: AsyncEngine,
+) -> None:
+    """Concurrent submissions share a transaction (a group commit): on SQLite they read the
+    counter once and the commit stores the last number given. Every number is unique, the
+    next transaction continues after the last, and a step that fails (its transaction
+    rolled back, the others run again alone) takes none for good (on SQLite: no gap)."""
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    group = GroupCommit(
+        lambda: UnitOfWork(sessions, messaging, source="/qcdc/test", clock=SystemClock()),
+        lanes=1,
+    )
+
+    async def take(fail: bool = False) -> str:
+        async def step(uow: UnitOfWork) -> str:
+            number = await uow.repository(ReportRepository).next_receipt_number(2034, "BC")
+            if fail:
+                raise ValueError("refused after taking a number")
+            return number
+
+        return await group.run(step)
+
+    first = await asyncio.gather(*(take() for _ in range(12)))
+    assert sorted(first) == [f"BC-2034-{n:06d}" for n in range(1, 13)]
+    results = await asyncio.gather(*(take(fail=n == 4) for n in range(8)), return_exceptions=True)
+    assert isinstance(results[4], ValueError)
+    taken = [r for r in results if isinstance(r, str)]
+    assert len(set(first + taken)) == 19 and min(taken) > max(first)
+    if engine.dialect.name == "sqlite":  # a sequence on PostgreSQL leaves gaps, by design
+        assert sorted(taken) == [f"BC-2034-{n:06d}" for n in range(13, 20)]
+        assert await _take(sessions, 2034) == "BC-2034-000020"
