@@ -97,8 +97,9 @@ def create_engine(url: str, *, reader: bool = False) -> AsyncEngine:
 
         return engine
     # No pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) on every checkout.
-    # A connection that died with its server fails once; SQLAlchemy then renews the whole
-    # pool, intake retries the submission, and the HTTP apps answer 503 "retry".
+    # A pooled connection the driver has seen closed is replaced at checkout (below); one
+    # that dies while in use fails once; SQLAlchemy then renews the whole pool, intake
+    # retries the submission, and the HTTP apps answer 503 "retry".
     # Units of work are admitted up to the pool's size, so their connections stay open
     # (a connection made and closed per transaction costs a fork on the server and every
     # statement prepared again); the overflow is for the relay and the health check.
@@ -112,6 +113,16 @@ def create_engine(url: str, *, reader: bool = False) -> AsyncEngine:
         connect_args={"timeout": CONNECT_TIMEOUT_S},
     )
     _CAPACITY[engine.sync_engine] = UNITS_OF_WORK
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _skip_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # asyncpg already knows when the server closed an idle connection (a restart,
+        # pg_terminate_backend): such a connection is replaced at checkout, at no cost,
+        # instead of failing the request that drew it.
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise sa.exc.DisconnectionError("the server closed this pooled connection")
+
     return engine
 
 

@@ -1,17 +1,22 @@
 """Pooled PostgreSQL connections are not pinged before each use (a ping is three round trips
 per transaction); when the server drops them, nothing accepted is lost: a submission goes
-through on a fresh connection, and any other request answers 503 "retry" at most once."""
+through on a fresh connection, and any other request answers 503 "retry" at most once. A
+pooled connection the driver already saw closed is replaced at checkout, not drawn."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 
 from services.natsd import NatsServer
 from services.plans.bootstrap import SERVICE as PLANS
 from services.reports.bootstrap import SERVICE as REPORTS
+from shared.db import create_engine
 from tests.conftest import POSTGRES_DSN
 from tests.integration.scenario import register_units_and_issue_plan
 from tests.support import InProcessService, eventually, service_settings
@@ -74,3 +79,29 @@ async def test_dropped_connections_lose_no_submission(
     finally:
         for service in reversed(services):
             await service.stop()
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
+    postgres_url_factory: Callable[[], Awaitable[str]],
+) -> None:
+    """No request draws a connection the driver already saw closed: it is replaced, not
+    failed (the 503 above is left for connections that die while in use)."""
+    url = await postgres_url_factory()
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            pooled = (await conn.get_raw_connection()).driver_connection
+            assert pooled is not None
+        assert await _drop_connections_to(url) == 1
+        await eventually(lambda: _closed(pooled))  # the driver reads the server's goodbye
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT 1")) == 1
+            replaced = (await conn.get_raw_connection()).driver_connection
+        assert replaced is not pooled
+    finally:
+        await engine.dispose()
+
+
+async def _closed(connection: Any) -> bool:
+    return bool(connection.is_closed())
