@@ -89,11 +89,10 @@ def free_port(host: str = "127.0.0.1") -> int:
     is room: a port from that range can be given to any process's outgoing connection
     between this check and the server's bind (seen on a busy machine as "already in use")."""
     top = _ephemeral_start()
-    for _ in range(100):
-        if top - LOWEST_CHOSEN_PORT < 1000:
-            break
+    room = top - LOWEST_CHOSEN_PORT >= 1000
+    for _ in range(100 if room else 0):
         port = random.randrange(LOWEST_CHOSEN_PORT, top)
-        if _bindable(host, port):
+        if port_is_free(host, port):
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -105,15 +104,6 @@ def _ephemeral_start() -> int:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768  # Linux's default; elsewhere the fallback above binds port 0
-
-
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
