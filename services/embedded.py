@@ -669,6 +669,8 @@ def _stop_processes(processes: list[tuple[str, subprocess.Popen[bytes]]], grace:
         if running:
             time.sleep(0.05)  # polling: a child's exit is no event we could await here
     for name, process in running.items():
+        if process.poll() is not None:
+            continue  # it exited during the last pause
         print(f"{name} did not stop within {grace:.0f} s; killing it", flush=True)
         process.kill()
         process.wait()
