@@ -401,6 +401,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             stop_profilers(profilers)
             cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
             result = figures(submitted, observer.receipts())
+            if args.timeline:
+                write_timeline(args.timeline, submitted, observer.receipts())
             result["cpu_ms_per_submission"] = {
                 name: round(1000 * seconds / max(1, len(work)), 2)
                 for name, seconds in sorted(cpu_used.items())
@@ -427,6 +429,25 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["receipts_per_s"] / baseline["publish_per_s"], 3
         )
     return result
+
+
+def write_timeline(
+    path: str, submitted: list[Submitted | None], receipts: dict[str, float]
+) -> None:
+    """One line per accepted submission (``--timeline``): when it started (seconds from the
+    first), its HTTP answer's and its receipt's delay, to see whether slow receipts are
+    spread out or clustered in a stall."""
+    accepted = sorted((s for s in submitted if s is not None), key=lambda s: s.started)
+    first = accepted[0].started if accepted else 0.0
+    with open(path, "w", encoding="utf-8") as out:
+        for s in accepted:
+            receipt = receipts.get(s.report_id)
+            row = [
+                round(s.started - first, 4),
+                round(s.answered - s.started, 4),
+                None if receipt is None else round(receipt - s.started, 4),
+            ]
+            out.write(json.dumps(row) + "\n")
 
 
 def cpu_seconds(stack: Stack) -> dict[str, float]:
@@ -506,6 +527,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="sustained: seconds")
     parser.add_argument("--receipt-timeout", type=float, default=600.0)
     parser.add_argument("--profile", help="folder for py-spy profiles of every process")
+    parser.add_argument("--timeline", help="file for each submission's start and delays")
     json.dump(asyncio.run(measure(parser.parse_args())), sys.stdout)
     print()
 
