@@ -14,7 +14,7 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import structlog
@@ -36,6 +36,29 @@ EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
 WRONG_LAST_MSG_ID = 10070
 """JetStream's error code for a refused ``Nats-Expected-Last-Msg-Id``."""
 MAX_BACKOFF_SECONDS = 10.0
+
+
+_PG_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext($1))"
+
+
+class _Row(NamedTuple):
+    """An outbox row as asyncpg reads it (the engine's connections decode JSON)."""
+
+    seq: int
+    event_id: str
+    subject: str
+    headers: dict[str, str]
+    body: bytes
+
+
+async def _end(transaction: Any, conn: AsyncConnection) -> None:
+    """Commit the relay's asyncpg transaction; if that fails the connection is not given
+    back to the pool in an unknown state."""
+    try:
+        await transaction.commit()
+    except BaseException:
+        await conn.invalidate()
+        raise
 
 
 class OutboxRelay:
@@ -66,6 +89,16 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        self._database = engine.url.database
+        table = self.outbox.name
+        self._pg_unpublished = (
+            f"SELECT seq, event_id, subject, headers, body FROM {table}"
+            " WHERE published_at IS NULL ORDER BY seq LIMIT $1"
+        )
+        self._pg_mark = (
+            f"UPDATE {table} SET published_at = $1, attempts = attempts + 1"
+            " WHERE seq = ANY($2::integer[])"
+        )
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows: publish now rather than at next poll."""
@@ -115,18 +148,22 @@ class OutboxRelay:
                 rows = await self._unpublished(conn)
             return await self._publish_batch(None, rows)
         async with self.engine.connect() as conn:
-            locked = await conn.scalar(
-                sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"),
-                {"name": f"qcdc-outbox-relay:{self.engine.url.database}"},
-            )
-            if not locked:
-                return 0  # another replica is relaying; this one polls again later
+            # On asyncpg itself: through SQLAlchemy each of the batch's statements cost
+            # ~170 µs of CPU and its transaction ~270 µs more, against ~40 and ~70 µs here
+            # (a relay runs a batch per commit at a steady rate; py-spy, 2026-11-29).
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            transaction = driver.transaction()
+            await transaction.start()
             try:
-                return await self._publish_batch(conn, await self._unpublished(conn))
+                locked = await driver.fetchval(_PG_LOCK, f"qcdc-outbox-relay:{self._database}")
+                if not locked:
+                    return 0  # another replica is relaying; this one polls again later
+                rows = [_Row(*r) for r in await driver.fetch(self._pg_unpublished, self.batch_size)]
+                return await self._publish_batch(driver, rows)
             finally:
                 # Committed even when a publish failed: the rows JetStream stored before it
                 # are marked, the rest wait for the next batch.
-                await conn.commit()
+                await _end(transaction, conn)
 
     def publisher(self) -> PipelinedPublisher:
         """One publisher per connection (a new one after the broker reconnects from scratch)."""
@@ -135,7 +172,7 @@ class OutboxRelay:
             self._publisher = PipelinedPublisher(connection)
         return self._publisher
 
-    async def _publish_batch(self, conn: AsyncConnection | None, rows: list[Any]) -> int:
+    async def _publish_batch(self, conn: Any, rows: list[Any]) -> int:
         if not rows:
             return 0
         published: list[int] = []
@@ -235,17 +272,17 @@ class OutboxRelay:
         )
         return list((await conn.execute(query)).all())
 
-    async def _mark_published(self, conn: AsyncConnection | None, seqs: list[int]) -> None:
-        """In ``conn``'s transaction (on PostgreSQL it commits with the lock's release), or
-        in a transaction of its own."""
+    async def _mark_published(self, conn: Any, seqs: list[int]) -> None:
+        """In the asyncpg connection ``conn``'s transaction (on PostgreSQL it commits with
+        the lock's release), or in a transaction of its own."""
+        if conn is not None:
+            await conn.execute(self._pg_mark, self.clock.now(), seqs)
+            return
         statement = (
             self.outbox.update()
             .where(self.outbox.c.seq.in_(seqs))
             .values(published_at=self.clock.now(), attempts=self.outbox.c.attempts + 1)
         )
-        if conn is not None:
-            await conn.execute(statement)
-            return
         async with self.engine.begin() as own:
             await own.execute(statement)
 
