@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
-import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
-from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
@@ -130,81 +127,27 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor  # type: ignore[assignment]  # a subclass of the one declared
 
-    async def run_together(self, statements: Sequence[_Prepared]) -> None:
-        """Several statements, none returning rows, one after another in one trip."""
+    async def run_together(self, statements: Sequence[Prepared]) -> list[int]:
+        """Several statements, none returning rows, one after another in one trip; their
+        row counts."""
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
             async with self._execute_mutex:
-                await _in_thread(connection, _run_together, connection._conn, statements)
+                counts: list[int] = await _in_thread(
+                    connection, _run_together, connection._conn, statements
+                )
         except Exception as error:  # aiosqlite's "connection closed" as sqlite3's error
             self._handle_exception(error)
+        return counts
 
 
-_Prepared = tuple[str, Any, bool]
+Prepared = tuple[str, Any, bool]
 """A statement's SQL, its positional parameters (a list of them for executemany), and
 whether it is an executemany."""
 
 
-def _run_together(connection: sqlite3.Connection, statements: Sequence[_Prepared]) -> None:
-    for operation, parameters, many in statements:
-        _run(connection, operation, parameters, many)
-
-
-Step = tuple[sa.Executable, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
-"""A statement built once (module level: its compiled form is kept) and its parameters,
-a list of them for an executemany."""
-
-_COMPILED: dict[tuple[sa.Executable, tuple[str, ...], str], Any] = {}
-
-
-def _prepare(dialect: Dialect, statement: sa.Executable, parameters: Any) -> _Prepared:
-    many = not isinstance(parameters, Mapping)
-    rows: Sequence[Mapping[str, Any]] = parameters if many else [parameters]
-    keys = tuple(rows[0])
-    found = _COMPILED.get((statement, keys, dialect.name))
-    if found is None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
-        if compiled.insert_prefetch or compiled.update_prefetch:
-            # Python-side column defaults are SQLAlchemy's execution's to fill in, not ours.
-            raise ValueError(f"execute_together: {statement} needs Python-side defaults")
-        found = _COMPILED[(statement, keys, dialect.name)] = compiled
-    processors = found._bind_processors
-    positions = found.positiontup
-
-    def positional(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = found.construct_params(row)
-        return tuple(
-            processors[name](values[name]) if name in processors else values[name]
-            for name in positions
-        )
-
-    if many:
-        return found.string, [positional(row) for row in rows], True
-    return found.string, positional(rows[0]), False
-
-
-async def execute_together(session: AsyncSession, steps: Sequence[Step]) -> None:
-    """Run ``steps`` (writes: no rows wanted back) in the session's transaction, in order.
-    On SQLite through :class:`OneTripConnection` all of them in one trip to aiosqlite's
-    thread; elsewhere one ``execute`` each. A failing statement raises SQLAlchemy's
-    exception as ``execute`` would (an ``IntegrityError`` for a taken key), and stops
-    the ones after it."""
-    if not steps:
-        return
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).dbapi_connection
-    if not isinstance(raw, OneTripConnection):
-        for statement, parameters in steps:
-            await session.execute(statement, parameters)
-        return
-    dialect = connection.dialect
-    prepared = [_prepare(dialect, statement, parameters) for statement, parameters in steps]
-    try:
-        await raw.run_together(prepared)
-    except sqlite3.Error as error:
-        raise sa.exc.DBAPIError.instance(
-            "; ".join(sql for sql, _, _ in prepared), None, error, sqlite3.Error
-        ) from error
+def _run_together(connection: sqlite3.Connection, statements: Sequence[Prepared]) -> list[int]:
+    return [_run(connection, sql, parameters, many)[2] for sql, parameters, many in statements]
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -32,8 +32,8 @@ from shared.bus.envelope import headers as envelope_headers
 from shared.clock import Clock
 from shared.context import bind_correlation_id, current_correlation_id
 from shared.db import MessagingTables, SecurityTables, UTCDateTime, admission, copy_connection
+from shared.direct import Step, execute_one, execute_together
 from shared.events import Event
-from shared.sqlite_driver import Step, execute_together
 from shared.tracing import current_trace_headers
 
 T = TypeVar("T")
@@ -235,8 +235,7 @@ class UnitOfWork:
             "event_type": event_type,
             "handled_at": self.clock.now(),
         }
-        result = await self.session.execute(statement, row)
-        return bool(getattr(result, "rowcount", 0))
+        return await execute_one(self.session, statement, row) > 0
 
     def audit(
         self,
@@ -320,18 +319,15 @@ class UnitOfWork:
         if few and self.session.get_bind().dialect.name == "postgresql":
             assert self.security is not None
             statement = _audit_and_outbox(self.security.audit.name, self.messaging.outbox.name)
-            await self.session.execute(
-                statement,
-                {
-                    "audit_at": audits[0]["at"],
-                    **{f"a_{c}": [row[c] for row in audits] for c in AUDITED},
-                    "created_at": outbox[0]["created_at"],
-                    **{f"o_{c}": [row[c] for row in outbox] for c in OUTBOXED[:3]},
-                    "o_headers": [json.dumps(row["headers"]) for row in outbox],
-                    "o_body": [row["body"] for row in outbox],
-                },
-            )
-            await execute_together(self.session, writes)
+            merged = {
+                "audit_at": audits[0]["at"],
+                **{f"a_{c}": [row[c] for row in audits] for c in AUDITED},
+                "created_at": outbox[0]["created_at"],
+                **{f"o_{c}": [row[c] for row in outbox] for c in OUTBOXED[:3]},
+                "o_headers": [json.dumps(row["headers"]) for row in outbox],
+                "o_body": [row["body"] for row in outbox],
+            }
+            await execute_together(self.session, [(statement, merged), *writes])
             return
         steps: list[Step] = []
         if audits:

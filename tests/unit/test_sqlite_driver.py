@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, create_engine
-from shared.sqlite_driver import execute_together
+from shared.direct import execute_together
 
 metadata = sa.MetaData()
 things = sa.Table(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notify.adapters.db import deliveries, json_text_contains
 from services.notify.domain.model import Delivery, DeliveryStatus, Message
 from shared.db import UTCDateTime
+from shared.direct import execute_one
 from shared.events import Channel
 from shared.mapping import RowMapping
 
@@ -75,8 +76,7 @@ class DeliveryRepository:
             return 0
         rows = [_delivery_row(m, unit_code, now) for m in messages]
         statement = _insert_missing(self.session.get_bind().dialect.name)
-        result = await self.session.execute(statement, rows)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await execute_one(self.session, statement, rows[0] if len(rows) == 1 else rows)
 
     async def get(self, key: str) -> Delivery | None:
         row = (
@@ -94,10 +94,10 @@ class DeliveryRepository:
         for them all."""
         if not sent:
             return
-        await self.session.execute(
-            MARK_SENT,
-            [{"sent_key": key, "sent_attempts": attempts, "sent_at": at} for key, attempts in sent],
-        )
+        rows = [
+            {"sent_key": key, "sent_attempts": attempts, "sent_at": at} for key, attempts in sent
+        ]
+        await execute_one(self.session, MARK_SENT, rows[0] if len(rows) == 1 else rows)
 
     async def claim_many(
         self, keys: Sequence[str], now: datetime, *, lease: datetime, webhook_lease: datetime

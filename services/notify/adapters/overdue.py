@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from services.notify.adapters.db import deadline_mail, deliveries, overdue_reports
 from services.notify.domain.model import DeliveryStatus, Message
+from shared.direct import execute_one
 from shared.events import (
     Channel,
     ConferenceRecorded,
@@ -124,7 +125,7 @@ class OverdueRepository(Repository):
         shape = tuple((name, isinstance(value, list)) for name, value in where.items())
         values = {f"w_{name}": value for name, value in where.items()}
         if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(_ending_statement(shape), values)
+            await execute_one(self.session, _ending_statement(shape), values)
             return
         await self.session.execute(
             overdue_reports.delete().where(*_on(overdue_reports, shape)), values

@@ -31,9 +31,9 @@ from services.reports.domain.model import (
     Report,
 )
 from shared.db import copy_connection
+from shared.direct import Step, execute_one, execute_together
 from shared.events import UnitRegistered
 from shared.mapping import RowMapping
-from shared.sqlite_driver import Step, execute_together
 from shared.uow import seen, write_at_commit
 
 _KNOWN_SEQUENCES: set[tuple[str, str]] = set()
@@ -605,7 +605,7 @@ class ReportRepository:
         if statement is None:
             statement = _submission_statement(shape, bool(key))
             _SUBMISSION_STATEMENTS[(shape, bool(key))] = statement
-        await self.session.execute(statement, {**params, **keyed})
+        await execute_one(self.session, statement, {**params, **keyed})
 
 
 class UnitDirectory:
