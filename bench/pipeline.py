@@ -171,6 +171,8 @@ class Observer:
     """Watches the bus: which event is which report, and when each receipt was recorded."""
 
     report_of_event: dict[str, str] = field(default_factory=dict)
+    published_at: dict[str, float] = field(default_factory=dict)
+    """report id → when its ReportSubmitted arrived on the bus."""
     receipt_at: dict[str, float] = field(default_factory=dict)
     """event id of a ReportSubmitted → when its receipt's NotificationDelivered arrived."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -180,7 +182,9 @@ class Observer:
         await nc.subscribe("qcdc.v1.notification.delivered.>", cb=self._delivered)
 
     async def _submitted(self, msg: Msg) -> None:
-        self.report_of_event[(msg.headers or {})["ce-id"]] = json.loads(msg.data)["report_id"]
+        report_id = json.loads(msg.data)["report_id"]
+        self.report_of_event[(msg.headers or {})["ce-id"]] = report_id
+        self.published_at[report_id] = time.perf_counter()
 
     async def _delivered(self, msg: Msg) -> None:
         now = time.perf_counter()
@@ -402,7 +406,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
             result = figures(submitted, observer.receipts())
             if args.timeline:
-                write_timeline(args.timeline, submitted, observer.receipts())
+                write_timeline(args.timeline, submitted, observer)
             result["cpu_ms_per_submission"] = {
                 name: round(1000 * seconds / max(1, len(work)), 2)
                 for name, seconds in sorted(cpu_used.items())
@@ -431,21 +435,22 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def write_timeline(
-    path: str, submitted: list[Submitted | None], receipts: dict[str, float]
-) -> None:
+def write_timeline(path: str, submitted: list[Submitted | None], observer: Observer) -> None:
     """One line per accepted submission (``--timeline``): when it started (seconds from the
-    first), its HTTP answer's and its receipt's delay, to see whether slow receipts are
-    spread out or clustered in a stall."""
+    first), the delays of its HTTP answer, its receipt and its ReportSubmitted on the bus,
+    to see whether slow receipts are spread out or clustered in a stall, and where."""
+    receipts = observer.receipts()
     accepted = sorted((s for s in submitted if s is not None), key=lambda s: s.started)
     first = accepted[0].started if accepted else 0.0
     with open(path, "w", encoding="utf-8") as out:
         for s in accepted:
             receipt = receipts.get(s.report_id)
+            published = observer.published_at.get(s.report_id)
             row = [
                 round(s.started - first, 4),
                 round(s.answered - s.started, 4),
                 None if receipt is None else round(receipt - s.started, 4),
+                None if published is None else round(published - s.started, 4),
             ]
             out.write(json.dumps(row) + "\n")
 

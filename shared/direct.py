@@ -39,21 +39,25 @@ _COMPILED: dict[tuple[sa.Executable, tuple[str, ...], str], Any] = {}
 """Each statement compiled per dialect and parameter names; None: not to be sent directly."""
 
 
+def _compiled(dialect: Dialect, statement: sa.Executable, keys: tuple[str, ...]) -> Any:
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # Python-side column defaults are SQLAlchemy's execution's to fill in, not ours.
+        raise ValueError(f"direct execution: {statement} needs Python-side defaults")
+    if any(bind.expanding for bind in compiled.binds.values()):
+        return None  # IN (a list): SQLAlchemy writes its SQL for each number of values
+    return compiled
+
+
 def _prepare(dialect: Dialect, statement: sa.Executable, parameters: Any) -> Prepared | None:
     many = not isinstance(parameters, Mapping)
     rows: Sequence[Mapping[str, Any]] = parameters if many else [parameters]
     keys = tuple(rows[0])
-    found = _COMPILED.get((statement, keys, dialect.name))
+    key = (statement, keys, dialect.name)
+    if key not in _COMPILED:
+        _COMPILED[key] = _compiled(dialect, statement, keys)
+    found = _COMPILED[key]
     if found is None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
-        if compiled.insert_prefetch or compiled.update_prefetch:
-            # Python-side column defaults are SQLAlchemy's execution's to fill in, not ours.
-            raise ValueError(f"direct execution: {statement} needs Python-side defaults")
-        if any(bind.expanding for bind in compiled.binds.values()):
-            found = _COMPILED[(statement, keys, dialect.name)] = None
-            return None  # IN (a list): SQLAlchemy writes its SQL per number of values
-        found = _COMPILED[(statement, keys, dialect.name)] = compiled
-    elif found is None:
         return None
     processors = found._bind_processors
     positions = found.positiontup

@@ -107,7 +107,12 @@ def _ending_statement(shape: tuple[tuple[str, bool], ...]) -> sa.Update:
     mail = sa.select(deadline_mail.c.delivery_key).where(*_on(deadline_mail, shape))
     withdrawn = (
         deliveries.update()
-        .where(deliveries.c.key.in_(mail), deliveries.c.status.in_(WAITING))
+        .where(
+            deliveries.c.key.in_(mail),
+            # An array, not IN (a list): SQLAlchemy would write the list's SQL at each call,
+            # where a statement of fixed SQL goes to asyncpg directly (shared.direct).
+            deliveries.c.status == sa.any_(sa.literal(list(WAITING), postgresql.ARRAY(sa.String))),
+        )
         .values(status=DeliveryStatus.WITHDRAWN.value)
     )
     return withdrawn.add_cte(dropped.cte("dropped"))
