@@ -6,7 +6,7 @@ transaction gets a working one. Real PostgreSQL (asyncpg) and SQLite."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,23 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, create_engine
 from shared.direct import execute_one, execute_together
+from tests.things import AT, metadata, things
 
-metadata = sa.MetaData()
-things = sa.Table(
-    "things",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(32), nullable=False, unique=True),
-    sa.Column("tags", sa.JSON, nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-)
 ADD = things.insert()
 RENAME = (
     things.update()
     .where(things.c.name == sa.bindparam("old"))
     .values(name=sa.bindparam("new"), at=sa.bindparam("when", type_=UTCDateTime))
 )
-AT = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, create_engine
 from shared.direct import execute_together
+from tests.things import AT, metadata, things
 
-metadata = sa.MetaData()
-things = sa.Table(
-    "things",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(32), nullable=False, unique=True),
-    sa.Column("tags", sa.JSON, nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-)
 ADD = things.insert().values(
     name=sa.bindparam("n_name", type_=sa.String),
     tags=sa.bindparam("n_tags", type_=sa.JSON),
     at=sa.bindparam("n_at", type_=UTCDateTime),
 )
 """A statement built once, as execute_together wants them."""
-AT = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
 
 
 @pytest.fixture
