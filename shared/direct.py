@@ -49,9 +49,15 @@ def _compiled(dialect: Dialect, statement: sa.Executable, keys: tuple[str, ...])
     return compiled
 
 
-def _prepare(dialect: Dialect, statement: sa.Executable, parameters: Any) -> Prepared | None:
-    many = not isinstance(parameters, Mapping)
-    rows: Sequence[Mapping[str, Any]] = parameters if many else [parameters]
+def prepare(dialect: Dialect, statement: sa.Executable, parameters: Any) -> Prepared | None:
+    """The SQL SQLAlchemy would send for ``statement`` on ``dialect`` and the parameters in
+    the driver's positional form (a list of them for several rows; one row given as a list
+    is sent as one statement, so its row count is known); None when the statement is not
+    to be sent directly."""
+    rows: Sequence[Mapping[str, Any]] = (
+        [parameters] if isinstance(parameters, Mapping) else parameters
+    )
+    many = len(rows) > 1
     keys = tuple(rows[0])
     key = (statement, keys, dialect.name)
     if key not in _COMPILED:
@@ -83,7 +89,7 @@ async def execute_together(session: AsyncSession, steps: Sequence[Step]) -> list
         return []
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).dbapi_connection
-    found = [_prepare(connection.dialect, statement, values) for statement, values in steps]
+    found = [prepare(connection.dialect, statement, values) for statement, values in steps]
     prepared = [p for p in found if p is not None]
     direct = len(prepared) == len(steps)  # else one of them is SQLAlchemy's to send
     if direct and isinstance(raw, AsyncAdapt_asyncpg_connection):

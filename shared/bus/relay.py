@@ -21,11 +21,13 @@ import structlog
 from nats.aio.client import Client
 from nats.js.api import PubAck
 from opentelemetry.trace import SpanKind
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus.publisher import PipelinedPublisher, PublishRefused
 from shared.clock import Clock
-from shared.db import MessagingTables
+from shared.db import MessagingTables, UTCDateTime
+from shared.direct import prepare
 from shared.metrics import Metrics, subject_template
 from shared.tracing import OFF, TRACEPARENT, Tracing, context_from, inject
 
@@ -126,15 +128,20 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._database = engine.url.database
-        table = self.outbox.name
-        self._pg_unpublished = (
-            f"SELECT seq, event_id, subject, headers, body FROM {table}"
-            " WHERE published_at IS NULL ORDER BY seq LIMIT $1"
+        c = self.outbox.c
+        self._unpublished_query = (
+            sa.select(c.seq, c.event_id, c.subject, c.headers, c.body)
+            .where(c.published_at.is_(None))
+            .order_by(c.seq)
+            .limit(batch_size)
         )
+        seqs = sa.bindparam("seqs", type_=postgresql.ARRAY(sa.Integer))
         self._pg_mark = (
-            f"UPDATE {table} SET published_at = $1, attempts = attempts + 1"
-            " WHERE seq = ANY($2::integer[])"
+            self.outbox.update()
+            .where(c.seq == sa.any_(seqs))
+            .values(published_at=sa.bindparam("at", type_=UTCDateTime), attempts=c.attempts + 1)
         )
+        """The marks on PostgreSQL: the keys as one array, one statement whatever their number."""
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows: publish now rather than at next poll."""
@@ -172,8 +179,9 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows, in order; return how many were published.
 
-        Rows are marked sent once per batch: a crash before that republishes them, and
-        JetStream drops the repeats by ``Nats-Msg-Id``. On PostgreSQL, replicas of a service
+        Rows are marked sent as JetStream acks them, and the marks committed once per batch:
+        a crash before that republishes them, and JetStream drops the repeats by
+        ``Nats-Msg-Id``. On PostgreSQL, replicas of a service
         take turns: a transaction-scoped advisory lock lets one relay publish at a time, so
         two replicas neither publish the same rows nor interleave their order. The batch is
         read and marked in that lock's transaction, on one connection: five round trips to
@@ -194,7 +202,8 @@ class OutboxRelay:
                 locked = await driver.fetchval(_PG_LOCK, f"qcdc-outbox-relay:{self._database}")
                 if not locked:
                     return 0  # another replica is relaying; this one polls again later
-                rows = [_Row(*r) for r in await driver.fetch(self._pg_unpublished, self.batch_size)]
+                sql, values = self._on_asyncpg(self._unpublished_query, {})
+                rows = [_Row(*r) for r in await driver.fetch(sql, *values)]
                 return await self._publish_batch(driver, rows)
             finally:
                 # Committed even when a publish failed: the rows JetStream stored before it
@@ -303,25 +312,21 @@ class OutboxRelay:
         return True
 
     async def _unpublished(self, conn: AsyncConnection) -> list[Any]:
-        query = (
-            sa.select(
-                self.outbox.c.seq,
-                self.outbox.c.event_id,
-                self.outbox.c.subject,
-                self.outbox.c.headers,
-                self.outbox.c.body,
-            )
-            .where(self.outbox.c.published_at.is_(None))
-            .order_by(self.outbox.c.seq)
-            .limit(self.batch_size)
-        )
-        return list((await conn.execute(query)).all())
+        return list((await conn.execute(self._unpublished_query)).all())
+
+    def _on_asyncpg(self, statement: sa.Executable, parameters: dict[str, Any]) -> Any:
+        """The SQL and positional parameters SQLAlchemy would send to asyncpg."""
+        prepared = prepare(self.engine.dialect, statement, parameters)
+        assert prepared is not None  # no IN (list) in the relay's statements
+        sql, values, _ = prepared
+        return sql, values
 
     async def _mark_published(self, conn: Any, seqs: list[int]) -> None:
         """In the asyncpg connection ``conn``'s transaction (on PostgreSQL it commits with
         the lock's release), or in a transaction of its own."""
         if conn is not None:
-            await conn.execute(self._pg_mark, self.clock.now(), seqs)
+            sql, values = self._on_asyncpg(self._pg_mark, {"seqs": seqs, "at": self.clock.now()})
+            await conn.execute(sql, *values)
             return
         statement = (
             self.outbox.update()

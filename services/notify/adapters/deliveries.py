@@ -76,7 +76,7 @@ class DeliveryRepository:
             return 0
         rows = [_delivery_row(m, unit_code, now) for m in messages]
         statement = _insert_missing(self.session.get_bind().dialect.name)
-        return await execute_one(self.session, statement, rows[0] if len(rows) == 1 else rows)
+        return await execute_one(self.session, statement, rows)
 
     async def get(self, key: str) -> Delivery | None:
         row = (
@@ -94,10 +94,11 @@ class DeliveryRepository:
         for them all."""
         if not sent:
             return
-        rows = [
-            {"sent_key": key, "sent_attempts": attempts, "sent_at": at} for key, attempts in sent
-        ]
-        await execute_one(self.session, MARK_SENT, rows[0] if len(rows) == 1 else rows)
+        await execute_one(
+            self.session,
+            MARK_SENT,
+            [{"sent_key": key, "sent_attempts": attempts, "sent_at": at} for key, attempts in sent],
+        )
 
     async def claim_many(
         self, keys: Sequence[str], now: datetime, *, lease: datetime, webhook_lease: datetime
