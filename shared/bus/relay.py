@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 import structlog
@@ -64,38 +64,92 @@ async def _end(transaction: Any, conn: AsyncConnection) -> None:
 
 
 MARK_CHUNK = 128
-"""Rows acked before the relay marks them while the rest of the batch is in flight."""
+"""PostgreSQL: rows acked before the relay marks them while the rest are still in flight."""
+CHUNKS_PER_BATCH = 8
+"""Reads of ``batch_size`` rows one batch may chain: each next read is made while the acks
+of the rows before it are still coming in, so the window of acks never empties between them
+and only the batch's first row is published alone (PostgreSQL: all in one transaction)."""
+
+
+class _Source(Protocol):
+    """Where a batch reads its rows and marks them published."""
+
+    mark_every: int
+    """Rows acked before they are marked while the batch goes on."""
+
+    async def read(self, after: int | None) -> list[Any]:
+        """Up to ``batch_size`` unpublished rows in order, after the row ``after``."""
+
+    async def mark(self, seqs: list[int]) -> None: ...
+
+
+class _OnPostgres:
+    """The batch's reads and marks on its own asyncpg connection, in the transaction that
+    holds the relay's lock: all of it commits, with the lock's release, at the batch's end."""
+
+    mark_every = MARK_CHUNK
+
+    def __init__(self, relay: OutboxRelay, driver: Any) -> None:
+        self.relay = relay
+        self.driver = driver
+
+    async def read(self, after: int | None) -> list[Any]:
+        statement, parameters = self.relay._unpublished_statement(after)
+        sql, values = self.relay._on_asyncpg(statement, parameters)
+        return [_Row(*r) for r in await self.driver.fetch(sql, *values)]
+
+    async def mark(self, seqs: list[int]) -> None:
+        await self.relay._mark_published(self.driver, seqs)
+
+
+class _OnSqlite:
+    """SQLite: the process's one connection is never held while waiting on NATS; each read
+    and each mark is a short transaction of its own (a mark is a commit, synced to disk)."""
+
+    def __init__(self, relay: OutboxRelay) -> None:
+        self.relay = relay
+        self.mark_every = relay.batch_size
+
+    async def read(self, after: int | None) -> list[Any]:
+        statement, parameters = self.relay._unpublished_statement(after)
+        async with self.relay.engine.connect() as conn:
+            return list((await conn.execute(statement, parameters)).all())
+
+    async def mark(self, seqs: list[int]) -> None:
+        await self.relay._mark_published(None, seqs)
 
 
 class _Marking:
     """Marks the rows JetStream has stored while the batch's later rows are still in flight
     (PostgreSQL: each UPDATE's round trip overlaps the publishing, where marking a batch at
-    its end cost a tenth of the relay's time; 2026-11-29). In the batch's transaction: all
-    of it commits, with the lock's release, at the batch's end. SQLite (no connection
-    held across the publishing): the batch is marked at its end, as before."""
+    its end cost a tenth of the relay's time; 2026-11-29). One statement at a time: the
+    source's connection serves one."""
 
-    def __init__(self, relay: OutboxRelay, conn: Any) -> None:
-        self.relay = relay
-        self.conn = conn
+    def __init__(self, source: _Source) -> None:
+        self.source = source
         self.marked = 0
         self.task: asyncio.Task[None] | None = None
 
     def advance(self, published: list[int]) -> None:
-        if self.conn is None or len(published) - self.marked < MARK_CHUNK:
+        if len(published) - self.marked < self.source.mark_every:
             return
         if self.task is not None:
             if not self.task.done():
-                return  # one statement at a time on the connection
+                return
             self.task.result()  # a failed mark fails the batch
         seqs = published[self.marked :]
         self.marked = len(published)
-        self.task = asyncio.create_task(self.relay._mark_published(self.conn, seqs))
+        self.task = asyncio.create_task(self.source.mark(seqs))
 
-    async def finish(self, published: list[int]) -> None:
+    async def idle(self) -> None:
+        """Once the mark in progress, if any, is done (the connection is free)."""
         if self.task is not None:
             await self.task
+
+    async def finish(self, published: list[int]) -> None:
+        await self.idle()
         if len(published) > self.marked:
-            await self.relay._mark_published(self.conn, published[self.marked :])
+            await self.source.mark(published[self.marked :])
             self.marked = len(published)
 
 
@@ -135,6 +189,10 @@ class OutboxRelay:
             .order_by(c.seq)
             .limit(batch_size)
         )
+        self._unpublished_after = self._unpublished_query.where(c.seq > sa.bindparam("after"))
+        """The next rows of a batch: those in flight are not marked yet, so not ``published_at
+        IS NULL`` alone. (A row committed meanwhile with a lower ``seq`` waits for the next
+        batch, as it would have without the chaining.)"""
         seqs = sa.bindparam("seqs", type_=postgresql.ARRAY(sa.Integer))
         self._pg_mark = (
             self.outbox.update()
@@ -179,18 +237,15 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows, in order; return how many were published.
 
-        Rows are marked sent as JetStream acks them, and the marks committed once per batch:
-        a crash before that republishes them, and JetStream drops the repeats by
-        ``Nats-Msg-Id``. On PostgreSQL, replicas of a service
+        A batch reads ``batch_size`` rows at a time, up to ``CHUNKS_PER_BATCH`` times while
+        each read is full. Rows are marked sent as JetStream acks them (on PostgreSQL the
+        marks commit once, at the batch's end): a crash before that republishes them, and
+        JetStream drops the repeats by ``Nats-Msg-Id``. On PostgreSQL, replicas of a service
         take turns: a transaction-scoped advisory lock lets one relay publish at a time, so
         two replicas neither publish the same rows nor interleave their order. The batch is
-        read and marked in that lock's transaction, on one connection: five round trips to
-        the database per batch, whatever its size."""
+        read and marked in that lock's transaction, on one connection."""
         if self.engine.dialect.name != "postgresql":
-            # SQLite: the process's one connection is not held while waiting on NATS.
-            async with self.engine.connect() as conn:
-                rows = await self._unpublished(conn)
-            return await self._publish_batch(None, rows)
+            return await self._publish_batch(_OnSqlite(self))
         async with self.engine.connect() as conn:
             # On asyncpg itself: through SQLAlchemy each of the batch's statements cost
             # ~170 µs of CPU and its transaction ~270 µs more, against ~40 and ~70 µs here
@@ -202,9 +257,7 @@ class OutboxRelay:
                 locked = await driver.fetchval(_PG_LOCK, f"qcdc-outbox-relay:{self._database}")
                 if not locked:
                     return 0  # another replica is relaying; this one polls again later
-                sql, values = self._on_asyncpg(self._unpublished_query, {})
-                rows = [_Row(*r) for r in await driver.fetch(sql, *values)]
-                return await self._publish_batch(driver, rows)
+                return await self._publish_batch(_OnPostgres(self, driver))
             finally:
                 # Committed even when a publish failed: the rows JetStream stored before it
                 # are marked, the rest wait for the next batch.
@@ -217,26 +270,42 @@ class OutboxRelay:
             self._publisher = PipelinedPublisher(connection)
         return self._publisher
 
-    async def _publish_batch(self, conn: Any, rows: list[Any]) -> int:
+    async def _publish_batch(self, source: _Source) -> int:
+        rows = await source.read(None)
         if not rows:
             return 0
         published: list[int] = []
-        marking = _Marking(self, conn)
+        marking = _Marking(source)
         try:
-            await self._publish_in_order(rows, published, marking)
+            async with contextlib.aclosing(self._chained(source, marking, rows)) as chained:
+                complete = await self._publish_in_order(chained, published, marking)
         finally:
             await marking.finish(published)
             if published and self.metrics is not None:
                 self.metrics.outbox_published.inc(len(published))
-        if len(published) < len(rows):
-            self._wake.set()  # the rest of the batch waits for the next one, not the poll
+        if not complete:
+            self._wake.set()  # the rest waits for the next batch, not the poll
         return len(published)
 
+    async def _chained(
+        self, source: _Source, marking: _Marking, rows: list[Any]
+    ) -> AsyncGenerator[Any]:
+        """The batch's rows: the first read's, then, while each read is full, the next
+        read's (made when the rows before it have been published and their acks are
+        coming in)."""
+        for reads in range(1, CHUNKS_PER_BATCH + 1):
+            for row in rows:
+                yield row
+            if len(rows) < self.batch_size or reads == CHUNKS_PER_BATCH:
+                return
+            await marking.idle()  # one statement at a time on the connection
+            rows = await source.read(rows[-1].seq)
+
     async def _publish_in_order(
-        self, rows: list[Any], published: list[int], marking: _Marking
-    ) -> None:
+        self, rows: AsyncIterator[Any], published: list[int], marking: _Marking
+    ) -> bool:
         """Publish ``rows`` with up to ``window`` acks in flight, appending to ``published``
-        the rows JetStream stored, in order; stop at the first that it did not.
+        the rows JetStream stored, in order; stop at the first that it did not (False).
 
         The first row anchors the batch (published alone); each next one carries
         ``Nats-Expected-Last-Msg-Id`` = the previous row's id, so JetStream stores a row only
@@ -246,7 +315,7 @@ class OutboxRelay:
         batch: what the stream holds is always a prefix of the batch, in order. Repeats of
         rows already stored are dropped by ``Nats-Msg-Id`` before that check."""
         publisher = self.publisher()
-        first, rest = rows[0], rows[1:]
+        first = await anext(rows)
         await self._settle(
             first,
             await publisher.publish(first.subject, first.body, self._traced(first.headers, first)),
@@ -255,17 +324,18 @@ class OutboxRelay:
         in_flight: deque[tuple[Any, asyncio.Future[PubAck]]] = deque()
         previous = first.event_id
         try:
-            for row in rest:
+            async for row in rows:
                 headers = self._traced({**row.headers, EXPECTED_LAST_MSG_ID: previous}, row)
                 in_flight.append((row, await publisher.publish(row.subject, row.body, headers)))
                 previous = row.event_id
                 while in_flight and (len(in_flight) >= self.window or in_flight[0][1].done()):
                     if not await self._settle(*in_flight.popleft(), published):
-                        return
+                        return False
                 marking.advance(published)
             while in_flight:
                 if not await self._settle(*in_flight.popleft(), published):
-                    return
+                    return False
+            return True
         finally:
             for _, future in in_flight:
                 future.cancel()
@@ -311,8 +381,10 @@ class OutboxRelay:
         published.append(row.seq)
         return True
 
-    async def _unpublished(self, conn: AsyncConnection) -> list[Any]:
-        return list((await conn.execute(self._unpublished_query)).all())
+    def _unpublished_statement(self, after: int | None) -> tuple[sa.Select[Any], dict[str, Any]]:
+        if after is None:
+            return self._unpublished_query, {}
+        return self._unpublished_after, {"after": after}
 
     def _on_asyncpg(self, statement: sa.Executable, parameters: dict[str, Any]) -> Any:
         """The SQL and positional parameters SQLAlchemy would send to asyncpg."""

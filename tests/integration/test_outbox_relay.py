@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from services.natsd import NatsServer
 from shared.bus.envelope import encode
 from shared.bus.publisher import PipelinedPublisher
-from shared.bus.relay import OutboxRelay
+from shared.bus.relay import CHUNKS_PER_BATCH, EXPECTED_LAST_MSG_ID, OutboxRelay
 from shared.bus.streams import PLANS, provision
 from shared.clock import SystemClock
 from shared.db import MessagingTables, create_engine, messaging_tables
@@ -61,13 +61,15 @@ async def connection(nats_server: NatsServer) -> AsyncIterator[Client]:
     await nc.close()
 
 
-def _relay(engine: AsyncEngine, messaging: MessagingTables, nc: Client) -> OutboxRelay:
+def _relay(
+    engine: AsyncEngine, messaging: MessagingTables, nc: Client, batch_size: int = 500
+) -> OutboxRelay:
     return OutboxRelay(
         engine,
         messaging,
         lambda: nc,
         SystemClock(),
-        batch_size=500,
+        batch_size=batch_size,
         window=64,
         publish_timeout=patience(2),
     )
@@ -179,5 +181,37 @@ async def test_a_lost_publish_is_not_overtaken_by_the_rows_behind_it(
     assert _codes(await _stream(js)) == EXPECTED[:700]
     assert await _unpublished(engine, messaging) == ROWS - 700
     await _drain(relay)
+    assert _codes(await _stream(js)) == EXPECTED
+    assert await _unpublished(engine, messaging) == 0
+
+
+class CountsAnchors(PipelinedPublisher):
+    """Counts the publishes that carry no ``Nats-Expected-Last-Msg-Id``: each batch's first."""
+
+    anchors = 0
+
+    async def publish(
+        self, subject: str, payload: bytes, headers: dict[str, str]
+    ) -> asyncio.Future[PubAck]:
+        self.anchors += EXPECTED_LAST_MSG_ID not in headers
+        return await super().publish(subject, payload, headers)
+
+
+async def test_a_batch_chains_its_reads_into_one_stream_of_publishes(
+    outbox: tuple[AsyncEngine, MessagingTables], connection: Client
+) -> None:
+    """Reads of 100 rows: one batch takes CHUNKS_PER_BATCH of them, publishing them as one
+    chain (its first row alone, the window kept full across the reads), and marks them all;
+    the next batch takes the rest."""
+    engine, messaging = outbox
+    js = connection.jetstream()
+    counting = CountsAnchors(connection)
+    relay = _relay(engine, messaging, connection, batch_size=100)
+    relay.publisher = lambda: counting  # type: ignore[method-assign]
+    assert await relay.publish_pending() == 100 * CHUNKS_PER_BATCH
+    assert counting.anchors == 1
+    assert await _unpublished(engine, messaging) == ROWS - 100 * CHUNKS_PER_BATCH
+    await _drain(relay)
+    assert counting.anchors == 2
     assert _codes(await _stream(js)) == EXPECTED
     assert await _unpublished(engine, messaging) == 0
