@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -126,6 +128,23 @@ def unavailable(retry_after: int) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": str(retry_after)},
     )
+
+
+YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000
+"""The collector's first threshold, once started (Python's default: 700): a submission
+leaves thousands of short-lived objects, nearly all freed by their references going."""
+
+
+def _freeze_start_up_objects() -> None:
+    """Keep what start-up made (modules, the app, tables, models: hundreds of thousands of
+    objects that live as long as the process) out of every later collection, which walked
+    them all again, and collect the young generation less often. During bench.pipeline's
+    burst the collector took 0.27 s of reports' 4.2 s of CPU and 0.13 s of notify's 7.0 s;
+    after this 0.008 and 0.014 s (gc.callbacks, 2026-11-29)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_OBJECTS_BEFORE_COLLECTION, middle, old)
 
 
 def create_app(
@@ -365,6 +384,10 @@ class DrainingServer(uvicorn_server.Server):
     def __init__(self, config: uvicorn_config.Config, runtime: Runtime | None) -> None:
         super().__init__(config)
         self.runtime = runtime
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        _freeze_start_up_objects()  # the process's own objects: not in an app of a test
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit and sig == signal.SIGINT:
