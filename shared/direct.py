@@ -1,4 +1,4 @@
-"""Hot writes handed to the database driver directly, in the session's transaction.
+"""Hot statements handed to the database driver directly, in the session's transaction.
 
 SQLAlchemy's execution path (session, connection, execution context, result, the adapter's
 cursor) costs ~170 µs of CPU per statement on this machine, against ~40 µs for the same
@@ -13,15 +13,15 @@ built once is compiled once per dialect and parameter names, and what SQLAlchemy
 
 A failure is raised as SQLAlchemy raises it (an ``IntegrityError`` for a taken key; a lost
 connection invalidated, with ``connection_invalidated`` set), so callers such as
-:func:`shared.uow.twice` see no difference. Only for writes whose rows are not wanted
-back: reads keep SQLAlchemy's result processing.
+:func:`shared.uow.twice` see no difference. Writes return their row counts; the few hot
+reads (:func:`fetch`) get their rows through the result processing SQLAlchemy would apply.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
@@ -113,11 +113,71 @@ async def execute_one(session: AsyncSession, statement: sa.Executable, values: A
     return (await execute_together(session, [(statement, values)]))[0]
 
 
+async def fetch(
+    session: AsyncSession, statement: sa.Executable, values: Mapping[str, Any]
+) -> list[Any]:
+    """The rows of a hot read, in the session's transaction, each by position and by name
+    as SQLAlchemy's rows are, its values through the same result processing (a
+    ``TypeDecorator``'s included). On PostgreSQL from asyncpg directly; elsewhere, or for a
+    statement with ``IN (a list)``, through SQLAlchemy."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).dbapi_connection
+    if isinstance(raw, AsyncAdapt_asyncpg_connection):
+        prepared = prepare(connection.dialect, statement, values)
+        if prepared is not None:
+            shape = _shape(connection.dialect, statement, tuple(values))
+            (records,) = await _on_asyncpg(connection, raw, [prepared], fetch=True)
+            return [shape(record) for record in records]
+    return list((await session.execute(statement, values)).all())
+
+
+class _DirectRow(tuple):  # type: ignore[type-arg]
+    """A row by position and, as SQLAlchemy's, by column name or label."""
+
+    _index: ClassVar[dict[str, int]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._index[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_SHAPES: dict[tuple[sa.Executable, tuple[str, ...], str], Callable[[Sequence[Any]], Any]] = {}
+
+
+def _shape(
+    dialect: Dialect, statement: sa.Executable, keys: tuple[str, ...]
+) -> Callable[[Sequence[Any]], Any]:
+    """Makes a driver's row into a row as SQLAlchemy would give it: the result processor of
+    each column's type (None for most on asyncpg, which decodes them itself)."""
+    key = (statement, keys, dialect.name)
+    if key not in _SHAPES:
+        columns = _COMPILED[key]._result_columns
+        names = {column.keyname: n for n, column in enumerate(columns)}
+        row_type = type("DirectRow", (_DirectRow,), {"_index": names, "__slots__": ()})
+        processors = [column.type._cached_result_processor(dialect, None) for column in columns]
+
+        def shaped(record: Sequence[Any]) -> Any:
+            return row_type(
+                value if process is None else process(value)
+                for process, value in zip(processors, record, strict=True)
+            )
+
+        _SHAPES[key] = shaped
+    return _SHAPES[key]
+
+
 async def _on_asyncpg(
-    connection: AsyncConnection, adapted: AsyncAdapt_asyncpg_connection, prepared: list[Prepared]
-) -> list[int]:
+    connection: AsyncConnection,
+    adapted: AsyncAdapt_asyncpg_connection,
+    prepared: list[Prepared],
+    *,
+    fetch: bool = False,
+) -> list[Any]:
+    """Each statement's row count, or (``fetch``) its rows."""
     driver = adapted.driver_connection
-    counts: list[int] = []
+    counts: list[Any] = []
     # As the adapter's cursor does it: one operation at a time on the connection, and the
     # transaction begun with its first statement (SQLAlchemy's BEGIN is deferred until then).
     async with adapted._execute_mutex:
@@ -126,7 +186,9 @@ async def _on_asyncpg(
             if adapted._transaction is None:
                 await adapted._start_transaction()  # type: ignore[no-untyped-call]
             for sql, values, many in prepared:
-                if many:
+                if fetch:
+                    counts.append(await driver.fetch(sql, *values))
+                elif many:
                     await driver.executemany(sql, values)
                     counts.append(-1)
                 else:

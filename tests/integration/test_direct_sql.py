@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, create_engine
-from shared.direct import execute_one, execute_together
+from shared.direct import execute_one, execute_together, fetch
 from tests.things import AT, metadata, things
 
 ADD = things.insert()
@@ -130,3 +130,29 @@ async def test_a_statement_with_an_in_list_is_left_to_sqlalchemy_and_still_runs(
         assert await execute_one(session, drop, {"names": ["a", "b"]}) == 2
         await session.commit()
     assert [name for name, _, _ in await _names(engine)] == ["c"]
+
+
+async def test_reads_give_the_rows_sqlalchemy_gives_in_the_sessions_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """By position and by name, JSON decoded and times as ``UTCDateTime`` reads them; the
+    session's own writes, not yet committed, are seen; no row: an empty list."""
+    sessions = async_sessionmaker(engine)
+    read = sa.select(
+        things.c.name, things.c.tags, things.c.at, sa.func.length(things.c.name).label("size")
+    ).where(things.c.name >= sa.bindparam("from_name"))
+    async with sessions() as session:
+        await execute_one(session, ADD, [_row("a"), _row("bb"), _row("ccc")])
+        fetched = await fetch(session, read, {"from_name": "bb"})
+        expected = (await session.execute(read, {"from_name": "bb"})).all()
+        assert sorted(tuple(row) for row in fetched) == sorted(tuple(row) for row in expected)
+        assert sorted((row.name, row.size, row.at) for row in fetched) == [
+            ("bb", 2, AT),
+            ("ccc", 3, AT),
+        ]
+        assert {row.name: row.tags for row in fetched}["ccc"] == {"k": ["ccc"]}
+        assert all(row.at.tzinfo is not None for row in fetched)
+        assert await fetch(session, read, {"from_name": "zzz"}) == []
+        with pytest.raises(AttributeError):
+            _ = fetched[0].nothing
+        await session.rollback()

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from services.notify.adapters.db import contacts, json_text_contains
 from services.notify.domain.model import Contact
+from shared.direct import fetch
 from shared.mapping import RowMapping
 from shared.uow import Repository
 
@@ -17,6 +19,11 @@ BY_CODES = sa.select(contacts).where(
     contacts.c.unit_code.in_(sa.bindparam("codes", expanding=True))
 )
 """Read for every event: built once, not per event (see ``deliveries.MARK_SENT``)."""
+BY_CODES_ARRAY = sa.select(contacts).where(
+    contacts.c.unit_code == sa.any_(sa.bindparam("codes", type_=postgresql.ARRAY(sa.String)))
+)
+"""PostgreSQL: the codes as one array, so the statement's SQL is fixed and goes to the
+driver directly (:func:`shared.direct.fetch`)."""
 
 
 class ContactRepository(Repository):
@@ -28,7 +35,10 @@ class ContactRepository(Repository):
         codes = sorted(set(unit_codes))
         if not codes:
             return {}
-        rows = await self.session.execute(BY_CODES, {"codes": codes})
+        on_postgres = self.session.get_bind().dialect.name == "postgresql"
+        rows = await fetch(
+            self.session, BY_CODES_ARRAY if on_postgres else BY_CODES, {"codes": codes}
+        )
         return {row.unit_code: CONTACTS.from_row(row) for row in rows}
 
     async def with_tag(self, tag: str) -> list[Contact]:

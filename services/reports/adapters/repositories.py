@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -31,7 +32,7 @@ from services.reports.domain.model import (
     Report,
 )
 from shared.db import copy_connection
-from shared.direct import Step, execute_one, execute_together
+from shared.direct import Step, execute_one, execute_together, fetch
 from shared.events import UnitRegistered
 from shared.mapping import RowMapping
 from shared.uow import seen, write_at_commit
@@ -79,6 +80,12 @@ _READ_FOR_SUBMISSION = {keyed: _read_for_submission(keyed) for keyed in (False, 
 SAVED_COLUMNS = ("status", "waived_reason", "due_at", "next_step_at", "plan_closed")
 """What changes over an obligation's life (:meth:`ObligationRepository.save`), and with a
 submission."""
+
+
+@functools.cache
+def _next_value(sequence: str) -> sa.Select[Any]:
+    """A sequence's next value: built once per sequence (a year's), so compiled once."""
+    return sa.select(sa.func.nextval(sequence))
 
 
 def _bound(table: sa.Table, prefix: str, columns: Collection[str]) -> dict[str, Any]:
@@ -160,9 +167,10 @@ class ObligationRepository:
         a submission needs to read."""
         query = _READ_FOR_SUBMISSION[idempotency_key is not None]
         params = {"obligation_id": obligation_id, "idempotency_key": idempotency_key}
-        row = (await self.session.execute(query, params)).first()
-        if row is None:
+        found = await fetch(self.session, query, params)
+        if not found:
             return None
+        row = found[0]
         return seen(self.session, _to_obligation(row)), int(row.last_version), row.keyed_report_id
 
     async def add_if_missing(self, obligation: Obligation, opened_at: datetime) -> bool:
@@ -536,8 +544,7 @@ class ReportRepository:
     async def _next_from_sequence(self, year: int) -> int:
         name = f"receipt_numbers_{year:04d}"
         await self._ensure_sequence(name, year)
-        number = await self.session.scalar(sa.select(sa.func.nextval(name)))
-        assert number is not None
+        ((number,),) = await fetch(self.session, _next_value(name), {})
         return int(number)
 
     async def _ensure_sequence(self, name: str, year: int) -> None:
