@@ -181,6 +181,8 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        self._read_all_it_could = False
+        """The last batch ended at its last read, a full one: there may be more rows."""
         self._database = engine.url.database
         c = self.outbox.c
         self._unpublished_query = (
@@ -216,7 +218,7 @@ class OutboxRelay:
             # it is visible to the read (wake() is called after the commit).
             self._wake.clear()
             try:
-                published = await self.publish_pending()
+                await self.publish_pending()
                 failures = 0
             except Exception as exc:  # NATS down, DB busy: wait and try again, never die
                 failures += 1
@@ -224,10 +226,11 @@ class OutboxRelay:
                 log.warning("outbox relay failed; will retry", error=repr(exc), delay=delay)
                 await asyncio.sleep(delay)
                 continue
-            # A full batch may have left rows behind; a partial one took every row committed
-            # before the read, so the relay reads again only when woken (or at the next
-            # poll, for rows another process wrote), not once more to find nothing.
-            if published < self.batch_size:
+            # A batch that stopped at its last read may have left rows behind; one whose
+            # last read was not full took every row committed before it, so the relay reads
+            # again only when woken (or at the next poll, for rows another process wrote),
+            # not once more to find nothing.
+            if not self._read_all_it_could:
                 await self._sleep_until_woken()
 
     async def _sleep_until_woken(self) -> None:
@@ -244,6 +247,7 @@ class OutboxRelay:
         take turns: a transaction-scoped advisory lock lets one relay publish at a time, so
         two replicas neither publish the same rows nor interleave their order. The batch is
         read and marked in that lock's transaction, on one connection."""
+        self._read_all_it_could = False
         if self.engine.dialect.name != "postgresql":
             return await self._publish_batch(_OnSqlite(self))
         async with self.engine.connect() as conn:
@@ -296,7 +300,10 @@ class OutboxRelay:
         for reads in range(1, CHUNKS_PER_BATCH + 1):
             for row in rows:
                 yield row
-            if len(rows) < self.batch_size or reads == CHUNKS_PER_BATCH:
+            if len(rows) < self.batch_size:
+                return
+            if reads == CHUNKS_PER_BATCH:
+                self._read_all_it_could = True
                 return
             await marking.idle()  # one statement at a time on the connection
             rows = await source.read(rows[-1].seq)
