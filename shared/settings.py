@@ -59,7 +59,13 @@ class ServiceSettings(BaseSettings):
     )
     consumer_max_deliver: int = Field(8, description="Attempts before a message is dead-lettered.")
     consumer_ack_wait_seconds: float = 30.0
-    consumer_batch_size: int = 20
+    consumer_batch_size: int = Field(
+        64,
+        ge=1,
+        description="Messages fetched per pull, handled together (one shared transaction "
+        "where they arrive at once). 64 rather than 20: a burst's receipts 170-198/s against "
+        "151-157/s, notify's CPU per event 3.0-3.4 ms against 3.8-4.0 (bench.pipeline).",
+    )
     outbox_retention_days: int = Field(400, description="Published outbox rows kept this long.")
     outbox_poll_seconds: float = 0.5
     stop_timeout_seconds: float = Field(
