@@ -66,7 +66,8 @@ def _poll(probe: Callable[[], T | None], timeout: float, what: str) -> T:
 
 
 class PortTaken(Exception):
-    """Another process bound one of the ports chosen between the choice and qcdc up's check."""
+    """Another process bound one of the ports chosen after the choice: before qcdc up's
+    check, or after it but before the part bound it."""
 
 
 @dataclass
@@ -89,6 +90,10 @@ class Up:
         def ready() -> bool | None:
             code = self.process.poll()
             if code == 2 and "is already in use" in self.output:
+                raise PortTaken(self.output)  # at qcdc up's check: it started nothing
+            if code == 1 and "address already in use" in self.output:
+                # After the check, before a part bound it (another test's process took
+                # it): qcdc up stopped every part; starting again is a restart.
                 raise PortTaken(self.output)
             assert code is None, f"qcdc up exited with {code}:\n{self.output}"
             return True if "Ctrl-C to stop." in self.output else None
@@ -137,7 +142,7 @@ def _started(data_dir: Path, log_name: str, *options: str, nats_nodes: int = 1) 
         try:
             up.wait_ready()
         except PortTaken:
-            continue  # it started nothing (exit 2)
+            continue
         except BaseException:
             if up.process.poll() is None:
                 up.interrupt()
