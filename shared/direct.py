@@ -177,7 +177,7 @@ async def _on_asyncpg(
 ) -> list[Any]:
     """Each statement's row count, or (``fetch``) its rows."""
     driver = adapted.driver_connection
-    counts: list[Any] = []
+    results: list[Any] = []
     # As the adapter's cursor does it: one operation at a time on the connection, and the
     # transaction begun with its first statement (SQLAlchemy's BEGIN is deferred until then).
     async with adapted._execute_mutex:
@@ -187,15 +187,15 @@ async def _on_asyncpg(
                 await adapted._start_transaction()  # type: ignore[no-untyped-call]
             for sql, values, many in prepared:
                 if fetch:
-                    counts.append(await driver.fetch(sql, *values))
+                    results.append(await driver.fetch(sql, *values))
                 elif many:
                     await driver.executemany(sql, values)
-                    counts.append(-1)
+                    results.append(-1)
                 else:
-                    counts.append(_row_count(await driver.execute(sql, *values)))
+                    results.append(_row_count(await driver.execute(sql, *values)))
         except Exception as error:
             await _raise_as_sqlalchemy(connection, adapted, sql, values, error)
-    return counts
+    return results
 
 
 def _row_count(status: str) -> int:
