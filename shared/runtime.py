@@ -140,6 +140,7 @@ class Runtime:
             lambda: self.broker.connection,
             self.now_clock,
             poll_seconds=self.settings.outbox_poll_seconds,
+            linger_seconds=self.settings.outbox_linger_seconds,
             metrics=self.metrics,
             tracing=self.tracing,
         )
@@ -153,6 +154,7 @@ class Runtime:
                 batch_size=self.settings.consumer_batch_size,
                 metrics=self.metrics,
                 tracing=self.tracing,
+                linger_seconds=self.settings.consumer_linger_seconds,
             )
             self.durables.extend(consumer.durables)
 

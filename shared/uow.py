@@ -467,9 +467,17 @@ class GroupCommit:
     """
 
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, lanes: int = 1, max_batch: int | None = None
+        self,
+        uow_factory: UnitOfWorkFactory,
+        lanes: int = 1,
+        max_batch: int | None = None,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.uow_factory = uow_factory
+        self.linger_seconds = linger_seconds
+        """A step that would start a transaction on an idle group waits this long for others
+        to join it. A consumer's next fetch waits for this one's messages to be handled, so
+        the messages that arrive meanwhile come together in it and share one transaction."""
         self.max_batch = max_batch
         """At most this many steps in one transaction (the oldest first): a step waits for
         a bounded transaction, not for everything queued before it."""
@@ -480,6 +488,9 @@ class GroupCommit:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         queued = _Queued(step, future, current_correlation_id(), trace_context.get_current())
         self._queue.append(queued)
+        if self.linger_seconds > 0 and len(self._queue) == 1 and not self._lanes.locked():
+            # Over early if a step that joins meanwhile takes this one along and commits.
+            await asyncio.wait((future,), timeout=self.linger_seconds)
         while not queued.taken:  # else a transaction took this step along
             async with self._lanes:
                 if queued.taken:

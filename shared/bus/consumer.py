@@ -88,6 +88,7 @@ class IdempotentConsumer:
         backoff: Callable[[int], float] = backoff_seconds,
         metrics: Metrics | None = None,
         tracing: Tracing = OFF,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.spec = spec
         self.metrics = metrics
@@ -98,7 +99,7 @@ class IdempotentConsumer:
         self.broker = broker
         self.max_deliver = max_deliver
         self.backoff = backoff
-        self._transactions = GroupCommit(uow_factory)
+        self._transactions = GroupCommit(uow_factory, linger_seconds=linger_seconds)
 
     async def handle(self, msg: NatsMessage) -> None:
         if not self.tracing.enabled:
@@ -261,10 +262,17 @@ def register_consumer(
     batch_size: int,
     metrics: Metrics | None = None,
     tracing: Tracing = OFF,
+    linger_seconds: float = 0.0,
 ) -> IdempotentConsumer:
     """Declare the durable pull consumer(s) on the broker, one per subject filter."""
     consumer = IdempotentConsumer(
-        spec, uow_factory, broker, max_deliver=max_deliver, metrics=metrics, tracing=tracing
+        spec,
+        uow_factory,
+        broker,
+        max_deliver=max_deliver,
+        metrics=metrics,
+        tracing=tracing,
+        linger_seconds=linger_seconds,
     )
     if metrics is not None:
         metrics.declare_consumer(spec.durable)

@@ -164,6 +164,7 @@ class OutboxRelay:
         batch_size: int = 1000,
         window: int = 256,
         poll_seconds: float = 0.5,
+        linger_seconds: float = 0.0,
         publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
         metrics: Metrics | None = None,
         tracing: Tracing = OFF,
@@ -179,6 +180,7 @@ class OutboxRelay:
         self.window = max(1, window)
         self.publish_timeout = publish_timeout
         self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._stopping = False
         self._read_all_it_could = False
@@ -230,12 +232,23 @@ class OutboxRelay:
             # last read was not full took every row committed before it, so the relay reads
             # again only when woken (or at the next poll, for rows another process wrote),
             # not once more to find nothing.
-            if not self._read_all_it_could:
-                await self._sleep_until_woken()
+            if not self._read_all_it_could and await self._sleep_until_woken():
+                await self._linger()
 
-    async def _sleep_until_woken(self) -> None:
-        with contextlib.suppress(TimeoutError):
+    async def _sleep_until_woken(self) -> bool:
+        """Until a commit wakes the relay (True) or the poll interval passes."""
+        try:
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _linger(self) -> None:
+        """Woken by a commit: let the next few commits join its batch. At a steady trickle
+        (a report every 10 ms) each row would otherwise cost a batch of its own: on
+        PostgreSQL five round trips to the database, and a publish that waits for its ack."""
+        if self.linger_seconds > 0 and not self._stopping:
+            await asyncio.sleep(self.linger_seconds)
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows, in order; return how many were published.

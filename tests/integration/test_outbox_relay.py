@@ -27,7 +27,7 @@ from shared.clock import SystemClock
 from shared.db import MessagingTables, create_engine, messaging_tables
 from shared.events import UnitRegistered
 from shared.uow import UnitOfWork
-from tests.support import patience
+from tests.support import eventually, patience
 
 ROWS = 1300  # more than one batch of 500, several windows of 64
 
@@ -215,3 +215,68 @@ async def test_a_batch_chains_its_reads_into_one_stream_of_publishes(
     assert counting.anchors == 2
     assert _codes(await _stream(js)) == EXPECTED
     assert await _unpublished(engine, messaging) == 0
+
+
+async def test_rows_committed_while_the_relay_lingers_go_out_in_its_batch(
+    database_urls: dict[str, str], connection: Client
+) -> None:
+    """Woken by a commit, the relay waits ``linger_seconds`` before it reads: the rows of the
+    commits that follow meanwhile go out in that batch (one chain, one anchor), not in a
+    batch each."""
+    metadata = sa.MetaData()
+    messaging = messaging_tables(metadata)
+    engine = create_engine(database_urls["plans"])
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    uow = UnitOfWork(async_sessionmaker(engine), messaging, source="/test", clock=SystemClock())
+    counting = CountsAnchors(connection)
+    relay = SleepsObserved(
+        engine,
+        messaging,
+        lambda: connection,
+        SystemClock(),
+        poll_seconds=3600,
+        linger_seconds=patience(2),
+        publish_timeout=patience(2),
+    )
+    relay.publisher = lambda: counting  # type: ignore[method-assign]
+    running = asyncio.create_task(relay.run())
+    try:
+        # Idle first: its start-up pass must not be what reads the first row.
+        await asyncio.wait_for(relay.asleep.wait(), patience(10))
+        for n in range(3):
+            async with uow:
+                uow.publish(_event(n))
+                await uow.commit()
+            relay.wake()
+            if n == 0:  # the next two commit while the relay lingers after the first
+                await asyncio.wait_for(relay.lingering.wait(), patience(10))
+        await eventually(lambda: _all_published(engine, messaging))
+        assert counting.anchors == 1
+        assert _codes(await _stream(connection.jetstream())) == [f"X{n:05d}" for n in range(3)]
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, patience(10))
+        await engine.dispose()
+
+
+async def _all_published(engine: AsyncEngine, messaging: MessagingTables) -> bool:
+    return await _unpublished(engine, messaging) == 0
+
+
+class SleepsObserved(OutboxRelay):
+    """Tells when it has found nothing to publish and waits to be woken, and when, woken,
+    it lingers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asleep = asyncio.Event()
+        self.lingering = asyncio.Event()
+
+    async def _sleep_until_woken(self) -> bool:
+        self.asleep.set()
+        return await super()._sleep_until_woken()
+
+    async def _linger(self) -> None:
+        self.lingering.set()
+        await super()._linger()

@@ -20,6 +20,7 @@ from shared.context import bind_correlation_id
 from shared.db import MessagingTables, UTCDateTime, create_engine, messaging_tables
 from shared.events import UnitRegistered
 from shared.uow import GroupCommit, UnitOfWork
+from tests.support import patience
 
 PG_URL = "postgresql+asyncpg://nobody@127.0.0.1:1/none"  # never connected to
 NOW = datetime(2023, 6, 9, 16, 59, 59, 999999, tzinfo=UTC)
@@ -292,3 +293,26 @@ async def test_group_commit_bounds_its_transactions_and_keeps_order(db: Db) -> N
     assert order == list(range(10))
     # The first alone, then the nine that queued behind it three at a time.
     assert len(db.commits) == 4
+
+
+async def test_group_commit_lingers_on_an_idle_group_for_the_steps_that_follow(db: Db) -> None:
+    """With a linger, a step that finds the group idle waits for others; one queued
+    meanwhile takes it along, and its caller is answered on that commit, not when the
+    linger (an hour here) runs out."""
+    group = GroupCommit(db.uow, lanes=1, linger_seconds=3600)
+
+    async def insert(n: int) -> int:
+        async def step(uow: UnitOfWork) -> int:
+            await uow.session.execute(db.things.insert().values(id=n, name=f"thing {n}"))
+            uow.publish(unit_event(f"X{n}"))
+            return n
+
+        return await group.run(step)
+
+    first = asyncio.create_task(insert(1))
+    await asyncio.sleep(0)  # one turn of the loop: the task runs up to its linger
+    assert not first.done()
+    assert await asyncio.wait_for(insert(2), patience(10)) == 2
+    assert await asyncio.wait_for(first, patience(10)) == 1
+    assert len(db.commits) == 1
+    assert sorted(row.id for row in await db.rows(db.things)) == [1, 2]
