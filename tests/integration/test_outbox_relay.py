@@ -39,18 +39,28 @@ def _event(n: int) -> UnitRegistered:
 
 
 @pytest.fixture
-async def outbox(database_urls: dict[str, str]) -> AsyncIterator[tuple[AsyncEngine, Any]]:
+async def empty_outbox(
+    database_urls: dict[str, str],
+) -> AsyncIterator[tuple[AsyncEngine, MessagingTables, UnitOfWork]]:
     metadata = sa.MetaData()
     messaging = messaging_tables(metadata)
     engine = create_engine(database_urls["plans"])
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     uow = UnitOfWork(async_sessionmaker(engine), messaging, source="/test", clock=SystemClock())
+    yield engine, messaging, uow
+    await engine.dispose()
+
+
+@pytest.fixture
+async def outbox(
+    empty_outbox: tuple[AsyncEngine, MessagingTables, UnitOfWork],
+) -> tuple[AsyncEngine, MessagingTables]:
+    engine, messaging, uow = empty_outbox
     async with uow:
         uow.publish(*(_event(n) for n in range(ROWS)))
         await uow.commit()
-    yield engine, messaging
-    await engine.dispose()
+    return engine, messaging
 
 
 @pytest.fixture
@@ -218,17 +228,12 @@ async def test_a_batch_chains_its_reads_into_one_stream_of_publishes(
 
 
 async def test_rows_committed_while_the_relay_lingers_go_out_in_its_batch(
-    database_urls: dict[str, str], connection: Client
+    empty_outbox: tuple[AsyncEngine, MessagingTables, UnitOfWork], connection: Client
 ) -> None:
     """Woken by a commit, the relay waits ``linger_seconds`` before it reads: the rows of the
     commits that follow meanwhile go out in that batch (one chain, one anchor), not in a
     batch each."""
-    metadata = sa.MetaData()
-    messaging = messaging_tables(metadata)
-    engine = create_engine(database_urls["plans"])
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    uow = UnitOfWork(async_sessionmaker(engine), messaging, source="/test", clock=SystemClock())
+    engine, messaging, uow = empty_outbox
     counting = CountsAnchors(connection)
     relay = SleepsObserved(
         engine,
@@ -257,7 +262,6 @@ async def test_rows_committed_while_the_relay_lingers_go_out_in_its_batch(
     finally:
         relay.stop()
         await asyncio.wait_for(running, patience(10))
-        await engine.dispose()
 
 
 async def _all_published(engine: AsyncEngine, messaging: MessagingTables) -> bool:
