@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import Message
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.notify.adapters import mail
 from services.notify.adapters.mail import MAIL_POLICY, Envelope, build_email, compose
 
 NOW = datetime(2026, 6, 9, 9, 30, 15, 123456, tzinfo=UTC)
@@ -71,6 +74,42 @@ def test_any_subject_and_body(subject: str, text: str, html: str) -> None:
         text=text,
         html=html,
     )
+
+
+def parts(data: bytes) -> list[bytes]:
+    """The text of each part, as a mail client decodes it."""
+    message = message_from_bytes(data)
+    assert message.get_boundary() == mail.BOUNDARY and not message.defects
+    decoded = []
+    for part in message.get_payload():
+        assert isinstance(part, Message) and not part.defects
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        decoded.append(payload)
+    return decoded
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.characters(exclude_categories=["Cs"]), max_size=400),
+    html=st.text(st.characters(exclude_categories=["Cs"]), max_size=200),
+)
+def test_no_body_can_end_its_part_early(text: str, html: str) -> None:
+    """The boundary is the same in every message: a body that holds it, as a line of its own
+    or anywhere, still comes back whole (quoted-printable never writes two ``=`` in a row)."""
+    fence = f"--{mail.BOUNDARY}"
+    for body in (text, f"{text}\n{fence}\n{html}", f"{fence}--\r\n{text}"):
+        envelope = compose(
+            key="k", mail_from="a@qcdc.local", to="b@demo.gov.vn", subject="S", text=body, html=html
+        )
+        text_part, html_part = parts(envelope.data)
+        assert text_part == lines(body) and html_part == lines(html)
+
+
+def lines(text: str) -> bytes:
+    """As set_content stores text, and a reader of the wire decodes it: its lines, each
+    ended by CRLF whatever ended it, and an empty text one empty line."""
+    return b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
 
 
 ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +84,14 @@ def build_email(
     return message
 
 
+BOUNDARY = f"{'=' * 15}qcdc-alternative=="
+"""The parts' boundary, the same in every message (the email package draws one at random and
+checks the parts for it). Both parts are quoted-printable, where ``=`` is always followed
+by two hex digits or a line break (RFC 2045, 6.7), so ``==`` never occurs in them and no
+part can collide with it; and a receiver that compiles a pattern per boundary (Python's
+parser, as in the mail sink: a tenth of its CPU per message) compiles this one once."""
+
+
 def compose(
     *,
     key: str,
@@ -101,7 +107,7 @@ def compose(
     directly: the email package's header objects cost a few milliseconds per message, the
     sender's largest cost. The addresses' headers, the same for message after message, are
     folded once; ``boundary`` and ``now`` are for tests that compare the two."""
-    boundary = boundary or f"{'=' * 15}{random.randrange(sys.maxsize):019d}=="
+    boundary = boundary or BOUNDARY
     from_line, senders = _address_header("From", mail_from)
     to_line, recipients = _address_header("To", to)
     stamp = format_datetime((now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0))
