@@ -135,7 +135,7 @@ YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000
 leaves thousands of short-lived objects, nearly all freed by their references going."""
 
 
-def _freeze_start_up_objects() -> None:
+def freeze_start_up_objects() -> None:
     """Keep what start-up made (modules, the app, tables, models: hundreds of thousands of
     objects that live as long as the process) out of every later collection, which walked
     them all again, and collect the young generation less often. During bench.pipeline's
@@ -387,7 +387,7 @@ class DrainingServer(uvicorn_server.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        _freeze_start_up_objects()  # the process's own objects: not in an app of a test
+        freeze_start_up_objects()  # the process's own objects: not in an app of a test
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit and sig == signal.SIGINT:
