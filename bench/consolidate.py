@@ -23,7 +23,10 @@ stays out of the collections, as it does in the service that answers the request
 
 Each (size, format) runs in its own process, so ``peak_rss_mib`` is that process's
 ``ru_maxrss`` (``getrusage(RUSAGE_SELF)`` at its end: the interpreter, the imports, the
-rows, the consolidation and the document).
+rows, the consolidation and the document). At 1,000 and 2,000 units, whose ratio is the
+growth factor, each runs in ``--processes`` processes (3) and the figures are those of the
+process with the median time: one process's median moved by up to a sixth from one process
+to the next.
 
 Baseline, measured in the same process: a floor for what the same output costs on this
 machine: reading the same rows with raw SQL (no row conversion) plus, for JSON,
@@ -483,6 +486,27 @@ def _worker(url: str, output: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+GROWTH_SIZES = (1000, 2000)
+"""The sizes the growth factor compares, each measured in ``--processes`` processes."""
+
+
+def _median_process(url: str, output: str, args: argparse.Namespace, count: int) -> dict[str, Any]:
+    """The figures of the process with the median time, of ``args.processes`` for the
+    growth's sizes. Their runs take 0.1-0.5 s, and a process's own luck (its hash seed, its
+    memory layout, what the machine did meanwhile) moved a median of one process's runs by
+    up to a sixth between processes: on one process per size, the growth from 1,000 to
+    2,000 units read from 1.7 to 2.5 for the same code."""
+    processes = args.processes if count in GROWTH_SIZES else 1
+    results = [_worker(url, output, args) for _ in range(processes)]
+    timed = [r for r in results if r.get("seconds") is not None]
+    if len(timed) < len(results):
+        return next(r for r in results if r.get("seconds") is None)
+    chosen = sorted(timed, key=lambda r: r["seconds"])[len(timed) // 2]
+    if processes > 1:
+        chosen["processes_s"] = [r["seconds"] for r in timed]
+    return chosen
+
+
 def _growth(sizes: dict[str, Any], formats: list[str], figure: str) -> dict[str, float | None]:
     small, large = sizes.get("1000"), sizes.get("2000")
     growth: dict[str, float | None] = {}
@@ -518,7 +542,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
                 entry: dict[str, Any] = await _prepare(count, args.levels, url)
                 for output in formats:
                     log(f"  {count} units: {output} ...")
-                    entry[output] = _worker(url, output, args)
+                    entry[output] = _median_process(url, output, args, count)
                     log(f"  {count} units: {output}: {entry[output].get('seconds')} s")
                 sizes[str(count)] = entry
     growth = _growth(sizes, formats, "seconds")
@@ -528,7 +552,10 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         "db": args.db,
         "levels": args.levels,
         "repeat": args.repeat,
-        "statistic": "median of repeat runs; peak_rss_mib is ru_maxrss of the format's process",
+        "processes": args.processes,
+        "statistic": "median of repeat runs in one process; at 1,000 and 2,000 units, the "
+        "process with the median of those (processes_s); peak_rss_mib is ru_maxrss of the "
+        "format's process",
         "baseline": "raw SQL read of the same rows + json.dumps / write-only openpyxl with the "
         "same cells / zip of the same DOCX parts",
         "sizes": sizes,
@@ -543,6 +570,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,2000,10000", help="units per consolidation")
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median)")
+    parser.add_argument(
+        "--processes", type=int, default=3, help="processes per figure at 1,000 and 2,000 units"
+    )
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--levels", type=int, choices=(2, 3), default=3)
     parser.add_argument("--timeout", type=float, default=600, help="seconds per size and format")
