@@ -522,7 +522,7 @@ def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _growth(sizes: dict[str, Any], formats: list[str], figure: str) -> dict[str, float | None]:
-    small, large = sizes.get("1000"), sizes.get("2000")
+    small, large = (sizes.get(str(count)) for count in GROWTH_SIZES)
     growth: dict[str, float | None] = {}
     for output in formats:
         before = small[output].get(figure) if small else None
