@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -182,7 +183,7 @@ class Observer:
     receipt_at: dict[str, float] = field(default_factory=dict)
     """event id of a ReportSubmitted → when its receipt's NotificationDelivered arrived."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    others: dict[str, int] = field(default_factory=dict)
+    others: Counter[str] = field(default_factory=Counter)
     """Notifications delivered meanwhile for events other than submissions, by event type:
     work that competed with the receipts (none, when the setup has settled)."""
 
@@ -199,7 +200,7 @@ class Observer:
         now = time.perf_counter()
         body = json.loads(msg.data)
         if body["event_type"] != SUBMITTED:
-            self.others[body["event_type"]] = self.others.get(body["event_type"], 0) + 1
+            self.others[body["event_type"]] += 1
         elif body["recipient"] != HOME_AFFAIRS_EMAIL:  # the receiving unit's notice is not one
             self.receipt_at.setdefault(body["event_id"], now)
             self.changed.set()
@@ -416,8 +417,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             stop_profilers(profilers)
             cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
             result = figures(submitted, observer.receipts())
-            result["other_notifications_delivered"] = sum(observer.others.values())
-            result["other_notifications_by_event_type"] = observer.others
+            result["other_notifications_delivered"] = observer.others.total()
+            result["other_notifications_by_event_type"] = dict(observer.others)
             if args.timeline:
                 write_timeline(args.timeline, submitted, observer)
             result["cpu_ms_per_submission"] = {
